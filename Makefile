@@ -1,0 +1,43 @@
+# LienThong: the entry points. `make run` and `make test` work on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-12)
+
+.PHONY: run up test lint bench demo migrate services clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+run: $(STAMP) ## the whole system in one process (embedded mode) on http://127.0.0.1:8000
+	$(BIN)/lienthong dev
+
+up: $(STAMP) services ## every service its own process, on PostgreSQL and RabbitMQ
+	$(BIN)/lienthong up
+
+demo: $(STAMP) ## the demo exchange against a running instance
+	$(BIN)/lienthong demo
+
+migrate: $(STAMP)
+	$(BIN)/lienthong migrate
+
+services: ## make sure PostgreSQL and RabbitMQ answer (starts them if installed and stopped)
+	@bash .ci/services.sh
+
+test: $(STAMP) services ## the whole suite, against the real PostgreSQL and RabbitMQ
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy shared services gateway
+
+bench: $(STAMP) services
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache

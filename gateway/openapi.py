@@ -1,0 +1,64 @@
+"""One OpenAPI document for the whole API: the gateway's own routes merged with each service's."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from gateway.routes import service_for
+
+router = APIRouter(include_in_schema=False)
+
+
+async def _service_schema(client: httpx.AsyncClient) -> dict[str, Any] | None:
+    try:
+        response = await client.get("/openapi.json")
+    except httpx.HTTPError:
+        return None
+    return response.json() if response.status_code == 200 else None
+
+
+async def merged_schema(app: FastAPI) -> dict[str, Any]:
+    """Merge the public paths and schemas of every service into the gateway's document."""
+    schema: dict[str, Any] = dict(app.openapi())
+    schema["paths"] = dict(schema.get("paths", {}))
+    components = schema.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    clients: dict[str, httpx.AsyncClient] = app.state.clients
+    names = list(clients)
+    results = await asyncio.gather(*(_service_schema(clients[name]) for name in names))
+    missing = []
+    for name, service_schema in zip(names, results, strict=True):
+        if service_schema is None:
+            missing.append(name)
+            continue
+        for path, item in service_schema.get("paths", {}).items():
+            if service_for(path) == name:
+                schema["paths"][path] = item
+        for key, value in service_schema.get("components", {}).get("schemas", {}).items():
+            schemas.setdefault(key, value)
+        for key, value in service_schema.get("components", {}).get("securitySchemes", {}).items():
+            components.setdefault("securitySchemes", {}).setdefault(key, value)
+    if missing:
+        schema.setdefault("info", {})["x-services-unavailable"] = missing
+    return schema
+
+
+@router.get("/openapi.json")
+async def openapi_json(request: Request) -> JSONResponse:
+    cached: dict[str, Any] | None = getattr(request.app.state, "merged_openapi", None)
+    if cached is None:
+        cached = await merged_schema(request.app)
+        if "x-services-unavailable" not in cached.get("info", {}):
+            request.app.state.merged_openapi = cached
+    return JSONResponse(cached)
+
+
+@router.get("/docs")
+async def docs() -> HTMLResponse:
+    return get_swagger_ui_html(openapi_url="/openapi.json", title="LienThong API")

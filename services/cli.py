@@ -1,0 +1,210 @@
+"""The `lienthong` command: run the system (embedded or as separate processes), migrate, demo."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
+
+import httpx
+import typer
+import uvicorn
+from rich.console import Console
+
+from shared.config import DEFAULT_PORTS, SERVICE_NAMES, Settings
+from shared.observability import configure_logging
+
+app = typer.Typer(help="LienThong: inter-agency electronic document exchange.", no_args_is_help=True)
+keys_app = typer.Typer(help="JWT signing keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+console = Console()
+
+TOPOLOGY_DATABASE = "postgresql+asyncpg://postgres@127.0.0.1:5432/lienthong"
+TOPOLOGY_BROKER = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+def _serve(asgi_app: object, host: str, port: int) -> None:
+    config = uvicorn.Config(asgi_app, host=host, port=port, log_config=None, access_log=False,  # type: ignore[arg-type]
+                            timeout_graceful_shutdown=10)
+    uvicorn.Server(config).run()
+
+
+def _seed_when_up(base_url: str, settings: Settings, mode: str) -> None:
+    """Wait for the gateway, seed the demo province, print how to get a token."""
+    from services.demo import Credentials, DemoError, seed_demo_province
+    from services.runtime import admin_credentials
+
+    with httpx.Client(base_url=base_url, timeout=30) as http:
+        for _ in range(600):
+            try:
+                if http.get("/ready").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        client_id, secret = admin_credentials(settings)
+        credentials_file = settings.var_dir / "demo-credentials.json"
+        try:
+            creds = seed_demo_province(
+                http, Credentials(client_id, secret), credentials_file, say=lambda m: console.print(f"  [dim]{m}[/]")
+            )
+        except (DemoError, httpx.HTTPError) as exc:
+            console.print(f"[red]Seeding the demo province failed:[/] {exc}")
+            return
+    sender = creds["000.00.01.H41"]
+    console.print(
+        f"\n[bold green]LienThong is running[/] on {base_url} ({mode}).\n"
+        f"  API docs:           {base_url}/docs\n"
+        f"  demo credentials:   {credentials_file} (admin: {settings.var_dir / 'admin-credentials.json'})\n"
+        f"  get a token (Sở Nội vụ, 000.00.01.H41):\n"
+        f"    curl -s -X POST {base_url}/v1/auth/token -d grant_type=client_credentials \\\n"
+        f"      -d client_id={sender.client_id} -d client_secret={sender.client_secret}\n"
+        f"  try the whole exchange:  make demo\n"
+    )
+
+
+@app.command()
+def dev(
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORTS["gateway"],
+    seed: Annotated[bool, typer.Option(help="create the demo province and its API clients")] = True,
+) -> None:
+    """Run the whole system in one process (embedded mode: SQLite and blobs under var/)."""
+    from services.runtime import build_embedded_app, ensure_local_secrets
+
+    settings = ensure_local_secrets(Settings())
+    configure_logging(settings.log_level, settings.log_json)
+    if settings.uses_rabbitmq:
+        console.print("[yellow]note:[/] embedded mode uses the in-process bus; LIENTHONG_BROKER_URL is ignored")
+    settings = settings.model_copy(update={"broker_url": "memory://"})
+    console.print(f"Starting LienThong (embedded) on http://{host}:{port}, data in {settings.var_dir.resolve()}")
+    embedded = build_embedded_app(settings)
+    if seed:
+        threading.Thread(
+            target=_seed_when_up, args=(f"http://{host}:{port}", settings, "embedded mode"), daemon=True
+        ).start()
+    _serve(embedded, host, port)
+
+
+@app.command()
+def serve(
+    service: Annotated[str, typer.Argument(help="gateway, registry, exchange, signature or archive")],
+    host: str = "127.0.0.1",
+    port: Annotated[int | None, typer.Option(help="default: the port of the service's URL setting")] = None,
+) -> None:
+    """Run one service as its own process (production topology)."""
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_json)
+    if service == "gateway":
+        from gateway.app import create_app as create_gateway
+
+        asgi_app = create_gateway(settings)
+        url = settings.gateway.url
+    elif service in SERVICE_NAMES:
+        from services.runtime import service_factories
+
+        asgi_app = service_factories()[service](settings)
+        url = settings.section(service).url
+    else:
+        raise typer.BadParameter(f"unknown service {service!r}; choose gateway, {', '.join(SERVICE_NAMES)}")
+    _serve(asgi_app, host, port or urlsplit(url).port or DEFAULT_PORTS[service])
+
+
+@app.command()
+def up(
+    seed: Annotated[bool, typer.Option(help="create the demo province and its API clients")] = True,
+) -> None:
+    """Run every service as its own process on PostgreSQL and RabbitMQ; Ctrl-C stops them all."""
+    from services.runtime import Topology, ensure_local_secrets, ensure_postgres_database, topology_env
+
+    base = Settings()
+    settings = ensure_local_secrets(
+        base.model_copy(
+            update={
+                "database_url": base.database_url or TOPOLOGY_DATABASE,
+                "broker_url": base.broker_url if base.uses_rabbitmq else TOPOLOGY_BROKER,
+            }
+        )
+    )
+    assert settings.database_url is not None
+    asyncio.run(ensure_postgres_database(settings.database_url))
+    topology = Topology(topology_env(settings), settings.var_dir / "logs")
+    console.print(f"Starting the production topology: {settings.database_url.split('@')[-1]}, "
+                  f"broker {settings.broker_url.split('@')[-1]}; logs in {topology.log_dir}")
+    topology.start(say=lambda m: console.print(f"  {m}"))
+    try:
+        if seed:
+            _seed_when_up(topology.url("gateway"), settings, "production topology")
+        console.print("Press Ctrl-C to stop every service.")
+        while all(p.poll() is None for p in topology.processes.values()):
+            time.sleep(0.5)
+        dead = [n for n, p in topology.processes.items() if p.poll() is not None]
+        console.print(f"[red]{', '.join(dead)} stopped unexpectedly[/]; see {topology.log_dir}")
+        raise typer.Exit(1)
+    except KeyboardInterrupt:
+        console.print("Stopping…")
+    finally:
+        topology.stop()
+        console.print("All services stopped.")
+
+
+@app.command()
+def migrate(
+    service: Annotated[list[str] | None, typer.Option(help="only these services (repeatable)")] = None,
+) -> None:
+    """Apply every service's database migrations (PostgreSQL: one schema per service)."""
+    from shared.migrations import current_revision, upgrade
+
+    settings = Settings()
+    names = service or list(SERVICE_NAMES)
+    unknown = set(names) - set(SERVICE_NAMES)
+    if unknown:
+        raise typer.BadParameter(f"unknown services {sorted(unknown)}")
+
+    async def run() -> None:
+        for index, name in enumerate(names, start=1):
+            url = settings.database_url_for(name)
+            console.print(f"[{index}/{len(names)}] {name}: migrating {url.split('@')[-1]} …")
+            await upgrade(name, url)
+            console.print(f"[{index}/{len(names)}] {name}: at revision {await current_revision(name, url)}")
+
+    asyncio.run(run())
+
+
+@app.command()
+def demo(
+    url: str = f"http://127.0.0.1:{DEFAULT_PORTS['gateway']}",
+    credentials: Annotated[Path | None, typer.Option(help="default: <var>/demo-credentials.json")] = None,
+) -> None:
+    """Run the demo exchange against a running instance and print each step."""
+    from services.demo import DemoError, load_credentials, run_demo
+
+    path = credentials or Settings().var_dir / "demo-credentials.json"
+    try:
+        with httpx.Client(base_url=url, timeout=60) as http:
+            http.get("/health").raise_for_status()
+            seen = run_demo(http, load_credentials(path), say=lambda m: console.print(m))
+    except httpx.HTTPError as exc:
+        console.print(f"[red]Cannot reach LienThong at {url}:[/] {exc}. Start it with `make run`.")
+        raise typer.Exit(1) from exc
+    except DemoError as exc:
+        console.print(f"[red]Demo failed:[/] {exc}")
+        raise typer.Exit(1) from exc
+    console.print(f"[bold green]Demo complete[/]: document {seen['id']} delivered and acknowledged.")
+
+
+@keys_app.command("generate")
+def keys_generate(directory: Annotated[Path, typer.Option("--dir")] = Path("var/keys")) -> None:
+    """Create the Ed25519 key pair the gateway signs tokens with (kept if it exists)."""
+    from shared.auth import generate_keypair
+
+    private, public = generate_keypair(directory)
+    console.print(json.dumps({"private_key_file": str(private), "public_key_file": str(public)}))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,183 @@
+"""The demo province (seeded by `lienthong dev` and `lienthong up`) and the end-to-end demo exchange.
+
+Both talk to a running instance through the public API only, so they work the same in both modes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from shared.pdf import make_pdf
+
+# Sample codes in the QCVN 102 form for a demo province (H41): not an official list.
+DEMO_PROVINCE: tuple[dict[str, Any], ...] = (
+    {"code": "000.00.00.H41", "name": "Ủy ban nhân dân tỉnh Nghệ An (mẫu)", "short_name": "UBND tỉnh",
+     "level": "province"},
+    {"code": "000.00.01.H41", "name": "Sở Nội vụ (mẫu)", "short_name": "SNV", "level": "department",
+     "parent_code": "000.00.00.H41"},
+    {"code": "000.00.02.H41", "name": "Sở Tài chính (mẫu)", "short_name": "STC", "level": "department",
+     "parent_code": "000.00.00.H41"},
+    {"code": "000.00.21.H41", "name": "Ủy ban nhân dân thành phố Vinh (mẫu)", "short_name": "UBND TP Vinh",
+     "level": "district", "parent_code": "000.00.00.H41"},
+    {"code": "000.00.22.H41", "name": "Ủy ban nhân dân huyện Nghi Lộc (mẫu)", "short_name": "UBND Nghi Lộc",
+     "level": "district", "parent_code": "000.00.00.H41"},
+    {"code": "000.01.21.H41", "name": "Ủy ban nhân dân phường Hưng Bình (mẫu)", "short_name": "UBND P. Hưng Bình",
+     "level": "commune", "parent_code": "000.00.21.H41"},
+    {"code": "000.01.22.H41", "name": "Ủy ban nhân dân xã Nghi Phong (mẫu)", "short_name": "UBND X. Nghi Phong",
+     "level": "commune", "parent_code": "000.00.22.H41"},
+)
+DEMO_SENDER = "000.00.01.H41"
+DEMO_RECIPIENT = "000.00.02.H41"
+
+Say = Callable[[str], None]
+
+
+class DemoError(RuntimeError):
+    """The demo could not go on; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    client_id: str
+    client_secret: str
+
+
+def get_token(http: httpx.Client, creds: Credentials) -> str | None:
+    response = http.post(
+        "/v1/auth/token",
+        data={"grant_type": "client_credentials", "client_id": creds.client_id, "client_secret": creds.client_secret},
+    )
+    if response.status_code != 200:
+        return None
+    token: str = response.json()["access_token"]
+    return token
+
+
+def _check(response: httpx.Response, what: str) -> dict[str, Any]:
+    if response.status_code >= 400:
+        raise DemoError(f"{what} failed: HTTP {response.status_code} {response.text[:500]}")
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def seed_demo_province(
+    http: httpx.Client, admin: Credentials, credentials_file: Path, say: Say = lambda _m: None
+) -> dict[str, Credentials]:
+    """Create the demo agencies and one API client each, unless they exist and their stored
+    credentials still work; write the credentials to ``credentials_file`` (mode 0600)."""
+    token = get_token(http, admin)
+    if token is None:
+        raise DemoError("the bootstrap admin credential was refused; check LIENTHONG_REGISTRY__ADMIN_CLIENT_SECRET")
+    auth = {"Authorization": f"Bearer {token}"}
+    stored: dict[str, dict[str, str]] = {}
+    if credentials_file.exists():
+        stored = json.loads(credentials_file.read_text()).get("agencies", {})
+    result: dict[str, Credentials] = {}
+    for agency in DEMO_PROVINCE:
+        code = agency["code"]
+        if http.get(f"/v1/agencies/{code}", headers=auth).status_code == 404:
+            _check(http.post("/v1/agencies", json=agency, headers=auth), f"creating agency {code}")
+            say(f"created agency {code} {agency['name']}")
+        known = stored.get(code)
+        if known:
+            creds = Credentials(known["client_id"], known["client_secret"])
+            if get_token(http, creds) is not None:
+                result[code] = creds
+                continue
+        body = _check(
+            http.post(f"/v1/agencies/{code}/clients", json={"name": f"Demo client {code}"}, headers=auth),
+            f"creating a client for {code}",
+        )
+        result[code] = Credentials(body["client_id"], body["client_secret"])
+        say(f"issued API client {body['client_id']} for {code}")
+    credentials_file.parent.mkdir(parents=True, exist_ok=True)
+    credentials_file.write_text(
+        json.dumps(
+            {"agencies": {code: {"client_id": c.client_id, "client_secret": c.client_secret} for code, c in result.items()}},
+            indent=2,
+        )
+    )
+    credentials_file.chmod(0o600)
+    return result
+
+
+def load_credentials(credentials_file: Path) -> dict[str, Credentials]:
+    if not credentials_file.exists():
+        raise DemoError(f"{credentials_file} not found: start the system with `make run` (it seeds the demo province)")
+    agencies = json.loads(credentials_file.read_text())["agencies"]
+    return {code: Credentials(v["client_id"], v["client_secret"]) for code, v in agencies.items()}
+
+
+def run_demo(http: httpx.Client, creds: dict[str, Credentials], say: Say) -> dict[str, Any]:
+    """Agency A sends a PDF to agency B; B finds it, downloads it, reports 01; A sees 01."""
+    sender, recipient = DEMO_SENDER, DEMO_RECIPIENT
+    if sender not in creds or recipient not in creds:
+        raise DemoError(f"credentials for {sender} and {recipient} are missing; restart `make run` to seed them")
+    token_a = get_token(http, creds[sender])
+    token_b = get_token(http, creds[recipient])
+    if not token_a or not token_b:
+        raise DemoError("the demo credentials were refused; restart `make run` to issue fresh ones")
+    a = {"Authorization": f"Bearer {token_a}"}
+    b = {"Authorization": f"Bearer {token_b}"}
+    say(f"1. {sender} (Sở Nội vụ) and {recipient} (Sở Tài chính) each got an access token")
+
+    number = str(uuid.uuid4().int % 900 + 100)
+    pdf = make_pdf([f"So: {number}/KH-SNV", "KE HOACH chuyen doi so nam 2027", "Demo LienThong"])
+    metadata = {
+        "code_number": number,
+        "code_notation": "KH-SNV",
+        "type_name": "Kế hoạch",
+        "subject": "Kế hoạch chuyển đổi số năm 2027",
+        "promulgation_place": "Nghệ An",
+        "promulgation_date": "2026-11-26",
+        "signer": {"competence": "KT. Giám đốc", "position": "Phó Giám đốc", "full_name": "Nguyễn Văn A"},
+        "urgency": 1,
+        "recipients": [recipient],
+    }
+    sent = _check(
+        http.post(
+            "/v1/documents",
+            data={"metadata": json.dumps(metadata, ensure_ascii=False)},
+            files={"files": ("ke-hoach.pdf", pdf, "application/pdf")},
+            headers={**a, "Idempotency-Key": f"demo-{uuid.uuid4()}"},
+        ),
+        "sending the document",
+    )
+    document_id = sent["id"]
+    say(f"2. {sender} sent {number}/KH-SNV with a {len(pdf)}-byte PDF: document {document_id}, "
+        f"delivery to {sent['deliveries'][0]['recipient_code']} is {sent['deliveries'][0]['status']}")
+
+    inbox = _check(http.get("/v1/inbox", headers=b), "reading the inbox")
+    item = next((i for i in inbox["items"] if i["document_id"] == document_id), None)
+    if item is None:
+        raise DemoError(f"document {document_id} is not in {recipient}'s inbox")
+    say(f"3. {recipient} found it in its inbox: «{item['subject']}», delivery {item['delivery_id']}")
+
+    document = _check(http.get(f"/v1/documents/{document_id}", headers=b), "reading the document")
+    attachment = document["attachments"][0]
+    download = http.get(f"/v1/documents/{document_id}/attachments/{attachment['id']}", headers=b)
+    if download.status_code != 200 or hashlib.sha256(download.content).hexdigest() != attachment["sha256"]:
+        raise DemoError(f"the attachment download failed or its hash differs (HTTP {download.status_code})")
+    say(f"4. {recipient} downloaded {attachment['file_name']} ({attachment['size']} bytes, sha256 verified)")
+
+    _check(
+        http.post(f"/v1/deliveries/{item['delivery_id']}/status", json={"status": "01"}, headers=b),
+        "reporting status 01",
+    )
+    say(f"5. {recipient} reported status 01 (arrived)")
+
+    seen = _check(http.get(f"/v1/documents/{document_id}", headers=a), "reading the sent document")
+    status = seen["deliveries"][0]["status"]
+    if status != "01":
+        raise DemoError(f"{sender} sees status {status}, expected 01")
+    say(f"6. {sender} sees {recipient}'s status: {status} (history: "
+        f"{' → '.join(e['status'] for e in seen['deliveries'][0]['history'])})")
+    return seen

@@ -1,0 +1,84 @@
+"""Content-addressed blob store on disk: a file lives at ``<root>/ab/cd/<sha256>``, stored once.
+
+Uploads are hashed while they stream to a temporary file, fsynced, then renamed into place, so
+memory stays flat whatever the file size and a crash never leaves a partial blob under its hash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from shared.errors import PayloadTooLargeError
+
+CHUNK = 1024 * 1024
+HEAD = 8192
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    sha256: str
+    size: int
+    head: bytes  # the first bytes, for content sniffing
+
+
+class BlobStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        (root / "tmp").mkdir(parents=True, exist_ok=True)
+
+    def path(self, sha256: str) -> Path:
+        return self.root / sha256[:2] / sha256[2:4] / sha256
+
+    def exists(self, sha256: str) -> bool:
+        return self.path(sha256).exists()
+
+    async def put(self, chunks: AsyncIterator[bytes], *, max_bytes: int) -> StoredBlob:
+        """Store a stream; raise PayloadTooLargeError (and keep nothing) past ``max_bytes``."""
+        digest = hashlib.sha256()
+        size = 0
+        head = b""
+        fd, tmp_name = tempfile.mkstemp(dir=self.root / "tmp", prefix="upload-")
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                async for chunk in chunks:
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise PayloadTooLargeError(
+                            f"A file exceeds the limit of {max_bytes} bytes; split it or ask for a higher limit",
+                            max_bytes=max_bytes,
+                        )
+                    if len(head) < HEAD:
+                        head += chunk[: HEAD - len(head)]
+                    digest.update(chunk)
+                    await asyncio.to_thread(out.write, chunk)
+                await asyncio.to_thread(_flush_and_sync, out)
+            sha256 = digest.hexdigest()
+            final = self.path(sha256)
+            if final.exists():
+                tmp.unlink()
+            else:
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp, final)
+            return StoredBlob(sha256=sha256, size=size, head=head)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    async def read(self, sha256: str) -> AsyncIterator[bytes]:
+        """Stream a blob's bytes."""
+        path = self.path(sha256)
+        with path.open("rb") as handle:
+            while chunk := await asyncio.to_thread(handle.read, CHUNK):
+                yield chunk
+
+
+def _flush_and_sync(handle: object) -> None:
+    handle.flush()  # type: ignore[attr-defined]
+    os.fsync(handle.fileno())  # type: ignore[attr-defined]

@@ -1,0 +1,29 @@
+"""The national status codes of a delivery and the order they may follow each other."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class StatusCode(StrEnum):
+    PENDING = "pending"  # sent, not yet reported arrived by the recipient's system
+    ARRIVED = "01"
+    REJECTED = "02"
+    ACCEPTED = "03"
+    ASSIGNED = "04"
+    PROCESSING = "05"
+    COMPLETED = "06"
+
+
+# Who moves a delivery forward is its recipient; these are the steps it may take.
+TRANSITIONS: dict[StatusCode, tuple[StatusCode, ...]] = {
+    StatusCode.PENDING: (StatusCode.ARRIVED,),
+    StatusCode.ARRIVED: (StatusCode.REJECTED, StatusCode.ACCEPTED),
+    StatusCode.ACCEPTED: (StatusCode.ASSIGNED,),
+    StatusCode.ASSIGNED: (StatusCode.PROCESSING,),
+    StatusCode.PROCESSING: (StatusCode.COMPLETED,),
+    StatusCode.REJECTED: (),
+    StatusCode.COMPLETED: (),
+}
+
+REPORTABLE = tuple(code for code in StatusCode if code is not StatusCode.PENDING)

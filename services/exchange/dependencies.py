@@ -1,0 +1,25 @@
+"""FastAPI dependencies of the exchange."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from services.exchange.blobstore import BlobStore
+from services.exchange.registry_client import RegistryClient
+from shared.service import ServiceRuntime
+
+
+def _blobs(request: Request) -> BlobStore:
+    blobs: BlobStore = request.app.state.blobs
+    return blobs
+
+
+def _registry(request: Request) -> RegistryClient:
+    runtime: ServiceRuntime = request.app.state.runtime
+    return RegistryClient(runtime.client("registry"))
+
+
+BlobsDep = Annotated[BlobStore, Depends(_blobs)]
+RegistryDep = Annotated[RegistryClient, Depends(_registry)]

@@ -1,0 +1,149 @@
+"""Document request and response bodies: the Decree 30/2020 metadata with its maximum lengths."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import unicodedata
+import uuid
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+CODE_PATTERN = re.compile(r"^\d{3}\.\d{2}\.\d{2}\.[A-Z]\d{2}$")
+
+
+def _nfc(value: str) -> str:
+    value = unicodedata.normalize("NFC", value).strip()
+    if not value:
+        raise ValueError("must not be blank")
+    return value
+
+
+def _agency_code(value: str) -> str:
+    value = value.strip().upper()
+    if not CODE_PATTERN.fullmatch(value):
+        raise ValueError("must be a national agency code NNN.NN.NN.Lnn, e.g. 000.00.00.H41")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_nfc)]
+AgencyCode = Annotated[str, AfterValidator(_agency_code)]
+
+
+class Signer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    competence: Text | None = Field(default=None, max_length=100, examples=["TM. Ủy ban nhân dân"])
+    position: Text | None = Field(default=None, max_length=100, examples=["Chủ tịch"])
+    full_name: Text | None = Field(default=None, max_length=50, examples=["Nguyễn Văn A"])
+
+
+class ResponseFor(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    document_id: uuid.UUID | None = None
+    organ_id: AgencyCode | None = None
+    code: Text | None = Field(default=None, max_length=42)
+    promulgation_date: dt.date | None = None
+
+
+class DocumentSubmit(BaseModel):
+    """What a sender declares; the sending agency is the authenticated one, never a field."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code_number: Text = Field(max_length=11, examples=["24"])
+    code_notation: Text = Field(max_length=30, examples=["KH-UBND"])
+    type_name: Text = Field(max_length=100, examples=["Kế hoạch"])
+    subject: Text = Field(max_length=500, examples=["Kế hoạch chuyển đổi số năm 2027"])
+    promulgation_place: Text | None = Field(default=None, max_length=100, examples=["Nghệ An"])
+    promulgation_date: dt.date
+    signer: Signer = Signer()
+    urgency: int = Field(default=0, ge=0, le=4, description="0 normal, 1 khẩn, 2 thượng khẩn, 3 hỏa tốc, 4 hẹn giờ")
+    due_date: dt.date | None = None
+    steering_type: int = Field(default=0, ge=0, le=2)
+    page_count: int | None = Field(default=None, ge=1, le=100000)
+    description: Text | None = Field(default=None, max_length=500)
+    response_for: ResponseFor | None = None
+    recipients: list[AgencyCode] = Field(min_length=1, max_length=10000)
+
+    @field_validator("recipients")
+    @classmethod
+    def _unique(cls, recipients: list[str]) -> list[str]:
+        return list(dict.fromkeys(recipients))
+
+
+class AttachmentRead(BaseModel):
+    id: uuid.UUID
+    file_name: str
+    content_type: str
+    size: int
+    sha256: str
+
+
+class DeliveryEventRead(BaseModel):
+    status: str
+    actor_code: str
+    note: str | None
+    created_at: dt.datetime
+
+
+class DeliveryRead(BaseModel):
+    id: uuid.UUID
+    recipient_code: str
+    status: str
+    updated_at: dt.datetime
+    history: list[DeliveryEventRead] = []
+
+
+class DocumentRead(BaseModel):
+    id: uuid.UUID
+    sender_code: str
+    code_number: str
+    code_notation: str
+    type_name: str
+    subject: str
+    promulgation_place: str | None
+    promulgation_date: dt.date
+    signer: Signer
+    urgency: int
+    due_date: dt.date | None
+    steering_type: int
+    page_count: int | None
+    description: str | None
+    response_for: ResponseFor | None
+    created_at: dt.datetime
+    attachments: list[AttachmentRead]
+    deliveries: list[DeliveryRead]
+
+
+class DeliverySummary(BaseModel):
+    id: uuid.UUID
+    recipient_code: str
+    status: str
+
+
+class DocumentAccepted(BaseModel):
+    id: uuid.UUID
+    deliveries: list[DeliverySummary]
+    attachments: list[AttachmentRead]
+
+
+class InboxItem(BaseModel):
+    delivery_id: uuid.UUID
+    status: str
+    document_id: uuid.UUID
+    sender_code: str
+    code_number: str
+    code_notation: str
+    type_name: str
+    subject: str
+    urgency: int
+    promulgation_date: dt.date
+    received_at: dt.datetime
+
+
+class InboxPage(BaseModel):
+    items: list[InboxItem]
+    next_cursor: str | None

@@ -1,0 +1,31 @@
+"""Exchange errors, each with a stable problem code."""
+
+from shared.errors import BadRequestError, ConflictError, NotFoundError, UnprocessableError
+
+
+class DocumentNotFoundError(NotFoundError):
+    code, title = "document_not_found", "Document not found"
+
+
+class DeliveryNotFoundError(NotFoundError):
+    code, title = "delivery_not_found", "Delivery not found"
+
+
+class AttachmentNotFoundError(NotFoundError):
+    code, title = "attachment_not_found", "Attachment not found"
+
+
+class RecipientInvalidError(UnprocessableError):
+    code, title = "recipient_invalid", "A recipient cannot receive documents"
+
+
+class MetadataInvalidError(UnprocessableError):
+    code, title = "metadata_invalid", "The document metadata is not valid"
+
+
+class AttachmentMissingError(BadRequestError):
+    code, title = "attachment_missing", "A document needs at least one attachment"
+
+
+class DeliveryTransitionError(ConflictError):
+    code, title = "delivery_transition_invalid", "This status cannot follow the delivery's current status"

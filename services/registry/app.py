@@ -1,0 +1,46 @@
+"""The registry service: the directory of agencies and the credentials that act for them."""
+
+from __future__ import annotations
+
+import httpx
+from fastapi import FastAPI
+
+from services.registry.agency.router import router as agency_router
+from services.registry.client.router import router as client_router
+from services.registry.client.service import ClientService
+from services.registry.models import messaging
+from shared.config import Settings
+from shared.messaging import Broker
+from shared.service import ServiceRuntime, create_service_app
+
+
+async def _on_start(runtime: ServiceRuntime) -> None:
+    admin = runtime.settings.registry
+    if admin.admin_client_secret is not None:
+        async with runtime.db.session() as session:
+            await ClientService(session).ensure_bootstrap_admin(
+                admin.admin_client_id, admin.admin_client_secret.get_secret_value()
+            )
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    broker: Broker | None = None,
+    transports: dict[str, httpx.AsyncBaseTransport] | None = None,
+) -> FastAPI:
+    """Build the registry app (its database, broker and clients start in the lifespan)."""
+    runtime = ServiceRuntime(
+        name="registry",
+        settings=settings or Settings(),
+        tables=messaging,
+        broker=broker,
+        transports=transports if transports is not None else {},
+    )
+    return create_service_app(
+        runtime,
+        title="LienThong registry",
+        description="The province's directory of agencies and their API clients.",
+        routers=[agency_router, client_router],
+        on_start=_on_start,
+    )

@@ -1,0 +1,50 @@
+"""API client request and response bodies."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from shared.auth import Scope
+
+
+class ClientCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200, examples=["Hệ thống quản lý văn bản Sở Nội vụ"])
+    scopes: list[str] = Field(default_factory=lambda: list(Scope.AGENCY_DEFAULT))
+
+    @field_validator("scopes")
+    @classmethod
+    def _known_scopes(cls, scopes: list[str]) -> list[str]:
+        unknown = sorted(set(scopes) - set(Scope.ALL))
+        if unknown:
+            raise ValueError(f"unknown scopes {unknown}; allowed: {list(Scope.ALL)}")
+        return sorted(set(scopes))
+
+
+class ClientRead(BaseModel):
+    client_id: str
+    name: str
+    agency_code: str | None
+    scopes: list[str]
+    created_at: dt.datetime
+    revoked_at: dt.datetime | None
+
+
+class ClientCreated(ClientRead):
+    client_secret: str = Field(description="Shown once; only its argon2 hash is stored")
+
+
+class CredentialsCheck(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    client_id: str = Field(min_length=1, max_length=64)
+    client_secret: str = Field(min_length=1, max_length=200)
+
+
+class CredentialsValid(BaseModel):
+    client_id: str
+    agency_code: str | None
+    scopes: list[str]

@@ -1,0 +1,193 @@
+"""How the services are put together: the embedded single process, and the production topology."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+from fastapi import FastAPI
+from pydantic import SecretStr
+
+from gateway.app import create_app as create_gateway
+from shared.auth import generate_keypair
+from shared.config import DEFAULT_PORTS, SERVICE_NAMES, Settings
+from shared.messaging import Broker, InProcessBroker
+
+AppFactory = Callable[..., FastAPI]
+
+
+def service_factories() -> dict[str, AppFactory]:
+    """Return each service's ``create_app``, imported on demand."""
+    from services.archive.app import create_app as archive
+    from services.exchange.app import create_app as exchange
+    from services.registry.app import create_app as registry
+    from services.signature.app import create_app as signature
+
+    return {"registry": registry, "exchange": exchange, "signature": signature, "archive": archive}
+
+
+def ensure_local_secrets(settings: Settings) -> Settings:
+    """Create the JWT key pair and the bootstrap admin secret under var/ when none is configured."""
+    if settings.auth.private_key_file is None or settings.auth.public_key_file is None:
+        generate_keypair(settings.var_dir / "keys")
+    if settings.registry.admin_client_secret is None:
+        path = settings.var_dir / "admin-credentials.json"
+        if path.exists():
+            secret = json.loads(path.read_text())["client_secret"]
+        else:
+            secret = secrets.token_urlsafe(32)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"client_id": settings.registry.admin_client_id, "client_secret": secret}))
+            path.chmod(0o600)
+        settings = settings.model_copy(
+            update={"registry": settings.registry.model_copy(update={"admin_client_secret": SecretStr(secret)})}
+        )
+    return settings
+
+
+def admin_credentials(settings: Settings) -> tuple[str, str]:
+    """Return the bootstrap admin's client id and secret."""
+    secret = settings.registry.admin_client_secret
+    if secret is None:
+        raise RuntimeError("no admin secret: set LIENTHONG_REGISTRY__ADMIN_CLIENT_SECRET")
+    return settings.registry.admin_client_id, secret.get_secret_value()
+
+
+def build_embedded_app(settings: Settings, *, broker: Broker | None = None) -> FastAPI:
+    """One ASGI app: the gateway in front, every service mounted in-process behind ASGITransport.
+
+    The services share one in-process bus fed by their outboxes; each keeps its own SQLite file.
+    """
+    broker = broker or InProcessBroker()
+    transports: dict[str, httpx.AsyncBaseTransport] = {}
+    apps = {name: factory(settings, broker=broker, transports=transports) for name, factory in service_factories().items()}
+    transports.update({name: httpx.ASGITransport(app=app) for name, app in apps.items()})
+    gateway = create_gateway(settings, transports=transports)
+    gateway_lifespan = gateway.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            await broker.start()
+            stack.push_async_callback(broker.close)
+            for name in SERVICE_NAMES:  # registry first: the others ask it
+                await stack.enter_async_context(apps[name].router.lifespan_context(apps[name]))
+            await stack.enter_async_context(gateway_lifespan(app))
+            yield
+
+    gateway.router.lifespan_context = lifespan
+    gateway.state.services = apps
+    return gateway
+
+
+def topology_env(settings: Settings, base_env: dict[str, str] | None = None) -> dict[str, str]:
+    """Return the environment every process of the production topology shares."""
+    env = dict(base_env if base_env is not None else os.environ)
+    var = settings.var_dir.resolve()
+    env.setdefault("LIENTHONG_VAR_DIR", str(var))
+    env["LIENTHONG_AUTH__PRIVATE_KEY_FILE"] = str(settings.private_key_file.resolve())
+    env["LIENTHONG_AUTH__PUBLIC_KEY_FILE"] = str(settings.public_key_file.resolve())
+    if settings.database_url:
+        env["LIENTHONG_DATABASE_URL"] = settings.database_url
+    env["LIENTHONG_BROKER_URL"] = settings.broker_url
+    env["LIENTHONG_BROKER_PREFIX"] = settings.broker_prefix
+    _, secret = admin_credentials(settings)
+    env["LIENTHONG_REGISTRY__ADMIN_CLIENT_SECRET"] = secret
+    env["LIENTHONG_EXCHANGE__BLOB_DIR"] = str(Path(settings.blob_dir).resolve())
+    for name in ("gateway", *SERVICE_NAMES):
+        env.setdefault(f"LIENTHONG_{name.upper()}__URL", f"http://127.0.0.1:{DEFAULT_PORTS[name]}")
+    return env
+
+
+class Topology:
+    """The production topology on one machine: each service its own process, the gateway in front."""
+
+    ORDER = ("registry", "exchange", "signature", "archive", "gateway")
+
+    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+        self.env = env
+        self.log_dir = log_dir
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    def url(self, name: str) -> str:
+        return self.env[f"LIENTHONG_{name.upper()}__URL"]
+
+    def start(self, timeout: float = 60.0, say: Callable[[str], None] = lambda _m: None) -> None:
+        """Start every process and wait until each answers /health; stop them all on failure."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            for name in self.ORDER:
+                port = urlsplit(self.url(name)).port
+                log = (self.log_dir / f"{name}.log").open("ab")
+                self.processes[name] = subprocess.Popen(
+                    [sys.executable, "-m", "services.cli", "serve", name, "--port", str(port)],
+                    env=self.env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+                self.wait_healthy(name, timeout)
+                say(f"{name} is up on {self.url(name)} (pid {self.processes[name].pid})")
+        except BaseException:
+            self.stop()
+            raise
+
+    def wait_healthy(self, name: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            process = self.processes[name]
+            if process.poll() is not None:
+                tail = (self.log_dir / f"{name}.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"{name} exited with code {process.returncode}:\n{tail}")
+            try:
+                if httpx.get(f"{self.url(name)}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"{name} did not answer /health within {timeout:.0f}s; see {self.log_dir}/{name}.log")
+
+    def stop(self, grace: float = 10.0) -> None:
+        """Stop in reverse order: SIGTERM, then SIGKILL after ``grace`` seconds."""
+        for name in reversed(list(self.processes)):
+            process = self.processes[name]
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for name in reversed(list(self.processes)):
+            process = self.processes[name]
+            try:
+                process.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.processes.clear()
+
+
+async def ensure_postgres_database(url: str) -> None:
+    """Create the PostgreSQL database named in ``url`` when it does not exist."""
+    import asyncpg  # type: ignore[import-untyped]
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("postgresql"):
+        return
+    name = parsed.database
+    conn = await asyncpg.connect(
+        host=parsed.host, port=parsed.port or 5432, user=parsed.username, password=parsed.password, database="postgres"
+    )
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if not exists:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()

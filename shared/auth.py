@@ -1,0 +1,191 @@
+"""Authentication primitives: Ed25519-signed JWTs (the gateway signs, every service verifies),
+argon2 hashing of client secrets, and the FastAPI dependencies that require a token and scopes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from shared.errors import ForbiddenError, UnauthorizedError
+
+ALGORITHM = "EdDSA"
+
+
+class Scope:
+    """The scopes an API client may hold."""
+
+    SEND = "documents:send"
+    RECEIVE = "documents:receive"
+    SEARCH = "archive:search"
+    REGISTRY_ADMIN = "registry:admin"
+    AUDIT = "audit:read"
+    STATS = "stats:read"
+    INTERNAL = "internal"
+
+    AGENCY_DEFAULT = (SEND, RECEIVE, SEARCH)
+    ALL = (SEND, RECEIVE, SEARCH, REGISTRY_ADMIN, AUDIT, STATS)
+
+
+def generate_keypair(directory: Path) -> tuple[Path, Path]:
+    """Write a new Ed25519 key pair as PEM files (private key mode 0600) unless both exist."""
+    directory.mkdir(parents=True, exist_ok=True)
+    private_path, public_path = directory / "jwt-private.pem", directory / "jwt-public.pem"
+    if private_path.exists() and public_path.exists():
+        return private_path, public_path
+    key = Ed25519PrivateKey.generate()
+    private_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    private_path.chmod(0o600)
+    public_path.write_bytes(
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    return private_path, public_path
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the API client, the agency it acts for (None for the bootstrap admin), its scopes."""
+
+    client_id: str
+    agency_code: str | None
+    scopes: frozenset[str]
+    token: str = ""
+
+    def has(self, scope: str) -> bool:
+        return scope in self.scopes
+
+    @property
+    def is_admin(self) -> bool:
+        return Scope.REGISTRY_ADMIN in self.scopes
+
+
+class TokenIssuer:
+    """Signs short-lived access tokens (the gateway only)."""
+
+    def __init__(self, private_key_pem: bytes, issuer: str, audience: str, ttl_seconds: int) -> None:
+        key = serialization.load_pem_private_key(private_key_pem, password=None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ValueError("the JWT private key must be an Ed25519 key")
+        self._key = key
+        self.issuer = issuer
+        self.audience = audience
+        self.ttl_seconds = ttl_seconds
+
+    def issue(self, client_id: str, agency_code: str | None, scopes: list[str] | tuple[str, ...]) -> str:
+        now = dt.datetime.now(dt.UTC)
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": client_id,
+            "agency": agency_code,
+            "scope": " ".join(scopes),
+            "iat": now,
+            "nbf": now,
+            "exp": now + dt.timedelta(seconds=self.ttl_seconds),
+            "jti": uuid.uuid4().hex,
+        }
+        return jwt.encode(claims, self._key, algorithm=ALGORITHM)
+
+
+class TokenVerifier:
+    """Verifies access tokens with the gateway's public key (every service)."""
+
+    def __init__(self, public_key_pem: bytes, issuer: str, audience: str) -> None:
+        key = serialization.load_pem_public_key(public_key_pem)
+        if not isinstance(key, Ed25519PublicKey):
+            raise ValueError("the JWT public key must be an Ed25519 key")
+        self._key = key
+        self.issuer = issuer
+        self.audience = audience
+
+    def verify(self, token: str) -> Principal:
+        try:
+            claims = jwt.decode(
+                token,
+                self._key,
+                algorithms=[ALGORITHM],
+                issuer=self.issuer,
+                audience=self.audience,
+                options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+                leeway=5,
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise UnauthorizedError("The access token has expired; request a new one at /v1/auth/token") from exc
+        except jwt.PyJWTError as exc:
+            raise UnauthorizedError(f"The access token is not valid: {exc}") from exc
+        return Principal(
+            client_id=str(claims["sub"]),
+            agency_code=claims.get("agency"),
+            scopes=frozenset(str(claims.get("scope", "")).split()),
+            token=token,
+        )
+
+
+_hasher = PasswordHasher()
+
+
+def hash_secret(secret: str) -> str:
+    """Hash a client secret with argon2id."""
+    return _hasher.hash(secret)
+
+
+def verify_secret(secret_hash: str, secret: str) -> bool:
+    """Return whether ``secret`` matches ``secret_hash`` (constant-time inside argon2)."""
+    try:
+        return _hasher.verify(secret_hash, secret)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def new_secret() -> str:
+    """Return a new random client secret (256 bits, URL-safe)."""
+    return secrets.token_urlsafe(32)
+
+
+_bearer = HTTPBearer(auto_error=False, description="Access token from POST /v1/auth/token")
+
+
+async def _principal(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise UnauthorizedError("Send an access token: Authorization: Bearer <token> (from /v1/auth/token)")
+    verifier: TokenVerifier = request.app.state.token_verifier
+    return verifier.verify(credentials.credentials)
+
+
+PrincipalDep = Annotated[Principal, Depends(_principal)]
+
+
+def require_scope(scope: str) -> Any:
+    """Return a dependency that requires a valid token holding ``scope``."""
+
+    async def dependency(principal: PrincipalDep) -> Principal:
+        if scope not in principal.scopes:
+            raise ForbiddenError(f"This call needs the scope '{scope}'", required_scope=scope)
+        return principal
+
+    return Depends(dependency)
+
+
+def agency_of(principal: Principal) -> str:
+    """Return the agency a principal acts for, refusing clients that act for none."""
+    if principal.agency_code is None:
+        raise ForbiddenError("This call is made by an agency; this client acts for no agency")
+    return principal.agency_code

@@ -1,0 +1,134 @@
+"""Typed settings for every LienThong process, read from ``LIENTHONG_*`` environment variables.
+
+Nested sections use ``__``: ``LIENTHONG_REGISTRY__DATABASE_URL``, ``LIENTHONG_AUTH__PUBLIC_KEY_FILE``.
+Settings are validated when a process starts, so a wrong value stops it with a clear message.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SERVICE_NAMES = ("registry", "exchange", "signature", "archive")
+ServiceName = Literal["registry", "exchange", "signature", "archive"]
+
+DEFAULT_PORTS: dict[str, int] = {
+    "gateway": 8000,
+    "registry": 8001,
+    "exchange": 8002,
+    "signature": 8003,
+    "archive": 8004,
+}
+
+
+class ServiceSection(BaseModel):
+    """Where a service is reached and where it keeps its data."""
+
+    url: str = ""
+    database_url: str | None = None
+
+
+class RegistrySection(ServiceSection):
+    url: str = f"http://127.0.0.1:{DEFAULT_PORTS['registry']}"
+    admin_client_id: str = "admin"
+    admin_client_secret: SecretStr | None = None
+
+
+class ExchangeSection(ServiceSection):
+    url: str = f"http://127.0.0.1:{DEFAULT_PORTS['exchange']}"
+    blob_dir: Path | None = None
+    max_attachment_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
+
+
+class SignatureSection(ServiceSection):
+    url: str = f"http://127.0.0.1:{DEFAULT_PORTS['signature']}"
+
+
+class ArchiveSection(ServiceSection):
+    url: str = f"http://127.0.0.1:{DEFAULT_PORTS['archive']}"
+
+
+class GatewaySection(BaseModel):
+    url: str = f"http://127.0.0.1:{DEFAULT_PORTS['gateway']}"
+    token_ttl_seconds: int = Field(default=900, gt=0, le=86400)
+    service_timeout_seconds: float = Field(default=30.0, gt=0)
+
+
+class AuthSection(BaseModel):
+    """JWT keys: the gateway signs with the private key, every service verifies with the public key."""
+
+    private_key_file: Path | None = None
+    public_key_file: Path | None = None
+    issuer: str = "lienthong-gateway"
+    audience: str = "lienthong"
+
+
+class Settings(BaseSettings):
+    """All settings of one LienThong process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LIENTHONG_", env_nested_delimiter="__", extra="ignore", validate_default=True
+    )
+
+    var_dir: Path = Path("var")
+    database_url: str | None = None
+    broker_url: str = "memory://"
+    broker_prefix: str = Field(default="lienthong", pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+    auto_migrate: bool = True
+    log_level: str = "INFO"
+    log_json: bool = True
+    relay_poll_seconds: float = Field(default=2.0, gt=0)
+
+    auth: AuthSection = AuthSection()
+    gateway: GatewaySection = GatewaySection()
+    registry: RegistrySection = RegistrySection()
+    exchange: ExchangeSection = ExchangeSection()
+    signature: SignatureSection = SignatureSection()
+    archive: ArchiveSection = ArchiveSection()
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_driver(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+            raise ValueError("database_url must start with postgresql+asyncpg:// or sqlite+aiosqlite://")
+        return value
+
+    @field_validator("broker_url")
+    @classmethod
+    def _known_broker(cls, value: str) -> str:
+        if not value.startswith(("memory://", "amqp://", "amqps://")):
+            raise ValueError("broker_url must be memory:// (in-process) or amqp(s)://user:pass@host:port/")
+        return value
+
+    def section(self, service: str) -> ServiceSection:
+        """Return the settings section of one service."""
+        section: ServiceSection = getattr(self, service)
+        return section
+
+    def database_url_for(self, service: str) -> str:
+        """Return the database URL a service uses: its own, the shared one, or a SQLite file in var/."""
+        own = self.section(service).database_url
+        if own:
+            return own
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.var_dir / f'{service}.db').as_posix()}"
+
+    @property
+    def uses_rabbitmq(self) -> bool:
+        return self.broker_url.startswith("amqp")
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.exchange.blob_dir or self.var_dir / "blobs"
+
+    @property
+    def private_key_file(self) -> Path:
+        return self.auth.private_key_file or self.var_dir / "keys" / "jwt-private.pem"
+
+    @property
+    def public_key_file(self) -> Path:
+        return self.auth.public_key_file or self.var_dir / "keys" / "jwt-public.pem"

@@ -1,0 +1,165 @@
+"""One exception tree for every service, rendered as RFC 9457 ``application/problem+json``.
+
+    LienThongError                 500 internal (never raised for bad input)
+    ├── BadRequestError            400 bad_request
+    │   └── RequestValidationProblem 422 validation_failed  (FastAPI/pydantic validation)
+    ├── UnprocessableError         422 unprocessable
+    ├── UnauthorizedError          401 unauthorized
+    ├── ForbiddenError             403 forbidden
+    ├── NotFoundError              404 not_found
+    ├── ConflictError              409 conflict
+    ├── PayloadTooLargeError       413 payload_too_large
+    ├── UnsupportedMediaTypeError  415 unsupported_media_type
+    ├── RateLimitedError           429 rate_limited
+    └── DependencyUnavailableError 503 dependency_unavailable
+
+Services subclass these with their own stable ``code`` (``agency_not_found``,
+``delivery_transition_invalid`` …). The ``code`` is the contract: clients branch on it, never on
+the human ``detail``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger("lienthong.errors")
+
+
+class LienThongError(Exception):
+    """Base of every error a service renders as problem+json."""
+
+    status: int = 500
+    code: str = "internal"
+    title: str = "Internal error"
+
+    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.extra = extra
+
+    def to_problem(self, instance: str | None = None) -> dict[str, Any]:
+        """Return the RFC 9457 body of this error."""
+        body: dict[str, Any] = {
+            "type": f"https://lienthong.gov.vn/problems/{self.code.replace('_', '-')}",
+            "title": self.title,
+            "status": self.status,
+            "code": self.code,
+            "detail": self.detail,
+        }
+        if instance:
+            body["instance"] = instance
+        body.update(self.extra)
+        return body
+
+
+class BadRequestError(LienThongError):
+    status, code, title = 400, "bad_request", "Bad request"
+
+
+class RequestValidationProblem(BadRequestError):
+    status, code, title = 422, "validation_failed", "The request is not valid"
+
+
+class UnprocessableError(LienThongError):
+    status, code, title = 422, "unprocessable", "The request is well-formed but cannot be processed"
+
+
+class UnauthorizedError(LienThongError):
+    status, code, title = 401, "unauthorized", "Authentication required"
+
+
+class ForbiddenError(LienThongError):
+    status, code, title = 403, "forbidden", "Not allowed"
+
+
+class NotFoundError(LienThongError):
+    status, code, title = 404, "not_found", "Not found"
+
+
+class ConflictError(LienThongError):
+    status, code, title = 409, "conflict", "Conflict"
+
+
+class PayloadTooLargeError(LienThongError):
+    status, code, title = 413, "payload_too_large", "Payload too large"
+
+
+class UnsupportedMediaTypeError(LienThongError):
+    status, code, title = 415, "unsupported_media_type", "Unsupported media type"
+
+
+class RateLimitedError(LienThongError):
+    status, code, title = 429, "rate_limited", "Too many requests"
+
+
+class DependencyUnavailableError(LienThongError):
+    status, code, title = 503, "dependency_unavailable", "A dependency is unavailable"
+
+
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_failed",
+    429: "rate_limited",
+}
+
+
+def problem_response(error: LienThongError, request: Request) -> JSONResponse:
+    """Render an error as a problem+json response."""
+    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+    return JSONResponse(
+        error.to_problem(instance=request.url.path),
+        status_code=error.status,
+        media_type=PROBLEM_JSON,
+        headers=headers,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Render every error of ``app`` as problem+json, including framework and unexpected ones."""
+
+    async def on_lienthong_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, LienThongError)
+        if exc.status >= 500:
+            log.error("request failed: %s", exc.detail, exc_info=exc)
+        return problem_response(exc, request)
+
+    async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+            for e in exc.errors()
+        ]
+        problem = RequestValidationProblem("The request does not match the schema: see errors", errors=errors)
+        return problem_response(problem, request)
+
+    async def on_http_exception(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        error = LienThongError(str(exc.detail))
+        error.status = exc.status_code
+        error.code = _STATUS_CODES.get(exc.status_code, "http_error")
+        error.title = str(exc.detail)
+        return problem_response(error, request)
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error", exc_info=exc)
+        return problem_response(LienThongError("An unexpected error occurred; it has been logged"), request)
+
+    app.add_exception_handler(LienThongError, on_lienthong_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_exception)
+    app.add_exception_handler(Exception, on_unexpected)

@@ -1,0 +1,30 @@
+"""HTTP clients between services: pooled httpx clients with timeouts and request-id propagation.
+
+In the production topology a client talks to the service's URL; in embedded mode the same client
+goes through ``httpx.ASGITransport`` to the service app mounted in the process.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+from shared.observability import REQUEST_ID_HEADER, current_request_id
+
+
+async def _propagate_request_id(request: httpx.Request) -> None:
+    request_id = current_request_id()
+    if request_id and REQUEST_ID_HEADER not in request.headers:
+        request.headers[REQUEST_ID_HEADER] = request_id
+
+
+def service_client(
+    base_url: str, *, transport: httpx.AsyncBaseTransport | None = None, timeout: float = 30.0
+) -> httpx.AsyncClient:
+    """Return a client for one service (``transport`` given: an in-process ASGI app)."""
+    return httpx.AsyncClient(
+        base_url=base_url,
+        transport=transport,
+        timeout=httpx.Timeout(timeout, connect=5.0),
+        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        event_hooks={"request": [_propagate_request_id]},
+    )

@@ -1,0 +1,30 @@
+"""Reliable messaging: transactional outbox, relay, brokers (RabbitMQ / in-process), idempotent consumers."""
+
+from shared.messaging.broker import Broker, InProcessBroker, RabbitBroker, Subscription, create_broker
+from shared.messaging.consumer import EventHandler, IdempotentConsumer
+from shared.messaging.envelope import Envelope, topic_matches
+from shared.messaging.outbox import OutboxRelay, record_event
+from shared.messaging.tables import (
+    MessagingTables,
+    create_messaging_tables,
+    define_messaging_tables,
+    drop_messaging_tables,
+)
+
+__all__ = [
+    "Broker",
+    "Envelope",
+    "EventHandler",
+    "IdempotentConsumer",
+    "InProcessBroker",
+    "MessagingTables",
+    "OutboxRelay",
+    "RabbitBroker",
+    "Subscription",
+    "create_broker",
+    "create_messaging_tables",
+    "define_messaging_tables",
+    "drop_messaging_tables",
+    "record_event",
+    "topic_matches",
+]

@@ -1,0 +1,62 @@
+"""The two tables every service carries for reliable messaging: its outbox and its processed messages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import JSON, Column, Index, Integer, MetaData, String, Table, Text, Uuid
+
+from shared.db import UTCDateTime
+
+
+@dataclass(frozen=True)
+class MessagingTables:
+    outbox: Table
+    processed: Table
+
+
+def _outbox_columns() -> list[Column[object]]:
+    return [
+        Column("id", Uuid, primary_key=True),
+        Column("routing_key", String(200), nullable=False),
+        Column("payload", JSON, nullable=False),
+        Column("request_id", String(100), nullable=True),
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("published_at", UTCDateTime, nullable=True),
+        Column("attempts", Integer, nullable=False, server_default="0"),
+        Column("last_error", Text, nullable=True),
+    ]
+
+
+def _processed_columns() -> list[Column[object]]:
+    return [
+        Column("consumer", String(200), primary_key=True),
+        Column("message_id", String(100), primary_key=True),
+        Column("processed_at", UTCDateTime, nullable=False),
+    ]
+
+
+def define_messaging_tables(metadata: MetaData) -> MessagingTables:
+    """Add ``outbox_message`` and ``processed_message`` to a service's metadata."""
+    outbox = Table("outbox_message", metadata, *_outbox_columns())
+    Index("ix_outbox_message_pending", outbox.c.published_at, outbox.c.created_at)
+    processed = Table("processed_message", metadata, *_processed_columns())
+    return MessagingTables(outbox=outbox, processed=processed)
+
+
+def create_messaging_tables() -> None:
+    """Migration step: create both tables (call from a service's first Alembic revision)."""
+    from alembic import op
+
+    op.create_table("outbox_message", *_outbox_columns())
+    op.create_index("ix_outbox_message_pending", "outbox_message", ["published_at", "created_at"])
+    op.create_table("processed_message", *_processed_columns())
+
+
+def drop_messaging_tables() -> None:
+    """Migration step: drop both tables."""
+    from alembic import op
+
+    op.drop_table("processed_message")
+    op.drop_index("ix_outbox_message_pending", table_name="outbox_message")
+    op.drop_table("outbox_message")
