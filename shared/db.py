@@ -89,8 +89,9 @@ def create_engine(url: str, schema: str | None = None, **kwargs: Any) -> AsyncEn
     connect_args: dict[str, Any] = {}
     if schema:
         connect_args["server_settings"] = {"search_path": schema}
-    kwargs.setdefault("pool_size", 10)
-    kwargs.setdefault("max_overflow", 10)
+    if "poolclass" not in kwargs:
+        kwargs.setdefault("pool_size", 10)
+        kwargs.setdefault("max_overflow", 10)
     return create_async_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
 
 

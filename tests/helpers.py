@@ -1,0 +1,111 @@
+"""Helpers for tests that drive the public API."""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from shared.config import Settings
+from shared.pdf import make_pdf
+
+
+@dataclass(frozen=True)
+class Client:
+    agency_code: str
+    client_id: str
+    client_secret: str
+    token: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def random_code(level_letter: str = "H") -> str:
+    """A random agency code in the national form (tests never collide with each other)."""
+    return f"{random.randint(100, 999)}.{random.randint(0, 99):02d}.{random.randint(0, 99):02d}.{level_letter}{random.randint(0, 99):02d}"
+
+
+def metadata(recipients: list[str], **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "code_number": str(random.randint(1, 99999)),
+        "code_notation": "KH-UBND",
+        "type_name": "Kế hoạch",
+        "subject": "Kế hoạch triển khai chuyển đổi số",
+        "promulgation_place": "Nghệ An",
+        "promulgation_date": "2026-11-20",
+        "signer": {"position": "Chủ tịch", "full_name": "Nguyễn Văn A"},
+        "urgency": 0,
+        "recipients": recipients,
+    }
+    body.update(overrides)
+    return body
+
+
+class Api:
+    """A caller of the public API (through the gateway) with shortcuts for common set-up."""
+
+    def __init__(self, http: httpx.AsyncClient, settings: Settings, app: FastAPI | None = None) -> None:
+        self.http = http
+        self.settings = settings
+        self.app = app
+        self._admin: dict[str, str] | None = None
+
+    async def token(self, client_id: str, client_secret: str, scope: str | None = None) -> httpx.Response:
+        data = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": client_secret}
+        if scope:
+            data["scope"] = scope
+        return await self.http.post("/v1/auth/token", data=data)
+
+    async def admin(self) -> dict[str, str]:
+        if self._admin is None:
+            secret = self.settings.registry.admin_client_secret
+            assert secret is not None
+            response = await self.token(self.settings.registry.admin_client_id, secret.get_secret_value())
+            assert response.status_code == 200, response.text
+            self._admin = {"Authorization": f"Bearer {response.json()['access_token']}"}
+        return self._admin
+
+    async def create_agency(self, code: str | None = None, **fields: Any) -> dict[str, Any]:
+        body = {"code": code or random_code(), "name": f"Sở thử nghiệm {random.randint(1, 10**6)}", "level": "department"}
+        body.update(fields)
+        response = await self.http.post("/v1/agencies", json=body, headers=await self.admin())
+        assert response.status_code == 201, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+    async def agency_client(self, code: str | None = None, scopes: list[str] | None = None) -> Client:
+        """Create an agency (unless ``code`` exists) and an API client for it, with a token."""
+        if code is None:
+            code = (await self.create_agency())["code"]
+        body: dict[str, Any] = {"name": "test system"}
+        if scopes is not None:
+            body["scopes"] = scopes
+        response = await self.http.post(f"/v1/agencies/{code}/clients", json=body, headers=await self.admin())
+        assert response.status_code == 201, response.text
+        created = response.json()
+        token = await self.token(created["client_id"], created["client_secret"])
+        assert token.status_code == 200, token.text
+        return Client(code, created["client_id"], created["client_secret"], token.json()["access_token"])
+
+    async def send(
+        self,
+        sender: Client,
+        recipients: list[str],
+        *,
+        files: list[tuple[str, bytes, str]] | None = None,
+        headers: dict[str, str] | None = None,
+        **overrides: Any,
+    ) -> httpx.Response:
+        files = files if files is not None else [("van-ban.pdf", make_pdf(["Van ban thu nghiem"]), "application/pdf")]
+        return await self.http.post(
+            "/v1/documents",
+            data={"metadata": json.dumps(metadata(recipients, **overrides), ensure_ascii=False)},
+            files=[("files", f) for f in files],
+            headers={**sender.auth, **(headers or {})},
+        )

@@ -1,0 +1,210 @@
+"""The outbox, the relay and idempotent consumers against the real PostgreSQL and RabbitMQ."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from services.archive.models import messaging
+from shared.db import Database
+from shared.messaging import (
+    Envelope,
+    IdempotentConsumer,
+    InProcessBroker,
+    OutboxRelay,
+    RabbitBroker,
+    Subscription,
+    record_event,
+)
+from shared.migrations import upgrade
+from tests.conftest import AMQP_URL
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+async def database(fresh_pg_database: str) -> AsyncIterator[Database]:
+    await upgrade("archive", fresh_pg_database)
+    db = Database(fresh_pg_database, "archive")
+    yield db
+    await db.dispose()
+
+
+@pytest.fixture
+async def rabbit(broker_prefix: str) -> AsyncIterator[RabbitBroker]:
+    broker = RabbitBroker(AMQP_URL, broker_prefix, delivery_limit=2)
+    await broker.start()
+    yield broker
+    await broker.delete_all(["effects", "poison"])
+    await broker.close()
+
+
+class Effects:
+    """A consumer whose effect is a row per message; counts how often the handler really ran."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+        self.arrived = asyncio.Event()
+
+    async def handle(self, _session, envelope: Envelope) -> None:
+        self.seen.append(envelope.id)
+        self.arrived.set()
+
+
+async def _processed_count(database: Database) -> int:
+    async with database.session() as session:
+        return int((await session.execute(select(func.count()).select_from(messaging.processed))).scalar_one())
+
+
+async def _pending_count(database: Database) -> int:
+    outbox = messaging.outbox
+    async with database.session() as session:
+        query = select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None))
+        return int((await session.execute(query)).scalar_one())
+
+
+async def _subscribe(rabbit: RabbitBroker, database: Database, effects: Effects, binding: str) -> None:
+    consumer = IdempotentConsumer(database, messaging, "test.effects", effects.handle)
+    await rabbit.subscribe(Subscription("effects", (binding,), consumer))
+
+
+async def _wait_until(predicate, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("timed out waiting")
+        await asyncio.sleep(0.05)
+
+
+async def test_committed_event_reaches_a_rabbitmq_consumer_once(database, rabbit):
+    effects = Effects()
+    await _subscribe(rabbit, database, effects, "test.#")
+    async with database.session() as session:
+        message_id = await record_event(session, messaging, "test.created.v1", {"x": 1})
+    relay = OutboxRelay(database, messaging, rabbit, "test")
+    assert await relay.publish_pending() == 1
+    await asyncio.wait_for(effects.arrived.wait(), 10)
+    assert effects.seen == [message_id]
+    assert await _pending_count(database) == 0
+    assert await relay.publish_pending() == 0
+
+
+async def test_rolled_back_transaction_publishes_nothing(database, rabbit):
+    with pytest.raises(RuntimeError):
+        async with database.session() as session:
+            await record_event(session, messaging, "test.created.v1", {"x": 1})
+            raise RuntimeError("the state change failed")
+    assert await _pending_count(database) == 0
+    assert await OutboxRelay(database, messaging, rabbit, "test").publish_pending() == 0
+
+
+async def test_relay_wakes_on_commit_without_waiting_for_the_poll(database, rabbit):
+    effects = Effects()
+    await _subscribe(rabbit, database, effects, "test.#")
+    relay = OutboxRelay(database, messaging, rabbit, "test", poll_seconds=60)
+    relay.start()
+    try:
+        await asyncio.sleep(0.2)  # the relay is now waiting, with a 60 s poll
+        async with database.session() as session:
+            await record_event(session, messaging, "test.created.v1", {"x": 2})
+        await asyncio.wait_for(effects.arrived.wait(), 5)
+    finally:
+        await relay.stop()
+    assert len(effects.seen) == 1
+
+
+@pytest.mark.parametrize("when", ["after-commit", "after-publish"])
+async def test_relay_killed_loses_nothing_and_duplicates_nothing(database, rabbit, broker_prefix, when):
+    """A relay process killed (SIGKILL) after the commit, or after publishing but before marking the
+    row, loses nothing: a new relay publishes the row, and the consumer's effect happens once."""
+    effects = Effects()
+    await _subscribe(rabbit, database, effects, "test.#")
+    crashed = subprocess.run(
+        [sys.executable, "-m", "tests.integration.relay_crash", database.url, AMQP_URL, broker_prefix, when],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert crashed.returncode == -9, crashed.stderr
+    message_id = crashed.stdout.strip()
+    assert await _pending_count(database) == 1  # committed, never marked published
+
+    if when == "after-publish":  # the first copy is already in RabbitMQ: it takes effect once
+        await asyncio.wait_for(effects.arrived.wait(), 10)
+    assert await OutboxRelay(database, messaging, rabbit, "restarted").publish_pending() == 1
+    await _wait_until(lambda: len(effects.seen) >= 1)
+    await asyncio.sleep(0.5)  # give a duplicate every chance to arrive
+    assert effects.seen == [message_id]
+    assert await _processed_count(database) == 1
+    assert await _pending_count(database) == 0
+
+
+async def test_poison_message_is_dead_lettered_after_the_delivery_limit(database, rabbit):
+    attempts: list[str] = []
+
+    async def always_fails(envelope: Envelope) -> None:
+        attempts.append(envelope.id)
+        raise RuntimeError("cannot handle")
+
+    await rabbit.subscribe(Subscription("poison", ("poison.#",), always_fails))
+    async with database.session() as session:
+        message_id = await record_event(session, messaging, "poison.created.v1", {})
+    await OutboxRelay(database, messaging, rabbit, "test").publish_pending()
+
+    assert rabbit._connection is not None
+    channel = await rabbit._connection.channel()
+    dead = await channel.declare_queue(f"{rabbit.queue_name('poison')}.dead", passive=True)
+    message = None
+    for _ in range(100):
+        message = await dead.get(fail=False)
+        if message is not None:
+            break
+        await asyncio.sleep(0.1)
+    assert message is not None, "the poison message never reached the dead-letter queue"
+    await message.ack()
+    assert Envelope.from_json(message.body).id == message_id
+    assert 2 <= len(attempts) <= 3  # bounded by x-delivery-limit (2) on the quorum queue
+    await channel.close()
+
+
+async def test_in_process_bus_retries_a_failed_handler_from_the_outbox(tmp_path):
+    """Embedded mode: a failing handler leaves the row pending; the next pass delivers it once."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'archive.db'}"
+    await upgrade("archive", url)
+    database = Database(url, "archive")
+    broker = InProcessBroker()
+    effects = Effects()
+    failures = {"left": 1}
+
+    async def flaky(session, envelope: Envelope) -> None:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise RuntimeError("temporary failure")
+        await effects.handle(session, envelope)
+
+    consumer = IdempotentConsumer(database, messaging, "test.flaky", flaky)
+    await broker.subscribe(Subscription("flaky", ("test.#",), consumer))
+    async with database.session() as session:
+        message_id = await record_event(session, messaging, "test.created.v1", {})
+    relay = OutboxRelay(database, messaging, broker, "test")
+    assert await relay.publish_pending() == 0
+    assert await _pending_count(database) == 1
+    assert await relay.publish_pending() == 1
+    assert effects.seen == [message_id]
+    assert await relay.publish_pending() == 0
+    await consumer(Envelope(message_id, "test.created.v1", "test", effects_time(), {}))  # a redelivery
+    assert effects.seen == [message_id]
+    await database.dispose()
+
+
+def effects_time():
+    import datetime as dt
+
+    return dt.datetime.now(dt.UTC)

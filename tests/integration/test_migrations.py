@@ -1,0 +1,62 @@
+"""Every service's migrations on PostgreSQL (a schema each) and SQLite, and their match with the models."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy.pool import NullPool
+
+from services.runtime import service_factories
+from shared.config import SERVICE_NAMES
+from shared.db import create_engine, is_sqlite
+from shared.migrations import current_revision, upgrade
+
+
+def _metadata(service: str):
+    module = __import__(f"services.{service}.models", fromlist=["Base"])
+    return module.Base.metadata
+
+
+async def test_each_service_migrates_into_its_own_postgres_schema(fresh_pg_database):
+    for service in SERVICE_NAMES:
+        await upgrade(service, fresh_pg_database)
+        await upgrade(service, fresh_pg_database)  # a second run changes nothing
+        assert await current_revision(service, fresh_pg_database) == "0001"
+    dsn = fresh_pg_database.replace("postgresql+asyncpg://", "postgresql://")
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema = ANY($1::text[])",
+            list(SERVICE_NAMES),
+        )
+    finally:
+        await conn.close()
+    tables = {(r["table_schema"], r["table_name"]) for r in rows}
+    assert ("registry", "agency") in tables and ("exchange", "delivery") in tables
+    assert ("archive", "archive_record") in tables
+    for service in SERVICE_NAMES:
+        assert (service, "outbox_message") in tables
+        assert (service, "alembic_version") in tables
+    assert ("public", "agency") not in tables
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_migrated_schema_matches_the_models(backend, tmp_path, fresh_pg_database):
+    """What the migrations build is what the models declare (no forgotten migration)."""
+    for service in SERVICE_NAMES:
+        url = f"sqlite+aiosqlite:///{tmp_path / service}.db" if backend == "sqlite" else fresh_pg_database
+        await upgrade(service, url)
+        engine = create_engine(url, None if is_sqlite(url) else service, poolclass=NullPool)
+        metadata = _metadata(service)
+        async with engine.connect() as conn:
+            diff = await conn.run_sync(
+                lambda c, m=metadata: compare_metadata(MigrationContext.configure(c, opts={"compare_type": False}), m)
+            )
+        await engine.dispose()
+        assert diff == [], f"{service}: models and migrations differ: {diff}"
+
+
+def test_every_service_has_an_app_factory():
+    assert set(service_factories()) == set(SERVICE_NAMES)
