@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -199,12 +200,6 @@ async def test_in_process_bus_retries_a_failed_handler_from_the_outbox(tmp_path)
     assert await relay.publish_pending() == 1
     assert effects.seen == [message_id]
     assert await relay.publish_pending() == 0
-    await consumer(Envelope(message_id, "test.created.v1", "test", effects_time(), {}))  # a redelivery
+    await consumer(Envelope(message_id, "test.created.v1", "test", dt.datetime.now(dt.UTC), {}))  # a redelivery
     assert effects.seen == [message_id]
     await database.dispose()
-
-
-def effects_time():
-    import datetime as dt
-
-    return dt.datetime.now(dt.UTC)
