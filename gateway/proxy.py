@@ -30,9 +30,7 @@ class RouteNotFoundError(NotFoundError):
     code, title = "route_not_found", "No API answers this path"
 
 
-@router.api_route(
-    "/v1/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False
-)
+@router.api_route("/v1/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
 async def proxy(path: str, request: Request) -> Response:
     """Forward to the owning service (it verifies the token itself)."""
     service = service_for(request.url.path)
@@ -45,7 +43,7 @@ async def proxy(path: str, request: Request) -> Response:
     outbound = client.build_request(
         request.method,
         request.url.path,
-        params=request.query_params.multi_items(),
+        params=str(request.query_params),
         headers=headers,
         content=request.stream(),
     )

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import httpx
 import typer
 import uvicorn
+from fastapi import FastAPI
 from rich.console import Console
 
 from shared.config import DEFAULT_PORTS, SERVICE_NAMES, Settings
@@ -21,15 +22,21 @@ from shared.observability import configure_logging
 app = typer.Typer(help="LienThong: inter-agency electronic document exchange.", no_args_is_help=True)
 keys_app = typer.Typer(help="JWT signing keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
-console = Console()
+console = Console(soft_wrap=True)
 
 TOPOLOGY_DATABASE = "postgresql+asyncpg://postgres@127.0.0.1:5432/lienthong"
 TOPOLOGY_BROKER = "amqp://guest:guest@127.0.0.1:5672/"
 
 
-def _serve(asgi_app: object, host: str, port: int) -> None:
-    config = uvicorn.Config(asgi_app, host=host, port=port, log_config=None, access_log=False,  # type: ignore[arg-type]
-                            timeout_graceful_shutdown=10)
+def _serve(asgi_app: FastAPI, host: str, port: int) -> None:
+    config = uvicorn.Config(
+        asgi_app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
     uvicorn.Server(config).run()
 
 
@@ -50,7 +57,10 @@ def _seed_when_up(base_url: str, settings: Settings, mode: str) -> None:
         credentials_file = settings.var_dir / "demo-credentials.json"
         try:
             creds = seed_demo_province(
-                http, Credentials(client_id, secret), credentials_file, say=lambda m: console.print(f"  [dim]{m}[/]")
+                http,
+                Credentials(client_id, secret),
+                credentials_file,
+                say=lambda m: console.print(f"  [dim]{m}[/]"),
             )
         except (DemoError, httpx.HTTPError) as exc:
             console.print(f"[red]Seeding the demo province failed:[/] {exc}")
@@ -133,8 +143,10 @@ def up(
     assert settings.database_url is not None
     asyncio.run(ensure_postgres_database(settings.database_url))
     topology = Topology(topology_env(settings), settings.var_dir / "logs")
-    console.print(f"Starting the production topology: {settings.database_url.split('@')[-1]}, "
-                  f"broker {settings.broker_url.split('@')[-1]}; logs in {topology.log_dir}")
+    console.print(
+        f"Starting the production topology: {settings.database_url.split('@')[-1]}, "
+        f"broker {settings.broker_url.split('@')[-1]}; logs in {topology.log_dir}"
+    )
     topology.start(say=lambda m: console.print(f"  {m}"))
     try:
         if seed:

@@ -19,20 +19,54 @@ from shared.pdf import make_pdf
 
 # Sample codes in the QCVN 102 form for a demo province (H41): not an official list.
 DEMO_PROVINCE: tuple[dict[str, Any], ...] = (
-    {"code": "000.00.00.H41", "name": "Ủy ban nhân dân tỉnh Nghệ An (mẫu)", "short_name": "UBND tỉnh",
-     "level": "province"},
-    {"code": "000.00.01.H41", "name": "Sở Nội vụ (mẫu)", "short_name": "SNV", "level": "department",
-     "parent_code": "000.00.00.H41"},
-    {"code": "000.00.02.H41", "name": "Sở Tài chính (mẫu)", "short_name": "STC", "level": "department",
-     "parent_code": "000.00.00.H41"},
-    {"code": "000.00.21.H41", "name": "Ủy ban nhân dân thành phố Vinh (mẫu)", "short_name": "UBND TP Vinh",
-     "level": "district", "parent_code": "000.00.00.H41"},
-    {"code": "000.00.22.H41", "name": "Ủy ban nhân dân huyện Nghi Lộc (mẫu)", "short_name": "UBND Nghi Lộc",
-     "level": "district", "parent_code": "000.00.00.H41"},
-    {"code": "000.01.21.H41", "name": "Ủy ban nhân dân phường Hưng Bình (mẫu)", "short_name": "UBND P. Hưng Bình",
-     "level": "commune", "parent_code": "000.00.21.H41"},
-    {"code": "000.01.22.H41", "name": "Ủy ban nhân dân xã Nghi Phong (mẫu)", "short_name": "UBND X. Nghi Phong",
-     "level": "commune", "parent_code": "000.00.22.H41"},
+    {
+        "code": "000.00.00.H41",
+        "name": "Ủy ban nhân dân tỉnh Nghệ An (mẫu)",
+        "short_name": "UBND tỉnh",
+        "level": "province",
+    },
+    {
+        "code": "000.00.01.H41",
+        "name": "Sở Nội vụ (mẫu)",
+        "short_name": "SNV",
+        "level": "department",
+        "parent_code": "000.00.00.H41",
+    },
+    {
+        "code": "000.00.02.H41",
+        "name": "Sở Tài chính (mẫu)",
+        "short_name": "STC",
+        "level": "department",
+        "parent_code": "000.00.00.H41",
+    },
+    {
+        "code": "000.00.21.H41",
+        "name": "Ủy ban nhân dân thành phố Vinh (mẫu)",
+        "short_name": "UBND TP Vinh",
+        "level": "district",
+        "parent_code": "000.00.00.H41",
+    },
+    {
+        "code": "000.00.22.H41",
+        "name": "Ủy ban nhân dân huyện Nghi Lộc (mẫu)",
+        "short_name": "UBND Nghi Lộc",
+        "level": "district",
+        "parent_code": "000.00.00.H41",
+    },
+    {
+        "code": "000.01.21.H41",
+        "name": "Ủy ban nhân dân phường Hưng Bình (mẫu)",
+        "short_name": "UBND P. Hưng Bình",
+        "level": "commune",
+        "parent_code": "000.00.21.H41",
+    },
+    {
+        "code": "000.01.22.H41",
+        "name": "Ủy ban nhân dân xã Nghi Phong (mẫu)",
+        "short_name": "UBND X. Nghi Phong",
+        "level": "commune",
+        "parent_code": "000.00.22.H41",
+    },
 )
 DEMO_SENDER = "000.00.01.H41"
 DEMO_RECIPIENT = "000.00.02.H41"
@@ -53,7 +87,11 @@ class Credentials:
 def get_token(http: httpx.Client, creds: Credentials) -> str | None:
     response = http.post(
         "/v1/auth/token",
-        data={"grant_type": "client_credentials", "client_id": creds.client_id, "client_secret": creds.client_secret},
+        data={
+            "grant_type": "client_credentials",
+            "client_id": creds.client_id,
+            "client_secret": creds.client_secret,
+        },
     )
     if response.status_code != 200:
         return None
@@ -101,7 +139,11 @@ def seed_demo_province(
     credentials_file.parent.mkdir(parents=True, exist_ok=True)
     credentials_file.write_text(
         json.dumps(
-            {"agencies": {code: {"client_id": c.client_id, "client_secret": c.client_secret} for code, c in result.items()}},
+            {
+                "agencies": {
+                    code: {"client_id": c.client_id, "client_secret": c.client_secret} for code, c in result.items()
+                }
+            },
             indent=2,
         )
     )
@@ -152,8 +194,10 @@ def run_demo(http: httpx.Client, creds: dict[str, Credentials], say: Say) -> dic
         "sending the document",
     )
     document_id = sent["id"]
-    say(f"2. {sender} sent {number}/KH-SNV with a {len(pdf)}-byte PDF: document {document_id}, "
-        f"delivery to {sent['deliveries'][0]['recipient_code']} is {sent['deliveries'][0]['status']}")
+    say(
+        f"2. {sender} sent {number}/KH-SNV with a {len(pdf)}-byte PDF: document {document_id}, "
+        f"delivery to {sent['deliveries'][0]['recipient_code']} is {sent['deliveries'][0]['status']}"
+    )
 
     inbox = _check(http.get("/v1/inbox", headers=b), "reading the inbox")
     item = next((i for i in inbox["items"] if i["document_id"] == document_id), None)
@@ -178,6 +222,8 @@ def run_demo(http: httpx.Client, creds: dict[str, Credentials], say: Say) -> dic
     status = seen["deliveries"][0]["status"]
     if status != "01":
         raise DemoError(f"{sender} sees status {status}, expected 01")
-    say(f"6. {sender} sees {recipient}'s status: {status} (history: "
-        f"{' → '.join(e['status'] for e in seen['deliveries'][0]['history'])})")
+    say(
+        f"6. {sender} sees {recipient}'s status: {status} (history: "
+        f"{' → '.join(e['status'] for e in seen['deliveries'][0]['history'])})"
+    )
     return seen

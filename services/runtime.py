@@ -70,7 +70,9 @@ def build_embedded_app(settings: Settings, *, broker: Broker | None = None) -> F
     """
     broker = broker or InProcessBroker()
     transports: dict[str, httpx.AsyncBaseTransport] = {}
-    apps = {name: factory(settings, broker=broker, transports=transports) for name, factory in service_factories().items()}
+    apps = {
+        name: factory(settings, broker=broker, transports=transports) for name, factory in service_factories().items()
+    }
     transports.update({name: httpx.ASGITransport(app=app) for name, app in apps.items()})
     gateway = create_gateway(settings, transports=transports)
     gateway_lifespan = gateway.router.lifespan_context
@@ -175,7 +177,7 @@ class Topology:
 
 async def ensure_postgres_database(url: str) -> None:
     """Create the PostgreSQL database named in ``url`` when it does not exist."""
-    import asyncpg  # type: ignore[import-untyped]
+    import asyncpg
     from sqlalchemy.engine import make_url
 
     parsed = make_url(url)
@@ -183,7 +185,11 @@ async def ensure_postgres_database(url: str) -> None:
         return
     name = parsed.database
     conn = await asyncpg.connect(
-        host=parsed.host, port=parsed.port or 5432, user=parsed.username, password=parsed.password, database="postgres"
+        host=parsed.host,
+        port=parsed.port or 5432,
+        user=parsed.username,
+        password=parsed.password,
+        database="postgres",
     )
     try:
         exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)

@@ -42,7 +42,7 @@ def run_env(metadata: MetaData) -> None:
         context.run_migrations()
 
 
-def _run(connection: Connection, service: str, action: str, **kwargs: Any) -> None:
+def _run(connection: Connection, /, service: str, action: str, **kwargs: Any) -> None:
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(hashtext(:s))"), {"s": f"migrate:{service}"})
     cfg = alembic_config(service)

@@ -84,7 +84,11 @@ def make_settings(var_dir: Path, **overrides: object) -> Settings:
     values.update(overrides)
     settings = Settings(**values)  # type: ignore[arg-type]
     settings = settings.model_copy(
-        update={"registry": settings.registry.model_copy(update={"admin_client_secret": SecretStr("admin-secret-for-tests")})}
+        update={
+            "registry": settings.registry.model_copy(
+                update={"admin_client_secret": SecretStr("admin-secret-for-tests")}
+            )
+        }
     )
     return ensure_local_secrets(settings)
 

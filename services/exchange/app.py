@@ -23,7 +23,11 @@ def create_app(
     """Build the exchange app (its database, broker, blob store and clients start in the lifespan)."""
     settings = settings or Settings()
     runtime = ServiceRuntime(
-        name="exchange", settings=settings, tables=messaging, broker=broker, transports=transports if transports is not None else {}
+        name="exchange",
+        settings=settings,
+        tables=messaging,
+        broker=broker,
+        transports=transports if transports is not None else {},
     )
 
     async def on_start(_runtime: ServiceRuntime) -> None:

@@ -60,16 +60,19 @@ class BlobStore:
                     await asyncio.to_thread(out.write, chunk)
                 await asyncio.to_thread(_flush_and_sync, out)
             sha256 = digest.hexdigest()
-            final = self.path(sha256)
-            if final.exists():
-                tmp.unlink()
-            else:
-                final.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(tmp, final)
+            await asyncio.to_thread(self._move_into_place, tmp, sha256)
             return StoredBlob(sha256=sha256, size=size, head=head)
         except BaseException:
-            tmp.unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)  # noqa: ASYNC240 - synchronous on purpose: must run even when cancelled
             raise
+
+    def _move_into_place(self, tmp: Path, sha256: str) -> None:
+        final = self.path(sha256)
+        if final.exists():  # the same bytes are stored already: keep one copy
+            tmp.unlink()
+            return
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, final)
 
     async def read(self, sha256: str) -> AsyncIterator[bytes]:
         """Stream a blob's bytes."""

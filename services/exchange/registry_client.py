@@ -34,7 +34,5 @@ class RegistryClient:
                 f"The registry answered {response.status_code} to an agency lookup; retry later"
             )
         body: dict[str, Any] = response.json()
-        found = {
-            a["code"]: AgencyInfo(code=a["code"], name=a["name"], status=a["status"]) for a in body["found"]
-        }
+        found = {a["code"]: AgencyInfo(code=a["code"], name=a["name"], status=a["status"]) for a in body["found"]}
         return found, list(body["missing"])

@@ -19,7 +19,11 @@ def create_app(
 ) -> FastAPI:
     """Build the signature app: operations endpoints, database and broker wired, no API yet."""
     runtime = ServiceRuntime(
-        name="signature", settings=settings or Settings(), tables=messaging, broker=broker, transports=transports if transports is not None else {}
+        name="signature",
+        settings=settings or Settings(),
+        tables=messaging,
+        broker=broker,
+        transports=transports if transports is not None else {},
     )
     return create_service_app(
         runtime,

@@ -131,9 +131,7 @@ class RabbitBroker:
         dead_exchange = await channel.declare_exchange(
             f"{self.prefix}.dead", aio_pika.ExchangeType.DIRECT, durable=True
         )
-        dead_queue = await channel.declare_queue(
-            f"{name}.dead", durable=True, arguments={"x-queue-type": "quorum"}
-        )
+        dead_queue = await channel.declare_queue(f"{name}.dead", durable=True, arguments={"x-queue-type": "quorum"})
         await dead_queue.bind(dead_exchange, routing_key=name)
         arguments: dict[str, Any] = {
             "x-queue-type": "quorum",

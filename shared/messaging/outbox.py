@@ -7,6 +7,7 @@ transaction commits, and nothing committed is lost: the relay publishes it, even
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -26,9 +27,7 @@ log = logging.getLogger("lienthong.outbox")
 WAKE_KEY = "outbox_wake"
 
 
-async def record_event(
-    session: AsyncSession, tables: MessagingTables, event_type: str, data: dict[str, Any]
-) -> str:
+async def record_event(session: AsyncSession, tables: MessagingTables, event_type: str, data: dict[str, Any]) -> str:
     """Write an event to the outbox in the session's transaction; the relay wakes on commit."""
     message_id = new_id()
     await session.execute(
@@ -113,9 +112,7 @@ class OutboxRelay:
                         .values(attempts=outbox.c.attempts + 1, last_error=str(exc)[:2000])
                     )
                     break
-                await session.execute(
-                    update(outbox).where(outbox.c.id == row["id"]).values(published_at=utcnow())
-                )
+                await session.execute(update(outbox).where(outbox.c.id == row["id"]).values(published_at=utcnow()))
                 published += 1
         return published
 
@@ -132,10 +129,8 @@ class OutboxRelay:
                 count = 0
             if count >= self.batch_size:
                 continue
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
-            except TimeoutError:
-                pass
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.run(), name=f"outbox-relay-{self.source}")
@@ -143,8 +138,6 @@ class OutboxRelay:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None

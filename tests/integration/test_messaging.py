@@ -75,8 +75,8 @@ async def _subscribe(rabbit: RabbitBroker, database: Database, effects: Effects,
     await rabbit.subscribe(Subscription("effects", (binding,), consumer))
 
 
-async def _wait_until(predicate, timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
+async def _wait_until(predicate, seconds: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
     while not predicate():
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("timed out waiting")
@@ -126,7 +126,8 @@ async def test_relay_killed_loses_nothing_and_duplicates_nothing(database, rabbi
     row, loses nothing: a new relay publishes the row, and the consumer's effect happens once."""
     effects = Effects()
     await _subscribe(rabbit, database, effects, "test.#")
-    crashed = subprocess.run(
+    crashed = await asyncio.to_thread(
+        subprocess.run,
         [sys.executable, "-m", "tests.integration.relay_crash", database.url, AMQP_URL, broker_prefix, when],
         cwd=ROOT,
         capture_output=True,

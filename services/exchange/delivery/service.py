@@ -41,7 +41,11 @@ class DeliveryService:
         delivery.updated_at = now
         self.session.add(
             DeliveryEvent(
-                delivery_id=delivery.id, status=wanted.value, actor_code=recipient_code, note=report.note, created_at=now
+                delivery_id=delivery.id,
+                status=wanted.value,
+                actor_code=recipient_code,
+                note=report.note,
+                created_at=now,
             )
         )
         await self.session.flush()

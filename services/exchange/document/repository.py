@@ -50,7 +50,7 @@ class DocumentRepository:
 
     async def inbox(
         self, recipient_code: str, *, before: uuid.UUID | None, limit: int, status: str | None
-    ) -> Sequence[Row[tuple[Delivery, Document]]]:
+    ) -> Sequence[Row[Delivery, Document]]:
         query = (
             select(Delivery, Document)
             .join(Document, Document.id == Delivery.document_id)

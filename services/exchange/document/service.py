@@ -144,8 +144,13 @@ class DocumentService:
             for position, (upload, blob) in enumerate(stored)
         ]
         deliveries = [
-            Delivery(document_id=document.id, recipient_code=code, status=StatusCode.PENDING.value, created_at=now,
-                     updated_at=now)
+            Delivery(
+                document_id=document.id,
+                recipient_code=code,
+                status=StatusCode.PENDING.value,
+                created_at=now,
+                updated_at=now,
+            )
             for code in data.recipients
         ]
         self.documents.add_all([*attachments, *deliveries])
@@ -178,8 +183,9 @@ class DocumentService:
                 "urgency": data.urgency,
                 "promulgation_date": data.promulgation_date.isoformat(),
                 "deliveries": [{"id": str(d.id), "recipient_code": d.recipient_code} for d in deliveries],
-                "attachments": [{"sha256": a.sha256, "size": a.size, "content_type": a.content_type}
-                                for a in attachments],
+                "attachments": [
+                    {"sha256": a.sha256, "size": a.size, "content_type": a.content_type} for a in attachments
+                ],
             },
         )
         return accepted, True
@@ -214,7 +220,10 @@ class DocumentService:
         for event in events:
             by_delivery.setdefault(event.delivery_id, []).append(
                 DeliveryEventRead(
-                    status=event.status, actor_code=event.actor_code, note=event.note, created_at=event.created_at
+                    status=event.status,
+                    actor_code=event.actor_code,
+                    note=event.note,
+                    created_at=event.created_at,
                 )
             )
         return DocumentRead(

@@ -6,7 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from services.registry.agency.schemas import AgencyCreate, AgencyLookup, AgencyLookupResult, AgencyPage, AgencyRead
+from services.registry.agency.schemas import (
+    AgencyCreate,
+    AgencyLookup,
+    AgencyLookupResult,
+    AgencyPage,
+    AgencyRead,
+)
 from services.registry.agency.service import AgencyService
 from shared.auth import Principal, PrincipalDep, Scope, require_scope
 from shared.db import SessionDep
@@ -31,7 +37,7 @@ async def list_agencies(
     level: str | None = None,
 ) -> AgencyPage:
     """List agencies ordered by code, one page at a time (pass `next_cursor` back as `cursor`)."""
-    return await AgencyService(session).list(cursor=cursor, limit=limit, parent_code=parent, level=level)
+    return await AgencyService(session).list_page(cursor=cursor, limit=limit, parent_code=parent, level=level)
 
 
 @router.post("/lookup", response_model=AgencyLookupResult)

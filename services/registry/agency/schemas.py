@@ -38,7 +38,10 @@ class AgencyCreate(BaseModel):
     name: VietnameseText = Field(max_length=200, examples=["Ủy ban nhân dân tỉnh Nghệ An"])
     short_name: VietnameseText | None = Field(default=None, max_length=100)
     level: str = Field(
-        min_length=1, max_length=40, pattern=r"^[a-z][a-z0-9_]*$", examples=["province", "department", "commune"]
+        min_length=1,
+        max_length=40,
+        pattern=r"^[a-z][a-z0-9_]*$",
+        examples=["province", "department", "commune"],
     )
     parent_code: AgencyCode | None = None
     email: EmailStr | None = None

@@ -6,7 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, status
 
-from services.registry.client.schemas import ClientCreate, ClientCreated, ClientRead, CredentialsCheck, CredentialsValid
+from services.registry.client.schemas import (
+    ClientCreate,
+    ClientCreated,
+    ClientRead,
+    CredentialsCheck,
+    CredentialsValid,
+)
 from services.registry.client.service import ClientService
 from shared.auth import Principal, PrincipalDep, Scope, require_scope
 from shared.db import SessionDep

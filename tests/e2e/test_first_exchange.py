@@ -1,0 +1,133 @@
+"""The first slice end to end, through real HTTP: agency A sends a PDF to agency B through the
+gateway; B finds it, downloads it, reports 01; A sees 01; the archive records it once.
+
+Run twice: the embedded mode (`lienthong dev`, one process, SQLite, in-process bus) and the
+production topology (each service its own process, PostgreSQL, RabbitMQ).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from services.demo import Credentials, run_demo, seed_demo_province
+from services.runtime import Topology, topology_env
+from shared.messaging import RabbitBroker
+from tests.conftest import AMQP_URL, make_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _exchange_and_check_archive(base_url: str, admin: Credentials, var_dir: Path) -> None:
+    steps: list[str] = []
+    with httpx.Client(base_url=base_url, timeout=30) as http:
+        creds = seed_demo_province(http, admin, var_dir / "demo-credentials.json")
+        assert len(creds) == 7
+        again = seed_demo_province(http, admin, var_dir / "demo-credentials.json")  # idempotent
+        assert again == creds
+        seen = run_demo(http, creds, steps.append)
+        assert [s[:2] for s in steps] == ["1.", "2.", "3.", "4.", "5.", "6."]
+        delivery = seen["deliveries"][0]
+        assert delivery["status"] == "01"
+        assert [e["status"] for e in delivery["history"]] == ["pending", "01"]
+
+        # The archive consumed document.submitted.v1 (outbox → bus → idempotent consumer).
+        token = http.post(
+            "/v1/auth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": creds["000.00.02.H41"].client_id,
+                "client_secret": creds["000.00.02.H41"].client_secret,
+            },
+        ).json()["access_token"]
+        record = None
+        for _ in range(100):
+            response = http.get(f"/v1/archive/records/{seen['id']}", headers={"Authorization": f"Bearer {token}"})
+            if response.status_code == 200:
+                record = response.json()
+                break
+            time.sleep(0.1)
+        assert record is not None, "the archive never recorded the document"
+        assert record["sender_code"] == "000.00.01.H41"
+        assert record["recipient_codes"] == ["000.00.02.H41"]
+
+
+@pytest.fixture
+def embedded(tmp_path: Path) -> Iterator[tuple[str, Credentials, Path]]:
+    port = free_port()
+    var_dir = tmp_path / "var"
+    env = {**os.environ, "LIENTHONG_VAR_DIR": str(var_dir), "LIENTHONG_LOG_JSON": "false"}
+    log = (tmp_path / "dev.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "dev", "--port", str(port), "--no-seed"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            assert process.poll() is None, (tmp_path / "dev.log").read_text()
+            try:
+                if httpx.get(f"{base_url}/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        admin = json.loads((var_dir / "admin-credentials.json").read_text())
+        yield base_url, Credentials(admin["client_id"], admin["client_secret"]), var_dir
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        log.close()
+
+
+def test_first_exchange_in_embedded_mode(embedded):
+    base_url, admin, var_dir = embedded
+    _exchange_and_check_archive(base_url, admin, var_dir)
+    assert (var_dir / "exchange.db").exists() and (var_dir / "registry.db").exists()
+
+
+@pytest.mark.topology
+async def test_first_exchange_in_production_topology(tmp_path, fresh_pg_database, broker_prefix):
+    settings = make_settings(
+        tmp_path / "var", database_url=fresh_pg_database, broker_url=AMQP_URL, broker_prefix=broker_prefix
+    )
+    env = topology_env(settings, base_env=dict(os.environ))
+    for name in ("gateway", "registry", "exchange", "signature", "archive"):
+        env[f"LIENTHONG_{name.upper()}__URL"] = f"http://127.0.0.1:{free_port()}"
+    env["LIENTHONG_LOG_JSON"] = "false"
+    topology = Topology(env, tmp_path / "logs")
+    await asyncio.to_thread(topology.start)
+    try:
+        assert len(topology.processes) == 5
+        assert len({p.pid for p in topology.processes.values()}) == 5
+        secret = settings.registry.admin_client_secret
+        assert secret is not None
+        admin = Credentials(settings.registry.admin_client_id, secret.get_secret_value())
+        await asyncio.to_thread(_exchange_and_check_archive, topology.url("gateway"), admin, settings.var_dir)
+        ready = (await asyncio.to_thread(httpx.get, f"{topology.url('gateway')}/ready")).json()
+        assert ready["checks"] == {"registry": "ok", "exchange": "ok", "signature": "ok", "archive": "ok"}
+    finally:
+        await asyncio.to_thread(topology.stop)
+        broker = RabbitBroker(AMQP_URL, broker_prefix)
+        await broker.start()
+        await broker.delete_all(["archive.documents"])
+        await broker.close()
