@@ -71,7 +71,9 @@ class AgencyService:
             parent_code = (await self.agencies.codes_by_id([agency.parent_id])).get(agency.parent_id)
         return _read(agency, parent_code)
 
-    async def list_page(self, *, cursor: str | None, limit: int, parent_code: str | None, level: str | None) -> AgencyPage:
+    async def list_page(
+        self, *, cursor: str | None, limit: int, parent_code: str | None, level: str | None
+    ) -> AgencyPage:
         """Return one page of agencies ordered by code."""
         after = decode_cursor(cursor) if cursor else None
         rows = await self.agencies.page(after_code=after, limit=limit + 1, parent_code=parent_code, level=level)
