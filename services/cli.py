@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
@@ -40,31 +41,20 @@ def _serve(asgi_app: FastAPI, host: str, port: int) -> None:
     uvicorn.Server(config).run()
 
 
-def _seed_when_up(base_url: str, settings: Settings, mode: str) -> None:
-    """Wait for the gateway, seed the demo province, print how to get a token."""
+async def _seed(http: httpx.AsyncClient, base_url: str, settings: Settings, mode: str) -> None:
+    """Seed the demo province through the API, then print how to get a token."""
     from services.demo import Credentials, DemoError, seed_demo_province
     from services.runtime import admin_credentials
 
-    with httpx.Client(base_url=base_url, timeout=30) as http:
-        for _ in range(600):
-            try:
-                if http.get("/ready").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        client_id, secret = admin_credentials(settings)
-        credentials_file = settings.var_dir / "demo-credentials.json"
-        try:
-            creds = seed_demo_province(
-                http,
-                Credentials(client_id, secret),
-                credentials_file,
-                say=lambda m: console.print(f"  [dim]{m}[/]"),
-            )
-        except (DemoError, httpx.HTTPError) as exc:
-            console.print(f"[red]Seeding the demo province failed:[/] {exc}")
-            return
+    client_id, secret = admin_credentials(settings)
+    credentials_file = settings.var_dir / "demo-credentials.json"
+    try:
+        creds = await seed_demo_province(
+            http, Credentials(client_id, secret), credentials_file, say=lambda m: console.print(f"  [dim]{m}[/]")
+        )
+    except (DemoError, httpx.HTTPError) as exc:
+        console.print(f"[red]Seeding the demo province failed:[/] {exc}")
+        return
     sender = creds["000.00.01.H41"]
     console.print(
         f"\n[bold green]LienThong is running[/] on {base_url} ({mode}).\n"
@@ -75,6 +65,11 @@ def _seed_when_up(base_url: str, settings: Settings, mode: str) -> None:
         f"      -d client_id={sender.client_id} -d client_secret={sender.client_secret}\n"
         f"  try the whole exchange:  make demo\n"
     )
+
+
+async def _seed_client(base_url: str, settings: Settings) -> None:
+    async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
+        await _seed(http, base_url, settings, "production topology")
 
 
 @app.command()
@@ -93,10 +88,18 @@ def dev(
     settings = settings.model_copy(update={"broker_url": "memory://"})
     console.print(f"Starting LienThong (embedded) on http://{host}:{port}, data in {settings.var_dir.resolve()}")
     embedded = build_embedded_app(settings)
-    if seed:
-        threading.Thread(
-            target=_seed_when_up, args=(f"http://{host}:{port}", settings, "embedded mode"), daemon=True
-        ).start()
+    if seed:  # seeded before the server accepts requests: /health answers once the demo is ready
+        started = embedded.router.lifespan_context
+
+        @asynccontextmanager
+        async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+            async with started(app):
+                transport = httpx.ASGITransport(app=app)
+                async with httpx.AsyncClient(transport=transport, base_url="http://gateway", timeout=60) as http:
+                    await _seed(http, f"http://{host}:{port}", settings, "embedded mode")
+                yield
+
+        embedded.router.lifespan_context = lifespan
     _serve(embedded, host, port)
 
 
@@ -150,7 +153,7 @@ def up(
     topology.start(say=lambda m: console.print(f"  {m}"))
     try:
         if seed:
-            _seed_when_up(topology.url("gateway"), settings, "production topology")
+            asyncio.run(_seed_client(topology.url("gateway"), settings))
         console.print("Press Ctrl-C to stop every service.")
         while all(p.poll() is None for p in topology.processes.values()):
             time.sleep(0.5)
@@ -193,13 +196,11 @@ def demo(
     credentials: Annotated[Path | None, typer.Option(help="default: <var>/demo-credentials.json")] = None,
 ) -> None:
     """Run the demo exchange against a running instance and print each step."""
-    from services.demo import DemoError, load_credentials, run_demo
+    from services.demo import DemoError
 
     path = credentials or Settings().var_dir / "demo-credentials.json"
     try:
-        with httpx.Client(base_url=url, timeout=60) as http:
-            http.get("/health").raise_for_status()
-            seen = run_demo(http, load_credentials(path), say=lambda m: console.print(m))
+        seen = asyncio.run(_demo(url, path))
     except httpx.HTTPError as exc:
         console.print(f"[red]Cannot reach LienThong at {url}:[/] {exc}. Start it with `make run`.")
         raise typer.Exit(1) from exc
@@ -207,6 +208,15 @@ def demo(
         console.print(f"[red]Demo failed:[/] {exc}")
         raise typer.Exit(1) from exc
     console.print(f"[bold green]Demo complete[/]: document {seen['id']} delivered and acknowledged.")
+
+
+async def _demo(url: str, credentials: Path) -> dict[str, object]:
+    from services.demo import load_credentials, run_demo
+
+    async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+        (await http.get("/health")).raise_for_status()
+        creds = await asyncio.to_thread(load_credentials, credentials)
+        return await run_demo(http, creds, say=lambda m: console.print(m))
 
 
 @keys_app.command("generate")

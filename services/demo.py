@@ -5,8 +5,10 @@ Both talk to a running instance through the public API only, so they work the sa
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -84,8 +86,8 @@ class Credentials:
     client_secret: str
 
 
-def get_token(http: httpx.Client, creds: Credentials) -> str | None:
-    response = http.post(
+async def get_token(http: httpx.AsyncClient, creds: Credentials) -> str | None:
+    response = await http.post(
         "/v1/auth/token",
         data={
             "grant_type": "client_credentials",
@@ -106,65 +108,69 @@ def _check(response: httpx.Response, what: str) -> dict[str, Any]:
     return body
 
 
-def seed_demo_province(
-    http: httpx.Client, admin: Credentials, credentials_file: Path, say: Say = lambda _m: None
+async def seed_demo_province(
+    http: httpx.AsyncClient, admin: Credentials, credentials_file: Path, say: Say = lambda _m: None
 ) -> dict[str, Credentials]:
     """Create the demo agencies and one API client each, unless they exist and their stored
     credentials still work; write the credentials to ``credentials_file`` (mode 0600)."""
-    token = get_token(http, admin)
+    token = await get_token(http, admin)
     if token is None:
         raise DemoError("the bootstrap admin credential was refused; check LIENTHONG_REGISTRY__ADMIN_CLIENT_SECRET")
     auth = {"Authorization": f"Bearer {token}"}
-    stored: dict[str, dict[str, str]] = {}
-    if credentials_file.exists():
-        stored = json.loads(credentials_file.read_text()).get("agencies", {})
+    stored = await asyncio.to_thread(_read_credentials, credentials_file)
     result: dict[str, Credentials] = {}
     for agency in DEMO_PROVINCE:
         code = agency["code"]
-        if http.get(f"/v1/agencies/{code}", headers=auth).status_code == 404:
-            _check(http.post("/v1/agencies", json=agency, headers=auth), f"creating agency {code}")
+        if (await http.get(f"/v1/agencies/{code}", headers=auth)).status_code == 404:
+            _check(await http.post("/v1/agencies", json=agency, headers=auth), f"creating agency {code}")
             say(f"created agency {code} {agency['name']}")
-        known = stored.get(code)
-        if known:
-            creds = Credentials(known["client_id"], known["client_secret"])
-            if get_token(http, creds) is not None:
-                result[code] = creds
-                continue
+        creds = stored.get(code)
+        if creds is not None and await get_token(http, creds) is not None:
+            result[code] = creds
+            continue
         body = _check(
-            http.post(f"/v1/agencies/{code}/clients", json={"name": f"Demo client {code}"}, headers=auth),
+            await http.post(f"/v1/agencies/{code}/clients", json={"name": f"Demo client {code}"}, headers=auth),
             f"creating a client for {code}",
         )
         result[code] = Credentials(body["client_id"], body["client_secret"])
         say(f"issued API client {body['client_id']} for {code}")
-    credentials_file.parent.mkdir(parents=True, exist_ok=True)
-    credentials_file.write_text(
-        json.dumps(
-            {
-                "agencies": {
-                    code: {"client_id": c.client_id, "client_secret": c.client_secret} for code, c in result.items()
-                }
-            },
-            indent=2,
-        )
-    )
-    credentials_file.chmod(0o600)
+    await asyncio.to_thread(_write_credentials, credentials_file, result)
     return result
 
 
-def load_credentials(credentials_file: Path) -> dict[str, Credentials]:
-    if not credentials_file.exists():
-        raise DemoError(f"{credentials_file} not found: start the system with `make run` (it seeds the demo province)")
-    agencies = json.loads(credentials_file.read_text())["agencies"]
+def _read_credentials(path: Path) -> dict[str, Credentials]:
+    if not path.exists():
+        return {}
+    agencies = json.loads(path.read_text())["agencies"]
     return {code: Credentials(v["client_id"], v["client_secret"]) for code, v in agencies.items()}
 
 
-def run_demo(http: httpx.Client, creds: dict[str, Credentials], say: Say) -> dict[str, Any]:
+def _write_credentials(path: Path, creds: dict[str, Credentials]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = {
+        "agencies": {code: {"client_id": c.client_id, "client_secret": c.client_secret} for code, c in creds.items()}
+    }
+    path.write_text(json.dumps(body, indent=2))
+    path.chmod(0o600)
+
+
+def load_credentials(credentials_file: Path, wait_seconds: float = 60.0) -> dict[str, Credentials]:
+    """Read the demo credentials, waiting a little for a system that is still seeding them."""
+    deadline = time.monotonic() + wait_seconds
+    while not credentials_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    if not credentials_file.exists():
+        raise DemoError(f"{credentials_file} not found: start the system with `make run` (it seeds the demo province)")
+    return _read_credentials(credentials_file)
+
+
+async def run_demo(http: httpx.AsyncClient, creds: dict[str, Credentials], say: Say) -> dict[str, Any]:
     """Agency A sends a PDF to agency B; B finds it, downloads it, reports 01; A sees 01."""
     sender, recipient = DEMO_SENDER, DEMO_RECIPIENT
     if sender not in creds or recipient not in creds:
         raise DemoError(f"credentials for {sender} and {recipient} are missing; restart `make run` to seed them")
-    token_a = get_token(http, creds[sender])
-    token_b = get_token(http, creds[recipient])
+    token_a = await get_token(http, creds[sender])
+    token_b = await get_token(http, creds[recipient])
     if not token_a or not token_b:
         raise DemoError("the demo credentials were refused; restart `make run` to issue fresh ones")
     a = {"Authorization": f"Bearer {token_a}"}
@@ -185,7 +191,7 @@ def run_demo(http: httpx.Client, creds: dict[str, Credentials], say: Say) -> dic
         "recipients": [recipient],
     }
     sent = _check(
-        http.post(
+        await http.post(
             "/v1/documents",
             data={"metadata": json.dumps(metadata, ensure_ascii=False)},
             files={"files": ("ke-hoach.pdf", pdf, "application/pdf")},
@@ -199,26 +205,26 @@ def run_demo(http: httpx.Client, creds: dict[str, Credentials], say: Say) -> dic
         f"delivery to {sent['deliveries'][0]['recipient_code']} is {sent['deliveries'][0]['status']}"
     )
 
-    inbox = _check(http.get("/v1/inbox", headers=b), "reading the inbox")
+    inbox = _check(await http.get("/v1/inbox", headers=b), "reading the inbox")
     item = next((i for i in inbox["items"] if i["document_id"] == document_id), None)
     if item is None:
         raise DemoError(f"document {document_id} is not in {recipient}'s inbox")
     say(f"3. {recipient} found it in its inbox: «{item['subject']}», delivery {item['delivery_id']}")
 
-    document = _check(http.get(f"/v1/documents/{document_id}", headers=b), "reading the document")
+    document = _check(await http.get(f"/v1/documents/{document_id}", headers=b), "reading the document")
     attachment = document["attachments"][0]
-    download = http.get(f"/v1/documents/{document_id}/attachments/{attachment['id']}", headers=b)
+    download = await http.get(f"/v1/documents/{document_id}/attachments/{attachment['id']}", headers=b)
     if download.status_code != 200 or hashlib.sha256(download.content).hexdigest() != attachment["sha256"]:
         raise DemoError(f"the attachment download failed or its hash differs (HTTP {download.status_code})")
     say(f"4. {recipient} downloaded {attachment['file_name']} ({attachment['size']} bytes, sha256 verified)")
 
     _check(
-        http.post(f"/v1/deliveries/{item['delivery_id']}/status", json={"status": "01"}, headers=b),
+        await http.post(f"/v1/deliveries/{item['delivery_id']}/status", json={"status": "01"}, headers=b),
         "reporting status 01",
     )
     say(f"5. {recipient} reported status 01 (arrived)")
 
-    seen = _check(http.get(f"/v1/documents/{document_id}", headers=a), "reading the sent document")
+    seen = _check(await http.get(f"/v1/documents/{document_id}", headers=a), "reading the sent document")
     status = seen["deliveries"][0]["status"]
     if status != "01":
         raise DemoError(f"{sender} sees status {status}, expected 01")

@@ -34,35 +34,37 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _exchange_and_check_archive(base_url: str, admin: Credentials, var_dir: Path) -> None:
+async def _exchange_and_check_archive(base_url: str, admin: Credentials, var_dir: Path) -> None:
     steps: list[str] = []
-    with httpx.Client(base_url=base_url, timeout=30) as http:
-        creds = seed_demo_province(http, admin, var_dir / "demo-credentials.json")
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+        creds = await seed_demo_province(http, admin, var_dir / "demo-credentials.json")
         assert len(creds) == 7
-        again = seed_demo_province(http, admin, var_dir / "demo-credentials.json")  # idempotent
+        again = await seed_demo_province(http, admin, var_dir / "demo-credentials.json")  # idempotent
         assert again == creds
-        seen = run_demo(http, creds, steps.append)
+        seen = await run_demo(http, creds, steps.append)
         assert [s[:2] for s in steps] == ["1.", "2.", "3.", "4.", "5.", "6."]
         delivery = seen["deliveries"][0]
         assert delivery["status"] == "01"
         assert [e["status"] for e in delivery["history"]] == ["pending", "01"]
 
         # The archive consumed document.submitted.v1 (outbox → bus → idempotent consumer).
-        token = http.post(
-            "/v1/auth/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": creds["000.00.02.H41"].client_id,
-                "client_secret": creds["000.00.02.H41"].client_secret,
-            },
+        token = (
+            await http.post(
+                "/v1/auth/token",
+                data={
+                    "grant_type": "client_credentials",
+                    "client_id": creds["000.00.02.H41"].client_id,
+                    "client_secret": creds["000.00.02.H41"].client_secret,
+                },
+            )
         ).json()["access_token"]
         record = None
         for _ in range(100):
-            response = http.get(f"/v1/archive/records/{seen['id']}", headers={"Authorization": f"Bearer {token}"})
+            response = await http.get(f"/v1/archive/records/{seen['id']}", headers={"Authorization": f"Bearer {token}"})
             if response.status_code == 200:
                 record = response.json()
                 break
-            time.sleep(0.1)
+            await asyncio.sleep(0.1)
         assert record is not None, "the archive never recorded the document"
         assert record["sender_code"] == "000.00.01.H41"
         assert record["recipient_codes"] == ["000.00.02.H41"]
@@ -99,9 +101,9 @@ def embedded(tmp_path: Path) -> Iterator[tuple[str, Credentials, Path]]:
         log.close()
 
 
-def test_first_exchange_in_embedded_mode(embedded):
+async def test_first_exchange_in_embedded_mode(embedded):
     base_url, admin, var_dir = embedded
-    _exchange_and_check_archive(base_url, admin, var_dir)
+    await _exchange_and_check_archive(base_url, admin, var_dir)
     assert (var_dir / "exchange.db").exists() and (var_dir / "registry.db").exists()
 
 
@@ -122,7 +124,7 @@ async def test_first_exchange_in_production_topology(tmp_path, fresh_pg_database
         secret = settings.registry.admin_client_secret
         assert secret is not None
         admin = Credentials(settings.registry.admin_client_id, secret.get_secret_value())
-        await asyncio.to_thread(_exchange_and_check_archive, topology.url("gateway"), admin, settings.var_dir)
+        await _exchange_and_check_archive(topology.url("gateway"), admin, settings.var_dir)
         ready = (await asyncio.to_thread(httpx.get, f"{topology.url('gateway')}/ready")).json()
         assert ready["checks"] == {"registry": "ok", "exchange": "ok", "signature": "ok", "archive": "ok"}
     finally:
