@@ -83,7 +83,7 @@ class OutboxRelay:
     async def publish_pending(self) -> int:
         """Publish one batch of pending rows; return how many were published."""
         outbox = self.tables.outbox
-        published = 0
+        published: list[object] = []
         async with self.database.session() as session:
             query = (
                 select(outbox)
@@ -112,9 +112,10 @@ class OutboxRelay:
                         .values(attempts=outbox.c.attempts + 1, last_error=str(exc)[:2000])
                     )
                     break
-                await session.execute(update(outbox).where(outbox.c.id == row["id"]).values(published_at=utcnow()))
-                published += 1
-        return published
+                published.append(row["id"])
+            if published:  # one statement for the batch; a crash before it re-publishes (consumers dedupe)
+                await session.execute(update(outbox).where(outbox.c.id.in_(published)).values(published_at=utcnow()))
+        return len(published)
 
     async def run(self) -> None:
         """Publish until cancelled."""

@@ -1,0 +1,1 @@
+"""Benchmarks: each prints its figure and the raw ceiling measured in the same run."""

@@ -1,0 +1,24 @@
+"""Run every benchmark: ``python -m bench [name ...]`` (``make bench``)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from bench import outbox_relay
+
+BENCHMARKS = {"outbox_relay": outbox_relay.main}
+
+
+def main() -> None:
+    names = sys.argv[1:] or list(BENCHMARKS)
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        sys.exit(f"unknown benchmarks {unknown}; choose from {list(BENCHMARKS)}")
+    for name in names:
+        print(f"== {name}", flush=True)
+        asyncio.run(BENCHMARKS[name]())
+
+
+if __name__ == "__main__":
+    main()
