@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -150,8 +151,14 @@ def up(
         f"Starting the production topology: {settings.database_url.split('@')[-1]}, "
         f"broker {settings.broker_url.split('@')[-1]}; logs in {topology.log_dir}"
     )
-    topology.start(say=lambda m: console.print(f"  {m}"))
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)  # also when started in the background, where SIGINT is ignored
+    signal.signal(signal.SIGTERM, interrupt)
     try:
+        topology.start(say=lambda m: console.print(f"  {m}"))
         if seed:
             asyncio.run(_seed_client(topology.url("gateway"), settings))
         console.print("Press Ctrl-C to stop every service.")
