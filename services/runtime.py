@@ -15,12 +15,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI, Response
 from pydantic import SecretStr
 
 from gateway.app import create_app as create_gateway
 from shared.auth import generate_keypair
 from shared.config import DEFAULT_PORTS, SERVICE_NAMES, Settings
+from shared.errors import NotFoundError
 from shared.messaging import Broker, InProcessBroker
 
 AppFactory = Callable[..., FastAPI]
@@ -89,7 +90,24 @@ def build_embedded_app(settings: Settings, *, broker: Broker | None = None) -> F
 
     gateway.router.lifespan_context = lifespan
     gateway.state.services = apps
+    gateway.include_router(_service_operations_router(transports))
     return gateway
+
+
+def _service_operations_router(transports: dict[str, httpx.AsyncBaseTransport]) -> APIRouter:
+    """In embedded mode the services have no port of their own: expose their /health, /ready and
+    /metrics under /services/<name>/… so that monitoring sees each of them."""
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/services/{name}/{endpoint}")
+    async def service_operations(name: str, endpoint: str) -> Response:
+        if name not in transports or endpoint not in ("health", "ready", "metrics"):
+            raise NotFoundError(f"No service endpoint /services/{name}/{endpoint}; services: {sorted(transports)}")
+        async with httpx.AsyncClient(transport=transports[name], base_url=f"http://{name}") as client:
+            upstream = await client.get(f"/{endpoint}")
+        return Response(upstream.content, upstream.status_code, media_type=upstream.headers.get("content-type"))
+
+    return router
 
 
 def topology_env(settings: Settings, base_env: dict[str, str] | None = None) -> dict[str, str]:

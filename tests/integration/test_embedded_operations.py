@@ -1,0 +1,19 @@
+async def test_embedded_system_answers_health(api):
+    response = await api.http.get("/ready")
+    assert response.status_code == 200
+    assert response.json()["checks"] == {
+        "registry": "ok",
+        "exchange": "ok",
+        "signature": "ok",
+        "archive": "ok",
+    }
+
+
+async def test_embedded_mode_exposes_each_services_operations_endpoints(api):
+    for name in ("registry", "exchange", "signature", "archive"):
+        assert (await api.http.get(f"/services/{name}/health")).json() == {"status": "ok", "service": name}
+        assert (await api.http.get(f"/services/{name}/ready")).status_code == 200
+        metrics = await api.http.get(f"/services/{name}/metrics")
+        assert "lienthong_http_requests_total" in metrics.text
+    missing = await api.http.get("/services/nope/health")
+    assert missing.status_code == 404 and missing.json()["code"] == "not_found"
