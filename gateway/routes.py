@@ -4,7 +4,9 @@ from __future__ import annotations
 
 ROUTES: tuple[tuple[str, str], ...] = (
     ("/v1/agencies", "registry"),
+    ("/v1/agency-levels", "registry"),
     ("/v1/groups", "registry"),
+    ("/v1/clients", "registry"),
     ("/v1/documents", "exchange"),
     ("/v1/inbox", "exchange"),
     ("/v1/deliveries", "exchange"),

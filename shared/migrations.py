@@ -55,8 +55,14 @@ async def upgrade(service: str, url: str, revision: str = "head") -> None:
     await ensure_schema(url, service)
     engine = create_engine(url, None if is_sqlite(url) else service, poolclass=NullPool)
     try:
-        async with engine.begin() as conn:
-            await conn.run_sync(_run, service, "upgrade", revision=revision)
+        async with engine.connect() as conn:
+            if is_sqlite(url):
+                # batch migrations rebuild tables; SQLite checks foreign keys on DROP TABLE unless told
+                # not to, and the pragma only works outside a transaction
+                await conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+                await conn.commit()
+            async with conn.begin():
+                await conn.run_sync(_run, service, "upgrade", revision=revision)
     finally:
         await engine.dispose()
 

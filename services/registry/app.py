@@ -6,8 +6,11 @@ import httpx
 from fastapi import FastAPI
 
 from services.registry.agency.router import router as agency_router
+from services.registry.certificate.router import router as certificate_router
 from services.registry.client.router import router as client_router
 from services.registry.client.service import ClientService
+from services.registry.endpoint.router import router as endpoint_router
+from services.registry.group.router import router as group_router
 from services.registry.models import messaging
 from shared.config import Settings
 from shared.messaging import Broker
@@ -40,7 +43,7 @@ def create_app(
     return create_service_app(
         runtime,
         title="LienThong registry",
-        description="The province's directory of agencies and their API clients.",
-        routers=[agency_router, client_router],
+        description="The directory: agencies, levels, groups, delivery endpoints, certificates, API clients.",
+        routers=[agency_router, group_router, endpoint_router, certificate_router, client_router],
         on_start=_on_start,
     )

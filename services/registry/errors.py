@@ -1,6 +1,12 @@
 """Registry errors, each with a stable problem code."""
 
-from shared.errors import ConflictError, ForbiddenError, NotFoundError, UnauthorizedError
+from shared.errors import (
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+    UnauthorizedError,
+    UnprocessableError,
+)
 
 
 class AgencyNotFoundError(NotFoundError):
@@ -15,9 +21,61 @@ class ParentAgencyNotFoundError(NotFoundError):
     code, title = "parent_agency_not_found", "Parent agency not found"
 
 
-class ClientCredentialsInvalidError(UnauthorizedError):
-    code, title = "invalid_client", "Client authentication failed"
+class AgencyLevelUnknownError(UnprocessableError):
+    code, title = "agency_level_unknown", "Unknown agency level"
+
+
+class AgencyLevelExistsError(ConflictError):
+    code, title = "agency_level_exists", "This level exists already"
+
+
+class HierarchyCycleError(ConflictError):
+    code, title = "hierarchy_cycle", "An agency cannot be placed under itself or its own descendants"
+
+
+class SuccessorInvalidError(UnprocessableError):
+    code, title = "successor_invalid", "The successor must be another, active agency"
 
 
 class AgencyInactiveError(ForbiddenError):
     code, title = "agency_inactive", "The agency is not active"
+
+
+class ClientNotFoundError(NotFoundError):
+    code, title = "client_not_found", "API client not found"
+
+
+class ClientCredentialsInvalidError(UnauthorizedError):
+    code, title = "invalid_client", "Client authentication failed"
+
+
+class GroupNotFoundError(NotFoundError):
+    code, title = "group_not_found", "Recipient group not found"
+
+
+class GroupExistsError(ConflictError):
+    code, title = "group_exists", "A group with this name exists already"
+
+
+class GroupInvalidError(UnprocessableError):
+    code, title = "group_invalid", "The group definition is not valid"
+
+
+class CertificateInvalidError(UnprocessableError):
+    code, title = "certificate_invalid", "The certificate cannot be read"
+
+
+class CertificateExistsError(ConflictError):
+    code, title = "certificate_exists", "This certificate is registered for the agency already"
+
+
+class CertificateNotFoundError(NotFoundError):
+    code, title = "certificate_not_found", "Certificate not found"
+
+
+class EndpointInvalidError(UnprocessableError):
+    code, title = "endpoint_invalid", "The delivery endpoint is not valid"
+
+
+class ImportInvalidError(UnprocessableError):
+    code, title = "import_invalid", "The import file is not valid; nothing was written"

@@ -1,11 +1,13 @@
-"""The registry's tables: agencies (the province's directory) and the API clients acting for them."""
+"""The registry's tables: the province's directory of agencies, their levels, history, groups,
+delivery endpoints, certificates, and the API clients (with their secrets) acting for them."""
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, String, Text, Uuid
+from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint, Uuid
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import UTCDateTime, new_id, new_metadata, utcnow
@@ -19,6 +21,16 @@ class Base(DeclarativeBase):
 messaging = define_messaging_tables(Base.metadata)
 
 
+class AgencyLevel(Base):
+    """An administrative level (province, department, district, commune …): data, not code."""
+
+    __tablename__ = "agency_level"
+
+    code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    rank: Mapped[int] = mapped_column(Integer, default=100)
+
+
 class Agency(Base):
     """An agency of the province, identified by its national code (mã định danh)."""
 
@@ -26,16 +38,91 @@ class Agency(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     code: Mapped[str] = mapped_column(String(13), unique=True)
+    new_code: Mapped[str | None] = mapped_column(String(30), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     short_name: Mapped[str | None] = mapped_column(String(100))
-    level: Mapped[str] = mapped_column(String(40))
+    search_text: Mapped[str] = mapped_column(String(400), default="")
+    level: Mapped[str] = mapped_column(ForeignKey("agency_level.code"), index=True)
     parent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("agency.id"), index=True)
-    status: Mapped[str] = mapped_column(String(20), default="active")
+    status: Mapped[str] = mapped_column(String(20), default="active", index=True)
+    status_reason: Mapped[str | None] = mapped_column(String(500))
+    successor_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("agency.id"))
     email: Mapped[str | None] = mapped_column(String(200))
     phone: Mapped[str | None] = mapped_column(String(50))
     address: Mapped[str | None] = mapped_column(Text)
+    website: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class AgencyChange(Base):
+    """One change to an agency: what changed, who changed it, when."""
+
+    __tablename__ = "agency_change"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    agency_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("agency.id"), index=True)
+    action: Mapped[str] = mapped_column(String(40))
+    actor: Mapped[str] = mapped_column(String(64))
+    changes: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RecipientGroup(Base):
+    """A named recipient group for broadcast: static members plus rules resolved at send time."""
+
+    __tablename__ = "recipient_group"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(String(1000))
+    rules: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class GroupMember(Base):
+    """A static member of a recipient group."""
+
+    __tablename__ = "group_member"
+
+    group_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("recipient_group.id"), primary_key=True)
+    agency_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("agency.id"), primary_key=True, index=True)
+
+
+class DeliveryEndpoint(Base):
+    """How an agency receives: pull (REST inbox, the default), push (webhook) or amqp (provincial bus)."""
+
+    __tablename__ = "delivery_endpoint"
+
+    agency_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("agency.id"), primary_key=True)
+    mode: Mapped[str] = mapped_column(String(10))
+    webhook_url: Mapped[str | None] = mapped_column(String(2000))
+    webhook_secret: Mapped[str | None] = mapped_column(String(200))
+    amqp_queue: Mapped[str | None] = mapped_column(String(255))
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AgencyCertificate(Base):
+    """An X.509 certificate of an agency: its seal certificate or one of its signers'."""
+
+    __tablename__ = "agency_certificate"
+    __table_args__ = (UniqueConstraint("agency_id", "sha256", name="uq_agency_certificate_agency_sha256"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    agency_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("agency.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    subject: Mapped[str] = mapped_column(String(1000))
+    issuer: Mapped[str] = mapped_column(String(1000))
+    serial: Mapped[str] = mapped_column(String(100))
+    not_before: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    not_after: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    sha1: Mapped[str] = mapped_column(String(40))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    key_usage: Mapped[list[str]] = mapped_column(JSON)
+    pem: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class ApiClient(Base):
@@ -48,6 +135,17 @@ class ApiClient(Base):
     name: Mapped[str] = mapped_column(String(200))
     agency_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("agency.id"), index=True)
     scopes: Mapped[list[str]] = mapped_column(JSON)
-    secret_hash: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class ClientSecret(Base):
+    """A secret of an API client (argon2id hash); during a rotation the old one lives until it expires."""
+
+    __tablename__ = "client_secret"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    client_pk: Mapped[uuid.UUID] = mapped_column(ForeignKey("api_client.id"), index=True)
+    secret_hash: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -6,12 +6,13 @@ import asyncpg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy.pool import NullPool
 
 from services.runtime import service_factories
 from shared.config import SERVICE_NAMES
 from shared.db import create_engine, is_sqlite
-from shared.migrations import current_revision, upgrade
+from shared.migrations import alembic_config, current_revision, upgrade
 
 
 def _metadata(service: str):
@@ -23,7 +24,8 @@ async def test_each_service_migrates_into_its_own_postgres_schema(fresh_pg_datab
     for service in SERVICE_NAMES:
         await upgrade(service, fresh_pg_database)
         await upgrade(service, fresh_pg_database)  # a second run changes nothing
-        assert await current_revision(service, fresh_pg_database) == "0001"
+        head = ScriptDirectory.from_config(alembic_config(service)).get_current_head()
+        assert await current_revision(service, fresh_pg_database) == head
     dsn = fresh_pg_database.replace("postgresql+asyncpg://", "postgresql://")
     conn = await asyncpg.connect(dsn)
     try:
@@ -60,3 +62,36 @@ async def test_migrated_schema_matches_the_models(backend, tmp_path, fresh_pg_da
 
 def test_every_service_has_an_app_factory():
     assert set(service_factories()) == set(SERVICE_NAMES)
+
+
+async def test_registry_upgrade_from_0001_keeps_agencies_and_client_secrets(tmp_path):
+    """Data written by the first schema survives the directory migration (secrets move tables)."""
+    import sqlalchemy as sa
+
+    from shared.auth import hash_secret, verify_secret
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'registry.db'}"
+    await upgrade("registry", url, "0001")
+    engine = create_engine(url, None, poolclass=NullPool)
+    async with engine.begin() as conn:
+        await conn.execute(
+            sa.text(
+                "INSERT INTO agency (id, code, name, level, status, created_at, updated_at) "
+                "VALUES ('0123456789abcdef0123456789abcdef', '000.00.00.H41', 'Ủy ban nhân dân tỉnh', 'province',"
+                " 'active', '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+            )
+        )
+        await conn.execute(
+            sa.text(
+                "INSERT INTO api_client (id, client_id, name, scopes, secret_hash, created_at) "
+                "VALUES ('fedcba9876543210fedcba9876543210', 'c1', 'n', '[]', :h, '2026-01-01 00:00:00')"
+            ),
+            {"h": hash_secret("s3cret")},
+        )
+    await upgrade("registry", url)
+    async with engine.connect() as conn:
+        search = (await conn.execute(sa.text("SELECT search_text FROM agency"))).scalar_one()
+        secret_hash = (await conn.execute(sa.text("SELECT secret_hash FROM client_secret"))).scalar_one()
+    await engine.dispose()
+    assert search == "uy ban nhan dan tinh"
+    assert verify_secret(secret_hash, "s3cret")

@@ -1,15 +1,17 @@
-"""SQL for agencies."""
+"""SQL for agencies, their levels and their history."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
-from services.registry.models import Agency
+from services.registry.models import Agency, AgencyChange, AgencyLevel
+
+CHUNK = 500  # stay under driver parameter limits for IN (...)
 
 
 class AgencyRepository:
@@ -17,28 +19,91 @@ class AgencyRepository:
         self.session = session
 
     async def by_code(self, code: str) -> Agency | None:
-        return (await self.session.execute(select(Agency).where(Agency.code == code))).scalar_one_or_none()
+        """Find an agency by its QCVN 102 code or its Decision 20/2020 code."""
+        query = select(Agency).where(or_(Agency.code == code, Agency.new_code == code))
+        return (await self.session.execute(query)).scalars().first()
 
     async def by_id(self, agency_id: uuid.UUID) -> Agency | None:
         return await self.session.get(Agency, agency_id)
 
-    async def codes_by_id(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
-        if not ids:
-            return {}
-        rows = await self.session.execute(select(Agency.id, Agency.code).where(Agency.id.in_(set(ids))))
-        return {row.id: row.code for row in rows}
+    async def by_ids(self, ids: Iterable[uuid.UUID]) -> list[Agency]:
+        unique = list(set(ids))
+        found: list[Agency] = []
+        for start in range(0, len(unique), CHUNK):
+            query = select(Agency).where(Agency.id.in_(unique[start : start + CHUNK]))
+            found.extend((await self.session.execute(query)).scalars())
+        return found
+
+    async def codes_by_id(self, ids: Iterable[uuid.UUID | None]) -> dict[uuid.UUID, str]:
+        wanted = [i for i in set(ids) if i is not None]
+        result: dict[uuid.UUID, str] = {}
+        for start in range(0, len(wanted), CHUNK):
+            rows = await self.session.execute(
+                select(Agency.id, Agency.code).where(Agency.id.in_(wanted[start : start + CHUNK]))
+            )
+            result.update({row.id: row.code for row in rows})
+        return result
+
+    async def by_codes(self, codes: Iterable[str]) -> list[Agency]:
+        unique = sorted(set(codes))
+        found: list[Agency] = []
+        for start in range(0, len(unique), CHUNK):
+            chunk = unique[start : start + CHUNK]
+            query = select(Agency).where(or_(Agency.code.in_(chunk), Agency.new_code.in_(chunk)))
+            found.extend((await self.session.execute(query)).scalars())
+        return found
+
+    async def all(self) -> Sequence[Agency]:
+        return (await self.session.execute(select(Agency).order_by(Agency.code))).scalars().all()
+
+    def subtree_query(self, root_id: uuid.UUID, *, include_root: bool = False) -> Select[tuple[uuid.UUID]]:
+        """Return a query of the ids of every agency below ``root_id``, at any depth."""
+        tree = select(Agency.id).where(Agency.parent_id == root_id).cte("subtree", recursive=True)
+        tree = tree.union_all(select(Agency.id).where(Agency.parent_id == tree.c.id))
+        query = select(tree.c.id)
+        if include_root:
+            query = query.union(select(Agency.id).where(Agency.id == root_id))  # type: ignore[assignment]
+        return query
+
+    async def subtree_ids(self, root_id: uuid.UUID) -> set[uuid.UUID]:
+        rows = (await self.session.execute(self.subtree_query(root_id))).all()
+        return {uuid.UUID(str(row[0])) for row in rows}
 
     async def page(
-        self, *, after_code: str | None, limit: int, parent_code: str | None, level: str | None
+        self,
+        *,
+        after_code: str | None,
+        limit: int,
+        parent_id: uuid.UUID | None = None,
+        subtree_of: uuid.UUID | None = None,
+        level: str | None = None,
+        status: str | None = None,
+        text: str | None = None,
     ) -> Sequence[Agency]:
         query = select(Agency).order_by(Agency.code).limit(limit)
         if after_code:
             query = query.where(Agency.code > after_code)
+        if parent_id:
+            query = query.where(Agency.parent_id == parent_id)
+        if subtree_of:
+            query = query.where(Agency.id.in_(self.subtree_query(subtree_of)))
         if level:
             query = query.where(Agency.level == level)
-        if parent_code:
-            parent = aliased(Agency)
-            query = query.join(parent, Agency.parent_id == parent.id).where(parent.code == parent_code)
+        if status:
+            query = query.where(Agency.status == status)
+        if text:
+            for word in text.split():
+                query = query.where(Agency.search_text.contains(word, autoescape=True))
+        return (await self.session.execute(query)).scalars().all()
+
+    async def in_subtree_at_level(
+        self, root_id: uuid.UUID | None, level: str | None, statuses: Sequence[str]
+    ) -> Sequence[Agency]:
+        query = select(Agency).where(Agency.status.in_(statuses)).order_by(Agency.code)
+        if root_id is not None:
+            query = query.where(Agency.id.in_(self.subtree_query(root_id)))
+        if level is not None:
+            query = query.where(Agency.level == level)
         return (await self.session.execute(query)).scalars().all()
 
     async def add(self, agency: Agency) -> Agency:
@@ -46,10 +111,25 @@ class AgencyRepository:
         await self.session.flush()
         return agency
 
-    async def by_codes(self, codes: Sequence[str]) -> Sequence[Agency]:
-        found: list[Agency] = []
-        unique = sorted(set(codes))
-        for start in range(0, len(unique), 500):  # stay under driver parameter limits
-            chunk = unique[start : start + 500]
-            found.extend((await self.session.execute(select(Agency).where(Agency.code.in_(chunk)))).scalars())
-        return found
+    async def record_change(self, agency_id: uuid.UUID, action: str, actor: str, changes: Mapping[str, Any]) -> None:
+        self.session.add(AgencyChange(agency_id=agency_id, action=action, actor=actor, changes=dict(changes)))
+        await self.session.flush()
+
+    async def history(self, agency_id: uuid.UUID) -> Sequence[AgencyChange]:
+        query = (
+            select(AgencyChange)
+            .where(AgencyChange.agency_id == agency_id)
+            .order_by(AgencyChange.created_at, AgencyChange.id)
+        )
+        return (await self.session.execute(query)).scalars().all()
+
+    async def levels(self) -> Sequence[AgencyLevel]:
+        return (await self.session.execute(select(AgencyLevel).order_by(AgencyLevel.rank))).scalars().all()
+
+    async def level(self, code: str) -> AgencyLevel | None:
+        return await self.session.get(AgencyLevel, code)
+
+    async def add_level(self, level: AgencyLevel) -> AgencyLevel:
+        self.session.add(level)
+        await self.session.flush()
+        return level

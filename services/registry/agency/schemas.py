@@ -4,64 +4,97 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import unicodedata
 import uuid
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, HttpUrl
+
+from shared.text import nfc
 
 CODE_PATTERN = re.compile(r"^\d{3}\.\d{2}\.\d{2}\.[A-Z]\d{2}$")
+# Decision 20/2020 form: level 1 first (a letter and two digits), then up to three numeric levels.
+NEW_CODE_PATTERN = re.compile(r"^[A-Z]\d{2}(\.\d{1,3}){0,3}$")
+LEVEL_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
 
 
-def _valid_code(value: str) -> str:
+def valid_code(value: str) -> str:
     value = value.strip().upper()
     if not CODE_PATTERN.fullmatch(value):
         raise ValueError("must be a national agency code in the QCVN 102 form NNN.NN.NN.Lnn, e.g. 000.00.00.H41")
     return value
 
 
-def _nfc(value: str) -> str:
-    value = unicodedata.normalize("NFC", value).strip()
+def valid_new_code(value: str) -> str:
+    value = value.strip().upper()
+    if not NEW_CODE_PATTERN.fullmatch(value):
+        raise ValueError("must be a code in the Decision 20/2020 form, e.g. H41 or H52.101.114")
+    return value
+
+
+def _text(value: str) -> str:
+    value = nfc(value).strip()
     if not value:
         raise ValueError("must not be blank")
     return value
 
 
-AgencyCode = Annotated[str, AfterValidator(_valid_code)]
-VietnameseText = Annotated[str, AfterValidator(_nfc)]
+AgencyCode = Annotated[str, AfterValidator(valid_code)]
+NewAgencyCode = Annotated[str, AfterValidator(valid_new_code)]
+VietnameseText = Annotated[str, AfterValidator(_text)]
+AgencyStatus = Literal["active", "suspended", "retired"]
 
 
-class AgencyCreate(BaseModel):
+class AgencyFields(BaseModel):
+    """The editable fields of an agency."""
+
     model_config = ConfigDict(extra="forbid")
 
-    code: AgencyCode = Field(examples=["000.00.00.H41"])
+    new_code: NewAgencyCode | None = Field(default=None, examples=["H41"])
     name: VietnameseText = Field(max_length=200, examples=["Ủy ban nhân dân tỉnh Nghệ An"])
     short_name: VietnameseText | None = Field(default=None, max_length=100)
-    level: str = Field(
-        min_length=1,
-        max_length=40,
-        pattern=r"^[a-z][a-z0-9_]*$",
-        examples=["province", "department", "commune"],
-    )
+    level: str = Field(pattern=LEVEL_PATTERN, examples=["province", "department", "district", "commune"])
     parent_code: AgencyCode | None = None
     email: EmailStr | None = None
     phone: str | None = Field(default=None, max_length=50)
     address: VietnameseText | None = Field(default=None, max_length=500)
+    website: HttpUrl | None = None
+
+
+class AgencyCreate(AgencyFields):
+    code: AgencyCode = Field(examples=["000.00.00.H41"])
+
+
+class AgencyUpdate(BaseModel):
+    """Fields to change; those left out keep their value (``parent_code: null`` makes a root)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    new_code: NewAgencyCode | None = None
+    name: VietnameseText | None = Field(default=None, max_length=200)
+    short_name: VietnameseText | None = Field(default=None, max_length=100)
+    level: str | None = Field(default=None, pattern=LEVEL_PATTERN)
+    parent_code: AgencyCode | None = None
+    email: EmailStr | None = None
+    phone: str | None = Field(default=None, max_length=50)
+    address: VietnameseText | None = Field(default=None, max_length=500)
+    website: HttpUrl | None = None
 
 
 class AgencyRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
     id: uuid.UUID
     code: str
+    new_code: str | None
     name: str
     short_name: str | None
     level: str
     parent_code: str | None
-    status: str
+    status: AgencyStatus
+    status_reason: str | None
+    successor_code: str | None
     email: str | None
     phone: str | None
     address: str | None
+    website: str | None
     created_at: dt.datetime
     updated_at: dt.datetime
 
@@ -69,6 +102,29 @@ class AgencyRead(BaseModel):
 class AgencyPage(BaseModel):
     items: list[AgencyRead]
     next_cursor: str | None
+
+
+class AgencyTreeNode(BaseModel):
+    code: str
+    name: str
+    level: str
+    status: str
+    children: list[AgencyTreeNode] = []
+
+
+class StatusChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: AgencyStatus
+    reason: str | None = Field(default=None, max_length=500)
+    successor_code: AgencyCode | None = Field(default=None, description="Required when retiring")
+
+
+class AgencyChangeRead(BaseModel):
+    action: str
+    actor: str
+    changes: dict[str, Any]
+    created_at: dt.datetime
 
 
 class AgencyLookup(BaseModel):
@@ -80,3 +136,19 @@ class AgencyLookup(BaseModel):
 class AgencyLookupResult(BaseModel):
     found: list[AgencyRead]
     missing: list[str]
+
+
+class LevelRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    code: str
+    name: str
+    rank: int
+
+
+class LevelCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(pattern=LEVEL_PATTERN)
+    name: VietnameseText = Field(max_length=200)
+    rank: int = Field(default=100, ge=0, le=1000)

@@ -1,8 +1,6 @@
-"""API client endpoints, and the internal credential check the gateway calls."""
+"""API client endpoints, and the internal checks the gateway calls."""
 
 from __future__ import annotations
-
-from typing import Annotated
 
 from fastapi import APIRouter, status
 
@@ -10,16 +8,18 @@ from services.registry.client.schemas import (
     ClientCreate,
     ClientCreated,
     ClientRead,
+    ClientStatus,
     CredentialsCheck,
     CredentialsValid,
+    Rotated,
+    Rotation,
 )
 from services.registry.client.service import ClientService
-from shared.auth import Principal, PrincipalDep, Scope, require_scope
+from services.registry.dependencies import AdminDep, InternalDep
+from shared.auth import PrincipalDep
 from shared.db import SessionDep
 
 router = APIRouter(tags=["api clients"])
-AdminDep = Annotated[Principal, require_scope(Scope.REGISTRY_ADMIN)]
-InternalDep = Annotated[Principal, require_scope(Scope.INTERNAL)]
 
 
 @router.post("/v1/agencies/{code}/clients", status_code=status.HTTP_201_CREATED, response_model=ClientCreated)
@@ -34,7 +34,31 @@ async def list_clients(code: str, session: SessionDep, principal: PrincipalDep) 
     return await ClientService(session).list_for(code, principal)
 
 
+@router.get("/v1/clients/{client_id}", response_model=ClientRead)
+async def get_client(client_id: str, session: SessionDep, principal: PrincipalDep) -> ClientRead:
+    """Return an API client (admin, or a client of the same agency)."""
+    return await ClientService(session).get(client_id, principal)
+
+
+@router.post("/v1/clients/{client_id}/rotate", response_model=Rotated)
+async def rotate_secret(client_id: str, body: Rotation, session: SessionDep, _admin: AdminDep) -> Rotated:
+    """Issue a new secret; the old one stays valid for `overlap_seconds` (admin only)."""
+    return await ClientService(session).rotate(client_id, body.overlap_seconds)
+
+
+@router.post("/v1/clients/{client_id}/revoke", response_model=ClientRead)
+async def revoke_client(client_id: str, session: SessionDep, _admin: AdminDep) -> ClientRead:
+    """Revoke a client at once: no new token, its live tokens refused within seconds (admin only)."""
+    return await ClientService(session).revoke(client_id)
+
+
 @router.post("/internal/v1/credentials/verify", response_model=CredentialsValid, include_in_schema=False)
 async def verify_credentials(body: CredentialsCheck, session: SessionDep, _gateway: InternalDep) -> CredentialsValid:
     """Check client credentials for the gateway's token endpoint."""
     return await ClientService(session).verify(body.client_id, body.client_secret)
+
+
+@router.get("/internal/v1/clients/{client_id}/status", response_model=ClientStatus, include_in_schema=False)
+async def client_status(client_id: str, session: SessionDep, _gateway: InternalDep) -> ClientStatus:
+    """Whether a client's tokens are still honoured (for the gateway's cache)."""
+    return await ClientService(session).status(client_id)

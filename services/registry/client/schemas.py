@@ -48,3 +48,27 @@ class CredentialsValid(BaseModel):
     client_id: str
     agency_code: str | None
     scopes: list[str]
+
+
+class Rotation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    overlap_seconds: int = Field(
+        default=86400, ge=0, le=30 * 86400, description="How long the old secret stays valid (0: not at all)"
+    )
+
+
+class Rotated(BaseModel):
+    client_id: str
+    client_secret: str = Field(description="The new secret, shown once")
+    previous_secrets_expire_at: dt.datetime
+
+
+class ClientStatus(BaseModel):
+    """What the gateway needs to accept a token of this client (internal)."""
+
+    client_id: str
+    active: bool
+    reason: str | None
+    agency_code: str | None
+    agency_status: str | None

@@ -1,33 +1,37 @@
-"""Rules for API clients: issue credentials (secret shown once, argon2 stored), check them."""
+"""Rules for API clients: issue credentials (secret shown once, argon2id stored), rotate with an
+overlap window, revoke at once, check them for the gateway."""
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.registry.agency.repository import AgencyRepository
 from services.registry.client.repository import ClientRepository
-from services.registry.client.schemas import ClientCreate, ClientCreated, ClientRead, CredentialsValid
-from services.registry.errors import AgencyInactiveError, AgencyNotFoundError, ClientCredentialsInvalidError
+from services.registry.client.schemas import (
+    ClientCreate,
+    ClientCreated,
+    ClientRead,
+    ClientStatus,
+    CredentialsValid,
+    Rotated,
+)
+from services.registry.errors import (
+    AgencyInactiveError,
+    AgencyNotFoundError,
+    ClientCredentialsInvalidError,
+    ClientNotFoundError,
+)
 from services.registry.models import Agency, ApiClient, messaging
 from shared.auth import Principal, Scope, hash_secret, new_secret, verify_secret
+from shared.db import utcnow
 from shared.messaging import record_event
 
 # A hash of a random secret, checked when the client id is unknown, so the answer takes as long
 # for an unknown client as for a wrong secret.
 _DUMMY_HASH = hash_secret(secrets.token_urlsafe(16))
-
-
-def _read(client: ApiClient, agency_code: str | None) -> ClientRead:
-    return ClientRead(
-        client_id=client.client_id,
-        name=client.name,
-        agency_code=agency_code,
-        scopes=list(client.scopes),
-        created_at=client.created_at,
-        revoked_at=client.revoked_at,
-    )
 
 
 class ClientService:
@@ -42,20 +46,37 @@ class ClientService:
             raise AgencyNotFoundError(f"No agency has the code {code}", agency_code=code)
         return agency
 
+    async def _read(self, client: ApiClient) -> ClientRead:
+        agency = await self.agencies.by_id(client.agency_id) if client.agency_id else None
+        return ClientRead(
+            client_id=client.client_id,
+            name=client.name,
+            agency_code=agency.code if agency else None,
+            scopes=list(client.scopes),
+            created_at=client.created_at,
+            revoked_at=client.revoked_at,
+        )
+
+    async def _visible(self, client_id: str, principal: Principal) -> ApiClient:
+        """Return a client the principal may see (admin: any; an agency: its own); 404 otherwise."""
+        client = await self.clients.by_client_id(client_id)
+        if client is not None and not principal.is_admin:
+            agency = await self.agencies.by_id(client.agency_id) if client.agency_id else None
+            if agency is None or agency.code != principal.agency_code:
+                client = None
+        if client is None:
+            raise ClientNotFoundError(f"No API client {client_id} is visible to you")
+        return client
+
     async def create(self, agency_code: str, data: ClientCreate) -> ClientCreated:
         """Issue a new credential for an agency; the secret is returned this once."""
         agency = await self._agency(agency_code)
         secret = new_secret()
         client = await self.clients.add(
-            ApiClient(
-                client_id=f"lt_{secrets.token_hex(12)}",
-                name=data.name,
-                agency_id=agency.id,
-                scopes=data.scopes,
-                secret_hash=hash_secret(secret),
-            )
+            ApiClient(client_id=f"lt_{secrets.token_hex(12)}", name=data.name, agency_id=agency.id, scopes=data.scopes),
+            hash_secret(secret),
         )
-        read = _read(client, agency.code)
+        read = await self._read(client)
         await record_event(self.session, messaging, "client.created.v1", read.model_dump(mode="json"))
         return ClientCreated(**read.model_dump(), client_secret=secret)
 
@@ -64,21 +85,89 @@ class ClientService:
         agency = await self._agency(agency_code)
         if not principal.is_admin and principal.agency_code != agency.code:
             raise AgencyNotFoundError(f"No agency has the code {agency_code}", agency_code=agency_code)
-        return [_read(c, agency.code) for c in await self.clients.of_agency(agency.id)]
+        return [await self._read(c) for c in await self.clients.of_agency(agency.id)]
+
+    async def get(self, client_id: str, principal: Principal) -> ClientRead:
+        return await self._read(await self._visible(client_id, principal))
+
+    async def rotate(self, client_id: str, overlap_seconds: int) -> Rotated:
+        """Issue a new secret; the old ones stay valid for ``overlap_seconds``, then expire."""
+        client = await self.clients.by_client_id(client_id)
+        if client is None or client.revoked_at is not None:
+            raise ClientNotFoundError(f"No active API client {client_id}")
+        expires = utcnow() + dt.timedelta(seconds=overlap_seconds)
+        await self.clients.expire_secrets(client.id, expires)
+        secret = new_secret()
+        await self.clients.add_secret(client.id, hash_secret(secret))
+        await record_event(
+            self.session,
+            messaging,
+            "client.rotated.v1",
+            {"client_id": client.client_id, "previous_secrets_expire_at": expires.isoformat()},
+        )
+        return Rotated(client_id=client.client_id, client_secret=secret, previous_secrets_expire_at=expires)
+
+    async def revoke(self, client_id: str) -> ClientRead:
+        """Revoke a client at once: no new token, and the gateway refuses its live tokens."""
+        client = await self.clients.by_client_id(client_id)
+        if client is None:
+            raise ClientNotFoundError(f"No API client {client_id}")
+        if client.revoked_at is None:
+            client.revoked_at = utcnow()
+            await self.clients.expire_secrets(client.id, client.revoked_at)
+            await self.session.flush()
+            read = await self._read(client)
+            await record_event(
+                self.session,
+                messaging,
+                "client.revoked.v1",
+                {"client_id": client.client_id, "agency_code": read.agency_code},
+            )
+            return read
+        return await self._read(client)
 
     async def verify(self, client_id: str, client_secret: str) -> CredentialsValid:
         """Check a client id and secret; the same error whatever is wrong."""
         client = await self.clients.by_client_id(client_id)
-        ok = verify_secret(client.secret_hash if client else _DUMMY_HASH, client_secret)
-        if client is None or not ok or client.revoked_at is not None:
-            raise ClientCredentialsInvalidError("Unknown client, wrong secret, or revoked client")
+        hashes = [s.secret_hash for s in await self.clients.live_secrets(client.id, utcnow())] if client else []
+        ok = (
+            any([verify_secret(h, client_secret) for h in hashes])
+            if hashes
+            else verify_secret(_DUMMY_HASH, client_secret)
+        )
+        if client is None or not hashes or not ok or client.revoked_at is not None:
+            raise ClientCredentialsInvalidError("Unknown client, wrong or expired secret, or revoked client")
         agency_code = None
         if client.agency_id is not None:
             agency = await self.agencies.by_id(client.agency_id)
             if agency is None or agency.status != "active":
-                raise AgencyInactiveError("The agency of this client is not active; ask the province IT office")
+                status = agency.status if agency else "missing"
+                raise AgencyInactiveError(
+                    f"The agency of this client is {status}; ask the province IT office", agency_status=status
+                )
             agency_code = agency.code
         return CredentialsValid(client_id=client.client_id, agency_code=agency_code, scopes=list(client.scopes))
+
+    async def status(self, client_id: str) -> ClientStatus:
+        """Whether a client's tokens are still to be honoured (not revoked, agency active)."""
+        client = await self.clients.by_client_id(client_id)
+        if client is None:
+            return ClientStatus(
+                client_id=client_id, active=False, reason="unknown", agency_code=None, agency_status=None
+            )
+        agency = await self.agencies.by_id(client.agency_id) if client.agency_id else None
+        reason = None
+        if client.revoked_at is not None:
+            reason = "revoked"
+        elif agency is not None and agency.status != "active":
+            reason = f"agency_{agency.status}"
+        return ClientStatus(
+            client_id=client.client_id,
+            active=reason is None,
+            reason=reason,
+            agency_code=agency.code if agency else None,
+            agency_status=agency.status if agency else None,
+        )
 
     async def ensure_bootstrap_admin(self, client_id: str, secret: str) -> None:
         """Create or refresh the bootstrap admin credential from settings."""
@@ -86,15 +175,13 @@ class ClientService:
         client = await self.clients.by_client_id(client_id)
         if client is None:
             await self.clients.add(
-                ApiClient(
-                    client_id=client_id,
-                    name="Bootstrap administrator",
-                    agency_id=None,
-                    scopes=scopes,
-                    secret_hash=hash_secret(secret),
-                )
+                ApiClient(client_id=client_id, name="Bootstrap administrator", agency_id=None, scopes=scopes),
+                hash_secret(secret),
             )
-        elif not verify_secret(client.secret_hash, secret) or client.revoked_at is not None:
-            client.secret_hash = hash_secret(secret)
+            return
+        live = await self.clients.live_secrets(client.id, utcnow())
+        if client.revoked_at is not None or not any(verify_secret(s.secret_hash, secret) for s in live):
             client.revoked_at = None
             client.scopes = scopes
+            await self.clients.expire_secrets(client.id, utcnow())
+            await self.clients.add_secret(client.id, hash_secret(secret))

@@ -1,0 +1,24 @@
+"""Vietnamese text helpers: NFC normalisation and diacritic folding for search."""
+
+from __future__ import annotations
+
+import unicodedata
+
+_SPECIAL = str.maketrans({"đ": "d", "Đ": "D"})
+
+
+def nfc(text: str) -> str:
+    """Return ``text`` in Unicode NFC (how Vietnamese text is stored)."""
+    return unicodedata.normalize("NFC", text)
+
+
+def fold(text: str) -> str:
+    """Fold Vietnamese to lowercase ASCII letters: "Sở Tài chính Đắk Lắk" → "so tai chinh dak lak".
+
+    Each NFC character maps to exactly one character, so offsets in folded text match the original.
+    """
+    out = []
+    for char in nfc(text).translate(_SPECIAL):
+        base = unicodedata.normalize("NFD", char)[0]
+        out.append(base.lower() if len(base.lower()) == 1 else char)
+    return "".join(out)
