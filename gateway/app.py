@@ -10,13 +10,17 @@ import httpx
 from fastapi import FastAPI
 
 from gateway.auth import router as auth_router
+from gateway.guard import EVENTS as GUARD_EVENTS
+from gateway.guard import CredentialGuard
 from gateway.openapi import router as openapi_router
 from gateway.proxy import router as proxy_router
 from shared.auth import TokenIssuer
 from shared.config import SERVICE_NAMES, Settings
 from shared.errors import install_error_handlers
 from shared.http import service_client
+from shared.messaging import Broker, create_broker
 from shared.observability import Metrics, instrument, observability_router
+from shared.service import load_verifier
 
 
 def load_issuer(settings: Settings) -> TokenIssuer:
@@ -32,15 +36,20 @@ def load_issuer(settings: Settings) -> TokenIssuer:
 
 
 def create_app(
-    settings: Settings | None = None, *, transports: dict[str, httpx.AsyncBaseTransport] | None = None
+    settings: Settings | None = None,
+    *,
+    transports: dict[str, httpx.AsyncBaseTransport] | None = None,
+    broker: Broker | None = None,
 ) -> FastAPI:
-    """Build the gateway; with ``transports`` (embedded mode) it reaches the services in-process."""
+    """Build the gateway; with ``transports`` (embedded mode) it reaches the services in-process
+    and shares their in-process ``broker``."""
     settings = settings or Settings()
     transports = transports if transports is not None else {}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.token_issuer = load_issuer(settings)
+        app.state.token_verifier = load_verifier(settings)
         timeout = settings.gateway.service_timeout_seconds
         app.state.clients = {
             name: service_client(
@@ -50,9 +59,18 @@ def create_app(
             )
             for name in SERVICE_NAMES
         }
+        guard = CredentialGuard(app.state.token_verifier, app.state.token_issuer, app.state.clients["registry"])
+        app.state.guard = guard
+        own_broker = broker is None
+        app.state.broker = broker or create_broker(settings.broker_url, settings.broker_prefix)
         try:
+            if own_broker:
+                await app.state.broker.start()
+            await app.state.broker.subscribe_broadcast(GUARD_EVENTS, guard.on_event)
             yield
         finally:
+            if own_broker:
+                await app.state.broker.close()
             for client in app.state.clients.values():
                 await client.aclose()
 
@@ -73,7 +91,7 @@ def create_app(
     instrument(app, metrics)
 
     def checks() -> dict[str, Callable[[], Awaitable[None]]]:
-        return {name: _ready_check(app, name) for name in SERVICE_NAMES}
+        return {"broker": app.state.broker.ping, **{name: _ready_check(app, name) for name in SERVICE_NAMES}}
 
     app.include_router(observability_router("gateway", checks, metrics))
     app.include_router(auth_router)

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request
 from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
 
+from gateway.guard import CredentialGuard
 from gateway.routes import service_for
 from shared.errors import DependencyUnavailableError, NotFoundError
 
@@ -36,6 +37,8 @@ async def proxy(path: str, request: Request) -> Response:
     service = service_for(request.url.path)
     if service is None:
         raise RouteNotFoundError(f"No API answers {request.url.path}; see /docs")
+    guard: CredentialGuard = request.app.state.guard
+    await guard.check(request.headers.get("authorization"))
     client: httpx.AsyncClient = request.app.state.clients[service]
     headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP]
     if request.client:

@@ -75,7 +75,7 @@ def build_embedded_app(settings: Settings, *, broker: Broker | None = None) -> F
         name: factory(settings, broker=broker, transports=transports) for name, factory in service_factories().items()
     }
     transports.update({name: httpx.ASGITransport(app=app) for name, app in apps.items()})
-    gateway = create_gateway(settings, transports=transports)
+    gateway = create_gateway(settings, transports=transports, broker=broker)
     gateway_lifespan = gateway.router.lifespan_context
 
     @asynccontextmanager

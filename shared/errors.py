@@ -26,6 +26,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -155,6 +156,13 @@ def install_error_handlers(app: FastAPI) -> None:
         error.title = str(exc.detail)
         return problem_response(error, request)
 
+    async def on_integrity_error(request: Request, exc: Exception) -> JSONResponse:
+        # A uniqueness check passed, then a concurrent request inserted the same key first.
+        log.info("integrity error answered 409: %s", exc)
+        return problem_response(
+            ConflictError("A concurrent request changed the same data; read it again and retry"), request
+        )
+
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error", exc_info=exc)
         return problem_response(LienThongError("An unexpected error occurred; it has been logged"), request)
@@ -162,4 +170,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(LienThongError, on_lienthong_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_exception)
+    app.add_exception_handler(IntegrityError, on_integrity_error)
     app.add_exception_handler(Exception, on_unexpected)

@@ -20,6 +20,7 @@ from shared.errors import install_error_handlers
 from shared.http import service_client
 from shared.messaging import (
     Broker,
+    Envelope,
     EventHandler,
     IdempotentConsumer,
     MessagingTables,
@@ -42,6 +43,14 @@ class Consumer:
     handler: EventHandler
 
 
+@dataclass(frozen=True)
+class Listener:
+    """A handler every process of a service runs for matching events (cache invalidation)."""
+
+    bindings: tuple[str, ...]
+    handler: Callable[[Envelope], Awaitable[None]]
+
+
 @dataclass
 class ServiceRuntime:
     """Everything a running service owns; built in the lifespan, never at import time."""
@@ -50,6 +59,7 @@ class ServiceRuntime:
     settings: Settings
     tables: MessagingTables
     consumers: Sequence[Consumer] = ()
+    listeners: Sequence[Listener] = ()
     broker: Broker | None = None
     transports: dict[str, httpx.AsyncBaseTransport] = field(default_factory=dict)
     database: Database | None = None
@@ -79,6 +89,8 @@ class ServiceRuntime:
         for consumer in self.consumers:
             handler = IdempotentConsumer(self.database, self.tables, f"{self.name}.{consumer.name}", consumer.handler)
             await self.broker.subscribe(Subscription(f"{self.name}.{consumer.name}", consumer.bindings, handler))
+        for listener in self.listeners:
+            await self.broker.subscribe_broadcast(listener.bindings, listener.handler)
         self.relay = OutboxRelay(
             self.database, self.tables, self.broker, self.name, poll_seconds=self.settings.relay_poll_seconds
         )

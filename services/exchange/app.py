@@ -9,9 +9,10 @@ from services.exchange.blobstore import BlobStore
 from services.exchange.delivery.router import router as delivery_router
 from services.exchange.document.router import router as document_router
 from services.exchange.models import messaging
+from services.exchange.registry_client import DIRECTORY_EVENTS, DirectoryCache
 from shared.config import Settings
 from shared.messaging import Broker
-from shared.service import ServiceRuntime, create_service_app
+from shared.service import Listener, ServiceRuntime, create_service_app
 
 
 def create_app(
@@ -22,16 +23,19 @@ def create_app(
 ) -> FastAPI:
     """Build the exchange app (its database, broker, blob store and clients start in the lifespan)."""
     settings = settings or Settings()
+    directory_cache = DirectoryCache()
     runtime = ServiceRuntime(
         name="exchange",
         settings=settings,
         tables=messaging,
         broker=broker,
         transports=transports if transports is not None else {},
+        listeners=[Listener(DIRECTORY_EVENTS, directory_cache.on_event)],
     )
 
     async def on_start(_runtime: ServiceRuntime) -> None:
         app.state.blobs = BlobStore(settings.blob_dir)
+        app.state.directory_cache = directory_cache
 
     app = create_service_app(
         runtime,

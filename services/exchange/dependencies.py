@@ -18,7 +18,7 @@ def _blobs(request: Request) -> BlobStore:
 
 def _registry(request: Request) -> RegistryClient:
     runtime: ServiceRuntime = request.app.state.runtime
-    return RegistryClient(runtime.client("registry"))
+    return RegistryClient(runtime.client("registry"), request.app.state.directory_cache)
 
 
 BlobsDep = Annotated[BlobStore, Depends(_blobs)]

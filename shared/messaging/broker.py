@@ -38,6 +38,7 @@ class Broker(Protocol):
     async def close(self) -> None: ...
     async def publish(self, envelope: Envelope) -> None: ...
     async def subscribe(self, subscription: Subscription) -> None: ...
+    async def subscribe_broadcast(self, bindings: tuple[str, ...], handler: Handler) -> None: ...
     async def ping(self) -> None: ...
 
 
@@ -62,6 +63,10 @@ class InProcessBroker:
 
     async def subscribe(self, subscription: Subscription) -> None:
         self._subscriptions.append(subscription)
+
+    async def subscribe_broadcast(self, bindings: tuple[str, ...], handler: Handler) -> None:
+        """Every process gets every event (one process here)."""
+        self._subscriptions.append(Subscription("broadcast", bindings, handler))
 
     async def publish(self, envelope: Envelope) -> None:
         for sub in list(self._subscriptions):
@@ -148,6 +153,23 @@ class RabbitBroker:
             # Manual ack after the handler committed; a failure requeues, bounded by x-delivery-limit.
             async with message.process(requeue=True, ignore_processed=True):
                 await subscription.handler(Envelope.from_json(message.body))
+
+        await queue.consume(on_message)
+
+    async def subscribe_broadcast(self, bindings: tuple[str, ...], handler: Handler) -> None:
+        """Deliver matching events to this process, whatever its replicas get: a server-named,
+        exclusive, auto-deleted queue (for cache invalidation, not for durable work)."""
+        if self._consume_channel is None:
+            raise RuntimeError("broker not started")
+        channel = self._consume_channel
+        queue = await channel.declare_queue("", exclusive=True, auto_delete=True, durable=False)
+        exchange = await channel.declare_exchange(self.exchange_name, aio_pika.ExchangeType.TOPIC, durable=True)
+        for pattern in bindings:
+            await queue.bind(exchange, routing_key=pattern)
+
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            async with message.process(requeue=False, ignore_processed=True):
+                await handler(Envelope.from_json(message.body))
 
         await queue.consume(on_message)
 

@@ -8,7 +8,7 @@ import unicodedata
 import uuid
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 CODE_PATTERN = re.compile(r"^\d{3}\.\d{2}\.\d{2}\.[A-Z]\d{2}$")
 
@@ -66,12 +66,21 @@ class DocumentSubmit(BaseModel):
     page_count: int | None = Field(default=None, ge=1, le=100000)
     description: Text | None = Field(default=None, max_length=500)
     response_for: ResponseFor | None = None
-    recipients: list[AgencyCode] = Field(min_length=1, max_length=10000)
+    recipients: list[AgencyCode] = Field(default_factory=list, max_length=10000)
+    groups: list[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,99}$")]] = Field(
+        default_factory=list, max_length=100, description="Recipient groups of the registry, expanded at send time"
+    )
 
-    @field_validator("recipients")
+    @field_validator("recipients", "groups")
     @classmethod
-    def _unique(cls, recipients: list[str]) -> list[str]:
-        return list(dict.fromkeys(recipients))
+    def _unique(cls, values: list[str]) -> list[str]:
+        return list(dict.fromkeys(values))
+
+    @model_validator(mode="after")
+    def _addressed(self) -> DocumentSubmit:
+        if not self.recipients and not self.groups:
+            raise ValueError("address the document: give recipients (agency codes), groups, or both")
+        return self
 
 
 class AttachmentRead(BaseModel):
@@ -124,10 +133,18 @@ class DeliverySummary(BaseModel):
     status: str
 
 
+class Redirect(BaseModel):
+    from_code: str
+    to_code: str
+
+
 class DocumentAccepted(BaseModel):
     id: uuid.UUID
     deliveries: list[DeliverySummary]
     attachments: list[AttachmentRead]
+    redirected: list[Redirect] = Field(
+        default_factory=list, description="Retired recipients replaced by their successor"
+    )
 
 
 class InboxItem(BaseModel):

@@ -26,6 +26,7 @@ from services.exchange.document.schemas import (
     DocumentSubmit,
     InboxItem,
     InboxPage,
+    Redirect,
     ResponseFor,
     Signer,
 )
@@ -34,6 +35,7 @@ from services.exchange.errors import (
     AttachmentNotFoundError,
     DocumentNotFoundError,
     RecipientInvalidError,
+    SenderInactiveError,
 )
 from services.exchange.models import Attachment, Delivery, DeliveryEvent, Document, messaging
 from services.exchange.registry_client import RegistryClient
@@ -96,14 +98,23 @@ class DocumentService:
                 return await self._accepted(existing), False
         if not files:
             raise AttachmentMissingError("Send at least one file in the `files` part")
-        found, missing = await registry.lookup(data.recipients, sender.token)
-        inactive = sorted(code for code, agency in found.items() if agency.status != "active")
-        if missing or inactive:
+        sender_agency = await registry.agency(sender_code, sender.token)
+        if sender_agency is None or sender_agency.status != "active":
+            raise SenderInactiveError(f"Agency {sender_code} is not active: it cannot send")
+        resolution = await registry.resolve(data.recipients, data.groups, sender.token)
+        if resolution.unknown_codes or resolution.inactive or resolution.unknown_groups:
             raise RecipientInvalidError(
-                "Some recipients cannot receive documents: check the codes in the registry",
-                unknown_recipients=missing,
-                inactive_recipients=inactive,
+                "Some addressees cannot receive documents: check the codes and groups in the registry",
+                unknown_recipients=resolution.unknown_codes,
+                inactive_recipients=resolution.inactive,
+                unknown_groups=resolution.unknown_groups,
             )
+        if sender_code in data.recipients:
+            raise RecipientInvalidError("An agency does not send documents to itself", unknown_recipients=[])
+        # a group that includes the sender does not send the document back to it
+        recipient_codes = [r["code"] for r in resolution.recipients if r["code"] != sender_code]
+        if not recipient_codes:
+            raise RecipientInvalidError("The groups have no active member other than the sender")
         stored: list[tuple[UploadFile, StoredBlob]] = []
         for upload in files:
             stored.append((upload, await blobs.put(_chunks(upload), max_bytes=max_attachment_bytes)))
@@ -151,7 +162,7 @@ class DocumentService:
                 created_at=now,
                 updated_at=now,
             )
-            for code in data.recipients
+            for code in recipient_codes
         ]
         self.documents.add_all([*attachments, *deliveries])
         try:
@@ -169,6 +180,7 @@ class DocumentService:
             id=document.id,
             deliveries=[DeliverySummary(id=d.id, recipient_code=d.recipient_code, status=d.status) for d in deliveries],
             attachments=[_attachment(a) for a in attachments],
+            redirected=[Redirect(**r) for r in resolution.redirected],
         )
         await record_event(
             self.session,
