@@ -9,7 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 import httpx
@@ -24,6 +24,8 @@ from shared.observability import configure_logging
 app = typer.Typer(help="LienThong: inter-agency electronic document exchange.", no_args_is_help=True)
 keys_app = typer.Typer(help="JWT signing keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+registry_app = typer.Typer(help="The agency directory, straight on the registry's database.", no_args_is_help=True)
+app.add_typer(registry_app, name="registry")
 console = Console(soft_wrap=True)
 
 TOPOLOGY_DATABASE = "postgresql+asyncpg://postgres@127.0.0.1:5432/lienthong"
@@ -233,6 +235,88 @@ def keys_generate(directory: Annotated[Path, typer.Option("--dir")] = Path("var/
 
     private, public = generate_keypair(directory)
     console.print(json.dumps({"private_key_file": str(private), "public_key_file": str(public)}))
+
+
+def _format_of(path: Path, given: str | None) -> Literal["csv", "json"]:
+    fmt = given or path.suffix.lstrip(".").lower()
+    if fmt not in ("csv", "json"):
+        raise typer.BadParameter(f"cannot tell the format of {path}; pass --format csv or --format json")
+    return "csv" if fmt == "csv" else "json"
+
+
+@registry_app.command("import")
+def registry_import(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    format: Annotated[str | None, typer.Option(help="csv or json (default: from the file name)")] = None,
+    dry_run: Annotated[bool, typer.Option(help="validate and report, write nothing")] = False,
+) -> None:
+    """Import a whole agency tree (CSV or JSON): validated first, then created/updated; idempotent."""
+    from rich.progress import Progress
+
+    from services.registry.errors import ImportInvalidError
+    from services.registry.transfer.service import TransferService, parse_rows
+    from shared.db import Database
+    from shared.migrations import upgrade
+
+    settings = Settings()
+    fmt = _format_of(file, format)
+
+    async def run() -> None:
+        url = settings.database_url_for("registry")
+        await upgrade("registry", url)
+        database = Database(url, "registry")
+        try:
+            rows = parse_rows(file.read_bytes(), fmt)
+            with Progress(console=console) as progress:
+                task = progress.add_task(f"importing {len(rows)} agencies", total=len(rows))
+                async with database.session() as session:
+                    report = await TransferService(session, "cli").import_rows(
+                        rows, dry_run=dry_run, progress=lambda done, _total: progress.update(task, completed=done)
+                    )
+        finally:
+            await database.dispose()
+        verb = "would be" if dry_run else "were"
+        console.print(
+            f"{report.total} agencies: {len(report.created)} {verb} created, {len(report.updated)} {verb} updated, "
+            f"{report.unchanged} unchanged"
+        )
+        for item in report.updated:
+            console.print(f"  updated {item.code}: {', '.join(item.changed)}")
+
+    try:
+        asyncio.run(run())
+    except ImportInvalidError as exc:
+        console.print(f"[red]{exc.detail}[/]")
+        for problem in exc.extra.get("errors", []):
+            console.print(
+                f"  row {problem['row']} {problem['code'] or ''} {problem['field'] or ''}: {problem['message']}"
+            )
+        raise typer.Exit(1) from exc
+
+
+@registry_app.command("export")
+def registry_export(
+    output: Annotated[Path, typer.Option("--output", "-o", help="the file to write")],
+    format: Annotated[str | None, typer.Option(help="csv or json (default: from the file name)")] = None,
+) -> None:
+    """Export every agency in the import format."""
+    from services.registry.transfer.service import TransferService, render_export
+    from shared.db import Database
+
+    settings = Settings()
+    fmt = _format_of(output, format)
+
+    async def run() -> int:
+        database = Database(settings.database_url_for("registry"), "registry")
+        try:
+            async with database.session() as session:
+                rows = await TransferService(session).export_rows()
+        finally:
+            await database.dispose()
+        output.write_text(render_export(rows, fmt), encoding="utf-8")
+        return len(rows)
+
+    console.print(f"wrote {asyncio.run(run())} agencies to {output}")
 
 
 if __name__ == "__main__":

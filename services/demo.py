@@ -19,56 +19,22 @@ import httpx
 
 from shared.pdf import make_pdf
 
-# Sample codes in the QCVN 102 form for a demo province (H41): not an official list.
-DEMO_PROVINCE: tuple[dict[str, Any], ...] = (
-    {
-        "code": "000.00.00.H41",
-        "name": "Ủy ban nhân dân tỉnh Nghệ An (mẫu)",
-        "short_name": "UBND tỉnh",
-        "level": "province",
-    },
-    {
-        "code": "000.00.01.H41",
-        "name": "Sở Nội vụ (mẫu)",
-        "short_name": "SNV",
-        "level": "department",
-        "parent_code": "000.00.00.H41",
-    },
-    {
-        "code": "000.00.02.H41",
-        "name": "Sở Tài chính (mẫu)",
-        "short_name": "STC",
-        "level": "department",
-        "parent_code": "000.00.00.H41",
-    },
-    {
-        "code": "000.00.21.H41",
-        "name": "Ủy ban nhân dân thành phố Vinh (mẫu)",
-        "short_name": "UBND TP Vinh",
-        "level": "district",
-        "parent_code": "000.00.00.H41",
-    },
-    {
-        "code": "000.00.22.H41",
-        "name": "Ủy ban nhân dân huyện Nghi Lộc (mẫu)",
-        "short_name": "UBND Nghi Lộc",
-        "level": "district",
-        "parent_code": "000.00.00.H41",
-    },
-    {
-        "code": "000.01.21.H41",
-        "name": "Ủy ban nhân dân phường Hưng Bình (mẫu)",
-        "short_name": "UBND P. Hưng Bình",
-        "level": "commune",
-        "parent_code": "000.00.21.H41",
-    },
-    {
-        "code": "000.01.22.H41",
-        "name": "Ủy ban nhân dân xã Nghi Phong (mẫu)",
-        "short_name": "UBND X. Nghi Phong",
-        "level": "commune",
-        "parent_code": "000.00.22.H41",
-    },
+# The demo province: a sample data set in the import format (sample codes in the QCVN 102 form for
+# Nghệ An, H41: not an official list), and the agencies that get an API client.
+DEMO_DATA = Path(__file__).resolve().parent / "registry" / "data" / "demo-province.csv"
+DEMO_CLIENTS = (
+    "000.00.00.H41",  # Ủy ban nhân dân tỉnh
+    "000.00.01.H41",  # Sở Nội vụ
+    "000.00.02.H41",  # Sở Tài chính
+    "000.00.21.H41",  # Ủy ban nhân dân thành phố Vinh
+    "000.00.22.H41",  # Ủy ban nhân dân huyện Nghi Lộc
+    "000.01.21.H41",  # Ủy ban nhân dân phường Hưng Bình
+    "000.01.22.H41",  # Ủy ban nhân dân xã Nghi Phong
+)
+DEMO_GROUPS: tuple[dict[str, Any], ...] = (
+    {"name": "so-ban-nganh", "title": "Các sở, ban, ngành tỉnh", "rules": [{"level": "department"}]},
+    {"name": "ubnd-cap-huyen", "title": "Ủy ban nhân dân cấp huyện", "rules": [{"level": "district"}]},
+    {"name": "ubnd-cap-xa", "title": "Ủy ban nhân dân cấp xã", "rules": [{"level": "commune"}]},
 )
 DEMO_SENDER = "000.00.01.H41"
 DEMO_RECIPIENT = "000.00.02.H41"
@@ -111,19 +77,25 @@ def _check(response: httpx.Response, what: str) -> dict[str, Any]:
 async def seed_demo_province(
     http: httpx.AsyncClient, admin: Credentials, credentials_file: Path, say: Say = lambda _m: None
 ) -> dict[str, Credentials]:
-    """Create the demo agencies and one API client each, unless they exist and their stored
-    credentials still work; write the credentials to ``credentials_file`` (mode 0600)."""
+    """Import the demo province and its groups (idempotent), and give the demo agencies an API client
+    unless their stored credentials still work; write the credentials to ``credentials_file`` (0600)."""
     token = await get_token(http, admin)
     if token is None:
         raise DemoError("the bootstrap admin credential was refused; check LIENTHONG_REGISTRY__ADMIN_CLIENT_SECRET")
     auth = {"Authorization": f"Bearer {token}"}
     stored = await asyncio.to_thread(_read_credentials, credentials_file)
+    data = await asyncio.to_thread(DEMO_DATA.read_bytes)
+    report = _check(
+        await http.post("/v1/agencies/import", params={"format": "csv"}, content=data, headers=auth),
+        "importing the demo province",
+    )
+    say(f"demo province: {len(report['created'])} agencies created, {report['unchanged']} unchanged")
+    for group in DEMO_GROUPS:
+        if (await http.get(f"/v1/groups/{group['name']}", headers=auth)).status_code == 404:
+            _check(await http.post("/v1/groups", json=group, headers=auth), f"creating group {group['name']}")
+            say(f"created group {group['name']}")
     result: dict[str, Credentials] = {}
-    for agency in DEMO_PROVINCE:
-        code = agency["code"]
-        if (await http.get(f"/v1/agencies/{code}", headers=auth)).status_code == 404:
-            _check(await http.post("/v1/agencies", json=agency, headers=auth), f"creating agency {code}")
-            say(f"created agency {code} {agency['name']}")
+    for code in DEMO_CLIENTS:
         creds = stored.get(code)
         if creds is not None and await get_token(http, creds) is not None:
             result[code] = creds
