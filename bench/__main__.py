@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from bench import outbox_relay
+from bench import outbox_relay, registry
 
-BENCHMARKS = {"outbox_relay": outbox_relay.main}
+BENCHMARKS = {"outbox_relay": outbox_relay.main, "registry": registry.main}
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,8 +112,23 @@ class TokenVerifier:
         self._key = key
         self.issuer = issuer
         self.audience = audience
+        self._verified: dict[str, tuple[float, Principal]] = {}
 
     def verify(self, token: str) -> Principal:
+        """Return the principal of a valid token; raise UnauthorizedError otherwise.
+
+        A verified token is remembered until it expires (a signature check per request is the
+        largest cost of a small request)."""
+        cached = self._verified.get(token)
+        if cached is not None and cached[0] > time.time():
+            return cached[1]
+        principal, expires = self._verify(token)
+        if len(self._verified) >= 10000:
+            self._verified.clear()
+        self._verified[token] = (expires, principal)
+        return principal
+
+    def _verify(self, token: str) -> tuple[Principal, float]:
         try:
             claims = jwt.decode(
                 token,
@@ -127,12 +143,13 @@ class TokenVerifier:
             raise UnauthorizedError("The access token has expired; request a new one at /v1/auth/token") from exc
         except jwt.PyJWTError as exc:
             raise UnauthorizedError(f"The access token is not valid: {exc}") from exc
-        return Principal(
+        principal = Principal(
             client_id=str(claims["sub"]),
             agency_code=claims.get("agency"),
             scopes=frozenset(str(claims.get("scope", "")).split()),
             token=token,
         )
+        return principal, float(claims["exp"])
 
 
 _hasher = PasswordHasher()

@@ -92,7 +92,9 @@ def create_engine(url: str, schema: str | None = None, **kwargs: Any) -> AsyncEn
     if "poolclass" not in kwargs:
         kwargs.setdefault("pool_size", 10)
         kwargs.setdefault("max_overflow", 10)
-    return create_async_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
+    # No pre-ping (a round trip per checkout): connections are recycled, and a dead one fails one request.
+    kwargs.setdefault("pool_recycle", 1800)
+    return create_async_engine(url, connect_args=connect_args, **kwargs)
 
 
 async def ensure_schema(url: str, schema: str) -> None:
