@@ -138,10 +138,12 @@ async def main() -> None:
         "validation + history + outbox events)"
     )
     print(
-        f"group of 1,000:       {group_ms:.1f} ms to resolve (median of 20, API)   ceiling {raw_group_ms:.1f} ms (raw SQL)"
+        f"group of 1,000:       {group_ms:.1f} ms to resolve (median of 20, API)"
+        f"   ceiling {raw_group_ms:.1f} ms (raw SQL)"
     )
     print(
-        f"lookup 10,000 (bulk): {bulk_ms:.0f} ms in one call (API)                 ceiling {raw_bulk_ms:.0f} ms (raw SQL)"
+        f"lookup 10,000 (bulk): {bulk_ms:.0f} ms in one call (API)"
+        f"                 ceiling {raw_bulk_ms:.0f} ms (raw SQL)"
     )
     print(
         f"lookup 10,000 (one by one): {len(codes) / single_seconds:,.0f} lookups/s (API)    "

@@ -119,9 +119,13 @@ _STATUS_CODES = {
 }
 
 
-def problem_response(error: LienThongError, request: Request) -> JSONResponse:
+def problem_response(
+    error: LienThongError, request: Request, headers: dict[str, str] | None = None
+) -> JSONResponse:
     """Render an error as a problem+json response."""
-    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+    headers = dict(headers or {})
+    if error.status == 401:
+        headers.setdefault("WWW-Authenticate", "Bearer")
     return JSONResponse(
         error.to_problem(instance=request.url.path),
         status_code=error.status,
@@ -154,7 +158,7 @@ def install_error_handlers(app: FastAPI) -> None:
         error.status = exc.status_code
         error.code = _STATUS_CODES.get(exc.status_code, "http_error")
         error.title = str(exc.detail)
-        return problem_response(error, request)
+        return problem_response(error, request, headers=dict(exc.headers or {}))
 
     async def on_integrity_error(request: Request, exc: Exception) -> JSONResponse:
         # A uniqueness check passed, then a concurrent request inserted the same key first.
