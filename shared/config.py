@@ -6,6 +6,7 @@ Settings are validated when a process starts, so a wrong value stops it with a c
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Literal
 
@@ -41,6 +42,11 @@ class ExchangeSection(ServiceSection):
     url: str = f"http://127.0.0.1:{DEFAULT_PORTS['exchange']}"
     blob_dir: Path | None = None
     max_attachment_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
+    max_attachments: int = Field(default=50, gt=0, le=1000)
+    timezone: str = "Asia/Ho_Chi_Minh"
+    holidays: list[dt.date] = Field(
+        default_factory=list, description='public holidays, e.g. LIENTHONG_EXCHANGE__HOLIDAYS=["2027-01-01"]'
+    )
 
 
 class SignatureSection(ServiceSection):

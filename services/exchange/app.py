@@ -6,6 +6,7 @@ import httpx
 from fastapi import FastAPI
 
 from services.exchange.blobstore import BlobStore
+from services.exchange.calendar import WorkingCalendar
 from services.exchange.delivery.router import router as delivery_router
 from services.exchange.document.router import router as document_router
 from services.exchange.models import messaging
@@ -36,6 +37,7 @@ def create_app(
     async def on_start(_runtime: ServiceRuntime) -> None:
         app.state.blobs = BlobStore(settings.blob_dir)
         app.state.directory_cache = directory_cache
+        app.state.calendar = WorkingCalendar(settings.exchange.holidays, settings.exchange.timezone)
 
     app = create_service_app(
         runtime,

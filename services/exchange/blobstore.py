@@ -10,7 +10,7 @@ import asyncio
 import hashlib
 import os
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,8 +38,17 @@ class BlobStore:
     def exists(self, sha256: str) -> bool:
         return self.path(sha256).exists()
 
-    async def put(self, chunks: AsyncIterator[bytes], *, max_bytes: int) -> StoredBlob:
-        """Store a stream; raise PayloadTooLargeError (and keep nothing) past ``max_bytes``."""
+    async def put(
+        self,
+        chunks: AsyncIterator[bytes],
+        *,
+        max_bytes: int,
+        inspect_head: Callable[[bytes], object] | None = None,
+    ) -> StoredBlob:
+        """Store a stream; raise PayloadTooLargeError (and keep nothing) past ``max_bytes``.
+
+        ``inspect_head`` sees the first bytes before the rest is read and may refuse the file by
+        raising; nothing is kept then either."""
         digest = hashlib.sha256()
         size = 0
         head = b""
@@ -56,8 +65,13 @@ class BlobStore:
                         )
                     if len(head) < HEAD:
                         head += chunk[: HEAD - len(head)]
+                    if inspect_head is not None and len(head) >= HEAD:
+                        inspect_head(head)
+                        inspect_head = None
                     digest.update(chunk)
                     await asyncio.to_thread(out.write, chunk)
+                if inspect_head is not None:  # a file shorter than the head
+                    inspect_head(head)
                 await asyncio.to_thread(_flush_and_sync, out)
             sha256 = digest.hexdigest()
             await asyncio.to_thread(self._move_into_place, tmp, sha256)

@@ -33,3 +33,19 @@ class AttachmentMissingError(BadRequestError):
 
 class DeliveryTransitionError(ConflictError):
     code, title = "delivery_transition_invalid", "This status cannot follow the delivery's current status"
+
+
+class DocumentClassifiedError(UnprocessableError):
+    code, title = "document_classified", "State-secret documents are not exchanged here"
+
+
+class DocumentDuplicateError(ConflictError):
+    code, title = "document_duplicate", "This number and notation was already sent this year"
+
+
+class RelationInvalidError(ConflictError):
+    code, title = "relation_invalid", "This document cannot be updated or replaced"
+
+
+class RecallInvalidError(ConflictError):
+    code, title = "recall_invalid", "Nothing to recall"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import JSON, Date, ForeignKey, Integer, SmallInteger, String, Text, UniqueConstraint, Uuid
+from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, SmallInteger, String, Text, UniqueConstraint, Uuid, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import UTCDateTime, new_id, new_metadata, utcnow
@@ -20,15 +20,40 @@ messaging = define_messaging_tables(Base.metadata)
 
 
 class Document(Base):
-    """An official document as sent, with its Decree 30/2020 metadata. The sender is an agency code."""
+    """An official document as sent, with its Decree 30/2020 metadata. The sender is an agency code.
+
+    ``kind`` is ``new``, ``update`` (metadata or recipients of ``original_id`` changed) or
+    ``replace`` (supersedes ``original_id``). A number and notation is unique per sender and year
+    among new documents."""
 
     __tablename__ = "document"
-    __table_args__ = (UniqueConstraint("sender_code", "idempotency_key", name="uq_document_sender_idempotency"),)
+    __table_args__ = (
+        UniqueConstraint("sender_code", "idempotency_key", name="uq_document_sender_idempotency"),
+        UniqueConstraint("sender_code", "sender_document_id", name="uq_document_sender_document_id"),
+        Index(
+            "uq_document_number",
+            "sender_code",
+            "code_number",
+            "code_notation",
+            "promulgation_year",
+            unique=True,
+            sqlite_where=text("kind = 'new'"),
+            postgresql_where=text("kind = 'new'"),
+        ),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     sender_code: Mapped[str] = mapped_column(String(13), index=True)
     sender_client_id: Mapped[str] = mapped_column(String(64))
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    sender_document_id: Mapped[str | None] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(10), default="new")
+    original_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("document.id"))
+    update_info: Mapped[dict[str, bool] | None] = mapped_column(JSON)
+    superseded_by_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    recall_reason: Mapped[str | None] = mapped_column(String(2000))
+    type_code: Mapped[str | None] = mapped_column(String(10))
+    promulgation_year: Mapped[int] = mapped_column(Integer)
     code_number: Mapped[str] = mapped_column(String(11))
     code_notation: Mapped[str] = mapped_column(String(30))
     type_name: Mapped[str] = mapped_column(String(100))
@@ -71,6 +96,10 @@ class Delivery(Base):
     document_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("document.id"), index=True)
     recipient_code: Mapped[str] = mapped_column(String(13), index=True)
     status: Mapped[str] = mapped_column(String(10))
+    recall_status: Mapped[str | None] = mapped_column(String(2))
+    recalled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    arrival_deadline: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    due_date: Mapped[dt.date | None] = mapped_column(Date)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 

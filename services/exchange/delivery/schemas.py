@@ -12,8 +12,11 @@ from pydantic import BaseModel, ConfigDict, Field
 class StatusReport(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    status: Literal["01", "02", "03", "04", "05", "06"] = Field(
-        description="01 arrived, 02 rejected (note required), 03 accepted, 04 assigned, 05 processing, 06 completed"
+    status: Literal["01", "02", "03", "04", "05", "06", "15", "16"] = Field(
+        description=(
+            "01 arrived, 02 rejected (note required), 03 accepted, 04 assigned, 05 processing, 06 completed; "
+            "answers to a recall (13): 15 agreed (the copy is withdrawn), 16 refused"
+        )
     )
     note: str | None = Field(default=None, max_length=2000, description="The reason, required for 02")
 

@@ -1,4 +1,5 @@
-"""Rules for a delivery's life: only its recipient reports, and only in the national order."""
+"""Rules for a delivery's life: only its recipient reports, only in the national order, and a
+pending recall (13) is answered (15 agreed, 16 refused) before anything else."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.exchange.delivery.schemas import StatusReport, StatusReported
-from services.exchange.delivery.status import TRANSITIONS, StatusCode
+from services.exchange.delivery.status import RECALL_ANSWERS, TRANSITIONS, StatusCode
 from services.exchange.errors import DeliveryNotFoundError, DeliveryTransitionError, MetadataInvalidError
+from services.exchange.events import DeliveryStatusChanged, DocumentRecalled, payload
 from services.exchange.models import Delivery, DeliveryEvent, Document, messaging
 from shared.db import utcnow
 from shared.messaging import record_event
@@ -21,15 +23,28 @@ class DeliveryService:
     async def report_status(self, recipient_code: str, delivery_id: uuid.UUID, report: StatusReport) -> StatusReported:
         """Move a delivery to the reported status and tell the sender (through the outbox)."""
         delivery = await self.session.get(Delivery, delivery_id, with_for_update=True)
-        if delivery is None or delivery.recipient_code != recipient_code:
+        if delivery is None or delivery.recipient_code != recipient_code or delivery.recall_status == "15":
             raise DeliveryNotFoundError(f"No delivery {delivery_id} is addressed to {recipient_code}")
-        current = StatusCode(delivery.status)
         wanted = StatusCode(report.status)
-        allowed = TRANSITIONS[current]
+        if delivery.recall_status == "13":
+            allowed: tuple[StatusCode, ...] = RECALL_ANSWERS
+            previous = "13"
+        elif wanted in RECALL_ANSWERS:
+            allowed = TRANSITIONS[StatusCode(delivery.status)]
+            previous = delivery.status
+            raise DeliveryTransitionError(
+                "No recall is pending on this delivery: 15 and 16 answer a recall (13) only",
+                current_status=delivery.status,
+                allowed_next=[code.value for code in allowed],
+            )
+        else:
+            allowed = TRANSITIONS[StatusCode(delivery.status)]
+            previous = delivery.status
         if wanted not in allowed:
             raise DeliveryTransitionError(
-                f"A delivery in status {current.value} cannot move to {wanted.value}",
-                current_status=current.value,
+                f"A delivery in status {previous} cannot move to {wanted.value}"
+                + (" (answer the recall first)" if previous == "13" else ""),
+                current_status=previous,
                 allowed_next=[code.value for code in allowed],
             )
         if wanted is StatusCode.REJECTED and not (report.note and report.note.strip()):
@@ -37,7 +52,12 @@ class DeliveryService:
         document = await self.session.get(Document, delivery.document_id)
         assert document is not None
         now = utcnow()
-        delivery.status = wanted.value
+        if wanted in RECALL_ANSWERS:
+            delivery.recall_status = wanted.value
+            if wanted is StatusCode.RECALL_AGREED:
+                delivery.recalled_at = now
+        else:
+            delivery.status = wanted.value
         delivery.updated_at = now
         self.session.add(
             DeliveryEvent(
@@ -49,26 +69,32 @@ class DeliveryService:
             )
         )
         await self.session.flush()
-        await record_event(
-            self.session,
-            messaging,
-            "delivery.status_changed.v1",
-            {
-                "delivery_id": str(delivery.id),
-                "document_id": str(document.id),
-                "sender_code": document.sender_code,
-                "recipient_code": recipient_code,
-                "previous_status": current.value,
-                "status": wanted.value,
-                "note": report.note,
-                "occurred_at": now.isoformat(),
-            },
+        changed = DeliveryStatusChanged(
+            delivery_id=delivery.id,
+            document_id=document.id,
+            sender_code=document.sender_code,
+            recipient_code=recipient_code,
+            previous_status=previous,
+            status=wanted.value,
+            actor_code=recipient_code,
+            note=report.note,
+            occurred_at=now,
         )
+        await record_event(self.session, messaging, "delivery.status_changed.v1", payload(changed))
+        if wanted is StatusCode.RECALL_AGREED:
+            recalled = DocumentRecalled(
+                document_id=document.id,
+                delivery_id=delivery.id,
+                sender_code=document.sender_code,
+                recipient_code=recipient_code,
+                recalled_at=now,
+            )
+            await record_event(self.session, messaging, "document.recalled.v1", payload(recalled))
         return StatusReported(
             delivery_id=delivery.id,
             document_id=document.id,
             recipient_code=recipient_code,
-            previous_status=current.value,
+            previous_status=previous,
             status=wanted.value,
             updated_at=now,
         )

@@ -13,6 +13,9 @@ class StatusCode(StrEnum):
     ASSIGNED = "04"
     PROCESSING = "05"
     COMPLETED = "06"
+    RECALL_REQUESTED = "13"
+    RECALL_AGREED = "15"
+    RECALL_REFUSED = "16"
 
 
 # Who moves a delivery forward is its recipient; these are the steps it may take.
@@ -26,4 +29,7 @@ TRANSITIONS: dict[StatusCode, tuple[StatusCode, ...]] = {
     StatusCode.COMPLETED: (),
 }
 
-REPORTABLE = tuple(code for code in StatusCode if code is not StatusCode.PENDING)
+# The recall answers are a second, separate state of a delivery (``recall_status``): 13 is set by
+# the sender; the recipient then answers 15 or 16 before reporting anything else.
+RECALL_ANSWERS = (StatusCode.RECALL_AGREED, StatusCode.RECALL_REFUSED)
+REPORTABLE = tuple(code for code in StatusCode if code not in (StatusCode.PENDING, StatusCode.RECALL_REQUESTED))

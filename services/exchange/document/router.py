@@ -1,27 +1,38 @@
-"""Document endpoints: send, read, download attachments, the inbox."""
+"""Document endpoints: send (new, update, replace), read, download, recall, the sent and received lists."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import uuid
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, File, Form, Header, Query, UploadFile
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 
-from services.exchange.dependencies import BlobsDep, RegistryDep
-from services.exchange.document.schemas import DocumentAccepted, DocumentRead, DocumentSubmit, InboxPage
-from services.exchange.document.service import DocumentService
+from services.exchange.dependencies import BlobsDep, DocumentsDep, RegistryDep
+from services.exchange.document.repository import ListFilters
+from services.exchange.document.schemas import (
+    DocumentAccepted,
+    DocumentRead,
+    DocumentSubmit,
+    InboxPage,
+    RecallRequest,
+    RecallRequested,
+    SentPage,
+)
+from services.exchange.document.types import document_type
 from services.exchange.errors import MetadataInvalidError
 from shared.auth import Principal, Scope, agency_of, require_scope
-from shared.db import SessionDep
+from shared.errors import BadRequestError
 from shared.service import RuntimeDep
 
 router = APIRouter(tags=["documents"])
 SenderDep = Annotated[Principal, require_scope(Scope.SEND)]
 ReceiverDep = Annotated[Principal, require_scope(Scope.RECEIVE)]
+StatusFilter = Annotated[str | None, Query(pattern=r"^(pending|0[1-6])$", description="pending or 01…06")]
 
 
 def _parse_metadata(raw: str) -> DocumentSubmit:
@@ -34,6 +45,34 @@ def _parse_metadata(raw: str) -> DocumentSubmit:
         raise MetadataInvalidError("The `metadata` part does not match the schema: see errors", errors=errors) from exc
 
 
+def _filters(
+    status: str | None,
+    type: str | None,
+    date_from: dt.date | None,
+    date_to: dt.date | None,
+    counterpart: str | None,
+    urgency: int | None,
+    overdue: bool | None,
+    kind: str | None,
+) -> ListFilters:
+    type_name = None
+    if type:
+        try:
+            type_name = document_type(type)[1]
+        except ValueError as exc:
+            raise BadRequestError(f"Unknown document type {type!r}: {exc}") from exc
+    return ListFilters(
+        status=status,
+        type_name=type_name,
+        date_from=date_from,
+        date_to=date_to,
+        counterpart=counterpart.strip().upper() if counterpart else None,
+        urgency=urgency,
+        overdue=overdue,
+        kind=kind,
+    )
+
+
 @router.post(
     "/v1/documents",
     status_code=202,
@@ -41,7 +80,7 @@ def _parse_metadata(raw: str) -> DocumentSubmit:
     responses={200: {"description": "Idempotent replay: the original answer", "model": DocumentAccepted}},
 )
 async def submit_document(
-    session: SessionDep,
+    documents: DocumentsDep,
     principal: SenderDep,
     runtime: RuntimeDep,
     registry: RegistryDep,
@@ -50,13 +89,16 @@ async def submit_document(
     files: Annotated[list[UploadFile], File(description="One or more attachments")],
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
 ) -> JSONResponse:
-    """Send a document from your agency to one or more agencies: one delivery per recipient.
+    """Send a document from your agency to agencies and/or groups: one delivery per recipient.
 
-    Multipart: a `metadata` part (JSON, Decree 30 fields and `recipients`) and one or more `files`.
-    Replaying the same `Idempotency-Key` returns the original answer (200), never a second document.
+    Multipart: a `metadata` part (JSON: Decree 30 fields, `recipients`, `groups`, optional
+    `relation` for an update or a replacement) and one or more `files`. Replaying the same
+    `Idempotency-Key` or `sender_document_id` returns the original answer (200), never a second
+    document. Retired recipients are redirected to their successor (`redirected`).
     """
     data = _parse_metadata(metadata)
-    accepted, created = await DocumentService(session).submit(
+    settings = runtime.settings.exchange
+    accepted, created = await documents.submit(
         sender=principal,
         sender_code=agency_of(principal),
         data=data,
@@ -64,15 +106,64 @@ async def submit_document(
         idempotency_key=idempotency_key,
         registry=registry,
         blobs=blobs,
-        max_attachment_bytes=runtime.settings.exchange.max_attachment_bytes,
+        max_attachment_bytes=settings.max_attachment_bytes,
+        max_attachments=settings.max_attachments,
     )
     return JSONResponse(accepted.model_dump(mode="json"), status_code=202 if created else 200)
 
 
+@router.get("/v1/documents", response_model=SentPage | InboxPage)
+async def list_documents(
+    documents: DocumentsDep,
+    principal: ReceiverDep,
+    box: Annotated[Literal["sent", "received"], Query(description="documents you sent, or received")] = "received",
+    status: StatusFilter = None,
+    type: Annotated[str | None, Query(description="a Decree 30 type, by name or abbreviation")] = None,
+    date_from: Annotated[dt.date | None, Query(description="promulgated on or after")] = None,
+    date_to: Annotated[dt.date | None, Query(description="promulgated on or before")] = None,
+    counterpart: Annotated[str | None, Query(description="the sender (received) or a recipient (sent)")] = None,
+    urgency: Annotated[int | None, Query(ge=0, le=4)] = None,
+    overdue: bool | None = None,
+    kind: Literal["new", "update", "replace"] | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> SentPage | InboxPage:
+    """List the documents your agency sent or received, newest first, filtered, one page at a time."""
+    filters = _filters(status, type, date_from, date_to, counterpart, urgency, overdue, kind)
+    agency = agency_of(principal)
+    if box == "sent":
+        return await documents.sent(agency, filters, cursor=cursor, limit=limit)
+    return await documents.received(agency, filters, cursor=cursor, limit=limit)
+
+
+@router.get("/v1/inbox", response_model=InboxPage)
+async def inbox(
+    documents: DocumentsDep,
+    principal: ReceiverDep,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    status: StatusFilter = None,
+    overdue: bool | None = None,
+) -> InboxPage:
+    """The documents addressed to your agency, newest first (`GET /v1/documents?box=received`)."""
+    filters = ListFilters(status=status, overdue=overdue)
+    return await documents.received(agency_of(principal), filters, cursor=cursor, limit=limit)
+
+
 @router.get("/v1/documents/{document_id}", response_model=DocumentRead)
-async def get_document(document_id: uuid.UUID, session: SessionDep, principal: ReceiverDep) -> DocumentRead:
-    """Read a document: its sender sees every recipient's status and history, a recipient its own copy."""
-    return await DocumentService(session).get(document_id, agency_of(principal))
+async def get_document(document_id: uuid.UUID, documents: DocumentsDep, principal: ReceiverDep) -> DocumentRead:
+    """Read a document: its sender sees every recipient's status and history, a recipient its own
+    copy (404 once the copy is recalled), anyone else 404."""
+    return await documents.get(document_id, agency_of(principal))
+
+
+@router.post("/v1/documents/{document_id}/recall", response_model=RecallRequested)
+async def recall_document(
+    document_id: uuid.UUID, body: RecallRequest, documents: DocumentsDep, principal: SenderDep
+) -> RecallRequested:
+    """Ask the recipients (all, or those listed) to give a document back (status 13); each answers
+    15 (agreed: its copy is withdrawn) or 16 (refused) on its delivery."""
+    return await documents.recall(document_id, agency_of(principal), body)
 
 
 @router.get(
@@ -83,12 +174,12 @@ async def get_document(document_id: uuid.UUID, session: SessionDep, principal: R
 async def download_attachment(
     document_id: uuid.UUID,
     attachment_id: uuid.UUID,
-    session: SessionDep,
+    documents: DocumentsDep,
     principal: ReceiverDep,
     blobs: BlobsDep,
 ) -> StreamingResponse:
     """Download an attachment (sender and recipients only); `X-Content-SHA256` carries its hash."""
-    attachment = await DocumentService(session).attachment(document_id, attachment_id, agency_of(principal))
+    attachment = await documents.attachment(document_id, attachment_id, agency_of(principal))
     return StreamingResponse(
         blobs.read(attachment.sha256),
         media_type=attachment.content_type,
@@ -99,15 +190,3 @@ async def download_attachment(
             "ETag": f'"{attachment.sha256}"',
         },
     )
-
-
-@router.get("/v1/inbox", response_model=InboxPage)
-async def inbox(
-    session: SessionDep,
-    principal: ReceiverDep,
-    cursor: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    status: Annotated[str | None, Query(pattern=r"^(pending|0[1-6])$")] = None,
-) -> InboxPage:
-    """List the documents addressed to your agency, newest first, one page at a time."""
-    return await DocumentService(session).inbox(agency_of(principal), cursor=cursor, limit=limit, status=status)

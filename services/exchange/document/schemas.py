@@ -6,9 +6,11 @@ import datetime as dt
 import re
 import unicodedata
 import uuid
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from services.exchange.document.types import document_type
 
 CODE_PATTERN = re.compile(r"^\d{3}\.\d{2}\.\d{2}\.[A-Z]\d{2}$")
 
@@ -48,14 +50,35 @@ class ResponseFor(BaseModel):
     promulgation_date: dt.date | None = None
 
 
+class Relation(BaseModel):
+    """This document updates or replaces one the same agency sent earlier."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["update", "replace"]
+    document_id: uuid.UUID
+    metadata_changed: bool = Field(default=True, description="update: the metadata changed")
+    recipients_changed: bool = Field(default=False, description="update: the recipients changed")
+
+
 class DocumentSubmit(BaseModel):
     """What a sender declares; the sending agency is the authenticated one, never a field."""
 
     model_config = ConfigDict(extra="forbid")
 
+    sender_document_id: Text | None = Field(
+        default=None, max_length=100, description="The sender's own id; a replay with it returns the original answer"
+    )
     code_number: Text = Field(max_length=11, examples=["24"])
     code_notation: Text = Field(max_length=30, examples=["KH-UBND"])
-    type_name: Text = Field(max_length=100, examples=["Kế hoạch"])
+    type_name: Text = Field(
+        max_length=100,
+        examples=["Kế hoạch"],
+        description="One of the 29 Decree 30 types or Công văn, by name or abbreviation",
+    )
+    confidentiality: Text | None = Field(
+        default=None, max_length=30, description="Documents marked Mật, Tối mật or Tuyệt mật are refused"
+    )
     subject: Text = Field(max_length=500, examples=["Kế hoạch chuyển đổi số năm 2027"])
     promulgation_place: Text | None = Field(default=None, max_length=100, examples=["Nghệ An"])
     promulgation_date: dt.date
@@ -66,6 +89,7 @@ class DocumentSubmit(BaseModel):
     page_count: int | None = Field(default=None, ge=1, le=100000)
     description: Text | None = Field(default=None, max_length=500)
     response_for: ResponseFor | None = None
+    relation: Relation | None = None
     recipients: list[AgencyCode] = Field(default_factory=list, max_length=10000)
     groups: list[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,99}$")]] = Field(
         default_factory=list, max_length=100, description="Recipient groups of the registry, expanded at send time"
@@ -76,10 +100,17 @@ class DocumentSubmit(BaseModel):
     def _unique(cls, values: list[str]) -> list[str]:
         return list(dict.fromkeys(values))
 
+    @field_validator("type_name")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        return document_type(value)[1]
+
     @model_validator(mode="after")
     def _addressed(self) -> DocumentSubmit:
         if not self.recipients and not self.groups:
             raise ValueError("address the document: give recipients (agency codes), groups, or both")
+        if self.due_date is not None and self.due_date < self.promulgation_date:
+            raise ValueError("due_date cannot be before promulgation_date")
         return self
 
 
@@ -102,6 +133,9 @@ class DeliveryRead(BaseModel):
     id: uuid.UUID
     recipient_code: str
     status: str
+    recall_status: str | None = Field(description="13 recall requested, 15 agreed (copy withdrawn), 16 refused")
+    overdue: bool
+    arrival_deadline: dt.datetime
     updated_at: dt.datetime
     history: list[DeliveryEventRead] = []
 
@@ -109,6 +143,13 @@ class DeliveryRead(BaseModel):
 class DocumentRead(BaseModel):
     id: uuid.UUID
     sender_code: str
+    sender_document_id: str | None
+    kind: Literal["new", "update", "replace"]
+    original_document_id: uuid.UUID | None
+    update_info: dict[str, bool] | None
+    superseded_by: uuid.UUID | None
+    recall_reason: str | None
+    type_code: str | None
     code_number: str
     code_notation: str
     type_name: str
@@ -150,7 +191,12 @@ class DocumentAccepted(BaseModel):
 class InboxItem(BaseModel):
     delivery_id: uuid.UUID
     status: str
+    recall_status: str | None
+    overdue: bool
     document_id: uuid.UUID
+    kind: Literal["new", "update", "replace"]
+    original_document_id: uuid.UUID | None
+    due_date: dt.date | None
     sender_code: str
     code_number: str
     code_notation: str
@@ -164,3 +210,37 @@ class InboxItem(BaseModel):
 class InboxPage(BaseModel):
     items: list[InboxItem]
     next_cursor: str | None
+
+
+class SentItem(BaseModel):
+    document_id: uuid.UUID
+    kind: Literal["new", "update", "replace"]
+    original_document_id: uuid.UUID | None
+    code_number: str
+    code_notation: str
+    type_name: str
+    subject: str
+    urgency: int
+    promulgation_date: dt.date
+    due_date: dt.date | None
+    created_at: dt.datetime
+    recipients: int
+    by_status: dict[str, int] = Field(description="How many deliveries are at each status")
+    overdue: int = Field(description="How many deliveries are overdue")
+
+
+class SentPage(BaseModel):
+    items: list[SentItem]
+    next_cursor: str | None
+
+
+class RecallRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Text = Field(max_length=2000)
+    recipients: list[AgencyCode] | None = Field(default=None, description="Default: every recipient")
+
+
+class RecallRequested(BaseModel):
+    document_id: uuid.UUID
+    deliveries: list[DeliverySummary]

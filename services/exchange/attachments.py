@@ -1,0 +1,91 @@
+"""What an attachment really is: its type read from its bytes (never from the sender's label),
+checked against the allow list, and a file name safe to store and show."""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from pathlib import Path
+
+from shared.errors import UnsupportedMediaTypeError
+from shared.text import nfc
+
+PDF = "application/pdf"
+ZIP = "application/zip"
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+PPTX = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
+ODT = "application/vnd.oasis.opendocument.text"
+ODS = "application/vnd.oasis.opendocument.spreadsheet"
+ODP = "application/vnd.oasis.opendocument.presentation"
+DOC = "application/msword"
+XLS = "application/vnd.ms-excel"
+PNG, JPEG, TIFF = "image/png", "image/jpeg", "image/tiff"
+XML = "application/xml"
+P7S = "application/pkcs7-signature"
+
+ALLOWED = (PDF, DOCX, XLSX, PPTX, ODT, ODS, ODP, DOC, XLS, PNG, JPEG, TIFF, ZIP, XML, P7S)
+ALLOWED_DESCRIPTION = "PDF, DOCX, XLSX, PPTX, ODT, ODS, ODP, DOC, XLS, PNG, JPEG, TIFF, ZIP, XML (edXML), P7S"
+
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]+')
+
+
+class AttachmentTypeNotAllowedError(UnsupportedMediaTypeError):
+    code, title = "attachment_type_not_allowed", "This kind of file is not accepted"
+
+
+def sanitize_file_name(name: str | None, position: int) -> str:
+    """Keep the base name, in NFC, without path separators or control characters."""
+    base = nfc((name or "").replace("\\", "/").rsplit("/", 1)[-1])
+    base = _UNSAFE.sub("_", base).strip(" .")
+    return base[:255] or f"attachment-{position + 1}"
+
+
+def sniff_head(head: bytes, file_name: str) -> str:
+    """Classify a file by its first bytes; raise AttachmentTypeNotAllowedError for anything else.
+
+    ZIP-based formats are told apart later by :func:`refine_zip` (the head does not show them)."""
+    stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if head.startswith(b"%PDF-"):
+        return PDF
+    if head.startswith(b"PK\x03\x04"):
+        return ZIP
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return PNG
+    if head.startswith(b"\xff\xd8\xff"):
+        return JPEG
+    if head.startswith((b"II*\x00", b"MM\x00*")):
+        return TIFF
+    if stripped.startswith(b"<?xml"):
+        return XML
+    if head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):  # OLE2: legacy Word / Excel
+        return XLS if file_name.lower().endswith(".xls") else DOC
+    if head[:1] == b"\x30" and file_name.lower().endswith((".p7s", ".p7m", ".sig")):  # DER SEQUENCE
+        return P7S
+    raise AttachmentTypeNotAllowedError(
+        f"{file_name!r} is not an accepted kind of file (read from its content); accepted: {ALLOWED_DESCRIPTION}",
+        allowed=list(ALLOWED),
+        file_name=file_name,
+    )
+
+
+def refine_zip(path: Path) -> str:
+    """Tell OOXML and ODF documents from plain ZIP archives by their entries."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            if "mimetype" in names:
+                declared = archive.read("mimetype")[:100].decode("ascii", "replace").strip()
+                if declared in (ODT, ODS, ODP):
+                    return declared
+            prefixes = {name.split("/", 1)[0] for name in names}
+            if "[Content_Types].xml" in names:
+                if "word" in prefixes:
+                    return DOCX
+                if "xl" in prefixes:
+                    return XLSX
+                if "ppt" in prefixes:
+                    return PPTX
+    except zipfile.BadZipFile as exc:
+        raise AttachmentTypeNotAllowedError("The file starts like a ZIP archive but is not a valid one") from exc
+    return ZIP
