@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from bench import outbox_relay, registry
+from bench import exchange, outbox_relay, registry
 
-BENCHMARKS = {"outbox_relay": outbox_relay.main, "registry": registry.main}
+BENCHMARKS = {"outbox_relay": outbox_relay.main, "registry": registry.main, "exchange": exchange.main}
 
 
 def main() -> None:
