@@ -11,13 +11,17 @@ from fastapi import APIRouter, Form, Header, Request
 from pydantic import BaseModel
 
 from shared.auth import Scope, TokenIssuer
-from shared.errors import BadRequestError, DependencyUnavailableError, UnauthorizedError
+from shared.errors import BadRequestError, DependencyUnavailableError, ForbiddenError, UnauthorizedError
 
 router = APIRouter(tags=["auth"])
 
 
 class InvalidClientError(UnauthorizedError):
     code, title = "invalid_client", "Client authentication failed"
+
+
+class AgencyInactiveError(ForbiddenError):
+    code, title = "agency_inactive", "The agency of this client is not active"
 
 
 class UnsupportedGrantTypeError(BadRequestError):
@@ -82,9 +86,13 @@ async def issue_token(
         )
     except httpx.HTTPError as exc:
         raise DependencyUnavailableError(f"The registry does not answer ({exc}); retry later") from exc
-    if response.status_code in (401, 403, 422):
+    if response.status_code == 403:  # valid credentials of an agency that is not active
         body: dict[str, Any] = response.json()
-        raise InvalidClientError(str(body.get("detail", "Client authentication failed")), error="invalid_client")
+        raise AgencyInactiveError(
+            str(body.get("detail")), error="unauthorized_client", agency_status=body.get("agency_status")
+        )
+    if response.status_code in (401, 422):
+        raise InvalidClientError("Unknown client, wrong or expired secret, or revoked client", error="invalid_client")
     if response.status_code != 200:
         raise DependencyUnavailableError(f"The registry answered {response.status_code}; retry later")
     granted = response.json()

@@ -35,11 +35,13 @@ class CredentialGuard:
         self.issuer = issuer
         self.registry = registry
         self.cache: TTLCache[str, dict[str, Any]] = TTLCache(ttl)
+        self.generation = 0  # bumped by every invalidating event
 
     async def _status(self, client_id: str) -> dict[str, Any]:
         cached = self.cache.get(client_id)
         if cached is not None:
             return cached
+        generation = self.generation
         internal = self.issuer.issue("gateway", None, [Scope.INTERNAL])
         try:
             response = await self.registry.get(
@@ -50,7 +52,8 @@ class CredentialGuard:
         if response.status_code != 200:
             raise DependencyUnavailableError(f"The registry answered {response.status_code}; retry later")
         status: dict[str, Any] = response.json()
-        self.cache.set(client_id, status)
+        if generation == self.generation:  # an answer that raced an invalidation is used once, not kept
+            self.cache.set(client_id, status)
         return status
 
     async def check(self, authorization: str | None) -> None:
@@ -73,6 +76,7 @@ class CredentialGuard:
 
     async def on_event(self, envelope: Envelope) -> None:
         """Drop what an event makes stale."""
+        self.generation += 1
         if envelope.type == "agency.status_changed.v1":
             self.cache.clear()
         else:

@@ -7,7 +7,7 @@ import re
 import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, HttpUrl
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, HttpUrl, model_validator
 
 from shared.text import nfc
 
@@ -31,6 +31,13 @@ def valid_new_code(value: str) -> str:
     return value
 
 
+def valid_any_code(value: str) -> str:
+    value = value.strip().upper()
+    if not (CODE_PATTERN.fullmatch(value) or NEW_CODE_PATTERN.fullmatch(value)):
+        raise ValueError("must be an agency code: NNN.NN.NN.Lnn (QCVN 102) or the Decision 20/2020 form, e.g. H41")
+    return value
+
+
 def _text(value: str) -> str:
     value = nfc(value).strip()
     if not value:
@@ -40,6 +47,7 @@ def _text(value: str) -> str:
 
 AgencyCode = Annotated[str, AfterValidator(valid_code)]
 NewAgencyCode = Annotated[str, AfterValidator(valid_new_code)]
+AnyAgencyCode = Annotated[str, AfterValidator(valid_any_code)]  # a reference to an agency: either form
 VietnameseText = Annotated[str, AfterValidator(_text)]
 AgencyStatus = Literal["active", "suspended", "retired"]
 
@@ -53,7 +61,7 @@ class AgencyFields(BaseModel):
     name: VietnameseText = Field(max_length=200, examples=["Ủy ban nhân dân tỉnh Nghệ An"])
     short_name: VietnameseText | None = Field(default=None, max_length=100)
     level: str = Field(pattern=LEVEL_PATTERN, examples=["province", "department", "district", "commune"])
-    parent_code: AgencyCode | None = None
+    parent_code: AnyAgencyCode | None = None
     email: EmailStr | None = None
     phone: str | None = Field(default=None, max_length=50)
     address: VietnameseText | None = Field(default=None, max_length=500)
@@ -69,11 +77,18 @@ class AgencyUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    @model_validator(mode="after")
+    def _required_stay(self) -> AgencyUpdate:
+        for field in ("name", "level"):
+            if field in self.model_fields_set and getattr(self, field) is None:
+                raise ValueError(f"{field} cannot be removed, only changed")
+        return self
+
     new_code: NewAgencyCode | None = None
     name: VietnameseText | None = Field(default=None, max_length=200)
     short_name: VietnameseText | None = Field(default=None, max_length=100)
     level: str | None = Field(default=None, pattern=LEVEL_PATTERN)
-    parent_code: AgencyCode | None = None
+    parent_code: AnyAgencyCode | None = None
     email: EmailStr | None = None
     phone: str | None = Field(default=None, max_length=50)
     address: VietnameseText | None = Field(default=None, max_length=500)
@@ -117,7 +132,7 @@ class StatusChange(BaseModel):
 
     status: AgencyStatus
     reason: str | None = Field(default=None, max_length=500)
-    successor_code: AgencyCode | None = Field(default=None, description="Required when retiring")
+    successor_code: AnyAgencyCode | None = Field(default=None, description="Required when retiring")
 
 
 class AgencyChangeRead(BaseModel):

@@ -65,10 +65,12 @@ class EndpointService:
         secret = data.webhook_secret
         if data.mode == "push" and secret is None:
             secret = generated = secrets.token_urlsafe(32)
+        before: dict[str, str | None] = {"mode": "pull", "webhook_url": None, "amqp_queue": None}  # the default
         if endpoint is None:
             endpoint = DeliveryEndpoint(agency_id=agency.id, mode=data.mode)
             self.session.add(endpoint)
-        before = {"mode": endpoint.mode, "webhook_url": endpoint.webhook_url, "amqp_queue": endpoint.amqp_queue}
+        else:
+            before = {"mode": endpoint.mode, "webhook_url": endpoint.webhook_url, "amqp_queue": endpoint.amqp_queue}
         endpoint.mode = data.mode
         endpoint.webhook_url = str(data.webhook_url) if data.webhook_url else None
         endpoint.webhook_secret = secret if data.mode == "push" else None

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from services.registry.agency.schemas import LEVEL_PATTERN, AgencyCode, VietnameseText
+from services.registry.agency.schemas import LEVEL_PATTERN, AnyAgencyCode, VietnameseText
 
 GROUP_NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,99}$"
 
@@ -20,7 +20,7 @@ class GroupRule(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     level: str | None = Field(default=None, pattern=LEVEL_PATTERN)
-    under: AgencyCode | None = None
+    under: AnyAgencyCode | None = None
 
     @model_validator(mode="after")
     def _not_everything(self) -> GroupRule:
@@ -34,7 +34,7 @@ class GroupDefinition(BaseModel):
 
     title: VietnameseText = Field(max_length=200, examples=["Các sở, ban, ngành"])
     description: VietnameseText | None = Field(default=None, max_length=1000)
-    members: list[AgencyCode] = Field(default_factory=list, max_length=10000)
+    members: list[AnyAgencyCode] = Field(default_factory=list, max_length=10000)
     rules: list[GroupRule] = Field(default_factory=list, max_length=50)
 
     @model_validator(mode="after")

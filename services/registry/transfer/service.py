@@ -49,19 +49,21 @@ def parse_rows(raw: bytes, fmt: TransferFormat) -> list[dict[str, Any]]:
         if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
             raise ImportInvalidError('JSON must be a list of agencies or {"agencies": [...]}', errors=[])
         return rows
-    lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
-    reader = csv.DictReader(lines)
-    missing = {"code", "name", "level"} - set(reader.fieldnames or [])
+    # csv reads quoted cells across lines; rows whose first cell starts with # are comments
+    records = [r for r in csv.reader(io.StringIO(text, newline="")) if r and not r[0].lstrip().startswith("#")]
+    header = [h.strip() for h in records[0]] if records else []
+    missing = {"code", "name", "level"} - set(header)
     if missing:
         raise ImportInvalidError(
             f"The CSV header lacks the columns {sorted(missing)}; expected {list(FIELDS)}", errors=[]
         )
-    return [{k: v for k, v in row.items() if k is not None} for row in reader]
+    return [dict(zip(header, record, strict=False)) for record in records[1:]]
 
 
 def _clean(row: dict[str, Any]) -> dict[str, Any]:
     """Empty CSV cells mean "not given"."""
-    return {k: (v.strip() if isinstance(v, str) else v) for k, v in row.items() if v not in ("", None) and k in FIELDS}
+    stripped = {k: (v.strip() if isinstance(v, str) else v) for k, v in row.items() if k in FIELDS}
+    return {k: v for k, v in stripped.items() if v not in ("", None)}
 
 
 class TransferService:
@@ -98,6 +100,12 @@ class TransferService:
                 )
             in_file[item.code] = item
         existing = {a.code: a for a in await self.agencies.all()}
+        # a parent may be named by its Decision 20/2020 code: use the QCVN 102 code from here on
+        aliases = {a.new_code: a.code for a in existing.values() if a.new_code}
+        aliases.update({item.new_code: item.code for _, item in parsed if item.new_code})
+        for _, item in parsed:
+            if item.parent_code in aliases:
+                item.parent_code = aliases[item.parent_code]
         problems += await self._check_references(parsed, in_file, existing)
         if problems:
             raise ImportInvalidError(
