@@ -34,8 +34,9 @@ class RouteNotFoundError(NotFoundError):
 @router.api_route("/v1/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
 async def proxy(path: str, request: Request) -> Response:
     """Forward to the owning service (it verifies the token itself)."""
-    service = service_for(request.url.path)
-    if service is None:
+    segments = request.url.path.split("/")
+    service = None if "." in segments or ".." in segments else service_for(request.url.path)
+    if service is None:  # dot segments (even percent-encoded) never reach a service
         raise RouteNotFoundError(f"No API answers {request.url.path}; see /docs")
     guard: CredentialGuard = request.app.state.guard
     await guard.check(request.headers.get("authorization"))

@@ -5,6 +5,7 @@ argon2 hashing of client secrets, and the FastAPI dependencies that require a to
 from __future__ import annotations
 
 import datetime as dt
+import os
 import secrets
 import time
 import uuid
@@ -47,10 +48,11 @@ def generate_keypair(directory: Path) -> tuple[Path, Path]:
     if private_path.exists() and public_path.exists():
         return private_path, public_path
     key = Ed25519PrivateKey.generate()
-    private_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    private_path.chmod(0o600)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    # created with mode 0600: the key is never readable by others, not even for a moment
+    fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(pem)
     public_path.write_bytes(
         key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
@@ -155,6 +157,12 @@ class TokenVerifier:
 _hasher = PasswordHasher()
 
 
+def configure_secret_hashing(time_cost: int, memory_kib: int) -> None:
+    """Set the argon2id cost of new hashes (existing hashes keep the cost they were made with)."""
+    global _hasher
+    _hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib)
+
+
 def hash_secret(secret: str) -> str:
     """Hash a client secret with argon2id."""
     return _hasher.hash(secret)
@@ -164,7 +172,7 @@ def verify_secret(secret_hash: str, secret: str) -> bool:
     """Return whether ``secret`` matches ``secret_hash`` (constant-time inside argon2)."""
     try:
         return _hasher.verify(secret_hash, secret)
-    except (VerificationError, InvalidHashError):
+    except (VerificationError, InvalidHashError, ValueError):  # ValueError: a hash that is not ASCII
         return False
 
 

@@ -25,11 +25,24 @@ DEFAULT_PORTS: dict[str, int] = {
 }
 
 
+def check_database_url(value: str | None) -> str | None:
+    if not value:  # unset, or set to "" in the environment
+        return None
+    if value is not None and not value.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+        raise ValueError("database_url must start with postgresql+asyncpg:// or sqlite+aiosqlite://")
+    return value
+
+
 class ServiceSection(BaseModel):
     """Where a service is reached and where it keeps its data."""
 
     url: str = ""
     database_url: str | None = None
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_driver(cls, value: str | None) -> str | None:
+        return check_database_url(value)
 
 
 class RegistrySection(ServiceSection):
@@ -70,6 +83,8 @@ class AuthSection(BaseModel):
     public_key_file: Path | None = None
     issuer: str = "lienthong-gateway"
     audience: str = "lienthong"
+    secret_hash_time_cost: int = Field(default=3, ge=1, le=20)
+    secret_hash_memory_kib: int = Field(default=65536, ge=8, le=4 * 1024 * 1024)
 
 
 class Settings(BaseSettings):
@@ -98,9 +113,7 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _known_driver(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
-            raise ValueError("database_url must start with postgresql+asyncpg:// or sqlite+aiosqlite://")
-        return value
+        return check_database_url(value)
 
     @field_validator("broker_url")
     @classmethod

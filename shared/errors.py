@@ -119,9 +119,7 @@ _STATUS_CODES = {
 }
 
 
-def problem_response(
-    error: LienThongError, request: Request, headers: dict[str, str] | None = None
-) -> JSONResponse:
+def problem_response(error: LienThongError, request: Request, headers: dict[str, str] | None = None) -> JSONResponse:
     """Render an error as a problem+json response."""
     headers = dict(headers or {})
     if error.status == 401:

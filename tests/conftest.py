@@ -80,6 +80,8 @@ def make_settings(var_dir: Path, **overrides: object) -> Settings:
         "broker_url": "memory://",
         "relay_poll_seconds": 0.2,
         "log_json": False,
+        # cheap secret hashing: the tests create hundreds of clients; production keeps argon2's defaults
+        "auth": {"secret_hash_time_cost": 1, "secret_hash_memory_kib": 1024},
     }
     values.update(overrides)
     settings = Settings(**values)  # type: ignore[arg-type]

@@ -27,6 +27,13 @@ class StoredBlob:
     head: bytes  # the first bytes, for content sniffing
 
 
+@dataclass(frozen=True)
+class StagedBlob(StoredBlob):
+    """An upload hashed and written to ``tmp/``, not yet in the store."""
+
+    path: Path
+
+
 class BlobStore:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -38,17 +45,17 @@ class BlobStore:
     def exists(self, sha256: str) -> bool:
         return self.path(sha256).exists()
 
-    async def put(
+    async def stage(
         self,
         chunks: AsyncIterator[bytes],
         *,
         max_bytes: int,
         inspect_head: Callable[[bytes], object] | None = None,
-    ) -> StoredBlob:
-        """Store a stream; raise PayloadTooLargeError (and keep nothing) past ``max_bytes``.
+    ) -> StagedBlob:
+        """Write a stream to ``tmp/`` while hashing it; nothing is in the store until :meth:`commit`.
 
-        ``inspect_head`` sees the first bytes before the rest is read and may refuse the file by
-        raising; nothing is kept then either."""
+        Raises PayloadTooLargeError past ``max_bytes``; ``inspect_head`` sees the first bytes before
+        the rest is read and may refuse the file by raising. Either way nothing is kept."""
         digest = hashlib.sha256()
         size = 0
         head = b""
@@ -73,12 +80,30 @@ class BlobStore:
                 if inspect_head is not None:  # a file shorter than the head
                     inspect_head(head)
                 await asyncio.to_thread(_flush_and_sync, out)
-            sha256 = digest.hexdigest()
-            await asyncio.to_thread(self._move_into_place, tmp, sha256)
-            return StoredBlob(sha256=sha256, size=size, head=head)
+            return StagedBlob(sha256=digest.hexdigest(), size=size, head=head, path=tmp)
         except BaseException:
             tmp.unlink(missing_ok=True)  # noqa: ASYNC240 - synchronous on purpose: must run even when cancelled
             raise
+
+    async def commit(self, staged: StagedBlob) -> StoredBlob:
+        """Move a staged upload into the store under its hash (one copy of identical bytes)."""
+        await asyncio.to_thread(self._move_into_place, staged.path, staged.sha256)
+        return StoredBlob(sha256=staged.sha256, size=staged.size, head=staged.head)
+
+    @staticmethod
+    def discard(staged: StagedBlob) -> None:
+        """Forget a staged upload."""
+        staged.path.unlink(missing_ok=True)
+
+    async def put(
+        self,
+        chunks: AsyncIterator[bytes],
+        *,
+        max_bytes: int,
+        inspect_head: Callable[[bytes], object] | None = None,
+    ) -> StoredBlob:
+        """Stage and commit in one step."""
+        return await self.commit(await self.stage(chunks, max_bytes=max_bytes, inspect_head=inspect_head))
 
     def _move_into_place(self, tmp: Path, sha256: str) -> None:
         final = self.path(sha256)

@@ -69,6 +69,7 @@ class Document(Base):
     page_count: Mapped[int | None] = mapped_column(Integer)
     description: Mapped[str | None] = mapped_column(String(500))
     response_for: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    redirected: Mapped[list[dict[str, str]] | None] = mapped_column(JSON)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 

@@ -12,6 +12,7 @@ from services.registry.client.service import ClientService
 from services.registry.endpoint.router import router as endpoint_router
 from services.registry.group.router import router as group_router
 from services.registry.models import messaging
+from shared.auth import configure_secret_hashing
 from shared.config import Settings
 from shared.messaging import Broker
 from shared.service import ServiceRuntime, create_service_app
@@ -33,9 +34,11 @@ def create_app(
     transports: dict[str, httpx.AsyncBaseTransport] | None = None,
 ) -> FastAPI:
     """Build the registry app (its database, broker and clients start in the lifespan)."""
+    settings = settings or Settings()
+    configure_secret_hashing(settings.auth.secret_hash_time_cost, settings.auth.secret_hash_memory_kib)
     runtime = ServiceRuntime(
         name="registry",
-        settings=settings or Settings(),
+        settings=settings,
         tables=messaging,
         broker=broker,
         transports=transports if transports is not None else {},

@@ -126,7 +126,13 @@ async def test_first_exchange_in_production_topology(tmp_path, fresh_pg_database
         admin = Credentials(settings.registry.admin_client_id, secret.get_secret_value())
         await _exchange_and_check_archive(topology.url("gateway"), admin, settings.var_dir)
         ready = (await asyncio.to_thread(httpx.get, f"{topology.url('gateway')}/ready")).json()
-        assert ready["checks"] == {"broker": "ok", "registry": "ok", "exchange": "ok", "signature": "ok", "archive": "ok"}
+        assert ready["checks"] == {
+            "broker": "ok",
+            "registry": "ok",
+            "exchange": "ok",
+            "signature": "ok",
+            "archive": "ok",
+        }
     finally:
         await asyncio.to_thread(topology.stop)
         broker = RabbitBroker(AMQP_URL, broker_prefix)

@@ -8,15 +8,19 @@ import unicodedata
 import uuid
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from services.exchange.document.types import document_type
 
 CODE_PATTERN = re.compile(r"^\d{3}\.\d{2}\.\d{2}\.[A-Z]\d{2}$")
 
 
-def _nfc(value: str) -> str:
-    value = unicodedata.normalize("NFC", value).strip()
+def _nfc_first(value: object) -> object:
+    """Normalise before the length limits are checked (an NFD text is longer than its NFC form)."""
+    return unicodedata.normalize("NFC", value).strip() if isinstance(value, str) else value
+
+
+def _not_blank(value: str) -> str:
     if not value:
         raise ValueError("must not be blank")
     return value
@@ -29,7 +33,7 @@ def _agency_code(value: str) -> str:
     return value
 
 
-Text = Annotated[str, AfterValidator(_nfc)]
+Text = Annotated[str, BeforeValidator(_nfc_first), AfterValidator(_not_blank)]
 AgencyCode = Annotated[str, AfterValidator(_agency_code)]
 
 
@@ -76,7 +80,7 @@ class DocumentSubmit(BaseModel):
         examples=["Kế hoạch"],
         description="One of the 29 Decree 30 types or Công văn, by name or abbreviation",
     )
-    confidentiality: Text | None = Field(
+    confidentiality: Annotated[str, BeforeValidator(_nfc_first)] | None = Field(
         default=None, max_length=30, description="Documents marked Mật, Tối mật or Tuyệt mật are refused"
     )
     subject: Text = Field(max_length=500, examples=["Kế hoạch chuyển đổi số năm 2027"])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import uuid
 from collections.abc import AsyncIterator, Sequence
 
@@ -14,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.exchange.attachments import refine_zip, sanitize_file_name, sniff_head
-from services.exchange.blobstore import CHUNK, BlobStore, StoredBlob
+from services.exchange.blobstore import CHUNK, BlobStore, StagedBlob
 from services.exchange.calendar import WorkingCalendar
 from services.exchange.delivery.status import StatusCode
 from services.exchange.document.repository import DocumentRepository, ListFilters, is_overdue
@@ -59,7 +60,7 @@ from services.exchange.events import (
     payload,
 )
 from services.exchange.models import Attachment, Delivery, DeliveryEvent, Document, messaging
-from services.exchange.registry_client import RegistryClient
+from services.exchange.registry_client import RegistryClient, Resolution
 from shared.auth import Principal
 from shared.db import new_id, utcnow
 from shared.errors import BadRequestError, ConflictError
@@ -105,8 +106,9 @@ def encode_cursor(row_id: uuid.UUID) -> str:
 
 def decode_cursor(cursor: str) -> uuid.UUID:
     try:
-        return uuid.UUID(bytes=base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except ValueError as exc:
+        raw = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True)
+        return uuid.UUID(bytes=raw)
+    except (ValueError, binascii.Error) as exc:
         raise BadRequestError("The cursor is not valid; use next_cursor from a previous page") from exc
 
 
@@ -195,20 +197,56 @@ class DocumentService:
         if not recipient_codes:
             raise RecipientInvalidError("The groups have no active member other than the sender")
 
-        stored: list[tuple[str, str, StoredBlob]] = []
-        for position, upload in enumerate(files):
-            name = sanitize_file_name(upload.filename, position)
-            kinds: list[str] = []
+        staged = await self._stage_files(files, blobs, max_attachment_bytes)
+        try:
+            accepted = await self._record(
+                sender, sender_code, idempotency_key, data, original, recipient_codes, resolution, staged
+            )
+            # the files go into the store before the transaction commits, so a committed document
+            # never lacks a file; a failed commit leaves unreferenced blobs, never missing ones
+            for _name, _type, blob in staged:
+                await blobs.commit(blob)
+        finally:
+            for _name, _type, blob in staged:
+                blobs.discard(blob)  # what was not committed
+        return accepted, True
 
-            def inspect(head: bytes, file_name: str = name, found: list[str] = kinds) -> None:
-                found.append(sniff_head(head, file_name))
+    async def _stage_files(
+        self, files: Sequence[UploadFile], blobs: BlobStore, max_bytes: int
+    ) -> list[tuple[str, str, StagedBlob]]:
+        """Stream every file to the store's tmp/, reading its type from its bytes; keep none if one fails."""
+        staged: list[tuple[str, str, StagedBlob]] = []
+        try:
+            for position, upload in enumerate(files):
+                name = sanitize_file_name(upload.filename, position)
+                kinds: list[str] = []
 
-            blob = await blobs.put(_chunks(upload), max_bytes=max_attachment_bytes, inspect_head=inspect)
-            content_type = kinds[0]
-            if content_type == "application/zip":
-                content_type = await asyncio.to_thread(refine_zip, blobs.path(blob.sha256))
-            stored.append((name, content_type, blob))
+                def inspect(head: bytes, file_name: str = name, found: list[str] = kinds) -> None:
+                    found.append(sniff_head(head, file_name))
 
+                blob = await blobs.stage(_chunks(upload), max_bytes=max_bytes, inspect_head=inspect)
+                staged.append((name, kinds[0], blob))
+                if kinds[0] == "application/zip":
+                    staged[-1] = (name, await asyncio.to_thread(refine_zip, blob.path), blob)
+        except BaseException:
+            for _name, _type, blob in staged:
+                blobs.discard(blob)
+            raise
+        return staged
+
+    async def _record(
+        self,
+        sender: Principal,
+        sender_code: str,
+        idempotency_key: str | None,
+        data: DocumentSubmit,
+        original: Document | None,
+        recipient_codes: list[str],
+        resolution: Resolution,
+        stored: list[tuple[str, str, StagedBlob]],
+    ) -> DocumentAccepted:
+        """Write the document, its attachments, its deliveries and their history, and the event."""
+        year = data.promulgation_date.year
         now = utcnow()
         document = Document(
             id=new_id(),
@@ -243,6 +281,7 @@ class DocumentService:
             page_count=data.page_count,
             description=data.description,
             response_for=data.response_for.model_dump(mode="json") if data.response_for else None,
+            redirected=resolution.redirected or None,
             created_at=now,
         )
         self.session.add(document)
@@ -276,7 +315,7 @@ class DocumentService:
                 created_at=now,
                 updated_at=now,
             )
-            for code in recipient_codes
+            for code in sorted(recipient_codes)
         ]
         history = [
             DeliveryEvent(delivery_id=d.id, status=d.status, actor_code=sender_code, note=None, created_at=now)
@@ -310,7 +349,7 @@ class DocumentService:
         if original is not None and document.kind == "replace":
             replaced = DocumentReplaced(document_id=original.id, replaced_by=document.id, sender_code=sender_code)
             await record_event(self.session, messaging, "document.replaced.v1", payload(replaced))
-        return accepted, True
+        return accepted
 
     async def _accepted(self, document: Document) -> DocumentAccepted:
         deliveries = await self.documents.deliveries(document.id)
@@ -319,6 +358,7 @@ class DocumentService:
             id=document.id,
             deliveries=[_summary(d) for d in deliveries],
             attachments=[_attachment(a) for a in attachments],
+            redirected=[Redirect(**r) for r in document.redirected or []],
         )
 
     # -- recall --------------------------------------------------------------------------------

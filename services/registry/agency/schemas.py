@@ -7,7 +7,7 @@ import re
 import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, HttpUrl, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, HttpUrl, model_validator
 
 from shared.text import nfc
 
@@ -38,8 +38,12 @@ def valid_any_code(value: str) -> str:
     return value
 
 
-def _text(value: str) -> str:
-    value = nfc(value).strip()
+def _nfc_first(value: object) -> object:
+    """Normalise before the length limits are checked (an NFD text is longer than its NFC form)."""
+    return nfc(value).strip() if isinstance(value, str) else value
+
+
+def _not_blank(value: str) -> str:
     if not value:
         raise ValueError("must not be blank")
     return value
@@ -48,7 +52,7 @@ def _text(value: str) -> str:
 AgencyCode = Annotated[str, AfterValidator(valid_code)]
 NewAgencyCode = Annotated[str, AfterValidator(valid_new_code)]
 AnyAgencyCode = Annotated[str, AfterValidator(valid_any_code)]  # a reference to an agency: either form
-VietnameseText = Annotated[str, AfterValidator(_text)]
+VietnameseText = Annotated[str, BeforeValidator(_nfc_first), AfterValidator(_not_blank)]
 AgencyStatus = Literal["active", "suspended", "retired"]
 
 

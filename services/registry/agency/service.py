@@ -4,6 +4,7 @@ levels as data, and a history of every change."""
 from __future__ import annotations
 
 import base64
+import binascii
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -47,8 +48,8 @@ def encode_cursor(code: str) -> str:
 
 def decode_cursor(cursor: str) -> str:
     try:
-        return base64.urlsafe_b64decode(cursor.encode()).decode()
-    except (ValueError, UnicodeDecodeError) as exc:
+        return base64.b64decode(cursor.encode(), altchars=b"-_", validate=True).decode()
+    except (ValueError, UnicodeDecodeError, binascii.Error) as exc:
         raise BadRequestError("The cursor is not valid; use next_cursor from a previous page") from exc
 
 

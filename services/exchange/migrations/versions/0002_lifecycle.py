@@ -27,6 +27,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("superseded_by_id", sa.Uuid(), nullable=True))
         batch.add_column(sa.Column("recall_reason", sa.String(2000), nullable=True))
         batch.add_column(sa.Column("type_code", sa.String(10), nullable=True))
+        batch.add_column(sa.Column("redirected", sa.JSON(), nullable=True))
         batch.add_column(sa.Column("promulgation_year", sa.Integer(), nullable=False, server_default="0"))
         batch.create_foreign_key("fk_document_original_id_document", "document", ["original_id"], ["id"])
         batch.create_unique_constraint("uq_document_sender_document_id", ["sender_code", "sender_document_id"])
@@ -60,6 +61,7 @@ def downgrade() -> None:
         batch.drop_constraint("fk_document_original_id_document", type_="foreignkey")
         for column in (
             "promulgation_year",
+            "redirected",
             "type_code",
             "recall_reason",
             "superseded_by_id",

@@ -1,0 +1,136 @@
+"""The content-addressed blob store: by sha256, once, nothing kept past the size limit."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from services.exchange.blobstore import CHUNK, HEAD, BlobStore
+from shared.errors import PayloadTooLargeError, UnsupportedMediaTypeError
+
+
+async def stream(*chunks: bytes) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        yield chunk
+
+
+async def read_all(store: BlobStore, sha256: str) -> bytes:
+    return b"".join([chunk async for chunk in store.read(sha256)])
+
+
+def stored_files(store: BlobStore) -> list[Path]:
+    """Every blob in the store (the tmp/ directory excluded)."""
+    return sorted(p for p in store.root.rglob("*") if p.is_file() and "tmp" not in p.relative_to(store.root).parts)
+
+
+def tmp_files(store: BlobStore) -> list[Path]:
+    return list((store.root / "tmp").iterdir())
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> BlobStore:
+    return BlobStore(tmp_path / "blobs")
+
+
+async def test_put_stores_the_bytes_under_their_sha256(store: BlobStore) -> None:
+    data = b"%PDF-1.7 van ban"
+    blob = await store.put(stream(data[:5], data[5:]), max_bytes=1024)
+    sha = hashlib.sha256(data).hexdigest()
+    assert (blob.sha256, blob.size, blob.head) == (sha, len(data), data)
+    assert store.path(sha) == store.root / sha[:2] / sha[2:4] / sha
+    assert store.path(sha).read_bytes() == data
+    assert store.exists(sha)
+    assert stored_files(store) == [store.path(sha)]
+    assert tmp_files(store) == []
+
+
+async def test_identical_content_is_stored_once(store: BlobStore) -> None:
+    first = await store.put(stream(b"same ", b"bytes"), max_bytes=1024)
+    second = await store.put(stream(b"same bytes"), max_bytes=1024)
+    assert first.sha256 == second.sha256
+    assert stored_files(store) == [store.path(first.sha256)]
+    assert tmp_files(store) == []
+
+
+async def test_different_content_gets_different_files(store: BlobStore) -> None:
+    a = await store.put(stream(b"a"), max_bytes=10)
+    b = await store.put(stream(b"b"), max_bytes=10)
+    assert a.sha256 != b.sha256
+    assert stored_files(store) == sorted([store.path(a.sha256), store.path(b.sha256)])
+
+
+async def test_exactly_max_bytes_is_accepted(store: BlobStore) -> None:
+    blob = await store.put(stream(b"x" * 600, b"y" * 424), max_bytes=1024)
+    assert blob.size == 1024
+    assert store.exists(blob.sha256)
+
+
+@pytest.mark.parametrize("chunks", [[b"x" * 1025], [b"x" * 600, b"y" * 600], [b"x" * 1024, b"!"]])
+async def test_past_max_bytes_raises_and_keeps_nothing(store: BlobStore, chunks: list[bytes]) -> None:
+    with pytest.raises(PayloadTooLargeError) as info:
+        await store.put(stream(*chunks), max_bytes=1024)
+    assert info.value.status == 413
+    assert info.value.extra == {"max_bytes": 1024}
+    assert stored_files(store) == []
+    assert tmp_files(store) == []
+
+
+async def test_failing_stream_keeps_nothing(store: BlobStore) -> None:
+    async def broken() -> AsyncIterator[bytes]:
+        yield b"partial"
+        raise ConnectionResetError("client went away")
+
+    with pytest.raises(ConnectionResetError):
+        await store.put(broken(), max_bytes=1024)
+    assert stored_files(store) == []
+    assert tmp_files(store) == []
+
+
+async def test_inspect_head_sees_the_first_bytes_once(store: BlobStore) -> None:
+    seen: list[bytes] = []
+    data = os.urandom(HEAD + 5000)
+    await store.put(stream(data[:100], data[100:HEAD], data[HEAD:]), max_bytes=len(data), inspect_head=seen.append)
+    assert seen == [data[:HEAD]]
+
+
+async def test_inspect_head_sees_a_short_file_whole(store: BlobStore) -> None:
+    seen: list[bytes] = []
+    await store.put(stream(b"%PDF-", b"1.7"), max_bytes=100, inspect_head=seen.append)
+    assert seen == [b"%PDF-1.7"]
+
+
+async def test_refused_head_keeps_nothing(store: BlobStore) -> None:
+    def refuse(head: bytes) -> None:
+        raise UnsupportedMediaTypeError(f"not accepted: {head[:4]!r}")
+
+    with pytest.raises(UnsupportedMediaTypeError):
+        await store.put(stream(b"MZ\x90\x00" * 3000), max_bytes=10**6, inspect_head=refuse)
+    with pytest.raises(UnsupportedMediaTypeError):
+        await store.put(stream(b"MZ"), max_bytes=10**6, inspect_head=refuse)
+    assert stored_files(store) == []
+    assert tmp_files(store) == []
+
+
+async def test_read_streams_back_identical_bytes(store: BlobStore) -> None:
+    data = os.urandom(2 * CHUNK + 12345)
+    blob = await store.put(stream(data[:1000], data[1000 : CHUNK + 7], data[CHUNK + 7 :]), max_bytes=3 * CHUNK)
+    assert blob.size == len(data)
+    assert blob.head == data[:HEAD]
+    chunks = [chunk async for chunk in store.read(blob.sha256)]
+    assert len(chunks) == 3
+    assert b"".join(chunks) == data
+
+
+async def test_empty_stream_is_an_empty_blob(store: BlobStore) -> None:
+    blob = await store.put(stream(), max_bytes=10)
+    assert (blob.sha256, blob.size, blob.head) == (hashlib.sha256(b"").hexdigest(), 0, b"")
+    assert await read_all(store, blob.sha256) == b""
+
+
+async def test_store_survives_a_restart(tmp_path: Path) -> None:
+    blob = await BlobStore(tmp_path / "blobs").put(stream(b"kept"), max_bytes=10)
+    assert await read_all(BlobStore(tmp_path / "blobs"), blob.sha256) == b"kept"
