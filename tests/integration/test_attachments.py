@@ -30,7 +30,7 @@ from services.runtime import build_embedded_app
 from shared.config import ExchangeSection
 from shared.pdf import make_pdf
 from tests.conftest import make_settings
-from tests.helpers import Api, Client, metadata
+from tests.helpers import Api, Client, assert_problem, metadata
 
 SMALL_LIMIT = 64 * 1024
 
@@ -212,15 +212,6 @@ async def two_files_api(database_url: str | None, tmp_path: Path) -> AsyncIterat
     """At most two attachments per document."""
     async with running(database_url, tmp_path, max_attachments=2) as api:
         yield api
-
-
-def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json", response.headers
-    body: dict[str, Any] = response.json()
-    assert body["code"] == code, body
-    assert body["status"] == status
-    return body
 
 
 def stored_blobs(api: Api) -> dict[str, bytes]:

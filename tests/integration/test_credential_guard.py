@@ -24,7 +24,7 @@ import pytest
 from services.runtime import Topology, topology_env
 from shared.messaging import RabbitBroker
 from tests.conftest import AMQP_URL, make_settings
-from tests.helpers import Api, Client
+from tests.helpers import Api, Client, assert_problem
 
 WITHIN = 5.0  # seconds an event may take to reach the gateway
 
@@ -148,16 +148,6 @@ async def test_revocation_and_suspension_in_the_production_topology(
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    """Assert a problem+json answer with this status and stable code; return its body."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json", response.headers
-    body: dict[str, Any] = response.json()
-    assert body["code"] == code, body
-    assert body["status"] == status
-    return body
 
 
 async def poll(

@@ -18,8 +18,7 @@ from shared.auth import Scope
 from shared.config import ExchangeSection
 from shared.pdf import make_pdf
 from tests.conftest import make_settings
-from tests.helpers import Api, Client, metadata, random_code
-from tests.integration.test_registry_api import assert_problem, race
+from tests.helpers import Api, Client, assert_problem, metadata, race, random_code
 
 PDF = make_pdf(["Ke hoach chuyen doi so"])
 PDF_SHA = hashlib.sha256(PDF).hexdigest()

@@ -27,7 +27,7 @@ from services.exchange.events import EVENTS
 from services.exchange.models import Delivery, messaging
 from shared.auth import Scope
 from shared.db import Database, utcnow
-from tests.helpers import Api, Client, random_code
+from tests.helpers import Api, Client, assert_problem, random_code
 
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")
 NATIONAL = ["01", "02", "03", "04", "05", "06"]
@@ -54,15 +54,6 @@ PATHS: dict[str, list[str]] = {
 
 
 # --- helpers -----------------------------------------------------------------------------------
-
-
-def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json", response.headers
-    body: dict[str, Any] = response.json()
-    assert body["code"] == code, body
-    assert body["status"] == status
-    return body
 
 
 def codes(*clients: Client) -> list[str]:

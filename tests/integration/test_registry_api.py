@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import datetime as dt
-import sqlite3
 import unicodedata
-from collections.abc import AsyncIterator, Awaitable
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import asyncpg
-import httpx
-
 from shared.auth import Scope, TokenIssuer, TokenVerifier, generate_keypair
-from tests.helpers import Api, Client, random_code
+from tests.helpers import Api, Client, assert_problem, race, random_code
 
 
 def auth(token: str) -> dict[str, str]:
@@ -33,61 +26,6 @@ async def client_ids(api: Api, code: str) -> list[str]:
     response = await api.http.get(f"/v1/agencies/{code}/clients", headers=await api.admin())
     assert response.status_code == 200, response.text
     return [c["client_id"] for c in response.json()]
-
-
-@asynccontextmanager
-async def writes_held(api: Api, service: str, table: str, waiters: int) -> AsyncIterator[None]:
-    """Hold off writes to one table of a service while reads go on, so that ``waiters`` concurrent
-    requests all pass their checks before any of them inserts: a race made deterministic.
-
-    Start the requests as tasks inside the block; the block ends once they all wait to write.
-    """
-    url = api.settings.database_url_for(service)
-    if url.startswith("sqlite"):
-        lock = sqlite3.connect(url.split(":///", 1)[1], isolation_level=None, timeout=30)
-        lock.execute("BEGIN IMMEDIATE")  # readers go on (WAL), writers wait
-        try:
-            yield
-            await asyncio.sleep(1.0)  # nothing to observe on SQLite: give the requests time to reach the write
-        finally:
-            lock.execute("ROLLBACK")
-            lock.close()
-        return
-    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://", 1))
-    try:
-        transaction = conn.transaction()
-        await transaction.start()
-        await conn.execute(f'LOCK TABLE "{service}"."{table}" IN SHARE ROW EXCLUSIVE MODE')
-        try:
-            yield
-            blocked = "SELECT count(*) FROM pg_locks WHERE relation = $1::regclass AND NOT granted"
-            for _ in range(200):
-                if await conn.fetchval(blocked, f"{service}.{table}") >= waiters:
-                    break
-                await asyncio.sleep(0.05)
-            else:
-                raise AssertionError(f"the requests never reached the write to {service}.{table}")
-        finally:
-            await transaction.rollback()
-    finally:
-        await conn.close()
-
-
-async def race(api: Api, service: str, table: str, calls: list[Awaitable[httpx.Response]]) -> list[object]:
-    """Run ``calls`` concurrently, all past their reads before any writes; return statuses or errors."""
-    async with writes_held(api, service, table, waiters=len(calls)):
-        tasks = [asyncio.ensure_future(call) for call in calls]
-    results = await asyncio.gather(*tasks, return_exceptions=True)
-    return [r.status_code if isinstance(r, httpx.Response) else type(r).__name__ for r in results]
-
-
-def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["code"] == code
-    assert body["status"] == status
-    return body
 
 
 # --- agencies --------------------------------------------------------------------------------

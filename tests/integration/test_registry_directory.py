@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from shared.auth import Scope
-from tests.helpers import Api, Client, random_code
+from tests.helpers import Api, Client, assert_problem, random_code
 
 DEFAULT_LEVELS = [("province", 10), ("department", 20), ("district", 30), ("commune", 40), ("other", 90)]
 EXPORT_HEADER = "code,new_code,name,short_name,level,parent_code,email,phone,address,website,status,successor_code"
@@ -1275,16 +1275,6 @@ async def test_an_agency_token_gets_403_on_every_write(api: Api) -> None:
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    """Assert a problem+json answer with this status and stable code; return its body."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json", response.headers
-    body: dict[str, Any] = response.json()
-    assert body["code"] == code, body
-    assert body["status"] == status
-    return body
 
 
 async def poll(
