@@ -57,6 +57,14 @@ def search_text(name: str, short_name: str | None) -> str:
     return fold(" ".join(filter(None, [name, short_name])))[:400]
 
 
+async def require_agency(agencies: AgencyRepository, code: str) -> Agency:
+    """Return the agency with this code (either form) or raise 404."""
+    agency = await agencies.by_code(code.strip().upper())
+    if agency is None:
+        raise AgencyNotFoundError(f"No agency has the code {code}", agency_code=code)
+    return agency
+
+
 class AgencyService:
     def __init__(self, session: AsyncSession, actor: str = "system") -> None:
         self.session = session
@@ -67,10 +75,7 @@ class AgencyService:
 
     async def require(self, code: str) -> Agency:
         """Return the agency with this code (either form) or raise 404."""
-        agency = await self.agencies.by_code(code.strip().upper())
-        if agency is None:
-            raise AgencyNotFoundError(f"No agency has the code {code}", agency_code=code)
-        return agency
+        return await require_agency(self.agencies, code)
 
     async def read_many(self, agencies: Sequence[Agency]) -> list[AgencyRead]:
         codes = await self.agencies.codes_by_id([a.parent_id for a in agencies] + [a.successor_id for a in agencies])

@@ -14,14 +14,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.registry.agency.repository import AgencyRepository
+from services.registry.agency.service import require_agency
 from services.registry.certificate.schemas import CertificateRead, CertificateUpload
 from services.registry.errors import (
-    AgencyNotFoundError,
     CertificateExistsError,
     CertificateInvalidError,
     CertificateNotFoundError,
 )
-from services.registry.models import Agency, AgencyCertificate, AgencyChange, messaging
+from services.registry.models import AgencyCertificate, AgencyChange, messaging
 from shared.messaging import record_event
 
 KEY_USAGES = (
@@ -69,12 +69,6 @@ class CertificateService:
         self.actor = actor
         self.agencies = AgencyRepository(session)
 
-    async def _agency(self, code: str) -> Agency:
-        agency = await self.agencies.by_code(code.strip().upper())
-        if agency is None:
-            raise AgencyNotFoundError(f"No agency has the code {code}", agency_code=code)
-        return agency
-
     @staticmethod
     def _read(cert: AgencyCertificate, agency_code: str) -> CertificateRead:
         return CertificateRead(
@@ -95,7 +89,7 @@ class CertificateService:
 
     async def add(self, code: str, data: CertificateUpload) -> CertificateRead:
         """Register a certificate for an agency."""
-        agency = await self._agency(code)
+        agency = await require_agency(self.agencies, code)
         cert = parse_certificate(data.certificate)
         sha256 = cert.fingerprint(hashes.SHA256()).hex()
         query = select(AgencyCertificate).where(
@@ -135,7 +129,7 @@ class CertificateService:
         return self._read(record, agency.code)
 
     async def list(self, code: str) -> list[CertificateRead]:
-        agency = await self._agency(code)
+        agency = await require_agency(self.agencies, code)
         query = (
             select(AgencyCertificate)
             .where(AgencyCertificate.agency_id == agency.id)
@@ -145,7 +139,7 @@ class CertificateService:
         return [self._read(c, agency.code) for c in rows]
 
     async def remove(self, code: str, certificate_id: uuid.UUID) -> None:
-        agency = await self._agency(code)
+        agency = await require_agency(self.agencies, code)
         cert = await self.session.get(AgencyCertificate, certificate_id)
         if cert is None or cert.agency_id != agency.id:
             raise CertificateNotFoundError(f"{agency.code} has no certificate {certificate_id}")

@@ -9,6 +9,7 @@ import secrets
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.registry.agency.repository import AgencyRepository
+from services.registry.agency.service import require_agency
 from services.registry.client.repository import ClientRepository
 from services.registry.client.schemas import (
     ClientCreate,
@@ -24,7 +25,7 @@ from services.registry.errors import (
     ClientCredentialsInvalidError,
     ClientNotFoundError,
 )
-from services.registry.models import Agency, ApiClient, messaging
+from services.registry.models import ApiClient, messaging
 from shared.auth import Principal, Scope, hash_secret, new_secret, verify_secret
 from shared.db import utcnow
 from shared.messaging import record_event
@@ -39,12 +40,6 @@ class ClientService:
         self.session = session
         self.clients = ClientRepository(session)
         self.agencies = AgencyRepository(session)
-
-    async def _agency(self, code: str) -> Agency:
-        agency = await self.agencies.by_code(code.strip().upper())
-        if agency is None:
-            raise AgencyNotFoundError(f"No agency has the code {code}", agency_code=code)
-        return agency
 
     async def _read(self, client: ApiClient) -> ClientRead:
         agency = await self.agencies.by_id(client.agency_id) if client.agency_id else None
@@ -70,7 +65,7 @@ class ClientService:
 
     async def create(self, agency_code: str, data: ClientCreate) -> ClientCreated:
         """Issue a new credential for an agency; the secret is returned this once."""
-        agency = await self._agency(agency_code)
+        agency = await require_agency(self.agencies, agency_code)
         secret = new_secret()
         client = await self.clients.add(
             ApiClient(client_id=f"lt_{secrets.token_hex(12)}", name=data.name, agency_id=agency.id, scopes=data.scopes),
@@ -82,7 +77,7 @@ class ClientService:
 
     async def list_for(self, agency_code: str, principal: Principal) -> list[ClientRead]:
         """List an agency's credentials (admin, or the agency itself)."""
-        agency = await self._agency(agency_code)
+        agency = await require_agency(self.agencies, agency_code)
         if not principal.is_admin and principal.agency_code != agency.code:
             raise AgencyNotFoundError(f"No agency has the code {agency_code}", agency_code=agency_code)
         return [await self._read(c) for c in await self.clients.of_agency(agency.id)]

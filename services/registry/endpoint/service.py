@@ -8,8 +8,8 @@ import secrets
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.registry.agency.repository import AgencyRepository
+from services.registry.agency.service import require_agency
 from services.registry.endpoint.schemas import EndpointChanged, EndpointInternal, EndpointRead, EndpointUpdate
-from services.registry.errors import AgencyNotFoundError
 from services.registry.models import Agency, AgencyChange, DeliveryEndpoint, messaging
 from shared.db import utcnow
 from shared.messaging import record_event
@@ -20,12 +20,6 @@ class EndpointService:
         self.session = session
         self.actor = actor
         self.agencies = AgencyRepository(session)
-
-    async def _agency(self, code: str) -> Agency:
-        agency = await self.agencies.by_code(code.strip().upper())
-        if agency is None:
-            raise AgencyNotFoundError(f"No agency has the code {code}", agency_code=code)
-        return agency
 
     @staticmethod
     def _read(agency: Agency, endpoint: DeliveryEndpoint | None) -> EndpointInternal:
@@ -50,7 +44,7 @@ class EndpointService:
         )
 
     async def get_internal(self, code: str) -> EndpointInternal:
-        agency = await self._agency(code)
+        agency = await require_agency(self.agencies, code)
         return self._read(agency, await self.session.get(DeliveryEndpoint, agency.id))
 
     async def get(self, code: str) -> EndpointRead:
@@ -59,7 +53,7 @@ class EndpointService:
 
     async def set(self, code: str, data: EndpointUpdate) -> EndpointChanged:
         """Choose how an agency receives; a generated webhook secret is returned this once."""
-        agency = await self._agency(code)
+        agency = await require_agency(self.agencies, code)
         endpoint = await self.session.get(DeliveryEndpoint, agency.id)
         generated = None
         secret = data.webhook_secret
