@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 from typing import Annotated, Any
 
 import httpx
@@ -45,7 +44,7 @@ def _basic_credentials(authorization: str | None) -> tuple[str, str] | None:
         return None
     try:
         decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError) as exc:
+    except ValueError as exc:  # not base64 (binascii.Error), not ASCII, not UTF-8 underneath
         raise InvalidClientError("The Basic credentials are not valid base64", error="invalid_client") from exc
     client_id, sep, secret = decoded.partition(":")
     if not sep:

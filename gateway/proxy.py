@@ -41,9 +41,10 @@ async def proxy(path: str, request: Request) -> Response:
     guard: CredentialGuard = request.app.state.guard
     await guard.check(request.headers.get("authorization"))
     client: httpx.AsyncClient = request.app.state.clients[service]
-    headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP]
+    # forwarded as the bytes received: header values may hold any latin-1 byte, not only ASCII
+    headers = [(k, v) for k, v in request.headers.raw if k.decode("latin-1").lower() not in HOP_BY_HOP]
     if request.client:
-        headers.append(("x-forwarded-for", request.client.host))
+        headers.append((b"x-forwarded-for", request.client.host.encode("latin-1")))
     outbound = client.build_request(
         request.method,
         request.url.path,

@@ -119,6 +119,21 @@ _STATUS_CODES = {
 }
 
 
+class TextInvalidError(BadRequestError):
+    code, title = "text_invalid", "Text that is not valid Unicode"
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kind):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def problem_response(error: LienThongError, request: Request, headers: dict[str, str] | None = None) -> JSONResponse:
     """Render an error as a problem+json response."""
     headers = dict(headers or {})
@@ -166,6 +181,15 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Input no handler foresaw: text that cannot be stored (lone UTF-16 surrogates in JSON
+        # strings) or nesting deeper than the parser allows. The database refused the statement,
+        # so nothing changed; the caller gets a 400, not a 500.
+        if _caused_by(exc, UnicodeError):
+            log.info("request refused: text not valid Unicode: %s", exc)
+            return problem_response(TextInvalidError("The request holds text that is not valid Unicode"), request)
+        if _caused_by(exc, RecursionError):
+            log.info("request refused: nested too deeply")
+            return problem_response(BadRequestError("The request is nested too deeply"), request)
         log.exception("unexpected error", exc_info=exc)
         return problem_response(LienThongError("An unexpected error occurred; it has been logged"), request)
 

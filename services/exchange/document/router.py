@@ -37,9 +37,11 @@ StatusFilter = Annotated[str | None, Query(pattern=r"^(pending|0[1-6])$", descri
 
 def _parse_metadata(raw: str) -> DocumentSubmit:
     try:
-        return DocumentSubmit.model_validate(json.loads(raw))
-    except json.JSONDecodeError as exc:
-        raise MetadataInvalidError(f"The `metadata` part is not JSON: {exc}") from exc
+        body = json.loads(raw)
+    except (ValueError, RecursionError) as exc:  # not JSON, absurd numbers, absurd nesting
+        raise MetadataInvalidError(f"The `metadata` part is not JSON this API can read: {exc}") from exc
+    try:
+        return DocumentSubmit.model_validate(body)
     except ValidationError as exc:
         errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
         raise MetadataInvalidError("The `metadata` part does not match the schema: see errors", errors=errors) from exc

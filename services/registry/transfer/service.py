@@ -43,14 +43,17 @@ def parse_rows(raw: bytes, fmt: TransferFormat) -> list[dict[str, Any]]:
     if fmt == "json":
         try:
             body = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ImportInvalidError(f"The file is not JSON: {exc}", errors=[]) from exc
+        except (ValueError, RecursionError) as exc:  # not JSON, absurd numbers, absurd nesting
+            raise ImportInvalidError(f"The file is not JSON an import can read: {exc}", errors=[]) from exc
         rows = body.get("agencies") if isinstance(body, dict) else body
         if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
             raise ImportInvalidError('JSON must be a list of agencies or {"agencies": [...]}', errors=[])
         return rows
     # csv reads quoted cells across lines; rows whose first cell starts with # are comments
-    records = [r for r in csv.reader(io.StringIO(text, newline="")) if r and not r[0].lstrip().startswith("#")]
+    try:
+        records = [r for r in csv.reader(io.StringIO(text, newline="")) if r and not r[0].lstrip().startswith("#")]
+    except csv.Error as exc:
+        raise ImportInvalidError(f"The file is not CSV an import can read: {exc}", errors=[]) from exc
     header = [h.strip() for h in records[0]] if records else []
     missing = {"code", "name", "level"} - set(header)
     if missing:
@@ -184,20 +187,17 @@ class TransferService:
 
     @staticmethod
     def _parents_first(in_file: dict[str, AgencyCreate]) -> list[AgencyCreate]:
+        """Order rows so that a parent in the file comes before its children (any depth, no recursion)."""
         ordered: list[AgencyCreate] = []
         placed: set[str] = set()
-
-        def place(item: AgencyCreate) -> None:
-            if item.code in placed:
-                return
-            parent = in_file.get(item.parent_code or "")
-            if parent is not None:
-                place(parent)
-            placed.add(item.code)
-            ordered.append(item)
-
         for item in in_file.values():
-            place(item)
+            chain: list[AgencyCreate] = []
+            current: AgencyCreate | None = item
+            while current is not None and current.code not in placed:
+                chain.append(current)
+                placed.add(current.code)  # the cycle check ran before: chains end
+                current = in_file.get(current.parent_code or "")
+            ordered.extend(reversed(chain))
         return ordered
 
     @staticmethod
@@ -218,9 +218,16 @@ class TransferService:
         depth: dict[str, int] = {}
 
         def level_of(agency: Agency) -> int:
-            if agency.code not in depth:
-                parent = by_id.get(agency.parent_id) if agency.parent_id else None
-                depth[agency.code] = 0 if parent is None else level_of(parent) + 1
+            """Depth in the tree, computed without recursion (the tree may be thousands deep)."""
+            chain: list[Agency] = []
+            current: Agency | None = agency
+            while current is not None and current.code not in depth and len(chain) <= len(by_id):
+                chain.append(current)
+                current = by_id.get(current.parent_id) if current.parent_id else None
+            base = depth.get(current.code, -1) if current is not None else -1
+            for node in reversed(chain):
+                base += 1
+                depth[node.code] = base
             return depth[agency.code]
 
         rows = []
