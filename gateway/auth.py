@@ -90,14 +90,14 @@ async def issue_token(
         raise AgencyInactiveError(
             str(body.get("detail")), error="unauthorized_client", agency_status=body.get("agency_status")
         )
-    if response.status_code in (401, 422):
+    if response.status_code in (400, 401, 404, 422):
         raise InvalidClientError("Unknown client, wrong or expired secret, or revoked client", error="invalid_client")
     if response.status_code != 200:
         raise DependencyUnavailableError(f"The registry answered {response.status_code}; retry later")
     granted = response.json()
     scopes: list[str] = list(granted["scopes"])
-    if scope:
-        wanted = scope.split()
+    if scope and scope.split():
+        wanted = sorted(set(scope.split()))
         if not set(wanted) <= set(scopes):
             raise InvalidScopeError(
                 f"Not granted: {sorted(set(wanted) - set(scopes))}", error="invalid_scope", granted=scopes

@@ -46,7 +46,53 @@ async def merged_schema(app: FastAPI) -> dict[str, Any]:
             components.setdefault("securitySchemes", {}).setdefault(key, value)
     if missing:
         schema.setdefault("info", {})["x-services-unavailable"] = missing
+    _document_problems(schema)
     return schema
+
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "description": "RFC 9457 problem details; `code` is stable, branch on it (never on `detail`).",
+    "type": "object",
+    "required": ["type", "title", "status", "code", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "code": {"type": "string", "examples": ["recipient_invalid", "delivery_transition_invalid"]},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "errors": {"type": "array", "items": {"type": "object"}, "description": "validation errors, when any"},
+    },
+    "additionalProperties": True,
+}
+COMMON_ERRORS = {
+    "400": "Bad request",
+    "401": "No valid access token",
+    "403": "The token lacks the scope, or the agency may not do this",
+    "404": "Not found, or not visible to the caller",
+    "409": "Conflicts with the current state",
+    "422": "The request does not validate",
+}
+
+
+def _document_problems(schema: dict[str, Any]) -> None:
+    """Every error answer is problem+json: say so, with one Problem schema, on every /v1 operation."""
+    schema["components"]["schemas"]["Problem"] = PROBLEM_SCHEMA
+    problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            if method not in ("get", "post", "put", "patch", "delete") or not isinstance(operation, dict):
+                continue
+            responses = operation.setdefault("responses", {})
+            if path.startswith("/v1/"):
+                for status, description in COMMON_ERRORS.items():
+                    responses.setdefault(status, {"description": description})
+            for status, response in responses.items():
+                if status[:1] in ("4", "5"):
+                    response["content"] = problem
+    for name in ("HTTPValidationError", "ValidationError"):
+        schema["components"]["schemas"].pop(name, None)
 
 
 @router.get("/openapi.json")

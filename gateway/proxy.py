@@ -27,6 +27,21 @@ HOP_BY_HOP = {
 }
 
 
+_ENCODED_DELIMITERS = (b"%2f", b"%3f", b"%23", b"%5c")
+
+
+def _forwardable(request: Request) -> bool:
+    """Only paths that mean the same once decoded: no dot segments, no encoded delimiters
+    (``%2F`` would become a new path segment), no control characters."""
+    path = request.url.path
+    if any(segment in (".", "..") for segment in path.split("/")):
+        return False
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in path):
+        return False
+    raw = bytes(request.scope.get("raw_path") or b"").lower()
+    return not any(delimiter in raw for delimiter in _ENCODED_DELIMITERS)
+
+
 class RouteNotFoundError(NotFoundError):
     code, title = "route_not_found", "No API answers this path"
 
@@ -34,9 +49,8 @@ class RouteNotFoundError(NotFoundError):
 @router.api_route("/v1/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
 async def proxy(path: str, request: Request) -> Response:
     """Forward to the owning service (it verifies the token itself)."""
-    segments = request.url.path.split("/")
-    service = None if "." in segments or ".." in segments else service_for(request.url.path)
-    if service is None:  # dot segments (even percent-encoded) never reach a service
+    service = service_for(request.url.path) if _forwardable(request) else None
+    if service is None:
         raise RouteNotFoundError(f"No API answers {request.url.path}; see /docs")
     guard: CredentialGuard = request.app.state.guard
     await guard.check(request.headers.get("authorization"))
@@ -54,6 +68,8 @@ async def proxy(path: str, request: Request) -> Response:
     )
     try:
         upstream = await client.send(outbound, stream=True)
+    except httpx.InvalidURL as exc:
+        raise RouteNotFoundError(f"No API answers {request.url.path!r}") from exc
     except httpx.TimeoutException as exc:
         raise DependencyUnavailableError(f"The {service} service did not answer in time; retry later") from exc
     except httpx.HTTPError as exc:

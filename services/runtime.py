@@ -74,7 +74,8 @@ def build_embedded_app(settings: Settings, *, broker: Broker | None = None) -> F
     apps = {
         name: factory(settings, broker=broker, transports=transports) for name, factory in service_factories().items()
     }
-    transports.update({name: httpx.ASGITransport(app=app) for name, app in apps.items()})
+    # a service's unexpected error is its own 500 response, not an exception raised in the gateway
+    transports.update({name: httpx.ASGITransport(app=app, raise_app_exceptions=False) for name, app in apps.items()})
     gateway = create_gateway(settings, transports=transports, broker=broker)
     gateway_lifespan = gateway.router.lifespan_context
 

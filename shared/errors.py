@@ -123,6 +123,22 @@ class TextInvalidError(BadRequestError):
     code, title = "text_invalid", "Text that is not valid Unicode"
 
 
+# PostgreSQL: character_not_in_repertoire (a NUL byte), untranslatable_character
+_TEXT_SQLSTATES = ("22021", "22P05")
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    current: BaseException | None = exc
+    seen: set[int] = set()
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        state = getattr(current, "sqlstate", None) or getattr(getattr(current, "orig", None), "sqlstate", None)
+        if isinstance(state, str):
+            return state
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
     seen: set[int] = set()
     current: BaseException | None = exc
@@ -184,7 +200,7 @@ def install_error_handlers(app: FastAPI) -> None:
         # Input no handler foresaw: text that cannot be stored (lone UTF-16 surrogates in JSON
         # strings) or nesting deeper than the parser allows. The database refused the statement,
         # so nothing changed; the caller gets a 400, not a 500.
-        if _caused_by(exc, UnicodeError):
+        if _caused_by(exc, UnicodeError) or _sqlstate(exc) in _TEXT_SQLSTATES:
             log.info("request refused: text not valid Unicode: %s", exc)
             return problem_response(TextInvalidError("The request holds text that is not valid Unicode"), request)
         if _caused_by(exc, RecursionError):

@@ -22,3 +22,15 @@ def fold(text: str) -> str:
         base = unicodedata.normalize("NFD", char)[0]
         out.append(base.lower() if len(base.lower()) == 1 else char)
     return "".join(out)
+
+
+def storable(text: str) -> str:
+    """Return ``text`` in NFC, stripped; raise ValueError for what a database must not store: NUL
+    characters and lone UTF-16 surrogates (JSON can carry both)."""
+    if "\x00" in text:
+        raise ValueError("must not contain NUL characters")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError("must be valid Unicode (no lone surrogates)") from exc
+    return nfc(text).strip()

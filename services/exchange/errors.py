@@ -49,3 +49,7 @@ class RelationInvalidError(ConflictError):
 
 class RecallInvalidError(ConflictError):
     code, title = "recall_invalid", "Nothing to recall"
+
+
+class IdempotencyKeyReusedError(UnprocessableError):
+    code, title = "idempotency_key_reused", "This key (or sender document id) was used for another request"

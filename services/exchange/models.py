@@ -47,6 +47,7 @@ class Document(Base):
     sender_client_id: Mapped[str] = mapped_column(String(64))
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     sender_document_id: Mapped[str | None] = mapped_column(String(100))
+    request_fingerprint: Mapped[str | None] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(10), default="new")
     original_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("document.id"))
     update_info: Mapped[dict[str, bool] | None] = mapped_column(JSON)

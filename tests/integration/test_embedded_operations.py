@@ -18,3 +18,16 @@ async def test_embedded_mode_exposes_each_services_operations_endpoints(api):
         assert "lienthong_http_requests_total" in metrics.text
     missing = await api.http.get("/services/nope/health")
     assert missing.status_code == 404 and missing.json()["code"] == "not_found"
+
+
+async def test_one_openapi_document_with_problem_answers_and_no_dangling_refs(api):
+    import json
+
+    schema = (await api.http.get("/openapi.json")).json()
+    assert "/v1/documents" in schema["paths"] and "/v1/agencies/{code}" in schema["paths"]
+    assert "Problem" in schema["components"]["schemas"]
+    errors = schema["paths"]["/v1/documents"]["post"]["responses"]["422"]
+    assert list(errors["content"]) == ["application/problem+json"]
+    text = json.dumps(schema)
+    refs = {part.split('"')[0] for part in text.split('"$ref": "#/components/schemas/')[1:]}
+    assert refs <= set(schema["components"]["schemas"]), refs - set(schema["components"]["schemas"])

@@ -455,9 +455,9 @@ async def test_refused_document_leaves_no_blob_behind(small_api: Api) -> None:
 async def test_idempotency_key_replay_returns_the_original_document(api: Api) -> None:
     sender, recipient = await api.agency_client(), await api.agency_client()
     key = {"Idempotency-Key": f"qlvb-{uuid.uuid4()}"}
-    first = await api.send(sender, [recipient.agency_code], headers=key)
+    first = await api.send(sender, [recipient.agency_code], headers=key, code_number="31")
     assert first.status_code == 202
-    again = await api.send(sender, [recipient.agency_code], headers=key)
+    again = await api.send(sender, [recipient.agency_code], headers=key, code_number="31")
     assert again.status_code == 200
     assert again.json() == first.json()
     assert await inbox_ids(api, recipient) == [first.json()["id"]]
@@ -493,8 +493,8 @@ async def test_replay_with_several_recipients_is_the_original_answer(api: Api) -
     sender, b, c = await api.agency_client(), await api.agency_client(), await api.agency_client()
     ordered = sorted([b.agency_code, c.agency_code], reverse=True)  # not in code order
     key = {"Idempotency-Key": "two-recipients"}
-    first = await api.send(sender, ordered, headers=key)
-    again = await api.send(sender, ordered, headers=key)
+    first = await api.send(sender, ordered, headers=key, code_number="32")
+    again = await api.send(sender, ordered, headers=key, code_number="32")
     assert (first.status_code, again.status_code) == (202, 200)
     assert again.json() == first.json()
 
@@ -503,11 +503,11 @@ async def test_concurrent_requests_with_one_idempotency_key_create_one_document(
     """All three requests pass the replay check before any inserts (see writes_held)."""
     sender, recipient = await api.agency_client(), await api.agency_client()
     key = {"Idempotency-Key": "double-click"}
-    calls = [api.send(sender, [recipient.agency_code], headers=key) for _ in range(3)]
+    calls = [api.send(sender, [recipient.agency_code], headers=key, code_number="33") for _ in range(3)]
     statuses = await race(api, "exchange", "document", calls)
     assert sorted(statuses, key=str) == [202, 409, 409]
     assert len(await inbox_ids(api, recipient)) == 1
-    replay = await api.send(sender, [recipient.agency_code], headers=key)
+    replay = await api.send(sender, [recipient.agency_code], headers=key, code_number="33")
     assert replay.status_code == 200
     assert await inbox_ids(api, recipient) == [replay.json()["id"]]
 

@@ -572,10 +572,10 @@ async def test_the_same_number_twice_in_a_year_is_a_duplicate(api: Api) -> None:
 async def test_idempotency_key_replay_answers_200_with_the_same_document(api: Api) -> None:
     sender, other_sender, recipient = await api.agency_client(), await api.agency_client(), await api.agency_client()
     key = f"gui-{uuid.uuid4()}"
-    first = await api.send(sender, [recipient.agency_code], headers={"Idempotency-Key": key})
+    first = await api.send(sender, [recipient.agency_code], headers={"Idempotency-Key": key}, code_number="41")
     assert first.status_code == 202, first.text
 
-    replay = await api.send(sender, [recipient.agency_code], headers={"Idempotency-Key": key})
+    replay = await api.send(sender, [recipient.agency_code], headers={"Idempotency-Key": key}, code_number="41")
     assert replay.status_code == 200, replay.text
     assert replay.json()["id"] == first.json()["id"]
     assert replay.json()["deliveries"] == first.json()["deliveries"]
@@ -615,12 +615,12 @@ async def test_replay_returns_the_original_answer_with_its_redirections(api: Api
     )
     assert retire.status_code == 200, retire.text
     key = f"gui-{uuid.uuid4()}"
-    first = await api.send(sender, [retired.agency_code], headers={"Idempotency-Key": key})
+    first = await api.send(sender, [retired.agency_code], headers={"Idempotency-Key": key}, code_number="42")
     assert first.status_code == 202, first.text
     redirect = {"from_code": retired.agency_code, "to_code": successor.agency_code}
     assert first.json()["redirected"] == [redirect]
 
-    replay = await api.send(sender, [retired.agency_code], headers={"Idempotency-Key": key})
+    replay = await api.send(sender, [retired.agency_code], headers={"Idempotency-Key": key}, code_number="42")
     assert replay.status_code == 200, replay.text
     assert replay.json() == first.json()
 

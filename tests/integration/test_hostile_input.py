@@ -92,3 +92,77 @@ async def test_a_tree_thousands_deep_imports_and_exports(api: Api) -> None:
     assert exported.status_code == 200
     codes = [a["code"] for a in exported.json()["agencies"]]
     assert codes.index("900.00.00.T01") < codes.index(rows[0]["code"])
+
+
+async def test_paths_that_change_meaning_once_decoded_never_reach_a_service(api: Api) -> None:
+    client = await api.agency_client()
+    for path in ("/v1/agencies/%01", "/v1/agencies/%00", "/v1/agencies/%7F"):
+        assert_problem(await api.http.get(path, headers=client.auth), 404, "route_not_found")
+    # %2F would turn one segment into two: /v1/agencies/{code}/history
+    response = await api.http.get(f"/v1/agencies/{client.agency_code}%2Fhistory", headers=client.auth)
+    assert_problem(response, 404, "route_not_found")
+
+
+async def test_nul_bytes_and_surrogates_in_text_are_refused_everywhere(api: Api) -> None:
+    admin = await api.admin()
+    agency = await api.create_agency()
+    for body in ('{"name": "S\\u1edf\\u0000 N\\u1ed9i v\\u1ee5"}', '{"address": "s\\u1ed1 1\\ud800"}'):
+        response = await api.http.patch(
+            f"/v1/agencies/{agency['code']}", content=body, headers={**admin, "Content-Type": "application/json"}
+        )
+        assert 400 <= response.status_code < 500, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+    assert (await api.http.get(f"/v1/agencies/{agency['code']}", headers=admin)).json()["name"] == agency["name"]
+    for params in ({"q": "a\x00b"}, {"level": "a\x00"}):
+        response = await api.http.get("/v1/agencies", params=params, headers=admin)
+        assert 200 <= response.status_code < 500, response.text  # a filter that matches nothing, or a 4xx
+    token = await api.token("a\x00b", "secret")
+    assert_problem(token, 401, "invalid_client")
+
+
+async def test_an_idempotency_key_reused_for_other_metadata_is_refused(api: Api) -> None:
+    sender = await api.agency_client()
+    recipient = await api.agency_client()
+    first = await api.send(sender, [recipient.agency_code], headers={"Idempotency-Key": "k-1"}, code_number="7")
+    assert first.status_code == 202, first.text
+    other = await api.send(sender, [recipient.agency_code], headers={"Idempotency-Key": "k-1"}, code_number="8")
+    body = assert_problem(other, 422, "idempotency_key_reused")
+    assert body["document_id"] == first.json()["id"]
+    inbox = await api.http.get("/v1/inbox", headers=recipient.auth)
+    assert len(inbox.json()["items"]) == 1
+
+
+async def test_csv_export_defuses_formulas_and_reimports_unchanged(api: Api) -> None:
+    admin = await api.admin()
+    agency = await api.create_agency(name='=HYPERLINK("http://x")', phone="+84 238 3844 000")
+    exported = await api.http.get("/v1/agencies/export", params={"format": "csv"}, headers=admin)
+    line = next(row for row in exported.text.splitlines() if row.startswith(agency["code"]))
+    assert "'=HYPERLINK" in line and "'+84 238" in line
+    again = await api.http.post(
+        "/v1/agencies/import", params={"format": "csv"}, content=exported.text.encode(), headers=admin
+    )
+    assert again.status_code == 200, again.text
+    assert agency["code"] not in [u["code"] for u in again.json()["updated"]]
+    assert (await api.http.get(f"/v1/agencies/{agency['code']}", headers=admin)).json()["phone"] == "+84 238 3844 000"
+
+
+async def test_blank_or_repeated_scopes_ask_for_nothing_odd(api: Api) -> None:
+    client = await api.agency_client()
+    blank = await api.token(client.client_id, client.client_secret, scope=" ")
+    assert blank.status_code == 200 and set(blank.json()["scope"].split()) == {
+        "documents:send",
+        "documents:receive",
+        "archive:search",
+    }
+    repeated = await api.token(client.client_id, client.client_secret, scope="documents:send documents:send")
+    assert repeated.json()["scope"] == "documents:send"
+
+
+async def test_recalling_from_an_empty_list_of_recipients_is_invalid(api: Api) -> None:
+    sender = await api.agency_client()
+    recipient = await api.agency_client()
+    sent = await api.send(sender, [recipient.agency_code])
+    response = await api.http.post(
+        f"/v1/documents/{sent.json()['id']}/recall", json={"reason": "x", "recipients": []}, headers=sender.auth
+    )
+    assert_problem(response, 422, "validation_failed")

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import unicodedata
 import uuid
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from services.exchange.document.types import document_type
+from shared.text import storable
 
 CODE_PATTERN = re.compile(r"^\d{3}\.\d{2}\.\d{2}\.[A-Z]\d{2}$")
 
 
 def _nfc_first(value: object) -> object:
     """Normalise before the length limits are checked (an NFD text is longer than its NFC form)."""
-    return unicodedata.normalize("NFC", value).strip() if isinstance(value, str) else value
+    return storable(value) if isinstance(value, str) else value
 
 
 def _not_blank(value: str) -> str:
@@ -242,7 +242,7 @@ class RecallRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: Text = Field(max_length=2000)
-    recipients: list[AgencyCode] | None = Field(default=None, description="Default: every recipient")
+    recipients: list[AgencyCode] | None = Field(default=None, min_length=1, description="Default: every recipient")
 
 
 class RecallRequested(BaseModel):

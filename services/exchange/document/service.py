@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hashlib
+import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
 
@@ -44,6 +46,7 @@ from services.exchange.errors import (
     DocumentClassifiedError,
     DocumentDuplicateError,
     DocumentNotFoundError,
+    IdempotencyKeyReusedError,
     MetadataInvalidError,
     RecallInvalidError,
     RecipientInvalidError,
@@ -161,8 +164,17 @@ class DocumentService:
         Everything is checked before anything is stored. Returns the answer and whether it was
         created now (False: an idempotent replay of an earlier request).
         """
+        fingerprint = hashlib.sha256(
+            json.dumps(data.model_dump(mode="json"), sort_keys=True, ensure_ascii=False).encode()
+        ).hexdigest()
         replayed = await self._replay(sender_code, idempotency_key, data)
         if replayed is not None:
+            if replayed.request_fingerprint not in (None, fingerprint):
+                raise IdempotencyKeyReusedError(
+                    f"Document {replayed.id} was sent with this Idempotency-Key or sender_document_id and other "
+                    "metadata; use a new key for a new document",
+                    document_id=str(replayed.id),
+                )
             return await self._accepted(replayed), False
         check_confidentiality(data.confidentiality)
         if not files:
@@ -200,7 +212,7 @@ class DocumentService:
         staged = await self._stage_files(files, blobs, max_attachment_bytes)
         try:
             accepted = await self._record(
-                sender, sender_code, idempotency_key, data, original, recipient_codes, resolution, staged
+                sender, sender_code, idempotency_key, fingerprint, data, original, recipient_codes, resolution, staged
             )
             # the files go into the store before the transaction commits, so a committed document
             # never lacks a file; a failed commit leaves unreferenced blobs, never missing ones
@@ -239,6 +251,7 @@ class DocumentService:
         sender: Principal,
         sender_code: str,
         idempotency_key: str | None,
+        fingerprint: str,
         data: DocumentSubmit,
         original: Document | None,
         recipient_codes: list[str],
@@ -254,6 +267,7 @@ class DocumentService:
             sender_client_id=sender.client_id,
             idempotency_key=idempotency_key,
             sender_document_id=data.sender_document_id,
+            request_fingerprint=fingerprint,
             kind=data.relation.kind if data.relation else "new",
             original_id=original.id if original else None,
             update_info=(

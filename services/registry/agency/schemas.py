@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, HttpUrl, model_validator
 
-from shared.text import nfc
+from shared.text import storable
 
 CODE_PATTERN = re.compile(r"^\d{3}\.\d{2}\.\d{2}\.[A-Z]\d{2}$")
 # Decision 20/2020 form: level 1 first (a letter and two digits), then up to three numeric levels.
@@ -40,7 +40,7 @@ def valid_any_code(value: str) -> str:
 
 def _nfc_first(value: object) -> object:
     """Normalise before the length limits are checked (an NFD text is longer than its NFC form)."""
-    return nfc(value).strip() if isinstance(value, str) else value
+    return storable(value) if isinstance(value, str) else value
 
 
 def _not_blank(value: str) -> str:

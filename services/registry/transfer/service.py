@@ -60,7 +60,7 @@ def parse_rows(raw: bytes, fmt: TransferFormat) -> list[dict[str, Any]]:
         raise ImportInvalidError(
             f"The CSV header lacks the columns {sorted(missing)}; expected {list(FIELDS)}", errors=[]
         )
-    return [dict(zip(header, record, strict=False)) for record in records[1:]]
+    return [dict(zip(header, (_restore(cell) for cell in record), strict=False)) for record in records[1:]]
 
 
 def _clean(row: dict[str, Any]) -> dict[str, Any]:
@@ -170,19 +170,24 @@ class TransferService:
                 new_codes[item.new_code] = item.code
             parent_of[item.code] = item.parent_code
         row_of = {item.code: number for number, item in parsed}
+        acyclic: set[str] = set()  # codes whose chain of parents is known to end: linear overall
         for code in in_file:
-            seen = {code}
-            current = parent_of.get(code)
-            while current is not None:
-                if current in seen:
+            path: list[str] = []
+            on_path: set[str] = set()
+            current: str | None = code
+            while current is not None and current not in acyclic:
+                if current in on_path:
                     problems.append(
                         ImportProblem(
                             row=row_of[code], code=code, field="parent_code", message="the hierarchy has a cycle"
                         )
                     )
                     break
-                seen.add(current)
+                path.append(current)
+                on_path.add(current)
                 current = parent_of.get(current)
+            else:
+                acyclic.update(path)
         return problems
 
     @staticmethod
@@ -259,5 +264,18 @@ def render_export(rows: list[dict[str, Any]], fmt: TransferFormat) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=[*FIELDS, "status", "successor_code"])
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({k: _defuse(v) for k, v in row.items()} for row in rows)
     return out.getvalue()
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _defuse(value: Any) -> Any:
+    """Keep a spreadsheet from running a cell as a formula (OWASP CSV injection): prefix with '."""
+    return "'" + value if isinstance(value, str) and value.startswith(_FORMULA_START) else value
+
+
+def _restore(value: str) -> str:
+    """Undo :func:`_defuse` on import, so that an export re-imports unchanged."""
+    return value[1:] if value.startswith("'") and value[1:].startswith(_FORMULA_START) else value

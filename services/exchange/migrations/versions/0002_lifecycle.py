@@ -21,6 +21,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("document") as batch:
         batch.add_column(sa.Column("sender_document_id", sa.String(100), nullable=True))
+        batch.add_column(sa.Column("request_fingerprint", sa.String(64), nullable=True))
         batch.add_column(sa.Column("kind", sa.String(10), nullable=False, server_default="new"))
         batch.add_column(sa.Column("original_id", sa.Uuid(), nullable=True))
         batch.add_column(sa.Column("update_info", sa.JSON(), nullable=True))
@@ -68,6 +69,7 @@ def downgrade() -> None:
             "update_info",
             "original_id",
             "kind",
+            "request_fingerprint",
             "sender_document_id",
         ):
             batch.drop_column(column)
