@@ -3,10 +3,13 @@ and the whole system in-process (embedded composition) on SQLite or on PostgreSQ
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
+import socket
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -14,8 +17,9 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from services.runtime import build_embedded_app, ensure_local_secrets
+from services.runtime import Topology, build_embedded_app, ensure_local_secrets, topology_env
 from shared.config import Settings
+from shared.messaging import RabbitBroker
 from tests.helpers import Api
 
 PG_ADMIN_DSN = os.environ.get("LIENTHONG_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -40,15 +44,10 @@ async def _admin_execute(sql: str) -> None:
         await conn.close()
 
 
-@pytest.fixture(scope="session")
-def run_id() -> str:
-    return RUN_ID
-
-
-@pytest.fixture(scope="session")
-async def pg_database() -> AsyncIterator[str]:
-    """A PostgreSQL database of this test run's own, dropped at the end; yields its SQLAlchemy URL."""
-    name = f"lt_test_{RUN_ID}"
+@asynccontextmanager
+async def scratch_database(suffix: str = "") -> AsyncIterator[str]:
+    """Create a PostgreSQL database of this run's own, drop it after; yield its SQLAlchemy URL."""
+    name = f"lt_test_{RUN_ID}{suffix}"
     await _admin_execute(f'CREATE DATABASE "{name}"')
     try:
         yield pg_url(name)
@@ -59,12 +58,8 @@ async def pg_database() -> AsyncIterator[str]:
 @pytest.fixture
 async def fresh_pg_database() -> AsyncIterator[str]:
     """A PostgreSQL database of one test's own."""
-    name = f"lt_test_{RUN_ID}_{secrets.token_hex(3)}"
-    await _admin_execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield pg_url(name)
-    finally:
-        await _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    async with scratch_database(f"_{secrets.token_hex(3)}") as url:
+        yield url
 
 
 @pytest.fixture
@@ -101,21 +96,56 @@ async def database_url(request: pytest.FixtureRequest) -> AsyncIterator[str | No
     if request.param == "sqlite":
         yield None
         return
-    name = f"lt_test_{RUN_ID}_{secrets.token_hex(3)}"
-    await _admin_execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield pg_url(name)
-    finally:
-        await _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    async with scratch_database(f"_{secrets.token_hex(3)}") as url:
+        yield url
 
 
-@pytest.fixture
-async def api(database_url: str | None, tmp_path: Path) -> AsyncIterator[Api]:
-    """The whole system in one process (gateway + services), on SQLite or on PostgreSQL."""
-    overrides: dict[str, object] = {"database_url": database_url} if database_url else {}
-    settings = make_settings(tmp_path / "var", **overrides)
+@asynccontextmanager
+async def running_system(var_dir: Path, database_url: str | None = None, **overrides: object) -> AsyncIterator[Api]:
+    """The whole system in one process (gateway + services) with these settings, and a caller."""
+    if database_url:
+        overrides["database_url"] = database_url
+    settings = make_settings(var_dir, **overrides)
     app = build_embedded_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway", timeout=30) as http:
             yield Api(http, settings, app)
+
+
+@pytest.fixture
+async def api(database_url: str | None, tmp_path: Path) -> AsyncIterator[Api]:
+    """The whole system in one process (gateway + services), on SQLite or on PostgreSQL."""
+    async with running_system(tmp_path / "var", database_url) as caller:
+        yield caller
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+async def production_topology(
+    tmp_path: Path, fresh_pg_database: str, broker_prefix: str
+) -> AsyncIterator[tuple[Topology, Settings]]:
+    """Every service its own process on free ports, on PostgreSQL and RabbitMQ (own database and
+    prefix); stopped, and the prefix's exchanges and queues deleted, at the end."""
+    settings = make_settings(
+        tmp_path / "var", database_url=fresh_pg_database, broker_url=AMQP_URL, broker_prefix=broker_prefix
+    )
+    env = topology_env(settings, base_env=dict(os.environ))
+    for name in ("gateway", "registry", "exchange", "signature", "archive"):
+        env[f"LIENTHONG_{name.upper()}__URL"] = f"http://127.0.0.1:{free_port()}"
+    env["LIENTHONG_LOG_JSON"] = "false"
+    topology = Topology(env, tmp_path / "logs")
+    await asyncio.to_thread(topology.start)
+    try:
+        yield topology, settings
+    finally:
+        await asyncio.to_thread(topology.stop)
+        broker = RabbitBroker(AMQP_URL, broker_prefix)
+        await broker.start()
+        await broker.delete_all(["archive.documents"])
+        await broker.close()

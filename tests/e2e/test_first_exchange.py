@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,17 +20,9 @@ import httpx
 import pytest
 
 from services.demo import Credentials, run_demo, seed_demo_province
-from services.runtime import Topology, topology_env
-from shared.messaging import RabbitBroker
-from tests.conftest import AMQP_URL, make_settings
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def _exchange_and_check_archive(base_url: str, admin: Credentials, var_dir: Path) -> None:
@@ -108,34 +99,19 @@ async def test_first_exchange_in_embedded_mode(embedded):
 
 
 @pytest.mark.topology
-async def test_first_exchange_in_production_topology(tmp_path, fresh_pg_database, broker_prefix):
-    settings = make_settings(
-        tmp_path / "var", database_url=fresh_pg_database, broker_url=AMQP_URL, broker_prefix=broker_prefix
-    )
-    env = topology_env(settings, base_env=dict(os.environ))
-    for name in ("gateway", "registry", "exchange", "signature", "archive"):
-        env[f"LIENTHONG_{name.upper()}__URL"] = f"http://127.0.0.1:{free_port()}"
-    env["LIENTHONG_LOG_JSON"] = "false"
-    topology = Topology(env, tmp_path / "logs")
-    await asyncio.to_thread(topology.start)
-    try:
-        assert len(topology.processes) == 5
-        assert len({p.pid for p in topology.processes.values()}) == 5
-        secret = settings.registry.admin_client_secret
-        assert secret is not None
-        admin = Credentials(settings.registry.admin_client_id, secret.get_secret_value())
-        await _exchange_and_check_archive(topology.url("gateway"), admin, settings.var_dir)
-        ready = (await asyncio.to_thread(httpx.get, f"{topology.url('gateway')}/ready")).json()
-        assert ready["checks"] == {
-            "broker": "ok",
-            "registry": "ok",
-            "exchange": "ok",
-            "signature": "ok",
-            "archive": "ok",
-        }
-    finally:
-        await asyncio.to_thread(topology.stop)
-        broker = RabbitBroker(AMQP_URL, broker_prefix)
-        await broker.start()
-        await broker.delete_all(["archive.documents"])
-        await broker.close()
+async def test_first_exchange_in_production_topology(production_topology):
+    topology, settings = production_topology
+    assert len(topology.processes) == 5
+    assert len({p.pid for p in topology.processes.values()}) == 5
+    secret = settings.registry.admin_client_secret
+    assert secret is not None
+    admin = Credentials(settings.registry.admin_client_id, secret.get_secret_value())
+    await _exchange_and_check_archive(topology.url("gateway"), admin, settings.var_dir)
+    ready = (await asyncio.to_thread(httpx.get, f"{topology.url('gateway')}/ready")).json()
+    assert ready["checks"] == {
+        "broker": "ok",
+        "registry": "ok",
+        "exchange": "ok",
+        "signature": "ok",
+        "archive": "ok",
+    }

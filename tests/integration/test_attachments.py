@@ -26,10 +26,9 @@ import httpx
 import pytest
 
 from services.exchange import attachments as kinds
-from services.runtime import build_embedded_app
 from shared.config import ExchangeSection
 from shared.pdf import make_pdf
-from tests.conftest import make_settings
+from tests.conftest import running_system
 from tests.helpers import Api, Client, assert_problem, metadata
 
 SMALL_LIMIT = 64 * 1024
@@ -189,15 +188,8 @@ def p7s() -> bytes:
 @asynccontextmanager
 async def running(database_url: str | None, tmp_path: Path, **exchange: Any) -> AsyncIterator[Api]:
     """The whole system in one process, like conftest's `api`, with the exchange settings given."""
-    overrides: dict[str, object] = {"exchange": ExchangeSection(**exchange)}
-    if database_url:
-        overrides["database_url"] = database_url
-    settings = make_settings(tmp_path / "var", **overrides)
-    app = build_embedded_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway", timeout=30) as http:
-            yield Api(http, settings, app)
+    async with running_system(tmp_path / "var", database_url, exchange=ExchangeSection(**exchange)) as caller:
+        yield caller
 
 
 @pytest.fixture

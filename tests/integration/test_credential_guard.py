@@ -10,20 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 import random
-import socket
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from services.runtime import Topology, topology_env
-from shared.messaging import RabbitBroker
-from tests.conftest import AMQP_URL, make_settings
+from services.runtime import Topology
+from shared.config import Settings
 from tests.helpers import Api, Client, assert_problem
 
 WITHIN = 5.0  # seconds an event may take to reach the gateway
@@ -101,50 +97,35 @@ async def test_rotation_does_not_refuse_live_tokens(api: Api) -> None:
 
 @pytest.mark.topology
 async def test_revocation_and_suspension_in_the_production_topology(
-    tmp_path: Path, fresh_pg_database: str, broker_prefix: str
+    production_topology: tuple[Topology, Settings],
 ) -> None:
-    settings = make_settings(
-        tmp_path / "var", database_url=fresh_pg_database, broker_url=AMQP_URL, broker_prefix=broker_prefix
-    )
-    env = topology_env(settings, base_env=dict(os.environ))
-    for name in ("gateway", "registry", "exchange", "signature", "archive"):
-        env[f"LIENTHONG_{name.upper()}__URL"] = f"http://127.0.0.1:{free_port()}"
-    env["LIENTHONG_LOG_JSON"] = "false"
-    topology = Topology(env, tmp_path / "logs")
-    await asyncio.to_thread(topology.start)
-    try:
-        assert len({p.pid for p in topology.processes.values()}) == 5
-        secret = settings.registry.admin_client_secret
-        assert secret is not None
-        async with httpx.AsyncClient(base_url=topology.url("gateway"), timeout=30) as http:
-            api = Api(http, settings)
-            revoked = await api.agency_client()
-            suspended = await api.agency_client()
-            for client in (revoked, suspended):
-                assert (await http.get("/v1/inbox", headers=client.auth)).status_code == 200  # cached as active
+    topology, settings = production_topology
+    assert len({p.pid for p in topology.processes.values()}) == 5
+    secret = settings.registry.admin_client_secret
+    assert secret is not None
+    async with httpx.AsyncClient(base_url=topology.url("gateway"), timeout=30) as http:
+        api = Api(http, settings)
+        revoked = await api.agency_client()
+        suspended = await api.agency_client()
+        for client in (revoked, suspended):
+            assert (await http.get("/v1/inbox", headers=client.auth)).status_code == 200  # cached as active
 
-            response = await http.post(f"/v1/clients/{revoked.client_id}/revoke", headers=await api.admin())
-            assert response.status_code == 200, response.text
-            response, elapsed = await refused_within(lambda: http.get("/v1/inbox", headers=revoked.auth))
-            assert_problem(response, 401, "token_revoked")
-            assert elapsed < WITHIN, elapsed
+        response = await http.post(f"/v1/clients/{revoked.client_id}/revoke", headers=await api.admin())
+        assert response.status_code == 200, response.text
+        response, elapsed = await refused_within(lambda: http.get("/v1/inbox", headers=revoked.auth))
+        assert_problem(response, 401, "token_revoked")
+        assert elapsed < WITHIN, elapsed
 
-            await set_status(api, suspended.agency_code, {"status": "suspended", "reason": "Kiểm tra"})
-            response, elapsed = await refused_within(lambda: http.get("/v1/inbox", headers=suspended.auth))
-            body = assert_problem(response, 403, "agency_not_active")
-            assert body["agency_code"] == suspended.agency_code
-            assert elapsed < WITHIN, elapsed
+        await set_status(api, suspended.agency_code, {"status": "suspended", "reason": "Kiểm tra"})
+        response, elapsed = await refused_within(lambda: http.get("/v1/inbox", headers=suspended.auth))
+        body = assert_problem(response, 403, "agency_not_active")
+        assert body["agency_code"] == suspended.agency_code
+        assert elapsed < WITHIN, elapsed
 
-            await set_status(api, suspended.agency_code, {"status": "active"})
-            accepted = await poll(lambda: http.get("/v1/inbox", headers=suspended.auth), lambda r: r.status_code == 200)
-            assert accepted.status_code == 200, accepted.text
-            assert_problem(await http.get("/v1/inbox", headers=revoked.auth), 401, "token_revoked")
-    finally:
-        await asyncio.to_thread(topology.stop)
-        broker = RabbitBroker(AMQP_URL, broker_prefix)
-        await broker.start()
-        await broker.delete_all(["archive.documents"])
-        await broker.close()
+        await set_status(api, suspended.agency_code, {"status": "active"})
+        accepted = await poll(lambda: http.get("/v1/inbox", headers=suspended.auth), lambda r: r.status_code == 200)
+        assert accepted.status_code == 200, accepted.text
+        assert_problem(await http.get("/v1/inbox", headers=revoked.auth), 401, "token_revoked")
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -176,12 +157,6 @@ async def set_status(api: Api, code: str, body: dict[str, Any]) -> None:
     response = await api.http.post(f"/v1/agencies/{code}/status", json=body, headers=await api.admin())
     assert response.status_code == 200, response.text
     assert response.json()["status"] == body["status"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 _numbers = itertools.count(random.randint(1, 10**6))

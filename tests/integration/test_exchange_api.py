@@ -13,11 +13,10 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from services.runtime import build_embedded_app
 from shared.auth import Scope
 from shared.config import ExchangeSection
 from shared.pdf import make_pdf
-from tests.conftest import make_settings
+from tests.conftest import running_system
 from tests.helpers import Api, Client, assert_problem, metadata, race, random_code
 
 PDF = make_pdf(["Ke hoach chuyen doi so"])
@@ -30,15 +29,9 @@ SMALL_LIMIT = 1024
 @pytest.fixture
 async def small_api(database_url: str | None, tmp_path: Path) -> AsyncIterator[Api]:
     """Like `api`, with attachments limited to SMALL_LIMIT bytes."""
-    overrides: dict[str, object] = {"exchange": ExchangeSection(max_attachment_bytes=SMALL_LIMIT)}
-    if database_url:
-        overrides["database_url"] = database_url
-    settings = make_settings(tmp_path / "var", **overrides)
-    app = build_embedded_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway", timeout=30) as http:
-            yield Api(http, settings, app)
+    exchange = ExchangeSection(max_attachment_bytes=SMALL_LIMIT)
+    async with running_system(tmp_path / "var", database_url, exchange=exchange) as caller:
+        yield caller
 
 
 async def inbox(api: Api, client: Client, **params: Any) -> dict[str, Any]:
