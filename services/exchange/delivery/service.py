@@ -3,6 +3,7 @@ pending recall (13) is answered (15 agreed, 16 refused) before anything else."""
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,6 +17,34 @@ from shared.db import utcnow
 from shared.messaging import record_event
 
 
+async def record_status_change(
+    session: AsyncSession,
+    delivery: Delivery,
+    document: Document,
+    *,
+    previous: str,
+    status: str,
+    actor_code: str,
+    note: str | None,
+    at: dt.datetime,
+) -> None:
+    """Write a change of a delivery to its history and to the outbox (``delivery.status_changed.v1``)."""
+    delivery.updated_at = at
+    session.add(DeliveryEvent(delivery_id=delivery.id, status=status, actor_code=actor_code, note=note, created_at=at))
+    changed = DeliveryStatusChanged(
+        delivery_id=delivery.id,
+        document_id=document.id,
+        sender_code=document.sender_code,
+        recipient_code=delivery.recipient_code,
+        previous_status=previous,
+        status=status,
+        actor_code=actor_code,
+        note=note,
+        occurred_at=at,
+    )
+    await record_event(session, messaging, "delivery.status_changed.v1", payload(changed))
+
+
 class DeliveryService:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -26,20 +55,15 @@ class DeliveryService:
         if delivery is None or delivery.recipient_code != recipient_code or delivery.recall_status == "15":
             raise DeliveryNotFoundError(f"No delivery {delivery_id} is addressed to {recipient_code}")
         wanted = StatusCode(report.status)
-        if delivery.recall_status == "13":
-            allowed: tuple[StatusCode, ...] = RECALL_ANSWERS
-            previous = "13"
-        elif wanted in RECALL_ANSWERS:
-            allowed = TRANSITIONS[StatusCode(delivery.status)]
-            previous = delivery.status
+        recall_pending = delivery.recall_status == "13"
+        previous = "13" if recall_pending else delivery.status
+        allowed = RECALL_ANSWERS if recall_pending else TRANSITIONS[StatusCode(delivery.status)]
+        if wanted in RECALL_ANSWERS and not recall_pending:
             raise DeliveryTransitionError(
                 "No recall is pending on this delivery: 15 and 16 answer a recall (13) only",
-                current_status=delivery.status,
+                current_status=previous,
                 allowed_next=[code.value for code in allowed],
             )
-        else:
-            allowed = TRANSITIONS[StatusCode(delivery.status)]
-            previous = delivery.status
         if wanted not in allowed:
             raise DeliveryTransitionError(
                 f"A delivery in status {previous} cannot move to {wanted.value}"
@@ -58,29 +82,16 @@ class DeliveryService:
                 delivery.recalled_at = now
         else:
             delivery.status = wanted.value
-        delivery.updated_at = now
-        self.session.add(
-            DeliveryEvent(
-                delivery_id=delivery.id,
-                status=wanted.value,
-                actor_code=recipient_code,
-                note=report.note,
-                created_at=now,
-            )
-        )
-        await self.session.flush()
-        changed = DeliveryStatusChanged(
-            delivery_id=delivery.id,
-            document_id=document.id,
-            sender_code=document.sender_code,
-            recipient_code=recipient_code,
-            previous_status=previous,
+        await record_status_change(
+            self.session,
+            delivery,
+            document,
+            previous=previous,
             status=wanted.value,
             actor_code=recipient_code,
             note=report.note,
-            occurred_at=now,
+            at=now,
         )
-        await record_event(self.session, messaging, "delivery.status_changed.v1", payload(changed))
         if wanted is StatusCode.RECALL_AGREED:
             recalled = DocumentRecalled(
                 document_id=document.id,

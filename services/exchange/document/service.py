@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.exchange.attachments import refine_zip, sanitize_file_name, sniff_head
 from services.exchange.blobstore import CHUNK, BlobStore, StagedBlob
 from services.exchange.calendar import WorkingCalendar
+from services.exchange.delivery.service import record_status_change
 from services.exchange.delivery.status import StatusCode
 from services.exchange.document.repository import DocumentRepository, ListFilters, is_overdue
 from services.exchange.document.schemas import (
@@ -56,7 +57,6 @@ from services.exchange.errors import (
 from services.exchange.events import (
     AttachmentRef,
     DeliveryRef,
-    DeliveryStatusChanged,
     DocumentRecallRequested,
     DocumentReplaced,
     DocumentSubmitted,
@@ -398,24 +398,16 @@ class DocumentService:
         for delivery in targets:
             previous = delivery.recall_status or delivery.status
             delivery.recall_status = "13"
-            delivery.updated_at = now
-            self.session.add(
-                DeliveryEvent(
-                    delivery_id=delivery.id, status="13", actor_code=sender_code, note=request.reason, created_at=now
-                )
-            )
-            changed = DeliveryStatusChanged(
-                delivery_id=delivery.id,
-                document_id=document.id,
-                sender_code=sender_code,
-                recipient_code=delivery.recipient_code,
-                previous_status=previous,
+            await record_status_change(
+                self.session,
+                delivery,
+                document,
+                previous=previous,
                 status="13",
                 actor_code=sender_code,
                 note=request.reason,
-                occurred_at=now,
+                at=now,
             )
-            await record_event(self.session, messaging, "delivery.status_changed.v1", payload(changed))
         await self.session.flush()
         requested = DocumentRecallRequested(
             document_id=document.id,
