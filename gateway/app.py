@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
@@ -19,7 +19,7 @@ from shared.config import SERVICE_NAMES, Settings
 from shared.errors import install_error_handlers
 from shared.http import service_client
 from shared.messaging import Broker, create_broker
-from shared.observability import Metrics, instrument, observability_router
+from shared.observability import Metrics, ReadyCheck, instrument, observability_router, ready_exclusions
 from shared.service import load_verifier
 
 
@@ -90,7 +90,7 @@ def create_app(
     install_error_handlers(app)
     instrument(app, metrics)
 
-    def checks() -> dict[str, Callable[[], Awaitable[None]]]:
+    def checks() -> dict[str, ReadyCheck]:
         return {"broker": app.state.broker.ping, **{name: _ready_check(app, name) for name in SERVICE_NAMES}}
 
     app.include_router(observability_router("gateway", checks, metrics))
@@ -100,10 +100,11 @@ def create_app(
     return app
 
 
-def _ready_check(app: FastAPI, name: str) -> Callable[[], Awaitable[None]]:
+def _ready_check(app: FastAPI, name: str) -> ReadyCheck:
     async def check() -> None:
         client: httpx.AsyncClient = app.state.clients[name]
-        response = await asyncio.wait_for(client.get("/ready"), timeout=5)
+        params = {"exclude": sorted(ready_exclusions())}  # the same checks, all the way down
+        response = await asyncio.wait_for(client.get("/ready", params=params), timeout=5)
         if response.status_code != 200:
             raise RuntimeError(f"{name} is not ready: {response.text[:200]}")
 

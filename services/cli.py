@@ -6,10 +6,10 @@ import asyncio
 import json
 import signal
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -21,11 +21,20 @@ from rich.console import Console
 from shared.config import DEFAULT_PORTS, SERVICE_NAMES, Settings
 from shared.observability import configure_logging
 
+if TYPE_CHECKING:
+    from shared.messaging import Outbox
+
+T = TypeVar("T")
+
 app = typer.Typer(help="LienThong: inter-agency electronic document exchange.", no_args_is_help=True)
 keys_app = typer.Typer(help="JWT signing keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 registry_app = typer.Typer(help="The agency directory, straight on the registry's database.", no_args_is_help=True)
 app.add_typer(registry_app, name="registry")
+outbox_app = typer.Typer(
+    help="Events waiting in the services' outboxes: list them, re-drive stuck ones.", no_args_is_help=True
+)
+app.add_typer(outbox_app, name="outbox")
 console = Console(soft_wrap=True)
 
 TOPOLOGY_DATABASE = "postgresql+asyncpg://postgres@127.0.0.1:5432/lienthong"
@@ -317,6 +326,100 @@ def registry_export(
         return len(rows)
 
     console.print(f"wrote {asyncio.run(run())} agencies to {output}")
+
+
+def _outboxes(service: list[str] | None) -> list[str]:
+    names = service or list(SERVICE_NAMES)
+    unknown = set(names) - set(SERVICE_NAMES)
+    if unknown:
+        raise typer.BadParameter(f"unknown services {sorted(unknown)}; choose among {', '.join(SERVICE_NAMES)}")
+    return names
+
+
+async def _with_outbox(name: str, settings: Settings, work: Callable[[Outbox], Awaitable[T]]) -> T:
+    import importlib
+
+    from shared.db import Database
+    from shared.messaging import Outbox
+
+    tables = importlib.import_module(f"services.{name}.models").messaging
+    database = Database(settings.database_url_for(name), name)
+    try:
+        return await work(Outbox(database, tables))
+    finally:
+        await database.dispose()
+
+
+@outbox_app.command("list")
+def outbox_list(
+    service: Annotated[list[str] | None, typer.Option(help="only these services (repeatable)")] = None,
+    stuck: Annotated[bool, typer.Option("--stuck", help="only events tried outbox.stuck_after_attempts times")] = False,
+    limit: Annotated[int, typer.Option(min=1, max=10000)] = 50,
+) -> None:
+    """List the events not yet published, oldest first, with their tries and last error."""
+    from rich.table import Table
+
+    settings = Settings()
+    threshold = settings.outbox.stuck_after_attempts if stuck else 0
+
+    async def run() -> None:
+        for name in _outboxes(service):
+            stats = await _with_outbox(name, settings, lambda o: o.stats(settings.outbox.stuck_after_attempts))
+            rows = await _with_outbox(name, settings, lambda o: o.pending(min_attempts=threshold, limit=limit))
+            console.print(
+                f"[bold]{name}[/]: {stats.pending} pending, {stats.stuck} stuck, "
+                f"oldest waiting {stats.oldest_age_seconds:.0f} s"
+            )
+            if not rows:
+                continue
+            table = Table("id", "event", "ordering key", "created", "tries", "next try", "last error")
+            for row in rows:
+                table.add_row(
+                    row.id,
+                    row.routing_key,
+                    row.ordering_key or "",
+                    row.created_at.isoformat(timespec="seconds"),
+                    str(row.attempts),
+                    row.next_attempt_at.isoformat(timespec="seconds") if row.next_attempt_at else "now",
+                    (row.last_error or "")[:200],
+                )
+            console.print(table)
+
+    asyncio.run(run())
+
+
+@outbox_app.command("redrive")
+def outbox_redrive(
+    event_id: Annotated[list[str] | None, typer.Argument(help="the ids to re-drive (from `outbox list`)")] = None,
+    service: Annotated[list[str] | None, typer.Option(help="only these services (repeatable)")] = None,
+    all_stuck: Annotated[bool, typer.Option("--all-stuck", help="every stuck event of the services")] = False,
+) -> None:
+    """Make stuck events due now with a fresh try count; the running relay publishes them at once."""
+    import uuid
+
+    if not event_id and not all_stuck:
+        raise typer.BadParameter("name event ids, or pass --all-stuck")
+    for value in event_id or []:
+        try:
+            uuid.UUID(value)
+        except ValueError as exc:
+            raise typer.BadParameter(f"{value!r} is not an event id (a UUID from `lienthong outbox list`)") from exc
+    settings = Settings()
+    threshold = settings.outbox.stuck_after_attempts if all_stuck and not event_id else 0
+
+    async def run() -> int:
+        total = 0
+        for name in _outboxes(service):
+            count = await _with_outbox(name, settings, lambda o: o.redrive(event_id, min_attempts=threshold))
+            if count:
+                console.print(f"{name}: {count} event(s) due now")
+            total += count
+        return total
+
+    total = asyncio.run(run())
+    if event_id and total < len(event_id):
+        console.print(f"[yellow]{len(event_id) - total} id(s) are not pending in these outboxes[/]")
+    console.print(f"re-drove {total} event(s); the relays publish them within {settings.outbox.poll_seconds:g} s")
 
 
 if __name__ == "__main__":

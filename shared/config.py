@@ -10,7 +10,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICE_NAMES = ("registry", "exchange", "signature", "archive")
@@ -76,6 +76,19 @@ class GatewaySection(BaseModel):
     service_timeout_seconds: float = Field(default=30.0, gt=0)
 
 
+class OutboxSection(BaseModel):
+    """The outbox relay of every service: how it polls, how it backs off, when a row counts as stuck."""
+
+    poll_seconds: float = Field(default=2.0, gt=0, description="fallback poll when no commit wakes the relay")
+    retry_initial_seconds: float = Field(default=0.5, gt=0, description="first wait after a failed publish")
+    retry_max_seconds: float = Field(default=30.0, gt=0, description="the longest wait between two tries")
+    stuck_after_attempts: int = Field(default=10, ge=1, description="tries after which a row is reported stuck")
+    ready_max_lag_seconds: float = Field(
+        default=60.0, gt=0, description="/ready fails when the oldest unpublished event is older than this"
+    )
+    retention_hours: float = Field(default=168.0, ge=0, description="published rows kept this long (0: forever)")
+
+
 class AuthSection(BaseModel):
     """JWT keys: the gateway signs with the private key, every service verifies with the public key."""
 
@@ -101,8 +114,12 @@ class Settings(BaseSettings):
     auto_migrate: bool = True
     log_level: str = "INFO"
     log_json: bool = True
-    relay_poll_seconds: float = Field(default=2.0, gt=0)
 
+    relay_poll_seconds: float | None = Field(
+        default=None, gt=0, description="deprecated: LIENTHONG_OUTBOX__POLL_SECONDS replaces it"
+    )
+
+    outbox: OutboxSection = OutboxSection()
     auth: AuthSection = AuthSection()
     gateway: GatewaySection = GatewaySection()
     registry: RegistrySection = RegistrySection()
@@ -114,6 +131,12 @@ class Settings(BaseSettings):
     @classmethod
     def _known_driver(cls, value: str | None) -> str | None:
         return check_database_url(value)
+
+    @model_validator(mode="after")
+    def _deprecated_relay_poll(self) -> Settings:
+        if self.relay_poll_seconds is not None and "poll_seconds" not in self.outbox.model_fields_set:
+            self.outbox = self.outbox.model_copy(update={"poll_seconds": self.relay_poll_seconds})
+        return self
 
     @field_validator("broker_url")
     @classmethod

@@ -10,9 +10,9 @@ import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -140,11 +140,27 @@ class RequestContextMiddleware:
             _request_id.reset(token)
 
 
-ReadyCheck = Callable[[], Awaitable[None]]
+ReadyCheck = Callable[[], Awaitable[dict[str, Any] | None]]
+"""A readiness check: raises when its dependency is not usable, may return details to show."""
+
+_ready_exclusions: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
+    "ready_exclusions", default=frozenset()
+)
 
 
-def observability_router(service: str, checks: Callable[[], dict[str, ReadyCheck]], metrics: Metrics) -> APIRouter:
-    """Return /health (process alive), /ready (dependencies answer) and /metrics (Prometheus)."""
+def ready_exclusions() -> frozenset[str]:
+    """Return the checks the current ``/ready`` request excludes (a gateway passes them on)."""
+    return _ready_exclusions.get()
+
+
+def observability_router(
+    service: str,
+    checks: Callable[[], dict[str, ReadyCheck]],
+    metrics: Metrics,
+    *,
+    refresh: Callable[[], Awaitable[None]] | None = None,
+) -> APIRouter:
+    """Return /health (process alive), /ready (dependencies usable) and /metrics (Prometheus)."""
     router = APIRouter(tags=["operations"])
 
     @router.get("/health", summary="Liveness")
@@ -152,26 +168,45 @@ def observability_router(service: str, checks: Callable[[], dict[str, ReadyCheck
         """Answer 200 while the process is alive."""
         return {"status": "ok", "service": service}
 
-    @router.get("/ready", summary="Readiness", responses={503: {"description": "A dependency is down"}})
-    async def ready() -> JSONResponse:
-        """Answer 200 when the database and the broker answer, 503 with the failing ones otherwise."""
+    @router.get("/ready", summary="Readiness", responses={503: {"description": "A dependency is not usable"}})
+    async def ready(exclude: Annotated[list[str] | None, Query()] = None) -> JSONResponse:
+        """Answer 200 when every check passes (database, broker, outbox lag, upstream services), 503
+        with the failing ones and why otherwise. ``?exclude=broker&exclude=outbox`` leaves checks out,
+        as Kubernetes' own ``/readyz`` does: a replica whose outbox holds events during a broker
+        outage can still take requests."""
+        excluded = frozenset(exclude or ())
+        token = _ready_exclusions.set(excluded)
         results: dict[str, str] = {}
+        details: dict[str, Any] = {}
         ok = True
-        for name, check in checks().items():
-            try:
-                await check()
-                results[name] = "ok"
-            except Exception as exc:
-                ok = False
-                results[name] = f"error: {exc}"[:300]
-        return JSONResponse(
-            {"status": "ok" if ok else "unavailable", "service": service, "checks": results},
-            status_code=200 if ok else 503,
-        )
+        try:
+            for name, check in checks().items():
+                if name in excluded:
+                    continue
+                try:
+                    detail = await check()
+                    results[name] = "ok"
+                except Exception as exc:
+                    ok = False
+                    results[name] = f"error: {exc}"[:300]
+                    detail = getattr(exc, "details", None)
+                if detail:
+                    details[name] = detail
+        finally:
+            _ready_exclusions.reset(token)
+        body: dict[str, Any] = {"status": "ok" if ok else "unavailable", "service": service, "checks": results}
+        if details:
+            body["details"] = details
+        return JSONResponse(body, status_code=200 if ok else 503)
 
     @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def metrics_endpoint(request: Request) -> Response:
         """Expose the service's metrics in the Prometheus text format."""
+        if refresh is not None:
+            try:
+                await refresh()
+            except Exception:  # the scrape still shows the process and request metrics
+                logging.getLogger("lienthong.observability").warning("refreshing %s metrics failed", service)
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     return router

@@ -24,14 +24,25 @@ from shared.messaging import (
     EventHandler,
     IdempotentConsumer,
     MessagingTables,
+    Outbox,
+    OutboxMetrics,
     OutboxRelay,
+    OutboxStats,
     Subscription,
     create_broker,
 )
 from shared.migrations import upgrade
-from shared.observability import Metrics, instrument, observability_router
+from shared.observability import Metrics, ReadyCheck, instrument, observability_router
 
 log = logging.getLogger("lienthong.service")
+
+
+class OutboxLagError(Exception):
+    """The outbox has events waiting longer than ``outbox.ready_max_lag_seconds``."""
+
+    def __init__(self, message: str, details: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.details = details
 
 
 @dataclass(frozen=True)
@@ -65,6 +76,8 @@ class ServiceRuntime:
     database: Database | None = None
     relay: OutboxRelay | None = None
     clients: dict[str, httpx.AsyncClient] = field(default_factory=dict)
+    metrics: Metrics | None = None
+    outbox_metrics: OutboxMetrics | None = None
     _owns_broker: bool = False
 
     @property
@@ -92,7 +105,12 @@ class ServiceRuntime:
         for listener in self.listeners:
             await self.broker.subscribe_broadcast(listener.bindings, listener.handler)
         self.relay = OutboxRelay(
-            self.database, self.tables, self.broker, self.name, poll_seconds=self.settings.relay_poll_seconds
+            self.database,
+            self.tables,
+            self.broker,
+            self.name,
+            policy=self.settings.outbox,
+            metrics=self.outbox_metrics,
         )
         self.relay.start()
         timeout = self.settings.gateway.service_timeout_seconds
@@ -112,11 +130,51 @@ class ServiceRuntime:
         if self.database is not None:
             await self.database.dispose()
 
-    def ready_checks(self) -> dict[str, Callable[[], Awaitable[None]]]:
-        checks: dict[str, Callable[[], Awaitable[None]]] = {"database": self.db.ping}
+    def ready_checks(self) -> dict[str, ReadyCheck]:
+        checks: dict[str, ReadyCheck] = {"database": self._ping_database}
         if self.broker is not None:
-            checks["broker"] = self.broker.ping
+            checks["broker"] = self._ping_broker
+        if self.database is not None:
+            checks["outbox"] = self._outbox_lag
         return checks
+
+    async def _ping_database(self) -> None:
+        await self.db.ping()
+
+    async def _ping_broker(self) -> None:
+        if self.broker is None:
+            raise RuntimeError(f"{self.name} is not started")
+        await self.broker.ping()
+
+    async def _outbox_lag(self) -> dict[str, Any]:
+        """Fail when the oldest unpublished event is older than the configured lag."""
+        stats = await self.outbox_stats()
+        limit = self.settings.outbox.ready_max_lag_seconds
+        details: dict[str, Any] = {
+            "pending": stats.pending,
+            "oldest_pending_seconds": round(stats.oldest_age_seconds, 1),
+            "stuck": stats.stuck,
+        }
+        if self.relay is not None and self.relay.last_error and stats.pending:
+            details["last_error"] = self.relay.last_error
+        if stats.oldest_age_seconds > limit:
+            raise OutboxLagError(
+                f"{stats.pending} events unpublished, the oldest for {stats.oldest_age_seconds:.0f} s "
+                f"(limit {limit:g} s); see `lienthong outbox list`",
+                details,
+            )
+        return details
+
+    async def outbox_stats(self) -> OutboxStats:
+        stats = await Outbox(self.db, self.tables).stats(self.settings.outbox.stuck_after_attempts)
+        if self.outbox_metrics is not None:
+            self.outbox_metrics.observe(stats)
+        return stats
+
+    async def refresh_metrics(self) -> None:
+        """Bring the gauges read from the database up to date (called on each scrape)."""
+        if self.database is not None:
+            await self.outbox_stats()
 
 
 def load_verifier(settings: Settings) -> TokenVerifier:
@@ -155,10 +213,13 @@ def create_service_app(
 
     app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan, **fastapi_kwargs)
     app.state.runtime = runtime
-    metrics = Metrics(runtime.name)
+    metrics = runtime.metrics = Metrics(runtime.name)
+    runtime.outbox_metrics = OutboxMetrics(metrics.registry, runtime.name)
     install_error_handlers(app)
     instrument(app, metrics)
-    app.include_router(observability_router(runtime.name, runtime.ready_checks, metrics))
+    app.include_router(
+        observability_router(runtime.name, runtime.ready_checks, metrics, refresh=runtime.refresh_metrics)
+    )
     for router in routers:
         app.include_router(router)
     return app

@@ -73,7 +73,7 @@ def make_settings(var_dir: Path, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "var_dir": var_dir,
         "broker_url": "memory://",
-        "relay_poll_seconds": 0.2,
+        "outbox": {"poll_seconds": 0.2, "retry_initial_seconds": 0.05, "retry_max_seconds": 0.5},
         "log_json": False,
         # cheap secret hashing: the tests create hundreds of clients; production keeps argon2's defaults
         "auth": {"secret_hash_time_cost": 1, "secret_hash_memory_kib": 1024},

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 from fastapi import FastAPI
 
@@ -35,7 +37,9 @@ def create_app(
     )
 
     async def on_start(_runtime: ServiceRuntime) -> None:
-        app.state.blobs = BlobStore(settings.blob_dir)
+        blobs = BlobStore(settings.blob_dir)
+        await asyncio.to_thread(blobs.remove_abandoned_uploads)  # what a killed process was uploading
+        app.state.blobs = blobs
         app.state.directory_cache = directory_cache
         app.state.calendar = WorkingCalendar(settings.exchange.holidays, settings.exchange.timezone)
 

@@ -77,11 +77,22 @@ class InProcessBroker:
 class RabbitBroker:
     """aio-pika robust connection with publisher confirms and quorum queues."""
 
-    def __init__(self, url: str, prefix: str, *, prefetch: int = 32, delivery_limit: int = 10) -> None:
+    def __init__(
+        self,
+        url: str,
+        prefix: str,
+        *,
+        prefetch: int = 32,
+        delivery_limit: int = 10,
+        reconnect_seconds: float = 2.0,
+        publish_timeout: float = 10.0,
+    ) -> None:
         self.url = url
         self.prefix = prefix
         self.prefetch = prefetch
         self.delivery_limit = delivery_limit
+        self.reconnect_seconds = reconnect_seconds
+        self.publish_timeout = publish_timeout
         self._connection: AbstractRobustConnection | None = None
         self._publish_channel: AbstractChannel | None = None
         self._consume_channel: AbstractChannel | None = None
@@ -96,7 +107,9 @@ class RabbitBroker:
         return f"{self.prefix}.{queue}"
 
     async def start(self) -> None:
-        self._connection = await aio_pika.connect_robust(self.url, timeout=10)
+        self._connection = await aio_pika.connect_robust(
+            self.url, timeout=10, reconnect_interval=self.reconnect_seconds
+        )
         self._publish_channel = await self._connection.channel(publisher_confirms=True)
         self._exchange = await self._publish_channel.declare_exchange(
             self.exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
@@ -110,8 +123,11 @@ class RabbitBroker:
             self._connection = None
 
     async def ping(self) -> None:
+        """Raise unless the connection is up now (a robust connection that is reconnecting is not)."""
         if self._connection is None or self._connection.is_closed:
             raise ConnectionError("RabbitMQ connection is closed")
+        if not self._connection.connected.is_set():
+            raise ConnectionError(f"RabbitMQ is unreachable; reconnecting every {self.reconnect_seconds:g} s")
 
     async def publish(self, envelope: Envelope) -> None:
         if self._exchange is None:
@@ -126,7 +142,7 @@ class RabbitBroker:
             timestamp=envelope.occurred_at,
         )
         # Publisher confirms: returns once the broker has taken responsibility; raises otherwise.
-        await self._exchange.publish(message, routing_key=envelope.type, mandatory=False, timeout=10)
+        await self._exchange.publish(message, routing_key=envelope.type, mandatory=False, timeout=self.publish_timeout)
 
     async def subscribe(self, subscription: Subscription) -> None:
         if self._consume_channel is None:

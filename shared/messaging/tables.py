@@ -25,6 +25,15 @@ def _outbox_columns() -> list[Column[object]]:
         Column("published_at", UTCDateTime, nullable=True),
         Column("attempts", Integer, nullable=False, server_default="0"),
         Column("last_error", Text, nullable=True),
+        *_outbox_retry_columns(),
+    ]
+
+
+def _outbox_retry_columns() -> list[Column[object]]:
+    # ordering_key: rows sharing it are published in order; next_attempt_at: a failed row's back-off
+    return [
+        Column("ordering_key", String(200), nullable=True),
+        Column("next_attempt_at", UTCDateTime, nullable=True),
     ]
 
 
@@ -48,9 +57,30 @@ def create_messaging_tables() -> None:
     """Migration step: create both tables (call from a service's first Alembic revision)."""
     from alembic import op
 
-    op.create_table("outbox_message", *_outbox_columns())
+    columns = [c for c in _outbox_columns() if c.name not in {"ordering_key", "next_attempt_at"}]
+    op.create_table("outbox_message", *columns)
     op.create_index("ix_outbox_message_pending", "outbox_message", ["published_at", "created_at"])
     op.create_table("processed_message", *_processed_columns())
+
+
+def add_outbox_retry_columns() -> None:
+    """Migration step: the outbox's ordering key and per-row back-off (the relay never gives a row up).
+
+    Rows an older relay gave up after 20 tries are pending again: the new relay publishes them."""
+    from alembic import op
+
+    with op.batch_alter_table("outbox_message") as batch:
+        for column in _outbox_retry_columns():
+            batch.add_column(column)
+
+
+def drop_outbox_retry_columns() -> None:
+    """Migration step: undo :func:`add_outbox_retry_columns`."""
+    from alembic import op
+
+    with op.batch_alter_table("outbox_message") as batch:
+        batch.drop_column("next_attempt_at")
+        batch.drop_column("ordering_key")
 
 
 def drop_messaging_tables() -> None:

@@ -547,3 +547,14 @@ async def test_a_document_without_files_is_refused(api: Api) -> None:
     )
     assert_problem(response, 422, "validation_failed")  # the `files` part is required
     await assert_nothing_stored(api, sender, recipient, before)
+
+
+async def test_exchange_start_cleans_upload_files_a_killed_process_left(tmp_path):
+    from tests.conftest import running_system
+
+    leftover = tmp_path / "var" / "blobs" / "tmp" / "upload-left-by-a-kill"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(b"partial")
+    async with running_system(tmp_path / "var") as api:
+        assert not leftover.exists()
+        assert (await api.http.get("/ready")).status_code == 200

@@ -31,3 +31,16 @@ async def test_one_openapi_document_with_problem_answers_and_no_dangling_refs(ap
     text = json.dumps(schema)
     refs = {part.split('"')[0] for part in text.split('"$ref": "#/components/schemas/')[1:]}
     assert refs <= set(schema["components"]["schemas"]), refs - set(schema["components"]["schemas"])
+
+
+async def test_ready_shows_the_outbox_and_leaves_out_excluded_checks(api):
+    ready = (await api.http.get("/services/exchange/ready")).json()
+    assert ready["checks"] == {"database": "ok", "broker": "ok", "outbox": "ok"}
+    assert set(ready["details"]["outbox"]) >= {"pending", "oldest_pending_seconds", "stuck"}
+    # Kubernetes' probes leave the broker and the outbox out; the gateway passes the exclusion on
+    answer = await api.http.get("/ready", params={"exclude": ["broker", "outbox"]})
+    assert answer.status_code == 200 and "broker" not in answer.json()["checks"]
+    metrics = (await api.http.get("/services/exchange/metrics")).text
+    for name in ("lienthong_outbox_pending", "lienthong_outbox_oldest_pending_seconds", "lienthong_outbox_stuck"):
+        assert f'{name}{{service="exchange"}}' in metrics
+    assert 'lienthong_outbox_publish_failures_total{service="exchange"} 0.0' in metrics

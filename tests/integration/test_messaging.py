@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from services.archive.models import messaging
+from shared.config import OutboxSection
 from shared.db import Database
 from shared.messaging import (
     Envelope,
@@ -108,7 +109,7 @@ async def test_rolled_back_transaction_publishes_nothing(database, rabbit):
 async def test_relay_wakes_on_commit_without_waiting_for_the_poll(database, rabbit):
     effects = Effects()
     await _subscribe(rabbit, database, effects, "test.#")
-    relay = OutboxRelay(database, messaging, rabbit, "test", poll_seconds=60)
+    relay = OutboxRelay(database, messaging, rabbit, "test", policy=OutboxSection(poll_seconds=60))
     relay.start()
     try:
         await asyncio.sleep(0.2)  # the relay is now waiting, with a 60 s poll
@@ -195,9 +196,11 @@ async def test_in_process_bus_retries_a_failed_handler_from_the_outbox(tmp_path)
     await broker.subscribe(Subscription("flaky", ("test.#",), consumer))
     async with database.session() as session:
         message_id = await record_event(session, messaging, "test.created.v1", {})
-    relay = OutboxRelay(database, messaging, broker, "test")
+    relay = OutboxRelay(database, messaging, broker, "test", policy=OutboxSection(retry_initial_seconds=0.2))
     assert await relay.publish_pending() == 0
     assert await _pending_count(database) == 1
+    assert await relay.publish_pending() == 0  # waiting its back-off, not retried in a tight loop
+    await asyncio.sleep(0.25)
     assert await relay.publish_pending() == 1
     assert effects.seen == [message_id]
     assert await relay.publish_pending() == 0

@@ -134,3 +134,32 @@ async def test_empty_stream_is_an_empty_blob(store: BlobStore) -> None:
 async def test_store_survives_a_restart(tmp_path: Path) -> None:
     blob = await BlobStore(tmp_path / "blobs").put(stream(b"kept"), max_bytes=10)
     assert await read_all(BlobStore(tmp_path / "blobs"), blob.sha256) == b"kept"
+
+
+async def test_start_up_removes_uploads_left_by_a_killed_process_and_keeps_live_ones(store: BlobStore) -> None:
+    import subprocess
+    import sys
+
+    # a process that stages an upload (holding its lock) and is killed before committing it
+    script = (
+        "import asyncio, os, signal, sys\n"
+        "from pathlib import Path\n"
+        "from services.exchange.blobstore import BlobStore\n"
+        "async def chunks():\n"
+        "    yield b'half an upload'\n"
+        "async def main():\n"
+        "    await BlobStore(Path(sys.argv[1])).stage(chunks(), max_bytes=100)\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "asyncio.run(main())\n"
+    )
+    killed = subprocess.run([sys.executable, "-c", script, str(store.root)], capture_output=True, timeout=60)
+    assert killed.returncode == -9, killed.stderr
+    assert len(tmp_files(store)) == 1
+
+    live = await store.stage(stream(b"an upload in progress here"), max_bytes=100)  # this process holds it
+    assert store.remove_abandoned_uploads() == 1
+    assert tmp_files(store) == [live.path]
+    blob = await store.commit(live)  # the live upload is intact
+    assert await read_all(store, blob.sha256) == b"an upload in progress here"
+    assert tmp_files(store) == []
+    assert store.remove_abandoned_uploads() == 0

@@ -101,7 +101,19 @@ def test_top_level_values_come_from_prefixed_env(monkeypatch: pytest.MonkeyPatch
     assert settings.database_url == PG
     assert settings.uses_rabbitmq
     assert settings.auto_migrate is False
-    assert settings.relay_poll_seconds == 0.5
+    assert settings.outbox.poll_seconds == 0.5  # the old name still works
+
+
+def test_outbox_section_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LIENTHONG_OUTBOX__POLL_SECONDS", "0.25")
+    monkeypatch.setenv("LIENTHONG_OUTBOX__RETRY_MAX_SECONDS", "12")
+    monkeypatch.setenv("LIENTHONG_RELAY_POLL_SECONDS", "9")  # the new name wins over the deprecated one
+    settings = Settings()
+    assert settings.outbox.poll_seconds == 0.25
+    assert settings.outbox.retry_max_seconds == 12
+    monkeypatch.setenv("LIENTHONG_OUTBOX__STUCK_AFTER_ATTEMPTS", "0")
+    with pytest.raises(ValidationError):
+        Settings()
 
 
 def test_nested_sections_use_double_underscore(monkeypatch: pytest.MonkeyPatch) -> None:

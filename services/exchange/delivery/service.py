@@ -42,7 +42,9 @@ async def record_status_change(
         note=note,
         occurred_at=at,
     )
-    await record_event(session, messaging, "delivery.status_changed.v1", payload(changed))
+    await record_event(
+        session, messaging, "delivery.status_changed.v1", payload(changed), ordering_key=str(document.id)
+    )
 
 
 class DeliveryService:
@@ -100,7 +102,9 @@ class DeliveryService:
                 recipient_code=recipient_code,
                 recalled_at=now,
             )
-            await record_event(self.session, messaging, "document.recalled.v1", payload(recalled))
+            await record_event(
+                self.session, messaging, "document.recalled.v1", payload(recalled), ordering_key=str(document.id)
+            )
         return StatusReported(
             delivery_id=delivery.id,
             document_id=document.id,

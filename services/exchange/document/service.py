@@ -359,10 +359,15 @@ class DocumentService:
             deliveries=[DeliveryRef(id=d.id, recipient_code=d.recipient_code) for d in deliveries],
             attachments=[AttachmentRef(sha256=a.sha256, size=a.size, content_type=a.content_type) for a in attachments],
         )
-        await record_event(self.session, messaging, "document.submitted.v1", payload(event))
+        await record_event(
+            self.session, messaging, "document.submitted.v1", payload(event), ordering_key=str(document.id)
+        )
         if original is not None and document.kind == "replace":
             replaced = DocumentReplaced(document_id=original.id, replaced_by=document.id, sender_code=sender_code)
-            await record_event(self.session, messaging, "document.replaced.v1", payload(replaced))
+            # the same key as the replacement's submission: consumers see the new document first
+            await record_event(
+                self.session, messaging, "document.replaced.v1", payload(replaced), ordering_key=str(document.id)
+            )
         return accepted
 
     async def _accepted(self, document: Document) -> DocumentAccepted:
@@ -415,7 +420,13 @@ class DocumentService:
             reason=request.reason,
             delivery_ids=[d.id for d in targets],
         )
-        await record_event(self.session, messaging, "document.recall_requested.v1", payload(requested))
+        await record_event(
+            self.session,
+            messaging,
+            "document.recall_requested.v1",
+            payload(requested),
+            ordering_key=str(document.id),
+        )
         return RecallRequested(document_id=document.id, deliveries=[_summary(d) for d in targets])
 
     # -- reading -------------------------------------------------------------------------------

@@ -217,7 +217,13 @@ class AgencyService:
         )
         result = await self.read(agency)
         await self.agencies.record_change(agency.id, "created", self.actor, result.model_dump(mode="json"))
-        await record_event(self.session, messaging, "agency.created.v1", result.model_dump(mode="json"))
+        await record_event(
+            self.session,
+            messaging,
+            "agency.created.v1",
+            result.model_dump(mode="json"),
+            ordering_key=f"agency:{result.code}",
+        )
         return result
 
     async def update(self, code: str, data: AgencyUpdate) -> AgencyRead:
@@ -261,6 +267,7 @@ class AgencyService:
             messaging,
             "agency.updated.v1",
             {"agency": result.model_dump(mode="json"), "changed": sorted(changes)},
+            ordering_key=f"agency:{result.code}",
         )
         return result, sorted(changes)
 
@@ -303,6 +310,7 @@ class AgencyService:
                 "reason": change.reason,
                 "successor_code": successor.code if successor else None,
             },
+            ordering_key=f"agency:{agency.code}",
         )
         return await self.read(agency)
 

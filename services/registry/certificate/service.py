@@ -125,6 +125,7 @@ class CertificateService:
             messaging,
             "agency.updated.v1",
             {"agency": {"code": agency.code}, "changed": ["certificates"], "certificate_sha256": sha256},
+            ordering_key=f"agency:{agency.code}",
         )
         return self._read(record, agency.code)
 
@@ -155,4 +156,5 @@ class CertificateService:
             messaging,
             "agency.updated.v1",
             {"agency": {"code": agency.code}, "changed": ["certificates"], "certificate_sha256": cert.sha256},
+            ordering_key=f"agency:{agency.code}",
         )

@@ -72,7 +72,13 @@ class ClientService:
             hash_secret(secret),
         )
         read = await self._read(client)
-        await record_event(self.session, messaging, "client.created.v1", read.model_dump(mode="json"))
+        await record_event(
+            self.session,
+            messaging,
+            "client.created.v1",
+            read.model_dump(mode="json"),
+            ordering_key=f"client:{client.client_id}",
+        )
         return ClientCreated(**read.model_dump(), client_secret=secret)
 
     async def list_for(self, agency_code: str, principal: Principal) -> list[ClientRead]:
@@ -99,6 +105,7 @@ class ClientService:
             messaging,
             "client.rotated.v1",
             {"client_id": client.client_id, "previous_secrets_expire_at": expires.isoformat()},
+            ordering_key=f"client:{client.client_id}",
         )
         return Rotated(client_id=client.client_id, client_secret=secret, previous_secrets_expire_at=expires)
 
@@ -117,6 +124,7 @@ class ClientService:
                 messaging,
                 "client.revoked.v1",
                 {"client_id": client.client_id, "agency_code": read.agency_code},
+                ordering_key=f"client:{client.client_id}",
             )
             return read
         return await self._read(client)

@@ -85,6 +85,7 @@ class EndpointService:
             messaging,
             "agency.updated.v1",
             {"agency": {"code": agency.code}, "changed": ["delivery_endpoint"], "delivery_endpoint": after},
+            ordering_key=f"agency:{agency.code}",
         )
         read = self._read(agency, endpoint)
         return EndpointChanged(**read.model_dump(exclude={"webhook_secret"}), webhook_secret=generated)

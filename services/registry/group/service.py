@@ -85,7 +85,9 @@ class GroupService:
         return [a.id for a in found]
 
     async def _announce(self, name: str, action: str) -> None:
-        await record_event(self.session, messaging, "group.updated.v1", {"name": name, "action": action})
+        await record_event(
+            self.session, messaging, "group.updated.v1", {"name": name, "action": action}, ordering_key=f"group:{name}"
+        )
 
     async def create(self, data: GroupCreate) -> GroupRead:
         """Create a recipient group."""
