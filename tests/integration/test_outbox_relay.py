@@ -194,9 +194,7 @@ async def test_operator_lists_and_redrives_stuck_events_from_the_command_line(da
     env = {**os.environ, "LIENTHONG_VAR_DIR": str(tmp_path), "LIENTHONG_OUTBOX__STUCK_AFTER_ATTEMPTS": "10"}
     runner = CliRunner()
 
-    listed = await asyncio.to_thread(
-        runner.invoke, cli, ["outbox", "list", "--service", "archive", "--stuck"], env=env
-    )
+    listed = await asyncio.to_thread(runner.invoke, cli, ["outbox", "list", "--service", "archive", "--stuck"], env=env)
     assert listed.exit_code == 0, listed.output
     assert "archive: 2 pending, 2 stuck" in listed.output
     assert "ConnectionError: refused" in listed.output

@@ -137,6 +137,7 @@ async def test_store_survives_a_restart(tmp_path: Path) -> None:
 
 
 async def test_start_up_removes_uploads_left_by_a_killed_process_and_keeps_live_ones(store: BlobStore) -> None:
+    import asyncio
     import subprocess
     import sys
 
@@ -152,7 +153,9 @@ async def test_start_up_removes_uploads_left_by_a_killed_process_and_keeps_live_
         "    os.kill(os.getpid(), signal.SIGKILL)\n"
         "asyncio.run(main())\n"
     )
-    killed = subprocess.run([sys.executable, "-c", script, str(store.root)], capture_output=True, timeout=60)
+    killed = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-c", script, str(store.root)], capture_output=True, timeout=60
+    )
     assert killed.returncode == -9, killed.stderr
     assert len(tmp_files(store)) == 1
 
