@@ -27,10 +27,10 @@ from pydantic import SecretStr
 from rich.progress import Progress
 
 from bench.common import AMQP_URL, scratch_database, scratch_prefix
+from services.demo.pdf import make_pdf
 from services.runtime import Topology, ensure_local_secrets, topology_env
-from shared.config import Settings
+from services.settings import Settings
 from shared.messaging import RabbitBroker
-from shared.pdf import make_pdf
 
 CONCURRENCY = 8
 DOCUMENTS = 400

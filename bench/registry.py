@@ -16,8 +16,10 @@ from rich.progress import Progress
 from bench.common import scratch_database
 from services.registry.app import create_app
 from services.registry.transfer.service import TransferService
+from services.settings import Settings
 from shared.auth import Scope, TokenIssuer, generate_keypair
-from shared.config import Settings
+from shared.runtime import app_runtime
+from shared.service import ServiceRuntime
 
 DISTRICTS = 9
 COMMUNES_PER_DISTRICT = 1000  # the first district's 1,000 communes make the group
@@ -64,14 +66,14 @@ async def main() -> None:
                 database_url=url,
                 broker_url="memory://",
                 log_json=False,
-                auth={"private_key_file": private, "public_key_file": public},  # type: ignore[arg-type]
+                auth={"private_key_file": private, "public_key_file": public},
             )
             token = TokenIssuer(private.read_bytes(), settings.auth.issuer, settings.auth.audience, 3600).issue(
                 "bench", None, [Scope.REGISTRY_ADMIN]
             )
             app = create_app(settings)
             async with app.router.lifespan_context(app):
-                runtime = app.state.runtime
+                runtime = app_runtime(app, ServiceRuntime)
                 with Progress() as progress:
                     task = progress.add_task(f"importing {len(rows):,} agencies", total=len(rows))
                     started = time.perf_counter()
@@ -80,6 +82,7 @@ async def main() -> None:
                             rows, progress=lambda done, _t: progress.update(task, completed=done)
                         )
                     import_seconds = time.perf_counter() - started
+                assert runtime.relay is not None
                 await runtime.relay.stop()  # the bus has no subscriber; keep the relay out of the timings
 
                 transport = httpx.ASGITransport(app=app)

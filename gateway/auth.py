@@ -3,32 +3,16 @@
 from __future__ import annotations
 
 import base64
-from typing import Annotated, Any
+from typing import Annotated
 
-import httpx
-from fastapi import APIRouter, Form, Header, Request
+from fastapi import APIRouter, Form, Header
 from pydantic import BaseModel
 
-from shared.auth import Scope, TokenIssuer
-from shared.errors import BadRequestError, DependencyUnavailableError, ForbiddenError, UnauthorizedError
+from gateway.errors import InvalidScopeError, UnsupportedGrantTypeError
+from gateway.runtime import GatewayDep
+from shared.clients import InvalidClientError
 
 router = APIRouter(tags=["auth"])
-
-
-class InvalidClientError(UnauthorizedError):
-    code, title = "invalid_client", "Client authentication failed"
-
-
-class AgencyInactiveError(ForbiddenError):
-    code, title = "agency_inactive", "The agency of this client is not active"
-
-
-class UnsupportedGrantTypeError(BadRequestError):
-    code, title = "unsupported_grant_type", "Only the client_credentials grant is supported"
-
-
-class InvalidScopeError(BadRequestError):
-    code, title = "invalid_scope", "The requested scope is not granted to this client"
 
 
 class TokenResponse(BaseModel):
@@ -54,7 +38,7 @@ def _basic_credentials(authorization: str | None) -> tuple[str, str] | None:
 
 @router.post("/v1/auth/token", response_model=TokenResponse)
 async def issue_token(
-    request: Request,
+    gateway: GatewayDep,
     grant_type: Annotated[str, Form()],
     client_id: Annotated[str | None, Form(max_length=64)] = None,
     client_secret: Annotated[str | None, Form(max_length=200)] = None,
@@ -74,28 +58,8 @@ async def issue_token(
     if not client_id or not client_secret:
         raise InvalidClientError("Send client_id and client_secret", error="invalid_client")
 
-    issuer: TokenIssuer = request.app.state.token_issuer
-    registry: httpx.AsyncClient = request.app.state.clients["registry"]
-    internal = issuer.issue("gateway", None, [Scope.INTERNAL])
-    try:
-        response = await registry.post(
-            "/internal/v1/credentials/verify",
-            json={"client_id": client_id, "client_secret": client_secret},
-            headers={"Authorization": f"Bearer {internal}"},
-        )
-    except httpx.HTTPError as exc:
-        raise DependencyUnavailableError(f"The registry does not answer ({exc}); retry later") from exc
-    if response.status_code == 403:  # valid credentials of an agency that is not active
-        body: dict[str, Any] = response.json()
-        raise AgencyInactiveError(
-            str(body.get("detail")), error="unauthorized_client", agency_status=body.get("agency_status")
-        )
-    if response.status_code in (400, 401, 404, 422):
-        raise InvalidClientError("Unknown client, wrong or expired secret, or revoked client", error="invalid_client")
-    if response.status_code != 200:
-        raise DependencyUnavailableError(f"The registry answered {response.status_code}; retry later")
-    granted = response.json()
-    scopes: list[str] = list(granted["scopes"])
+    granted = await gateway.registry().verify_credentials(client_id, client_secret)
+    scopes = list(granted.scopes)
     if scope and scope.split():
         wanted = sorted(set(scope.split()))
         if not set(wanted) <= set(scopes):
@@ -103,10 +67,10 @@ async def issue_token(
                 f"Not granted: {sorted(set(wanted) - set(scopes))}", error="invalid_scope", granted=scopes
             )
         scopes = wanted
-    token = issuer.issue(granted["client_id"], granted["agency_code"], scopes)
+    token = gateway.issuer.issue(granted.client_id, granted.agency_code, scopes)
     return TokenResponse(
         access_token=token,
-        expires_in=issuer.ttl_seconds,
+        expires_in=gateway.issuer.ttl_seconds,
         scope=" ".join(scopes),
-        agency_code=granted["agency_code"],
+        agency_code=granted.agency_code,
     )

@@ -1,57 +1,37 @@
 """The gateway's check of every proxied token: the client is not revoked and its agency is active.
 
-Answers from the registry are cached (30 s at most) and dropped at once by ``client.revoked.v1``,
-``client.rotated.v1`` and ``agency.status_changed.v1``: a revoked client or a suspended agency is
-refused within the time an event takes to arrive.
+Answers from the registry are cached (``LIENTHONG_GATEWAY__CREDENTIAL_CACHE_SECONDS``, 30 s) and
+dropped at once by ``client.revoked.v1``, ``client.rotated.v1`` and ``agency.status_changed.v1``:
+a revoked client or a suspended agency is refused within the time an event takes to arrive.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-import httpx
-
-from shared.auth import Scope, TokenIssuer, TokenVerifier
+from gateway.errors import TokenRevokedError
+from shared.auth import TokenVerifier
 from shared.cache import TTLCache
-from shared.errors import DependencyUnavailableError, ForbiddenError, UnauthorizedError
+from shared.clients import ClientStatus, RegistryClient
+from shared.errors import AgencyInactiveError
 from shared.messaging import Envelope
 
 log = logging.getLogger("lienthong.gateway.guard")
-EVENTS = ("client.revoked.v1", "client.rotated.v1", "agency.status_changed.v1")
-
-
-class TokenRevokedError(UnauthorizedError):
-    code, title = "token_revoked", "The client of this token has been revoked"
-
-
-class AgencySuspendedError(ForbiddenError):
-    code, title = "agency_not_active", "The agency of this client is not active"
 
 
 class CredentialGuard:
-    def __init__(self, verifier: TokenVerifier, issuer: TokenIssuer, registry: httpx.AsyncClient, ttl: float = 30.0):
+    def __init__(self, verifier: TokenVerifier, registry: RegistryClient, ttl: float = 30.0) -> None:
         self.verifier = verifier
-        self.issuer = issuer
         self.registry = registry
-        self.cache: TTLCache[str, dict[str, Any]] = TTLCache(ttl)
+        self.cache: TTLCache[str, ClientStatus] = TTLCache(ttl)
         self.generation = 0  # bumped by every invalidating event
 
-    async def _status(self, client_id: str) -> dict[str, Any]:
+    async def _status(self, client_id: str) -> ClientStatus:
         cached = self.cache.get(client_id)
         if cached is not None:
             return cached
         generation = self.generation
-        internal = self.issuer.issue("gateway", None, [Scope.INTERNAL])
-        try:
-            response = await self.registry.get(
-                f"/internal/v1/clients/{client_id}/status", headers={"Authorization": f"Bearer {internal}"}
-            )
-        except httpx.HTTPError as exc:
-            raise DependencyUnavailableError(f"The registry does not answer ({exc}); retry later") from exc
-        if response.status_code != 200:
-            raise DependencyUnavailableError(f"The registry answered {response.status_code}; retry later")
-        status: dict[str, Any] = response.json()
+        status = await self.registry.client_status(client_id)
         if generation == self.generation:  # an answer that raced an invalidation is used once, not kept
             self.cache.set(client_id, status)
         return status
@@ -64,14 +44,14 @@ class CredentialGuard:
         if principal.client_id == "gateway":
             return
         status = await self._status(principal.client_id)
-        if status["active"]:
+        if status.active:
             return
-        if status["reason"] in ("revoked", "unknown"):
+        if status.reason in ("revoked", "unknown"):
             raise TokenRevokedError("This client has been revoked; ask the province IT office for a new one")
-        raise AgencySuspendedError(
-            f"Agency {status['agency_code']} is {status['agency_status']}: it cannot send or receive",
-            agency_code=status["agency_code"],
-            agency_status=status["agency_status"],
+        raise AgencyInactiveError(
+            f"Agency {status.agency_code} is {status.agency_status}: it cannot send or receive",
+            agency_code=status.agency_code,
+            agency_status=status.agency_status,
         )
 
     async def on_event(self, envelope: Envelope) -> None:

@@ -11,6 +11,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from gateway.routes import service_for
+from gateway.runtime import GatewayDep
 
 router = APIRouter(include_in_schema=False)
 
@@ -23,13 +24,12 @@ async def _service_schema(client: httpx.AsyncClient) -> dict[str, Any] | None:
     return response.json() if response.status_code == 200 else None
 
 
-async def merged_schema(app: FastAPI) -> dict[str, Any]:
+async def merged_schema(app: FastAPI, clients: dict[str, httpx.AsyncClient]) -> dict[str, Any]:
     """Merge the public paths and schemas of every service into the gateway's document."""
     schema: dict[str, Any] = dict(app.openapi())
     schema["paths"] = dict(schema.get("paths", {}))
     components = schema.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
-    clients: dict[str, httpx.AsyncClient] = app.state.clients
     names = list(clients)
     results = await asyncio.gather(*(_service_schema(clients[name]) for name in names))
     missing = []
@@ -96,12 +96,13 @@ def _document_problems(schema: dict[str, Any]) -> None:
 
 
 @router.get("/openapi.json")
-async def openapi_json(request: Request) -> JSONResponse:
-    cached: dict[str, Any] | None = getattr(request.app.state, "merged_openapi", None)
+async def openapi_json(request: Request, gateway: GatewayDep) -> JSONResponse:
+    """The one OpenAPI document of the whole API (merged from the services', kept once complete)."""
+    cached = gateway.merged_openapi
     if cached is None:
-        cached = await merged_schema(request.app)
+        cached = await merged_schema(request.app, gateway.clients)
         if "x-services-unavailable" not in cached.get("info", {}):
-            request.app.state.merged_openapi = cached
+            gateway.merged_openapi = cached
     return JSONResponse(cached)
 
 

@@ -7,9 +7,10 @@ from fastapi import APIRouter, Request
 from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
 
-from gateway.guard import CredentialGuard
+from gateway.errors import RouteNotFoundError
 from gateway.routes import service_for
-from shared.errors import DependencyUnavailableError, NotFoundError
+from gateway.runtime import GatewayDep
+from shared.errors import DependencyUnavailableError
 
 router = APIRouter()
 
@@ -42,19 +43,14 @@ def _forwardable(request: Request) -> bool:
     return not any(delimiter in raw for delimiter in _ENCODED_DELIMITERS)
 
 
-class RouteNotFoundError(NotFoundError):
-    code, title = "route_not_found", "No API answers this path"
-
-
 @router.api_route("/v1/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
-async def proxy(path: str, request: Request) -> Response:
+async def proxy(path: str, request: Request, gateway: GatewayDep) -> Response:
     """Forward to the owning service (it verifies the token itself)."""
     service = service_for(request.url.path) if _forwardable(request) else None
     if service is None:
         raise RouteNotFoundError(f"No API answers {request.url.path}; see /docs")
-    guard: CredentialGuard = request.app.state.guard
-    await guard.check(request.headers.get("authorization"))
-    client: httpx.AsyncClient = request.app.state.clients[service]
+    await gateway.guard.check(request.headers.get("authorization"))
+    client = gateway.clients[service]
     # forwarded as the bytes received: header values may hold any latin-1 byte, not only ASCII
     headers = [(k, v) for k, v in request.headers.raw if k.decode("latin-1").lower() not in HOP_BY_HOP]
     if request.client:

@@ -18,7 +18,8 @@ import uvicorn
 from fastapi import FastAPI
 from rich.console import Console
 
-from shared.config import DEFAULT_PORTS, SERVICE_NAMES, Settings
+from services.settings import Settings
+from shared.config import DEFAULT_PORTS, SERVICE_NAMES
 from shared.observability import configure_logging
 
 if TYPE_CHECKING:

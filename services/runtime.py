@@ -19,10 +19,13 @@ from fastapi import APIRouter, FastAPI, Response
 from pydantic import SecretStr
 
 from gateway.app import create_app as create_gateway
+from gateway.runtime import GatewayRuntime
+from services.settings import Settings
 from shared.auth import generate_keypair
-from shared.config import DEFAULT_PORTS, SERVICE_NAMES, Settings
+from shared.config import DEFAULT_PORTS, SERVICE_NAMES
 from shared.errors import NotFoundError
 from shared.messaging import Broker, InProcessBroker
+from shared.runtime import app_runtime
 
 AppFactory = Callable[..., FastAPI]
 
@@ -90,7 +93,7 @@ def build_embedded_app(settings: Settings, *, broker: Broker | None = None) -> F
             yield
 
     gateway.router.lifespan_context = lifespan
-    gateway.state.services = apps
+    app_runtime(gateway, GatewayRuntime).embedded = apps
     gateway.include_router(_service_operations_router(transports))
     return gateway
 

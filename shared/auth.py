@@ -189,8 +189,9 @@ async def _principal(
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise UnauthorizedError("Send an access token: Authorization: Bearer <token> (from /v1/auth/token)")
-    verifier: TokenVerifier = request.app.state.token_verifier
-    return verifier.verify(credentials.credentials)
+    from shared.runtime import AppRuntime, runtime_of
+
+    return runtime_of(request, AppRuntime).token_verifier.verify(credentials.credentials)
 
 
 PrincipalDep = Annotated[Principal, Depends(_principal)]

@@ -6,11 +6,10 @@ Settings are validated when a process starts, so a wrong value stops it with a c
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICE_NAMES = ("registry", "exchange", "signature", "archive")
@@ -45,35 +44,13 @@ class ServiceSection(BaseModel):
         return check_database_url(value)
 
 
-class RegistrySection(ServiceSection):
-    url: str = f"http://127.0.0.1:{DEFAULT_PORTS['registry']}"
-    admin_client_id: str = "admin"
-    admin_client_secret: SecretStr | None = None
+class HttpSection(BaseModel):
+    """The pooled HTTP clients between services (and from the gateway to them)."""
 
-
-class ExchangeSection(ServiceSection):
-    url: str = f"http://127.0.0.1:{DEFAULT_PORTS['exchange']}"
-    blob_dir: Path | None = None
-    max_attachment_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
-    max_attachments: int = Field(default=50, gt=0, le=1000)
-    timezone: str = "Asia/Ho_Chi_Minh"
-    holidays: list[dt.date] = Field(
-        default_factory=list, description='public holidays, e.g. LIENTHONG_EXCHANGE__HOLIDAYS=["2027-01-01"]'
-    )
-
-
-class SignatureSection(ServiceSection):
-    url: str = f"http://127.0.0.1:{DEFAULT_PORTS['signature']}"
-
-
-class ArchiveSection(ServiceSection):
-    url: str = f"http://127.0.0.1:{DEFAULT_PORTS['archive']}"
-
-
-class GatewaySection(BaseModel):
-    url: str = f"http://127.0.0.1:{DEFAULT_PORTS['gateway']}"
-    token_ttl_seconds: int = Field(default=900, gt=0, le=86400)
-    service_timeout_seconds: float = Field(default=30.0, gt=0)
+    timeout_seconds: float = Field(default=30.0, gt=0, description="a whole call to another service")
+    connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    max_connections: int = Field(default=100, ge=1)
+    max_keepalive_connections: int = Field(default=20, ge=0)
 
 
 class OutboxSection(BaseModel):
@@ -100,8 +77,9 @@ class AuthSection(BaseModel):
     secret_hash_memory_kib: int = Field(default=65536, ge=8, le=4 * 1024 * 1024)
 
 
-class Settings(BaseSettings):
-    """All settings of one LienThong process."""
+class CoreSettings(BaseSettings):
+    """The settings every LienThong process shares. Each service adds its own section in its
+    ``config.py``; ``services.settings.Settings`` puts them together."""
 
     model_config = SettingsConfigDict(
         env_prefix="LIENTHONG_", env_nested_delimiter="__", extra="ignore", validate_default=True
@@ -121,11 +99,7 @@ class Settings(BaseSettings):
 
     outbox: OutboxSection = OutboxSection()
     auth: AuthSection = AuthSection()
-    gateway: GatewaySection = GatewaySection()
-    registry: RegistrySection = RegistrySection()
-    exchange: ExchangeSection = ExchangeSection()
-    signature: SignatureSection = SignatureSection()
-    archive: ArchiveSection = ArchiveSection()
+    http: HttpSection = HttpSection()
 
     @field_validator("database_url")
     @classmethod
@@ -133,7 +107,7 @@ class Settings(BaseSettings):
         return check_database_url(value)
 
     @model_validator(mode="after")
-    def _deprecated_relay_poll(self) -> Settings:
+    def _deprecated_relay_poll(self) -> CoreSettings:
         if self.relay_poll_seconds is not None and "poll_seconds" not in self.outbox.model_fields_set:
             self.outbox = self.outbox.model_copy(update={"poll_seconds": self.relay_poll_seconds})
         return self
@@ -147,7 +121,9 @@ class Settings(BaseSettings):
 
     def section(self, service: str) -> ServiceSection:
         """Return the settings section of one service."""
-        section: ServiceSection = getattr(self, service)
+        section = getattr(self, service, None)
+        if not isinstance(section, ServiceSection):
+            raise KeyError(f"no settings section for service {service!r}")
         return section
 
     def database_url_for(self, service: str) -> str:
@@ -162,10 +138,6 @@ class Settings(BaseSettings):
     @property
     def uses_rabbitmq(self) -> bool:
         return self.broker_url.startswith("amqp")
-
-    @property
-    def blob_dir(self) -> Path:
-        return self.exchange.blob_dir or self.var_dir / "blobs"
 
     @property
     def private_key_file(self) -> Path:

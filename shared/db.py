@@ -143,8 +143,9 @@ class Database:
 
 
 async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
-    database: Database = request.app.state.database
-    async with database.session() as session:
+    from shared.runtime import AppRuntime, runtime_of
+
+    async with runtime_of(request, AppRuntime).db.session() as session:
         yield session
 
 

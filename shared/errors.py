@@ -6,12 +6,16 @@
     ├── UnprocessableError         422 unprocessable
     ├── UnauthorizedError          401 unauthorized
     ├── ForbiddenError             403 forbidden
+    │   └── AgencyInactiveError    403 agency_inactive
     ├── NotFoundError              404 not_found
     ├── ConflictError              409 conflict
     ├── PayloadTooLargeError       413 payload_too_large
     ├── UnsupportedMediaTypeError  415 unsupported_media_type
-    ├── RateLimitedError           429 rate_limited
     └── DependencyUnavailableError 503 dependency_unavailable
+
+Errors of the cross-service contract live here too: ``AgencyInactiveError`` (403
+``agency_inactive``) is what the registry, the gateway and the exchange all answer when an agency
+that is suspended or retired tries to act.
 
 Services subclass these with their own stable ``code`` (``agency_not_found``,
 ``delivery_transition_invalid`` …). The ``code`` is the contract: clients branch on it, never on
@@ -96,12 +100,14 @@ class UnsupportedMediaTypeError(LienThongError):
     status, code, title = 415, "unsupported_media_type", "Unsupported media type"
 
 
-class RateLimitedError(LienThongError):
-    status, code, title = 429, "rate_limited", "Too many requests"
-
-
 class DependencyUnavailableError(LienThongError):
     status, code, title = 503, "dependency_unavailable", "A dependency is unavailable"
+
+
+class AgencyInactiveError(ForbiddenError):
+    """An agency that is suspended or retired tried to act (get a token, call the API, send)."""
+
+    code, title = "agency_inactive", "The agency is not active"
 
 
 _STATUS_CODES = {

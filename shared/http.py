@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import httpx
 
+from shared.config import HttpSection
 from shared.observability import REQUEST_ID_HEADER, current_request_id
 
 
@@ -18,13 +19,20 @@ async def _propagate_request_id(request: httpx.Request) -> None:
 
 
 def service_client(
-    base_url: str, *, transport: httpx.AsyncBaseTransport | None = None, timeout: float = 30.0
+    base_url: str,
+    limits: HttpSection | None = None,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    timeout: float | None = None,
 ) -> httpx.AsyncClient:
     """Return a client for one service (``transport`` given: an in-process ASGI app)."""
+    limits = limits or HttpSection()
     return httpx.AsyncClient(
         base_url=base_url,
         transport=transport,
-        timeout=httpx.Timeout(timeout, connect=5.0),
-        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        timeout=httpx.Timeout(timeout or limits.timeout_seconds, connect=limits.connect_timeout_seconds),
+        limits=httpx.Limits(
+            max_connections=limits.max_connections, max_keepalive_connections=limits.max_keepalive_connections
+        ),
         event_hooks={"request": [_propagate_request_id]},
     )

@@ -1,20 +1,26 @@
 """What every service shares: its runtime (database, broker, relay, consumers, clients, token
 verifier) owned by the FastAPI lifespan, and the app factory that wires errors and observability.
+
+A service's ``app.py`` builds a :class:`ServiceRuntime` (or its own subclass holding what the
+service adds: a blob store, an index, a cache), registers its hooks, and calls
+:func:`create_service_app`. The runtime starts everything in order and, when a step fails, closes
+what it had opened before raising: no half-started service is left behind. Stopping closes
+everything in reverse order, the service's own shutdown hooks first.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from typing import Annotated, Any
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
 
 import httpx
 from fastapi import APIRouter, Depends, FastAPI, Request
 
 from shared.auth import TokenVerifier
-from shared.config import Settings
+from shared.config import SERVICE_NAMES, CoreSettings
 from shared.db import Database
 from shared.errors import install_error_handlers
 from shared.http import service_client
@@ -33,8 +39,12 @@ from shared.messaging import (
 )
 from shared.migrations import upgrade
 from shared.observability import Metrics, ReadyCheck, instrument, observability_router
+from shared.runtime import AppRuntime, attach_runtime, runtime_of
 
 log = logging.getLogger("lienthong.service")
+
+RuntimeT = TypeVar("RuntimeT", bound="ServiceRuntime")
+Hook = Callable[[], Awaitable[None]]
 
 
 class OutboxLagError(Exception):
@@ -62,73 +72,100 @@ class Listener:
     handler: Callable[[Envelope], Awaitable[None]]
 
 
-@dataclass
-class ServiceRuntime:
-    """Everything a running service owns; built in the lifespan, never at import time."""
+class ServiceRuntime(AppRuntime):
+    """Everything a running service owns; built by ``create_app``, started by the lifespan."""
 
-    name: str
-    settings: Settings
-    tables: MessagingTables
-    consumers: Sequence[Consumer] = ()
-    listeners: Sequence[Listener] = ()
-    broker: Broker | None = None
-    transports: dict[str, httpx.AsyncBaseTransport] = field(default_factory=dict)
-    database: Database | None = None
-    relay: OutboxRelay | None = None
-    clients: dict[str, httpx.AsyncClient] = field(default_factory=dict)
-    metrics: Metrics | None = None
-    outbox_metrics: OutboxMetrics | None = None
-    _owns_broker: bool = False
+    def __init__(
+        self,
+        name: str,
+        settings: CoreSettings,
+        tables: MessagingTables,
+        *,
+        consumers: Sequence[Consumer] = (),
+        listeners: Sequence[Listener] = (),
+        broker: Broker | None = None,
+        transports: dict[str, httpx.AsyncBaseTransport] | None = None,
+    ) -> None:
+        super().__init__(name)
+        self.settings = settings
+        self.tables = tables
+        self.consumers = list(consumers)
+        self.listeners = list(listeners)
+        self.broker = broker
+        self.transports = transports if transports is not None else {}
+        self.relay: OutboxRelay | None = None
+        self.clients: dict[str, httpx.AsyncClient] = {}
+        self.metrics = Metrics(name)
+        self.outbox_metrics = OutboxMetrics(self.metrics.registry, name)
+        self._startup_hooks: list[Hook] = []
+        self._shutdown_hooks: list[Hook] = []
+        self._stack: AsyncExitStack | None = None
+        self._starting: AsyncExitStack | None = None
 
-    @property
-    def db(self) -> Database:
-        if self.database is None:
-            raise RuntimeError(f"{self.name} is not started")
-        return self.database
+    def on_startup(self, hook: Hook) -> None:
+        """Run ``hook`` once the database, broker and clients are up (in the order registered)."""
+        self._startup_hooks.append(hook)
+
+    def on_shutdown(self, hook: Hook) -> None:
+        """Run ``hook`` when the service stops, before the clients, relay, broker and database close
+        (hooks run in reverse order of registration). Called from a start-up hook right after
+        opening what it closes, it also runs when a later start-up step fails."""
+        if self._starting is not None:
+            self._starting.push_async_callback(hook)
+        else:
+            self._shutdown_hooks.append(hook)
 
     def client(self, service: str) -> httpx.AsyncClient:
         """Return the pooled HTTP client to another service."""
         return self.clients[service]
 
     async def start(self) -> None:
-        url = self.settings.database_url_for(self.name)
-        if self.settings.auto_migrate:
-            await upgrade(self.name, url)
-        self.database = Database(url, self.name)
-        if self.broker is None:
-            self.broker = create_broker(self.settings.broker_url, self.settings.broker_prefix)
-            self._owns_broker = True
-            await self.broker.start()
-        for consumer in self.consumers:
-            handler = IdempotentConsumer(self.database, self.tables, f"{self.name}.{consumer.name}", consumer.handler)
-            await self.broker.subscribe(Subscription(f"{self.name}.{consumer.name}", consumer.bindings, handler))
-        for listener in self.listeners:
-            await self.broker.subscribe_broadcast(listener.bindings, listener.handler)
-        self.relay = OutboxRelay(
-            self.database,
-            self.tables,
-            self.broker,
-            self.name,
-            policy=self.settings.outbox,
-            metrics=self.outbox_metrics,
-        )
-        self.relay.start()
-        timeout = self.settings.gateway.service_timeout_seconds
-        for other in ("registry", "exchange", "signature", "archive"):
-            transport = self.transports.get(other)
-            base = f"http://{other}" if transport else self.settings.section(other).url
-            self.clients[other] = service_client(base, transport=transport, timeout=timeout)
+        """Open the database, broker, consumers, relay and clients, then run the start-up hooks.
+
+        When a step fails, everything opened before it is closed again and the error is raised."""
+        async with AsyncExitStack() as stack:
+            self.verifier = load_verifier(self.settings)
+            url = self.settings.database_url_for(self.name)
+            if self.settings.auto_migrate:
+                await upgrade(self.name, url)
+            self.database = database = Database(url, self.name)
+            stack.push_async_callback(database.dispose)
+            if self.broker is None:
+                broker = create_broker(self.settings.broker_url, self.settings.broker_prefix)
+                stack.push_async_callback(broker.close)
+                await broker.start()
+                self.broker = broker
+            for consumer in self.consumers:
+                handler = IdempotentConsumer(database, self.tables, f"{self.name}.{consumer.name}", consumer.handler)
+                await self.broker.subscribe(Subscription(f"{self.name}.{consumer.name}", consumer.bindings, handler))
+            for listener in self.listeners:
+                await self.broker.subscribe_broadcast(listener.bindings, listener.handler)
+            self.relay = OutboxRelay(
+                database, self.tables, self.broker, self.name, policy=self.settings.outbox, metrics=self.outbox_metrics
+            )
+            self.relay.start()
+            stack.push_async_callback(self.relay.stop)
+            for other in SERVICE_NAMES:
+                transport = self.transports.get(other)
+                base = f"http://{other}" if transport else self.settings.section(other).url
+                self.clients[other] = client = service_client(base, self.settings.http, transport=transport)
+                stack.push_async_callback(client.aclose)
+            stack.callback(self.clients.clear)
+            for hook in self._shutdown_hooks:
+                stack.push_async_callback(hook)
+            self._starting = stack
+            try:
+                for startup in self._startup_hooks:
+                    await startup()
+            finally:
+                self._starting = None
+            self._stack = stack.pop_all()
 
     async def stop(self) -> None:
-        if self.relay is not None:
-            await self.relay.stop()
-        for client in self.clients.values():
-            await client.aclose()
-        self.clients.clear()
-        if self.broker is not None and self._owns_broker:
-            await self.broker.close()
-        if self.database is not None:
-            await self.database.dispose()
+        """Close everything :meth:`start` opened, in reverse order."""
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
 
     def ready_checks(self) -> dict[str, ReadyCheck]:
         checks: dict[str, ReadyCheck] = {"database": self._ping_database}
@@ -167,8 +204,7 @@ class ServiceRuntime:
 
     async def outbox_stats(self) -> OutboxStats:
         stats = await Outbox(self.db, self.tables).stats(self.settings.outbox.stuck_after_attempts)
-        if self.outbox_metrics is not None:
-            self.outbox_metrics.observe(stats)
+        self.outbox_metrics.observe(stats)
         return stats
 
     async def refresh_metrics(self) -> None:
@@ -177,7 +213,7 @@ class ServiceRuntime:
             await self.outbox_stats()
 
 
-def load_verifier(settings: Settings) -> TokenVerifier:
+def load_verifier(settings: CoreSettings) -> TokenVerifier:
     """Load the gateway's public key; fails start-up with a clear message when it is missing."""
     path = settings.public_key_file
     if not path.exists():
@@ -193,41 +229,34 @@ def create_service_app(
     title: str,
     description: str,
     routers: Sequence[APIRouter],
-    on_start: Callable[[ServiceRuntime], Awaitable[None]] | None = None,
     **fastapi_kwargs: Any,
 ) -> FastAPI:
     """Build a service's FastAPI app: lifespan owning the runtime, problem+json, /health /ready /metrics."""
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.token_verifier = load_verifier(runtime.settings)
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
-        app.state.database = runtime.database
         try:
-            if on_start is not None:
-                await on_start(runtime)
             log.info("%s started", runtime.name)
             yield
         finally:
             await runtime.stop()
 
     app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan, **fastapi_kwargs)
-    app.state.runtime = runtime
-    metrics = runtime.metrics = Metrics(runtime.name)
-    runtime.outbox_metrics = OutboxMetrics(metrics.registry, runtime.name)
+    attach_runtime(app, runtime)
     install_error_handlers(app)
-    instrument(app, metrics)
+    instrument(app, runtime.metrics)
     app.include_router(
-        observability_router(runtime.name, runtime.ready_checks, metrics, refresh=runtime.refresh_metrics)
+        observability_router(runtime.name, runtime.ready_checks, runtime.metrics, refresh=runtime.refresh_metrics)
     )
     for router in routers:
         app.include_router(router)
     return app
 
 
-def _runtime(request: Request) -> ServiceRuntime:
-    runtime: ServiceRuntime = request.app.state.runtime
-    return runtime
+def service_runtime(request: Request) -> ServiceRuntime:
+    """The runtime of the service serving the request."""
+    return runtime_of(request, ServiceRuntime)
 
 
-RuntimeDep = Annotated[ServiceRuntime, Depends(_runtime)]
+RuntimeDep = Annotated[ServiceRuntime, Depends(service_runtime)]

@@ -18,7 +18,7 @@ import pytest
 from pydantic import SecretStr
 
 from services.runtime import Topology, build_embedded_app, ensure_local_secrets, topology_env
-from shared.config import Settings
+from services.settings import Settings
 from shared.messaging import RabbitBroker
 from tests.helpers import Api
 

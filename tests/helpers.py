@@ -15,8 +15,9 @@ import asyncpg
 import httpx
 from fastapi import FastAPI
 
-from shared.config import Settings
-from shared.pdf import make_pdf
+from services.demo.pdf import make_pdf
+from services.settings import Settings
+from shared.service import ServiceRuntime
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,14 @@ class Api:
         self.settings = settings
         self.app = app
         self._admin: dict[str, str] | None = None
+
+    def service_runtime(self, name: str) -> ServiceRuntime:
+        """The runtime of one service of the embedded system (its database, broker, clients)."""
+        from gateway.runtime import GatewayRuntime
+        from shared.runtime import app_runtime
+
+        assert self.app is not None
+        return app_runtime(app_runtime(self.app, GatewayRuntime).embedded[name], ServiceRuntime)
 
     async def token(self, client_id: str, client_secret: str, scope: str | None = None) -> httpx.Response:
         data = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": client_secret}

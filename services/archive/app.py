@@ -5,12 +5,12 @@ from __future__ import annotations
 import httpx
 from fastapi import FastAPI
 
+from services.archive.consumers import CONSUMERS
 from services.archive.models import messaging
 from services.archive.record.router import router as record_router
-from services.archive.record.service import record_submitted_document
-from shared.config import Settings
+from services.settings import Settings
 from shared.messaging import Broker
-from shared.service import Consumer, ServiceRuntime, create_service_app
+from shared.service import ServiceRuntime, create_service_app
 
 
 def create_app(
@@ -21,12 +21,7 @@ def create_app(
 ) -> FastAPI:
     """Build the archive app; it consumes ``document.submitted.v1``."""
     runtime = ServiceRuntime(
-        name="archive",
-        settings=settings or Settings(),
-        tables=messaging,
-        broker=broker,
-        transports=transports if transports is not None else {},
-        consumers=[Consumer("documents", ("document.submitted.v1",), record_submitted_document)],
+        "archive", settings or Settings(), messaging, consumers=CONSUMERS, broker=broker, transports=transports
     )
     return create_service_app(
         runtime,

@@ -10,12 +10,13 @@ from fastapi import FastAPI
 from services.exchange.blobstore import BlobStore
 from services.exchange.calendar import WorkingCalendar
 from services.exchange.delivery.router import router as delivery_router
+from services.exchange.dependencies import ExchangeRuntime
 from services.exchange.document.router import router as document_router
 from services.exchange.models import messaging
-from services.exchange.registry_client import DIRECTORY_EVENTS, DirectoryCache
-from shared.config import Settings
+from services.settings import Settings
+from shared.clients import DIRECTORY_EVENTS, DirectoryCache
 from shared.messaging import Broker
-from shared.service import Listener, ServiceRuntime, create_service_app
+from shared.service import Listener, create_service_app
 
 
 def create_app(
@@ -26,28 +27,29 @@ def create_app(
 ) -> FastAPI:
     """Build the exchange app (its database, broker, blob store and clients start in the lifespan)."""
     settings = settings or Settings()
-    directory_cache = DirectoryCache()
-    runtime = ServiceRuntime(
-        name="exchange",
-        settings=settings,
-        tables=messaging,
+    config = settings.exchange
+    directory = DirectoryCache(config.directory_cache_seconds)
+    runtime = ExchangeRuntime(
+        "exchange",
+        settings,
+        messaging,
+        listeners=[Listener(DIRECTORY_EVENTS, directory.on_event)],
         broker=broker,
-        transports=transports if transports is not None else {},
-        listeners=[Listener(DIRECTORY_EVENTS, directory_cache.on_event)],
+        transports=transports,
     )
+    runtime.config = config
+    runtime.directory = directory
+    runtime.calendar = WorkingCalendar(config.holidays, config.timezone)
 
-    async def on_start(_runtime: ServiceRuntime) -> None:
+    async def open_blob_store() -> None:
         blobs = BlobStore(settings.blob_dir)
         await asyncio.to_thread(blobs.remove_abandoned_uploads)  # what a killed process was uploading
-        app.state.blobs = blobs
-        app.state.directory_cache = directory_cache
-        app.state.calendar = WorkingCalendar(settings.exchange.holidays, settings.exchange.timezone)
+        runtime._blobs = blobs
 
-    app = create_service_app(
+    runtime.on_startup(open_blob_store)
+    return create_service_app(
         runtime,
         title="LienThong exchange",
         description="Documents sent between agencies, one delivery per recipient, national status codes.",
         routers=[document_router, delivery_router],
-        on_start=on_start,
     )
-    return app

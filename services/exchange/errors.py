@@ -1,6 +1,6 @@
 """Exchange errors, each with a stable problem code."""
 
-from shared.errors import BadRequestError, ConflictError, ForbiddenError, NotFoundError, UnprocessableError
+from shared.errors import BadRequestError, ConflictError, NotFoundError, UnprocessableError
 
 
 class DocumentNotFoundError(NotFoundError):
@@ -17,10 +17,6 @@ class AttachmentNotFoundError(NotFoundError):
 
 class RecipientInvalidError(UnprocessableError):
     code, title = "recipient_invalid", "A recipient cannot receive documents"
-
-
-class SenderInactiveError(ForbiddenError):
-    code, title = "sender_inactive", "The sending agency is not active"
 
 
 class MetadataInvalidError(UnprocessableError):

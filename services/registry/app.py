@@ -12,19 +12,10 @@ from services.registry.client.service import ClientService
 from services.registry.endpoint.router import router as endpoint_router
 from services.registry.group.router import router as group_router
 from services.registry.models import messaging
+from services.settings import Settings
 from shared.auth import configure_secret_hashing
-from shared.config import Settings
 from shared.messaging import Broker
 from shared.service import ServiceRuntime, create_service_app
-
-
-async def _on_start(runtime: ServiceRuntime) -> None:
-    admin = runtime.settings.registry
-    if admin.admin_client_secret is not None:
-        async with runtime.db.session() as session:
-            await ClientService(session).ensure_bootstrap_admin(
-                admin.admin_client_id, admin.admin_client_secret.get_secret_value()
-            )
 
 
 def create_app(
@@ -36,17 +27,20 @@ def create_app(
     """Build the registry app (its database, broker and clients start in the lifespan)."""
     settings = settings or Settings()
     configure_secret_hashing(settings.auth.secret_hash_time_cost, settings.auth.secret_hash_memory_kib)
-    runtime = ServiceRuntime(
-        name="registry",
-        settings=settings,
-        tables=messaging,
-        broker=broker,
-        transports=transports if transports is not None else {},
-    )
+    runtime = ServiceRuntime("registry", settings, messaging, broker=broker, transports=transports)
+    admin = settings.registry
+
+    async def ensure_bootstrap_admin() -> None:
+        if admin.admin_client_secret is not None:
+            async with runtime.db.session() as session:
+                await ClientService(session).ensure_bootstrap_admin(
+                    admin.admin_client_id, admin.admin_client_secret.get_secret_value()
+                )
+
+    runtime.on_startup(ensure_bootstrap_admin)
     return create_service_app(
         runtime,
         title="LienThong registry",
         description="The directory: agencies, levels, groups, delivery endpoints, certificates, API clients.",
         routers=[agency_router, group_router, endpoint_router, certificate_router, client_router],
-        on_start=_on_start,
     )

@@ -2,7 +2,6 @@
 
 from shared.errors import (
     ConflictError,
-    ForbiddenError,
     NotFoundError,
     UnauthorizedError,
     UnprocessableError,
@@ -35,10 +34,6 @@ class HierarchyCycleError(ConflictError):
 
 class SuccessorInvalidError(UnprocessableError):
     code, title = "successor_invalid", "The successor must be another, active agency"
-
-
-class AgencyInactiveError(ForbiddenError):
-    code, title = "agency_inactive", "The agency is not active"
 
 
 class ClientNotFoundError(NotFoundError):

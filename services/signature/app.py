@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 from fastapi import FastAPI
 
+from services.settings import Settings
 from services.signature.models import messaging
-from shared.config import Settings
 from shared.messaging import Broker
 from shared.service import ServiceRuntime, create_service_app
 
@@ -18,13 +18,7 @@ def create_app(
     transports: dict[str, httpx.AsyncBaseTransport] | None = None,
 ) -> FastAPI:
     """Build the signature app: operations endpoints, database and broker wired, no API yet."""
-    runtime = ServiceRuntime(
-        name="signature",
-        settings=settings or Settings(),
-        tables=messaging,
-        broker=broker,
-        transports=transports if transports is not None else {},
-    )
+    runtime = ServiceRuntime("signature", settings or Settings(), messaging, broker=broker, transports=transports)
     return create_service_app(
         runtime,
         title="LienThong signature",

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from services.runtime import Topology
-from shared.config import Settings
+from services.settings import Settings
 from tests.helpers import Api, Client, assert_problem
 
 WITHIN = 5.0  # seconds an event may take to reach the gateway
@@ -58,12 +58,12 @@ async def test_suspended_agencys_live_token_is_refused_then_accepted_again(api: 
 
     await set_status(api, agency.agency_code, {"status": "suspended", "reason": "Kiểm tra an toàn thông tin"})
     response, elapsed = await refused_within(lambda: api.http.get("/v1/inbox", headers=agency.auth))
-    body = assert_problem(response, 403, "agency_not_active")
+    body = assert_problem(response, 403, "agency_inactive")
     assert elapsed < WITHIN, elapsed
     assert body["agency_code"] == agency.agency_code
     assert body["agency_status"] == "suspended"
     sent = await send(api, agency, [bystander.agency_code])
-    assert_problem(sent, 403, "agency_not_active")
+    assert_problem(sent, 403, "agency_inactive")
     untouched = await api.http.get("/v1/inbox", headers=bystander.auth)
     assert untouched.status_code == 200 and untouched.json()["items"] == []
 
@@ -77,7 +77,7 @@ async def test_suspended_agencys_live_token_is_refused_then_accepted_again(api: 
     successor = await api.create_agency()
     await set_status(api, agency.agency_code, {"status": "retired", "successor_code": successor["code"]})
     response, elapsed = await refused_within(lambda: api.http.get("/v1/inbox", headers=agency.auth))
-    body = assert_problem(response, 403, "agency_not_active")
+    body = assert_problem(response, 403, "agency_inactive")
     assert body["agency_status"] == "retired"
     assert elapsed < WITHIN, elapsed
 
@@ -118,7 +118,7 @@ async def test_revocation_and_suspension_in_the_production_topology(
 
         await set_status(api, suspended.agency_code, {"status": "suspended", "reason": "Kiểm tra"})
         response, elapsed = await refused_within(lambda: http.get("/v1/inbox", headers=suspended.auth))
-        body = assert_problem(response, 403, "agency_not_active")
+        body = assert_problem(response, 403, "agency_inactive")
         assert body["agency_code"] == suspended.agency_code
         assert elapsed < WITHIN, elapsed
 

@@ -13,9 +13,9 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from services.demo.pdf import make_pdf
+from services.exchange.config import ExchangeSection
 from shared.auth import Scope
-from shared.config import ExchangeSection
-from shared.pdf import make_pdf
 from tests.conftest import running_system
 from tests.helpers import Api, Client, assert_problem, metadata, race, random_code
 

@@ -152,7 +152,7 @@ def statuses(delivery: dict[str, Any]) -> list[str]:
 
 def exchange_db(api: Api) -> Database:
     assert api.app is not None
-    db: Database = api.app.state.services["exchange"].state.runtime.db
+    db: Database = api.service_runtime("exchange").db
     return db
 
 

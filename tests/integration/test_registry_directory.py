@@ -460,7 +460,7 @@ async def test_sending_to_a_retired_agency_reaches_its_successor(api: Api) -> No
     assert [d["recipient_code"] for d in document.json()["deliveries"]] == [successor.agency_code]
     # the retired agency's credentials are refused, and it has no delivery of its own
     refused = await api.http.get("/v1/inbox", headers=retired.auth)
-    assert_problem(refused, 403, "agency_not_active")
+    assert_problem(refused, 403, "agency_inactive")
 
     # a chain of retirements is followed to the agency that is active now
     final = await api.agency_client()

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from shared.config import SERVICE_NAMES, Settings
+from services.settings import Settings
+from shared.config import SERVICE_NAMES
 
 PG = "postgresql+asyncpg://lt@db.internal:5432/lienthong"
 PG_REGISTRY = "postgresql+asyncpg://lt@registry-db.internal:5432/registry"

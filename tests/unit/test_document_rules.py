@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from services.demo.pdf import make_pdf
 from services.exchange.attachments import (
     DOC,
     DOCX,
@@ -33,7 +34,6 @@ from services.exchange.attachments import (
 from services.exchange.document.schemas import DocumentSubmit
 from services.exchange.document.service import check_confidentiality
 from services.exchange.errors import DocumentClassifiedError, MetadataInvalidError
-from shared.pdf import make_pdf
 
 A, B = "000.00.01.H41", "000.00.02.H41"
 

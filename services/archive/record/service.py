@@ -4,41 +4,47 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Sequence
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
+from services.archive.errors import ArchiveRecordNotFoundError
 from services.archive.models import ArchiveRecord
+from services.archive.record.repository import ArchiveRecordRepository
 from services.archive.record.schemas import ArchiveRecordRead
 from shared.db import utcnow
-from shared.errors import NotFoundError
-from shared.messaging import Envelope
 
 
-class ArchiveRecordNotFoundError(NotFoundError):
-    code, title = "archive_record_not_found", "Archive record not found"
+class RecordService:
+    def __init__(self, records: ArchiveRecordRepository) -> None:
+        self.records = records
 
-
-async def record_submitted_document(session: AsyncSession, envelope: Envelope) -> None:
-    """Consume ``document.submitted.v1``: keep the document's archive record."""
-    data = envelope.data
-    session.add(
-        ArchiveRecord(
-            document_id=uuid.UUID(data["document_id"]),
-            sender_code=data["sender_code"],
-            code=data["code"],
-            type_name=data["type_name"],
-            subject=data["subject"],
-            recipient_codes=[d["recipient_code"] for d in data["deliveries"]],
-            submitted_at=envelope.occurred_at.astimezone(dt.UTC),
-            archived_at=utcnow(),
+    async def record_submitted(
+        self,
+        *,
+        document_id: uuid.UUID,
+        sender_code: str,
+        code: str,
+        type_name: str,
+        subject: str,
+        recipient_codes: Sequence[str],
+        submitted_at: dt.datetime,
+    ) -> None:
+        """Keep the archive record of a document just submitted."""
+        await self.records.add(
+            ArchiveRecord(
+                document_id=document_id,
+                sender_code=sender_code,
+                code=code,
+                type_name=type_name,
+                subject=subject,
+                recipient_codes=list(recipient_codes),
+                submitted_at=submitted_at.astimezone(dt.UTC),
+                archived_at=utcnow(),
+            )
         )
-    )
-    await session.flush()
 
-
-async def get_record(session: AsyncSession, document_id: uuid.UUID, agency_code: str) -> ArchiveRecordRead:
-    """Return a record to the document's sender or one of its recipients; 404 to anyone else."""
-    record = await session.get(ArchiveRecord, document_id)
-    if record is None or (agency_code != record.sender_code and agency_code not in record.recipient_codes):
-        raise ArchiveRecordNotFoundError(f"No archive record of document {document_id} is visible to you")
-    return ArchiveRecordRead.model_validate(record)
+    async def get(self, document_id: uuid.UUID, agency_code: str) -> ArchiveRecordRead:
+        """Return a record to the document's sender or one of its recipients; 404 to anyone else."""
+        record = await self.records.by_document_id(document_id)
+        if record is None or (agency_code != record.sender_code and agency_code not in record.recipient_codes):
+            raise ArchiveRecordNotFoundError(f"No archive record of document {document_id} is visible to you")
+        return ArchiveRecordRead.model_validate(record)

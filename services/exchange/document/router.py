@@ -12,7 +12,7 @@ from fastapi import APIRouter, File, Form, Header, Query, UploadFile
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 
-from services.exchange.dependencies import BlobsDep, DocumentsDep, RegistryDep
+from services.exchange.dependencies import BlobsDep, DocumentsDep, ExchangeDep, RegistryDep
 from services.exchange.document.repository import ListFilters
 from services.exchange.document.schemas import (
     DocumentAccepted,
@@ -27,7 +27,6 @@ from services.exchange.document.types import document_type
 from services.exchange.errors import MetadataInvalidError
 from shared.auth import Principal, Scope, agency_of, require_scope
 from shared.errors import BadRequestError
-from shared.service import RuntimeDep
 
 router = APIRouter(tags=["documents"])
 SenderDep = Annotated[Principal, require_scope(Scope.SEND)]
@@ -84,7 +83,7 @@ def _filters(
 async def submit_document(
     documents: DocumentsDep,
     principal: SenderDep,
-    runtime: RuntimeDep,
+    runtime: ExchangeDep,
     registry: RegistryDep,
     blobs: BlobsDep,
     metadata: Annotated[str, Form(description="The document metadata as JSON (DocumentSubmit)")],
@@ -99,7 +98,7 @@ async def submit_document(
     document. Retired recipients are redirected to their successor (`redirected`).
     """
     data = _parse_metadata(metadata)
-    settings = runtime.settings.exchange
+    settings = runtime.config
     accepted, created = await documents.submit(
         sender=principal,
         sender_code=agency_of(principal),

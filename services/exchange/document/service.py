@@ -52,7 +52,6 @@ from services.exchange.errors import (
     RecallInvalidError,
     RecipientInvalidError,
     RelationInvalidError,
-    SenderInactiveError,
 )
 from services.exchange.events import (
     AttachmentRef,
@@ -63,10 +62,10 @@ from services.exchange.events import (
     payload,
 )
 from services.exchange.models import Attachment, Delivery, DeliveryEvent, Document, messaging
-from services.exchange.registry_client import RegistryClient, Resolution
 from shared.auth import Principal
+from shared.clients import RegistryClient, Resolution
 from shared.db import new_id, utcnow
-from shared.errors import BadRequestError, ConflictError
+from shared.errors import AgencyInactiveError, BadRequestError, ConflictError
 from shared.messaging import record_event
 from shared.text import fold
 
@@ -191,21 +190,21 @@ class DocumentService:
                     "to change it, send an update or a replacement (`relation`)",
                     document_id=str(duplicate.id),
                 )
-        sender_agency = await registry.agency(sender_code, sender.token)
+        sender_agency = await registry.agency(sender_code)
         if sender_agency is None or sender_agency.status != "active":
-            raise SenderInactiveError(f"Agency {sender_code} is not active: it cannot send")
-        resolution = await registry.resolve(data.recipients, data.groups, sender.token)
+            raise AgencyInactiveError(f"Agency {sender_code} is not active: it cannot send", agency_code=sender_code)
+        resolution = await registry.resolve(data.recipients, data.groups)
         if resolution.unknown_codes or resolution.inactive or resolution.unknown_groups:
             raise RecipientInvalidError(
                 "Some addressees cannot receive documents: check the codes and groups in the registry",
                 unknown_recipients=resolution.unknown_codes,
-                inactive_recipients=resolution.inactive,
+                inactive_recipients=[i.model_dump() for i in resolution.inactive],
                 unknown_groups=resolution.unknown_groups,
             )
         if sender_code in data.recipients:
             raise RecipientInvalidError("An agency does not send documents to itself", unknown_recipients=[])
         # a group that includes the sender does not send the document back to it
-        recipient_codes = [r["code"] for r in resolution.recipients if r["code"] != sender_code]
+        recipient_codes = [r.code for r in resolution.recipients if r.code != sender_code]
         if not recipient_codes:
             raise RecipientInvalidError("The groups have no active member other than the sender")
 
@@ -295,7 +294,7 @@ class DocumentService:
             page_count=data.page_count,
             description=data.description,
             response_for=data.response_for.model_dump(mode="json") if data.response_for else None,
-            redirected=resolution.redirected or None,
+            redirected=[r.model_dump() for r in resolution.redirected] or None,
             created_at=now,
         )
         self.session.add(document)
@@ -343,7 +342,7 @@ class DocumentService:
             id=document.id,
             deliveries=[_summary(d) for d in deliveries],
             attachments=[_attachment(a) for a in attachments],
-            redirected=[Redirect(**r) for r in resolution.redirected],
+            redirected=[Redirect(**r.model_dump()) for r in resolution.redirected],
         )
         event = DocumentSubmitted(
             document_id=document.id,

@@ -20,7 +20,6 @@ from services.registry.client.schemas import (
     Rotated,
 )
 from services.registry.errors import (
-    AgencyInactiveError,
     AgencyNotFoundError,
     ClientCredentialsInvalidError,
     ClientNotFoundError,
@@ -28,6 +27,7 @@ from services.registry.errors import (
 from services.registry.models import ApiClient, messaging
 from shared.auth import Principal, Scope, hash_secret, new_secret, verify_secret
 from shared.db import utcnow
+from shared.errors import AgencyInactiveError
 from shared.messaging import record_event
 
 # A hash of a random secret, checked when the client id is unknown, so the answer takes as long

@@ -17,11 +17,11 @@ from typing import Any
 
 import httpx
 
-from shared.pdf import make_pdf
+from services.demo.pdf import make_pdf
 
 # The demo province: a sample data set in the import format (sample codes in the QCVN 102 form for
 # Nghệ An, H41: not an official list), and the agencies that get an API client.
-DEMO_DATA = Path(__file__).resolve().parent / "registry" / "data" / "demo-province.csv"
+DEMO_DATA = Path(__file__).resolve().parents[1] / "registry" / "data" / "demo-province.csv"
 DEMO_CLIENTS = (
     "000.00.00.H41",  # Ủy ban nhân dân tỉnh
     "000.00.01.H41",  # Sở Nội vụ

@@ -1,0 +1,19 @@
+"""The gateway's settings: ``LIENTHONG_GATEWAY__*``."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from shared.config import DEFAULT_PORTS
+
+
+class GatewaySection(BaseModel):
+    """Where the gateway listens, its tokens, and how long it waits for and trusts the services."""
+
+    url: str = f"http://127.0.0.1:{DEFAULT_PORTS['gateway']}"
+    token_ttl_seconds: int = Field(default=900, gt=0, le=86400, description="access token lifetime")
+    service_timeout_seconds: float = Field(default=30.0, gt=0, description="a proxied call to a service")
+    ready_timeout_seconds: float = Field(default=5.0, gt=0, description="each service's /ready, from /ready")
+    credential_cache_seconds: float = Field(
+        default=30.0, ge=0, description="a client's status kept this long (revocation events empty it sooner)"
+    )

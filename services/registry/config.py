@@ -1,0 +1,21 @@
+"""The registry's settings: ``LIENTHONG_REGISTRY__*``."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+
+from shared.config import DEFAULT_PORTS, ServiceSection
+
+
+class RegistrySection(ServiceSection):
+    """Where the registry runs, its bootstrap admin, and the limits of bulk import."""
+
+    url: str = f"http://127.0.0.1:{DEFAULT_PORTS['registry']}"
+    admin_client_id: str = Field(default="admin", description="the bootstrap admin's client id")
+    admin_client_secret: SecretStr | None = Field(
+        default=None, description="the bootstrap admin's secret (generated into var/ by `make run` when unset)"
+    )
+    max_import_bytes: int = Field(default=20 * 1024 * 1024, gt=0, description="the largest import file accepted")
+    max_successor_hops: int = Field(
+        default=10, ge=1, le=100, description="retired agencies followed to their successor at most this deep"
+    )

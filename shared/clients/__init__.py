@@ -1,0 +1,31 @@
+"""Typed clients of the internal APIs that more than one service calls."""
+
+from shared.clients.registry import (
+    CREDENTIAL_EVENTS,
+    DIRECTORY_EVENTS,
+    AgencyInfo,
+    ClientStatus,
+    DirectoryCache,
+    GrantedClient,
+    InactiveRecipient,
+    InvalidClientError,
+    Redirect,
+    RegistryClient,
+    Resolution,
+    ResolvedAgency,
+)
+
+__all__ = [
+    "CREDENTIAL_EVENTS",
+    "DIRECTORY_EVENTS",
+    "AgencyInfo",
+    "ClientStatus",
+    "DirectoryCache",
+    "GrantedClient",
+    "InactiveRecipient",
+    "InvalidClientError",
+    "Redirect",
+    "RegistryClient",
+    "Resolution",
+    "ResolvedAgency",
+]

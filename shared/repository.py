@@ -1,0 +1,95 @@
+"""The generic repository every service's repositories extend: all SQL lives in repositories.
+
+A repository is built on the request's (or the message handler's) session and only flushes: the
+edge commits. ``page`` is the one keyset pagination of the system (fetch one row more than asked
+to know whether there is a next page; one cursor encoding, :mod:`shared.pagination`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, TypeVar
+
+from sqlalchemy import Select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from shared.messaging import MessagingTables, record_event
+from shared.pagination import decode_cursor, encode_cursor
+
+ModelT = TypeVar("ModelT")
+RowT = TypeVar("RowT")
+
+
+@dataclass(frozen=True)
+class Page(Generic[RowT]):
+    """One page of rows and the cursor of the next (None on the last page)."""
+
+    rows: Sequence[RowT]
+    next_cursor: str | None
+
+
+class Repository(Generic[ModelT]):
+    """Get, add, flush and page through one model; subclasses add the queries of their capability."""
+
+    model: ClassVar[type[Any]]
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, id: uuid.UUID | str | int) -> ModelT | None:
+        """Return the row with this primary key, or None."""
+        row: ModelT | None = await self.session.get(self.model, id)
+        return row
+
+    async def add(self, row: ModelT) -> ModelT:
+        """Add a row and flush, so that its defaults and constraints apply now."""
+        self.session.add(row)
+        await self.session.flush()
+        return row
+
+    async def flush(self) -> None:
+        """Send pending changes to the database (the edge commits)."""
+        await self.session.flush()
+
+    async def page(
+        self,
+        query: Select[Any],
+        *,
+        keys: Sequence[InstrumentedAttribute[Any]],
+        cursor: str | None,
+        limit: int,
+        descending: bool = False,
+        scalars: bool = True,
+    ) -> Page[Any]:
+        """Return one page of ``query`` ordered by ``keys`` (unique together), after ``cursor``.
+
+        ``scalars`` returns the first entity of each row (a ``select(Model)``); otherwise the rows."""
+        if cursor is not None:
+            after = decode_cursor(cursor, len(keys))
+            bound = tuple_(*keys) if len(keys) > 1 else keys[0]
+            value: Any = tuple_(*after) if len(keys) > 1 else after[0]
+            query = query.where(bound < value if descending else bound > value)
+        order = [key.desc() if descending else key.asc() for key in keys]
+        query = query.order_by(None).order_by(*order).limit(limit + 1)
+        result = await self.session.execute(query)
+        rows: Sequence[Any] = result.scalars().all() if scalars else result.all()
+        if len(rows) <= limit:
+            return Page(rows=rows, next_cursor=None)
+        last = rows[limit - 1]
+        return Page(rows=rows[:limit], next_cursor=encode_cursor(*self._key_values(last, keys, scalars)))
+
+    @staticmethod
+    def _key_values(row: Any, keys: Sequence[InstrumentedAttribute[Any]], scalars: bool) -> list[Any]:
+        if scalars:
+            return [getattr(row, key.key) for key in keys]
+        entities: dict[Any, Any] = {type(e): e for e in row if hasattr(e, "__table__")}
+        return [getattr(entities[key.class_], key.key) for key in keys]
+
+    async def record_event(
+        self, tables: MessagingTables, event_type: str, data: dict[str, Any], *, ordering_key: str | None = None
+    ) -> str:
+        """Write an event to the outbox in this transaction (published once the edge commits)."""
+        return await record_event(self.session, tables, event_type, data, ordering_key=ordering_key)

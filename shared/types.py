@@ -1,0 +1,67 @@
+"""The field types every service shares: national agency codes and Vietnamese text.
+
+Agency codes are a national standard, not one service's rule: the registry stores them, the
+exchange addresses documents with them, the gateway carries them in tokens. One definition here.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BeforeValidator
+
+from shared.text import storable
+
+# QCVN 102:2016 form NNN.NN.NN.Lnn, e.g. 000.00.00.H41
+CODE_PATTERN = re.compile(r"^\d{3}\.\d{2}\.\d{2}\.[A-Z]\d{2}$")
+# Decision 20/2020 form: level 1 first (a letter and two digits), then up to three numeric levels.
+NEW_CODE_PATTERN = re.compile(r"^[A-Z]\d{2}(\.\d{1,3}){0,3}$")
+
+
+def valid_code(value: str) -> str:
+    """Return an agency code in the QCVN 102 form, upper-cased; raise ValueError otherwise."""
+    value = value.strip().upper()
+    if not CODE_PATTERN.fullmatch(value):
+        raise ValueError("must be a national agency code in the QCVN 102 form NNN.NN.NN.Lnn, e.g. 000.00.00.H41")
+    return value
+
+
+def valid_new_code(value: str) -> str:
+    """Return an agency code in the Decision 20/2020 form; raise ValueError otherwise."""
+    value = value.strip().upper()
+    if not NEW_CODE_PATTERN.fullmatch(value):
+        raise ValueError("must be a code in the Decision 20/2020 form, e.g. H41 or H52.101.114")
+    return value
+
+
+def valid_any_code(value: str) -> str:
+    """Return an agency code in either form; raise ValueError otherwise."""
+    value = value.strip().upper()
+    if not (CODE_PATTERN.fullmatch(value) or NEW_CODE_PATTERN.fullmatch(value)):
+        raise ValueError("must be an agency code: NNN.NN.NN.Lnn (QCVN 102) or the Decision 20/2020 form, e.g. H41")
+    return value
+
+
+def _nfc_first(value: object) -> object:
+    """Normalise before the length limits are checked (an NFD text is longer than its NFC form)."""
+    return storable(value) if isinstance(value, str) else value
+
+
+def _not_blank(value: str) -> str:
+    if not value:
+        raise ValueError("must not be blank")
+    return value
+
+
+AgencyCode = Annotated[str, AfterValidator(valid_code)]
+"""An agency code in the QCVN 102 form."""
+NewAgencyCode = Annotated[str, AfterValidator(valid_new_code)]
+"""An agency code in the Decision 20/2020 form."""
+AnyAgencyCode = Annotated[str, AfterValidator(valid_any_code)]
+"""A reference to an agency: either form."""
+VietnameseText = Annotated[str, BeforeValidator(_nfc_first), AfterValidator(_not_blank)]
+"""Text stored as given, in NFC, stripped, not blank, without NUL or lone surrogates."""
+OptionalText = Annotated[str, BeforeValidator(_nfc_first)]
+"""Text in NFC, stripped, possibly empty."""
+AgencyStatus = Literal["active", "suspended", "retired"]
