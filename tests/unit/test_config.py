@@ -175,3 +175,26 @@ def test_an_empty_database_url_means_unset(tmp_path) -> None:
     settings = Settings(var_dir=tmp_path, database_url="")
     assert settings.database_url is None
     assert settings.database_url_for("registry").startswith("sqlite+aiosqlite:///")
+
+
+def test_every_setting_is_documented() -> None:
+    """docs/development.md lists every environment variable a process reads."""
+    from pydantic import BaseModel
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "development.md").read_text(encoding="utf-8")
+    missing = []
+    for name, field in Settings.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            for sub in annotation.model_fields:
+                generic = f"LIENTHONG_<SERVICE>__{sub.upper()}" if sub in ("url", "database_url") else None
+                variable = f"LIENTHONG_{name.upper()}__{sub.upper()}"
+                if (
+                    f"`{variable}`" not in doc
+                    and f"/ `{variable}`" not in doc
+                    and (generic is None or generic not in doc)
+                ):
+                    missing.append(variable)
+        elif f"LIENTHONG_{name.upper()}" not in doc:
+            missing.append(f"LIENTHONG_{name.upper()}")
+    assert not missing, f"add these to the configuration table of docs/development.md: {missing}"
