@@ -66,10 +66,6 @@ class Principal:
     client_id: str
     agency_code: str | None
     scopes: frozenset[str]
-    token: str = ""
-
-    def has(self, scope: str) -> bool:
-        return scope in self.scopes
 
     @property
     def is_admin(self) -> bool:
@@ -149,7 +145,6 @@ class TokenVerifier:
             client_id=str(claims["sub"]),
             agency_code=claims.get("agency"),
             scopes=frozenset(str(claims.get("scope", "")).split()),
-            token=token,
         )
         return principal, float(claims["exp"])
 

@@ -20,17 +20,13 @@ class TTLCache(Generic[K, V]):
         self.ttl = ttl_seconds
         self.max_items = max_items
         self._items: OrderedDict[K, tuple[float, V]] = OrderedDict()
-        self.hits = 0
-        self.misses = 0
 
     def get(self, key: K) -> V | None:
         entry = self._items.get(key)
         if entry is None or entry[0] < time.monotonic():
             self._items.pop(key, None)
-            self.misses += 1
             return None
         self._items.move_to_end(key)
-        self.hits += 1
         return entry[1]
 
     def set(self, key: K, value: V) -> None:

@@ -8,7 +8,6 @@ publisher confirms, persistent messages, manual acks, a prefetch limit.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -97,7 +96,6 @@ class RabbitBroker:
         self._publish_channel: AbstractChannel | None = None
         self._consume_channel: AbstractChannel | None = None
         self._exchange: AbstractExchange | None = None
-        self._lock = asyncio.Lock()
 
     @property
     def exchange_name(self) -> str:
