@@ -32,7 +32,13 @@ async def main() -> None:
                 for start in range(0, EVENTS, 500):
                     async with database.session() as session:
                         for n in range(start, min(start + 500, EVENTS)):
-                            await record_event(session, messaging, "bench.created.v1", {"n": n, "pad": "x" * 200})
+                            await record_event(
+                                session,
+                                messaging,
+                                "bench.created.v1",
+                                {"n": n, "pad": "x" * 200},
+                                ordering_key=f"document-{n % 1000}",  # as the exchange keys its events
+                            )
                     progress.update(task, advance=500)
 
                 relay = OutboxRelay(database, messaging, broker, "bench", batch_size=500)
