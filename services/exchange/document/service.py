@@ -16,11 +16,11 @@ from fastapi import UploadFile
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.exchange.attachments import refine_zip, sanitize_file_name, sniff_head
 from services.exchange.blobstore import CHUNK, BlobStore, StagedBlob
 from services.exchange.calendar import WorkingCalendar
 from services.exchange.delivery.service import record_status_change
 from services.exchange.delivery.status import StatusCode
+from services.exchange.document.attachments import refine_zip, sanitize_file_name, sniff_head
 from services.exchange.document.repository import DocumentRepository, ListFilters, is_overdue
 from services.exchange.document.schemas import (
     AttachmentRead,
