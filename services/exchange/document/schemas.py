@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -93,6 +95,26 @@ class DocumentSubmit(BaseModel):
         return self
 
 
+@dataclass(frozen=True)
+class AttachmentUpload:
+    """A file as sent: the name its sender gave it, and its bytes as a stream (its type is read
+    from them, never from the sender's label)."""
+
+    file_name: str | None
+    chunks: AsyncIterator[bytes]
+
+
+@dataclass(frozen=True)
+class AttachmentDownload:
+    """A stored file: what the answer says about it, and its bytes as a stream."""
+
+    file_name: str
+    content_type: str
+    size: int
+    sha256: str
+    chunks: AsyncIterator[bytes]
+
+
 class AttachmentRead(BaseModel):
     id: uuid.UUID
     file_name: str
@@ -165,6 +187,20 @@ class DocumentAccepted(BaseModel):
     redirected: list[Redirect] = Field(
         default_factory=list, description="Retired recipients replaced by their successor"
     )
+
+
+@dataclass(frozen=True)
+class ListFilters:
+    """Filters of the sent and received lists (None: no filter)."""
+
+    status: str | None = None
+    type_name: str | None = None
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+    counterpart: str | None = None
+    urgency: int | None = None
+    overdue: bool | None = None
+    kind: str | None = None
 
 
 class InboxItem(BaseModel):
