@@ -407,7 +407,7 @@ class DocumentService:
         files: Sequence[AttachmentUpload],
         idempotency_key: str | None,
     ) -> tuple[DocumentAccepted, bool]:
-        """Accept a document: one delivery per recipient, attachments in the blob store, one event.
+        """Accept a document: one delivery per recipient, attachments in the blob store, its events.
 
         Everything is checked before anything is stored. Returns the answer and whether it was
         created now (False: an idempotent replay of an earlier request).
