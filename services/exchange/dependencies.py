@@ -2,27 +2,52 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
+import httpx
 from fastapi import Depends, Request
 
 from services.exchange.blobstore import BlobStore
 from services.exchange.calendar import WorkingCalendar
-from services.exchange.config import ExchangeSection
+from services.exchange.delivery.repository import DeliveryRepository
+from services.exchange.delivery.service import DeliveryService
+from services.exchange.document.repository import DocumentRepository
 from services.exchange.document.service import DocumentService
-from shared.clients import DirectoryCache, RegistryClient
+from services.exchange.models import messaging
+from services.settings import Settings
+from shared.clients import DIRECTORY_EVENTS, DirectoryCache, RegistryClient
 from shared.db import SessionDep
+from shared.messaging import Broker
 from shared.runtime import runtime_of
-from shared.service import ServiceRuntime
+from shared.service import Listener, ServiceRuntime
 
 
 class ExchangeRuntime(ServiceRuntime):
     """The exchange's runtime: the shared parts, plus its blob store, calendar and directory cache."""
 
-    config: ExchangeSection
-    directory: DirectoryCache
-    calendar: WorkingCalendar
-    _blobs: BlobStore | None = None
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        broker: Broker | None = None,
+        transports: dict[str, httpx.AsyncBaseTransport] | None = None,
+    ) -> None:
+        config = settings.exchange
+        directory = DirectoryCache(config.directory_cache_seconds)
+        super().__init__(
+            "exchange",
+            settings,
+            messaging,
+            listeners=[Listener(DIRECTORY_EVENTS, directory.on_event)],
+            broker=broker,
+            transports=transports,
+        )
+        self.config = config
+        self.directory = directory
+        self.calendar = WorkingCalendar(config.holidays, config.timezone)
+        self.blob_dir = settings.blob_dir
+        self._blobs: BlobStore | None = None
 
     @property
     def blobs(self) -> BlobStore:
@@ -30,28 +55,45 @@ class ExchangeRuntime(ServiceRuntime):
             raise RuntimeError("the exchange is not started: no blob store yet")
         return self._blobs
 
+    async def open_blob_store(self) -> None:
+        """Open the attachment store, deleting what a killed process was uploading."""
+        blobs = BlobStore(self.blob_dir)
+        await asyncio.to_thread(blobs.remove_abandoned_uploads)
+        self._blobs = blobs
+
 
 def exchange_runtime(request: Request) -> ExchangeRuntime:
+    """The runtime of the exchange serving the request."""
     return runtime_of(request, ExchangeRuntime)
 
 
-ExchangeDep = Annotated[ExchangeRuntime, Depends(exchange_runtime)]
+ExchangeRuntimeDep = Annotated[ExchangeRuntime, Depends(exchange_runtime)]
 
 
-def _blobs(runtime: ExchangeDep) -> BlobStore:
-    return runtime.blobs
-
-
-def _registry(request: Request, runtime: ExchangeDep) -> RegistryClient:
+def registry_client(request: Request, runtime: ExchangeRuntimeDep) -> RegistryClient:
     """The registry, asked on behalf of the calling agency (with its own token)."""
     authorization = request.headers.get("authorization", "")
     return RegistryClient(runtime.client("registry"), lambda: authorization, cache=runtime.directory)
 
 
-def _documents(runtime: ExchangeDep, session: SessionDep) -> DocumentService:
-    return DocumentService(session, runtime.calendar)
+RegistryClientDep = Annotated[RegistryClient, Depends(registry_client)]
 
 
-BlobsDep = Annotated[BlobStore, Depends(_blobs)]
-DocumentsDep = Annotated[DocumentService, Depends(_documents)]
-RegistryDep = Annotated[RegistryClient, Depends(_registry)]
+def document_service(session: SessionDep, runtime: ExchangeRuntimeDep, registry: RegistryClientDep) -> DocumentService:
+    return DocumentService(
+        documents=DocumentRepository(session),
+        deliveries=DeliveryRepository(session),
+        registry=registry,
+        blobs=runtime.blobs,
+        calendar=runtime.calendar,
+        max_attachments=runtime.config.max_attachments,
+        max_attachment_bytes=runtime.config.max_attachment_bytes,
+    )
+
+
+def delivery_service(session: SessionDep) -> DeliveryService:
+    return DeliveryService(deliveries=DeliveryRepository(session), documents=DocumentRepository(session))
+
+
+DocumentServiceDep = Annotated[DocumentService, Depends(document_service)]
+DeliveryServiceDep = Annotated[DeliveryService, Depends(delivery_service)]

@@ -1,6 +1,6 @@
 """Exchange errors, each with a stable problem code."""
 
-from shared.errors import BadRequestError, ConflictError, NotFoundError, UnprocessableError
+from shared.errors import BadRequestError, ConflictError, NotFoundError, UnprocessableError, UnsupportedMediaTypeError
 
 
 class DocumentNotFoundError(NotFoundError):
@@ -25,6 +25,10 @@ class MetadataInvalidError(UnprocessableError):
 
 class AttachmentMissingError(BadRequestError):
     code, title = "attachment_missing", "A document needs at least one attachment"
+
+
+class AttachmentTypeNotAllowedError(UnsupportedMediaTypeError):
+    code, title = "attachment_type_not_allowed", "This kind of file is not accepted"
 
 
 class DeliveryTransitionError(ConflictError):

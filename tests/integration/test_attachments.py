@@ -26,8 +26,8 @@ import httpx
 import pytest
 
 from services.demo.pdf import make_pdf
-from services.exchange import attachments as kinds
 from services.exchange.config import ExchangeSection
+from services.exchange.document import attachments as kinds
 from tests.conftest import running_system
 from tests.helpers import Api, Client, assert_problem, metadata
 

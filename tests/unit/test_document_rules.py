@@ -12,7 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from services.demo.pdf import make_pdf
-from services.exchange.attachments import (
+from services.exchange.document.attachments import (
     DOC,
     DOCX,
     JPEG,
@@ -26,14 +26,13 @@ from services.exchange.attachments import (
     XLSX,
     XML,
     ZIP,
-    AttachmentTypeNotAllowedError,
     refine_zip,
     sanitize_file_name,
     sniff_head,
 )
 from services.exchange.document.schemas import DocumentSubmit
 from services.exchange.document.service import check_confidentiality
-from services.exchange.errors import DocumentClassifiedError, MetadataInvalidError
+from services.exchange.errors import AttachmentTypeNotAllowedError, DocumentClassifiedError, MetadataInvalidError
 
 A, B = "000.00.01.H41", "000.00.02.H41"
 

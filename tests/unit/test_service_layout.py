@@ -40,12 +40,8 @@ SQL_FREE = ("router.py", "service.py", "consumers.py", "dependencies.py")
 # its service conforms, then leave this set.
 NOT_YET = {
     ("rooms", "registry"),
-    ("rooms", "exchange"),
     ("sql", "registry"),
-    ("sql", "exchange"),
     ("routers", "registry"),
-    ("routers", "exchange"),
-    ("fastapi", "exchange"),
 }
 
 

@@ -8,9 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter
 
 from services.exchange.delivery.schemas import StatusReport, StatusReported
-from services.exchange.delivery.service import DeliveryService
+from services.exchange.dependencies import DeliveryServiceDep
 from shared.auth import Principal, Scope, agency_of, require_scope
-from shared.db import SessionDep
 
 router = APIRouter(prefix="/v1/deliveries", tags=["deliveries"])
 ReceiverDep = Annotated[Principal, require_scope(Scope.RECEIVE)]
@@ -18,10 +17,10 @@ ReceiverDep = Annotated[Principal, require_scope(Scope.RECEIVE)]
 
 @router.post("/{delivery_id}/status", response_model=StatusReported)
 async def report_status(
-    delivery_id: uuid.UUID, body: StatusReport, session: SessionDep, principal: ReceiverDep
+    delivery_id: uuid.UUID, body: StatusReport, deliveries: DeliveryServiceDep, principal: ReceiverDep
 ) -> StatusReported:
     """Report a national status (01 arrived … 06 completed) for a delivery addressed to your agency.
 
     Out-of-order statuses are refused with 409 and the allowed next statuses.
     """
-    return await DeliveryService(session).report_status(agency_of(principal), delivery_id, body)
+    return await deliveries.report_status(agency_of(principal), delivery_id, body)

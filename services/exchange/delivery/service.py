@@ -6,76 +6,88 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
+from services.exchange.delivery.repository import DeliveryRepository
 from services.exchange.delivery.schemas import StatusReport, StatusReported
 from services.exchange.delivery.status import RECALL_ANSWERS, TRANSITIONS, StatusCode
+from services.exchange.document.repository import DocumentRepository
 from services.exchange.errors import DeliveryNotFoundError, DeliveryTransitionError, MetadataInvalidError
 from services.exchange.events import DeliveryStatusChanged, DocumentRecalled, payload
 from services.exchange.models import Delivery, DeliveryEvent, Document, messaging
 from shared.db import utcnow
-from shared.messaging import record_event
 
 
 async def record_status_change(
-    session: AsyncSession,
+    deliveries: DeliveryRepository,
     delivery: Delivery,
     document: Document,
     *,
     previous: str,
-    status: str,
+    status: StatusCode,
     actor_code: str,
     note: str | None,
     at: dt.datetime,
 ) -> None:
     """Write a change of a delivery to its history and to the outbox (``delivery.status_changed.v1``)."""
     delivery.updated_at = at
-    session.add(DeliveryEvent(delivery_id=delivery.id, status=status, actor_code=actor_code, note=note, created_at=at))
+    await deliveries.add_history(
+        [DeliveryEvent(delivery_id=delivery.id, status=status.value, actor_code=actor_code, note=note, created_at=at)]
+    )
     changed = DeliveryStatusChanged(
         delivery_id=delivery.id,
         document_id=document.id,
         sender_code=document.sender_code,
         recipient_code=delivery.recipient_code,
         previous_status=previous,
-        status=status,
+        status=status.value,
         actor_code=actor_code,
         note=note,
         occurred_at=at,
     )
-    await record_event(
-        session, messaging, "delivery.status_changed.v1", payload(changed), ordering_key=str(document.id)
+    await deliveries.record_event(
+        messaging, "delivery.status_changed.v1", payload(changed), ordering_key=str(document.id)
     )
 
 
+def check_transition(*, delivery: Delivery, wanted: StatusCode, note: str | None) -> str:
+    """Refuse a status that cannot follow the delivery's current one; return that current status."""
+    recall_pending = delivery.recall_status == StatusCode.RECALL_REQUESTED
+    previous = StatusCode.RECALL_REQUESTED.value if recall_pending else delivery.status
+    allowed = RECALL_ANSWERS if recall_pending else TRANSITIONS[StatusCode(delivery.status)]
+    if wanted in RECALL_ANSWERS and not recall_pending:
+        raise DeliveryTransitionError(
+            "No recall is pending on this delivery: 15 and 16 answer a recall (13) only",
+            current_status=previous,
+            allowed_next=[code.value for code in allowed],
+        )
+    if wanted not in allowed:
+        raise DeliveryTransitionError(
+            f"A delivery in status {previous} cannot move to {wanted.value}"
+            + (" (answer the recall first)" if recall_pending else ""),
+            current_status=previous,
+            allowed_next=[code.value for code in allowed],
+        )
+    if wanted is StatusCode.REJECTED and not (note and note.strip()):
+        raise MetadataInvalidError("Status 02 (rejected) needs a reason in `note`")
+    return previous
+
+
 class DeliveryService:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+    def __init__(self, *, deliveries: DeliveryRepository, documents: DocumentRepository) -> None:
+        self.deliveries = deliveries
+        self.documents = documents
 
     async def report_status(self, recipient_code: str, delivery_id: uuid.UUID, report: StatusReport) -> StatusReported:
-        """Move a delivery to the reported status and tell the sender (through the outbox)."""
-        delivery = await self.session.get(Delivery, delivery_id, with_for_update=True)
-        if delivery is None or delivery.recipient_code != recipient_code or delivery.recall_status == "15":
+        """Move a delivery to the reported status and record the change for the sender (outbox)."""
+        delivery = await self.deliveries.get_for_update(delivery_id)
+        if (
+            delivery is None
+            or delivery.recipient_code != recipient_code
+            or delivery.recall_status == StatusCode.RECALL_AGREED
+        ):
             raise DeliveryNotFoundError(f"No delivery {delivery_id} is addressed to {recipient_code}")
         wanted = StatusCode(report.status)
-        recall_pending = delivery.recall_status == "13"
-        previous = "13" if recall_pending else delivery.status
-        allowed = RECALL_ANSWERS if recall_pending else TRANSITIONS[StatusCode(delivery.status)]
-        if wanted in RECALL_ANSWERS and not recall_pending:
-            raise DeliveryTransitionError(
-                "No recall is pending on this delivery: 15 and 16 answer a recall (13) only",
-                current_status=previous,
-                allowed_next=[code.value for code in allowed],
-            )
-        if wanted not in allowed:
-            raise DeliveryTransitionError(
-                f"A delivery in status {previous} cannot move to {wanted.value}"
-                + (" (answer the recall first)" if previous == "13" else ""),
-                current_status=previous,
-                allowed_next=[code.value for code in allowed],
-            )
-        if wanted is StatusCode.REJECTED and not (report.note and report.note.strip()):
-            raise MetadataInvalidError("Status 02 (rejected) needs a reason in `note`")
-        document = await self.session.get(Document, delivery.document_id)
+        previous = check_transition(delivery=delivery, wanted=wanted, note=report.note)
+        document = await self.documents.get(delivery.document_id)
         assert document is not None
         now = utcnow()
         if wanted in RECALL_ANSWERS:
@@ -85,11 +97,11 @@ class DeliveryService:
         else:
             delivery.status = wanted.value
         await record_status_change(
-            self.session,
+            self.deliveries,
             delivery,
             document,
             previous=previous,
-            status=wanted.value,
+            status=wanted,
             actor_code=recipient_code,
             note=report.note,
             at=now,
@@ -102,8 +114,8 @@ class DeliveryService:
                 recipient_code=recipient_code,
                 recalled_at=now,
             )
-            await record_event(
-                self.session, messaging, "document.recalled.v1", payload(recalled), ordering_key=str(document.id)
+            await self.deliveries.record_event(
+                messaging, "document.recalled.v1", payload(recalled), ordering_key=str(document.id)
             )
         return StatusReported(
             delivery_id=delivery.id,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
+from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 from urllib.parse import quote
 
@@ -12,13 +13,15 @@ from fastapi import APIRouter, File, Form, Header, Query, UploadFile
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 
-from services.exchange.dependencies import BlobsDep, DocumentsDep, ExchangeDep, RegistryDep
-from services.exchange.document.repository import ListFilters
+from services.exchange.blobstore import CHUNK
+from services.exchange.dependencies import DocumentServiceDep
 from services.exchange.document.schemas import (
+    AttachmentUpload,
     DocumentAccepted,
     DocumentRead,
     DocumentSubmit,
     InboxPage,
+    ListFilters,
     RecallRequest,
     RecallRequested,
     SentPage,
@@ -44,6 +47,11 @@ def _parse_metadata(raw: str) -> DocumentSubmit:
     except ValidationError as exc:
         errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
         raise MetadataInvalidError("The `metadata` part does not match the schema: see errors", errors=errors) from exc
+
+
+async def _chunks(upload: UploadFile) -> AsyncIterator[bytes]:
+    while chunk := await upload.read(CHUNK):
+        yield chunk
 
 
 def _filters(
@@ -81,11 +89,8 @@ def _filters(
     responses={200: {"description": "Idempotent replay: the original answer", "model": DocumentAccepted}},
 )
 async def submit_document(
-    documents: DocumentsDep,
+    documents: DocumentServiceDep,
     principal: SenderDep,
-    runtime: ExchangeDep,
-    registry: RegistryDep,
-    blobs: BlobsDep,
     metadata: Annotated[str, Form(description="The document metadata as JSON (DocumentSubmit)")],
     files: Annotated[list[UploadFile], File(description="One or more attachments")],
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
@@ -98,24 +103,19 @@ async def submit_document(
     document. Retired recipients are redirected to their successor (`redirected`).
     """
     data = _parse_metadata(metadata)
-    settings = runtime.config
     accepted, created = await documents.submit(
-        sender=principal,
         sender_code=agency_of(principal),
+        sender_client_id=principal.client_id,
         data=data,
-        files=files,
+        files=[AttachmentUpload(file_name=upload.filename, chunks=_chunks(upload)) for upload in files],
         idempotency_key=idempotency_key,
-        registry=registry,
-        blobs=blobs,
-        max_attachment_bytes=settings.max_attachment_bytes,
-        max_attachments=settings.max_attachments,
     )
     return JSONResponse(accepted.model_dump(mode="json"), status_code=202 if created else 200)
 
 
 @router.get("/v1/documents", response_model=SentPage | InboxPage)
 async def list_documents(
-    documents: DocumentsDep,
+    documents: DocumentServiceDep,
     principal: ReceiverDep,
     box: Annotated[Literal["sent", "received"], Query(description="documents you sent, or received")] = "received",
     status: StatusFilter = None,
@@ -139,7 +139,7 @@ async def list_documents(
 
 @router.get("/v1/inbox", response_model=InboxPage)
 async def inbox(
-    documents: DocumentsDep,
+    documents: DocumentServiceDep,
     principal: ReceiverDep,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
@@ -152,7 +152,7 @@ async def inbox(
 
 
 @router.get("/v1/documents/{document_id}", response_model=DocumentRead)
-async def get_document(document_id: uuid.UUID, documents: DocumentsDep, principal: ReceiverDep) -> DocumentRead:
+async def get_document(document_id: uuid.UUID, documents: DocumentServiceDep, principal: ReceiverDep) -> DocumentRead:
     """Read a document: its sender sees every recipient's status and history, a recipient its own
     copy (404 once the copy is recalled), anyone else 404."""
     return await documents.get(document_id, agency_of(principal))
@@ -160,7 +160,7 @@ async def get_document(document_id: uuid.UUID, documents: DocumentsDep, principa
 
 @router.post("/v1/documents/{document_id}/recall", response_model=RecallRequested)
 async def recall_document(
-    document_id: uuid.UUID, body: RecallRequest, documents: DocumentsDep, principal: SenderDep
+    document_id: uuid.UUID, body: RecallRequest, documents: DocumentServiceDep, principal: SenderDep
 ) -> RecallRequested:
     """Ask the recipients (all, or those listed) to give a document back (status 13); each answers
     15 (agreed: its copy is withdrawn) or 16 (refused) on its delivery."""
@@ -175,14 +175,13 @@ async def recall_document(
 async def download_attachment(
     document_id: uuid.UUID,
     attachment_id: uuid.UUID,
-    documents: DocumentsDep,
+    documents: DocumentServiceDep,
     principal: ReceiverDep,
-    blobs: BlobsDep,
 ) -> StreamingResponse:
     """Download an attachment (sender and recipients only); `X-Content-SHA256` carries its hash."""
     attachment = await documents.attachment(document_id, attachment_id, agency_of(principal))
     return StreamingResponse(
-        blobs.read(attachment.sha256),
+        attachment.chunks,
         media_type=attachment.content_type,
         headers={
             "Content-Length": str(attachment.size),

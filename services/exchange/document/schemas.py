@@ -3,46 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from services.exchange.document.types import document_type
-from shared.text import storable
-
-CODE_PATTERN = re.compile(r"^\d{3}\.\d{2}\.\d{2}\.[A-Z]\d{2}$")
-
-
-def _nfc_first(value: object) -> object:
-    """Normalise before the length limits are checked (an NFD text is longer than its NFC form)."""
-    return storable(value) if isinstance(value, str) else value
-
-
-def _not_blank(value: str) -> str:
-    if not value:
-        raise ValueError("must not be blank")
-    return value
-
-
-def _agency_code(value: str) -> str:
-    value = value.strip().upper()
-    if not CODE_PATTERN.fullmatch(value):
-        raise ValueError("must be a national agency code NNN.NN.NN.Lnn, e.g. 000.00.00.H41")
-    return value
-
-
-Text = Annotated[str, BeforeValidator(_nfc_first), AfterValidator(_not_blank)]
-AgencyCode = Annotated[str, AfterValidator(_agency_code)]
+from shared.types import AgencyCode, OptionalText, VietnameseText
 
 
 class Signer(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    competence: Text | None = Field(default=None, max_length=100, examples=["TM. Ủy ban nhân dân"])
-    position: Text | None = Field(default=None, max_length=100, examples=["Chủ tịch"])
-    full_name: Text | None = Field(default=None, max_length=50, examples=["Nguyễn Văn A"])
+    competence: VietnameseText | None = Field(default=None, max_length=100, examples=["TM. Ủy ban nhân dân"])
+    position: VietnameseText | None = Field(default=None, max_length=100, examples=["Chủ tịch"])
+    full_name: VietnameseText | None = Field(default=None, max_length=50, examples=["Nguyễn Văn A"])
 
 
 class ResponseFor(BaseModel):
@@ -50,7 +27,7 @@ class ResponseFor(BaseModel):
 
     document_id: uuid.UUID | None = None
     organ_id: AgencyCode | None = None
-    code: Text | None = Field(default=None, max_length=42)
+    code: VietnameseText | None = Field(default=None, max_length=42)
     promulgation_date: dt.date | None = None
 
 
@@ -70,28 +47,28 @@ class DocumentSubmit(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    sender_document_id: Text | None = Field(
+    sender_document_id: VietnameseText | None = Field(
         default=None, max_length=100, description="The sender's own id; a replay with it returns the original answer"
     )
-    code_number: Text = Field(max_length=11, examples=["24"])
-    code_notation: Text = Field(max_length=30, examples=["KH-UBND"])
-    type_name: Text = Field(
+    code_number: VietnameseText = Field(max_length=11, examples=["24"])
+    code_notation: VietnameseText = Field(max_length=30, examples=["KH-UBND"])
+    type_name: VietnameseText = Field(
         max_length=100,
         examples=["Kế hoạch"],
         description="One of the 29 Decree 30 types or Công văn, by name or abbreviation",
     )
-    confidentiality: Annotated[str, BeforeValidator(_nfc_first)] | None = Field(
+    confidentiality: OptionalText | None = Field(
         default=None, max_length=30, description="Documents marked Mật, Tối mật or Tuyệt mật are refused"
     )
-    subject: Text = Field(max_length=500, examples=["Kế hoạch chuyển đổi số năm 2027"])
-    promulgation_place: Text | None = Field(default=None, max_length=100, examples=["Nghệ An"])
+    subject: VietnameseText = Field(max_length=500, examples=["Kế hoạch chuyển đổi số năm 2027"])
+    promulgation_place: VietnameseText | None = Field(default=None, max_length=100, examples=["Nghệ An"])
     promulgation_date: dt.date
     signer: Signer = Signer()
     urgency: int = Field(default=0, ge=0, le=4, description="0 normal, 1 khẩn, 2 thượng khẩn, 3 hỏa tốc, 4 hẹn giờ")
     due_date: dt.date | None = None
     steering_type: int = Field(default=0, ge=0, le=2)
     page_count: int | None = Field(default=None, ge=1, le=100000)
-    description: Text | None = Field(default=None, max_length=500)
+    description: VietnameseText | None = Field(default=None, max_length=500)
     response_for: ResponseFor | None = None
     relation: Relation | None = None
     recipients: list[AgencyCode] = Field(default_factory=list, max_length=10000)
@@ -116,6 +93,26 @@ class DocumentSubmit(BaseModel):
         if self.due_date is not None and self.due_date < self.promulgation_date:
             raise ValueError("due_date cannot be before promulgation_date")
         return self
+
+
+@dataclass(frozen=True)
+class AttachmentUpload:
+    """A file as sent: the name its sender gave it, and its bytes as a stream (its type is read
+    from them, never from the sender's label)."""
+
+    file_name: str | None
+    chunks: AsyncIterator[bytes]
+
+
+@dataclass(frozen=True)
+class AttachmentDownload:
+    """A stored file: what the answer says about it, and its bytes as a stream."""
+
+    file_name: str
+    content_type: str
+    size: int
+    sha256: str
+    chunks: AsyncIterator[bytes]
 
 
 class AttachmentRead(BaseModel):
@@ -192,6 +189,20 @@ class DocumentAccepted(BaseModel):
     )
 
 
+@dataclass(frozen=True)
+class ListFilters:
+    """Filters of the sent and received lists (None: no filter)."""
+
+    status: str | None = None
+    type_name: str | None = None
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+    counterpart: str | None = None
+    urgency: int | None = None
+    overdue: bool | None = None
+    kind: str | None = None
+
+
 class InboxItem(BaseModel):
     delivery_id: uuid.UUID
     status: str
@@ -241,7 +252,7 @@ class SentPage(BaseModel):
 class RecallRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: Text = Field(max_length=2000)
+    reason: VietnameseText = Field(max_length=2000)
     recipients: list[AgencyCode] | None = Field(default=None, min_length=1, description="Default: every recipient")
 
 

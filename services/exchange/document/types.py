@@ -66,7 +66,3 @@ def document_type(value: str) -> tuple[str | None, str]:
             "must be one of the Decree 30 types (by name or abbreviation, e.g. 'Kế hoạch' or 'KH') or 'Công văn'"
         )
     return found
-
-
-def type_names() -> list[str]:
-    return [*DOCUMENT_TYPES.values(), *WITHOUT_ABBREVIATION]

@@ -7,7 +7,7 @@ import re
 import zipfile
 from pathlib import Path
 
-from shared.errors import UnsupportedMediaTypeError
+from services.exchange.errors import AttachmentTypeNotAllowedError
 from shared.text import nfc
 
 PDF = "application/pdf"
@@ -28,10 +28,6 @@ ALLOWED = (PDF, DOCX, XLSX, PPTX, ODT, ODS, ODP, DOC, XLS, PNG, JPEG, TIFF, ZIP,
 ALLOWED_DESCRIPTION = "PDF, DOCX, XLSX, PPTX, ODT, ODS, ODP, DOC, XLS, PNG, JPEG, TIFF, ZIP, XML (edXML), P7S"
 
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]+')
-
-
-class AttachmentTypeNotAllowedError(UnsupportedMediaTypeError):
-    code, title = "attachment_type_not_allowed", "This kind of file is not accepted"
 
 
 def sanitize_file_name(name: str | None, position: int) -> str:
