@@ -20,7 +20,7 @@ CursorValue = str | int | uuid.UUID | dt.date | dt.datetime
 
 
 class CursorInvalidError(BadRequestError):
-    code, title = "cursor_invalid", "The cursor is not valid"
+    """A cursor that no list of this API made (answered 400 ``bad_request``, as every list always has)."""
 
 
 def _tag(value: CursorValue) -> list[Any]:
@@ -57,7 +57,7 @@ def encode_cursor(*values: CursorValue) -> str:
 
 
 def decode_cursor(cursor: str, arity: int) -> tuple[CursorValue, ...]:
-    """Return the sort key a cursor holds; 400 ``cursor_invalid`` for anything else."""
+    """Return the sort key a cursor holds; 400 ``bad_request`` for anything else."""
     try:
         if len(cursor) > 1000:
             raise ValueError("too long")

@@ -50,13 +50,18 @@ class Repository(Generic[ModelT]):
         await self.session.flush()
         return row
 
+    async def add_all(self, rows: Sequence[Any]) -> None:
+        """Add many rows with one flush (a broadcast's thousand deliveries)."""
+        self.session.add_all(rows)
+        await self.session.flush()
+
     async def flush(self) -> None:
         """Send pending changes to the database (the edge commits)."""
         await self.session.flush()
 
     async def page(
         self,
-        query: Select[Any],
+        query: Select[*tuple[Any, ...]],
         *,
         keys: Sequence[InstrumentedAttribute[Any]],
         cursor: str | None,

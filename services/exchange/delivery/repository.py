@@ -56,15 +56,9 @@ class DeliveryRepository(Repository[Delivery]):
         query = select(Delivery).where(Delivery.document_id == document_id, Delivery.recipient_code == recipient_code)
         return (await self.session.execute(query)).scalar_one_or_none()
 
-    async def add_all(self, deliveries: Sequence[Delivery]) -> None:
-        """Add deliveries and flush them together (one statement for a group of 1,000)."""
-        self.session.add_all(deliveries)
-        await self.session.flush()
-
     async def add_history(self, events: Sequence[DeliveryEvent]) -> None:
         """Add changes to the history of deliveries already flushed."""
-        self.session.add_all(events)
-        await self.session.flush()
+        await self.add_all(events)
 
     async def history(self, delivery_ids: Sequence[uuid.UUID]) -> Sequence[DeliveryEvent]:
         """Return the history of these deliveries, oldest change first."""

@@ -5,9 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Sequence
-from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Row, Select, select
+from sqlalchemy import ColumnElement, Row, select
 
 from services.exchange.delivery.repository import not_withdrawn, overdue_clause
 from services.exchange.document.schemas import ListFilters
@@ -68,8 +67,7 @@ class DocumentRepository(Repository[Document]):
 
     async def add_attachments(self, attachments: Sequence[Attachment]) -> None:
         """Add the attachments of a document already flushed."""
-        self.session.add_all(attachments)
-        await self.session.flush()
+        await self.add_all(attachments)
 
     async def received(
         self,
@@ -95,10 +93,7 @@ class DocumentRepository(Repository[Document]):
         if filters.overdue is not None:
             clause = overdue_clause(now, today)
             query = query.where(clause if filters.overdue else ~clause)
-        # Repository.page is annotated for selects of one entity; this one has two
-        return await self.page(
-            cast("Select[Any]", query), keys=[Delivery.id], cursor=cursor, limit=limit, descending=True, scalars=False
-        )
+        return await self.page(query, keys=[Delivery.id], cursor=cursor, limit=limit, descending=True, scalars=False)
 
     async def sent(
         self,

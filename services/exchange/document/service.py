@@ -9,8 +9,7 @@ import datetime as dt
 import hashlib
 import json
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
@@ -69,7 +68,6 @@ from services.exchange.models import Attachment, Delivery, DeliveryEvent, Docume
 from shared.clients import RegistryClient, Resolution
 from shared.db import new_id, utcnow
 from shared.errors import AgencyInactiveError, BadRequestError, ConflictError
-from shared.pagination import CursorInvalidError
 from shared.text import fold
 
 SECRET_MARKS = {"mat", "toi mat", "tuyet mat"}  # Mật, Tối mật, Tuyệt mật, folded
@@ -367,15 +365,6 @@ def recall_targets(*, deliveries: Sequence[Delivery], recipients: Sequence[str] 
     if not targets:
         raise RecallInvalidError("Every targeted copy is already recalled or has a recall pending")
     return targets
-
-
-@contextmanager
-def cursor_refused_as_bad_request() -> Iterator[None]:
-    """Answer a cursor that is not one of ours with 400 ``bad_request``, as the lists always have."""
-    try:
-        yield
-    except CursorInvalidError as exc:
-        raise BadRequestError(exc.detail) from exc
 
 
 class DocumentService:
@@ -684,8 +673,7 @@ class DocumentService:
         """Return the deliveries addressed to an agency, newest first (recalled copies excluded)."""
         now = utcnow()
         today = self.calendar.today(now)
-        with cursor_refused_as_bad_request():
-            page = await self.documents.received(agency_code, filters, cursor=cursor, limit=limit, now=now, today=today)
+        page = await self.documents.received(agency_code, filters, cursor=cursor, limit=limit, now=now, today=today)
         items = [inbox_item(delivery, document, now=now, today=today) for delivery, document in page.rows]
         return InboxPage(items=items, next_cursor=page.next_cursor)
 
@@ -693,8 +681,7 @@ class DocumentService:
         """Return the documents an agency sent, newest first, with their deliveries counted by status."""
         now = utcnow()
         today = self.calendar.today(now)
-        with cursor_refused_as_bad_request():
-            page = await self.documents.sent(agency_code, filters, cursor=cursor, limit=limit, now=now, today=today)
+        page = await self.documents.sent(agency_code, filters, cursor=cursor, limit=limit, now=now, today=today)
         counts = await self.deliveries.counts([d.id for d in page.rows], now=now, today=today)
         items = []
         for document in page.rows:
