@@ -3,7 +3,6 @@
 from shared.errors import (
     ConflictError,
     NotFoundError,
-    UnauthorizedError,
     UnprocessableError,
 )
 
@@ -38,10 +37,6 @@ class SuccessorInvalidError(UnprocessableError):
 
 class ClientNotFoundError(NotFoundError):
     code, title = "client_not_found", "API client not found"
-
-
-class ClientCredentialsInvalidError(UnauthorizedError):
-    code, title = "invalid_client", "Client authentication failed"
 
 
 class GroupNotFoundError(NotFoundError):

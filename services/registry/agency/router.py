@@ -13,7 +13,6 @@ from services.registry.agency.schemas import (
     AgencyLookupResult,
     AgencyPage,
     AgencyRead,
-    AgencyStatus,
     AgencyTreeNode,
     AgencyUpdate,
     LevelCreate,
@@ -29,6 +28,7 @@ from services.registry.transfer.service import TransferService, parse_rows, rend
 from shared.auth import PrincipalDep
 from shared.db import SessionDep
 from shared.errors import PayloadTooLargeError
+from shared.types import AgencyStatus
 
 router = APIRouter(tags=["agencies"])
 MAX_IMPORT_BYTES = 20 * 1024 * 1024

@@ -39,7 +39,6 @@ from shared.messaging import record_event
 from shared.text import fold
 
 EDITABLE = ("new_code", "name", "short_name", "level", "email", "phone", "address", "website")
-MAX_SUCCESSOR_HOPS = 10
 
 
 def encode_cursor(code: str) -> str:

@@ -21,11 +21,11 @@ from services.registry.client.schemas import (
 )
 from services.registry.errors import (
     AgencyNotFoundError,
-    ClientCredentialsInvalidError,
     ClientNotFoundError,
 )
 from services.registry.models import ApiClient, messaging
 from shared.auth import Principal, Scope, hash_secret, new_secret, verify_secret
+from shared.clients import InvalidClientError
 from shared.db import utcnow
 from shared.errors import AgencyInactiveError
 from shared.messaging import record_event
@@ -139,7 +139,7 @@ class ClientService:
             else verify_secret(_DUMMY_HASH, client_secret)
         )
         if client is None or not hashes or not ok or client.revoked_at is not None:
-            raise ClientCredentialsInvalidError("Unknown client, wrong or expired secret, or revoked client")
+            raise InvalidClientError("Unknown client, wrong or expired secret, or revoked client")
         agency_code = None
         if client.agency_id is not None:
             agency = await self.agencies.by_id(client.agency_id)

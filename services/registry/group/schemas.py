@@ -7,7 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from services.registry.agency.schemas import LEVEL_PATTERN, AnyAgencyCode, VietnameseText
+from services.registry.agency.schemas import LEVEL_PATTERN
+from shared.types import AnyAgencyCode, VietnameseText
 
 GROUP_NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,99}$"
 
