@@ -41,9 +41,7 @@ SQL_FREE = ("router.py", "service.py", "consumers.py", "dependencies.py")
 NOT_YET = {
     ("rooms", "registry"),
     ("rooms", "exchange"),
-    ("sql", "registry"),
     ("sql", "exchange"),
-    ("routers", "registry"),
     ("routers", "exchange"),
     ("fastapi", "exchange"),
 }
