@@ -29,7 +29,8 @@ from services.registry.errors import (
     ParentAgencyNotFoundError,
     SuccessorInvalidError,
 )
-from services.registry.models import Agency, AgencyLevel, messaging
+from services.registry.events import AgencyCreated, AgencyFieldsUpdated, AgencyStatusChanged, AgencyUpdated, record
+from services.registry.models import Agency, AgencyLevel
 from shared.errors import BadRequestError
 from shared.pagination import CursorInvalidError
 from shared.text import fold
@@ -217,9 +218,7 @@ class AgencyService:
         await self.agencies.record_change(
             agency.id, action="created", actor=self.actor, changes=result.model_dump(mode="json")
         )
-        await self.agencies.record_event(
-            messaging, "agency.created.v1", result.model_dump(mode="json"), ordering_key=f"agency:{result.code}"
-        )
+        await record(self.agencies, AgencyCreated(**result.model_dump()), ordering_key=f"agency:{result.code}")
         return result
 
     async def update(self, code: str, data: AgencyUpdate) -> AgencyRead:
@@ -244,12 +243,8 @@ class AgencyService:
         await self.agencies.flush()
         await self.agencies.record_change(agency.id, action=action, actor=self.actor, changes=changes)
         result = await self.read(agency)
-        await self.agencies.record_event(
-            messaging,
-            "agency.updated.v1",
-            {"agency": result.model_dump(mode="json"), "changed": sorted(changes)},
-            ordering_key=f"agency:{result.code}",
-        )
+        event = AgencyFieldsUpdated(agency=result.model_dump(), changed=sorted(changes))
+        await record(self.agencies, AgencyUpdated(event), ordering_key=f"agency:{result.code}")
         return result, sorted(changes)
 
     @staticmethod
@@ -293,18 +288,14 @@ class AgencyService:
         await self.agencies.record_change(
             agency.id, action=f"status:{change.status}", actor=self.actor, changes=changes
         )
-        await self.agencies.record_event(
-            messaging,
-            "agency.status_changed.v1",
-            {
-                "code": agency.code,
-                "previous_status": previous,
-                "status": change.status,
-                "reason": change.reason,
-                "successor_code": successor_code,
-            },
-            ordering_key=f"agency:{agency.code}",
+        changed = AgencyStatusChanged(
+            code=agency.code,
+            previous_status=previous,
+            status=change.status,
+            reason=change.reason,
+            successor_code=successor_code,
         )
+        await record(self.agencies, changed, ordering_key=f"agency:{agency.code}")
         return await self.read(agency)
 
     async def _successor(self, agency: Agency, change: StatusChange) -> Agency | None:

@@ -19,7 +19,8 @@ from services.registry.errors import (
     CertificateInvalidError,
     CertificateNotFoundError,
 )
-from services.registry.models import Agency, AgencyCertificate, messaging
+from services.registry.events import AgencyRef, AgencyUpdated, CertificatesUpdated, record
+from services.registry.models import Agency, AgencyCertificate
 
 KEY_USAGES = (
     "digital_signature",
@@ -135,9 +136,7 @@ class CertificateService:
     async def _announce(self, agency: Agency, *, action: str, changes: dict[str, str], sha256: str) -> None:
         """Keep a certificate change in the agency's history and record ``agency.updated.v1``."""
         await self.agencies.record_change(agency.id, action=action, actor=self.actor, changes=changes)
-        await self.certificates.record_event(
-            messaging,
-            "agency.updated.v1",
-            {"agency": {"code": agency.code}, "changed": ["certificates"], "certificate_sha256": sha256},
-            ordering_key=f"agency:{agency.code}",
+        event = CertificatesUpdated(
+            agency=AgencyRef(code=agency.code), changed=["certificates"], certificate_sha256=sha256
         )
+        await record(self.certificates, AgencyUpdated(event), ordering_key=f"agency:{agency.code}")

@@ -18,7 +18,8 @@ from services.registry.client.schemas import (
     Rotated,
 )
 from services.registry.errors import AgencyNotFoundError, ClientNotFoundError
-from services.registry.models import Agency, ApiClient, messaging
+from services.registry.events import ApiClientCreated, ApiClientRevoked, ApiClientRotated, record
+from services.registry.models import Agency, ApiClient
 from shared.auth import Principal, Scope, hash_secret, new_secret, verify_secret
 from shared.clients import InvalidClientError
 from shared.db import utcnow
@@ -79,9 +80,7 @@ class ClientService:
             secret=secret,
         )
         read = await self._read(client)
-        await self.clients.record_event(
-            messaging, "client.created.v1", read.model_dump(mode="json"), ordering_key=f"client:{client.client_id}"
-        )
+        await record(self.clients, ApiClientCreated(**read.model_dump()), ordering_key=f"client:{client.client_id}")
         return ClientCreated(**read.model_dump(), client_secret=secret)
 
     async def list_for(self, agency_code: str, *, principal: Principal) -> list[ClientRead]:
@@ -104,12 +103,8 @@ class ClientService:
         await self.clients.expire_secrets(client.id, expires)
         secret = new_secret()
         await self.clients.add_secret(client.id, hash_secret(secret))
-        await self.clients.record_event(
-            messaging,
-            "client.rotated.v1",
-            {"client_id": client.client_id, "previous_secrets_expire_at": expires.isoformat()},
-            ordering_key=f"client:{client.client_id}",
-        )
+        rotated = ApiClientRotated(client_id=client.client_id, previous_secrets_expire_at=expires)
+        await record(self.clients, rotated, ordering_key=f"client:{client.client_id}")
         return Rotated(client_id=client.client_id, client_secret=secret, previous_secrets_expire_at=expires)
 
     async def revoke(self, client_id: str) -> ClientRead:
@@ -123,12 +118,8 @@ class ClientService:
         await self.clients.expire_secrets(client.id, client.revoked_at)
         await self.clients.flush()
         read = await self._read(client)
-        await self.clients.record_event(
-            messaging,
-            "client.revoked.v1",
-            {"client_id": client.client_id, "agency_code": read.agency_code},
-            ordering_key=f"client:{client.client_id}",
-        )
+        revoked = ApiClientRevoked(client_id=client.client_id, agency_code=read.agency_code)
+        await record(self.clients, revoked, ordering_key=f"client:{client.client_id}")
         return read
 
     async def verify(self, client_id: str, client_secret: str) -> CredentialsValid:

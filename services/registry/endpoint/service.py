@@ -9,7 +9,8 @@ from services.registry.agency.repository import AgencyRepository
 from services.registry.agency.service import require_agency
 from services.registry.endpoint.repository import EndpointRepository
 from services.registry.endpoint.schemas import EndpointChanged, EndpointInternal, EndpointRead, EndpointUpdate
-from services.registry.models import Agency, DeliveryEndpoint, messaging
+from services.registry.events import AgencyRef, AgencyUpdated, DeliveryEndpointState, DeliveryEndpointUpdated, record
+from services.registry.models import Agency, DeliveryEndpoint
 from shared.db import utcnow
 
 PULL: dict[str, str | None] = {"mode": "pull", "webhook_url": None, "amqp_queue": None}  # an agency's default
@@ -76,12 +77,12 @@ class EndpointService:
             actor=self.actor,
             changes={"before": before, "after": after, "secret_changed": data.mode == "push"},
         )
-        await self.endpoints.record_event(
-            messaging,
-            "agency.updated.v1",
-            {"agency": {"code": agency.code}, "changed": ["delivery_endpoint"], "delivery_endpoint": after},
-            ordering_key=f"agency:{agency.code}",
+        event = DeliveryEndpointUpdated(
+            agency=AgencyRef(code=agency.code),
+            changed=["delivery_endpoint"],
+            delivery_endpoint=DeliveryEndpointState.model_validate(after),
         )
+        await record(self.endpoints, AgencyUpdated(event), ordering_key=f"agency:{agency.code}")
         read = _read(agency, endpoint)
         return EndpointChanged(**read.model_dump(exclude={"webhook_secret"}), webhook_secret=generated)
 

@@ -4,9 +4,11 @@ retired agencies are redirected to their successor, groups are expanded at send 
 from __future__ import annotations
 
 import uuid
+from typing import Literal
 
 from services.registry.agency.repository import AgencyRepository
 from services.registry.errors import GroupExistsError, GroupInvalidError, GroupNotFoundError
+from services.registry.events import GroupUpdated, record
 from services.registry.group.repository import GroupRepository
 from services.registry.group.schemas import (
     GroupCreate,
@@ -20,7 +22,7 @@ from services.registry.group.schemas import (
     Redirect,
     ResolvedAgency,
 )
-from services.registry.models import Agency, RecipientGroup, messaging
+from services.registry.models import Agency, RecipientGroup
 from shared.db import utcnow
 
 
@@ -82,11 +84,9 @@ class GroupService:
             )
         return [a.id for a in found]
 
-    async def _announce(self, name: str, *, action: str) -> None:
+    async def _announce(self, name: str, *, action: Literal["created", "updated", "deleted"]) -> None:
         """Record ``group.updated.v1``: the directory caches drop their resolutions."""
-        await self.groups.record_event(
-            messaging, "group.updated.v1", {"name": name, "action": action}, ordering_key=f"group:{name}"
-        )
+        await record(self.groups, GroupUpdated(name=name, action=action), ordering_key=f"group:{name}")
 
     async def create(self, data: GroupCreate) -> GroupRead:
         """Create a recipient group."""
