@@ -8,7 +8,7 @@ from shared.config import DEFAULT_PORTS, ServiceSection
 
 
 class RegistrySection(ServiceSection):
-    """Where the registry runs, its bootstrap admin, and the limits of bulk import."""
+    """Where the registry runs, its bootstrap admin, and its limits (import size, successor chains)."""
 
     url: str = f"http://127.0.0.1:{DEFAULT_PORTS['registry']}"
     admin_client_id: str = Field(default="admin", description="the bootstrap admin's client id")

@@ -58,6 +58,7 @@ def registry_runtime(request: Request) -> RegistryRuntime:
 
 
 def _config(request: Request) -> RegistrySection:
+    """Return the registry's settings section."""
     return registry_runtime(request).config
 
 

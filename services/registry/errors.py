@@ -1,4 +1,5 @@
-"""Registry errors, each with a stable problem code."""
+"""The registry's errors, each with a stable problem code (``invalid_client`` is
+:class:`shared.clients.InvalidClientError`, ``agency_inactive`` :class:`shared.errors.AgencyInactiveError`)."""
 
 from shared.errors import (
     ConflictError,
@@ -61,10 +62,6 @@ class CertificateExistsError(ConflictError):
 
 class CertificateNotFoundError(NotFoundError):
     code, title = "certificate_not_found", "Certificate not found"
-
-
-class EndpointInvalidError(UnprocessableError):
-    code, title = "endpoint_invalid", "The delivery endpoint is not valid"
 
 
 class ImportInvalidError(UnprocessableError):

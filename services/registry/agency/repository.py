@@ -96,8 +96,7 @@ class AgencyRepository(Repository[Agency]):
     async def in_subtree_at_level(
         self, *, root_id: uuid.UUID | None, level: str | None, statuses: Sequence[str]
     ) -> Sequence[Agency]:
-        """Return the agencies in these statuses below ``root_id`` (anywhere if None) at ``level``
-        (any level if None), ordered by code."""
+        """Return the agencies in ``statuses`` below ``root_id`` at ``level`` (None: anywhere, any level)."""
         query = select(Agency).where(Agency.status.in_(statuses)).order_by(Agency.code)
         if root_id is not None:
             query = query.where(Agency.id.in_(self._subtree(root_id)))

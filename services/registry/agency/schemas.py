@@ -40,6 +40,7 @@ class AgencyUpdate(BaseModel):
 
     @model_validator(mode="after")
     def _required_stay(self) -> AgencyUpdate:
+        """Refuse ``null`` for ``name`` or ``level``: they change, they are not removed."""
         for field in ("name", "level"):
             if field in self.model_fields_set and getattr(self, field) is None:
                 raise ValueError(f"{field} cannot be removed, only changed")

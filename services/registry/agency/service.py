@@ -133,6 +133,7 @@ class AgencyService:
             children.setdefault(agency.parent_id, []).append(agency)
 
         def build(agency: Agency, depth: int) -> AgencyTreeNode:
+            """Return an agency with its descendants, ``TREE_DEPTH`` levels deep at most."""
             kids = children.get(agency.id, []) if depth < TREE_DEPTH else []
             return AgencyTreeNode(
                 code=agency.code,
@@ -258,8 +259,7 @@ class AgencyService:
         return changes
 
     async def _move(self, agency: Agency, *, parent_code: str | None) -> dict[str, list[Any]]:
-        """Place an agency under ``parent_code`` (None: make it a root), refusing cycles; return
-        the change as ``{"parent_code": [before, after]}``, or nothing when the parent stays."""
+        """Place an agency under ``parent_code`` (None: a root), refusing cycles; return the change."""
         parent = await self._parent(parent_code)
         new_parent_id = parent.id if parent else None
         if new_parent_id == agency.parent_id:

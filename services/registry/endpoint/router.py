@@ -24,7 +24,7 @@ async def set_endpoint(
     code: str, body: EndpointUpdate, endpoints: EndpointServiceDep, principal: PrincipalDep
 ) -> EndpointChanged:
     """Choose pull (REST inbox), push (webhook, HMAC-signed with the secret shown once) or amqp
-    (a queue on the provincial bus); new deliveries use it at once (admin, or the agency itself)."""
+    (a queue on the provincial bus) (admin, or the agency itself); the exchange delivers by pull only so far."""
     require_admin_or_own(principal, (await endpoints.get(code)).agency_code)
     return await endpoints.set(code, body)
 

@@ -1,5 +1,6 @@
-"""Rules for delivery endpoints: each agency chooses pull (default), push or AMQP; new deliveries
-use the change at once (the exchange's cache is invalidated by ``agency.updated.v1``)."""
+"""Rules for delivery endpoints: each agency chooses pull (the default), push or AMQP; a change is
+kept in its history and announced (``agency.updated.v1``). The exchange delivers by pull only so
+far (docs/architecture.md, "Known limits")."""
 
 from __future__ import annotations
 

@@ -33,6 +33,7 @@ class _Collector:
         self.by_code: dict[str, ResolvedAgency] = {}
 
     def add(self, agency: Agency, via: str) -> None:
+        """Keep ``agency``, reached ``via`` this way, unless it was reached before."""
         self.by_code.setdefault(
             agency.code, ResolvedAgency(code=agency.code, name=agency.name, level=agency.level, via=via)
         )
@@ -134,8 +135,7 @@ class GroupService:
     # -- resolution ----------------------------------------------------------------------------
 
     async def _follow_successors(self, agency: Agency) -> Agency | None:
-        """Return the active agency a retired one hands over to (None when the chain ends elsewhere,
-        or is longer than ``max_successor_hops``)."""
+        """Return the active agency a retired one hands over to, ``max_successor_hops`` deep (else None)."""
         current = agency
         for _ in range(self.max_successor_hops):
             if current.status == "active":
@@ -200,8 +200,7 @@ class GroupService:
     async def _resolve_codes(
         self, wanted: list[str], *, into: _Collector
     ) -> tuple[list[str], list[Redirect], list[InactiveRecipient]]:
-        """Add the active agencies ``wanted`` names (retired ones: their successor) to ``into``;
-        return the unknown codes, the redirections and the agencies that cannot receive."""
+        """Add the agencies ``wanted`` names to ``into``; return the unknown, redirected and inactive ones."""
         agencies = await self.agencies.by_codes(wanted)
         by_code = {a.code: a for a in agencies} | {a.new_code: a for a in agencies if a.new_code}
         unknown = sorted({c for c in wanted if c not in by_code})

@@ -107,6 +107,7 @@ def _clean(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _problem(number: int, code: str | None, field: str | None, message: str) -> ImportProblem:
+    """Return what is wrong with one row."""
     return ImportProblem(row=number, code=code, field=field, message=message)
 
 
@@ -147,8 +148,7 @@ def _name_parents_by_qcvn_code(parsed: Numbered, *, existing: dict[str, Agency])
 def _reference_problems(
     parsed: Numbered, *, in_file: dict[str, AgencyCreate], existing: dict[str, Agency], levels: set[str]
 ) -> list[ImportProblem]:
-    """Return the rows naming an unknown level or parent or another agency's new code, then the
-    rows whose chain of parents (in the file and the registry together) has a cycle."""
+    """Return the rows naming an unknown level or parent or a taken new code, then those in a cycle."""
     problems: list[ImportProblem] = []
     new_codes: dict[str, str] = {a.new_code: a.code for a in existing.values() if a.new_code}
     by_id = {a.id: a.code for a in existing.values()}
