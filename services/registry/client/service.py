@@ -4,6 +4,7 @@ overlap window, revoke at once, check them for the gateway."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import secrets
 
 from services.registry.agency.repository import AgencyRepository
@@ -28,9 +29,12 @@ from shared.errors import AgencyInactiveError
 BOOTSTRAP_ADMIN_SCOPES = (Scope.REGISTRY_ADMIN, Scope.AUDIT, Scope.STATS)
 
 
-# A hash of a random secret, checked when the client id is unknown, so the answer takes as long
-# for an unknown client as for a wrong secret.
-_DUMMY_HASH = hash_secret(secrets.token_urlsafe(16))
+@functools.cache
+def _dummy_hash() -> str:
+    """Return the hash checked when the client id is unknown, made once, at the configured cost."""
+    # Checked so that the answer takes as long for an unknown client as for a wrong secret: it is
+    # made on first use, after create_app has set the cost the real hashes are made with.
+    return hash_secret(secrets.token_urlsafe(16))
 
 
 class ClientService:
@@ -129,7 +133,7 @@ class ClientService:
         ok = (
             any([verify_secret(h, client_secret) for h in hashes])
             if hashes
-            else verify_secret(_DUMMY_HASH, client_secret)
+            else verify_secret(_dummy_hash(), client_secret)
         )
         if client is None or not hashes or not ok or client.revoked_at is not None:
             raise InvalidClientError("Unknown client, wrong or expired secret, or revoked client")
