@@ -2,8 +2,8 @@
 their services through.
 
 Each ``*_service`` function builds a service on a session; routes declare the matching
-``*ServiceDep``, and code outside a request (start-up, the CLI) calls the function itself. The
-actor a service records in the agency history is the calling client's id.
+``*ServiceDep``, and code outside a request (start-up, the CLI, the benchmark) calls the function
+itself. The actor a service records in the agency history is the calling client's id.
 """
 
 from __future__ import annotations
