@@ -17,5 +17,8 @@ class RegistrySection(ServiceSection):
     )
     max_import_bytes: int = Field(default=20 * 1024 * 1024, gt=0, description="the largest import file accepted")
     max_successor_hops: int = Field(
-        default=10, ge=1, le=100, description="retired agencies followed to their successor at most this deep"
+        default=10,
+        ge=1,
+        le=100,
+        description="agencies looked at along a retired agency's chain of successors (itself included)",
     )

@@ -135,7 +135,7 @@ class GroupService:
     # -- resolution ----------------------------------------------------------------------------
 
     async def _follow_successors(self, agency: Agency) -> Agency | None:
-        """Return the active agency a retired one hands over to, ``max_successor_hops`` deep (else None)."""
+        """Return the active agency a retired one hands over to, among ``max_successor_hops`` (else None)."""
         current = agency
         for _ in range(self.max_successor_hops):
             if current.status == "active":
