@@ -15,7 +15,7 @@ from rich.progress import Progress
 
 from bench.common import scratch_database
 from services.registry.app import create_app
-from services.registry.transfer.service import TransferService
+from services.registry.dependencies import transfer_service
 from services.settings import Settings
 from shared.auth import Scope, TokenIssuer, generate_keypair
 from shared.runtime import app_runtime
@@ -78,7 +78,7 @@ async def main() -> None:
                     task = progress.add_task(f"importing {len(rows):,} agencies", total=len(rows))
                     started = time.perf_counter()
                     async with runtime.db.session() as session:
-                        await TransferService(session, "bench").import_rows(
+                        await transfer_service(session, "bench").import_rows(
                             rows, progress=lambda done, _t: progress.update(task, completed=done)
                         )
                     import_seconds = time.perf_counter() - started

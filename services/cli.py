@@ -263,8 +263,9 @@ def registry_import(
     """Import a whole agency tree (CSV or JSON): validated first, then created/updated; idempotent."""
     from rich.progress import Progress
 
+    from services.registry.dependencies import transfer_service
     from services.registry.errors import ImportInvalidError
-    from services.registry.transfer.service import TransferService, parse_rows
+    from services.registry.transfer.service import parse_rows
     from shared.db import Database
     from shared.migrations import upgrade
 
@@ -280,7 +281,7 @@ def registry_import(
             with Progress(console=console) as progress:
                 task = progress.add_task(f"importing {len(rows)} agencies", total=len(rows))
                 async with database.session() as session:
-                    report = await TransferService(session, "cli").import_rows(
+                    report = await transfer_service(session, "cli").import_rows(
                         rows, dry_run=dry_run, progress=lambda done, _total: progress.update(task, completed=done)
                     )
         finally:
@@ -310,7 +311,8 @@ def registry_export(
     format: Annotated[str | None, typer.Option(help="csv or json (default: from the file name)")] = None,
 ) -> None:
     """Export every agency in the import format."""
-    from services.registry.transfer.service import TransferService, render_export
+    from services.registry.dependencies import transfer_service
+    from services.registry.transfer.service import render_export
     from shared.db import Database
 
     settings = Settings()
@@ -320,7 +322,7 @@ def registry_export(
         database = Database(settings.database_url_for("registry"), "registry")
         try:
             async with database.session() as session:
-                rows = await TransferService(session).export_rows()
+                rows = await transfer_service(session, "cli").export_rows()
         finally:
             await database.dispose()
         output.write_text(render_export(rows, fmt), encoding="utf-8")

@@ -8,14 +8,14 @@ from fastapi import FastAPI
 from services.registry.agency.router import router as agency_router
 from services.registry.certificate.router import router as certificate_router
 from services.registry.client.router import router as client_router
-from services.registry.client.service import ClientService
+from services.registry.dependencies import RegistryRuntime, client_service
 from services.registry.endpoint.router import router as endpoint_router
 from services.registry.group.router import router as group_router
-from services.registry.models import messaging
+from services.registry.transfer.router import router as transfer_router
 from services.settings import Settings
 from shared.auth import configure_secret_hashing
 from shared.messaging import Broker
-from shared.service import ServiceRuntime, create_service_app
+from shared.service import create_service_app
 
 
 def create_app(
@@ -27,13 +27,14 @@ def create_app(
     """Build the registry app (its database, broker and clients start in the lifespan)."""
     settings = settings or Settings()
     configure_secret_hashing(settings.auth.secret_hash_time_cost, settings.auth.secret_hash_memory_kib)
-    runtime = ServiceRuntime("registry", settings, messaging, broker=broker, transports=transports)
+    runtime = RegistryRuntime(settings, broker=broker, transports=transports)
     admin = settings.registry
 
     async def ensure_bootstrap_admin() -> None:
+        """Create the bootstrap admin credential from settings, or bring it back to them."""
         if admin.admin_client_secret is not None:
             async with runtime.db.session() as session:
-                await ClientService(session).ensure_bootstrap_admin(
+                await client_service(session).ensure_bootstrap_admin(
                     admin.admin_client_id, admin.admin_client_secret.get_secret_value()
                 )
 
@@ -42,5 +43,6 @@ def create_app(
         runtime,
         title="LienThong registry",
         description="The directory: agencies, levels, groups, delivery endpoints, certificates, API clients.",
-        routers=[agency_router, group_router, endpoint_router, certificate_router, client_router],
+        # /v1/agencies/export before /v1/agencies/{code}: the first route that matches answers
+        routers=[transfer_router, agency_router, group_router, endpoint_router, certificate_router, client_router],
     )

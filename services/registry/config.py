@@ -8,7 +8,7 @@ from shared.config import DEFAULT_PORTS, ServiceSection
 
 
 class RegistrySection(ServiceSection):
-    """Where the registry runs, its bootstrap admin, and the limits of bulk import."""
+    """Where the registry runs, its bootstrap admin, and its limits (import size, successor chains)."""
 
     url: str = f"http://127.0.0.1:{DEFAULT_PORTS['registry']}"
     admin_client_id: str = Field(default="admin", description="the bootstrap admin's client id")
@@ -17,5 +17,8 @@ class RegistrySection(ServiceSection):
     )
     max_import_bytes: int = Field(default=20 * 1024 * 1024, gt=0, description="the largest import file accepted")
     max_successor_hops: int = Field(
-        default=10, ge=1, le=100, description="retired agencies followed to their successor at most this deep"
+        default=10,
+        ge=1,
+        le=100,
+        description="agencies looked at along a retired agency's chain of successors (itself included)",
     )

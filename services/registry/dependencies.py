@@ -1,11 +1,70 @@
-"""Authorization dependencies of the registry."""
+"""The registry's runtime, the authorization its routes need, and the typed dependencies they get
+their services through.
+
+Each ``*_service`` function builds a service on a session; routes declare the matching
+``*ServiceDep``, and code outside a request (start-up, the CLI, the benchmark) calls the function
+itself. The actor a service records in the agency history is the calling client's id.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from shared.auth import Principal, Scope, require_scope
+import httpx
+from fastapi import Depends, Request
+
+from services.registry.agency.repository import AgencyRepository
+from services.registry.agency.service import AgencyService
+from services.registry.certificate.repository import CertificateRepository
+from services.registry.certificate.service import CertificateService
+from services.registry.client.repository import ClientRepository
+from services.registry.client.service import ClientService
+from services.registry.config import RegistrySection
+from services.registry.endpoint.repository import EndpointRepository
+from services.registry.endpoint.service import EndpointService
+from services.registry.group.repository import GroupRepository
+from services.registry.group.service import GroupService
+from services.registry.models import messaging
+from services.registry.transfer.repository import TransferRepository
+from services.registry.transfer.service import TransferService
+from services.settings import Settings
+from shared.auth import Principal, PrincipalDep, Scope, require_scope
+from shared.db import SessionDep
 from shared.errors import ForbiddenError
+from shared.messaging import Broker
+from shared.runtime import runtime_of
+from shared.service import ServiceRuntime
+
+# -- the runtime -----------------------------------------------------------------------------------
+
+
+class RegistryRuntime(ServiceRuntime):
+    """The registry's runtime: the shared parts, plus its own settings section."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        broker: Broker | None = None,
+        transports: dict[str, httpx.AsyncBaseTransport] | None = None,
+    ) -> None:
+        super().__init__("registry", settings, messaging, broker=broker, transports=transports)
+        self.config: RegistrySection = settings.registry
+
+
+def registry_runtime(request: Request) -> RegistryRuntime:
+    """Return the runtime of the registry serving the request."""
+    return runtime_of(request, RegistryRuntime)
+
+
+def _config(request: Request) -> RegistrySection:
+    """Return the registry's settings section."""
+    return registry_runtime(request).config
+
+
+RegistryConfigDep = Annotated[RegistrySection, Depends(_config)]
+
+# -- who may call ----------------------------------------------------------------------------------
 
 AdminDep = Annotated[Principal, require_scope(Scope.REGISTRY_ADMIN)]
 InternalDep = Annotated[Principal, require_scope(Scope.INTERNAL)]
@@ -15,3 +74,53 @@ def require_admin_or_own(principal: Principal, agency_code: str) -> None:
     """Allow the registry admin, or a client of the agency itself."""
     if not principal.is_admin and principal.agency_code != agency_code:
         raise ForbiddenError("Only the registry admin or the agency itself may do this")
+
+
+def _actor(principal: PrincipalDep) -> str:
+    """Return who acts: the calling client's id, kept in the agency history."""
+    return principal.client_id
+
+
+ActorDep = Annotated[str, Depends(_actor)]
+
+# -- the services ----------------------------------------------------------------------------------
+
+
+def agency_service(session: SessionDep, actor: ActorDep) -> AgencyService:
+    """Build the agency service on a session, acting as ``actor``."""
+    return AgencyService(AgencyRepository(session), actor=actor)
+
+
+def group_service(session: SessionDep, config: RegistryConfigDep) -> GroupService:
+    """Build the group and recipient-resolution service on a session."""
+    return GroupService(
+        GroupRepository(session), AgencyRepository(session), max_successor_hops=config.max_successor_hops
+    )
+
+
+def endpoint_service(session: SessionDep, actor: ActorDep) -> EndpointService:
+    """Build the delivery endpoint service on a session, acting as ``actor``."""
+    return EndpointService(EndpointRepository(session), AgencyRepository(session), actor=actor)
+
+
+def certificate_service(session: SessionDep, actor: ActorDep) -> CertificateService:
+    """Build the certificate service on a session, acting as ``actor``."""
+    return CertificateService(CertificateRepository(session), AgencyRepository(session), actor=actor)
+
+
+def client_service(session: SessionDep) -> ClientService:
+    """Build the API client service on a session."""
+    return ClientService(ClientRepository(session), AgencyRepository(session))
+
+
+def transfer_service(session: SessionDep, actor: ActorDep) -> TransferService:
+    """Build the bulk import and export on a session, writing as ``actor``."""
+    return TransferService(TransferRepository(session), agency_service(session, actor))
+
+
+AgencyServiceDep = Annotated[AgencyService, Depends(agency_service)]
+GroupServiceDep = Annotated[GroupService, Depends(group_service)]
+EndpointServiceDep = Annotated[EndpointService, Depends(endpoint_service)]
+CertificateServiceDep = Annotated[CertificateService, Depends(certificate_service)]
+ClientServiceDep = Annotated[ClientService, Depends(client_service)]
+TransferServiceDep = Annotated[TransferService, Depends(transfer_service)]

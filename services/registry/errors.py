@@ -1,9 +1,9 @@
-"""Registry errors, each with a stable problem code."""
+"""The registry's errors, each with a stable problem code (``invalid_client`` is
+:class:`shared.clients.InvalidClientError`, ``agency_inactive`` :class:`shared.errors.AgencyInactiveError`)."""
 
 from shared.errors import (
     ConflictError,
     NotFoundError,
-    UnauthorizedError,
     UnprocessableError,
 )
 
@@ -40,10 +40,6 @@ class ClientNotFoundError(NotFoundError):
     code, title = "client_not_found", "API client not found"
 
 
-class ClientCredentialsInvalidError(UnauthorizedError):
-    code, title = "invalid_client", "Client authentication failed"
-
-
 class GroupNotFoundError(NotFoundError):
     code, title = "group_not_found", "Recipient group not found"
 
@@ -66,10 +62,6 @@ class CertificateExistsError(ConflictError):
 
 class CertificateNotFoundError(NotFoundError):
     code, title = "certificate_not_found", "Certificate not found"
-
-
-class EndpointInvalidError(UnprocessableError):
-    code, title = "endpoint_invalid", "The delivery endpoint is not valid"
 
 
 class ImportInvalidError(UnprocessableError):

@@ -1,4 +1,5 @@
-"""The event schemas and error codes printed in docs/exchange.md are the ones the code has."""
+"""The event schemas and error codes printed in docs/exchange.md and docs/registry.md are the ones
+the code has."""
 
 import json
 import re
@@ -6,6 +7,7 @@ from pathlib import Path
 
 from services.exchange import errors as exchange_errors
 from services.exchange.events import EVENTS
+from services.registry.events import EVENTS as REGISTRY_EVENTS
 from shared.errors import LienThongError
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "exchange.md"
@@ -32,3 +34,12 @@ def test_exchange_error_codes_in_the_docs_match_the_code():
         and error.__module__ == exchange_errors.__name__
     }
     assert documented == defined, "update the errors paragraph of docs/exchange.md"
+
+
+def test_registry_event_schemas_in_the_docs_match_the_code():
+    text = (DOC.parent / "registry.md").read_text(encoding="utf-8")
+    block = text.split("```json\n")[-1].split("```")[0]
+    documented = json.loads(block)
+    assert documented == {name: model.model_json_schema() for name, model in REGISTRY_EVENTS.items()}, (
+        "regenerate the block with: .venv/bin/python -m services.registry.events"
+    )

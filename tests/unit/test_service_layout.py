@@ -36,19 +36,6 @@ SESSION_VERBS = {
 }
 SQL_FREE = ("router.py", "service.py", "consumers.py", "dependencies.py")
 
-# (check, service) pairs still being brought to the template; each must fail (strict xfail) until
-# its service conforms, then leave this set.
-NOT_YET = {
-    ("rooms", "registry"),
-    ("sql", "registry"),
-    ("routers", "registry"),
-}
-
-
-def _pending(check: str, service: str) -> None:
-    if (check, service) in NOT_YET:
-        pytest.xfail(f"services/{service} is not on the template yet ({check})")
-
 
 def capabilities(service: str) -> list[Path]:
     base = ROOT / "services" / service
@@ -71,7 +58,6 @@ def _rel(path: Path) -> str:
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_every_service_has_the_same_rooms(service: str) -> None:
-    _pending("rooms", service)
     base = ROOT / "services" / service
     rooms = ROOMS if capabilities(service) else tuple(r for r in ROOMS if r != "dependencies.py")
     missing = [room for room in rooms if not (base / room).exists()]
@@ -99,7 +85,6 @@ def _sql_uses(module: ast.Module) -> list[str]:
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_routers_services_and_consumers_execute_no_sql(service: str) -> None:
-    _pending("sql", service)
     offenders = {
         _rel(path): uses
         for path in python_files("services", service)
@@ -110,7 +95,6 @@ def test_routers_services_and_consumers_execute_no_sql(service: str) -> None:
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_routers_never_build_a_service_or_a_repository(service: str) -> None:
-    _pending("routers", service)
     offenders = []
     for path in python_files("services", service):
         if path.name != "router.py":
@@ -124,7 +108,6 @@ def test_routers_never_build_a_service_or_a_repository(service: str) -> None:
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_services_speak_no_fastapi(service: str) -> None:
-    _pending("fastapi", service)
     offenders = []
     for path in python_files("services", service):
         if path.name not in ("service.py", "repository.py", "consumers.py"):

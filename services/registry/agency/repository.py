@@ -7,26 +7,23 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Select, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.registry.models import Agency, AgencyChange, AgencyLevel
+from shared.repository import Page, Repository
 
 CHUNK = 500  # stay under driver parameter limits for IN (...)
 
 
-class AgencyRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+class AgencyRepository(Repository[Agency]):
+    model = Agency
 
     async def by_code(self, code: str) -> Agency | None:
-        """Find an agency by its QCVN 102 code or its Decision 20/2020 code."""
+        """Return the agency with this QCVN 102 code or Decision 20/2020 code, or None."""
         query = select(Agency).where(or_(Agency.code == code, Agency.new_code == code))
         return (await self.session.execute(query)).scalars().first()
 
-    async def by_id(self, agency_id: uuid.UUID) -> Agency | None:
-        return await self.session.get(Agency, agency_id)
-
     async def by_ids(self, ids: Iterable[uuid.UUID]) -> list[Agency]:
+        """Return the agencies with these ids (unknown ids are left out)."""
         unique = list(set(ids))
         found: list[Agency] = []
         for start in range(0, len(unique), CHUNK):
@@ -35,6 +32,7 @@ class AgencyRepository:
         return found
 
     async def codes_by_id(self, ids: Iterable[uuid.UUID | None]) -> dict[uuid.UUID, str]:
+        """Return the QCVN 102 code of each agency id given."""
         wanted = [i for i in set(ids) if i is not None]
         result: dict[uuid.UUID, str] = {}
         for start in range(0, len(wanted), CHUNK):
@@ -45,6 +43,7 @@ class AgencyRepository:
         return result
 
     async def by_codes(self, codes: Iterable[str]) -> list[Agency]:
+        """Return the agencies named by these codes, either form (unknown codes are left out)."""
         unique = sorted(set(codes))
         found: list[Agency] = []
         for start in range(0, len(unique), CHUNK):
@@ -54,68 +53,64 @@ class AgencyRepository:
         return found
 
     async def all(self) -> Sequence[Agency]:
+        """Return every agency, ordered by code."""
         return (await self.session.execute(select(Agency).order_by(Agency.code))).scalars().all()
 
-    def subtree_query(self, root_id: uuid.UUID, *, include_root: bool = False) -> Select[tuple[uuid.UUID]]:
+    @staticmethod
+    def _subtree(root_id: uuid.UUID) -> Select[tuple[uuid.UUID]]:
         """Return a query of the ids of every agency below ``root_id``, at any depth."""
         tree = select(Agency.id).where(Agency.parent_id == root_id).cte("subtree", recursive=True)
         tree = tree.union_all(select(Agency.id).where(Agency.parent_id == tree.c.id))
-        query = select(tree.c.id)
-        if include_root:
-            query = query.union(select(Agency.id).where(Agency.id == root_id))  # type: ignore[assignment]
-        return query
+        return select(tree.c.id)
 
     async def subtree_ids(self, root_id: uuid.UUID) -> set[uuid.UUID]:
-        rows = (await self.session.execute(self.subtree_query(root_id))).all()
+        """Return the ids of every agency below ``root_id``, at any depth."""
+        rows = (await self.session.execute(self._subtree(root_id))).all()
         return {uuid.UUID(str(row[0])) for row in rows}
 
-    async def page(
+    async def page_by_code(
         self,
         *,
-        after_code: str | None,
+        cursor: str | None,
         limit: int,
         parent_id: uuid.UUID | None = None,
         subtree_of: uuid.UUID | None = None,
         level: str | None = None,
         status: str | None = None,
-        text: str | None = None,
-    ) -> Sequence[Agency]:
-        query = select(Agency).order_by(Agency.code).limit(limit)
-        if after_code:
-            query = query.where(Agency.code > after_code)
+        words: Sequence[str] = (),
+    ) -> Page[Agency]:
+        """Return one page of the agencies matching every filter given, ordered by code."""
+        query = select(Agency)
         if parent_id:
             query = query.where(Agency.parent_id == parent_id)
         if subtree_of:
-            query = query.where(Agency.id.in_(self.subtree_query(subtree_of)))
+            query = query.where(Agency.id.in_(self._subtree(subtree_of)))
         if level:
             query = query.where(Agency.level == level)
         if status:
             query = query.where(Agency.status == status)
-        if text:
-            for word in text.split():
-                query = query.where(Agency.search_text.contains(word, autoescape=True))
-        return (await self.session.execute(query)).scalars().all()
+        for word in words:
+            query = query.where(Agency.search_text.contains(word, autoescape=True))
+        return await self.page(query, keys=[Agency.code], cursor=cursor, limit=limit)
 
     async def in_subtree_at_level(
-        self, root_id: uuid.UUID | None, level: str | None, statuses: Sequence[str]
+        self, *, root_id: uuid.UUID | None, level: str | None, statuses: Sequence[str]
     ) -> Sequence[Agency]:
+        """Return the agencies in ``statuses`` below ``root_id`` at ``level`` (None: anywhere, any level)."""
         query = select(Agency).where(Agency.status.in_(statuses)).order_by(Agency.code)
         if root_id is not None:
-            query = query.where(Agency.id.in_(self.subtree_query(root_id)))
+            query = query.where(Agency.id.in_(self._subtree(root_id)))
         if level is not None:
             query = query.where(Agency.level == level)
         return (await self.session.execute(query)).scalars().all()
 
-    async def add(self, agency: Agency) -> Agency:
-        self.session.add(agency)
-        await self.session.flush()
-        return agency
-
-    async def record_change(self, agency_id: uuid.UUID, action: str, actor: str, changes: Mapping[str, Any]) -> None:
+    async def record_change(self, agency_id: uuid.UUID, *, action: str, actor: str, changes: Mapping[str, Any]) -> None:
+        """Add an entry to an agency's history."""
         self.session.add(AgencyChange(agency_id=agency_id, action=action, actor=actor, changes=dict(changes)))
         await self.session.flush()
 
     async def history(self, agency_id: uuid.UUID) -> Sequence[AgencyChange]:
+        """Return an agency's history, oldest first."""
         query = (
             select(AgencyChange)
             .where(AgencyChange.agency_id == agency_id)
@@ -124,12 +119,15 @@ class AgencyRepository:
         return (await self.session.execute(query)).scalars().all()
 
     async def levels(self) -> Sequence[AgencyLevel]:
+        """Return the administrative levels, by rank."""
         return (await self.session.execute(select(AgencyLevel).order_by(AgencyLevel.rank))).scalars().all()
 
     async def level(self, code: str) -> AgencyLevel | None:
+        """Return the level with this code, or None."""
         return await self.session.get(AgencyLevel, code)
 
     async def add_level(self, level: AgencyLevel) -> AgencyLevel:
+        """Add an administrative level."""
         self.session.add(level)
         await self.session.flush()
         return level

@@ -3,57 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, HttpUrl, model_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, HttpUrl, model_validator
 
-from shared.text import storable
+from shared.types import AgencyCode, AgencyStatus, AnyAgencyCode, NewAgencyCode, VietnameseText
 
-CODE_PATTERN = re.compile(r"^\d{3}\.\d{2}\.\d{2}\.[A-Z]\d{2}$")
-# Decision 20/2020 form: level 1 first (a letter and two digits), then up to three numeric levels.
-NEW_CODE_PATTERN = re.compile(r"^[A-Z]\d{2}(\.\d{1,3}){0,3}$")
 LEVEL_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
-
-
-def valid_code(value: str) -> str:
-    value = value.strip().upper()
-    if not CODE_PATTERN.fullmatch(value):
-        raise ValueError("must be a national agency code in the QCVN 102 form NNN.NN.NN.Lnn, e.g. 000.00.00.H41")
-    return value
-
-
-def valid_new_code(value: str) -> str:
-    value = value.strip().upper()
-    if not NEW_CODE_PATTERN.fullmatch(value):
-        raise ValueError("must be a code in the Decision 20/2020 form, e.g. H41 or H52.101.114")
-    return value
-
-
-def valid_any_code(value: str) -> str:
-    value = value.strip().upper()
-    if not (CODE_PATTERN.fullmatch(value) or NEW_CODE_PATTERN.fullmatch(value)):
-        raise ValueError("must be an agency code: NNN.NN.NN.Lnn (QCVN 102) or the Decision 20/2020 form, e.g. H41")
-    return value
-
-
-def _nfc_first(value: object) -> object:
-    """Normalise before the length limits are checked (an NFD text is longer than its NFC form)."""
-    return storable(value) if isinstance(value, str) else value
-
-
-def _not_blank(value: str) -> str:
-    if not value:
-        raise ValueError("must not be blank")
-    return value
-
-
-AgencyCode = Annotated[str, AfterValidator(valid_code)]
-NewAgencyCode = Annotated[str, AfterValidator(valid_new_code)]
-AnyAgencyCode = Annotated[str, AfterValidator(valid_any_code)]  # a reference to an agency: either form
-VietnameseText = Annotated[str, BeforeValidator(_nfc_first), AfterValidator(_not_blank)]
-AgencyStatus = Literal["active", "suspended", "retired"]
 
 
 class AgencyFields(BaseModel):
@@ -83,6 +40,7 @@ class AgencyUpdate(BaseModel):
 
     @model_validator(mode="after")
     def _required_stay(self) -> AgencyUpdate:
+        """Refuse ``null`` for ``name`` or ``level``: they change, they are not removed."""
         for field in ("name", "level"):
             if field in self.model_fields_set and getattr(self, field) is None:
                 raise ValueError(f"{field} cannot be removed, only changed")

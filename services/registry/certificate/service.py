@@ -6,23 +6,21 @@ import base64
 import binascii
 import datetime as dt
 import uuid
-from collections.abc import Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.registry.agency.repository import AgencyRepository
 from services.registry.agency.service import require_agency
-from services.registry.certificate.schemas import CertificateRead, CertificateUpload
+from services.registry.certificate.repository import CertificateRepository
+from services.registry.certificate.schemas import CertificateKind, CertificateRead, CertificateUpload
 from services.registry.errors import (
     CertificateExistsError,
     CertificateInvalidError,
     CertificateNotFoundError,
 )
-from services.registry.models import AgencyCertificate, AgencyChange, messaging
-from shared.messaging import record_event
+from services.registry.events import AgencyRef, AgencyUpdated, CertificatesUpdated, record
+from services.registry.models import Agency, AgencyCertificate
 
 KEY_USAGES = (
     "digital_signature",
@@ -49,6 +47,7 @@ def parse_certificate(text: str) -> x509.Certificate:
 
 
 def key_usage(cert: x509.Certificate) -> list[str]:
+    """Return the key usages a certificate allows (none when it has no key usage extension)."""
     try:
         usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
     except x509.ExtensionNotFound:
@@ -63,98 +62,81 @@ def key_usage(cert: x509.Certificate) -> list[str]:
     return result
 
 
-class CertificateService:
-    def __init__(self, session: AsyncSession, actor: str = "system") -> None:
-        self.session = session
-        self.actor = actor
-        self.agencies = AgencyRepository(session)
+def _row(cert: x509.Certificate, *, agency_id: uuid.UUID, kind: CertificateKind) -> AgencyCertificate:
+    """Return the row that keeps what binds a signature to the agency: names, validity, fingerprints."""
+    return AgencyCertificate(
+        agency_id=agency_id,
+        kind=kind,
+        subject=cert.subject.rfc4514_string(),
+        issuer=cert.issuer.rfc4514_string(),
+        serial=format(cert.serial_number, "x"),
+        not_before=cert.not_valid_before_utc.astimezone(dt.UTC),
+        not_after=cert.not_valid_after_utc.astimezone(dt.UTC),
+        sha1=cert.fingerprint(hashes.SHA1()).hex(),
+        sha256=cert.fingerprint(hashes.SHA256()).hex(),
+        key_usage=key_usage(cert),
+        pem=cert.public_bytes(serialization.Encoding.PEM).decode(),
+    )
 
-    @staticmethod
-    def _read(cert: AgencyCertificate, agency_code: str) -> CertificateRead:
-        return CertificateRead(
-            id=cert.id,
-            agency_code=agency_code,
-            kind=cert.kind,
-            subject=cert.subject,
-            issuer=cert.issuer,
-            serial=cert.serial,
-            not_before=cert.not_before,
-            not_after=cert.not_after,
-            sha1=cert.sha1,
-            sha256=cert.sha256,
-            key_usage=list(cert.key_usage),
-            pem=cert.pem,
-            created_at=cert.created_at,
-        )
+
+def _read(cert: AgencyCertificate, agency_code: str) -> CertificateRead:
+    """Return a certificate as the API shows it."""
+    return CertificateRead(
+        id=cert.id,
+        agency_code=agency_code,
+        kind=cert.kind,
+        subject=cert.subject,
+        issuer=cert.issuer,
+        serial=cert.serial,
+        not_before=cert.not_before,
+        not_after=cert.not_after,
+        sha1=cert.sha1,
+        sha256=cert.sha256,
+        key_usage=list(cert.key_usage),
+        pem=cert.pem,
+        created_at=cert.created_at,
+    )
+
+
+class CertificateService:
+    def __init__(self, certificates: CertificateRepository, agencies: AgencyRepository, *, actor: str) -> None:
+        self.certificates = certificates
+        self.agencies = agencies
+        self.actor = actor
 
     async def add(self, code: str, data: CertificateUpload) -> CertificateRead:
         """Register a certificate for an agency."""
         agency = await require_agency(self.agencies, code)
-        cert = parse_certificate(data.certificate)
-        sha256 = cert.fingerprint(hashes.SHA256()).hex()
-        query = select(AgencyCertificate).where(
-            AgencyCertificate.agency_id == agency.id, AgencyCertificate.sha256 == sha256
+        record = _row(parse_certificate(data.certificate), agency_id=agency.id, kind=data.kind)
+        if await self.certificates.by_fingerprint(agency.id, record.sha256) is not None:
+            raise CertificateExistsError(f"Certificate {record.sha256} is registered for {agency.code} already")
+        await self.certificates.add(record)
+        await self._announce(
+            agency,
+            action="certificate_added",
+            changes={"sha256": record.sha256, "kind": data.kind, "subject": record.subject},
+            sha256=record.sha256,
         )
-        if (await self.session.execute(query)).scalar_one_or_none() is not None:
-            raise CertificateExistsError(f"Certificate {sha256} is registered for {agency.code} already")
-        record = AgencyCertificate(
-            agency_id=agency.id,
-            kind=data.kind,
-            subject=cert.subject.rfc4514_string(),
-            issuer=cert.issuer.rfc4514_string(),
-            serial=format(cert.serial_number, "x"),
-            not_before=cert.not_valid_before_utc.astimezone(dt.UTC),
-            not_after=cert.not_valid_after_utc.astimezone(dt.UTC),
-            sha1=cert.fingerprint(hashes.SHA1()).hex(),
-            sha256=sha256,
-            key_usage=key_usage(cert),
-            pem=cert.public_bytes(serialization.Encoding.PEM).decode(),
-        )
-        self.session.add(record)
-        self.session.add(
-            AgencyChange(
-                agency_id=agency.id,
-                action="certificate_added",
-                actor=self.actor,
-                changes={"sha256": sha256, "kind": data.kind, "subject": record.subject},
-            )
-        )
-        await self.session.flush()
-        await record_event(
-            self.session,
-            messaging,
-            "agency.updated.v1",
-            {"agency": {"code": agency.code}, "changed": ["certificates"], "certificate_sha256": sha256},
-            ordering_key=f"agency:{agency.code}",
-        )
-        return self._read(record, agency.code)
+        return _read(record, agency.code)
 
     async def list(self, code: str) -> list[CertificateRead]:
+        """Return an agency's certificates, oldest first."""
         agency = await require_agency(self.agencies, code)
-        query = (
-            select(AgencyCertificate)
-            .where(AgencyCertificate.agency_id == agency.id)
-            .order_by(AgencyCertificate.created_at)
-        )
-        rows: Sequence[AgencyCertificate] = (await self.session.execute(query)).scalars().all()
-        return [self._read(c, agency.code) for c in rows]
+        return [_read(c, agency.code) for c in await self.certificates.of_agency(agency.id)]
 
     async def remove(self, code: str, certificate_id: uuid.UUID) -> None:
+        """Remove a certificate from an agency."""
         agency = await require_agency(self.agencies, code)
-        cert = await self.session.get(AgencyCertificate, certificate_id)
+        cert = await self.certificates.get(certificate_id)
         if cert is None or cert.agency_id != agency.id:
             raise CertificateNotFoundError(f"{agency.code} has no certificate {certificate_id}")
-        await self.session.delete(cert)
-        self.session.add(
-            AgencyChange(
-                agency_id=agency.id, action="certificate_removed", actor=self.actor, changes={"sha256": cert.sha256}
-            )
+        await self.certificates.remove(cert)
+        await self._announce(agency, action="certificate_removed", changes={"sha256": cert.sha256}, sha256=cert.sha256)
+
+    async def _announce(self, agency: Agency, *, action: str, changes: dict[str, str], sha256: str) -> None:
+        """Keep a certificate change in the agency's history and record ``agency.updated.v1``."""
+        await self.agencies.record_change(agency.id, action=action, actor=self.actor, changes=changes)
+        event = CertificatesUpdated(
+            agency=AgencyRef(code=agency.code), changed=["certificates"], certificate_sha256=sha256
         )
-        await self.session.flush()
-        await record_event(
-            self.session,
-            messaging,
-            "agency.updated.v1",
-            {"agency": {"code": agency.code}, "changed": ["certificates"], "certificate_sha256": cert.sha256},
-            ordering_key=f"agency:{agency.code}",
-        )
+        await record(self.certificates, AgencyUpdated(event), ordering_key=f"agency:{agency.code}")

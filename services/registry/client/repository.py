@@ -7,31 +7,26 @@ import uuid
 from collections.abc import Sequence
 
 from sqlalchemy import or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.registry.models import ApiClient, ClientSecret
+from shared.repository import Repository
 
 
-class ClientRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+class ClientRepository(Repository[ApiClient]):
+    model = ApiClient
 
     async def by_client_id(self, client_id: str) -> ApiClient | None:
+        """Return the client with this public client id, or None."""
         query = select(ApiClient).where(ApiClient.client_id == client_id)
         return (await self.session.execute(query)).scalar_one_or_none()
 
     async def of_agency(self, agency_id: uuid.UUID) -> Sequence[ApiClient]:
+        """Return an agency's clients, oldest first."""
         query = select(ApiClient).where(ApiClient.agency_id == agency_id).order_by(ApiClient.created_at)
         return (await self.session.execute(query)).scalars().all()
 
-    async def add(self, client: ApiClient, secret_hash: str) -> ApiClient:
-        self.session.add(client)
-        await self.session.flush()
-        self.session.add(ClientSecret(client_pk=client.id, secret_hash=secret_hash))
-        await self.session.flush()
-        return client
-
     async def live_secrets(self, client_pk: uuid.UUID, now: dt.datetime) -> Sequence[ClientSecret]:
+        """Return a client's secrets that have not expired at ``now``, newest first."""
         query = (
             select(ClientSecret)
             .where(
@@ -54,5 +49,6 @@ class ClientRepository:
         )
 
     async def add_secret(self, client_pk: uuid.UUID, secret_hash: str) -> None:
+        """Add a secret (its argon2id hash) to a client."""
         self.session.add(ClientSecret(client_pk=client_pk, secret_hash=secret_hash))
         await self.session.flush()

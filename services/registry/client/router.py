@@ -14,51 +14,51 @@ from services.registry.client.schemas import (
     Rotated,
     Rotation,
 )
-from services.registry.client.service import ClientService
-from services.registry.dependencies import AdminDep, InternalDep
+from services.registry.dependencies import AdminDep, ClientServiceDep, InternalDep
 from shared.auth import PrincipalDep
-from shared.db import SessionDep
 
 router = APIRouter(tags=["api clients"])
 
 
 @router.post("/v1/agencies/{code}/clients", status_code=status.HTTP_201_CREATED, response_model=ClientCreated)
-async def create_client(code: str, body: ClientCreate, session: SessionDep, _admin: AdminDep) -> ClientCreated:
+async def create_client(code: str, body: ClientCreate, clients: ClientServiceDep, _admin: AdminDep) -> ClientCreated:
     """Issue an API client for an agency (admin only). The secret is shown in this response only."""
-    return await ClientService(session).create(code, body)
+    return await clients.create(code, body)
 
 
 @router.get("/v1/agencies/{code}/clients", response_model=list[ClientRead])
-async def list_clients(code: str, session: SessionDep, principal: PrincipalDep) -> list[ClientRead]:
+async def list_clients(code: str, clients: ClientServiceDep, principal: PrincipalDep) -> list[ClientRead]:
     """List an agency's API clients (admin, or the agency itself), without secrets."""
-    return await ClientService(session).list_for(code, principal)
+    return await clients.list_for(code, principal=principal)
 
 
 @router.get("/v1/clients/{client_id}", response_model=ClientRead)
-async def get_client(client_id: str, session: SessionDep, principal: PrincipalDep) -> ClientRead:
+async def get_client(client_id: str, clients: ClientServiceDep, principal: PrincipalDep) -> ClientRead:
     """Return an API client (admin, or a client of the same agency)."""
-    return await ClientService(session).get(client_id, principal)
+    return await clients.get(client_id, principal=principal)
 
 
 @router.post("/v1/clients/{client_id}/rotate", response_model=Rotated)
-async def rotate_secret(client_id: str, body: Rotation, session: SessionDep, _admin: AdminDep) -> Rotated:
+async def rotate_secret(client_id: str, body: Rotation, clients: ClientServiceDep, _admin: AdminDep) -> Rotated:
     """Issue a new secret; the old one stays valid for `overlap_seconds` (admin only)."""
-    return await ClientService(session).rotate(client_id, body.overlap_seconds)
+    return await clients.rotate(client_id, overlap_seconds=body.overlap_seconds)
 
 
 @router.post("/v1/clients/{client_id}/revoke", response_model=ClientRead)
-async def revoke_client(client_id: str, session: SessionDep, _admin: AdminDep) -> ClientRead:
+async def revoke_client(client_id: str, clients: ClientServiceDep, _admin: AdminDep) -> ClientRead:
     """Revoke a client at once: no new token, its live tokens refused within seconds (admin only)."""
-    return await ClientService(session).revoke(client_id)
+    return await clients.revoke(client_id)
 
 
 @router.post("/internal/v1/credentials/verify", response_model=CredentialsValid, include_in_schema=False)
-async def verify_credentials(body: CredentialsCheck, session: SessionDep, _gateway: InternalDep) -> CredentialsValid:
+async def verify_credentials(
+    body: CredentialsCheck, clients: ClientServiceDep, _gateway: InternalDep
+) -> CredentialsValid:
     """Check client credentials for the gateway's token endpoint."""
-    return await ClientService(session).verify(body.client_id, body.client_secret)
+    return await clients.verify(body.client_id, body.client_secret)
 
 
 @router.get("/internal/v1/clients/{client_id}/status", response_model=ClientStatus, include_in_schema=False)
-async def client_status(client_id: str, session: SessionDep, _gateway: InternalDep) -> ClientStatus:
+async def client_status(client_id: str, clients: ClientServiceDep, _gateway: InternalDep) -> ClientStatus:
     """Whether a client's tokens are still honoured (for the gateway's cache)."""
-    return await ClientService(session).status(client_id)
+    return await clients.status(client_id)

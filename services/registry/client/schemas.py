@@ -18,6 +18,7 @@ class ClientCreate(BaseModel):
     @field_validator("scopes")
     @classmethod
     def _known_scopes(cls, scopes: list[str]) -> list[str]:
+        """Refuse unknown scopes; return the scopes sorted, each once."""
         unknown = sorted(set(scopes) - set(Scope.ALL))
         if unknown:
             raise ValueError(f"unknown scopes {unknown}; allowed: {list(Scope.ALL)}")

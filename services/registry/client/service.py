@@ -4,9 +4,8 @@ overlap window, revoke at once, check them for the gateway."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import secrets
-
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.registry.agency.repository import AgencyRepository
 from services.registry.agency.service import require_agency
@@ -19,30 +18,37 @@ from services.registry.client.schemas import (
     CredentialsValid,
     Rotated,
 )
-from services.registry.errors import (
-    AgencyNotFoundError,
-    ClientCredentialsInvalidError,
-    ClientNotFoundError,
-)
-from services.registry.models import ApiClient, messaging
+from services.registry.errors import AgencyNotFoundError, ClientNotFoundError
+from services.registry.events import ApiClientCreated, ApiClientRevoked, ApiClientRotated, record
+from services.registry.models import Agency, ApiClient
 from shared.auth import Principal, Scope, hash_secret, new_secret, verify_secret
+from shared.clients import InvalidClientError
 from shared.db import utcnow
 from shared.errors import AgencyInactiveError
-from shared.messaging import record_event
 
-# A hash of a random secret, checked when the client id is unknown, so the answer takes as long
-# for an unknown client as for a wrong secret.
-_DUMMY_HASH = hash_secret(secrets.token_urlsafe(16))
+BOOTSTRAP_ADMIN_SCOPES = (Scope.REGISTRY_ADMIN, Scope.AUDIT, Scope.STATS)
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Return the hash checked when the client id is unknown, made once, at the configured cost."""
+    # Checked so that the answer takes as long for an unknown client as for a wrong secret: it is
+    # made on first use, after create_app has set the cost the real hashes are made with.
+    return hash_secret(secrets.token_urlsafe(16))
 
 
 class ClientService:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-        self.clients = ClientRepository(session)
-        self.agencies = AgencyRepository(session)
+    def __init__(self, clients: ClientRepository, agencies: AgencyRepository) -> None:
+        self.clients = clients
+        self.agencies = agencies
+
+    async def _agency_of(self, client: ApiClient) -> Agency | None:
+        """Return the agency a client acts for (None for the bootstrap admin)."""
+        return await self.agencies.get(client.agency_id) if client.agency_id else None
 
     async def _read(self, client: ApiClient) -> ClientRead:
-        agency = await self.agencies.by_id(client.agency_id) if client.agency_id else None
+        """Return a client as the API shows it (never its secrets)."""
+        agency = await self._agency_of(client)
         return ClientRead(
             client_id=client.client_id,
             name=client.name,
@@ -52,46 +58,47 @@ class ClientService:
             revoked_at=client.revoked_at,
         )
 
-    async def _visible(self, client_id: str, principal: Principal) -> ApiClient:
+    async def _visible(self, client_id: str, *, principal: Principal) -> ApiClient:
         """Return a client the principal may see (admin: any; an agency: its own); 404 otherwise."""
         client = await self.clients.by_client_id(client_id)
         if client is not None and not principal.is_admin:
-            agency = await self.agencies.by_id(client.agency_id) if client.agency_id else None
+            agency = await self._agency_of(client)
             if agency is None or agency.code != principal.agency_code:
                 client = None
         if client is None:
             raise ClientNotFoundError(f"No API client {client_id} is visible to you")
         return client
 
+    async def _issue(self, client: ApiClient, *, secret: str) -> ApiClient:
+        """Store a new client with its first secret (hashed)."""
+        await self.clients.add(client)
+        await self.clients.add_secret(client.id, hash_secret(secret))
+        return client
+
     async def create(self, agency_code: str, data: ClientCreate) -> ClientCreated:
         """Issue a new credential for an agency; the secret is returned this once."""
         agency = await require_agency(self.agencies, agency_code)
         secret = new_secret()
-        client = await self.clients.add(
+        client = await self._issue(
             ApiClient(client_id=f"lt_{secrets.token_hex(12)}", name=data.name, agency_id=agency.id, scopes=data.scopes),
-            hash_secret(secret),
+            secret=secret,
         )
         read = await self._read(client)
-        await record_event(
-            self.session,
-            messaging,
-            "client.created.v1",
-            read.model_dump(mode="json"),
-            ordering_key=f"client:{client.client_id}",
-        )
+        await record(self.clients, ApiClientCreated(**read.model_dump()), ordering_key=f"client:{client.client_id}")
         return ClientCreated(**read.model_dump(), client_secret=secret)
 
-    async def list_for(self, agency_code: str, principal: Principal) -> list[ClientRead]:
+    async def list_for(self, agency_code: str, *, principal: Principal) -> list[ClientRead]:
         """List an agency's credentials (admin, or the agency itself)."""
         agency = await require_agency(self.agencies, agency_code)
         if not principal.is_admin and principal.agency_code != agency.code:
             raise AgencyNotFoundError(f"No agency has the code {agency_code}", agency_code=agency_code)
         return [await self._read(c) for c in await self.clients.of_agency(agency.id)]
 
-    async def get(self, client_id: str, principal: Principal) -> ClientRead:
-        return await self._read(await self._visible(client_id, principal))
+    async def get(self, client_id: str, *, principal: Principal) -> ClientRead:
+        """Return a client the principal may see."""
+        return await self._read(await self._visible(client_id, principal=principal))
 
-    async def rotate(self, client_id: str, overlap_seconds: int) -> Rotated:
+    async def rotate(self, client_id: str, *, overlap_seconds: int) -> Rotated:
         """Issue a new secret; the old ones stay valid for ``overlap_seconds``, then expire."""
         client = await self.clients.by_client_id(client_id)
         if client is None or client.revoked_at is not None:
@@ -100,13 +107,8 @@ class ClientService:
         await self.clients.expire_secrets(client.id, expires)
         secret = new_secret()
         await self.clients.add_secret(client.id, hash_secret(secret))
-        await record_event(
-            self.session,
-            messaging,
-            "client.rotated.v1",
-            {"client_id": client.client_id, "previous_secrets_expire_at": expires.isoformat()},
-            ordering_key=f"client:{client.client_id}",
-        )
+        rotated = ApiClientRotated(client_id=client.client_id, previous_secrets_expire_at=expires)
+        await record(self.clients, rotated, ordering_key=f"client:{client.client_id}")
         return Rotated(client_id=client.client_id, client_secret=secret, previous_secrets_expire_at=expires)
 
     async def revoke(self, client_id: str) -> ClientRead:
@@ -114,20 +116,15 @@ class ClientService:
         client = await self.clients.by_client_id(client_id)
         if client is None:
             raise ClientNotFoundError(f"No API client {client_id}")
-        if client.revoked_at is None:
-            client.revoked_at = utcnow()
-            await self.clients.expire_secrets(client.id, client.revoked_at)
-            await self.session.flush()
-            read = await self._read(client)
-            await record_event(
-                self.session,
-                messaging,
-                "client.revoked.v1",
-                {"client_id": client.client_id, "agency_code": read.agency_code},
-                ordering_key=f"client:{client.client_id}",
-            )
-            return read
-        return await self._read(client)
+        if client.revoked_at is not None:
+            return await self._read(client)
+        client.revoked_at = utcnow()
+        await self.clients.expire_secrets(client.id, client.revoked_at)
+        await self.clients.flush()
+        read = await self._read(client)
+        revoked = ApiClientRevoked(client_id=client.client_id, agency_code=read.agency_code)
+        await record(self.clients, revoked, ordering_key=f"client:{client.client_id}")
+        return read
 
     async def verify(self, client_id: str, client_secret: str) -> CredentialsValid:
         """Check a client id and secret; the same error whatever is wrong."""
@@ -136,29 +133,35 @@ class ClientService:
         ok = (
             any([verify_secret(h, client_secret) for h in hashes])
             if hashes
-            else verify_secret(_DUMMY_HASH, client_secret)
+            else verify_secret(_dummy_hash(), client_secret)
         )
         if client is None or not hashes or not ok or client.revoked_at is not None:
-            raise ClientCredentialsInvalidError("Unknown client, wrong or expired secret, or revoked client")
-        agency_code = None
-        if client.agency_id is not None:
-            agency = await self.agencies.by_id(client.agency_id)
-            if agency is None or agency.status != "active":
-                status = agency.status if agency else "missing"
-                raise AgencyInactiveError(
-                    f"The agency of this client is {status}; ask the province IT office", agency_status=status
-                )
-            agency_code = agency.code
-        return CredentialsValid(client_id=client.client_id, agency_code=agency_code, scopes=list(client.scopes))
+            raise InvalidClientError("Unknown client, wrong or expired secret, or revoked client")
+        agency = await self._acting_agency(client)
+        return CredentialsValid(
+            client_id=client.client_id, agency_code=agency.code if agency else None, scopes=list(client.scopes)
+        )
+
+    async def _acting_agency(self, client: ApiClient) -> Agency | None:
+        """Return the agency a client acts for (None: the bootstrap admin); 403 unless it is active."""
+        if client.agency_id is None:
+            return None
+        agency = await self.agencies.get(client.agency_id)
+        if agency is None or agency.status != "active":
+            status = agency.status if agency else "missing"
+            raise AgencyInactiveError(
+                f"The agency of this client is {status}; ask the province IT office", agency_status=status
+            )
+        return agency
 
     async def status(self, client_id: str) -> ClientStatus:
-        """Whether a client's tokens are still to be honoured (not revoked, agency active)."""
+        """Return whether a client's tokens are still to be honoured (not revoked, agency active)."""
         client = await self.clients.by_client_id(client_id)
         if client is None:
             return ClientStatus(
                 client_id=client_id, active=False, reason="unknown", agency_code=None, agency_status=None
             )
-        agency = await self.agencies.by_id(client.agency_id) if client.agency_id else None
+        agency = await self._agency_of(client)
         reason = None
         if client.revoked_at is not None:
             reason = "revoked"
@@ -173,18 +176,17 @@ class ClientService:
         )
 
     async def ensure_bootstrap_admin(self, client_id: str, secret: str) -> None:
-        """Create or refresh the bootstrap admin credential from settings."""
-        scopes = [Scope.REGISTRY_ADMIN, Scope.AUDIT, Scope.STATS]
+        """Create the bootstrap admin credential from settings, or bring it back to them."""
         client = await self.clients.by_client_id(client_id)
         if client is None:
-            await self.clients.add(
-                ApiClient(client_id=client_id, name="Bootstrap administrator", agency_id=None, scopes=scopes),
-                hash_secret(secret),
+            admin = ApiClient(
+                client_id=client_id, name="Bootstrap administrator", agency_id=None, scopes=list(BOOTSTRAP_ADMIN_SCOPES)
             )
+            await self._issue(admin, secret=secret)
             return
         live = await self.clients.live_secrets(client.id, utcnow())
         if client.revoked_at is not None or not any(verify_secret(s.secret_hash, secret) for s in live):
             client.revoked_at = None
-            client.scopes = scopes
+            client.scopes = list(BOOTSTRAP_ADMIN_SCOPES)
             await self.clients.expire_secrets(client.id, utcnow())
             await self.clients.add_secret(client.id, hash_secret(secret))

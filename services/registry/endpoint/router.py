@@ -4,36 +4,32 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from services.registry.dependencies import InternalDep, require_admin_or_own
+from services.registry.dependencies import EndpointServiceDep, InternalDep, require_admin_or_own
 from services.registry.endpoint.schemas import EndpointChanged, EndpointInternal, EndpointRead, EndpointUpdate
-from services.registry.endpoint.service import EndpointService
 from shared.auth import PrincipalDep
-from shared.db import SessionDep
 
 router = APIRouter(tags=["delivery endpoints"])
 
 
 @router.get("/v1/agencies/{code}/endpoint", response_model=EndpointRead)
-async def get_endpoint(code: str, session: SessionDep, principal: PrincipalDep) -> EndpointRead:
+async def get_endpoint(code: str, endpoints: EndpointServiceDep, principal: PrincipalDep) -> EndpointRead:
     """How an agency receives (registry admin, or the agency itself)."""
-    service = EndpointService(session)
-    endpoint = await service.get(code)
+    endpoint = await endpoints.get(code)
     require_admin_or_own(principal, endpoint.agency_code)
     return endpoint
 
 
 @router.put("/v1/agencies/{code}/endpoint", response_model=EndpointChanged)
 async def set_endpoint(
-    code: str, body: EndpointUpdate, session: SessionDep, principal: PrincipalDep
+    code: str, body: EndpointUpdate, endpoints: EndpointServiceDep, principal: PrincipalDep
 ) -> EndpointChanged:
     """Choose pull (REST inbox), push (webhook, HMAC-signed with the secret shown once) or amqp
-    (a queue on the provincial bus); new deliveries use it at once (admin, or the agency itself)."""
-    service = EndpointService(session, principal.client_id)
-    require_admin_or_own(principal, (await service.get(code)).agency_code)
-    return await service.set(code, body)
+    (a queue on the provincial bus) (admin, or the agency itself); the exchange delivers by pull only so far."""
+    require_admin_or_own(principal, (await endpoints.get(code)).agency_code)
+    return await endpoints.set(code, body)
 
 
 @router.get("/internal/v1/agencies/{code}/endpoint", response_model=EndpointInternal, include_in_schema=False)
-async def get_endpoint_internal(code: str, session: SessionDep, _internal: InternalDep) -> EndpointInternal:
+async def get_endpoint_internal(code: str, endpoints: EndpointServiceDep, _internal: InternalDep) -> EndpointInternal:
     """How to deliver to an agency, secret included (services only)."""
-    return await EndpointService(session).get_internal(code)
+    return await endpoints.get_internal(code)

@@ -23,6 +23,7 @@ class EndpointUpdate(BaseModel):
 
     @model_validator(mode="after")
     def _complete(self) -> EndpointUpdate:
+        """Refuse a mode without what it needs, or with what belongs to another mode."""
         if self.mode == "push" and self.webhook_url is None:
             raise ValueError("push delivery needs webhook_url")
         url = self.webhook_url

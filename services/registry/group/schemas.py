@@ -7,7 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from services.registry.agency.schemas import LEVEL_PATTERN, AnyAgencyCode, VietnameseText
+from services.registry.agency.schemas import LEVEL_PATTERN
+from shared.types import AnyAgencyCode, VietnameseText
 
 GROUP_NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,99}$"
 
@@ -24,6 +25,7 @@ class GroupRule(BaseModel):
 
     @model_validator(mode="after")
     def _not_everything(self) -> GroupRule:
+        """Refuse a rule that would match every agency."""
         if self.level is None and self.under is None:
             raise ValueError("a rule needs a level, an `under` agency, or both")
         return self
@@ -39,6 +41,7 @@ class GroupDefinition(BaseModel):
 
     @model_validator(mode="after")
     def _not_empty(self) -> GroupDefinition:
+        """Refuse a group without members or rules; keep each member once."""
         if not self.members and not self.rules:
             raise ValueError("a group needs static members, rules, or both")
         self.members = list(dict.fromkeys(self.members))

@@ -4,11 +4,11 @@ retired agencies are redirected to their successor, groups are expanded at send 
 from __future__ import annotations
 
 import uuid
-
-from sqlalchemy.ext.asyncio import AsyncSession
+from typing import Literal
 
 from services.registry.agency.repository import AgencyRepository
 from services.registry.errors import GroupExistsError, GroupInvalidError, GroupNotFoundError
+from services.registry.events import GroupUpdated, record
 from services.registry.group.repository import GroupRepository
 from services.registry.group.schemas import (
     GroupCreate,
@@ -22,11 +22,8 @@ from services.registry.group.schemas import (
     Redirect,
     ResolvedAgency,
 )
-from services.registry.models import Agency, RecipientGroup, messaging
+from services.registry.models import Agency, RecipientGroup
 from shared.db import utcnow
-from shared.messaging import record_event
-
-MAX_SUCCESSOR_HOPS = 10
 
 
 class _Collector:
@@ -36,24 +33,27 @@ class _Collector:
         self.by_code: dict[str, ResolvedAgency] = {}
 
     def add(self, agency: Agency, via: str) -> None:
+        """Keep ``agency``, reached ``via`` this way, unless it was reached before."""
         self.by_code.setdefault(
             agency.code, ResolvedAgency(code=agency.code, name=agency.name, level=agency.level, via=via)
         )
 
 
 class GroupService:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-        self.groups = GroupRepository(session)
-        self.agencies = AgencyRepository(session)
+    def __init__(self, groups: GroupRepository, agencies: AgencyRepository, *, max_successor_hops: int) -> None:
+        self.groups = groups
+        self.agencies = agencies
+        self.max_successor_hops = max_successor_hops
 
     async def _require(self, name: str) -> RecipientGroup:
+        """Return the group with this name or raise 404."""
         group = await self.groups.by_name(name)
         if group is None:
             raise GroupNotFoundError(f"No recipient group is named {name!r}", group=name)
         return group
 
     async def _read(self, group: RecipientGroup) -> GroupRead:
+        """Return a group's definition as the API shows it."""
         members = await self.agencies.by_ids(await self.groups.member_ids(group.id))
         return GroupRead(
             name=group.name,
@@ -66,6 +66,7 @@ class GroupService:
         )
 
     async def _member_ids(self, definition: GroupDefinition) -> list[uuid.UUID]:
+        """Return the ids of a definition's static members; 422 when it names unknown agencies or levels."""
         found = await self.agencies.by_codes(definition.members)
         known = {a.code for a in found} | {a.new_code for a in found if a.new_code}
         missing = sorted(set(definition.members) - known)
@@ -84,10 +85,9 @@ class GroupService:
             )
         return [a.id for a in found]
 
-    async def _announce(self, name: str, action: str) -> None:
-        await record_event(
-            self.session, messaging, "group.updated.v1", {"name": name, "action": action}, ordering_key=f"group:{name}"
-        )
+    async def _announce(self, name: str, *, action: Literal["created", "updated", "deleted"]) -> None:
+        """Record ``group.updated.v1``: the directory caches drop their resolutions."""
+        await record(self.groups, GroupUpdated(name=name, action=action), ordering_key=f"group:{name}")
 
     async def create(self, data: GroupCreate) -> GroupRead:
         """Create a recipient group."""
@@ -103,7 +103,7 @@ class GroupService:
             )
         )
         await self.groups.set_members(group.id, member_ids)
-        await self._announce(group.name, "created")
+        await self._announce(group.name, action="created")
         return await self._read(group)
 
     async def replace(self, name: str, data: GroupDefinition) -> GroupRead:
@@ -115,37 +115,40 @@ class GroupService:
         group.rules = [r.model_dump(mode="json", exclude_none=True) for r in data.rules]
         group.updated_at = utcnow()
         await self.groups.set_members(group.id, member_ids)
-        await self._announce(group.name, "updated")
+        await self._announce(group.name, action="updated")
         return await self._read(group)
 
     async def delete(self, name: str) -> None:
+        """Delete a group."""
         group = await self._require(name)
         await self.groups.remove(group)
-        await self._announce(name, "deleted")
+        await self._announce(name, action="deleted")
 
     async def get(self, name: str) -> GroupRead:
+        """Return a group's definition."""
         return await self._read(await self._require(name))
 
     async def list_all(self) -> list[GroupRead]:
+        """Return every group's definition, by name."""
         return [await self._read(g) for g in await self.groups.all()]
 
     # -- resolution ----------------------------------------------------------------------------
 
     async def _follow_successors(self, agency: Agency) -> Agency | None:
-        """Return the active agency a retired one hands over to (None when the chain ends elsewhere)."""
+        """Return the active agency a retired one hands over to, among ``max_successor_hops`` (else None)."""
         current = agency
-        for _ in range(MAX_SUCCESSOR_HOPS):
+        for _ in range(self.max_successor_hops):
             if current.status == "active":
                 return current
             if current.status != "retired" or current.successor_id is None:
                 return None
-            successor = await self.agencies.by_id(current.successor_id)
+            successor = await self.agencies.get(current.successor_id)
             if successor is None:
                 return None
             current = successor
         return None
 
-    async def _expand(self, group: RecipientGroup, into: _Collector) -> list[str]:
+    async def _expand(self, group: RecipientGroup, *, into: _Collector) -> list[str]:
         """Add a group's current active members to ``into``; return the static members skipped."""
         via = f"group:{group.name}"
         skipped: list[str] = []
@@ -163,7 +166,9 @@ class GroupService:
                 if root is None:  # the root agency was removed since: the rule matches nothing
                     continue
                 root_id = root.id
-            for agency in await self.agencies.in_subtree_at_level(root_id, rule.level, ["active"]):
+            for agency in await self.agencies.in_subtree_at_level(
+                root_id=root_id, level=rule.level, statuses=["active"]
+            ):
                 into.add(agency, via)
         return skipped
 
@@ -171,36 +176,19 @@ class GroupService:
         """Resolve a group to its current active members."""
         group = await self._require(name)
         collector = _Collector()
-        skipped = await self._expand(group, collector)
+        skipped = await self._expand(group, into=collector)
         members = list(collector.by_code.values())
         return GroupMembers(name=group.name, count=len(members), members=members, skipped=skipped)
 
     async def resolve(self, query: RecipientQuery) -> RecipientResolution:
         """Resolve agency codes and group names to the active agencies that will receive."""
         collector = _Collector()
-        redirected: list[Redirect] = []
-        inactive: list[InactiveRecipient] = []
         wanted = [c.strip().upper() for c in query.codes]
-        agencies = await self.agencies.by_codes(wanted)
-        by_code = {a.code: a for a in agencies} | {a.new_code: a for a in agencies if a.new_code}
-        unknown = sorted({c for c in wanted if c not in by_code})
-        for code in dict.fromkeys(wanted):
-            agency = by_code.get(code)
-            if agency is None:
-                continue
-            if agency.status == "active":
-                collector.add(agency, "code")
-                continue
-            target = await self._follow_successors(agency) if agency.status == "retired" else None
-            if target is None:
-                inactive.append(InactiveRecipient(code=agency.code, status=agency.status))
-            else:
-                redirected.append(Redirect(from_code=agency.code, to_code=target.code))
-                collector.add(target, f"successor:{agency.code}")
+        unknown, redirected, inactive = await self._resolve_codes(wanted, into=collector)
         groups = await self.groups.by_names(query.groups)
         unknown_groups = sorted(set(query.groups) - {g.name for g in groups})
         for group in groups:
-            await self._expand(group, collector)
+            await self._expand(group, into=collector)
         return RecipientResolution(
             recipients=list(collector.by_code.values()),
             redirected=redirected,
@@ -208,3 +196,27 @@ class GroupService:
             unknown_groups=unknown_groups,
             inactive=inactive,
         )
+
+    async def _resolve_codes(
+        self, wanted: list[str], *, into: _Collector
+    ) -> tuple[list[str], list[Redirect], list[InactiveRecipient]]:
+        """Add the agencies ``wanted`` names to ``into``; return the unknown, redirected and inactive ones."""
+        agencies = await self.agencies.by_codes(wanted)
+        by_code = {a.code: a for a in agencies} | {a.new_code: a for a in agencies if a.new_code}
+        unknown = sorted({c for c in wanted if c not in by_code})
+        redirected: list[Redirect] = []
+        inactive: list[InactiveRecipient] = []
+        for code in dict.fromkeys(wanted):
+            agency = by_code.get(code)
+            if agency is None:
+                continue
+            if agency.status == "active":
+                into.add(agency, "code")
+                continue
+            target = await self._follow_successors(agency) if agency.status == "retired" else None
+            if target is None:
+                inactive.append(InactiveRecipient(code=agency.code, status=agency.status))
+            else:
+                redirected.append(Redirect(from_code=agency.code, to_code=target.code))
+                into.add(target, f"successor:{agency.code}")
+        return unknown, redirected, inactive

@@ -31,4 +31,5 @@ class ImportReport(BaseModel):
 
 
 def problems_payload(problems: list[ImportProblem]) -> list[dict[str, Any]]:
+    """Return import problems as the ``errors`` of a 422 ``import_invalid``."""
     return [p.model_dump() for p in problems]
