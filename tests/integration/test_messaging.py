@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from services.archive.models import messaging
-from shared.config import OutboxSection
+from shared.config import OutboxSection, Settings
 from shared.db import Database
 from shared.messaging import (
     Envelope,
@@ -24,17 +24,15 @@ from shared.messaging import (
     Subscription,
     record_event,
 )
-from shared.migrations import upgrade
-from tests.conftest import AMQP_URL
+from tests.conftest import AMQP_URL, TEMPLATES
 from tests.helpers import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-async def database(fresh_pg_database: str) -> AsyncIterator[Database]:
-    await upgrade("archive", fresh_pg_database)
-    db = Database(fresh_pg_database, "archive")
+async def database(migrated_pg_database: str) -> AsyncIterator[Database]:
+    db = Database(migrated_pg_database, "archive")
     yield db
     await db.dispose()
 
@@ -186,9 +184,9 @@ async def test_poison_message_is_dead_lettered_after_the_delivery_limit(database
 
 async def test_in_process_bus_retries_a_failed_handler_from_the_outbox(tmp_path):
     """Embedded mode: a failing handler leaves the row pending; the next pass delivers it once."""
-    url = f"sqlite+aiosqlite:///{tmp_path / 'archive.db'}"
-    await upgrade("archive", url)
-    database = Database(url, "archive")
+    settings = Settings(var_dir=tmp_path)
+    await TEMPLATES.copy_sqlite(settings, ("archive",))
+    database = Database(settings.database_url_for("archive"), "archive")
     broker = InProcessBroker()
     effects = Effects()
     failures = {"left": 1}

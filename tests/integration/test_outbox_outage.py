@@ -97,11 +97,11 @@ def _metric(text: str, name: str) -> float:
 
 
 async def test_events_survive_a_broker_outage_exactly_once_in_order(
-    tmp_path: Path, fresh_pg_database: str, broker_prefix: str, proxy: TcpProxy
+    tmp_path: Path, migrated_pg_database: str, broker_prefix: str, proxy: TcpProxy
 ):
     settings = make_settings(
         tmp_path / "var",
-        database_url=fresh_pg_database,
+        database_url=migrated_pg_database,
         broker_url=_through(proxy),
         broker_prefix=broker_prefix,
         outbox={"poll_seconds": 0.2, "retry_initial_seconds": 0.05, "retry_max_seconds": 0.5},

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from services.archive.models import messaging
 from services.cli import app as cli
-from shared.config import OutboxSection
+from shared.config import OutboxSection, Settings
 from shared.db import Database
 from shared.messaging import (
     Envelope,
@@ -26,7 +26,7 @@ from shared.messaging import (
     record_event,
     retry_delay,
 )
-from shared.migrations import upgrade
+from tests.conftest import TEMPLATES
 from tests.helpers import wait_until
 
 FAST = OutboxSection(retry_initial_seconds=0.05, retry_max_seconds=0.2, stuck_after_attempts=3, poll_seconds=0.05)
@@ -64,9 +64,9 @@ class Recorder:
 
 @pytest.fixture
 async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'archive.db'}"
-    await upgrade("archive", url)
-    db = Database(url, "archive")
+    settings = Settings(var_dir=tmp_path)  # the CLI finds it there too (LIENTHONG_VAR_DIR)
+    await TEMPLATES.copy_sqlite(settings, ("archive",))
+    db = Database(settings.database_url_for("archive"), "archive")
     yield db
     await db.dispose()
 
