@@ -53,11 +53,10 @@ async def _admin_execute(sql: str) -> None:
 
 
 @asynccontextmanager
-async def scratch_database(suffix: str = "", template: str | None = None) -> AsyncIterator[str]:
-    """Create a PostgreSQL database of this run's own (empty, or a copy of ``template``), drop it
-    after; yield its SQLAlchemy URL."""
+async def scratch_database(suffix: str = "") -> AsyncIterator[str]:
+    """Create a PostgreSQL database of this run's own, drop it after; yield its SQLAlchemy URL."""
     name = f"lt_test_{RUN_ID}{suffix}"
-    await _admin_execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+    await _admin_execute(f'CREATE DATABASE "{name}"')
     try:
         yield pg_url(name)
     finally:
@@ -86,10 +85,14 @@ class DatabaseTemplates:
 
     def __init__(self) -> None:
         self.pg_name = f"lt_test_{RUN_ID}_template"
-        self.clones: set[str] = set()  # URLs of the PostgreSQL copies made
+        self.clones: set[str] = set()  # URLs of the PostgreSQL copies in use
         self._pg_built = False
         self._sqlite_dir: Path | None = None
         self._lock: asyncio.Lock | None = None
+        # PostgreSQL spends its time creating and dropping a database (it syncs every file to disk):
+        # the next test's copy is made, and the last one dropped, while a test runs
+        self._next_clone: asyncio.Task[str] | None = None
+        self._drops: set[asyncio.Task[None]] = set()
 
     def _guard(self) -> asyncio.Lock:
         if self._lock is None:
@@ -125,24 +128,45 @@ class DatabaseTemplates:
                 await _admin_execute(f'ALTER DATABASE "{self.pg_name}" WITH ALLOW_CONNECTIONS false')
             return self.pg_name
 
+    async def _create_clone(self) -> str:
+        name = f"lt_test_{RUN_ID}_{secrets.token_hex(3)}"
+        await _admin_execute(f'CREATE DATABASE "{name}" TEMPLATE "{await self._pg_template()}"')
+        return name
+
     @asynccontextmanager
     async def pg_clone(self) -> AsyncIterator[str]:
         """A PostgreSQL database of one test's own, migrated; dropped after."""
-        template = await self._pg_template()
-        async with scratch_database(f"_{secrets.token_hex(3)}", template=template) as url:
-            self.clones.add(url)
-            try:
-                yield url
-            finally:
-                self.clones.discard(url)
+        made = self._next_clone or asyncio.ensure_future(self._create_clone())
+        self._next_clone = asyncio.ensure_future(self._create_clone())  # for the next test
+        name = await made
+        url = pg_url(name)
+        self.clones.add(url)
+        try:
+            yield url
+        finally:
+            self.clones.discard(url)
+            dropping = asyncio.ensure_future(_admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            self._drops.add(dropping)
+            dropping.add_done_callback(self._dropped)
+
+    def _dropped(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is None:
+            self._drops.discard(task)  # a failed drop stays, and fails the session's end
 
     async def drop(self) -> None:
-        if self._pg_built:
-            await _admin_execute(f'DROP DATABASE IF EXISTS "{self.pg_name}" WITH (FORCE)')
-            self._pg_built = False
-        if self._sqlite_dir is not None:
-            shutil.rmtree(self._sqlite_dir, ignore_errors=True)
-            self._sqlite_dir = None
+        """Drop the copies (the one made ahead too) and the templates."""
+        try:
+            if self._next_clone is not None:
+                made, self._next_clone = self._next_clone, None
+                await _admin_execute(f'DROP DATABASE IF EXISTS "{await made}" WITH (FORCE)')
+            await asyncio.gather(*self._drops)
+        finally:
+            if self._pg_built:
+                await _admin_execute(f'DROP DATABASE IF EXISTS "{self.pg_name}" WITH (FORCE)')
+                self._pg_built = False
+            if self._sqlite_dir is not None:
+                shutil.rmtree(self._sqlite_dir, ignore_errors=True)
+                self._sqlite_dir = None
 
 
 TEMPLATES = DatabaseTemplates()
