@@ -39,6 +39,14 @@ for key in [k for k in os.environ if k.startswith("LIENTHONG_") and not k.starts
     del os.environ[key]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests that start processes or measure throughput run one after the other on one xdist
+    worker (``--dist loadgroup``): never two of them at once on two cores."""
+    for item in items:
+        if item.get_closest_marker("topology") or item.get_closest_marker("heavy"):
+            item.add_marker(pytest.mark.xdist_group("processes"))
+
+
 def pg_url(database: str) -> str:
     base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
     return f"{base}/{database}"

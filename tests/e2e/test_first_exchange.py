@@ -92,6 +92,7 @@ def embedded(tmp_path: Path) -> Iterator[tuple[str, Credentials, Path]]:
         log.close()
 
 
+@pytest.mark.heavy
 async def test_first_exchange_in_embedded_mode(embedded):
     base_url, admin, var_dir = embedded
     await _exchange_and_check_archive(base_url, admin, var_dir)

@@ -27,7 +27,7 @@ from shared.service import ServiceRuntime, create_service_app
 from tests.conftest import AMQP_URL, make_settings
 from tests.helpers import wait_until
 
-pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq]
+pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.heavy]
 
 
 class TcpProxy:
