@@ -28,8 +28,12 @@ migrate: $(STAMP)
 services: ## make sure PostgreSQL and RabbitMQ answer (starts them if installed and stopped)
 	@bash .ci/services.sh
 
+# pytest-xdist workers (auto: one per core; 0: everything in one process). Each worker has its own
+# databases, broker prefix and templates; the tests that start processes share one worker.
+PYTEST_WORKERS ?= auto
+
 test: $(STAMP) services ## the whole suite, against the real PostgreSQL and RabbitMQ
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

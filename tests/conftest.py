@@ -1,12 +1,19 @@
 """Test fixtures: a PostgreSQL database and a RabbitMQ prefix of this run's own, cleaned up after,
-and the whole system in-process (embedded composition) on SQLite or on PostgreSQL."""
+and the whole system in-process (embedded composition) on SQLite or on PostgreSQL.
+
+Every service's migrations run once per session (per xdist worker) into template databases; a test
+gets a copy, already at head: ``CREATE DATABASE … TEMPLATE`` on PostgreSQL, copied files on SQLite.
+The tests of the migrations themselves, and the processes of the production topology, still start
+from an empty database (``fresh_pg_database``)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import secrets
+import shutil
 import socket
+import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,16 +26,26 @@ from pydantic import SecretStr
 
 from services.runtime import Topology, build_embedded_app, ensure_local_secrets, topology_env
 from services.settings import Settings
+from shared.config import SERVICE_NAMES
 from shared.messaging import RabbitBroker
+from shared.migrations import upgrade
 from tests.helpers import Api
 
 PG_ADMIN_DSN = os.environ.get("LIENTHONG_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 AMQP_URL = os.environ.get("LIENTHONG_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
-RUN_ID = uuid.uuid4().hex[:10]
+RUN_ID = uuid.uuid4().hex[:10]  # each xdist worker imports this module: a RUN_ID of its own
 
 # Nothing from the developer's own environment leaks into the tests' settings.
 for key in [k for k in os.environ if k.startswith("LIENTHONG_") and not k.startswith("LIENTHONG_TEST_")]:
     del os.environ[key]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests that start processes or measure throughput run one after the other on one xdist
+    worker (``--dist loadgroup``): never two of them at once on two cores."""
+    for item in items:
+        if item.get_closest_marker("topology") or item.get_closest_marker("heavy"):
+            item.add_marker(pytest.mark.xdist_group("processes"))
 
 
 def pg_url(database: str) -> str:
@@ -55,10 +72,133 @@ async def scratch_database(suffix: str = "") -> AsyncIterator[str]:
         await _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def sqlite_path(url: str) -> Path:
+    return Path(url.split(":///", 1)[1])
+
+
+def _assert_checkpointed(directory: Path) -> None:
+    """The migrations' connections are closed: SQLite checkpointed each WAL into its file, so that
+    copying the files copies the databases."""
+    assert not list(directory.glob("*-wal")), sorted(directory.iterdir())
+
+
+class DatabaseTemplates:
+    """Every service migrated once into templates (on first use), then copied for each test.
+
+    On PostgreSQL one template database with a schema per service, cloned by ``CREATE DATABASE …
+    TEMPLATE`` (nothing may be connected to the template then: the migrations' connections are
+    closed, and the template is closed to connections once built). On SQLite the four files of a
+    var/ directory, copied. A copy is what a fresh database is once the services have migrated it:
+    the migrations' seed data (agency levels) and nothing else; the registry's bootstrap admin is
+    created at start, as on any database."""
+
+    def __init__(self) -> None:
+        self.pg_name = f"lt_test_{RUN_ID}_template"
+        self.clones: set[str] = set()  # URLs of the PostgreSQL copies in use
+        self._pg_built = False
+        self._sqlite_dir: Path | None = None
+        self._lock: asyncio.Lock | None = None
+        # PostgreSQL spends its time creating and dropping a database (it syncs every file to disk):
+        # the next test's copy is made, and the last one dropped, while a test runs
+        self._next_clone: asyncio.Task[str] | None = None
+        self._drops: set[asyncio.Task[None]] = set()
+
+    def _guard(self) -> asyncio.Lock:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        return self._lock
+
+    async def _sqlite_template(self) -> Path:
+        async with self._guard():
+            if self._sqlite_dir is None:
+                directory = Path(tempfile.mkdtemp(prefix=f"lt-test-{RUN_ID}-template-"))
+                settings = Settings(var_dir=directory)
+                for service in SERVICE_NAMES:
+                    await upgrade(service, settings.database_url_for(service))
+                _assert_checkpointed(directory)
+                self._sqlite_dir = directory
+            return self._sqlite_dir
+
+    async def copy_sqlite(self, settings: Settings, services: tuple[str, ...] = SERVICE_NAMES) -> None:
+        """Put a migrated copy where each of ``services`` keeps its SQLite file under ``settings``."""
+        template = Settings(var_dir=await self._sqlite_template())
+        for service in services:
+            target = sqlite_path(settings.database_url_for(service))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(sqlite_path(template.database_url_for(service)), target)
+
+    async def _pg_template(self) -> str:
+        async with self._guard():
+            if not self._pg_built:
+                self._pg_built = True  # dropped at the end even if a migration fails half-way
+                await _admin_execute(f'CREATE DATABASE "{self.pg_name}"')
+                for service in SERVICE_NAMES:
+                    await upgrade(service, pg_url(self.pg_name))
+                await _admin_execute(f'ALTER DATABASE "{self.pg_name}" WITH ALLOW_CONNECTIONS false')
+            return self.pg_name
+
+    async def _create_clone(self) -> str:
+        name = f"lt_test_{RUN_ID}_{secrets.token_hex(3)}"
+        await _admin_execute(f'CREATE DATABASE "{name}" TEMPLATE "{await self._pg_template()}"')
+        return name
+
+    @asynccontextmanager
+    async def pg_clone(self) -> AsyncIterator[str]:
+        """A PostgreSQL database of one test's own, migrated; dropped after."""
+        made = self._next_clone or asyncio.ensure_future(self._create_clone())
+        self._next_clone = asyncio.ensure_future(self._create_clone())  # for the next test
+        name = await made
+        url = pg_url(name)
+        self.clones.add(url)
+        try:
+            yield url
+        finally:
+            self.clones.discard(url)
+            dropping = asyncio.ensure_future(_admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            self._drops.add(dropping)
+            dropping.add_done_callback(self._dropped)
+
+    def _dropped(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is None:
+            self._drops.discard(task)  # a failed drop stays, and fails the session's end
+
+    async def drop(self) -> None:
+        """Drop the copies (the one made ahead too) and the templates."""
+        try:
+            if self._next_clone is not None:
+                made, self._next_clone = self._next_clone, None
+                await _admin_execute(f'DROP DATABASE IF EXISTS "{await made}" WITH (FORCE)')
+            await asyncio.gather(*self._drops)
+        finally:
+            if self._pg_built:
+                await _admin_execute(f'DROP DATABASE IF EXISTS "{self.pg_name}" WITH (FORCE)')
+                self._pg_built = False
+            if self._sqlite_dir is not None:
+                shutil.rmtree(self._sqlite_dir, ignore_errors=True)
+                self._sqlite_dir = None
+
+
+TEMPLATES = DatabaseTemplates()
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def database_templates() -> AsyncIterator[DatabaseTemplates]:
+    """The session's templates, dropped at its end."""
+    yield TEMPLATES
+    await TEMPLATES.drop()
+
+
 @pytest.fixture
 async def fresh_pg_database() -> AsyncIterator[str]:
-    """A PostgreSQL database of one test's own."""
+    """An empty PostgreSQL database of one test's own (for what must migrate from scratch)."""
     async with scratch_database(f"_{secrets.token_hex(3)}") as url:
+        yield url
+
+
+@pytest.fixture
+async def migrated_pg_database() -> AsyncIterator[str]:
+    """A PostgreSQL database of one test's own with every service's schema at head."""
+    async with TEMPLATES.pg_clone() as url:
         yield url
 
 
@@ -92,20 +232,43 @@ def make_settings(var_dir: Path, **overrides: object) -> Settings:
 
 @pytest.fixture(params=["sqlite", "postgres"])
 async def database_url(request: pytest.FixtureRequest) -> AsyncIterator[str | None]:
-    """None (SQLite files under var/, the embedded default) or a fresh PostgreSQL database."""
+    """None (SQLite files under var/, the embedded default; ``running_system`` copies them from the
+    template) or a PostgreSQL database of the test's own, migrated."""
     if request.param == "sqlite":
         yield None
         return
-    async with scratch_database(f"_{secrets.token_hex(3)}") as url:
+    async with TEMPLATES.pg_clone() as url:
         yield url
+
+
+async def _from_templates(settings: Settings) -> bool:
+    """Give every service a migrated copy: its SQLite file copied from the template unless it exists
+    already, or a PostgreSQL database cloned from the template. Return whether every service's
+    database is such a fresh copy (a service need not migrate it at start)."""
+    copies = True
+    for service in SERVICE_NAMES:
+        url = settings.database_url_for(service)
+        if url.startswith("sqlite"):
+            if sqlite_path(url).exists():
+                copies = False
+            else:
+                await TEMPLATES.copy_sqlite(settings, (service,))
+        elif url not in TEMPLATES.clones:
+            copies = False
+    return copies
 
 
 @asynccontextmanager
 async def running_system(var_dir: Path, database_url: str | None = None, **overrides: object) -> AsyncIterator[Api]:
-    """The whole system in one process (gateway + services) with these settings, and a caller."""
+    """The whole system in one process (gateway + services) with these settings, and a caller.
+
+    Its databases are copies of the migrated templates: the services skip the migration check at
+    start (``auto_migrate``) unless a database was there before or the caller sets it."""
     if database_url:
         overrides["database_url"] = database_url
     settings = make_settings(var_dir, **overrides)
+    if await _from_templates(settings) and "auto_migrate" not in overrides:
+        settings = settings.model_copy(update={"auto_migrate": False})
     app = build_embedded_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
+import itertools
 import json
 import random
+import re
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 from fastapi import FastAPI
+from sqlalchemy import event
 
 from services.demo.pdf import make_pdf
 from services.settings import Settings
@@ -130,6 +136,119 @@ class Api:
         )
 
 
+# --- waiting: on what is expected to happen, never for a fixed time --------------------------------
+
+
+async def wait_until(
+    predicate: Callable[[], object],
+    within: float = 10.0,
+    what: str = "the condition",
+    interval: float = 0.02,
+) -> None:
+    """Return as soon as ``predicate()`` (a plain or an async function) is true; fail after ``within`` s."""
+    deadline = time.monotonic() + within
+    while True:
+        result = predicate()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within:g} s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+async def poll(
+    call: Callable[[], Awaitable[httpx.Response]],
+    done: Callable[[httpx.Response], bool],
+    within: float = 5.0,
+    interval: float = 0.05,
+) -> httpx.Response:
+    """Repeat ``call`` until ``done`` holds or ``within`` seconds pass; return the last answer."""
+    deadline = time.monotonic() + within
+    while True:
+        response = await call()
+        if done(response) or time.monotonic() >= deadline:
+            return response
+        await asyncio.sleep(interval)
+
+
+# --- the exchange through the gateway ------------------------------------------------------------
+
+_numbers = itertools.count(random.randint(1, 10**6))
+
+
+async def send(api: Api, sender: Client, recipients: list[str], **overrides: Any) -> httpx.Response:
+    """``api.send`` with a document number of its own (a number sent twice in a year is refused)."""
+    return await api.send(sender, recipients, code_number=str(next(_numbers)), **overrides)
+
+
+async def send_ok(api: Api, sender: Client, recipients: list[Client], **kwargs: Any) -> dict[str, Any]:
+    """Send to these recipients; assert it was accepted; return the accepted document."""
+    response = await api.send(sender, [r.agency_code for r in recipients], **kwargs)
+    assert response.status_code == 202, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def report(api: Api, client: Client, delivery_id: str, status: str, note: str | None = None) -> httpx.Response:
+    """A recipient reports a national delivery status."""
+    body: dict[str, Any] = {"status": status}
+    if note is not None:
+        body["note"] = note
+    return await api.http.post(f"/v1/deliveries/{delivery_id}/status", json=body, headers=client.auth)
+
+
+async def get_json(api: Api, client: Client, path: str, **params: Any) -> dict[str, Any]:
+    response = await api.http.get(path, params=params, headers=client.auth)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def document(api: Api, client: Client, document_id: str) -> dict[str, Any]:
+    """A document as this client sees it."""
+    return await get_json(api, client, f"/v1/documents/{document_id}")
+
+
+async def list_items(api: Api, client: Client, path: str, **params: Any) -> list[dict[str, Any]]:
+    """Every item of a list (on one page: asserts there is no next one)."""
+    page = await get_json(api, client, path, limit=500, **params)
+    assert page["next_cursor"] is None
+    found: list[dict[str, Any]] = page["items"]
+    return found
+
+
+async def sent_items(api: Api, client: Client, **params: Any) -> list[dict[str, Any]]:
+    return await list_items(api, client, "/v1/documents", box="sent", **params)
+
+
+async def received_items(api: Api, client: Client, **params: Any) -> list[dict[str, Any]]:
+    return await list_items(api, client, "/v1/documents", box="received", **params)
+
+
+async def inbox_items(api: Api, client: Client, **params: Any) -> list[dict[str, Any]]:
+    return await list_items(api, client, "/v1/inbox", **params)
+
+
+async def sent_ids(api: Api, client: Client, **params: Any) -> list[str]:
+    return [i["document_id"] for i in await sent_items(api, client, **params)]
+
+
+async def received_ids(api: Api, client: Client, **params: Any) -> list[str]:
+    return [i["document_id"] for i in await received_items(api, client, **params)]
+
+
+async def inbox_ids(api: Api, client: Client, **params: Any) -> list[str]:
+    return [i["document_id"] for i in await inbox_items(api, client, **params)]
+
+
+def upload_leftovers(api: Api) -> list[Path]:
+    """Files left in the exchange's upload directory (a finished or refused upload leaves none)."""
+    tmp = api.settings.blob_dir / "tmp"
+    return sorted(tmp.iterdir()) if tmp.exists() else []
+
+
 def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
     """Assert a problem+json answer with this status and stable code; return its body."""
     assert response.status_code == status, response.text
@@ -145,16 +264,30 @@ async def writes_held(api: Api, service: str, table: str, waiters: int) -> Async
     """Hold off writes to one table of a service while reads go on, so that ``waiters`` concurrent
     requests all pass their checks before any of them inserts: a race made deterministic.
 
-    Start the requests as tasks inside the block; the block ends once they all wait to write.
+    Start the requests as tasks inside the block; the block ends once they all wait to write: on
+    PostgreSQL once ``waiters`` requests wait for the table's lock, on SQLite (where the lock is the
+    whole file's) once ``waiters`` statements writing to the table were sent to the database.
     """
     url = api.settings.database_url_for(service)
     if url.startswith("sqlite"):
+        assert api.app is not None, "writes_held needs the in-process system"
+        engine = api.app.state.services[service].state.runtime.db.engine.sync_engine
+        writes = re.compile(rf'\s*(INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+"?{table}"?[\s(]', re.IGNORECASE)
+        sent: list[str] = []
+
+        def count_writes(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            if writes.match(statement):
+                sent.append(statement)
+
         lock = sqlite3.connect(url.split(":///", 1)[1], isolation_level=None, timeout=30)
         lock.execute("BEGIN IMMEDIATE")  # readers go on (WAL), writers wait
+        event.listen(engine, "before_cursor_execute", count_writes)
         try:
             yield
-            await asyncio.sleep(1.0)  # nothing to observe on SQLite: give the requests time to reach the write
+            what = f"the requests to reach the write to {service}.{table}"
+            await wait_until(lambda: len(sent) >= waiters, 10, what)
         finally:
+            event.remove(engine, "before_cursor_execute", count_writes)
             lock.execute("ROLLBACK")
             lock.close()
         return
@@ -165,13 +298,12 @@ async def writes_held(api: Api, service: str, table: str, waiters: int) -> Async
         await conn.execute(f'LOCK TABLE "{service}"."{table}" IN SHARE ROW EXCLUSIVE MODE')
         try:
             yield
-            blocked = "SELECT count(*) FROM pg_locks WHERE relation = $1::regclass AND NOT granted"
-            for _ in range(200):
-                if await conn.fetchval(blocked, f"{service}.{table}") >= waiters:
-                    break
-                await asyncio.sleep(0.05)
-            else:
-                raise AssertionError(f"the requests never reached the write to {service}.{table}")
+            query = "SELECT count(*) FROM pg_locks WHERE relation = $1::regclass AND NOT granted"
+
+            async def all_blocked() -> bool:
+                return bool(await conn.fetchval(query, f"{service}.{table}") >= waiters)
+
+            await wait_until(all_blocked, 10, f"the requests to reach the write to {service}.{table}")
         finally:
             await transaction.rollback()
     finally:

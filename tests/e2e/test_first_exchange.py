@@ -21,6 +21,7 @@ import pytest
 
 from services.demo import Credentials, run_demo, seed_demo_province
 from tests.conftest import free_port
+from tests.helpers import poll
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,14 +50,13 @@ async def _exchange_and_check_archive(base_url: str, admin: Credentials, var_dir
                 },
             )
         ).json()["access_token"]
-        record = None
-        for _ in range(100):
-            response = await http.get(f"/v1/archive/records/{seen['id']}", headers={"Authorization": f"Bearer {token}"})
-            if response.status_code == 200:
-                record = response.json()
-                break
-            await asyncio.sleep(0.1)
-        assert record is not None, "the archive never recorded the document"
+        response = await poll(
+            lambda: http.get(f"/v1/archive/records/{seen['id']}", headers={"Authorization": f"Bearer {token}"}),
+            lambda r: r.status_code == 200,
+            within=10,
+        )
+        assert response.status_code == 200, f"the archive never recorded the document: {response.text}"
+        record = response.json()
         assert record["sender_code"] == "000.00.01.H41"
         assert record["recipient_codes"] == ["000.00.02.H41"]
 
@@ -92,6 +92,7 @@ def embedded(tmp_path: Path) -> Iterator[tuple[str, Credentials, Path]]:
         log.close()
 
 
+@pytest.mark.heavy
 async def test_first_exchange_in_embedded_mode(embedded):
     base_url, admin, var_dir = embedded
     await _exchange_and_check_archive(base_url, admin, var_dir)

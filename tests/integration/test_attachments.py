@@ -2,7 +2,7 @@
 from the multipart label), the allow list, the size and count limits, content-addressed storage
 (one copy per sha256), safe file names, order and downloads.
 
-The files are real: a PDF from shared.pdf, OOXML and ODF documents built with zipfile, images with
+The files are real: a PDF from services/demo/pdf.py, OOXML and ODF documents built with zipfile, images with
 their magic bytes, a legacy OLE2 Word file, an edXML envelope, a DER-encoded signature.
 """
 
@@ -29,7 +29,7 @@ from services.demo.pdf import make_pdf
 from services.exchange.config import ExchangeSection
 from services.exchange.document import attachments as kinds
 from tests.conftest import running_system
-from tests.helpers import Api, Client, assert_problem, metadata
+from tests.helpers import Api, Client, assert_problem, metadata, received_ids, send_ok, sent_ids, upload_leftovers
 
 SMALL_LIMIT = 64 * 1024
 
@@ -212,22 +212,11 @@ def stored_blobs(api: Api) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in root.rglob("*") if p.is_file() and p.relative_to(root).parts[0] != "tmp"}
 
 
-def upload_leftovers(api: Api) -> list[Path]:
-    tmp = api.settings.blob_dir / "tmp"
-    return sorted(tmp.iterdir()) if tmp.exists() else []
-
-
-async def listed(api: Api, client: Client, box: str) -> list[str]:
-    response = await api.http.get("/v1/documents", params={"box": box, "limit": 500}, headers=client.auth)
-    assert response.status_code == 200, response.text
-    return [i["document_id"] for i in response.json()["items"]]
-
-
 async def state(api: Api, sender: Client, recipient: Client) -> dict[str, Any]:
     """What a refused upload must leave untouched."""
     return {
-        "sent": await listed(api, sender, "sent"),
-        "received": await listed(api, recipient, "received"),
+        "sent": await sent_ids(api, sender),
+        "received": await received_ids(api, recipient),
         "blobs": sorted(stored_blobs(api)),
     }
 
@@ -235,13 +224,6 @@ async def state(api: Api, sender: Client, recipient: Client) -> dict[str, Any]:
 async def assert_nothing_stored(api: Api, sender: Client, recipient: Client, before: dict[str, Any]) -> None:
     assert await state(api, sender, recipient) == before
     assert upload_leftovers(api) == []
-
-
-async def send_ok(api: Api, sender: Client, recipient: Client, files: list[tuple[str, bytes, str]]) -> dict[str, Any]:
-    response = await api.send(sender, [recipient.agency_code], files=files)
-    assert response.status_code == 202, response.text
-    body: dict[str, Any] = response.json()
-    return body
 
 
 async def download(api: Api, client: Client, document_id: str, attachment_id: str) -> httpx.Response:
@@ -298,7 +280,7 @@ async def test_every_allowed_kind_is_stored_with_the_type_read_from_its_bytes(ap
     assert {expected for *_, expected in cases} == set(kinds.ALLOWED)  # every allowed kind is tried
 
     files = [(name, content, declared) for name, content, declared, _ in cases]
-    accepted = await send_ok(api, sender, recipient, files)
+    accepted = await send_ok(api, sender, [recipient], files=files)
     assert [(a["file_name"], a["content_type"], a["size"], a["sha256"]) for a in accepted["attachments"]] == [
         (name, expected, len(content), hashlib.sha256(content).hexdigest()) for name, content, _, expected in cases
     ]
@@ -321,8 +303,8 @@ async def test_declared_type_is_ignored(api: Api) -> None:
     accepted = await send_ok(
         api,
         sender,
-        recipient,
-        [("anh-chup.png", a_pdf, "image/png"), ("to-trinh.docx", a_docx, "application/octet-stream")],
+        [recipient],
+        files=[("anh-chup.png", a_pdf, "image/png"), ("to-trinh.docx", a_docx, "application/octet-stream")],
     )
     assert [(a["file_name"], a["content_type"]) for a in accepted["attachments"]] == [
         ("anh-chup.png", kinds.PDF),
@@ -392,7 +374,7 @@ async def test_size_limit_is_413_above_and_accepted_at_the_limit(limited_api: Ap
 
     exact = padded_pdf(SMALL_LIMIT)
     assert len(exact) == SMALL_LIMIT
-    accepted = await send_ok(api, sender, recipient, [("vua-du.pdf", exact, kinds.PDF)])
+    accepted = await send_ok(api, sender, [recipient], files=[("vua-du.pdf", exact, kinds.PDF)])
     [attachment] = accepted["attachments"]
     assert (attachment["size"], attachment["content_type"]) == (SMALL_LIMIT, kinds.PDF)
     assert (await download(api, recipient, accepted["id"], attachment["id"])).content == exact
@@ -416,8 +398,8 @@ async def test_the_same_file_in_two_documents_is_stored_once(api: Api) -> None:
     sender, other_sender, recipient = await api.agency_client(), await api.agency_client(), await api.agency_client()
     shared = pdf("mot ban duy nhat")
     sha = hashlib.sha256(shared).hexdigest()
-    first = await send_ok(api, sender, recipient, [("ban-1.pdf", shared, kinds.PDF)])
-    second = await send_ok(api, other_sender, recipient, [("ban-2.pdf", shared, kinds.PDF)])
+    first = await send_ok(api, sender, [recipient], files=[("ban-1.pdf", shared, kinds.PDF)])
+    second = await send_ok(api, other_sender, [recipient], files=[("ban-2.pdf", shared, kinds.PDF)])
     assert first["attachments"][0]["id"] != second["attachments"][0]["id"]
     assert first["attachments"][0]["sha256"] == second["attachments"][0]["sha256"] == sha
 
@@ -453,7 +435,7 @@ async def test_file_names_are_sanitised(api: Api) -> None:
         (long_name, long_name[:255]),
     ]
     files = [(given, pdf(given), kinds.PDF) for given, _ in cases]
-    accepted = await send_ok(api, sender, recipient, files)
+    accepted = await send_ok(api, sender, [recipient], files=files)
     names = [a["file_name"] for a in accepted["attachments"]]
     assert names == [expected for _, expected in cases]
     assert unicodedata.is_normalized("NFC", names[2])
@@ -510,7 +492,7 @@ async def test_several_files_keep_their_order_and_each_downloads(api: Api) -> No
         ("b-goi-tin.xml", edxml(), "application/xml", kinds.XML),
         ("c-chu-ky.p7s", p7s(), "application/octet-stream", kinds.P7S),
     ]
-    accepted = await send_ok(api, sender, recipient, [(n, c, d) for n, c, d, _ in files])
+    accepted = await send_ok(api, sender, [recipient], files=[(n, c, d) for n, c, d, _ in files])
     expected = [(n, t, len(c)) for n, c, _, t in files]
     assert [(a["file_name"], a["content_type"], a["size"]) for a in accepted["attachments"]] == expected
     for reader in (sender, recipient):
@@ -532,9 +514,9 @@ async def test_more_files_than_allowed_is_400_and_nothing_is_stored(two_files_ap
     assert body["max_attachments"] == 2
     await assert_nothing_stored(api, sender, recipient, before)
 
-    accepted = await send_ok(api, sender, recipient, three[:2])
+    accepted = await send_ok(api, sender, [recipient], files=three[:2])
     assert [a["file_name"] for a in accepted["attachments"]] == ["tep-0.pdf", "tep-1.pdf"]
-    assert await listed(api, recipient, "received") == [accepted["id"]]
+    assert await received_ids(api, recipient) == [accepted["id"]]
 
 
 async def test_a_document_without_files_is_refused(api: Api) -> None:

@@ -10,14 +10,25 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import httpx
 import pytest
 
 from services.demo.pdf import make_pdf
 from services.exchange.config import ExchangeSection
 from shared.auth import Scope
 from tests.conftest import running_system
-from tests.helpers import Api, Client, assert_problem, metadata, race, random_code
+from tests.helpers import (
+    Api,
+    Client,
+    assert_problem,
+    document,
+    inbox_ids,
+    metadata,
+    race,
+    random_code,
+    report,
+    send_ok,
+    upload_leftovers,
+)
 
 PDF = make_pdf(["Ke hoach chuyen doi so"])
 PDF_SHA = hashlib.sha256(PDF).hexdigest()
@@ -41,40 +52,10 @@ async def inbox(api: Api, client: Client, **params: Any) -> dict[str, Any]:
     return body
 
 
-async def inbox_ids(api: Api, client: Client) -> list[str]:
-    return [item["document_id"] for item in (await inbox(api, client, limit=500))["items"]]
-
-
-async def document(api: Api, client: Client, document_id: str) -> dict[str, Any]:
-    response = await api.http.get(f"/v1/documents/{document_id}", headers=client.auth)
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-async def report(api: Api, client: Client, delivery_id: str, status: str, note: str | None = None) -> httpx.Response:
-    body: dict[str, Any] = {"status": status}
-    if note is not None:
-        body["note"] = note
-    return await api.http.post(f"/v1/deliveries/{delivery_id}/status", json=body, headers=client.auth)
-
-
-async def sent(api: Api, sender: Client, recipients: list[Client], **kwargs: Any) -> dict[str, Any]:
-    response = await api.send(sender, [r.agency_code for r in recipients], **kwargs)
-    assert response.status_code == 202, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
 def blobs(api: Api) -> list[Path]:
     """Every stored blob (the upload tmp/ directory excluded)."""
     root = api.settings.blob_dir
     return [p for p in root.rglob("*") if p.is_file() and "tmp" not in p.relative_to(root).parts]
-
-
-def upload_leftovers(api: Api) -> list[Path]:
-    tmp = api.settings.blob_dir / "tmp"
-    return list(tmp.iterdir()) if tmp.exists() else []
 
 
 def history(delivery: dict[str, Any]) -> list[str]:
@@ -149,7 +130,7 @@ async def test_multiple_recipients_and_files(api: Api) -> None:
         ("../../etc/passwd", PDF, "application/octet-stream"),  # a path, and a PDF declared as bytes
         ("so-do.png", PNG, "image/png"),
     ]
-    accepted = await sent(api, sender, [c, b, c], files=files)
+    accepted = await send_ok(api, sender, [c, b, c], files=files)
 
     assert sorted(d["recipient_code"] for d in accepted["deliveries"]) == sorted([b.agency_code, c.agency_code])
     assert {d["status"] for d in accepted["deliveries"]} == {"pending"}
@@ -185,7 +166,7 @@ async def test_multiple_recipients_and_files(api: Api) -> None:
 
 async def test_outsider_gets_404_on_document_and_attachment(api: Api) -> None:
     sender, recipient, outsider = await api.agency_client(), await api.agency_client(), await api.agency_client()
-    accepted = await sent(api, sender, [recipient])
+    accepted = await send_ok(api, sender, [recipient])
     attachment_id = accepted["attachments"][0]["id"]
 
     response = await api.http.get(f"/v1/documents/{accepted['id']}", headers=outsider.auth)
@@ -198,8 +179,8 @@ async def test_outsider_gets_404_on_document_and_attachment(api: Api) -> None:
 
 async def test_unknown_document_or_attachment_is_404(api: Api) -> None:
     sender, recipient = await api.agency_client(), await api.agency_client()
-    accepted = await sent(api, sender, [recipient])
-    other = await sent(api, sender, [recipient])
+    accepted = await send_ok(api, sender, [recipient])
+    other = await send_ok(api, sender, [recipient])
 
     response = await api.http.get(f"/v1/documents/{uuid.uuid4()}", headers=sender.auth)
     assert_problem(response, 404, "document_not_found")
@@ -214,7 +195,7 @@ async def test_unknown_document_or_attachment_is_404(api: Api) -> None:
 
 async def test_recipient_sees_only_its_own_delivery(api: Api) -> None:
     sender, b, c = await api.agency_client(), await api.agency_client(), await api.agency_client()
-    accepted = await sent(api, sender, [b, c])
+    accepted = await send_ok(api, sender, [b, c])
     c_delivery = next(d["id"] for d in accepted["deliveries"] if d["recipient_code"] == c.agency_code)
 
     seen_by_b = await document(api, b, accepted["id"])
@@ -230,7 +211,7 @@ async def test_recipient_sees_only_its_own_delivery(api: Api) -> None:
 
 async def test_sender_cannot_report_a_status_on_a_recipients_delivery(api: Api) -> None:
     sender, recipient = await api.agency_client(), await api.agency_client()
-    accepted = await sent(api, sender, [recipient])
+    accepted = await send_ok(api, sender, [recipient])
     delivery_id = accepted["deliveries"][0]["id"]
 
     response = await report(api, sender, delivery_id, "01")
@@ -267,7 +248,7 @@ async def test_without_a_valid_token_the_answer_is_401_and_admin_has_no_inbox(ap
 
 async def test_full_path_01_to_06(api: Api) -> None:
     sender, recipient = await api.agency_client(), await api.agency_client()
-    accepted = await sent(api, sender, [recipient])
+    accepted = await send_ok(api, sender, [recipient])
     delivery_id = accepted["deliveries"][0]["id"]
 
     previous = "pending"
@@ -289,7 +270,7 @@ async def test_full_path_01_to_06(api: Api) -> None:
 
 async def test_out_of_order_status_is_refused_with_the_allowed_next(api: Api) -> None:
     sender, recipient = await api.agency_client(), await api.agency_client()
-    accepted = await sent(api, sender, [recipient])
+    accepted = await send_ok(api, sender, [recipient])
     delivery_id = accepted["deliveries"][0]["id"]
 
     for status in ["03", "06", "02"]:
@@ -311,7 +292,7 @@ async def test_out_of_order_status_is_refused_with_the_allowed_next(api: Api) ->
 
 async def test_rejection_needs_a_reason(api: Api) -> None:
     sender, recipient = await api.agency_client(), await api.agency_client()
-    accepted = await sent(api, sender, [recipient])
+    accepted = await send_ok(api, sender, [recipient])
     delivery_id = accepted["deliveries"][0]["id"]
     assert (await report(api, recipient, delivery_id, "01")).status_code == 200
 
@@ -425,7 +406,7 @@ async def test_attachment_over_the_limit_is_413_and_nothing_is_kept(small_api: A
 
     exactly = b"%PDF-1.7\n" + b"0" * (SMALL_LIMIT - 9)
     assert len(exactly) == SMALL_LIMIT
-    accepted = await sent(api, sender, [recipient], files=[("vua.pdf", exactly, "application/pdf")])
+    accepted = await send_ok(api, sender, [recipient], files=[("vua.pdf", exactly, "application/pdf")])
     assert accepted["attachments"][0]["size"] == SMALL_LIMIT
     assert await inbox_ids(api, recipient) == [accepted["id"]]
 
@@ -510,8 +491,8 @@ async def test_concurrent_requests_with_one_idempotency_key_create_one_document(
 
 async def test_inbox_filters_by_status_and_pages_newest_first(api: Api) -> None:
     sender, recipient, other = await api.agency_client(), await api.agency_client(), await api.agency_client()
-    ids = [(await sent(api, sender, [recipient], subject=f"Văn bản {n}"))["id"] for n in range(3)]
-    await sent(api, sender, [other])
+    ids = [(await send_ok(api, sender, [recipient], subject=f"Văn bản {n}"))["id"] for n in range(3)]
+    await send_ok(api, sender, [other])
     first_delivery = (await inbox(api, recipient))["items"][-1]
     assert first_delivery["document_id"] == ids[0]
     assert (await report(api, recipient, first_delivery["delivery_id"], "01")).status_code == 200

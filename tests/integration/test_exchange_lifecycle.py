@@ -27,7 +27,21 @@ from services.exchange.events import EVENTS
 from services.exchange.models import Delivery, messaging
 from shared.auth import Scope
 from shared.db import Database, utcnow
-from tests.helpers import Api, Client, assert_problem, random_code
+from tests.helpers import (
+    Api,
+    Client,
+    assert_problem,
+    document,
+    get_json,
+    inbox_ids,
+    inbox_items,
+    random_code,
+    received_ids,
+    report,
+    send_ok,
+    sent_ids,
+    sent_items,
+)
 
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")
 NATIONAL = ["01", "02", "03", "04", "05", "06"]
@@ -60,68 +74,12 @@ def codes(*clients: Client) -> list[str]:
     return [c.agency_code for c in clients]
 
 
-async def send_ok(api: Api, sender: Client, recipients: list[Client], **kwargs: Any) -> dict[str, Any]:
-    response = await api.send(sender, codes(*recipients), **kwargs)
-    assert response.status_code == 202, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-async def get_json(api: Api, client: Client, path: str, **params: Any) -> dict[str, Any]:
-    response = await api.http.get(path, params=params, headers=client.auth)
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-async def document(api: Api, client: Client, document_id: str) -> dict[str, Any]:
-    return await get_json(api, client, f"/v1/documents/{document_id}")
-
-
-async def list_items(api: Api, client: Client, path: str, **params: Any) -> list[dict[str, Any]]:
-    page = await get_json(api, client, path, limit=500, **params)
-    assert page["next_cursor"] is None
-    found: list[dict[str, Any]] = page["items"]
-    return found
-
-
-async def sent_items(api: Api, client: Client, **params: Any) -> list[dict[str, Any]]:
-    return await list_items(api, client, "/v1/documents", box="sent", **params)
-
-
-async def received_items(api: Api, client: Client, **params: Any) -> list[dict[str, Any]]:
-    return await list_items(api, client, "/v1/documents", box="received", **params)
-
-
-async def inbox_items(api: Api, client: Client, **params: Any) -> list[dict[str, Any]]:
-    return await list_items(api, client, "/v1/inbox", **params)
-
-
-async def sent_ids(api: Api, client: Client, **params: Any) -> list[str]:
-    return [i["document_id"] for i in await sent_items(api, client, **params)]
-
-
-async def received_ids(api: Api, client: Client, **params: Any) -> list[str]:
-    return [i["document_id"] for i in await received_items(api, client, **params)]
-
-
-async def inbox_ids(api: Api, client: Client, **params: Any) -> list[str]:
-    return [i["document_id"] for i in await inbox_items(api, client, **params)]
-
-
 async def snapshot(api: Api, sender: Client, *recipients: Client) -> dict[str, Any]:
     """What a refused request must leave untouched: the sent list and every recipient's inbox."""
     state: dict[str, Any] = {"sent": await sent_items(api, sender)}
     for recipient in recipients:
         state[recipient.agency_code] = await inbox_items(api, recipient)
     return state
-
-
-async def report(api: Api, client: Client, delivery_id: str, status: str, note: str | None = None) -> httpx.Response:
-    body: dict[str, Any] = {"status": status}
-    if note is not None:
-        body["note"] = note
-    return await api.http.post(f"/v1/deliveries/{delivery_id}/status", json=body, headers=client.auth)
 
 
 async def advance(api: Api, recipient: Client, delivery_id: str, path: list[str]) -> None:

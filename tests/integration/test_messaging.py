@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from services.archive.models import messaging
+from services.settings import Settings
 from shared.config import OutboxSection
 from shared.db import Database
 from shared.messaging import (
@@ -24,16 +25,15 @@ from shared.messaging import (
     Subscription,
     record_event,
 )
-from shared.migrations import upgrade
-from tests.conftest import AMQP_URL
+from tests.conftest import AMQP_URL, TEMPLATES
+from tests.helpers import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-async def database(fresh_pg_database: str) -> AsyncIterator[Database]:
-    await upgrade("archive", fresh_pg_database)
-    db = Database(fresh_pg_database, "archive")
+async def database(migrated_pg_database: str) -> AsyncIterator[Database]:
+    db = Database(migrated_pg_database, "archive")
     yield db
     await db.dispose()
 
@@ -48,10 +48,12 @@ async def rabbit(broker_prefix: str) -> AsyncIterator[RabbitBroker]:
 
 
 class Effects:
-    """A consumer whose effect is a row per message; counts how often the handler really ran."""
+    """A consumer whose effect is a row per message; counts how often the handler really ran, and
+    how many copies were delivered to the idempotent consumer in front of it (duplicates included)."""
 
     def __init__(self) -> None:
         self.seen: list[str] = []
+        self.delivered: list[str] = []
         self.arrived = asyncio.Event()
 
     async def handle(self, _session, envelope: Envelope) -> None:
@@ -73,15 +75,12 @@ async def _pending_count(database: Database) -> int:
 
 async def _subscribe(rabbit: RabbitBroker, database: Database, effects: Effects, binding: str) -> None:
     consumer = IdempotentConsumer(database, messaging, "test.effects", effects.handle)
-    await rabbit.subscribe(Subscription("effects", (binding,), consumer))
 
+    async def deliver(envelope: Envelope) -> None:
+        await consumer(envelope)
+        effects.delivered.append(envelope.id)
 
-async def _wait_until(predicate, seconds: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("timed out waiting")
-        await asyncio.sleep(0.05)
+    await rabbit.subscribe(Subscription("effects", (binding,), deliver))
 
 
 async def test_committed_event_reaches_a_rabbitmq_consumer_once(database, rabbit):
@@ -109,16 +108,20 @@ async def test_rolled_back_transaction_publishes_nothing(database, rabbit):
 async def test_relay_wakes_on_commit_without_waiting_for_the_poll(database, rabbit):
     effects = Effects()
     await _subscribe(rabbit, database, effects, "test.#")
+    async with database.session() as session:
+        first = await record_event(session, messaging, "test.created.v1", {"x": 1})
     relay = OutboxRelay(database, messaging, rabbit, "test", policy=OutboxSection(poll_seconds=60))
     relay.start()
     try:
-        await asyncio.sleep(0.2)  # the relay is now waiting, with a 60 s poll
+        # the first event arrived: the pass that published it has claimed its rows, and the next
+        # pass is due in 60 s unless a commit wakes the relay
+        await wait_until(lambda: effects.seen == [first], 5, "the relay's first pass")
         async with database.session() as session:
-            await record_event(session, messaging, "test.created.v1", {"x": 2})
-        await asyncio.wait_for(effects.arrived.wait(), 5)
+            second = await record_event(session, messaging, "test.created.v1", {"x": 2})
+        await wait_until(lambda: len(effects.seen) == 2, 5, "the relay to wake on the commit")
     finally:
         await relay.stop()
-    assert len(effects.seen) == 1
+    assert effects.seen == [first, second]
 
 
 @pytest.mark.parametrize("when", ["after-commit", "after-publish"])
@@ -142,8 +145,9 @@ async def test_relay_killed_loses_nothing_and_duplicates_nothing(database, rabbi
     if when == "after-publish":  # the first copy is already in RabbitMQ: it takes effect once
         await asyncio.wait_for(effects.arrived.wait(), 10)
     assert await OutboxRelay(database, messaging, rabbit, "restarted").publish_pending() == 1
-    await _wait_until(lambda: len(effects.seen) >= 1)
-    await asyncio.sleep(0.5)  # give a duplicate every chance to arrive
+    copies = 2 if when == "after-publish" else 1  # the killed relay's copy, then the restarted one's
+    await wait_until(lambda: len(effects.delivered) >= copies, 10, f"{copies} deliveries")
+    assert effects.delivered == [message_id] * copies
     assert effects.seen == [message_id]
     assert await _processed_count(database) == 1
     assert await _pending_count(database) == 0
@@ -165,12 +169,14 @@ async def test_poison_message_is_dead_lettered_after_the_delivery_limit(database
     channel = await rabbit._connection.channel()
     dead = await channel.declare_queue(f"{rabbit.queue_name('poison')}.dead", passive=True)
     message = None
-    for _ in range(100):
+
+    async def dead_lettered() -> bool:
+        nonlocal message
         message = await dead.get(fail=False)
-        if message is not None:
-            break
-        await asyncio.sleep(0.1)
-    assert message is not None, "the poison message never reached the dead-letter queue"
+        return message is not None
+
+    await wait_until(dead_lettered, 10, "the poison message to reach the dead-letter queue", interval=0.05)
+    assert message is not None
     await message.ack()
     assert Envelope.from_json(message.body).id == message_id
     assert 2 <= len(attempts) <= 3  # bounded by x-delivery-limit (2) on the quorum queue
@@ -179,9 +185,9 @@ async def test_poison_message_is_dead_lettered_after_the_delivery_limit(database
 
 async def test_in_process_bus_retries_a_failed_handler_from_the_outbox(tmp_path):
     """Embedded mode: a failing handler leaves the row pending; the next pass delivers it once."""
-    url = f"sqlite+aiosqlite:///{tmp_path / 'archive.db'}"
-    await upgrade("archive", url)
-    database = Database(url, "archive")
+    settings = Settings(var_dir=tmp_path)
+    await TEMPLATES.copy_sqlite(settings, ("archive",))
+    database = Database(settings.database_url_for("archive"), "archive")
     broker = InProcessBroker()
     effects = Effects()
     failures = {"left": 1}

@@ -25,8 +25,9 @@ from shared.db import Database
 from shared.messaging import Envelope, IdempotentConsumer, record_event
 from shared.service import ServiceRuntime, create_service_app
 from tests.conftest import AMQP_URL, make_settings
+from tests.helpers import wait_until
 
-pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq]
+pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.heavy]
 
 
 class TcpProxy:
@@ -88,14 +89,6 @@ def _through(proxy: TcpProxy) -> str:
     return parts._replace(netloc=f"{parts.username}:{parts.password}@127.0.0.1:{proxy.port}").geturl()
 
 
-async def _wait_for(predicate, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not await predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
 def _metric(text: str, name: str) -> float:
     for line in text.splitlines():
         if line.startswith(f"{name}{{"):
@@ -104,11 +97,11 @@ def _metric(text: str, name: str) -> float:
 
 
 async def test_events_survive_a_broker_outage_exactly_once_in_order(
-    tmp_path: Path, fresh_pg_database: str, broker_prefix: str, proxy: TcpProxy
+    tmp_path: Path, migrated_pg_database: str, broker_prefix: str, proxy: TcpProxy
 ):
     settings = make_settings(
         tmp_path / "var",
-        database_url=fresh_pg_database,
+        database_url=migrated_pg_database,
         broker_url=_through(proxy),
         broker_prefix=broker_prefix,
         outbox={"poll_seconds": 0.2, "retry_initial_seconds": 0.05, "retry_max_seconds": 0.5},
@@ -178,7 +171,7 @@ async def test_events_survive_a_broker_outage_exactly_once_in_order(
                 answer = await http.get("/ready")
                 return answer.status_code == 503 and answer.json()["checks"]["broker"].startswith("error")
 
-            await _wait_for(ready_says_broker_down, 5, "/ready to report the broker down")
+            await wait_until(ready_says_broker_down, 5, "/ready to report the broker down")
             # the outbox still takes work: only the broker and outbox checks may be left out
             assert (await http.get("/ready", params={"exclude": ["broker", "outbox"]})).status_code == 200
             await asyncio.sleep(max(0.0, 3.0 - (time.monotonic() - cut_at)))  # 3 s: far past the old 20 tries
@@ -197,13 +190,13 @@ async def test_events_survive_a_broker_outage_exactly_once_in_order(
             async def all_applied() -> bool:
                 return len(effects) >= len(written)
 
-            await _wait_for(all_applied, 30, "every event to arrive after the outage")
+            await wait_until(all_applied, 30, "every event to arrive after the outage")
             await asyncio.sleep(0.3)  # a late duplicate would show now
 
             async def ready_again() -> bool:
                 return (await http.get("/ready")).status_code == 200
 
-            await _wait_for(ready_again, 10, "/ready to recover")
+            await wait_until(ready_again, 10, "/ready to recover")
             metrics = (await http.get("/metrics")).text
             assert _metric(metrics, "lienthong_outbox_pending") == 0
             assert _metric(metrics, "lienthong_broker_up") == 1

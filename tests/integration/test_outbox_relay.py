@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from services.archive.models import messaging
 from services.cli import app as cli
+from services.settings import Settings
 from shared.config import OutboxSection
 from shared.db import Database
 from shared.messaging import (
@@ -26,7 +27,8 @@ from shared.messaging import (
     record_event,
     retry_delay,
 )
-from shared.migrations import upgrade
+from tests.conftest import TEMPLATES
+from tests.helpers import wait_until
 
 FAST = OutboxSection(retry_initial_seconds=0.05, retry_max_seconds=0.2, stuck_after_attempts=3, poll_seconds=0.05)
 
@@ -63,9 +65,9 @@ class Recorder:
 
 @pytest.fixture
 async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'archive.db'}"
-    await upgrade("archive", url)
-    db = Database(url, "archive")
+    settings = Settings(var_dir=tmp_path)  # the CLI finds it there too (LIENTHONG_VAR_DIR)
+    await TEMPLATES.copy_sqlite(settings, ("archive",))
+    db = Database(settings.database_url_for("archive"), "archive")
     yield db
     await db.dispose()
 
@@ -116,7 +118,7 @@ async def test_no_attempt_is_spent_while_the_broker_is_away_and_nothing_is_given
     relay = OutboxRelay(database, messaging, bus, "t", policy=FAST)
     relay.start()
     try:
-        await asyncio.sleep(1.5)  # dozens of the old relay's passes
+        await asyncio.sleep(0.6)  # the outage lasts: a dozen of the old relay's passes (one per 0.05 s poll)
         rows = await _rows(database)
         assert all(r["published_at"] is None for r in rows)
         assert max(r["attempts"] for r in rows) <= 1  # at most the one try that found the broker away
@@ -124,14 +126,15 @@ async def test_no_attempt_is_spent_while_the_broker_is_away_and_nothing_is_given
         assert relay.broker_down_since is not None
 
         bus.away = False  # the broker is back: the relay notices within its capped back-off
-        for _ in range(500):
-            if all(r["published_at"] is not None for r in await _rows(database)):
-                break
-            await asyncio.sleep(0.02)
+
+        async def all_published() -> bool:
+            return all(r["published_at"] is not None for r in await _rows(database))
+
+        # handlers run inside publish, the row is marked published after: wait for the mark
+        await wait_until(all_published, 5, "the backlog to be published")
     finally:
         await relay.stop()
     assert recorder.seen == [("k", s) for s in range(5)]
-    assert all(r["published_at"] is not None for r in await _rows(database))
     assert [str(r["id"]) for r in await _rows(database)] == ids
     assert relay.broker_down_since is None
 
@@ -143,9 +146,10 @@ async def test_a_stuck_row_is_reported_retried_forever_and_redriven(database, ca
     stuck_id = await _record(database, "poison", 0)
     relay = OutboxRelay(database, messaging, bus, "t", policy=FAST)
     with caplog.at_level(logging.WARNING, logger="lienthong.outbox"):
-        for _ in range(6):
+        for attempt in range(1, 7):
             await relay.publish_pending()
-            await asyncio.sleep(0.21)
+            if attempt < 6:  # the row is due again once its back-off has passed
+                await asyncio.sleep(retry_delay(attempt, FAST) + 0.01)
     (row,) = await _rows(database)
     assert row["published_at"] is None and row["attempts"] == 6  # still tried after it became stuck
     stuck_logs = [r for r in caplog.records if r.levelno == logging.ERROR and "stuck" in r.getMessage()]

@@ -8,19 +8,15 @@ random codes. Refused requests are checked to have changed nothing.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import csv
 import datetime as dt
 import io
-import itertools
 import json
 import os
 import random
 import string
-import time
 import unicodedata
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -30,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from shared.auth import Scope
-from tests.helpers import Api, Client, assert_problem, random_code
+from tests.helpers import Api, assert_problem, poll, random_code, send
 
 DEFAULT_LEVELS = [("province", 10), ("department", 20), ("district", 30), ("commune", 40), ("other", 90)]
 EXPORT_HEADER = "code,new_code,name,short_name,level,parent_code,email,phone,address,website,status,successor_code"
@@ -1277,20 +1273,6 @@ async def test_an_agency_token_gets_403_on_every_write(api: Api) -> None:
 # --- helpers ---------------------------------------------------------------------------------
 
 
-async def poll(
-    call: Callable[[], Awaitable[httpx.Response]],
-    done: Callable[[httpx.Response], bool],
-    within: float = 5.0,
-) -> httpx.Response:
-    """Repeat ``call`` until ``done`` holds or ``within`` seconds pass; return the last answer."""
-    deadline = time.monotonic() + within
-    while True:
-        response = await call()
-        if done(response) or time.monotonic() >= deadline:
-            return response
-        await asyncio.sleep(0.1)
-
-
 def random_word(length: int = 8) -> str:
     return "".join(random.choices(string.ascii_lowercase, k=length))
 
@@ -1504,11 +1486,3 @@ async def snapshot(api: Api, codes: list[str]) -> dict[str, Any]:
             "clients": await read(f"/v1/agencies/{code}/clients"),
         }
     return state
-
-
-_numbers = itertools.count(random.randint(1, 10**6))
-
-
-async def send(api: Api, sender: Client, recipients: list[str], **overrides: Any) -> httpx.Response:
-    """``api.send`` with a document number of its own (a number sent twice in a year is refused)."""
-    return await api.send(sender, recipients, code_number=str(next(_numbers)), **overrides)
