@@ -271,7 +271,7 @@ async def writes_held(api: Api, service: str, table: str, waiters: int) -> Async
     url = api.settings.database_url_for(service)
     if url.startswith("sqlite"):
         assert api.app is not None, "writes_held needs the in-process system"
-        engine = api.app.state.services[service].state.runtime.db.engine.sync_engine
+        engine = api.service_runtime(service).db.engine.sync_engine
         writes = re.compile(rf'\s*(INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+"?{table}"?[\s(]', re.IGNORECASE)
         sent: list[str] = []
 

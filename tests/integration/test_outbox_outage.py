@@ -166,6 +166,7 @@ async def test_events_survive_a_broker_outage_exactly_once_in_order(
 
             await proxy.cut()
             cut_at = time.monotonic()
+            written_before_cut = len(written)
 
             async def ready_says_broker_down() -> bool:
                 answer = await http.get("/ready")
@@ -184,6 +185,7 @@ async def test_events_survive_a_broker_outage_exactly_once_in_order(
                 tries = (await session.execute(select(func.max(messaging.outbox.c.attempts)))).scalar_one()
             assert tries <= 3, f"attempts are spent while the broker is away ({tries})"
 
+            written_during_cut = len(written) - written_before_cut
             await proxy.open()  # the broker is back on the same address
             await writer
 
@@ -209,7 +211,8 @@ async def test_events_survive_a_broker_outage_exactly_once_in_order(
     await channel.exchange_delete(f"{broker_prefix}.events")
     await connection.close()
 
-    assert len(written) > 150  # the load ran through the outage
+    # the load ran through the outage (about 60 events/s; fewer on a loaded machine)
+    assert written_during_cut >= 20, written_during_cut
     applied_ids = [message_id for _, _, message_id in effects]
     assert sorted(applied_ids) == sorted(written), "an event was lost or applied twice"
     assert set(deliveries) == set(written)
