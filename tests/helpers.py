@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import csv
+import datetime as dt
 import inspect
+import io
 import itertools
 import json
 import random
@@ -18,11 +21,16 @@ from typing import Any
 
 import asyncpg
 import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 from fastapi import FastAPI
 from sqlalchemy import event
 
 from services.demo.pdf import make_pdf
 from services.settings import Settings
+from shared.db import Database
 from shared.service import ServiceRuntime
 
 
@@ -316,3 +324,193 @@ async def race(api: Api, service: str, table: str, calls: list[Awaitable[httpx.R
         tasks = [asyncio.ensure_future(call) for call in calls]
     results = await asyncio.gather(*tasks, return_exceptions=True)
     return [r.status_code if isinstance(r, httpx.Response) else type(r).__name__ for r in results]
+
+
+# --- the registry's directory through the gateway -------------------------------------------------
+
+
+async def agency_codes(api: Api, **params: Any) -> list[str]:
+    response = await api.http.get("/v1/agencies", params={"limit": 500, **params}, headers=await api.admin())
+    assert response.status_code == 200, response.text
+    return [a["code"] for a in response.json()["items"]]
+
+
+async def client_ids(api: Api, code: str) -> list[str]:
+    response = await api.http.get(f"/v1/agencies/{code}/clients", headers=await api.admin())
+    assert response.status_code == 200, response.text
+    return [c["client_id"] for c in response.json()]
+
+
+EXPORT_HEADER = "code,new_code,name,short_name,level,parent_code,email,phone,address,website,status,successor_code"
+
+
+async def get_agency(api: Api, code: str) -> dict[str, Any]:
+    response = await api.http.get(f"/v1/agencies/{code}", headers=await api.admin())
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def history_of(api: Api, code: str) -> list[dict[str, Any]]:
+    response = await api.http.get(f"/v1/agencies/{code}/history", headers=await api.admin())
+    assert response.status_code == 200, response.text
+    result: list[dict[str, Any]] = response.json()
+    return result
+
+
+async def set_status(
+    api: Api, code: str, status: str, *, reason: str | None = None, successor: str | None = None
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"status": status, "reason": reason}
+    if successor:
+        body["successor_code"] = successor
+    response = await api.http.post(f"/v1/agencies/{code}/status", json=body, headers=await api.admin())
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def add_level(api: Api, code: str, rank: int) -> None:
+    response = await api.http.post(
+        "/v1/agency-levels", json={"code": code, "name": f"Cấp {code}", "rank": rank}, headers=await api.admin()
+    )
+    assert response.status_code == 201, response.text
+
+
+async def create_group(
+    api: Api,
+    name: str,
+    *,
+    members: list[str] | None = None,
+    rules: list[dict[str, str]] | None = None,
+    title: str = "Nhóm thử",
+) -> dict[str, Any]:
+    body = {"name": name, "title": title, "members": members or [], "rules": rules or []}
+    response = await api.http.post("/v1/groups", json=body, headers=await api.admin())
+    assert response.status_code == 201, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def members_of(api: Api, name: str) -> dict[str, Any]:
+    response = await api.http.get(f"/v1/groups/{name}/members", headers=await api.admin())
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    assert result["count"] == len(result["members"])
+    return result
+
+
+async def member_codes(api: Api, name: str) -> list[str]:
+    return sorted(m["code"] for m in (await members_of(api, name))["members"])
+
+
+def make_certificate(common_name: str) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
+    """A self-signed RSA 2048 certificate for signing (digital signature, content commitment)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Tỉnh Nghệ An"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    usage = x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=True,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=False,
+        crl_sign=False,
+        encipher_only=False,
+        decipher_only=False,
+    )
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=365))
+        .add_extension(usage, critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return cert, key
+
+
+async def upload_certificate(api: Api, code: str, cert: x509.Certificate, kind: str = "seal") -> str:
+    pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+    response = await api.http.post(
+        f"/v1/agencies/{code}/certificates", json={"kind": kind, "certificate": pem}, headers=await api.admin()
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def to_csv(rows: list[dict[str, str]]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=EXPORT_HEADER.split(",")[:10])
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+# --- documents and deliveries, as the sender and the recipients see them --------------------------
+
+
+PDF = make_pdf(["Ke hoach chuyen doi so"])
+
+
+async def inbox(api: Api, client: Client, **params: Any) -> dict[str, Any]:
+    response = await api.http.get("/v1/inbox", params=params, headers=client.auth)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def blobs(api: Api) -> list[Path]:
+    """Every stored blob (the upload tmp/ directory excluded)."""
+    root = api.settings.blob_dir
+    return [p for p in root.rglob("*") if p.is_file() and "tmp" not in p.relative_to(root).parts]
+
+
+def statuses(delivery: dict[str, Any]) -> list[str]:
+    return [event["status"] for event in delivery["history"]]
+
+
+async def snapshot(api: Api, sender: Client, *recipients: Client) -> dict[str, Any]:
+    """What a refused request must leave untouched: the sent list and every recipient's inbox."""
+    state: dict[str, Any] = {"sent": await sent_items(api, sender)}
+    for recipient in recipients:
+        state[recipient.agency_code] = await inbox_items(api, recipient)
+    return state
+
+
+async def advance(api: Api, recipient: Client, delivery_id: str, path: list[str]) -> None:
+    for status in path:
+        response = await report(api, recipient, delivery_id, status, note="Lý do" if status == "02" else None)
+        assert response.status_code == 200, (status, response.text)
+
+
+async def recall(api: Api, sender: Client, document_id: str, reason: str, **extra: Any) -> httpx.Response:
+    return await api.http.post(
+        f"/v1/documents/{document_id}/recall", json={"reason": reason, **extra}, headers=sender.auth
+    )
+
+
+def delivery_for(accepted: dict[str, Any], recipient: Client) -> str:
+    [delivery_id] = [d["id"] for d in accepted["deliveries"] if d["recipient_code"] == recipient.agency_code]
+    return str(delivery_id)
+
+
+def delivery_seen(doc: dict[str, Any], recipient: Client) -> dict[str, Any]:
+    [delivery] = [d for d in doc["deliveries"] if d["recipient_code"] == recipient.agency_code]
+    return dict(delivery)
+
+
+def exchange_db(api: Api) -> Database:
+    assert api.app is not None
+    db: Database = api.service_runtime("exchange").db
+    return db

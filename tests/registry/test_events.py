@@ -1,9 +1,12 @@
 """What the registry writes to its outbox is what services/registry/events.py (and so docs/registry.md)
-describes: every event it publishes, each payload exactly its model's, field for field."""
+describes: every event it publishes, each payload exactly its model's, field for field; and docs/registry.md
+prints those schemas."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+from pathlib import Path
 from typing import Any
 
 from cryptography import x509
@@ -15,6 +18,8 @@ from sqlalchemy import select
 from services.registry.events import EVENTS, payload
 from services.registry.models import messaging
 from tests.helpers import Api
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "registry.md"
 
 
 def self_signed_pem(common_name: str) -> str:
@@ -75,3 +80,12 @@ async def test_every_published_payload_is_its_documented_model(api: Api) -> None
     }
     rotated = next(data for key, data in rows if key == "client.rotated.v1")
     assert str(rotated["previous_secrets_expire_at"]).endswith("+00:00")
+
+
+def test_registry_event_schemas_in_the_docs_match_the_code():
+    text = DOC.read_text(encoding="utf-8")
+    block = text.split("```json\n")[-1].split("```")[0]
+    documented = json.loads(block)
+    assert documented == {name: model.model_json_schema() for name, model in EVENTS.items()}, (
+        "regenerate the block with: .venv/bin/python -m services.registry.events"
+    )

@@ -1,3 +1,7 @@
+"""The embedded system through the gateway: health and readiness, each service's operations endpoints, one
+OpenAPI document."""
+
+
 async def test_embedded_system_answers_health(api):
     response = await api.http.get("/ready")
     assert response.status_code == 200

@@ -1,6 +1,6 @@
 """Run as a separate process by test_messaging: commit an event, then die by SIGKILL.
 
-    python -m tests.integration.relay_crash <database_url> <amqp_url> <prefix> <when>
+    python -m tests.shared.relay_crash <database_url> <amqp_url> <prefix> <when>
 
 ``when`` = ``after-commit``: killed between the commit and any publish (the relay never ran);
 ``after-publish``: the relay published to RabbitMQ (confirmed) and is killed before marking the row.

@@ -132,7 +132,7 @@ async def test_relay_killed_loses_nothing_and_duplicates_nothing(database, rabbi
     await _subscribe(rabbit, database, effects, "test.#")
     crashed = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "tests.integration.relay_crash", database.url, AMQP_URL, broker_prefix, when],
+        [sys.executable, "-m", "tests.shared.relay_crash", database.url, AMQP_URL, broker_prefix, when],
         cwd=ROOT,
         capture_output=True,
         text=True,

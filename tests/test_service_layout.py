@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ("registry", "exchange", "signature", "archive")
 ROOMS = ("app.py", "config.py", "errors.py", "events.py", "models.py", "dependencies.py", "migrations/env.py")
 CAPABILITY_FILES = ("router.py", "schemas.py", "service.py", "repository.py")
