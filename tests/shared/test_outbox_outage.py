@@ -84,6 +84,23 @@ async def proxy() -> AsyncIterator[TcpProxy]:
     await tcp.cut()
 
 
+@pytest.fixture
+async def check_queue(broker_prefix: str) -> AsyncIterator[aio_pika.abc.AbstractQueue]:
+    """The test's own queue, read straight from RabbitMQ (not through the proxy); deleted after."""
+    connection = await aio_pika.connect_robust(AMQP_URL)
+    try:
+        channel = await connection.channel()
+        await channel.set_qos(prefetch_count=50)
+        exchange = await channel.declare_exchange(f"{broker_prefix}.events", aio_pika.ExchangeType.TOPIC, durable=True)
+        queue = await channel.declare_queue(f"{broker_prefix}.outage-check", durable=True)
+        await queue.bind(exchange, routing_key="doc.#")
+        yield queue
+        await channel.queue_delete(f"{broker_prefix}.outage-check")
+        await channel.exchange_delete(f"{broker_prefix}.events")
+    finally:
+        await connection.close()
+
+
 def _through(proxy: TcpProxy) -> str:
     parts = urlsplit(AMQP_URL)
     return parts._replace(netloc=f"{parts.username}:{parts.password}@127.0.0.1:{proxy.port}").geturl()
@@ -97,7 +114,7 @@ def _metric(text: str, name: str) -> float:
 
 
 async def test_events_survive_a_broker_outage_exactly_once_in_order(
-    tmp_path: Path, migrated_pg_database: str, broker_prefix: str, proxy: TcpProxy
+    tmp_path: Path, migrated_pg_database: str, broker_prefix: str, proxy: TcpProxy, check_queue
 ):
     settings = make_settings(
         tmp_path / "var",
@@ -109,14 +126,7 @@ async def test_events_survive_a_broker_outage_exactly_once_in_order(
     runtime = ServiceRuntime(name="archive", settings=settings, tables=messaging)
     app = create_service_app(runtime, title="outage", description="outage test", routers=[])
 
-    # the test's own consumer reads straight from RabbitMQ (not through the proxy), one message at a time
-    connection = await aio_pika.connect_robust(AMQP_URL)
-    channel = await connection.channel()
-    await channel.set_qos(prefetch_count=50)
-    exchange = await channel.declare_exchange(f"{broker_prefix}.events", aio_pika.ExchangeType.TOPIC, durable=True)
-    queue = await channel.declare_queue(f"{broker_prefix}.outage-check", durable=True)
-    await queue.bind(exchange, routing_key="doc.#")
-
+    queue = check_queue
     deliveries: list[str] = []  # every message id as it arrived (duplicates included)
     effects: list[tuple[str, int, str]] = []  # (document, sequence, id) as the idempotent consumer applied them
 
@@ -206,10 +216,6 @@ async def test_events_survive_a_broker_outage_exactly_once_in_order(
         consuming.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await consuming
-
-    await channel.queue_delete(f"{broker_prefix}.outage-check")
-    await channel.exchange_delete(f"{broker_prefix}.events")
-    await connection.close()
 
     # the load ran through the outage (about 60 events/s; fewer on a loaded machine)
     assert written_during_cut >= 20, written_during_cut
