@@ -147,19 +147,21 @@ class Topology:
         return self.env[f"LIENTHONG_{name.upper()}__URL"]
 
     def start(self, timeout: float = 60.0, say: Callable[[str], None] = lambda _m: None) -> None:
-        """Start every process and wait until each answers /health; stop them all on failure."""
+        """Start every process at once (none needs another to start), then wait until each answers
+        /health; stop them all on failure."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         try:
             for name in self.ORDER:
                 port = urlsplit(self.url(name)).port
-                log = (self.log_dir / f"{name}.log").open("ab")
-                self.processes[name] = subprocess.Popen(
-                    [sys.executable, "-m", "services.cli", "serve", name, "--port", str(port)],
-                    env=self.env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
+                with (self.log_dir / f"{name}.log").open("ab") as log:
+                    self.processes[name] = subprocess.Popen(
+                        [sys.executable, "-m", "services.cli", "serve", name, "--port", str(port)],
+                        env=self.env,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
+            for name in self.ORDER:
                 self.wait_healthy(name, timeout)
                 say(f"{name} is up on {self.url(name)} (pid {self.processes[name].pid})")
         except BaseException:
