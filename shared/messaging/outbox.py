@@ -441,8 +441,10 @@ class OutboxRelay:
             self._outage_passes = 0
             if self.policy.retention_hours and loop.time() - self._last_purge > 600:
                 self._last_purge = loop.time()
-                with contextlib.suppress(Exception):
+                try:
                     await self.outbox.purge_published(dt.timedelta(hours=self.policy.retention_hours))
+                except Exception as exc:  # housekeeping: the next pass in ten minutes tries again
+                    log.warning("%s: deleting old published outbox rows failed: %s", self.source, describe_error(exc))
             if count >= self.batch_size:
                 continue
             await self._pause(self.policy.poll_seconds, wakeable=True)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import os
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,7 +18,7 @@ from services.archive.models import messaging
 from services.cli import app as cli
 from services.settings import Settings
 from shared.config import OutboxSection
-from shared.db import Database
+from shared.db import Database, utcnow
 from shared.messaging import (
     Envelope,
     InProcessBroker,
@@ -213,3 +215,19 @@ async def test_operator_lists_and_redrives_stuck_events_from_the_command_line(da
     assert redriven.exit_code == 0, redriven.output
     assert "re-drove 2 event(s)" in redriven.output
     assert all(r["attempts"] == 0 and r["next_attempt_at"] is None for r in await _rows(database))
+
+
+async def test_published_rows_past_their_retention_are_deleted_and_pending_ones_never(database):
+    bus, recorder = Bus(), Recorder()
+    await _subscribed(bus, recorder)
+    old, recent = await _record(database, "a", 0), await _record(database, "a", 1)
+    pending = await _record(database, "b", 0)
+    recorder.failing.add("b")
+    assert await OutboxRelay(database, messaging, bus, "t", policy=FAST).publish_pending() == 2
+    async with database.session() as session:  # "old" was published two weeks ago
+        outbox = messaging.outbox
+        two_weeks_ago = utcnow() - dt.timedelta(days=14)
+        await session.execute(outbox.update().where(outbox.c.id == uuid.UUID(old)).values(published_at=two_weeks_ago))
+        await session.execute(outbox.update().where(outbox.c.id == uuid.UUID(pending)).values(created_at=two_weeks_ago))
+    assert await Outbox(database, messaging).purge_published(dt.timedelta(hours=168)) == 1
+    assert {str(r["id"]) for r in await _rows(database)} == {recent, pending}
