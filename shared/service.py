@@ -34,6 +34,7 @@ from shared.messaging import (
     OutboxMetrics,
     OutboxRelay,
     OutboxStats,
+    RetryPolicy,
     Subscription,
     create_broker,
 )
@@ -57,11 +58,28 @@ class OutboxLagError(Exception):
 
 @dataclass(frozen=True)
 class Consumer:
-    """A message handler of a service: its queue name, the events it binds, its handler."""
+    """A message handler of a service: its queue name, the events it binds, its handler.
+
+    The handler runs in a transaction with the message id recorded as processed (a redelivered
+    message changes nothing twice)."""
 
     name: str
     bindings: tuple[str, ...]
     handler: EventHandler
+
+
+@dataclass(frozen=True)
+class Worker:
+    """A work queue of a service: its handler is called outside any transaction (it may call other
+    systems), retried per ``retry`` when it raises :class:`~shared.messaging.RetryLater`, and
+    ``on_dead`` is awaited before a message goes to the dead-letter queue."""
+
+    name: str
+    bindings: tuple[str, ...]
+    handler: Callable[[Envelope], Awaitable[None]]
+    retry: RetryPolicy
+    on_dead: Callable[[Envelope, str], Awaitable[None]] | None = None
+    prefetch: int | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +101,7 @@ class ServiceRuntime(AppRuntime):
         *,
         consumers: Sequence[Consumer] = (),
         listeners: Sequence[Listener] = (),
+        workers: Sequence[Worker] = (),
         broker: Broker | None = None,
         transports: dict[str, httpx.AsyncBaseTransport] | None = None,
     ) -> None:
@@ -91,6 +110,7 @@ class ServiceRuntime(AppRuntime):
         self.tables = tables
         self.consumers = list(consumers)
         self.listeners = list(listeners)
+        self.workers = list(workers)
         self.broker = broker
         self.transports = transports if transports is not None else {}
         self.relay: OutboxRelay | None = None
@@ -131,7 +151,11 @@ class ServiceRuntime(AppRuntime):
             self.database = database = Database(url, self.name)
             stack.push_async_callback(database.dispose)
             if self.broker is None:
-                broker = create_broker(self.settings.broker_url, self.settings.broker_prefix)
+                broker = create_broker(
+                    self.settings.broker_url,
+                    self.settings.broker_prefix,
+                    store=self.settings.var_dir / f"bus-{self.name}.sqlite3",
+                )
                 stack.push_async_callback(broker.close)
                 await broker.start()
                 self.broker = broker
@@ -140,6 +164,17 @@ class ServiceRuntime(AppRuntime):
                 await self.broker.subscribe(Subscription(f"{self.name}.{consumer.name}", consumer.bindings, handler))
             for listener in self.listeners:
                 await self.broker.subscribe_broadcast(listener.bindings, listener.handler)
+            for worker in self.workers:
+                await self.broker.subscribe(
+                    Subscription(
+                        f"{self.name}.{worker.name}",
+                        worker.bindings,
+                        worker.handler,
+                        retry=worker.retry,
+                        on_dead=worker.on_dead,
+                        prefetch=worker.prefetch,
+                    )
+                )
             self.relay = OutboxRelay(
                 database, self.tables, self.broker, self.name, policy=self.settings.outbox, metrics=self.outbox_metrics
             )

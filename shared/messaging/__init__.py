@@ -1,6 +1,19 @@
 """Reliable messaging: transactional outbox, relay, brokers (RabbitMQ / in-process), idempotent consumers."""
 
-from shared.messaging.broker import Broker, InProcessBroker, RabbitBroker, Subscription, create_broker
+from shared.messaging.broker import (
+    ATTEMPT_HEADER,
+    DEAD_REASON_HEADER,
+    Broker,
+    DeadLetter,
+    ExternalQueuesUnsupportedError,
+    InProcessBroker,
+    RabbitBroker,
+    RetryLater,
+    RetryPolicy,
+    Subscription,
+    create_broker,
+    delay_label,
+)
 from shared.messaging.consumer import EventHandler, IdempotentConsumer
 from shared.messaging.envelope import Envelope, topic_matches
 from shared.messaging.outbox import (
@@ -22,10 +35,14 @@ from shared.messaging.tables import (
 )
 
 __all__ = [
+    "ATTEMPT_HEADER",
+    "DEAD_REASON_HEADER",
     "Broker",
     "BrokerUnavailableError",
+    "DeadLetter",
     "Envelope",
     "EventHandler",
+    "ExternalQueuesUnsupportedError",
     "IdempotentConsumer",
     "InProcessBroker",
     "MessagingTables",
@@ -35,10 +52,13 @@ __all__ = [
     "OutboxStats",
     "PendingEvent",
     "RabbitBroker",
+    "RetryLater",
+    "RetryPolicy",
     "Subscription",
     "create_broker",
     "create_messaging_tables",
     "define_messaging_tables",
+    "delay_label",
     "describe_error",
     "drop_messaging_tables",
     "record_event",

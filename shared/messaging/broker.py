@@ -4,32 +4,102 @@ Both are fed by the transactional outbox, so the code that publishes events neve
 modes. RabbitMQ: one durable topic exchange ``<prefix>.events``, one quorum queue per consumer
 (``<prefix>.<queue>``) bounded by ``x-delivery-limit`` and dead-lettered to ``<prefix>.<queue>.dead``,
 publisher confirms, persistent messages, manual acks, a prefetch limit.
+
+Work queues (a :class:`Subscription` with a :class:`RetryPolicy`) retry a message whose handler
+raised :class:`RetryLater`: the message waits in ``<prefix>.<queue>.retry.<delay>`` (a queue with a
+message TTL that dead-letters back into ``<prefix>.retry``, bound to the work queue only), then is
+tried again with ``x-attempt`` one higher. After the last try, or at once when the handler raised
+:class:`DeadLetter`, ``on_dead`` is awaited and the message goes to ``<prefix>.<queue>.dead`` with
+its reason in ``x-dead-reason``. The in-process bus does the same with a SQLite-backed queue.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import aio_pika
+import aiormq
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage, AbstractRobustConnection
 
 from shared.messaging.envelope import Envelope, topic_matches
 
+if TYPE_CHECKING:
+    from shared.messaging.local_queue import LocalQueueStore, LocalWorkQueue
+
 log = logging.getLogger("lienthong.messaging")
 
 Handler = Callable[[Envelope], Awaitable[None]]
+DeadHandler = Callable[[Envelope, str], Awaitable[None]]
+
+ATTEMPT_HEADER = "x-attempt"
+DEAD_REASON_HEADER = "x-dead-reason"
+
+
+class RetryLater(Exception):
+    """Raised by a work-queue handler: try this message again later.
+
+    ``counts=False`` defers it without spending a try (the handler chose not to try now); its
+    ``delay`` is then the policy's ``defer_seconds``."""
+
+    def __init__(self, reason: str, *, counts: bool = True) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.counts = counts
+
+
+class DeadLetter(Exception):
+    """Raised by a handler: this message can never succeed; dead-letter it with ``reason``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a work queue retries: the waits before the 2nd, 3rd … try, then the dead-letter queue."""
+
+    delays: tuple[float, ...]
+    defer_seconds: float = 5.0
+
+    @property
+    def attempts(self) -> int:
+        """Tries in all, the first included."""
+        return len(self.delays) + 1
+
+    def delay_after(self, attempt: int) -> float | None:
+        """The wait after try ``attempt`` failed (None: it was the last)."""
+        return self.delays[attempt - 1] if attempt <= len(self.delays) else None
+
+
+def delay_label(seconds: float) -> str:
+    """Name a retry delay for a queue name: ``15s``, ``5m``, ``2h``, ``1500ms``."""
+    ms = round(seconds * 1000)
+    for unit, size in (("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if ms % size == 0:
+            return f"{ms // size}{unit}"
+    return f"{ms}ms"
 
 
 @dataclass(frozen=True)
 class Subscription:
-    """A named consumer: its queue, the routing-key patterns it binds, and its handler."""
+    """A named consumer: its queue, the routing-key patterns it binds, and its handler.
+
+    With ``retry`` it is a work queue: :class:`RetryLater` and :class:`DeadLetter` from the handler
+    are honoured, ``on_dead`` is awaited before a message is dead-lettered (if it raises, the
+    message is tried again), and up to ``prefetch`` messages are handled at once."""
 
     queue: str
     bindings: tuple[str, ...]
     handler: Handler
+    retry: RetryPolicy | None = None
+    on_dead: DeadHandler | None = None
+    prefetch: int | None = None
 
 
 class Broker(Protocol):
@@ -39,28 +109,85 @@ class Broker(Protocol):
     async def subscribe(self, subscription: Subscription) -> None: ...
     async def subscribe_broadcast(self, bindings: tuple[str, ...], handler: Handler) -> None: ...
     async def ping(self) -> None: ...
+    async def publish_to_queue(self, queue: str, body: bytes, *, message_id: str, message_type: str) -> None: ...
+
+
+class ExternalQueuesUnsupportedError(RuntimeError):
+    """The in-process bus has no queues another system could read: AMQP delivery needs RabbitMQ."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What becomes of a message its handler did not take: tried again (after ``delay``, as try
+    ``attempt``) or dead-lettered with ``reason``."""
+
+    retry: bool
+    attempt: int
+    delay: float
+    reason: str
+
+
+def outcome_of(policy: RetryPolicy, attempt: int, exc: BaseException) -> Outcome:
+    """Decide the fate of a message whose try ``attempt`` raised ``exc``."""
+    from shared.messaging.outbox import describe_error
+
+    if isinstance(exc, DeadLetter):
+        return Outcome(False, attempt, 0.0, exc.reason)
+    reason = exc.reason if isinstance(exc, RetryLater) else describe_error(exc)
+    if isinstance(exc, RetryLater) and not exc.counts:
+        return Outcome(True, attempt, policy.defer_seconds, reason)
+    delay = policy.delay_after(attempt)
+    if delay is None:
+        return Outcome(False, attempt, 0.0, f"gave up after {attempt} tries: {reason}")
+    return Outcome(True, attempt + 1, delay, reason)
 
 
 class InProcessBroker:
     """Delivers each published event to the matching handlers before ``publish`` returns.
 
     ``publish`` raises when a handler fails, so the relay leaves the outbox row unpublished and
-    retries it: the outbox is the durable queue, the handlers are idempotent.
+    retries it: the outbox is the durable queue, the handlers are idempotent. Work queues
+    (subscriptions with a retry policy) are different: ``publish`` stores the message in a
+    SQLite-backed queue (``store``: a file, so a crash loses nothing) and workers handle it
+    with the same retries and dead-lettering as RabbitMQ.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, store: Path | None = None) -> None:
         self._subscriptions: list[Subscription] = []
+        self._store_path = store
+        self._queues: dict[str, LocalWorkQueue] = {}
+        self._store: LocalQueueStore | None = None
+
+    @property
+    def store(self) -> LocalQueueStore:
+        from shared.messaging.local_queue import LocalQueueStore
+
+        if self._store is None:
+            self._store = LocalQueueStore(self._store_path)
+        return self._store
 
     async def start(self) -> None:
         return None
 
     async def close(self) -> None:
         self._subscriptions.clear()
+        queues, self._queues = list(self._queues.values()), {}
+        for queue in queues:
+            await queue.stop()
+        if self._store is not None:
+            self._store.close()
+            self._store = None
 
     async def ping(self) -> None:
         return None
 
     async def subscribe(self, subscription: Subscription) -> None:
+        from shared.messaging.local_queue import LocalWorkQueue
+
+        if subscription.retry is not None:
+            queue = LocalWorkQueue(self.store, subscription)
+            await queue.start()
+            self._queues[subscription.queue] = queue
         self._subscriptions.append(subscription)
 
     async def subscribe_broadcast(self, bindings: tuple[str, ...], handler: Handler) -> None:
@@ -70,7 +197,20 @@ class InProcessBroker:
     async def publish(self, envelope: Envelope) -> None:
         for sub in list(self._subscriptions):
             if any(topic_matches(p, envelope.type) for p in sub.bindings):
-                await sub.handler(envelope)
+                if (queue := self._queues.get(sub.queue)) is not None and sub.retry is not None:
+                    await queue.put(envelope)
+                else:
+                    await sub.handler(envelope)
+
+    async def publish_to_queue(self, queue: str, body: bytes, *, message_id: str, message_type: str) -> None:
+        raise ExternalQueuesUnsupportedError(
+            f"cannot deliver to AMQP queue {queue!r}: the in-process bus has no queues another system can read; "
+            "AMQP delivery needs RabbitMQ (set LIENTHONG_BROKER_URL=amqp://…)"
+        )
+
+    def work_queue(self, name: str) -> LocalWorkQueue:
+        """The local work queue of a subscription (for operators and tests)."""
+        return self._queues[name]
 
 
 class RabbitBroker:
@@ -96,13 +236,25 @@ class RabbitBroker:
         self._publish_channel: AbstractChannel | None = None
         self._consume_channel: AbstractChannel | None = None
         self._exchange: AbstractExchange | None = None
+        self._declared_queues: set[str] = set()
 
     @property
     def exchange_name(self) -> str:
         return f"{self.prefix}.events"
 
+    @property
+    def retry_exchange_name(self) -> str:
+        return f"{self.prefix}.retry"
+
+    @property
+    def dead_exchange_name(self) -> str:
+        return f"{self.prefix}.dead"
+
     def queue_name(self, queue: str) -> str:
         return f"{self.prefix}.{queue}"
+
+    def retry_queue_name(self, queue: str, delay: float) -> str:
+        return f"{self.queue_name(queue)}.retry.{delay_label(delay)}"
 
     async def start(self) -> None:
         self._connection = await aio_pika.connect_robust(
@@ -142,13 +294,45 @@ class RabbitBroker:
         # Publisher confirms: returns once the broker has taken responsibility; raises otherwise.
         await self._exchange.publish(message, routing_key=envelope.type, mandatory=False, timeout=self.publish_timeout)
 
+    async def publish_to_queue(self, queue: str, body: bytes, *, message_id: str, message_type: str) -> None:
+        """Publish (confirmed, persistent) to a named durable queue another system consumes, declaring
+        it (quorum) the first time; a queue that exists with other arguments is used as it is."""
+        if self._publish_channel is None or self._connection is None:
+            raise RuntimeError("broker not started")
+        if queue not in self._declared_queues:
+            await self._declare_external(queue)
+            self._declared_queues.add(queue)
+        message = aio_pika.Message(
+            body=body,
+            message_id=message_id,
+            type=message_type,
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )
+        await self._publish_channel.default_exchange.publish(
+            message, routing_key=queue, mandatory=True, timeout=self.publish_timeout
+        )
+
+    async def _declare_external(self, queue: str) -> None:
+        assert self._connection is not None
+        try:
+            async with self._connection.channel() as channel:
+                await channel.declare_queue(queue, durable=True, arguments={"x-queue-type": "quorum"})
+        except aiormq.exceptions.ChannelPreconditionFailed:
+            # declared before by the bus with its own arguments: use it as it is
+            async with self._connection.channel() as channel:
+                await channel.declare_queue(queue, passive=True)
+
     async def subscribe(self, subscription: Subscription) -> None:
-        if self._consume_channel is None:
+        if self._consume_channel is None or self._connection is None:
             raise RuntimeError("broker not started")
         channel = self._consume_channel
+        if subscription.retry is not None or subscription.prefetch is not None:
+            channel = await self._connection.channel()
+            await channel.set_qos(prefetch_count=subscription.prefetch or self.prefetch)
         name = self.queue_name(subscription.queue)
         dead_exchange = await channel.declare_exchange(
-            f"{self.prefix}.dead", aio_pika.ExchangeType.DIRECT, durable=True
+            self.dead_exchange_name, aio_pika.ExchangeType.DIRECT, durable=True
         )
         dead_queue = await channel.declare_queue(f"{name}.dead", durable=True, arguments={"x-queue-type": "quorum"})
         await dead_queue.bind(dead_exchange, routing_key=name)
@@ -162,13 +346,107 @@ class RabbitBroker:
         exchange = await channel.declare_exchange(self.exchange_name, aio_pika.ExchangeType.TOPIC, durable=True)
         for pattern in subscription.bindings:
             await queue.bind(exchange, routing_key=pattern)
+        policy = subscription.retry
+        if policy is not None:
+            retry_exchange = await channel.declare_exchange(
+                self.retry_exchange_name, aio_pika.ExchangeType.DIRECT, durable=True
+            )
+            await queue.bind(retry_exchange, routing_key=name)
+            for delay in sorted({*policy.delays, policy.defer_seconds}):
+                await channel.declare_queue(
+                    self.retry_queue_name(subscription.queue, delay),
+                    durable=True,
+                    arguments={
+                        "x-queue-type": "quorum",
+                        "x-message-ttl": max(1, round(delay * 1000)),
+                        "x-dead-letter-exchange": retry_exchange.name,
+                        "x-dead-letter-routing-key": name,
+                        "x-dead-letter-strategy": "at-least-once",
+                        "x-overflow": "reject-publish",
+                    },
+                )
 
         async def on_message(message: AbstractIncomingMessage) -> None:
-            # Manual ack after the handler committed; a failure requeues, bounded by x-delivery-limit.
+            # Manual ack once handled (or moved to a retry or dead queue); an unexpected failure
+            # requeues, bounded by x-delivery-limit.
             async with message.process(requeue=True, ignore_processed=True):
-                await subscription.handler(Envelope.from_json(message.body))
+                await self._handle(subscription, message)
 
         await queue.consume(on_message)
+
+    async def _handle(self, subscription: Subscription, message: AbstractIncomingMessage) -> None:
+        headers = dict(message.headers or {})
+        attempt = _int(headers.get(ATTEMPT_HEADER), 1)
+        try:
+            envelope = Envelope.from_json(message.body)
+        except (ValueError, KeyError, TypeError) as exc:
+            log.error("%s: unreadable message %s dead-lettered: %s", subscription.queue, message.message_id, exc)
+            await self._dead_letter(subscription, message.body, headers, f"unreadable message: {exc}", attempt)
+            return
+        envelope = replace(envelope, headers={**envelope.headers, ATTEMPT_HEADER: attempt})
+        try:
+            await subscription.handler(envelope)
+            return
+        except DeadLetter as exc:
+            outcome = Outcome(False, attempt, 0.0, exc.reason)
+        except RetryLater as exc:
+            if subscription.retry is None:
+                raise
+            outcome = outcome_of(subscription.retry, attempt, exc)
+        except Exception as exc:
+            if subscription.retry is None:
+                raise
+            outcome = outcome_of(subscription.retry, attempt, exc)
+        if outcome.retry:
+            log.info(
+                "%s: message %s (try %d) back in %s: %s",
+                subscription.queue,
+                envelope.id,
+                attempt,
+                delay_label(outcome.delay),
+                outcome.reason,
+            )
+            await self._publish_retry(subscription, message, outcome)
+            return
+        if subscription.on_dead is not None:
+            await subscription.on_dead(envelope, outcome.reason)
+        log.warning("%s: message %s dead-lettered: %s", subscription.queue, envelope.id, outcome.reason)
+        await self._dead_letter(subscription, message.body, headers, outcome.reason, attempt)
+
+    async def _publish_retry(
+        self, subscription: Subscription, message: AbstractIncomingMessage, outcome: Outcome
+    ) -> None:
+        if self._publish_channel is None:
+            raise RuntimeError("broker not started")
+        headers = {**dict(message.headers or {}), ATTEMPT_HEADER: outcome.attempt, "x-last-error": outcome.reason[:500]}
+        retry = aio_pika.Message(
+            body=message.body,
+            message_id=message.message_id,
+            type=message.type,
+            content_type=message.content_type,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            headers=headers,
+        )
+        await self._publish_channel.default_exchange.publish(
+            retry,
+            routing_key=self.retry_queue_name(subscription.queue, outcome.delay),
+            mandatory=True,
+            timeout=self.publish_timeout,
+        )
+
+    async def _dead_letter(
+        self, subscription: Subscription, body: bytes, headers: dict[str, Any], reason: str, attempt: int
+    ) -> None:
+        if self._publish_channel is None:
+            raise RuntimeError("broker not started")
+        dead = aio_pika.Message(
+            body=body,
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            headers={**headers, DEAD_REASON_HEADER: reason[:2000], ATTEMPT_HEADER: attempt},
+        )
+        exchange = await self._publish_channel.get_exchange(self.dead_exchange_name, ensure=False)
+        await exchange.publish(dead, routing_key=self.queue_name(subscription.queue), timeout=self.publish_timeout)
 
     async def subscribe_broadcast(self, bindings: tuple[str, ...], handler: Handler) -> None:
         """Deliver matching events to this process, whatever its replicas get: a server-named,
@@ -187,21 +465,31 @@ class RabbitBroker:
 
         await queue.consume(on_message)
 
-    async def delete_all(self, queues: list[str]) -> None:
-        """Delete the exchange and the named queues (tests clean up their own prefix)."""
+    async def delete_all(self, queues: list[str], *, retry_delays: tuple[float, ...] = ()) -> None:
+        """Delete the exchanges and the named queues with their dead and retry queues (tests clean
+        up their own prefix)."""
         if self._connection is None:
             return
         channel = await self._connection.channel()
         for queue in queues:
-            for name in (self.queue_name(queue), f"{self.queue_name(queue)}.dead"):
+            names = [self.queue_name(queue), f"{self.queue_name(queue)}.dead"]
+            names += [self.retry_queue_name(queue, delay) for delay in retry_delays]
+            for name in names:
                 await channel.queue_delete(name)
-        await channel.exchange_delete(self.exchange_name)
-        await channel.exchange_delete(f"{self.prefix}.dead")
+        for exchange in (self.exchange_name, self.dead_exchange_name, self.retry_exchange_name):
+            await channel.exchange_delete(exchange)
         await channel.close()
 
 
-def create_broker(url: str, prefix: str) -> Broker:
-    """Return the broker a URL names: ``memory://`` or ``amqp://…``."""
+def _int(value: object, default: int) -> int:
+    if isinstance(value, int | str | bytes):
+        with contextlib.suppress(ValueError):
+            return int(value)
+    return default
+
+
+def create_broker(url: str, prefix: str, *, store: Path | None = None) -> Broker:
+    """Return the broker a URL names: ``memory://`` (work queues kept in ``store``) or ``amqp://…``."""
     if url.startswith("memory://"):
-        return InProcessBroker()
+        return InProcessBroker(store)
     return RabbitBroker(url, prefix)
