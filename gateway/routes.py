@@ -10,6 +10,8 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("/v1/documents", "exchange"),
     ("/v1/inbox", "exchange"),
     ("/v1/deliveries", "exchange"),
+    ("/v1/feed", "exchange"),
+    ("/v1/transfers", "exchange"),
     ("/v1/signatures", "signature"),
     ("/v1/archive", "archive"),
 )

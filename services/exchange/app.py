@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from services.exchange.delivery.router import router as delivery_router
 from services.exchange.dependencies import ExchangeRuntime
 from services.exchange.document.router import router as document_router
+from services.exchange.feed.router import router as feed_router
 from services.settings import Settings
 from shared.messaging import Broker
 from shared.service import create_service_app
@@ -26,5 +27,5 @@ def create_app(
         runtime,
         title="LienThong exchange",
         description="Documents sent between agencies, one delivery per recipient, national status codes.",
-        routers=[document_router, delivery_router],
+        routers=[document_router, delivery_router, feed_router],
     )

@@ -14,6 +14,8 @@ from services.exchange.delivery.repository import DeliveryRepository
 from services.exchange.delivery.service import DeliveryService
 from services.exchange.document.repository import DocumentRepository
 from services.exchange.document.service import DocumentService
+from services.exchange.feed.repository import FeedRepository
+from services.exchange.feed.service import FeedNotifier, FeedReader, FeedService
 from services.exchange.models import messaging
 from services.settings import Settings
 from shared.clients import DIRECTORY_EVENTS, DirectoryCache, RegistryClient
@@ -35,16 +37,21 @@ class ExchangeRuntime(ServiceRuntime):
     ) -> None:
         config = settings.exchange
         directory = DirectoryCache(config.directory_cache_seconds)
+        notifier = FeedNotifier()
         super().__init__(
             "exchange",
             settings,
             messaging,
-            listeners=[Listener(DIRECTORY_EVENTS, directory.on_event)],
+            listeners=[
+                Listener(DIRECTORY_EVENTS, directory.on_event),
+                Listener(("feed.entry_added.v1",), notifier.on_event),
+            ],
             broker=broker,
             transports=transports,
         )
         self.config = config
         self.directory = directory
+        self.feed_notifier = notifier
         self.calendar = WorkingCalendar(config.holidays, config.timezone)
         self.blob_dir = settings.blob_dir
         self._blobs: BlobStore | None = None
@@ -83,6 +90,7 @@ def document_service(session: SessionDep, runtime: ExchangeRuntimeDep, registry:
     return DocumentService(
         documents=DocumentRepository(session),
         deliveries=DeliveryRepository(session),
+        feed=FeedService(FeedRepository(session)),
         registry=registry,
         blobs=runtime.blobs,
         calendar=runtime.calendar,
@@ -92,8 +100,18 @@ def document_service(session: SessionDep, runtime: ExchangeRuntimeDep, registry:
 
 
 def delivery_service(session: SessionDep) -> DeliveryService:
-    return DeliveryService(deliveries=DeliveryRepository(session), documents=DocumentRepository(session))
+    return DeliveryService(
+        deliveries=DeliveryRepository(session),
+        documents=DocumentRepository(session),
+        feed=FeedService(FeedRepository(session)),
+    )
+
+
+def feed_reader(runtime: ExchangeRuntimeDep) -> FeedReader:
+    """The feed reader: no request session (a long poll holds no database connection)."""
+    return FeedReader(runtime.db, runtime.feed_notifier)
 
 
 DocumentServiceDep = Annotated[DocumentService, Depends(document_service)]
 DeliveryServiceDep = Annotated[DeliveryService, Depends(delivery_service)]
+FeedReaderDep = Annotated[FeedReader, Depends(feed_reader)]

@@ -8,9 +8,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class DeliveryRef(BaseModel):
@@ -83,12 +83,148 @@ class DocumentReplaced(BaseModel):
     sender_code: str
 
 
+FeedEntryType = Literal[
+    "delivery.received", "delivery.recall_requested", "delivery.status_changed", "delivery.transfer_failed"
+]
+
+
+class FeedEntryAdded(BaseModel):
+    """``feed.entry_added.v1``: an entry of an agency's feed, exactly as its channel delivers it
+    (the pull feed lists it, a webhook receives it as the POST body, a bus queue as the message).
+
+    ``seq`` numbers an agency's entries 1, 2, 3 … in the order they happened; ``id`` is the same
+    on every re-send (dedupe by it)."""
+
+    id: uuid.UUID
+    seq: int
+    agency_code: str = Field(description="whose feed: the recipient of a delivery, the sender of a document")
+    type: FeedEntryType
+    document_id: uuid.UUID
+    delivery_id: uuid.UUID | None
+    occurred_at: dt.datetime
+    data: dict[str, Any] = Field(
+        description="by type: DeliveryReceived, RecallRequested, StatusChanged, TransferFailed"
+    )
+
+
+class Link(BaseModel):
+    href: str = Field(description="a path under the gateway's base URL, e.g. /v1/documents/…")
+    method: Literal["GET", "POST"] = "GET"
+
+
+class AttachmentLink(BaseModel):
+    id: uuid.UUID
+    file_name: str
+    content_type: str
+    size: int
+    sha256: str
+    href: str = Field(description="download with the agency's token: GET <gateway>/v1/documents/…/attachments/…")
+
+
+class FeedDocument(BaseModel):
+    """The Decree 30/2020 metadata of a delivered document."""
+
+    id: uuid.UUID
+    kind: Literal["new", "update", "replace"]
+    original_document_id: uuid.UUID | None
+    update_info: dict[str, bool] | None
+    sender_code: str
+    code_number: str
+    code_notation: str
+    type_name: str
+    subject: str
+    promulgation_place: str | None
+    promulgation_date: dt.date
+    signer_competence: str | None
+    signer_position: str | None
+    signer_name: str | None
+    urgency: int
+    due_date: dt.date | None
+    steering_type: int
+    page_count: int | None
+    description: str | None
+    response_for: dict[str, Any] | None
+    created_at: dt.datetime
+
+
+class DeliveryReceived(BaseModel):
+    """``delivery.received`` (to the recipient): a document addressed to it, new, an update or a
+    replacement. Report 01 when your system has taken it (reading the feed does not)."""
+
+    delivery_id: uuid.UUID
+    status: str
+    arrival_deadline: dt.datetime
+    document: FeedDocument
+    attachments: list[AttachmentLink]
+    links: dict[str, Link]
+
+
+class RecallRequested(BaseModel):
+    """``delivery.recall_requested`` (to the recipient): the sender asks for its copy back (13);
+    answer 15 (agreed) or 16 (refused)."""
+
+    delivery_id: uuid.UUID
+    document_id: uuid.UUID
+    sender_code: str
+    reason: str
+    links: dict[str, Link]
+
+
+class StatusChanged(BaseModel):
+    """``delivery.status_changed`` (to the sender): a recipient reported 01…06, 15 or 16."""
+
+    delivery_id: uuid.UUID
+    document_id: uuid.UUID
+    recipient_code: str
+    previous_status: str
+    status: str
+    note: str | None
+    reported_at: dt.datetime
+    links: dict[str, Link]
+
+
+class TransferFailed(BaseModel):
+    """``delivery.transfer_failed`` (to the sender): the recipient's webhook or bus queue did not
+    take a delivery after every try; the delivery is still in the recipient's pull feed."""
+
+    delivery_id: uuid.UUID
+    document_id: uuid.UUID
+    recipient_code: str
+    channel: Literal["push", "amqp"]
+    attempts: int
+    reason: str
+
+
+FEED_DATA: dict[str, type[BaseModel]] = {
+    "delivery.received": DeliveryReceived,
+    "delivery.recall_requested": RecallRequested,
+    "delivery.status_changed": StatusChanged,
+    "delivery.transfer_failed": TransferFailed,
+}
+
+
+class DeliveryTransferFailed(BaseModel):
+    """``delivery.transfer_failed.v1``: a feed entry was not taken by its agency's webhook or bus
+    queue after every try (recorded for the admin's re-send)."""
+
+    entry_id: uuid.UUID
+    agency_code: str
+    channel: Literal["push", "amqp"]
+    entry_type: FeedEntryType
+    document_id: uuid.UUID
+    delivery_id: uuid.UUID | None
+    attempts: int
+    reason: str
+
+
 EVENTS: dict[str, type[BaseModel]] = {
     "document.submitted.v1": DocumentSubmitted,
     "delivery.status_changed.v1": DeliveryStatusChanged,
     "document.recall_requested.v1": DocumentRecallRequested,
     "document.recalled.v1": DocumentRecalled,
     "document.replaced.v1": DocumentReplaced,
+    "feed.entry_added.v1": FeedEntryAdded,
+    "delivery.transfer_failed.v1": DeliveryTransferFailed,
 }
 
 

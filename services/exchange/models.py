@@ -5,7 +5,20 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, SmallInteger, String, Text, UniqueConstraint, Uuid, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import UTCDateTime, new_id, new_metadata, utcnow
@@ -104,6 +117,9 @@ class Delivery(Base):
     due_date: Mapped[dt.date | None] = mapped_column(Date)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # the recipient's webhook or bus queue refused it after every try (cleared by a re-send)
+    transfer_failed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    transfer_error: Mapped[str | None] = mapped_column(String(2000))
 
 
 class DeliveryEvent(Base):
@@ -117,3 +133,50 @@ class DeliveryEvent(Base):
     actor_code: Mapped[str] = mapped_column(String(13))
     note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class FeedEntry(Base):
+    """One entry of an agency's feed: what was addressed to it (a delivery, a recall) or what
+    happened to what it sent (a status, a failed transfer), numbered 1, 2, 3 … per agency in the
+    order the transactions committed."""
+
+    __tablename__ = "feed_entry"
+    __table_args__ = (UniqueConstraint("agency_code", "seq", name="uq_feed_entry_agency_seq"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    agency_code: Mapped[str] = mapped_column(String(35))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    type: Mapped[str] = mapped_column(String(50))
+    document_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    delivery_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    data: Mapped[dict[str, object]] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class FeedCounter(Base):
+    """The last number given in an agency's feed; its row lock orders the agency's entries."""
+
+    __tablename__ = "feed_counter"
+
+    agency_code: Mapped[str] = mapped_column(String(35), primary_key=True)
+    last_seq: Mapped[int] = mapped_column(BigInteger)
+
+
+class TransferFailure(Base):
+    """A feed entry a webhook or bus queue did not take after every try (re-sent by an admin)."""
+
+    __tablename__ = "transfer_failure"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    entry_id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True)
+    agency_code: Mapped[str] = mapped_column(String(35), index=True)
+    channel: Mapped[str] = mapped_column(String(10))
+    target: Mapped[str | None] = mapped_column(String(2000))
+    entry_type: Mapped[str] = mapped_column(String(50))
+    document_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    delivery_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    attempts: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text)
+    failed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    resent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    resend_count: Mapped[int] = mapped_column(Integer, default=0)

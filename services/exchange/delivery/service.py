@@ -12,6 +12,7 @@ from services.exchange.delivery.status import RECALL_ANSWERS, TRANSITIONS, Statu
 from services.exchange.document.repository import DocumentRepository
 from services.exchange.errors import DeliveryNotFoundError, DeliveryTransitionError, MetadataInvalidError
 from services.exchange.events import DeliveryStatusChanged, DocumentRecalled, payload
+from services.exchange.feed.service import FeedService, status_entry
 from services.exchange.models import Delivery, DeliveryEvent, Document, messaging
 from shared.db import utcnow
 
@@ -72,9 +73,10 @@ def check_transition(*, delivery: Delivery, wanted: StatusCode, note: str | None
 
 
 class DeliveryService:
-    def __init__(self, *, deliveries: DeliveryRepository, documents: DocumentRepository) -> None:
+    def __init__(self, *, deliveries: DeliveryRepository, documents: DocumentRepository, feed: FeedService) -> None:
         self.deliveries = deliveries
         self.documents = documents
+        self.feed = feed
 
     async def report_status(self, recipient_code: str, delivery_id: uuid.UUID, report: StatusReport) -> StatusReported:
         """Move a delivery to the reported status and record the change for the sender (outbox)."""
@@ -105,6 +107,9 @@ class DeliveryService:
             actor_code=recipient_code,
             note=report.note,
             at=now,
+        )
+        await self.feed.add(
+            [status_entry(document, delivery, previous=previous, status=wanted.value, note=report.note, at=now)]
         )
         if wanted is StatusCode.RECALL_AGREED:
             recalled = DocumentRecalled(

@@ -64,6 +64,7 @@ from services.exchange.events import (
     DocumentSubmitted,
     payload,
 )
+from services.exchange.feed.service import FeedService, recall_entry, received_entries
 from services.exchange.models import Attachment, Delivery, DeliveryEvent, Document, messaging
 from shared.clients import RegistryClient, Resolution
 from shared.db import new_id, utcnow
@@ -374,6 +375,7 @@ class DocumentService:
         documents: DocumentRepository,
         deliveries: DeliveryRepository,
         registry: RegistryClient,
+        feed: FeedService,
         blobs: BlobStore,
         calendar: WorkingCalendar,
         max_attachments: int,
@@ -381,6 +383,7 @@ class DocumentService:
     ) -> None:
         self.documents = documents
         self.deliveries = deliveries
+        self.feed = feed
         self.registry = registry
         self.blobs = blobs
         self.calendar = calendar
@@ -436,6 +439,7 @@ class DocumentService:
             await self.publish_submitted(
                 document=document, original=original, deliveries=deliveries, attachments=attachments
             )
+            await self.feed.add(received_entries(document, deliveries, attachments))
             # the files go into the store before the transaction commits, so a committed document
             # never lacks a file; a failed commit leaves unreferenced blobs, never missing ones
             await commit_files(staged=staged, blobs=self.blobs)
@@ -616,6 +620,7 @@ class DocumentService:
         await self.deliveries.record_event(
             messaging, "document.recall_requested.v1", payload(requested), ordering_key=str(document.id)
         )
+        await self.feed.add([recall_entry(document, d, request.reason, now) for d in targets])
         return RecallRequested(document_id=document.id, deliveries=[delivery_summary(d) for d in targets])
 
     async def own_document(self, *, document_id: uuid.UUID, sender_code: str) -> Document:

@@ -1,0 +1,66 @@
+"""SQL for agencies' feeds: append entries numbered per agency, read them after a number."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from services.exchange.models import FeedCounter, FeedEntry
+from shared.db import new_id
+from shared.repository import Repository
+
+
+class FeedRepository(Repository[FeedEntry]):
+    model = FeedEntry
+
+    async def append(self, entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Number and insert entries (``agency_code``, ``type``, ``document_id``, ``delivery_id``,
+        ``data``, ``created_at``); return them with their ``id`` and ``seq``.
+
+        Each agency's counter row is locked until the transaction ends (in code order, so two
+        transactions never wait on each other in a circle): an agency's entries commit in the
+        order of their numbers, and a reader who saw number n never misses an n-1 committed later."""
+        if not entries:
+            return []
+        counts = Counter(entry["agency_code"] for entry in entries)
+        codes = sorted(counts)
+        dialect = postgresql if self.session.get_bind().dialect.name == "postgresql" else sqlite
+        upsert = dialect.insert(FeedCounter).values([{"agency_code": c, "last_seq": counts[c]} for c in codes])
+        statement = upsert.on_conflict_do_update(
+            index_elements=[FeedCounter.agency_code],
+            set_={"last_seq": FeedCounter.last_seq + upsert.excluded.last_seq},
+        ).returning(FeedCounter.agency_code, FeedCounter.last_seq)
+        last = {code: int(seq) for code, seq in (await self.session.execute(statement)).all()}
+        next_seq = {code: last[code] - counts[code] + 1 for code in codes}
+        rows = []
+        for entry in entries:
+            code = entry["agency_code"]
+            rows.append({**entry, "id": entry.get("id") or new_id(), "seq": next_seq[code]})
+            next_seq[code] += 1
+        await self.session.execute(insert(FeedEntry), rows)
+        return rows
+
+    async def after(self, agency_code: str, seq: int, limit: int) -> Sequence[FeedEntry]:
+        """Return an agency's entries numbered above ``seq``, in order."""
+        query = (
+            select(FeedEntry)
+            .where(FeedEntry.agency_code == agency_code, FeedEntry.seq > seq)
+            .order_by(FeedEntry.seq)
+            .limit(limit)
+        )
+        return (await self.session.execute(query)).scalars().all()
+
+    async def last_seq(self, agency_code: str) -> int:
+        """Return the number of an agency's last entry (0 when it has none)."""
+        return int(
+            await self.session.scalar(select(FeedCounter.last_seq).where(FeedCounter.agency_code == agency_code)) or 0
+        )
+
+    async def entry(self, entry_id: uuid.UUID) -> FeedEntry | None:
+        """Return one entry by id."""
+        return await self.get(entry_id)

@@ -1,0 +1,107 @@
+"""The pull feed: everything addressed to an agency, in order, resumable, long-polled; reading
+acknowledges nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from tests.helpers import Api, assert_problem, get_json, recall, report, send_ok
+
+
+async def feed(api: Api, client, **params) -> dict:
+    return await get_json(api, client, "/v1/feed", **params)
+
+
+async def test_a_recipient_reads_each_delivery_with_its_metadata_and_attachment_links(api: Api) -> None:
+    sender, recipient = await api.agency_client(), await api.agency_client()
+    sent = await send_ok(api, sender, [recipient], subject="Kế hoạch chuyển đổi số năm 2027")
+    page = await feed(api, recipient)
+    [entry] = page["entries"]
+    assert entry["seq"] == 1 and entry["type"] == "delivery.received"
+    assert entry["agency_code"] == recipient.agency_code
+    data = entry["data"]
+    assert data["delivery_id"] == sent["deliveries"][0]["id"] == entry["delivery_id"]
+    assert data["document"]["subject"] == "Kế hoạch chuyển đổi số năm 2027"
+    assert data["document"]["sender_code"] == sender.agency_code
+    [attachment] = data["attachments"]
+    download = await api.http.get(attachment["href"], headers=recipient.auth)
+    assert download.status_code == 200 and len(download.content) == attachment["size"]
+    assert data["links"]["report_status"]["href"] == f"/v1/deliveries/{entry['delivery_id']}/status"
+    # reading acknowledges nothing: the delivery is still pending until 01 is reported
+    doc = await get_json(api, sender, f"/v1/documents/{sent['id']}")
+    assert doc["deliveries"][0]["status"] == "pending"
+    # the sender's feed holds nothing yet: no status was reported
+    assert (await feed(api, sender))["entries"] == []
+
+
+async def test_statuses_reach_the_senders_feed_in_order_and_resume_from_the_cursor(api: Api) -> None:
+    sender, recipient = await api.agency_client(), await api.agency_client()
+    sent = await send_ok(api, sender, [recipient])
+    delivery_id = sent["deliveries"][0]["id"]
+    for status in ("01", "03", "04"):
+        assert (await report(api, recipient, delivery_id, status)).status_code == 200
+    first = await feed(api, sender, limit=2)
+    assert [e["data"]["status"] for e in first["entries"]] == ["01", "03"]
+    assert [e["seq"] for e in first["entries"]] == [1, 2]
+    rest = await feed(api, sender, cursor=first["next_cursor"])
+    assert [e["data"]["status"] for e in rest["entries"]] == ["04"]
+    assert rest["entries"][0]["data"]["previous_status"] == "03"
+    empty = await feed(api, sender, cursor=rest["next_cursor"])
+    assert empty["entries"] == [] and empty["next_cursor"] == rest["next_cursor"]
+
+
+async def test_a_recall_reaches_the_recipient_and_the_answer_the_sender(api: Api) -> None:
+    sender, recipient = await api.agency_client(), await api.agency_client()
+    sent = await send_ok(api, sender, [recipient])
+    delivery_id = sent["deliveries"][0]["id"]
+    await recall(api, sender, sent["id"], reason="Sai số ký hiệu")
+    entries = (await feed(api, recipient))["entries"]
+    assert [e["type"] for e in entries] == ["delivery.received", "delivery.recall_requested"]
+    assert entries[1]["data"]["reason"] == "Sai số ký hiệu"
+    assert (await report(api, recipient, delivery_id, "15")).status_code == 200
+    [answer] = (await feed(api, sender))["entries"]
+    assert answer["type"] == "delivery.status_changed" and answer["data"]["status"] == "15"
+
+
+async def test_an_update_and_a_replacement_reach_the_recipients(api: Api) -> None:
+    sender, recipient = await api.agency_client(), await api.agency_client()
+    sent = await send_ok(api, sender, [recipient])
+    await send_ok(api, sender, [recipient], relation={"kind": "update", "document_id": sent["id"]})
+    await send_ok(api, sender, [recipient], relation={"kind": "replace", "document_id": sent["id"]})
+    entries = (await feed(api, recipient))["entries"]
+    assert [e["data"]["document"]["kind"] for e in entries] == ["new", "update", "replace"]
+    assert entries[2]["data"]["document"]["original_document_id"] == sent["id"]
+
+
+async def test_a_long_poll_answers_as_soon_as_an_entry_arrives(api: Api) -> None:
+    sender, recipient = await api.agency_client(), await api.agency_client()
+    started = time.monotonic()
+    waiting = asyncio.create_task(api.http.get("/v1/feed", params={"wait": 20}, headers=recipient.auth))
+    await asyncio.sleep(0.3)
+    assert not waiting.done()
+    await send_ok(api, sender, [recipient])
+    response = await asyncio.wait_for(waiting, 10)
+    assert response.status_code == 200
+    assert [e["type"] for e in response.json()["entries"]] == ["delivery.received"]
+    assert time.monotonic() - started < 10
+
+
+async def test_a_long_poll_with_nothing_new_answers_empty_at_its_deadline(api: Api) -> None:
+    recipient = await api.agency_client()
+    response = await api.http.get("/v1/feed", params={"wait": 0.5}, headers=recipient.auth)
+    assert response.status_code == 200 and response.json()["entries"] == []
+
+
+async def test_an_agency_never_sees_another_agencys_feed(api: Api) -> None:
+    sender, recipient, other = await api.agency_client(), await api.agency_client(), await api.agency_client()
+    await send_ok(api, sender, [recipient])
+    assert (await feed(api, other))["entries"] == []
+
+
+async def test_bad_feed_parameters_are_refused(api: Api) -> None:
+    recipient = await api.agency_client()
+    assert_problem(await api.http.get("/v1/feed", params={"cursor": "nope"}, headers=recipient.auth), 400, "bad_request")
+    assert_problem(await api.http.get("/v1/feed", params={"wait": 99}, headers=recipient.auth), 422, "validation_failed")
+    assert_problem(await api.http.get("/v1/feed", params={"limit": 0}, headers=recipient.auth), 422, "validation_failed")
+    assert (await api.http.get("/v1/feed")).status_code == 401
