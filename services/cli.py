@@ -8,6 +8,7 @@ import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal, TypeVar
 from urllib.parse import urlsplit
@@ -85,6 +86,21 @@ async def _seed_client(base_url: str, settings: Settings) -> None:
         await _seed(http, base_url, settings, "production topology")
 
 
+LOCAL_NETWORKS = [IPv4Network("127.0.0.0/8"), IPv6Network("::1/128")]
+
+
+def development_webhooks(settings: Settings) -> Settings:
+    """Let a webhook receiver on this machine be registered in embedded development: http:// and the
+    loopback addresses, unless LIENTHONG_WEBHOOKS__ALLOW_HTTP / __ALLOWED_NETWORKS say otherwise."""
+    given = settings.webhooks.model_fields_set
+    update: dict[str, object] = {}
+    if "allow_http" not in given:
+        update["allow_http"] = True
+    if "allowed_networks" not in given:
+        update["allowed_networks"] = list(LOCAL_NETWORKS)
+    return settings.model_copy(update={"webhooks": settings.webhooks.model_copy(update=update)})
+
+
 @app.command()
 def dev(
     host: str = "127.0.0.1",
@@ -98,7 +114,7 @@ def dev(
     configure_logging(settings.log_level, settings.log_json)
     if settings.uses_rabbitmq:
         console.print("[yellow]note:[/] embedded mode uses the in-process bus; LIENTHONG_BROKER_URL is ignored")
-    settings = settings.model_copy(update={"broker_url": "memory://"})
+    settings = development_webhooks(settings.model_copy(update={"broker_url": "memory://"}))
     console.print(f"Starting LienThong (embedded) on http://{host}:{port}, data in {settings.var_dir.resolve()}")
     embedded = build_embedded_app(settings)
     if seed:  # seeded before the server accepts requests: /health answers once the demo is ready

@@ -6,6 +6,7 @@ Settings are validated when a process starts, so a wrong value stops it with a c
 
 from __future__ import annotations
 
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Literal
 
@@ -66,6 +67,18 @@ class OutboxSection(BaseModel):
     retention_hours: float = Field(default=168.0, ge=0, description="published rows kept this long (0: forever)")
 
 
+class WebhookSection(BaseModel):
+    """Which webhook URLs an agency may register, and how a webhook call is made (shared/webhooks.py)."""
+
+    allow_http: bool = Field(default=False, description="accept http:// webhook URLs (development: https elsewhere)")
+    allowed_networks: list[IPv4Network | IPv6Network] = Field(
+        default_factory=list,
+        description="networks allowed although private, loopback or link-local (e.g. the province's own network)",
+    )
+    timeout_seconds: float = Field(default=10.0, gt=0, description="a whole webhook call")
+    max_concurrent_per_agency: int = Field(default=4, ge=1, description="webhook calls in flight to one agency")
+
+
 class AuthSection(BaseModel):
     """JWT keys: the gateway signs with the private key, every service verifies with the public key."""
 
@@ -100,6 +113,7 @@ class CoreSettings(BaseSettings):
     outbox: OutboxSection = OutboxSection()
     auth: AuthSection = AuthSection()
     http: HttpSection = HttpSection()
+    webhooks: WebhookSection = WebhookSection()
 
     @field_validator("database_url")
     @classmethod

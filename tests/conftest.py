@@ -29,7 +29,7 @@ from services.settings import Settings
 from shared.config import SERVICE_NAMES
 from shared.messaging import RabbitBroker
 from shared.migrations import upgrade
-from tests.helpers import Api
+from tests.helpers import Api, FakeDns
 
 PG_ADMIN_DSN = os.environ.get("LIENTHONG_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 AMQP_URL = os.environ.get("LIENTHONG_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -206,6 +206,15 @@ async def migrated_pg_database() -> AsyncIterator[str]:
 def broker_prefix() -> str:
     """An exchange/queue prefix of one test's own."""
     return f"lt-test-{RUN_ID}-{secrets.token_hex(3)}"
+
+
+@pytest.fixture
+def dns(monkeypatch: pytest.MonkeyPatch) -> FakeDns:
+    """Name resolution the test controls (``dns.answers[name] = [addresses]``); the example names
+    resolve to a public address, other names as usual."""
+    fake = FakeDns(socket.getaddrinfo)
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+    return fake
 
 
 def make_settings(var_dir: Path, **overrides: object) -> Settings:

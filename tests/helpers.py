@@ -11,6 +11,7 @@ import itertools
 import json
 import random
 import re
+import socket
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -142,6 +143,39 @@ class Api:
             files=[("files", f) for f in files],
             headers={**sender.auth, **(headers or {})},
         )
+
+
+# --- name resolution: the sandbox has no DNS, and the tests must not depend on one -------------------
+
+PUBLIC_TEST_ADDRESS = "93.184.215.14"  # a public address: what the example names resolve to
+
+
+class FakeDns:
+    """``socket.getaddrinfo`` with a zone of its own: names in ``answers`` get those addresses,
+    names under ``.example`` / ``.example.gov.vn`` (reserved for examples) a public one, and every
+    other name the real resolver (localhost, the test databases)."""
+
+    def __init__(self, real: Callable[..., Any]) -> None:
+        self.real = real
+        self.answers: dict[str, list[str]] = {}
+        self.asked: list[str] = []
+
+    def __call__(self, host: Any, port: Any, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0) -> Any:
+        name = host.decode() if isinstance(host, bytes) else str(host)
+        addresses = self.answers.get(name)
+        if addresses is None and name.endswith((".example", ".example.gov.vn")):
+            addresses = [PUBLIC_TEST_ADDRESS]
+        if addresses is None:
+            return self.real(host, port, family, type, proto, flags)
+        self.asked.append(name)
+        number = int(port or 0)
+        answer: list[tuple[Any, ...]] = []
+        for address in addresses:
+            if ":" in address:
+                answer.append((socket.AF_INET6, socket.SOCK_STREAM, 6, "", (address, number, 0, 0)))
+            else:
+                answer.append((socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, number)))
+        return answer
 
 
 # --- waiting: on what is expected to happen, never for a fixed time --------------------------------

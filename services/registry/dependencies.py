@@ -63,6 +63,7 @@ def _config(request: Request) -> RegistrySection:
 
 
 RegistryConfigDep = Annotated[RegistrySection, Depends(_config)]
+RegistryRuntimeDep = Annotated[RegistryRuntime, Depends(registry_runtime)]
 
 # -- who may call ----------------------------------------------------------------------------------
 
@@ -98,9 +99,16 @@ def group_service(session: SessionDep, config: RegistryConfigDep) -> GroupServic
     )
 
 
-def endpoint_service(session: SessionDep, actor: ActorDep) -> EndpointService:
-    """Build the delivery endpoint service on a session, acting as ``actor``."""
-    return EndpointService(EndpointRepository(session), AgencyRepository(session), actor=actor)
+def endpoint_service(session: SessionDep, actor: ActorDep, runtime: RegistryRuntimeDep) -> EndpointService:
+    """Build the delivery endpoint service on a session, acting as ``actor``, with the deployment's
+    webhook policy; AMQP is available when the broker is RabbitMQ, not the in-process bus."""
+    return EndpointService(
+        EndpointRepository(session),
+        AgencyRepository(session),
+        actor=actor,
+        webhooks=runtime.settings.webhooks,
+        amqp_available=not runtime.settings.broker_url.startswith("memory://"),
+    )
 
 
 def certificate_service(session: SessionDep, actor: ActorDep) -> CertificateService:

@@ -66,3 +66,7 @@ class CertificateNotFoundError(NotFoundError):
 
 class ImportInvalidError(UnprocessableError):
     code, title = "import_invalid", "The import file is not valid; nothing was written"
+
+
+class AmqpNeedsBrokerError(UnprocessableError):
+    code, title = "amqp_needs_broker", "AMQP delivery needs RabbitMQ"

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from services.registry.events import EVENTS, payload
 from services.registry.models import messaging
-from tests.helpers import Api
+from tests.helpers import Api, FakeDns
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "registry.md"
 
@@ -39,7 +39,7 @@ def self_signed_pem(common_name: str) -> str:
     return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
-async def test_every_published_payload_is_its_documented_model(api: Api) -> None:
+async def test_every_published_payload_is_its_documented_model(api: Api, dns: FakeDns) -> None:
     admin = await api.admin()
     province = await api.create_agency(level="province")
     agency = await api.create_agency(parent_code=province["code"])

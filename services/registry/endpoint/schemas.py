@@ -12,7 +12,8 @@ DeliveryMode = Literal["pull", "push", "amqp"]
 
 class EndpointUpdate(BaseModel):
     """How the agency receives. ``push`` needs ``webhook_url``; a signing secret is generated (and
-    shown once) unless given; ``amqp`` needs ``amqp_queue`` on the provincial bus."""
+    shown once) unless given; ``amqp`` needs ``amqp_queue`` on the provincial bus. Which webhook
+    URLs a deployment accepts is the endpoint service's rule (``LIENTHONG_WEBHOOKS__*``)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -26,10 +27,6 @@ class EndpointUpdate(BaseModel):
         """Refuse a mode without what it needs, or with what belongs to another mode."""
         if self.mode == "push" and self.webhook_url is None:
             raise ValueError("push delivery needs webhook_url")
-        url = self.webhook_url
-        local = url is not None and url.host in ("127.0.0.1", "localhost")
-        if self.mode == "push" and url is not None and url.scheme != "https" and not local:
-            raise ValueError("webhook_url must use https (http only for localhost)")
         if self.mode == "amqp" and not self.amqp_queue:
             raise ValueError("amqp delivery needs amqp_queue")
         if self.mode != "push" and (self.webhook_url or self.webhook_secret):

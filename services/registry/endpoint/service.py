@@ -1,6 +1,8 @@
 """Rules for delivery endpoints: each agency chooses pull (the default), push or AMQP; a change is
-kept in its history and announced (``agency.updated.v1``). The exchange delivers by pull only so
-far (docs/architecture.md, "Known limits")."""
+kept in its history and announced (``agency.updated.v1``). A webhook URL must pass the
+deployment's policy (``shared/webhooks.py``: https, public addresses only unless a network is
+allowed), checked with DNS when it is set; AMQP needs RabbitMQ. The exchange delivers by pull only
+so far (docs/architecture.md, "Known limits")."""
 
 from __future__ import annotations
 
@@ -10,9 +12,12 @@ from services.registry.agency.repository import AgencyRepository
 from services.registry.agency.service import require_agency
 from services.registry.endpoint.repository import EndpointRepository
 from services.registry.endpoint.schemas import EndpointChanged, EndpointInternal, EndpointRead, EndpointUpdate
+from services.registry.errors import AmqpNeedsBrokerError
 from services.registry.events import AgencyRef, AgencyUpdated, DeliveryEndpointState, DeliveryEndpointUpdated, record
 from services.registry.models import Agency, DeliveryEndpoint
+from shared.config import WebhookSection
 from shared.db import utcnow
+from shared.webhooks import resolve_webhook
 
 PULL: dict[str, str | None] = {"mode": "pull", "webhook_url": None, "amqp_queue": None}  # an agency's default
 
@@ -48,10 +53,20 @@ def _read(agency: Agency, endpoint: DeliveryEndpoint | None) -> EndpointInternal
 
 
 class EndpointService:
-    def __init__(self, endpoints: EndpointRepository, agencies: AgencyRepository, *, actor: str) -> None:
+    def __init__(
+        self,
+        endpoints: EndpointRepository,
+        agencies: AgencyRepository,
+        *,
+        actor: str,
+        webhooks: WebhookSection,
+        amqp_available: bool,
+    ) -> None:
         self.endpoints = endpoints
         self.agencies = agencies
         self.actor = actor
+        self.webhooks = webhooks
+        self.amqp_available = amqp_available
 
     async def get_internal(self, code: str) -> EndpointInternal:
         """Return how to deliver to an agency, secret included (for the exchange)."""
@@ -65,6 +80,7 @@ class EndpointService:
     async def set(self, code: str, data: EndpointUpdate) -> EndpointChanged:
         """Choose how an agency receives; a generated webhook secret is returned this once."""
         agency = await require_agency(self.agencies, code)
+        await self._check_deliverable(data)
         endpoint = await self.endpoints.get(agency.id)
         before = _state(endpoint)
         generated = secrets.token_urlsafe(32) if data.mode == "push" and data.webhook_secret is None else None
@@ -86,6 +102,17 @@ class EndpointService:
         await record(self.endpoints, AgencyUpdated(event), ordering_key=f"agency:{agency.code}")
         read = _read(agency, endpoint)
         return EndpointChanged(**read.model_dump(exclude={"webhook_secret"}), webhook_secret=generated)
+
+    async def _check_deliverable(self, data: EndpointUpdate) -> None:
+        """Refuse what this deployment cannot deliver to: a webhook URL its policy refuses (or whose
+        host does not resolve), AMQP without RabbitMQ."""
+        if data.mode == "push" and data.webhook_url is not None:
+            await resolve_webhook(str(data.webhook_url), self.webhooks)
+        if data.mode == "amqp" and not self.amqp_available:
+            raise AmqpNeedsBrokerError(
+                "AMQP delivery needs RabbitMQ: set LIENTHONG_BROKER_URL=amqp://… "
+                "(this deployment runs the in-process bus); choose pull or push meanwhile"
+            )
 
     async def _store(
         self, agency: Agency, endpoint: DeliveryEndpoint | None, *, data: EndpointUpdate, secret: str | None
