@@ -11,6 +11,7 @@ from fastapi import Depends, FastAPI, Request
 
 from gateway.guard import CredentialGuard
 from shared.auth import Scope, TokenIssuer
+from shared.auth import load_issuer as load_signing_key
 from shared.clients import CREDENTIAL_EVENTS, RegistryClient
 from shared.config import SERVICE_NAMES
 from shared.http import service_client
@@ -24,13 +25,8 @@ if TYPE_CHECKING:
 
 def load_issuer(settings: Settings) -> TokenIssuer:
     """Load the JWT signing key; fails start-up with a clear message when it is missing."""
-    path = settings.private_key_file
-    if not path.exists():
-        raise RuntimeError(
-            f"JWT private key {path} not found: run `lienthong keys generate` or set LIENTHONG_AUTH__PRIVATE_KEY_FILE"
-        )
-    return TokenIssuer(
-        path.read_bytes(), settings.auth.issuer, settings.auth.audience, settings.gateway.token_ttl_seconds
+    return load_signing_key(
+        settings.private_key_file, settings.auth.issuer, settings.auth.audience, settings.gateway.token_ttl_seconds
     )
 
 

@@ -100,6 +100,15 @@ class TokenIssuer:
         return jwt.encode(claims, self._key, algorithm=ALGORITHM)
 
 
+def load_issuer(path: Path, issuer: str, audience: str, ttl_seconds: int) -> TokenIssuer:
+    """Load the JWT signing key; fails with a clear message when it is missing."""
+    if not path.exists():
+        raise RuntimeError(
+            f"JWT private key {path} not found: run `lienthong keys generate` or set LIENTHONG_AUTH__PRIVATE_KEY_FILE"
+        )
+    return TokenIssuer(path.read_bytes(), issuer, audience, ttl_seconds)
+
+
 class TokenVerifier:
     """Verifies access tokens with the gateway's public key (every service)."""
 

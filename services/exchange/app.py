@@ -9,6 +9,7 @@ from services.exchange.delivery.router import router as delivery_router
 from services.exchange.dependencies import ExchangeRuntime
 from services.exchange.document.router import router as document_router
 from services.exchange.feed.router import router as feed_router
+from services.exchange.transfer.router import router as transfer_router
 from services.settings import Settings
 from shared.messaging import Broker
 from shared.service import create_service_app
@@ -23,9 +24,10 @@ def create_app(
     """Build the exchange app (its database, broker, blob store and clients start in the lifespan)."""
     runtime = ExchangeRuntime(settings or Settings(), broker=broker, transports=transports)
     runtime.on_startup(runtime.open_blob_store)
+    runtime.on_startup(runtime.open_dispatcher)
     return create_service_app(
         runtime,
         title="LienThong exchange",
         description="Documents sent between agencies, one delivery per recipient, national status codes.",
-        routers=[document_router, delivery_router, feed_router],
+        routers=[document_router, delivery_router, feed_router, transfer_router],
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from shared.config import DEFAULT_PORTS, ServiceSection
 
@@ -24,3 +24,20 @@ class ExchangeSection(ServiceSection):
     directory_cache_seconds: float = Field(
         default=60.0, ge=0, description="registry answers kept this long (directory events empty them sooner)"
     )
+    push_retry_schedule: list[float] = Field(
+        default_factory=lambda: [10.0, 60.0, 300.0, 1800.0, 3600.0, 10800.0, 21600.0, 43200.0],
+        min_length=0,
+        max_length=30,
+        description="seconds between tries of a webhook or bus delivery (default: 9 tries over about 22.6 h)",
+    )
+    dispatch_prefetch: int = Field(default=64, ge=1, le=1000, description="feed entries delivered at once per process")
+    dispatch_defer_seconds: float = Field(
+        default=5.0, gt=0, description="wait of an entry put back because its agency has the most calls in flight"
+    )
+
+    @field_validator("push_retry_schedule")
+    @classmethod
+    def _positive_delays(cls, value: list[float]) -> list[float]:
+        if any(delay <= 0 for delay in value):
+            raise ValueError("every retry delay must be positive")
+        return value

@@ -17,12 +17,16 @@ from services.exchange.document.service import DocumentService
 from services.exchange.feed.repository import FeedRepository
 from services.exchange.feed.service import FeedNotifier, FeedReader, FeedService
 from services.exchange.models import messaging
+from services.exchange.transfer.dispatcher import Dispatcher
+from services.exchange.transfer.repository import TransferRepository
+from services.exchange.transfer.service import TransferService
 from services.settings import Settings
+from shared.auth import Scope, TokenIssuer, load_issuer
 from shared.clients import DIRECTORY_EVENTS, DirectoryCache, RegistryClient
 from shared.db import SessionDep
-from shared.messaging import Broker
+from shared.messaging import Broker, Envelope, RetryLater, RetryPolicy
 from shared.runtime import runtime_of
-from shared.service import Listener, ServiceRuntime
+from shared.service import Listener, ServiceRuntime, Worker
 
 
 class ExchangeRuntime(ServiceRuntime):
@@ -38,6 +42,7 @@ class ExchangeRuntime(ServiceRuntime):
         config = settings.exchange
         directory = DirectoryCache(config.directory_cache_seconds)
         notifier = FeedNotifier()
+        retry = RetryPolicy(tuple(config.push_retry_schedule), defer_seconds=config.dispatch_defer_seconds)
         super().__init__(
             "exchange",
             settings,
@@ -45,6 +50,16 @@ class ExchangeRuntime(ServiceRuntime):
             listeners=[
                 Listener(DIRECTORY_EVENTS, directory.on_event),
                 Listener(("feed.entry_added.v1",), notifier.on_event),
+            ],
+            workers=[
+                Worker(
+                    "dispatch",
+                    ("feed.entry_added.v1",),
+                    self._dispatch,
+                    retry=retry,
+                    on_dead=self._dispatch_failed,
+                    prefetch=config.dispatch_prefetch,
+                )
             ],
             broker=broker,
             transports=transports,
@@ -55,12 +70,54 @@ class ExchangeRuntime(ServiceRuntime):
         self.calendar = WorkingCalendar(config.holidays, config.timezone)
         self.blob_dir = settings.blob_dir
         self._blobs: BlobStore | None = None
+        self._issuer: TokenIssuer | None = None
+        self._dispatcher: Dispatcher | None = None
 
     @property
     def blobs(self) -> BlobStore:
         if self._blobs is None:
             raise RuntimeError("the exchange is not started: no blob store yet")
         return self._blobs
+
+    async def open_dispatcher(self) -> None:
+        """Load the key that signs the exchange's own calls to the registry, and open the webhook client."""
+        settings = self.settings
+        self._issuer = load_issuer(settings.private_key_file, settings.auth.issuer, settings.auth.audience, 300)
+        http = httpx.AsyncClient(
+            follow_redirects=False,
+            timeout=httpx.Timeout(settings.webhooks.timeout_seconds),
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+            headers={"User-Agent": "LienThong-webhooks/1", "Content-Type": "application/json"},
+        )
+        self.on_shutdown(http.aclose)
+        self._dispatcher = Dispatcher(
+            database=self.db,
+            broker=self.current_broker,
+            registry=RegistryClient(self.client("registry"), self.internal_authorization, cache=self.directory),
+            webhooks=settings.webhooks,
+            http=http,
+        )
+
+    def current_broker(self) -> Broker:
+        if self.broker is None:
+            raise RuntimeError("the exchange is not started: no broker")
+        return self.broker
+
+    def internal_authorization(self) -> str:
+        """An ``Authorization`` header for the exchange's own calls (no agency behind them)."""
+        if self._issuer is None:
+            raise RuntimeError("the exchange is not started: no signing key")
+        return f"Bearer {self._issuer.issue('exchange', None, [Scope.INTERNAL])}"
+
+    async def _dispatch(self, envelope: Envelope) -> None:
+        if self._dispatcher is None:  # a message before start-up finished
+            raise RetryLater("the exchange is starting", counts=False)
+        await self._dispatcher.handle(envelope)
+
+    async def _dispatch_failed(self, envelope: Envelope, reason: str) -> None:
+        if self._dispatcher is None:
+            raise RuntimeError("the exchange is starting")
+        await self._dispatcher.on_dead(envelope, reason)
 
     async def open_blob_store(self) -> None:
         """Open the attachment store, deleting what a killed process was uploading."""
@@ -107,6 +164,10 @@ def delivery_service(session: SessionDep) -> DeliveryService:
     )
 
 
+def transfer_service(session: SessionDep) -> TransferService:
+    return TransferService(transfers=TransferRepository(session), feed=FeedRepository(session))
+
+
 def feed_reader(runtime: ExchangeRuntimeDep) -> FeedReader:
     """The feed reader: no request session (a long poll holds no database connection)."""
     return FeedReader(runtime.db, runtime.feed_notifier)
@@ -115,3 +176,4 @@ def feed_reader(runtime: ExchangeRuntimeDep) -> FeedReader:
 DocumentServiceDep = Annotated[DocumentService, Depends(document_service)]
 DeliveryServiceDep = Annotated[DeliveryService, Depends(delivery_service)]
 FeedReaderDep = Annotated[FeedReader, Depends(feed_reader)]
+TransferServiceDep = Annotated[TransferService, Depends(transfer_service)]

@@ -53,3 +53,7 @@ class RecallInvalidError(ConflictError):
 
 class IdempotencyKeyReusedError(UnprocessableError):
     code, title = "idempotency_key_reused", "This key (or sender document id) was used for another request"
+
+
+class TransferFailureNotFoundError(NotFoundError):
+    code, title = "transfer_failure_not_found", "Failed transfer not found"

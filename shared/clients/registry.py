@@ -84,6 +84,17 @@ class GrantedClient(_Answer):
     scopes: list[str] = Field(default_factory=list)
 
 
+class DeliveryEndpoint(_Answer):
+    """How an agency receives: ``pull`` (its feed only), ``push`` (a webhook, HMAC-signed with the
+    secret) or ``amqp`` (a queue on the provincial bus)."""
+
+    agency_code: str
+    mode: Literal["pull", "push", "amqp"]
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    amqp_queue: str | None = None
+
+
 class InvalidClientError(UnauthorizedError):
     """Unknown client, wrong or expired secret, or revoked client: the registry does not say which."""
 
@@ -96,11 +107,13 @@ class DirectoryCache:
     def __init__(self, ttl: float = 60.0) -> None:
         self.agencies: TTLCache[str, AgencyInfo] = TTLCache(ttl)
         self.resolutions: TTLCache[tuple[tuple[str, ...], tuple[str, ...]], Resolution] = TTLCache(ttl, 1000)
+        self.endpoints: TTLCache[str, DeliveryEndpoint] = TTLCache(ttl)
 
     async def on_event(self, _envelope: Envelope) -> None:
         """Drop every cached answer (listen to :data:`DIRECTORY_EVENTS`)."""
         self.agencies.clear()
         self.resolutions.clear()
+        self.endpoints.clear()
 
 
 class RegistryClient:
@@ -153,6 +166,20 @@ class RegistryClient:
         if self.cache is not None:
             self.cache.resolutions.set(key, resolution)
         return resolution
+
+    async def delivery_endpoint(self, code: str) -> DeliveryEndpoint | None:
+        """Return how an agency receives, webhook secret included (internal call; None: unknown)."""
+        if self.cache is not None and (cached := self.cache.endpoints.get(code)) is not None:
+            return cached
+        response = await self._call("GET", f"/internal/v1/agencies/{code}/endpoint")
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise self._unexpected(response, "a delivery endpoint lookup")
+        endpoint = DeliveryEndpoint.model_validate(response.json())
+        if self.cache is not None:
+            self.cache.endpoints.set(code, endpoint)
+        return endpoint
 
     async def client_status(self, client_id: str) -> ClientStatus:
         """Return whether a client's tokens are to be honoured (internal call)."""

@@ -138,6 +138,11 @@ class DeliveryRead(BaseModel):
     overdue: bool
     arrival_deadline: dt.datetime
     updated_at: dt.datetime
+    transfer_failed_at: dt.datetime | None = Field(
+        default=None,
+        description="the recipient's webhook or bus queue refused it after every try (a re-send clears it)",
+    )
+    transfer_error: str | None = None
     history: list[DeliveryEventRead] = []
 
 

@@ -255,6 +255,8 @@ def delivery_read(
         overdue=is_overdue(delivery, now, today),
         arrival_deadline=delivery.arrival_deadline,
         updated_at=delivery.updated_at,
+        transfer_failed_at=delivery.transfer_failed_at,
+        transfer_error=delivery.transfer_error,
         history=[
             DeliveryEventRead(status=e.status, actor_code=e.actor_code, note=e.note, created_at=e.created_at)
             for e in history

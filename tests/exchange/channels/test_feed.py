@@ -100,8 +100,8 @@ async def test_an_agency_never_sees_another_agencys_feed(api: Api) -> None:
 
 
 async def test_bad_feed_parameters_are_refused(api: Api) -> None:
-    recipient = await api.agency_client()
-    assert_problem(await api.http.get("/v1/feed", params={"cursor": "nope"}, headers=recipient.auth), 400, "bad_request")
-    assert_problem(await api.http.get("/v1/feed", params={"wait": 99}, headers=recipient.auth), 422, "validation_failed")
-    assert_problem(await api.http.get("/v1/feed", params={"limit": 0}, headers=recipient.auth), 422, "validation_failed")
+    auth = (await api.agency_client()).auth
+    assert_problem(await api.http.get("/v1/feed", params={"cursor": "nope"}, headers=auth), 400, "bad_request")
+    assert_problem(await api.http.get("/v1/feed", params={"wait": 99}, headers=auth), 422, "validation_failed")
+    assert_problem(await api.http.get("/v1/feed", params={"limit": 0}, headers=auth), 422, "validation_failed")
     assert (await api.http.get("/v1/feed")).status_code == 401

@@ -1,0 +1,154 @@
+"""The dispatcher: delivers each feed entry to its agency's channel.
+
+It consumes ``feed.entry_added.v1`` from the ``exchange.dispatch`` work queue. ``pull`` agencies
+need nothing (the entry is in their feed); ``push`` agencies get an HMAC-signed POST to their
+webhook; ``amqp`` agencies get the entry in their own durable queue on the bus. A refusal or an
+unreachable receiver raises :class:`RetryLater`: the broker tries again after the next delay of
+the schedule, and after the last try :meth:`Dispatcher.on_dead` records the failure (the sender is
+told) before the message goes to the dead-letter queue.
+
+One slow receiver never holds the others: each agency has at most ``max_concurrent_per_agency``
+calls in flight; an entry beyond that is put back for a few seconds without spending a try, so
+the prefetch slots stay free for other agencies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+
+import httpx
+from pydantic import ValidationError
+
+from services.exchange.events import FeedEntryAdded
+from services.exchange.feed.repository import FeedRepository
+from services.exchange.transfer.repository import TransferRepository
+from services.exchange.transfer.service import TransferService
+from shared.clients import DeliveryEndpoint, RegistryClient
+from shared.config import WebhookSection
+from shared.db import Database
+from shared.errors import DependencyUnavailableError
+from shared.messaging import (
+    ATTEMPT_HEADER,
+    Broker,
+    DeadLetter,
+    Envelope,
+    ExternalQueuesUnsupportedError,
+    RetryLater,
+    describe_error,
+)
+from shared.webhooks import WebhookUrlRefusedError, post_webhook, resolve_webhook, signed_headers
+
+log = logging.getLogger("lienthong.exchange.dispatch")
+
+BUSY_WAIT_SECONDS = 0.2  # how long an entry waits for its agency's free slot before it is put back
+
+
+def entry_body(entry: FeedEntryAdded) -> bytes:
+    """The bytes a webhook or a bus queue receives: the entry as the pull feed lists it."""
+    return json.dumps(entry.model_dump(mode="json"), ensure_ascii=False, separators=(",", ":")).encode()
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        *,
+        database: Database,
+        broker: Callable[[], Broker],
+        registry: RegistryClient,
+        webhooks: WebhookSection,
+        http: httpx.AsyncClient,
+    ) -> None:
+        self.database = database
+        self.broker = broker
+        self.registry = registry
+        self.webhooks = webhooks
+        self.http = http
+        self._slots: defaultdict[str, asyncio.Semaphore] = defaultdict(
+            lambda: asyncio.Semaphore(webhooks.max_concurrent_per_agency)
+        )
+
+    async def handle(self, envelope: Envelope) -> None:
+        """Deliver one feed entry to its agency's channel (raise RetryLater to try again)."""
+        entry = self.entry_of(envelope)
+        endpoint = await self.endpoint_of(entry.agency_code)
+        if endpoint is None or endpoint.mode == "pull":
+            return
+        if endpoint.mode == "push":
+            await self.push(entry, endpoint)
+        else:
+            await self.publish(entry, endpoint)
+
+    @staticmethod
+    def entry_of(envelope: Envelope) -> FeedEntryAdded:
+        try:
+            return FeedEntryAdded.model_validate(envelope.data)
+        except ValidationError as exc:
+            raise DeadLetter(f"not a feed entry: {exc.errors()[:3]}") from exc
+
+    async def endpoint_of(self, agency_code: str) -> DeliveryEndpoint | None:
+        try:
+            return await self.registry.delivery_endpoint(agency_code)
+        except DependencyUnavailableError as exc:
+            raise RetryLater(str(exc), counts=False) from exc
+
+    async def push(self, entry: FeedEntryAdded, endpoint: DeliveryEndpoint) -> None:
+        """POST the entry to the agency's webhook; anything but 2xx is tried again later."""
+        url, secret = endpoint.webhook_url, endpoint.webhook_secret
+        if not url or not secret:
+            raise DeadLetter(f"agency {entry.agency_code} chose push without a webhook URL and secret")
+        slot = self._slots[entry.agency_code]
+        try:
+            await asyncio.wait_for(slot.acquire(), BUSY_WAIT_SECONDS)
+        except TimeoutError:
+            raise RetryLater(f"{entry.agency_code} has the most webhook calls in flight", counts=False) from None
+        try:
+            try:
+                target = await resolve_webhook(url, self.webhooks)
+            except WebhookUrlRefusedError as exc:
+                raise RetryLater(f"webhook {url} refused: {exc.detail}") from exc
+            body = entry_body(entry)
+            headers = signed_headers(secret, body, delivery_id=str(entry.id), event_type=entry.type)
+            try:
+                response = await post_webhook(self.http, target, body, headers, self.webhooks.timeout_seconds)
+            except httpx.HTTPError as exc:
+                raise RetryLater(f"webhook {url}: {describe_error(exc)}") from exc
+        finally:
+            slot.release()
+        if not 200 <= response.status_code < 300:
+            raise RetryLater(f"webhook {url} answered {response.status_code}")
+
+    async def publish(self, entry: FeedEntryAdded, endpoint: DeliveryEndpoint) -> None:
+        """Publish the entry to the agency's own queue on the bus (confirmed)."""
+        queue = endpoint.amqp_queue
+        if not queue:
+            raise DeadLetter(f"agency {entry.agency_code} chose amqp without a queue")
+        try:
+            await self.broker().publish_to_queue(
+                queue, entry_body(entry), message_id=str(entry.id), message_type=entry.type
+            )
+        except ExternalQueuesUnsupportedError as exc:
+            raise DeadLetter(str(exc)) from exc
+        except Exception as exc:
+            raise RetryLater(f"bus queue {queue}: {describe_error(exc)}") from exc
+
+    async def on_dead(self, envelope: Envelope, reason: str) -> None:
+        """Record the failure (the sender is told) before the message is dead-lettered."""
+        try:
+            entry = FeedEntryAdded.model_validate(envelope.data)
+        except ValidationError:
+            return
+        endpoint = None
+        with contextlib.suppress(DependencyUnavailableError):
+            endpoint = await self.registry.delivery_endpoint(entry.agency_code)
+        channel = endpoint.mode if endpoint is not None and endpoint.mode != "pull" else "push"
+        target = (endpoint.webhook_url if channel == "push" else endpoint.amqp_queue) if endpoint else None
+        attempts = int(envelope.headers.get(ATTEMPT_HEADER, 1))
+        async with self.database.session() as session:
+            service = TransferService(transfers=TransferRepository(session), feed=FeedRepository(session))
+            await service.record_failure(entry, channel=channel, target=target, attempts=attempts, reason=reason)
+        log.warning("feed entry %s for %s not delivered by %s: %s", entry.id, entry.agency_code, channel, reason)
