@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from shared.webhooks import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from tests.helpers import wait_until
 
 
 @dataclass
@@ -82,8 +83,7 @@ class WebhookReceiver:
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
         self._server = uvicorn.Server(config)
         self._task = asyncio.create_task(self._server.serve())
-        while not self._server.started:
-            await asyncio.sleep(0.01)
+        await wait_until(lambda: self._server is not None and self._server.started, what="the receiver listening")
 
     async def stop(self) -> None:
         if self._server is not None:

@@ -24,9 +24,7 @@ FAST_RETRIES = {"push_retry_schedule": [0.2, 0.4, 0.8], "dispatch_defer_seconds"
 
 @pytest.fixture
 async def api(database_url: str | None, tmp_path: Path) -> AsyncIterator[Api]:
-    async with running_system(
-        tmp_path / "var", database_url, webhooks=LOCAL_WEBHOOKS, exchange=FAST_RETRIES
-    ) as caller:
+    async with running_system(tmp_path / "var", database_url, webhooks=LOCAL_WEBHOOKS, exchange=FAST_RETRIES) as caller:
         yield caller
 
 
@@ -113,7 +111,8 @@ async def test_a_receiver_failing_every_try_ends_failed_the_sender_told_and_an_a
     admin = await api.admin()
 
     async def failures() -> list[dict[str, object]]:
-        response = await api.http.get("/v1/transfers/failed", params={"agency_code": recipient.agency_code}, headers=admin)
+        params = {"agency_code": recipient.agency_code}
+        response = await api.http.get("/v1/transfers/failed", params=params, headers=admin)
         assert response.status_code == 200, response.text
         return list(response.json()["items"])
 
