@@ -27,7 +27,7 @@ from pydantic import SecretStr
 from services.runtime import Topology, build_embedded_app, ensure_local_secrets, topology_env
 from services.settings import Settings
 from shared.config import SERVICE_NAMES
-from shared.messaging import RabbitBroker
+from shared.messaging import Broker, RabbitBroker
 from shared.migrations import upgrade
 from tests.helpers import Api, FakeDns
 
@@ -268,7 +268,9 @@ async def _from_templates(settings: Settings) -> bool:
 
 
 @asynccontextmanager
-async def running_system(var_dir: Path, database_url: str | None = None, **overrides: object) -> AsyncIterator[Api]:
+async def running_system(
+    var_dir: Path, database_url: str | None = None, *, broker: Broker | None = None, **overrides: object
+) -> AsyncIterator[Api]:
     """The whole system in one process (gateway + services) with these settings, and a caller.
 
     Its databases are copies of the migrated templates: the services skip the migration check at
@@ -278,7 +280,7 @@ async def running_system(var_dir: Path, database_url: str | None = None, **overr
     settings = make_settings(var_dir, **overrides)
     if await _from_templates(settings) and "auto_migrate" not in overrides:
         settings = settings.model_copy(update={"auto_migrate": False})
-    app = build_embedded_app(settings)
+    app = build_embedded_app(settings, broker=broker)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway", timeout=30) as http:
@@ -317,7 +319,25 @@ async def production_topology(
         yield topology, settings
     finally:
         await asyncio.to_thread(topology.stop)
-        broker = RabbitBroker(AMQP_URL, broker_prefix)
-        await broker.start()
-        await broker.delete_all(["archive.documents"])
+        await delete_queues(settings)
+
+
+async def delete_queues(settings: Settings, *extra: str) -> None:
+    """Delete the exchanges and every queue the services declare under the settings' prefix (with
+    their retry and dead-letter queues), and the named ``extra`` queues."""
+    broker = RabbitBroker(AMQP_URL, settings.broker_prefix)
+    await broker.start()
+    try:
+        exchange = settings.exchange
+        delays = (*exchange.push_retry_schedule, exchange.dispatch_defer_seconds)
+        await broker.delete_all(
+            ["archive.documents", "exchange.status_reports", "exchange.dispatch"], retry_delays=delays
+        )
+        if extra:
+            assert broker._connection is not None
+            channel = await broker._connection.channel()
+            for name in extra:
+                await channel.queue_delete(name)
+            await channel.close()
+    finally:
         await broker.close()

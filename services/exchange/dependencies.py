@@ -7,9 +7,11 @@ from typing import Annotated
 
 import httpx
 from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.exchange.blobstore import BlobStore
 from services.exchange.calendar import WorkingCalendar
+from services.exchange.consumers import report_status_over_bus
 from services.exchange.delivery.repository import DeliveryRepository
 from services.exchange.delivery.service import DeliveryService
 from services.exchange.document.repository import DocumentRepository
@@ -26,7 +28,7 @@ from shared.clients import DIRECTORY_EVENTS, DirectoryCache, RegistryClient
 from shared.db import SessionDep
 from shared.messaging import Broker, Envelope, RetryLater, RetryPolicy
 from shared.runtime import runtime_of
-from shared.service import Listener, ServiceRuntime, Worker
+from shared.service import Consumer, Listener, ServiceRuntime, Worker
 
 
 class ExchangeRuntime(ServiceRuntime):
@@ -51,6 +53,7 @@ class ExchangeRuntime(ServiceRuntime):
                 Listener(DIRECTORY_EVENTS, directory.on_event),
                 Listener(("feed.entry_added.v1",), notifier.on_event),
             ],
+            consumers=[Consumer("status_reports", ("delivery.status_reported.v1",), self._status_reported)],
             workers=[
                 Worker(
                     "dispatch",
@@ -113,6 +116,11 @@ class ExchangeRuntime(ServiceRuntime):
         if self._dispatcher is None:  # a message before start-up finished
             raise RetryLater("the exchange is starting", counts=False)
         await self._dispatcher.handle(envelope)
+
+    async def _status_reported(self, session: AsyncSession, envelope: Envelope) -> None:
+        if self._dispatcher is None:
+            raise RuntimeError("the exchange is starting")
+        await report_status_over_bus(session, envelope, self._dispatcher.registry)
 
     async def _dispatch_failed(self, envelope: Envelope, reason: str) -> None:
         if self._dispatcher is None:

@@ -10,7 +10,7 @@ import json
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class DeliveryRef(BaseModel):
@@ -226,6 +226,23 @@ EVENTS: dict[str, type[BaseModel]] = {
     "feed.entry_added.v1": FeedEntryAdded,
     "delivery.transfer_failed.v1": DeliveryTransferFailed,
 }
+
+
+class StatusReportedOverBus(BaseModel):
+    """``delivery.status_reported.v1`` (inbound, published by the provincial bus to the events
+    exchange): a recipient reports a status, exactly as ``POST /v1/deliveries/{id}/status`` would.
+    A message that is not valid, or that the REST call would refuse, goes to the dead-letter queue
+    ``<prefix>.exchange.status_reports.dead`` with the reason in ``x-dead-reason``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    agency_code: str = Field(description="the reporting agency: the delivery's recipient, on the bus (mode amqp)")
+    delivery_id: uuid.UUID
+    status: Literal["01", "02", "03", "04", "05", "06", "15", "16"]
+    note: str | None = Field(default=None, max_length=2000, description="required for 02")
+
+
+INBOUND: dict[str, type[BaseModel]] = {"delivery.status_reported.v1": StatusReportedOverBus}
 
 
 def payload(event: BaseModel) -> dict[str, object]:

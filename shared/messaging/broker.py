@@ -199,8 +199,11 @@ class InProcessBroker:
             if any(topic_matches(p, envelope.type) for p in sub.bindings):
                 if (queue := self._queues.get(sub.queue)) is not None and sub.retry is not None:
                     await queue.put(envelope)
-                else:
+                    continue
+                try:
                     await sub.handler(envelope)
+                except DeadLetter as exc:  # never to succeed: not worth blocking the outbox for
+                    log.error("%s: message %s dropped: %s", sub.queue, envelope.id, exc.reason)
 
     async def publish_to_queue(self, queue: str, body: bytes, *, message_id: str, message_type: str) -> None:
         raise ExternalQueuesUnsupportedError(
