@@ -152,21 +152,35 @@ class Topology:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         try:
             for name in self.ORDER:
-                port = urlsplit(self.url(name)).port
-                with (self.log_dir / f"{name}.log").open("ab") as log:
-                    self.processes[name] = subprocess.Popen(
-                        [sys.executable, "-m", "services.cli", "serve", name, "--port", str(port)],
-                        env=self.env,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,
-                    )
+                self._spawn(name)
             for name in self.ORDER:
                 self.wait_healthy(name, timeout)
                 say(f"{name} is up on {self.url(name)} (pid {self.processes[name].pid})")
         except BaseException:
             self.stop()
             raise
+
+    def _spawn(self, name: str) -> None:
+        port = urlsplit(self.url(name)).port
+        with (self.log_dir / f"{name}.log").open("ab") as log:
+            self.processes[name] = subprocess.Popen(
+                [sys.executable, "-m", "services.cli", "serve", name, "--port", str(port)],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def kill(self, name: str) -> None:
+        """Kill one process at once (SIGKILL: no shutdown, as a crash)."""
+        process = self.processes[name]
+        process.kill()
+        process.wait()
+
+    def restart(self, name: str, timeout: float = 60.0) -> None:
+        """Start one process again (after :meth:`kill`) and wait until it answers /health."""
+        self._spawn(name)
+        self.wait_healthy(name, timeout)
 
     def wait_healthy(self, name: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -300,26 +300,35 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-async def production_topology(
-    tmp_path: Path, fresh_pg_database: str, broker_prefix: str
+@asynccontextmanager
+async def topology_running(
+    var_dir: Path, database_url: str, broker_prefix: str, *, broker_url: str = AMQP_URL, **env: str
 ) -> AsyncIterator[tuple[Topology, Settings]]:
-    """Every service its own process on free ports, on PostgreSQL and RabbitMQ (own database and
-    prefix); stopped, and the prefix's exchanges and queues deleted, at the end."""
-    settings = make_settings(
-        tmp_path / "var", database_url=fresh_pg_database, broker_url=AMQP_URL, broker_prefix=broker_prefix
-    )
-    env = topology_env(settings, base_env=dict(os.environ))
+    """Every service its own process on free ports, on PostgreSQL and RabbitMQ (``env`` added to
+    theirs); stopped, and the prefix's exchanges and queues deleted, at the end."""
+    settings = make_settings(var_dir, database_url=database_url, broker_url=broker_url, broker_prefix=broker_prefix)
+    process_env = topology_env(settings, base_env=dict(os.environ))
     for name in ("gateway", "registry", "exchange", "signature", "archive"):
-        env[f"LIENTHONG_{name.upper()}__URL"] = f"http://127.0.0.1:{free_port()}"
-    env["LIENTHONG_LOG_JSON"] = "false"
-    topology = Topology(env, tmp_path / "logs")
+        process_env[f"LIENTHONG_{name.upper()}__URL"] = f"http://127.0.0.1:{free_port()}"
+    process_env["LIENTHONG_LOG_JSON"] = "false"
+    process_env.update(env)
+    topology = Topology(process_env, var_dir.parent / "logs")
     await asyncio.to_thread(topology.start)
     try:
         yield topology, settings
     finally:
         await asyncio.to_thread(topology.stop)
         await delete_queues(settings)
+
+
+@pytest.fixture
+async def production_topology(
+    tmp_path: Path, fresh_pg_database: str, broker_prefix: str
+) -> AsyncIterator[tuple[Topology, Settings]]:
+    """Every service its own process on free ports, on PostgreSQL and RabbitMQ (own database and
+    prefix); stopped, and the prefix's exchanges and queues deleted, at the end."""
+    async with topology_running(tmp_path / "var", fresh_pg_database, broker_prefix) as running:
+        yield running
 
 
 async def delete_queues(settings: Settings, *extra: str) -> None:

@@ -548,3 +548,51 @@ def exchange_db(api: Api) -> Database:
     assert api.app is not None
     db: Database = api.service_runtime("exchange").db
     return db
+
+
+# --- a broker that goes away: every connection through a proxy cut at once -----------------------
+
+
+class TcpProxy:
+    """Forwards 127.0.0.1:<port> to the broker; ``cut`` drops every connection and stops listening."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def open(self) -> None:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def cut(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for writer in list(self._writers):
+            writer.transport.abort()  # a reset, as when the broker's host goes away
+        self._writers.clear()
+
+    async def _accept(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        try:
+            upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            client_writer.transport.abort()
+            return
+        self._writers |= {client_writer, upstream_writer}
+        await asyncio.gather(
+            _pipe(client_reader, upstream_writer), _pipe(upstream_reader, client_writer), return_exceptions=True
+        )
+        self._writers -= {client_writer, upstream_writer}
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        writer.transport.abort()
