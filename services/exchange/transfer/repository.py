@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from sqlalchemy import Select, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from services.exchange.models import TransferFailure
+from services.exchange.models import Delivery, Document, TransferFailure
 from shared.repository import Page, Repository
 
 
@@ -55,3 +55,10 @@ class TransferRepository(Repository[TransferFailure]):
             query = query.where(TransferFailure.agency_code == agency_code)
         query = query.order_by(TransferFailure.failed_at, TransferFailure.id).limit(limit).with_for_update()
         return (await self.session.execute(query)).scalars().all()
+
+    async def delivery(self, delivery_id: uuid.UUID, *, for_update: bool = False) -> Delivery | None:
+        """Return a delivery (locked with ``for_update``)."""
+        return await self.session.get(Delivery, delivery_id, with_for_update=for_update)
+
+    async def document(self, document_id: uuid.UUID) -> Document | None:
+        return await self.session.get(Document, document_id)

@@ -11,7 +11,7 @@ from services.exchange.errors import TransferFailureNotFoundError
 from services.exchange.events import DeliveryTransferFailed, FeedEntryAdded, payload
 from services.exchange.feed.repository import FeedRepository
 from services.exchange.feed.service import FeedService, entry_read, transfer_failed_entry
-from services.exchange.models import Delivery, Document, TransferFailure, messaging
+from services.exchange.models import TransferFailure, messaging
 from services.exchange.transfer.repository import TransferRepository
 from services.exchange.transfer.schemas import Resent, TransferFailurePage, TransferFailureRead
 from shared.db import new_id, utcnow
@@ -64,8 +64,8 @@ class TransferService:
         )
         if entry.type != "delivery.received" or entry.delivery_id is None:
             return  # a status or a notice the sender's own channel refused: nobody else to tell
-        delivery = await self.transfers.session.get(Delivery, entry.delivery_id, with_for_update=True)
-        document = await self.transfers.session.get(Document, entry.document_id)
+        delivery = await self.transfers.delivery(entry.delivery_id, for_update=True)
+        document = await self.transfers.document(entry.document_id)
         if delivery is None or document is None:
             return
         delivery.transfer_failed_at = now
@@ -109,7 +109,7 @@ class TransferService:
             failure.resent_at = now
             failure.resend_count += 1
             if failure.delivery_id is not None:
-                delivery = await self.transfers.session.get(Delivery, failure.delivery_id)
+                delivery = await self.transfers.delivery(failure.delivery_id)
                 if delivery is not None:
                     delivery.transfer_failed_at = None
                     delivery.transfer_error = None
