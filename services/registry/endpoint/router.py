@@ -24,7 +24,8 @@ async def set_endpoint(
     code: str, body: EndpointUpdate, endpoints: EndpointServiceDep, principal: PrincipalDep
 ) -> EndpointChanged:
     """Choose pull (REST inbox), push (webhook, HMAC-signed with the secret shown once) or amqp
-    (a queue on the provincial bus) (admin, or the agency itself); the exchange delivers by pull only so far.
+    (a queue on the provincial bus) (admin, or the agency itself); the next feed entry goes by it
+    (docs/channels.md).
     A webhook URL into the deployment's own network is refused (422 webhook_url_refused), and so is
     amqp where the broker is the in-process bus (422 amqp_needs_broker)."""
     require_admin_or_own(principal, (await endpoints.get(code)).agency_code)

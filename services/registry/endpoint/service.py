@@ -1,8 +1,8 @@
 """Rules for delivery endpoints: each agency chooses pull (the default), push or AMQP; a change is
 kept in its history and announced (``agency.updated.v1``). A webhook URL must pass the
 deployment's policy (``shared/webhooks.py``: https, public addresses only unless a network is
-allowed), checked with DNS when it is set; AMQP needs RabbitMQ. The exchange delivers by pull only
-so far (docs/architecture.md, "Known limits")."""
+allowed), checked with DNS when it is set; AMQP needs RabbitMQ. The exchange's dispatcher delivers
+each feed entry by the agency's choice (docs/channels.md)."""
 
 from __future__ import annotations
 
