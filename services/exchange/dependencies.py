@@ -52,6 +52,7 @@ class ExchangeRuntime(ServiceRuntime):
             listeners=[
                 Listener(DIRECTORY_EVENTS, directory.on_event),
                 Listener(("feed.entry_added.v1",), notifier.on_event),
+                Listener(("agency.updated.v1",), self._endpoint_changed),
             ],
             consumers=[Consumer("status_reports", ("delivery.status_reported.v1",), self._status_reported)],
             workers=[
@@ -121,6 +122,10 @@ class ExchangeRuntime(ServiceRuntime):
         if self._dispatcher is None:
             raise RuntimeError("the exchange is starting")
         await report_status_over_bus(session, envelope, self._dispatcher.registry)
+
+    async def _endpoint_changed(self, envelope: Envelope) -> None:
+        if self._dispatcher is not None:
+            await self._dispatcher.on_endpoint_changed(envelope)
 
     async def _dispatch_failed(self, envelope: Envelope, reason: str) -> None:
         if self._dispatcher is None:

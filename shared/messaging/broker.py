@@ -110,6 +110,7 @@ class Broker(Protocol):
     async def subscribe_broadcast(self, bindings: tuple[str, ...], handler: Handler) -> None: ...
     async def ping(self) -> None: ...
     async def publish_to_queue(self, queue: str, body: bytes, *, message_id: str, message_type: str) -> None: ...
+    async def declare_queue(self, queue: str) -> None: ...
 
 
 class ExternalQueuesUnsupportedError(RuntimeError):
@@ -211,6 +212,9 @@ class InProcessBroker:
             "AMQP delivery needs RabbitMQ (set LIENTHONG_BROKER_URL=amqp://…)"
         )
 
+    async def declare_queue(self, queue: str) -> None:
+        raise ExternalQueuesUnsupportedError(f"cannot declare AMQP queue {queue!r}: AMQP delivery needs RabbitMQ")
+
     def work_queue(self, name: str) -> LocalWorkQueue:
         """The local work queue of a subscription (for operators and tests)."""
         return self._queues[name]
@@ -302,9 +306,7 @@ class RabbitBroker:
         it (quorum) the first time; a queue that exists with other arguments is used as it is."""
         if self._publish_channel is None or self._connection is None:
             raise RuntimeError("broker not started")
-        if queue not in self._declared_queues:
-            await self._declare_external(queue)
-            self._declared_queues.add(queue)
+        await self.declare_queue(queue)
         message = aio_pika.Message(
             body=body,
             message_id=message_id,
@@ -316,8 +318,13 @@ class RabbitBroker:
             message, routing_key=queue, mandatory=True, timeout=self.publish_timeout
         )
 
-    async def _declare_external(self, queue: str) -> None:
-        assert self._connection is not None
+    async def declare_queue(self, queue: str) -> None:
+        """Declare (once per process) a durable quorum queue another system consumes; one that
+        exists with other arguments is used as it is."""
+        if queue in self._declared_queues:
+            return
+        if self._connection is None:
+            raise RuntimeError("broker not started")
         try:
             async with self._connection.channel() as channel:
                 await channel.declare_queue(queue, durable=True, arguments={"x-queue-type": "quorum"})
@@ -325,6 +332,7 @@ class RabbitBroker:
             # declared before by the bus with its own arguments: use it as it is
             async with self._connection.channel() as channel:
                 await channel.declare_queue(queue, passive=True)
+        self._declared_queues.add(queue)
 
     async def subscribe(self, subscription: Subscription) -> None:
         if self._consume_channel is None or self._connection is None:

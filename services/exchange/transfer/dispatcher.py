@@ -136,6 +136,14 @@ class Dispatcher:
         except Exception as exc:
             raise RetryLater(f"bus queue {queue}: {describe_error(exc)}") from exc
 
+    async def on_endpoint_changed(self, envelope: Envelope) -> None:
+        """``agency.updated.v1``: declare the queue of an agency that chose the bus, so that the bus
+        can consume it before the first entry is published."""
+        endpoint = envelope.data.get("delivery_endpoint")
+        if isinstance(endpoint, dict) and endpoint.get("mode") == "amqp" and endpoint.get("amqp_queue"):
+            with contextlib.suppress(ExternalQueuesUnsupportedError):
+                await self.broker().declare_queue(str(endpoint["amqp_queue"]))
+
     async def on_dead(self, envelope: Envelope, reason: str) -> None:
         """Record the failure (the sender is told) before the message is dead-lettered."""
         try:

@@ -129,6 +129,23 @@ async def test_a_delivery_reaches_the_agencys_queue_and_its_status_comes_back_ov
     assert [e["data"]["status"] for e in (await get_json(api, sender, "/v1/feed"))["entries"]] == ["01", "03"]
 
 
+async def test_the_agencys_queue_exists_as_soon_as_it_chooses_the_bus(api: Api) -> None:
+    agency = await api.agency_client()
+    queue = await use_bus(api, agency)
+
+    async def declared() -> bool:
+        connection = await aio_pika.connect(AMQP_URL)
+        async with connection:
+            try:
+                channel = await connection.channel()
+                await channel.declare_queue(queue, passive=True)
+            except aio_pika.exceptions.ChannelNotFoundEntity:
+                return False
+        return True
+
+    await wait_until(declared, what=f"queue {queue} declared")
+
+
 async def test_a_status_the_rest_call_would_refuse_is_dead_lettered_with_its_reason(api: Api) -> None:
     sender, recipient, stranger = await api.agency_client(), await api.agency_client(), await api.agency_client()
     await use_bus(api, recipient)
