@@ -254,6 +254,20 @@ async def _demo(url: str, credentials: Path) -> dict[str, object]:
         return await run_demo(http, creds, say=lambda m: console.print(m))
 
 
+@app.command()
+def asyncapi(
+    output: Annotated[Path, typer.Option("--output", "-o", help="the file to write")] = Path("docs/asyncapi.json"),
+    prefix: Annotated[str, typer.Option(help="the broker prefix the names use")] = "lienthong",
+) -> None:
+    """Write the AsyncAPI 3.0 document of the events, queues and bus channels (docs/messaging.md)."""
+    from services.asyncapi import build_asyncapi, render
+
+    document = build_asyncapi(prefix)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(render(document), encoding="utf-8")
+    console.print(f"wrote {output}: {len(document['channels'])} channels, {len(document['operations'])} operations")
+
+
 @keys_app.command("generate")
 def keys_generate(directory: Annotated[Path, typer.Option("--dir")] = Path("var/keys")) -> None:
     """Create the Ed25519 key pair the gateway signs tokens with (kept if it exists)."""

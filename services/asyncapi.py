@@ -1,0 +1,530 @@
+"""The AsyncAPI 3.0 document of LienThong's messaging, generated from the event models.
+
+What it describes (docs/messaging.md tells it in prose):
+
+- every event a service publishes (its ``EVENTS``) as a channel on the ``<prefix>.events`` topic
+  exchange, addressed by its routing key, with a ``send`` operation of the owning service; the
+  message is the envelope (shared/messaging/envelope.py) whose ``data`` is the event's model;
+- the durable queues the services consume (the archive's consumers, the exchange's dispatch and
+  status-report work queues), their retry and dead-letter queues, and the broadcast listeners;
+- the per-agency bus queues the exchange delivers feed entries to (``FeedEntryAdded`` with its
+  ``data`` by entry type, from ``FEED_DATA``);
+- what the provincial bus sends in: ``delivery.status_reported.v1`` (its model from the exchange's
+  ``INBOUND``).
+
+Payload schemas are the models' JSON schemas, their ``$defs`` lifted into ``components.schemas``.
+``lienthong asyncapi`` writes the document to docs/asyncapi.json; a test checks the committed file
+is what this module generates now.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from services.exchange import events as exchange_events
+from shared.clients import CREDENTIAL_EVENTS, DIRECTORY_EVENTS
+from shared.config import SERVICE_NAMES
+from shared.messaging import ATTEMPT_HEADER, DEAD_REASON_HEADER
+
+ASYNCAPI_VERSION = "3.0.0"
+AMQP_BINDING_VERSION = "0.3.0"
+DOCUMENT_VERSION = "0.1.0"
+DEFAULT_PREFIX = "lienthong"
+DEFAULT_OUTPUT = "docs/asyncapi.json"
+SCHEMA_REF = "#/components/schemas/{model}"
+
+STATUS_REPORTED = "delivery.status_reported.v1"
+FEED_ENTRY_ADDED = "feed.entry_added.v1"
+FEED_ENTRY_MESSAGE = "feed_entry"
+FEED_ENTRY_SCHEMA = "FeedEntry"
+AGENCY_QUEUE_CHANNEL = "agency.feed"
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ServiceQueue:
+    """A durable quorum queue a service consumes: ``<prefix>.<service>.<name>``."""
+
+    service: str
+    name: str
+    bindings: tuple[str, ...]
+    description: str
+    retry: bool = False
+
+    @property
+    def queue(self) -> str:
+        return f"{self.service}.{self.name}"
+
+
+@dataclass(frozen=True)
+class BroadcastListener:
+    """Handlers every process of a service runs, each on its own server-named exclusive queue."""
+
+    service: str
+    name: str
+    bindings: tuple[str, ...]
+    description: str
+
+
+# The exchange's work queues (services/exchange: dispatch, status reports).
+EXCHANGE_WORK_QUEUES = (
+    ServiceQueue(
+        "exchange",
+        "dispatch",
+        (FEED_ENTRY_ADDED,),
+        "Delivers each feed entry to its agency's channel: the agency's webhook (push) or its bus queue "
+        "(amqp); agencies on pull read their feed. A failed try waits in a retry queue; after the last "
+        "try the entry goes to the dead-letter queue and `delivery.transfer_failed.v1` is recorded.",
+        retry=True,
+    ),
+    ServiceQueue(
+        "exchange",
+        "status_reports",
+        (STATUS_REPORTED,),
+        "The statuses the provincial bus reports on agencies' behalf, validated like "
+        "`POST /v1/deliveries/{id}/status`; a report that cannot apply is dead-lettered with its reason.",
+    ),
+)
+
+LISTENERS = (
+    BroadcastListener(
+        "gateway",
+        "credential_guard",
+        CREDENTIAL_EVENTS,
+        "The gateway's credential guard drops its cached client and agency statuses.",
+    ),
+    BroadcastListener(
+        "exchange",
+        "directory_cache",
+        DIRECTORY_EVENTS,
+        "The exchange's directory cache (agencies, groups, endpoints) is emptied.",
+    ),
+    BroadcastListener(
+        "exchange",
+        "feed_notifier",
+        (FEED_ENTRY_ADDED,),
+        "Wakes the feed readers long-polling in this process (GET /v1/feed?wait=…).",
+    ),
+)
+
+# Used only while services/exchange/events.py's INBOUND has no model for the bus's status report:
+# the message as the provincial bus sends it, in the form pydantic gives a model's schema.
+_STATUS_REPORTED_FALLBACK: Json = {
+    "title": "StatusReportedOverBus",
+    "description": "``delivery.status_reported.v1``: a status the provincial bus reports for one of its "
+    "agencies, validated like ``POST /v1/deliveries/{id}/status`` called by that agency.",
+    "type": "object",
+    "properties": {
+        "agency_code": {"title": "Agency Code", "type": "string", "description": "the reporting agency"},
+        "delivery_id": {"title": "Delivery Id", "type": "string", "format": "uuid"},
+        "status": {
+            "title": "Status",
+            "type": "string",
+            "enum": ["01", "02", "03", "04", "05", "06", "15", "16"],
+            "description": "01 arrived, 02 rejected (note required), 03 accepted, 04 assigned, 05 processing, "
+            "06 completed; answers to a recall (13): 15 agreed, 16 refused",
+        },
+        "note": {
+            "title": "Note",
+            "anyOf": [{"type": "string", "maxLength": 2000}, {"type": "null"}],
+            "default": None,
+            "description": "The reason, required for 02",
+        },
+    },
+    "required": ["agency_code", "delivery_id", "status"],
+}
+
+
+def published_events() -> dict[str, dict[str, type[BaseModel]]]:
+    """Each service's ``EVENTS`` (routing key → payload model), for the services that publish."""
+    published: dict[str, dict[str, type[BaseModel]]] = {}
+    for service in SERVICE_NAMES:
+        module = importlib.import_module(f"services.{service}.events")
+        events: Mapping[str, type[BaseModel]] = getattr(module, "EVENTS", {})
+        if events:
+            published[service] = dict(events)
+    return published
+
+
+def service_queues() -> tuple[ServiceQueue, ...]:
+    """The durable queues the services consume: the archive's consumers and the exchange's work queues."""
+    from services.archive.consumers import CONSUMERS
+
+    archive = tuple(
+        ServiceQueue(
+            "archive",
+            consumer.name,
+            consumer.bindings,
+            f"The archive's `{consumer.name}` consumer (idempotent by message id).",
+        )
+        for consumer in CONSUMERS
+    )
+    return archive + EXCHANGE_WORK_QUEUES
+
+
+class _Schemas:
+    """``components.schemas``: each model once, its ``$defs`` lifted; a clash of names is an error."""
+
+    def __init__(self) -> None:
+        self.schemas: dict[str, Json] = {}
+
+    def add(self, name: str, schema: Json) -> Json:
+        existing = self.schemas.get(name)
+        if existing is not None and existing != schema:
+            raise ValueError(f"two different schemas are named {name!r}: rename one of the models")
+        self.schemas[name] = schema
+        return {"$ref": SCHEMA_REF.format(model=name)}
+
+    def model(self, model: type[BaseModel]) -> Json:
+        schema = model_schema(model)
+        for name, definition in schema.pop("$defs", {}).items():
+            self.add(name, definition)
+        return self.add(model.__name__, schema)
+
+
+def model_schema(model: type[BaseModel]) -> Json:
+    """A model's JSON schema as the AsyncAPI document holds it (references into components.schemas)."""
+    schema: Json = model.model_json_schema(ref_template=SCHEMA_REF)
+    return schema
+
+
+def _exchange_binding(name: str, kind: str) -> Json:
+    return {
+        "amqp": {
+            "is": "routingKey",
+            "exchange": {"name": name, "type": kind, "durable": True, "autoDelete": False},
+            "bindingVersion": AMQP_BINDING_VERSION,
+        }
+    }
+
+
+def _queue_binding(name: str, *, exclusive: bool = False) -> Json:
+    return {
+        "amqp": {
+            "is": "queue",
+            "queue": {"name": name, "durable": True, "exclusive": exclusive, "autoDelete": False},
+            "bindingVersion": AMQP_BINDING_VERSION,
+        }
+    }
+
+
+def _send_binding(*, mandatory: bool) -> Json:
+    return {
+        "amqp": {"deliveryMode": 2, "mandatory": mandatory, "timestamp": True, "bindingVersion": AMQP_BINDING_VERSION}
+    }
+
+
+_RECEIVE_BINDING: Json = {"amqp": {"ack": True, "bindingVersion": AMQP_BINDING_VERSION}}
+
+
+def _message_ref(key: str) -> Json:
+    return {"$ref": f"#/components/messages/{key}"}
+
+
+def _channel_ref(channel: str) -> Json:
+    return {"$ref": f"#/channels/{channel}"}
+
+
+def _channel_message_ref(channel: str, message: str) -> Json:
+    return {"$ref": f"#/channels/{channel}/messages/{message}"}
+
+
+def _first_line(model: type[BaseModel]) -> str:
+    doc = (model.__doc__ or "").strip()
+    return " ".join(doc.split("\n\n")[0].split())
+
+
+def _envelope_schema() -> Json:
+    return {
+        "title": "Envelope",
+        "description": "The JSON every event travels in (shared/messaging/envelope.py); `data` is the event's payload.",
+        "type": "object",
+        "properties": {
+            "id": {
+                "type": "string",
+                "format": "uuid",
+                "description": "the outbox row id, also the AMQP message_id: consumers dedupe by it",
+            },
+            "type": {"type": "string", "description": "the event type, also the routing key"},
+            "source": {"type": "string", "description": "the publishing service"},
+            "occurred_at": {"type": "string", "format": "date-time"},
+            "request_id": {
+                "anyOf": [{"type": "string"}, {"type": "null"}],
+                "description": "the X-Request-ID of the request that caused the event",
+            },
+            "data": {"type": "object", "description": "the payload, by type"},
+        },
+        "required": ["id", "type", "source", "occurred_at", "request_id", "data"],
+    }
+
+
+def _headers_schema() -> Json:
+    return {
+        "title": "EventHeaders",
+        "type": "object",
+        "properties": {
+            "x-request-id": {"type": "string", "description": "the envelope's request_id ('' when none)"},
+            "x-source": {"type": "string", "description": "the publishing service"},
+            ATTEMPT_HEADER: {
+                "type": "integer",
+                "minimum": 1,
+                "description": "work queues: the try this delivery is (absent: the first); set on messages in "
+                "retry and dead-letter queues",
+            },
+            "x-last-error": {
+                "type": "string",
+                "description": "work queues: why the previous try failed (on messages back from a retry queue)",
+            },
+            DEAD_REASON_HEADER: {
+                "type": "string",
+                "description": "dead-letter queues: why the message was given up",
+            },
+        },
+    }
+
+
+def _event_message(key: str, source: str | None, payload_ref: Json, summary: str, description: str) -> Json:
+    properties: Json = {"type": {"const": key}, "data": payload_ref}
+    if source is not None:
+        properties["source"] = {"const": source}
+    return {
+        "name": key,
+        "title": key,
+        "summary": summary,
+        "description": description,
+        "contentType": "application/json",
+        "headers": {"$ref": "#/components/schemas/EventHeaders"},
+        "payload": {"allOf": [{"$ref": "#/components/schemas/Envelope"}, {"type": "object", "properties": properties}]},
+        "bindings": {"amqp": {"messageType": key, "bindingVersion": AMQP_BINDING_VERSION}},
+    }
+
+
+def _feed_entry_schema(schemas: _Schemas) -> Json:
+    variants = [
+        {
+            "type": "object",
+            "properties": {"type": {"const": entry_type}, "data": schemas.model(model)},
+        }
+        for entry_type, model in sorted(exchange_events.FEED_DATA.items())
+    ]
+    return {
+        "title": FEED_ENTRY_SCHEMA,
+        "description": "A feed entry with its `data` by `type` (services/exchange/events.py, FEED_DATA).",
+        "allOf": [schemas.model(exchange_events.FeedEntryAdded), {"oneOf": variants}],
+    }
+
+
+def _inbound_status_schema(schemas: _Schemas) -> Json:
+    model = exchange_events.INBOUND.get(STATUS_REPORTED)
+    if model is not None:
+        return schemas.model(model)
+    fallback = json.loads(json.dumps(_STATUS_REPORTED_FALLBACK))
+    return schemas.add(fallback["title"], fallback)
+
+
+def _operation(action: str, channel: str, messages: Iterable[str], service: str, summary: str, bindings: Json) -> Json:
+    return {
+        "action": action,
+        "channel": _channel_ref(channel),
+        "messages": [_channel_message_ref(channel, m) for m in messages],
+        "summary": summary,
+        "tags": [{"name": service}],
+        "bindings": bindings,
+    }
+
+
+def build_asyncapi(prefix: str = DEFAULT_PREFIX) -> Json:
+    """The AsyncAPI 3.0.0 document (a JSON-ready dict) of the messaging under broker prefix ``prefix``."""
+    events_exchange, retry_exchange, dead_exchange = f"{prefix}.events", f"{prefix}.retry", f"{prefix}.dead"
+    schemas = _Schemas()
+    schemas.add("Envelope", _envelope_schema())
+    schemas.add("EventHeaders", _headers_schema())
+    messages: dict[str, Json] = {}
+    channels: dict[str, Json] = {}
+    operations: dict[str, Json] = {}
+
+    def event_channel(key: str, message: Json, description: str) -> None:
+        messages[key] = message
+        channels[key] = {
+            "address": key,
+            "title": key,
+            "description": description,
+            "messages": {key: _message_ref(key)},
+            "bindings": _exchange_binding(events_exchange, "topic"),
+        }
+
+    # Events: one channel per routing key on the topic exchange, sent by the owning service.
+    for service, events in published_events().items():
+        for key, model in events.items():
+            if key in channels:
+                raise ValueError(f"{key} is published by two services")
+            summary = _first_line(model)
+            event_channel(
+                key,
+                _event_message(key, service, schemas.model(model), summary, f"Published by {service}. {summary}"),
+                f"`{key}` on the `{events_exchange}` topic exchange (routing key = event type). {summary}",
+            )
+            operations[f"{service}.publish.{key}"] = _operation(
+                "send",
+                key,
+                [key],
+                service,
+                f"{service} publishes {key} through its outbox (persistent, publisher-confirmed)",
+                _send_binding(mandatory=False),
+            )
+
+    # Inbound: the provincial bus reports statuses on the events exchange.
+    status_summary = "A status the provincial bus reports for one of its agencies."
+    event_channel(
+        STATUS_REPORTED,
+        _event_message(
+            STATUS_REPORTED,
+            None,
+            _inbound_status_schema(schemas),
+            status_summary,
+            "Sent in by the provincial bus (not by a LienThong service), in the envelope every event travels "
+            "in; the exchange applies it as if the agency had called POST /v1/deliveries/{id}/status.",
+        ),
+        f"`{STATUS_REPORTED}` on the `{events_exchange}` topic exchange: published by the provincial bus.",
+    )
+
+    # Per-agency bus queues: each feed entry, as the pull feed lists it, on the agency's queue.
+    messages[FEED_ENTRY_MESSAGE] = {
+        "name": FEED_ENTRY_MESSAGE,
+        "title": "Feed entry",
+        "summary": "An entry of the agency's feed, exactly as GET /v1/feed lists it.",
+        "description": "AMQP properties: message_id = the entry id (the same on every re-send: dedupe by it), "
+        "type = the entry type, content_type application/json, persistent. `seq` numbers an agency's "
+        "entries 1, 2, 3 … in the order they happened.",
+        "contentType": "application/json",
+        "payload": schemas.add(FEED_ENTRY_SCHEMA, _feed_entry_schema(schemas)),
+    }
+    channels[AGENCY_QUEUE_CHANNEL] = {
+        "address": "{queue}",
+        "title": "An agency's bus queue",
+        "description": "The durable (quorum) queue an agency on AMQP delivery reads "
+        '(registry: PUT /v1/agencies/{code}/endpoint {"mode": "amqp", "amqp_queue": "…"}); '
+        "the exchange publishes to it through the default exchange, declaring it the first time.",
+        "parameters": {"queue": {"description": "the agency's `amqp_queue`"}},
+        "messages": {FEED_ENTRY_MESSAGE: _message_ref(FEED_ENTRY_MESSAGE)},
+        "bindings": _queue_binding("{queue}"),
+    }
+    operations["exchange.deliver.feed_entry"] = _operation(
+        "send",
+        AGENCY_QUEUE_CHANNEL,
+        [FEED_ENTRY_MESSAGE],
+        "exchange",
+        "exchange (dispatch) delivers a feed entry to the agency's bus queue (persistent, publisher-confirmed)",
+        _send_binding(mandatory=True),
+    )
+
+    # The services' durable queues, their retry and dead-letter queues.
+    for queue in service_queues():
+        name = f"{prefix}.{queue.queue}"
+        keys = [key for key in queue.bindings if key in messages]
+        unknown = set(queue.bindings) - set(keys)
+        if unknown:
+            raise ValueError(f"{queue.queue} binds {sorted(unknown)}: no event has that routing key")
+        queue_messages = {key: _message_ref(key) for key in keys}
+        channels[queue.queue] = {
+            "address": name,
+            "title": name,
+            "description": f"Quorum queue bound to `{events_exchange}` by {', '.join(f'`{k}`' for k in keys)}; "
+            f"x-delivery-limit, then dead-lettered through `{dead_exchange}`. {queue.description}",
+            "messages": queue_messages,
+            "bindings": _queue_binding(name),
+        }
+        operations[f"{queue.service}.consume.{queue.name}"] = _operation(
+            "receive",
+            queue.queue,
+            keys,
+            queue.service,
+            f"{queue.service} consumes {name} (manual acks after handling)",
+            _RECEIVE_BINDING,
+        )
+        channels[f"{queue.queue}.dead"] = {
+            "address": f"{name}.dead",
+            "title": f"{name}.dead",
+            "description": f"Dead-letter queue of `{name}` (bound to `{dead_exchange}` by `{name}`): messages given "
+            f"up, with `{DEAD_REASON_HEADER}` and `{ATTEMPT_HEADER}`; an operator reads and re-drives them.",
+            "messages": dict(queue_messages),
+            "bindings": _queue_binding(f"{name}.dead"),
+        }
+        if not queue.retry:
+            continue
+        channels[f"{queue.queue}.retry"] = {
+            "address": f"{name}.retry.{{delay}}",
+            "title": f"{name}.retry.<delay>",
+            "description": f"Retry queues of `{name}`, one per delay of its retry policy, with `x-message-ttl` = "
+            f"the delay: an expired message dead-letters through `{retry_exchange}` (direct) back to `{name}` "
+            f"with `{ATTEMPT_HEADER}` one higher and `x-last-error`.",
+            "parameters": {"delay": {"description": "the wait, as its queue is named: 15s, 5m, 2h, 1500ms"}},
+            "messages": dict(queue_messages),
+            "bindings": _queue_binding(f"{name}.retry.{{delay}}"),
+        }
+        operations[f"{queue.service}.retry.{queue.name}"] = _operation(
+            "send",
+            f"{queue.queue}.retry",
+            keys,
+            queue.service,
+            f"{queue.service} puts a message whose try failed in the retry queue of its delay",
+            _send_binding(mandatory=True),
+        )
+        operations[f"{queue.service}.dead_letter.{queue.name}"] = _operation(
+            "send",
+            f"{queue.queue}.dead",
+            keys,
+            queue.service,
+            f"{queue.service} gives a message up after its last try (or at once when it can never succeed)",
+            _send_binding(mandatory=False),
+        )
+
+    # Broadcast listeners: every process, its own server-named exclusive queue, on the event channels.
+    for listener in LISTENERS:
+        for key in listener.bindings:
+            operations[f"{listener.service}.{listener.name}.{key}"] = _operation(
+                "receive",
+                key,
+                [key],
+                listener.service,
+                f"every {listener.service} process, on a server-named exclusive auto-deleted queue: "
+                f"{listener.description}",
+                _RECEIVE_BINDING,
+            )
+
+    return {
+        "asyncapi": ASYNCAPI_VERSION,
+        "info": {
+            "title": "LienThong messaging",
+            "version": DOCUMENT_VERSION,
+            "description": f"The events LienThong's services publish on the `{events_exchange}` topic exchange, "
+            "the queues they consume, the per-agency bus queues feed entries are delivered to, and the "
+            f"statuses the provincial bus reports back. Names use the broker prefix `{prefix}` "
+            "(LIENTHONG_BROKER_PREFIX). Generated by `lienthong asyncapi`; see docs/messaging.md.",
+        },
+        "defaultContentType": "application/json",
+        "servers": {
+            "rabbitmq": {
+                "host": "127.0.0.1:5672",
+                "protocol": "amqp",
+                "protocolVersion": "0-9-1",
+                "description": "RabbitMQ, as LIENTHONG_BROKER_URL names it (the production topology); the "
+                "embedded mode's in-process bus has the same events and work queues but no AMQP channels.",
+            }
+        },
+        "channels": channels,
+        "operations": operations,
+        "components": {"schemas": schemas.schemas, "messages": messages},
+    }
+
+
+def render(document: Json) -> str:
+    """The document as committed: sorted keys, two-space indents, UTF-8, a final newline."""
+    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
