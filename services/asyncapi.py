@@ -28,9 +28,10 @@ from typing import Any
 from pydantic import BaseModel
 
 from services.exchange import events as exchange_events
+from services.exchange.config import ExchangeSection
 from shared.clients import CREDENTIAL_EVENTS, DIRECTORY_EVENTS
 from shared.config import SERVICE_NAMES
-from shared.messaging import ATTEMPT_HEADER, DEAD_REASON_HEADER
+from shared.messaging import ATTEMPT_HEADER, DEAD_REASON_HEADER, RetryPolicy, delay_label
 
 ASYNCAPI_VERSION = "3.0.0"
 AMQP_BINDING_VERSION = "0.3.0"
@@ -50,13 +51,17 @@ Json = dict[str, Any]
 
 @dataclass(frozen=True)
 class ServiceQueue:
-    """A durable quorum queue a service consumes: ``<prefix>.<service>.<name>``."""
+    """A durable quorum queue a service consumes: ``<prefix>.<service>.<name>``.
+
+    A consumer (``retry`` None) runs its handler in a transaction, idempotent by message id; a work
+    queue (a ``Worker``) has a retry policy: retry queues, one per delay, then its dead-letter queue."""
 
     service: str
     name: str
     bindings: tuple[str, ...]
     description: str
-    retry: bool = False
+    retry: RetryPolicy | None = None
+    prefetch: int | None = None
 
     @property
     def queue(self) -> str:
@@ -73,26 +78,6 @@ class BroadcastListener:
     description: str
 
 
-# The exchange's work queues (services/exchange: dispatch, status reports).
-EXCHANGE_WORK_QUEUES = (
-    ServiceQueue(
-        "exchange",
-        "dispatch",
-        (FEED_ENTRY_ADDED,),
-        "Delivers each feed entry to its agency's channel: the agency's webhook (push) or its bus queue "
-        "(amqp); agencies on pull read their feed. A failed try waits in a retry queue; after the last "
-        "try the entry goes to the dead-letter queue and `delivery.transfer_failed.v1` is recorded.",
-        retry=True,
-    ),
-    ServiceQueue(
-        "exchange",
-        "status_reports",
-        (STATUS_REPORTED,),
-        "The statuses the provincial bus reports on agencies' behalf, validated like "
-        "`POST /v1/deliveries/{id}/status`; a report that cannot apply is dead-lettered with its reason.",
-    ),
-)
-
 LISTENERS = (
     BroadcastListener(
         "gateway",
@@ -104,7 +89,7 @@ LISTENERS = (
         "exchange",
         "directory_cache",
         DIRECTORY_EVENTS,
-        "The exchange's directory cache (agencies, groups, endpoints) is emptied.",
+        "The exchange's directory cache (agencies, groups, delivery endpoints) is emptied.",
     ),
     BroadcastListener(
         "exchange",
@@ -113,33 +98,6 @@ LISTENERS = (
         "Wakes the feed readers long-polling in this process (GET /v1/feed?wait=…).",
     ),
 )
-
-# Used only while services/exchange/events.py's INBOUND has no model for the bus's status report:
-# the message as the provincial bus sends it, in the form pydantic gives a model's schema.
-_STATUS_REPORTED_FALLBACK: Json = {
-    "title": "StatusReportedOverBus",
-    "description": "``delivery.status_reported.v1``: a status the provincial bus reports for one of its "
-    "agencies, validated like ``POST /v1/deliveries/{id}/status`` called by that agency.",
-    "type": "object",
-    "properties": {
-        "agency_code": {"title": "Agency Code", "type": "string", "description": "the reporting agency"},
-        "delivery_id": {"title": "Delivery Id", "type": "string", "format": "uuid"},
-        "status": {
-            "title": "Status",
-            "type": "string",
-            "enum": ["01", "02", "03", "04", "05", "06", "15", "16"],
-            "description": "01 arrived, 02 rejected (note required), 03 accepted, 04 assigned, 05 processing, "
-            "06 completed; answers to a recall (13): 15 agreed, 16 refused",
-        },
-        "note": {
-            "title": "Note",
-            "anyOf": [{"type": "string", "maxLength": 2000}, {"type": "null"}],
-            "default": None,
-            "description": "The reason, required for 02",
-        },
-    },
-    "required": ["agency_code", "delivery_id", "status"],
-}
 
 
 def published_events() -> dict[str, dict[str, type[BaseModel]]]:
@@ -153,8 +111,15 @@ def published_events() -> dict[str, dict[str, type[BaseModel]]]:
     return published
 
 
+def dispatch_retry_policy(config: ExchangeSection | None = None) -> RetryPolicy:
+    """The dispatch work queue's retry policy (by default, the settings' defaults)."""
+    config = config or ExchangeSection()
+    return RetryPolicy(tuple(config.push_retry_schedule), defer_seconds=config.dispatch_defer_seconds)
+
+
 def service_queues() -> tuple[ServiceQueue, ...]:
-    """The durable queues the services consume: the archive's consumers and the exchange's work queues."""
+    """The durable queues the services consume: the archive's consumers, the exchange's consumer and
+    work queue (as services/exchange/dependencies.py declares them, with the default settings)."""
     from services.archive.consumers import CONSUMERS
 
     archive = tuple(
@@ -162,11 +127,32 @@ def service_queues() -> tuple[ServiceQueue, ...]:
             "archive",
             consumer.name,
             consumer.bindings,
-            f"The archive's `{consumer.name}` consumer (idempotent by message id).",
+            f"The archive's `{consumer.name}` consumer: keeps each document's archive record.",
         )
         for consumer in CONSUMERS
     )
-    return archive + EXCHANGE_WORK_QUEUES
+    exchange = (
+        ServiceQueue(
+            "exchange",
+            "status_reports",
+            tuple(exchange_events.INBOUND),
+            "The statuses the provincial bus reports on agencies' behalf, applied with the rules of "
+            "`POST /v1/deliveries/{id}/status`; a report that is invalid or refused is dead-lettered at once "
+            f"with its reason in `{DEAD_REASON_HEADER}`.",
+        ),
+        ServiceQueue(
+            "exchange",
+            "dispatch",
+            (FEED_ENTRY_ADDED,),
+            "The dispatcher delivers each feed entry to its agency's channel: an HMAC-signed POST to the "
+            "agency's webhook (push) or a message on its bus queue (amqp); nothing for pull. A failed try "
+            "waits in a retry queue; after the last try the failure is recorded (`delivery.transfer_failed.v1`, "
+            "a `delivery.transfer_failed` entry in the sender's feed) and the message is dead-lettered.",
+            retry=dispatch_retry_policy(),
+            prefetch=ExchangeSection().dispatch_prefetch,
+        ),
+    )
+    return archive + exchange
 
 
 class _Schemas:
@@ -321,14 +307,6 @@ def _feed_entry_schema(schemas: _Schemas) -> Json:
     }
 
 
-def _inbound_status_schema(schemas: _Schemas) -> Json:
-    model = exchange_events.INBOUND.get(STATUS_REPORTED)
-    if model is not None:
-        return schemas.model(model)
-    fallback = json.loads(json.dumps(_STATUS_REPORTED_FALLBACK))
-    return schemas.add(fallback["title"], fallback)
-
-
 def _operation(action: str, channel: str, messages: Iterable[str], service: str, summary: str, bindings: Json) -> Json:
     return {
         "action": action,
@@ -380,20 +358,23 @@ def build_asyncapi(prefix: str = DEFAULT_PREFIX) -> Json:
                 _send_binding(mandatory=False),
             )
 
-    # Inbound: the provincial bus reports statuses on the events exchange.
-    status_summary = "A status the provincial bus reports for one of its agencies."
-    event_channel(
-        STATUS_REPORTED,
-        _event_message(
-            STATUS_REPORTED,
-            None,
-            _inbound_status_schema(schemas),
-            status_summary,
-            "Sent in by the provincial bus (not by a LienThong service), in the envelope every event travels "
-            "in; the exchange applies it as if the agency had called POST /v1/deliveries/{id}/status.",
-        ),
-        f"`{STATUS_REPORTED}` on the `{events_exchange}` topic exchange: published by the provincial bus.",
-    )
+    # Inbound: what the provincial bus publishes on the events exchange (the exchange's INBOUND).
+    for key, model in exchange_events.INBOUND.items():
+        if key in channels:
+            raise ValueError(f"{key} is both published and received from the bus")
+        summary = _first_line(model)
+        event_channel(
+            key,
+            _event_message(
+                key,
+                None,
+                schemas.model(model),
+                summary,
+                "Sent in by the provincial bus (not by a LienThong service), in the envelope every event "
+                f"travels in. {summary}",
+            ),
+            f"`{key}` on the `{events_exchange}` topic exchange: published by the provincial bus. {summary}",
+        )
 
     # Per-agency bus queues: each feed entry, as the pull feed lists it, on the agency's queue.
     messages[FEED_ENTRY_MESSAGE] = {
@@ -433,11 +414,17 @@ def build_asyncapi(prefix: str = DEFAULT_PREFIX) -> Json:
         if unknown:
             raise ValueError(f"{queue.queue} binds {sorted(unknown)}: no event has that routing key")
         queue_messages = {key: _message_ref(key) for key in keys}
+        kind = (
+            "Work queue (its handler outside any transaction, retried per its policy)"
+            if queue.retry is not None
+            else "Consumer queue (its handler in one transaction with the message id, idempotent)"
+        )
+        prefetch = f", prefetch {queue.prefetch}" if queue.prefetch is not None else ""
         channels[queue.queue] = {
             "address": name,
             "title": name,
-            "description": f"Quorum queue bound to `{events_exchange}` by {', '.join(f'`{k}`' for k in keys)}; "
-            f"x-delivery-limit, then dead-lettered through `{dead_exchange}`. {queue.description}",
+            "description": f"{kind}: quorum, bound to `{events_exchange}` by {', '.join(f'`{k}`' for k in keys)}, "
+            f"x-delivery-limit then dead-lettered through `{dead_exchange}`{prefetch}. {queue.description}",
             "messages": queue_messages,
             "bindings": _queue_binding(name),
         }
@@ -457,15 +444,31 @@ def build_asyncapi(prefix: str = DEFAULT_PREFIX) -> Json:
             "messages": dict(queue_messages),
             "bindings": _queue_binding(f"{name}.dead"),
         }
-        if not queue.retry:
+        operations[f"{queue.service}.dead_letter.{queue.name}"] = _operation(
+            "send",
+            f"{queue.queue}.dead",
+            keys,
+            queue.service,
+            f"{queue.service} gives a message up (unreadable, never to succeed, or past its last try) "
+            f"with its reason in {DEAD_REASON_HEADER}",
+            _send_binding(mandatory=False),
+        )
+        if queue.retry is None:
             continue
+        labels = [delay_label(d) for d in sorted({*queue.retry.delays, queue.retry.defer_seconds})]
         channels[f"{queue.queue}.retry"] = {
             "address": f"{name}.retry.{{delay}}",
             "title": f"{name}.retry.<delay>",
             "description": f"Retry queues of `{name}`, one per delay of its retry policy, with `x-message-ttl` = "
             f"the delay: an expired message dead-letters through `{retry_exchange}` (direct) back to `{name}` "
             f"with `{ATTEMPT_HEADER}` one higher and `x-last-error`.",
-            "parameters": {"delay": {"description": "the wait, as its queue is named: 15s, 5m, 2h, 1500ms"}},
+            "parameters": {
+                "delay": {
+                    "description": "the wait, as its queue is named (15s, 5m, 2h, 1500ms); the examples are the "
+                    "queues of the default settings",
+                    "examples": labels,
+                }
+            },
             "messages": dict(queue_messages),
             "bindings": _queue_binding(f"{name}.retry.{{delay}}"),
         }
@@ -476,14 +479,6 @@ def build_asyncapi(prefix: str = DEFAULT_PREFIX) -> Json:
             queue.service,
             f"{queue.service} puts a message whose try failed in the retry queue of its delay",
             _send_binding(mandatory=True),
-        )
-        operations[f"{queue.service}.dead_letter.{queue.name}"] = _operation(
-            "send",
-            f"{queue.queue}.dead",
-            keys,
-            queue.service,
-            f"{queue.service} gives a message up after its last try (or at once when it can never succeed)",
-            _send_binding(mandatory=False),
         )
 
     # Broadcast listeners: every process, its own server-named exclusive queue, on the event channels.

@@ -35,6 +35,7 @@ from services.asyncapi import (
 )
 from services.exchange import events as exchange_events
 from services.registry.events import EVENTS as REGISTRY_EVENTS
+from shared.clients import CREDENTIAL_EVENTS
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = ROOT / "docs" / "asyncapi.json"
@@ -169,14 +170,14 @@ def test_the_feed_entry_on_an_agency_queue_is_feed_entry_added_with_its_data_by_
 def test_the_bus_status_report_is_received_by_the_exchange(document: Json) -> None:
     channel = document["channels"][STATUS_REPORTED]
     assert channel["bindings"]["amqp"]["exchange"]["name"] == "lienthong.events"
-    data = envelope_data(document, STATUS_REPORTED)
-    model = exchange_events.INBOUND.get(STATUS_REPORTED)
-    if model is not None:
-        assert_model_in_components(document, data, model)
-    else:  # until the exchange's model lands: the message as the bus sends it
-        schema = resolve(document, data["$ref"])
-        assert set(schema["required"]) == {"agency_code", "delivery_id", "status"}
-        assert schema["properties"]["status"]["enum"] == ["01", "02", "03", "04", "05", "06", "15", "16"]
+    assert "source" not in document["components"]["messages"][STATUS_REPORTED]["payload"]["allOf"][1]["properties"]
+    model = exchange_events.INBOUND[STATUS_REPORTED]
+    assert_model_in_components(document, envelope_data(document, STATUS_REPORTED), model)
+    assert not [
+        o
+        for o in document["operations"].values()
+        if o["action"] == "send" and o["channel"] == {"$ref": f"#/channels/{STATUS_REPORTED}"}
+    ]
     operation = document["operations"]["exchange.consume.status_reports"]
     assert operation["action"] == "receive"
     assert operation["channel"] == {"$ref": "#/channels/exchange.status_reports"}
@@ -184,15 +185,33 @@ def test_the_bus_status_report_is_received_by_the_exchange(document: Json) -> No
     assert document["channels"]["exchange.status_reports.dead"]["address"] == "lienthong.exchange.status_reports.dead"
 
 
-def test_an_inbound_model_is_picked_up_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
-    class StatusReportedOverBus(BaseModel):
+def test_an_inbound_model_is_picked_up_from_the_exchange(monkeypatch: pytest.MonkeyPatch) -> None:
+    class ReceiptConfirmedOverBus(BaseModel):
         agency_code: str
         delivery_id: str
-        status: str = Field(pattern=r"^(0[1-6]|1[56])$")
+        code: str = Field(pattern=r"^[0-9]{2}$")
 
-    monkeypatch.setitem(exchange_events.INBOUND, STATUS_REPORTED, StatusReportedOverBus)
+    monkeypatch.setitem(exchange_events.INBOUND, "delivery.receipt_confirmed.v1", ReceiptConfirmedOverBus)
     document = build_asyncapi()
-    assert_model_in_components(document, envelope_data(document, STATUS_REPORTED), StatusReportedOverBus)
+    data = envelope_data(document, "delivery.receipt_confirmed.v1")
+    assert_model_in_components(document, data, ReceiptConfirmedOverBus)
+    assert "delivery.receipt_confirmed.v1" in document["channels"]["exchange.status_reports"]["messages"]
+
+
+def test_the_queues_are_those_the_services_declare() -> None:
+    from services.archive.consumers import CONSUMERS
+    from services.exchange.dependencies import ExchangeRuntime
+    from services.settings import Settings
+
+    runtime = ExchangeRuntime(Settings())
+    declared = {("exchange", c.name, c.bindings, None, None) for c in runtime.consumers} | {
+        ("exchange", w.name, w.bindings, w.retry, w.prefetch) for w in runtime.workers
+    }
+    declared |= {("archive", c.name, c.bindings, None, None) for c in CONSUMERS}
+    assert {(q.service, q.name, q.bindings, q.retry, q.prefetch) for q in service_queues()} == declared
+    listened = {(listener.service, listener.bindings) for listener in LISTENERS}
+    assert {("exchange", listener.bindings) for listener in runtime.listeners} <= listened
+    assert ("gateway", CREDENTIAL_EVENTS) in listened
 
 
 def test_every_consumed_queue_has_its_channel_and_dead_letter_queue(document: Json) -> None:
@@ -209,8 +228,10 @@ def test_every_consumed_queue_has_its_channel_and_dead_letter_queue(document: Js
     retry = document["channels"]["exchange.dispatch.retry"]
     assert retry["address"] == "lienthong.exchange.dispatch.retry.{delay}"
     assert set(retry["messages"]) == {"feed.entry_added.v1"}
+    assert retry["parameters"]["delay"]["examples"] == ["5s", "10s", "1m", "5m", "30m", "1h", "3h", "6h", "12h"]
     assert "exchange.retry.dispatch" in document["operations"]
     assert "exchange.dead_letter.dispatch" in document["operations"]
+    assert "exchange.retry.status_reports" not in document["operations"]
 
 
 def test_every_listener_binding_is_a_published_event(document: Json) -> None:
