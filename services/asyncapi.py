@@ -97,6 +97,13 @@ LISTENERS = (
         (FEED_ENTRY_ADDED,),
         "Wakes the feed readers long-polling in this process (GET /v1/feed?wait=…).",
     ),
+    BroadcastListener(
+        "exchange",
+        "bus_queues",
+        ("agency.updated.v1",),
+        "Declares an agency's bus queue as soon as it chooses amqp delivery, so the bus can consume it "
+        "before the first entry.",
+    ),
 )
 
 
@@ -392,7 +399,8 @@ def build_asyncapi(prefix: str = DEFAULT_PREFIX) -> Json:
         "title": "An agency's bus queue",
         "description": "The durable (quorum) queue an agency on AMQP delivery reads "
         '(registry: PUT /v1/agencies/{code}/endpoint {"mode": "amqp", "amqp_queue": "…"}); '
-        "the exchange publishes to it through the default exchange, declaring it the first time.",
+        "the exchange declares it when the agency chooses amqp (on `agency.updated.v1`) and publishes to it "
+        "through the default exchange.",
         "parameters": {"queue": {"description": "the agency's `amqp_queue`"}},
         "messages": {FEED_ENTRY_MESSAGE: _message_ref(FEED_ENTRY_MESSAGE)},
         "bindings": _queue_binding("{queue}"),
