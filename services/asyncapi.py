@@ -37,7 +37,6 @@ ASYNCAPI_VERSION = "3.0.0"
 AMQP_BINDING_VERSION = "0.3.0"
 DOCUMENT_VERSION = "0.1.0"
 DEFAULT_PREFIX = "lienthong"
-DEFAULT_OUTPUT = "docs/asyncapi.json"
 SCHEMA_REF = "#/components/schemas/{model}"
 
 STATUS_REPORTED = "delivery.status_reported.v1"
