@@ -42,7 +42,16 @@ async def test_send_recall_and_agreement_write_their_events_to_the_outbox(api: A
     async with exchange_db(api).session() as session:
         rows = (await session.execute(select(outbox).order_by(outbox.c.created_at, outbox.c.id))).mappings().all()
     mine = [(r["routing_key"], r["payload"]) for r in rows if r["payload"].get("document_id") == document_id]
-    events = [(key, EVENTS[key].model_validate(data)) for key, data in mine]  # every payload matches its schema
+    all_events = [(key, EVENTS[key].model_validate(data)) for key, data in mine]  # every payload matches its schema
+    feed = [event for key, event in all_events if key == "feed.entry_added.v1"]
+    assert [(e.type, e.agency_code) for e in feed] == [  # type: ignore[attr-defined]
+        ("delivery.received", min(a.agency_code, b.agency_code)),
+        ("delivery.received", max(a.agency_code, b.agency_code)),
+        ("delivery.recall_requested", min(a.agency_code, b.agency_code)),
+        ("delivery.recall_requested", max(a.agency_code, b.agency_code)),
+        ("delivery.status_changed", sender.agency_code),
+    ]
+    events = [(key, event) for key, event in all_events if key != "feed.entry_added.v1"]
     assert [key for key, _ in events] == [
         "document.submitted.v1",
         "delivery.status_changed.v1",
