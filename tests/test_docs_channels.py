@@ -18,7 +18,7 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "channels.md"
 def receiver_app(secret: str, monkeypatch: pytest.MonkeyPatch) -> Any:
     text = DOC.read_text()
     [code] = re.findall(r"<!-- receiver: tested by tests/test_docs_channels.py -->\n```python\n(.*?)```", text, re.S)
-    assert len(code.strip().splitlines()) <= 12, "the docs promise a receiver in about ten lines"
+    assert len([line for line in code.splitlines() if line.strip()]) <= 12, "the docs promise about ten lines"
     monkeypatch.setenv("LIENTHONG_WEBHOOK_SECRET", secret)
     namespace: dict[str, Any] = {}
     exec(compile(code, str(DOC), "exec"), namespace)
