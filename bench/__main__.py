@@ -5,9 +5,14 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from bench import exchange, outbox_relay, registry
+from bench import channels, exchange, outbox_relay, registry
 
-BENCHMARKS = {"outbox_relay": outbox_relay.main, "registry": registry.main, "exchange": exchange.main}
+BENCHMARKS = {
+    "outbox_relay": outbox_relay.main,
+    "registry": registry.main,
+    "exchange": exchange.main,
+    "channels": channels.main,
+}
 
 
 def main() -> None:

@@ -1,16 +1,33 @@
-"""What benchmarks share: a throw-away PostgreSQL database and RabbitMQ prefix, progress output."""
+"""What benchmarks share: a throw-away PostgreSQL database and RabbitMQ prefix, the production
+topology started on them (and every queue of the prefix deleted after), CPU time from /proc,
+progress output."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import secrets
-from collections.abc import AsyncIterator
+import socket
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import asyncpg
+import httpx
+from pydantic import SecretStr
+
+from services.runtime import Topology, ensure_local_secrets, topology_env
+from services.settings import Settings
+from shared.messaging import RabbitBroker
 
 PG_ADMIN_DSN = os.environ.get("LIENTHONG_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 AMQP_URL = os.environ.get("LIENTHONG_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+SERVICES = ("gateway", "registry", "exchange", "signature", "archive")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @asynccontextmanager
@@ -31,3 +48,130 @@ async def scratch_database() -> AsyncIterator[str]:
 
 def scratch_prefix() -> str:
     return f"lt-bench-{secrets.token_hex(4)}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def asyncpg_dsn(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+@dataclass
+class Running:
+    """The production topology of one benchmark; ``queues`` (names under the prefix, without it)
+    are deleted with the topology's own when it stops."""
+
+    topology: Topology
+    database_url: str
+    prefix: str
+    queues: list[str] = field(default_factory=list)
+
+
+@asynccontextmanager
+async def production_topology(env: dict[str, str] | None = None) -> AsyncIterator[Running]:
+    """The five processes on a scratch database and RabbitMQ prefix, the admin's secret ``bench``;
+    ``env`` adds settings. Stopped after, the database dropped, every queue and exchange of the
+    prefix deleted (the work queues with their retry and dead-letter queues)."""
+    prefix = scratch_prefix()
+    async with scratch_database() as url:
+        with tempfile.TemporaryDirectory() as tmp:
+            base = Settings(
+                var_dir=Path(tmp), database_url=url, broker_url=AMQP_URL, broker_prefix=prefix, log_json=False
+            )
+            settings = ensure_local_secrets(
+                base.model_copy(
+                    update={"registry": base.registry.model_copy(update={"admin_client_secret": SecretStr("bench")})}
+                )
+            )
+            variables = topology_env(settings)
+            for name in SERVICES:
+                variables[f"LIENTHONG_{name.upper()}__URL"] = f"http://127.0.0.1:{free_port()}"
+            variables["LIENTHONG_LOG_LEVEL"] = "WARNING"
+            variables.update(env or {})
+            running = Running(Topology(variables, Path(tmp) / "logs"), url, prefix)
+            print("starting the topology …", flush=True)
+            try:
+                await asyncio.to_thread(running.topology.start)
+                yield running
+            finally:
+                await asyncio.to_thread(running.topology.stop)
+                await _delete_queues(prefix, settings, running.queues)
+
+
+async def _delete_queues(prefix: str, settings: Settings, extra: list[str]) -> None:
+    exchange = settings.exchange
+    broker = RabbitBroker(AMQP_URL, prefix)
+    await broker.start()
+    try:
+        await broker.delete_all(
+            ["exchange.dispatch"], retry_delays=(*exchange.push_retry_schedule, exchange.dispatch_defer_seconds)
+        )
+        await broker.delete_all(["exchange.status_reports", "archive.documents", *extra])
+    finally:
+        await broker.close()
+
+
+async def token(http: httpx.AsyncClient, client_id: str, secret: str) -> str:
+    response = await http.post(
+        "/v1/auth/token", data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
+    )
+    response.raise_for_status()
+    return str(response.json()["access_token"])
+
+
+def metadata(recipients: list[str] | None = None, groups: list[str] | None = None) -> str:
+    """A document's metadata with a number of its own (a number sent twice in a year is refused)."""
+    return json.dumps(
+        {
+            "code_number": str(uuid.uuid4().int % 10**10),
+            "code_notation": "CV-BENCH",
+            "type_name": "Công văn",
+            "subject": "Văn bản đo hiệu năng",
+            "promulgation_date": "2026-11-26",
+            "recipients": recipients or [],
+            "groups": groups or [],
+        },
+        ensure_ascii=False,
+    )
+
+
+# --- CPU time from /proc ----------------------------------------------------------------------------
+
+
+def _stat(pid: int) -> list[str]:
+    # the fields after "(comm)": state is [0], utime [11], stime [12], cutime [13], cstime [14]
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+
+
+def cpu_ms(pid: int) -> float:
+    """User and system CPU time of one process so far, in ms."""
+    fields = _stat(pid)
+    return (int(fields[11]) + int(fields[12])) * 1000 / CLOCK_TICKS
+
+
+def server_cpu_ms(command: str) -> float:
+    """CPU time so far of every process named ``command`` (a server with its workers), in ms; the
+    children they reaped included, so that a PostgreSQL backend that exited is still counted."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() != command:
+                continue
+            fields = _stat(int(entry.name))
+        except OSError:  # gone meanwhile
+            continue
+        total += sum(int(f) for f in fields[11:15])
+    return total * 1000 / CLOCK_TICKS
+
+
+def cpu_snapshot(processes: dict[str, int], servers: Iterable[tuple[str, str]] = ()) -> dict[str, float]:
+    """CPU ms so far of each named process, and of each (label, command) server."""
+    found = {name: cpu_ms(pid) for name, pid in processes.items()}
+    found.update({label: server_cpu_ms(command) for label, command in servers})
+    return found

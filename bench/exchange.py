@@ -11,10 +11,7 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import socket
-import tempfile
 import threading
 import time
 import uuid
@@ -23,24 +20,16 @@ from pathlib import Path
 
 import asyncpg
 import httpx
-from pydantic import SecretStr
 from rich.progress import Progress
 
-from bench.common import AMQP_URL, scratch_database, scratch_prefix
+from bench.common import asyncpg_dsn, metadata, production_topology
+from bench.common import token as get_token
 from services.demo.pdf import make_pdf
-from services.runtime import Topology, ensure_local_secrets, topology_env
-from services.settings import Settings
-from shared.messaging import RabbitBroker
+from services.runtime import Topology
 
 CONCURRENCY = 8
 DOCUMENTS = 400
 BIG = 200 * 1024 * 1024
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _rss_kib(pid: int) -> int:
@@ -48,29 +37,6 @@ def _rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
-
-
-async def _token(http: httpx.AsyncClient, client_id: str, secret: str) -> str:
-    response = await http.post(
-        "/v1/auth/token", data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
-    )
-    response.raise_for_status()
-    return str(response.json()["access_token"])
-
-
-def _metadata(recipients: list[str] | None = None, groups: list[str] | None = None) -> str:
-    return json.dumps(
-        {
-            "code_number": str(uuid.uuid4().int % 10**10),
-            "code_notation": "CV-BENCH",
-            "type_name": "Công văn",
-            "subject": "Văn bản đo hiệu năng",
-            "promulgation_date": "2026-11-26",
-            "recipients": recipients or [],
-            "groups": groups or [],
-        },
-        ensure_ascii=False,
-    )
 
 
 async def _send_many(base_url: str, token: str, recipient: str, attachment: bytes, count: int) -> float:
@@ -84,7 +50,7 @@ async def _send_many(base_url: str, token: str, recipient: str, attachment: byte
                 queue.get_nowait()
                 response = await http.post(
                     "/v1/documents",
-                    data={"metadata": _metadata([recipient])},
+                    data={"metadata": metadata([recipient])},
                     files={"files": ("cong-van.pdf", attachment, "application/pdf")},
                 )
                 if response.status_code != 202:
@@ -98,7 +64,7 @@ async def _send_many(base_url: str, token: str, recipient: str, attachment: byte
 async def _big_body() -> AsyncIterator[bytes]:
     boundary = "lienthong-bench"
     yield (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="metadata"\r\n\r\n{_metadata(["000.00.02.H98"])}\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="metadata"\r\n\r\n{metadata(["000.00.02.H98"])}\r\n'
         f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="big.pdf"\r\n'
         "Content-Type: application/pdf\r\n\r\n"
     ).encode()
@@ -113,39 +79,14 @@ async def _big_body() -> AsyncIterator[bytes]:
 
 
 async def main() -> None:
-    prefix = scratch_prefix()
-    async with scratch_database() as url:
-        with tempfile.TemporaryDirectory() as tmp:
-            base = Settings(
-                var_dir=Path(tmp), database_url=url, broker_url=AMQP_URL, broker_prefix=prefix, log_json=False
-            )
-            settings = ensure_local_secrets(
-                base.model_copy(
-                    update={"registry": base.registry.model_copy(update={"admin_client_secret": SecretStr("bench")})}
-                )
-            )
-            env = topology_env(settings)
-            for name in ("gateway", "registry", "exchange", "signature", "archive"):
-                env[f"LIENTHONG_{name.upper()}__URL"] = f"http://127.0.0.1:{_free_port()}"
-            env["LIENTHONG_EXCHANGE__MAX_ATTACHMENT_BYTES"] = str(BIG + 1024 * 1024)
-            env["LIENTHONG_LOG_LEVEL"] = "WARNING"
-            topology = Topology(env, Path(tmp) / "logs")
-            print("starting the topology …", flush=True)
-            await asyncio.to_thread(topology.start)
-            try:
-                await _run(topology, url)
-            finally:
-                await asyncio.to_thread(topology.stop)
-                broker = RabbitBroker(AMQP_URL, prefix)
-                await broker.start()
-                await broker.delete_all(["archive.documents"])
-                await broker.close()
+    async with production_topology({"LIENTHONG_EXCHANGE__MAX_ATTACHMENT_BYTES": str(BIG + 1024 * 1024)}) as running:
+        await _run(running.topology, running.database_url)
 
 
 async def _run(topology: Topology, url: str) -> None:
     gateway, exchange = topology.url("gateway"), topology.url("exchange")
     async with httpx.AsyncClient(base_url=gateway, timeout=300) as http:
-        admin = {"Authorization": f"Bearer {await _token(http, 'admin', 'bench')}"}
+        admin = {"Authorization": f"Bearer {await get_token(http, 'admin', 'bench')}"}
         rows = [{"code": "000.00.00.H98", "name": "Ủy ban nhân dân tỉnh đo", "level": "province"}]
         rows += [{"code": "000.00.01.H98", "name": "Sở gửi", "level": "department", "parent_code": "000.00.00.H98"}]
         rows += [{"code": "000.00.02.H98", "name": "Sở nhận", "level": "department", "parent_code": "000.00.00.H98"}]
@@ -168,7 +109,7 @@ async def _run(topology: Topology, url: str) -> None:
         }
         (await http.post("/v1/groups", json=group, headers=admin)).raise_for_status()
         client = (await http.post("/v1/agencies/000.00.01.H98/clients", json={"name": "bench"}, headers=admin)).json()
-        token = await _token(http, client["client_id"], client["client_secret"])
+        token = await get_token(http, client["client_id"], client["client_secret"])
 
     attachment = make_pdf(["Cong van do hieu nang"]) + os.urandom(100 * 1024 - 700)
     await _send_many(gateway, token, "000.00.02.H98", attachment, 20)  # warm-up
@@ -180,14 +121,14 @@ async def _run(topology: Topology, url: str) -> None:
         started = time.perf_counter()
         response = await http.post(
             "/v1/documents",
-            data={"metadata": _metadata(groups=["bench-communes"])},
+            data={"metadata": metadata(groups=["bench-communes"])},
             files={"files": ("thong-bao.pdf", pdf, "application/pdf")},
         )
         broadcast_ms = (time.perf_counter() - started) * 1000
         assert response.status_code == 202, response.text
         assert len(response.json()["deliveries"]) == 1000
 
-    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    conn = await asyncpg.connect(asyncpg_dsn(url))
     await conn.execute("CREATE TEMP TABLE d (id uuid, document_id uuid, recipient_code text, status text)")
     started = time.perf_counter()
     async with conn.transaction():
