@@ -45,7 +45,9 @@ from shared.webhooks import WebhookUrlRefusedError, post_webhook, resolve_webhoo
 
 log = logging.getLogger("lienthong.exchange.dispatch")
 
-BUSY_WAIT_SECONDS = 0.2  # how long an entry waits for its agency's free slot before it is put back
+# how long an entry waits for its agency's free slot before it is put back: a healthy receiver frees
+# one in milliseconds, a hanging one holds it up to the webhook timeout
+BUSY_WAIT_SECONDS = 1.0
 
 
 def entry_body(entry: FeedEntryAdded) -> bytes:
