@@ -9,6 +9,7 @@ from an empty database (``fresh_pg_database``)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import shutil
@@ -318,7 +319,15 @@ async def topology_running(
         yield topology, settings
     finally:
         await asyncio.to_thread(topology.stop)
-        await delete_queues(settings)
+        # the processes' own retry schedule, when the test set one
+        exchange = settings.exchange.model_copy(
+            update={
+                key: json.loads(env[f"LIENTHONG_EXCHANGE__{key.upper()}"])
+                for key in ("push_retry_schedule", "dispatch_defer_seconds")
+                if f"LIENTHONG_EXCHANGE__{key.upper()}" in env
+            }
+        )
+        await delete_queues(settings.model_copy(update={"exchange": exchange}))
 
 
 @pytest.fixture

@@ -16,6 +16,8 @@ import pytest
 from services.settings import Settings
 from shared.messaging import DEAD_REASON_HEADER, RabbitBroker
 from tests.conftest import AMQP_URL, TEMPLATES, delete_queues, running_system
+from tests.exchange.channels.receiver import WebhookReceiver
+from tests.exchange.channels.test_push import FAST_RETRIES, LOCAL_WEBHOOKS, use_webhook
 from tests.helpers import Api, Client, assert_problem, document, get_json, send_ok, wait_until
 
 pytestmark = pytest.mark.xdist_group("rabbit-system")
@@ -28,7 +30,13 @@ async def api(tmp_path: Path, broker_prefix: str) -> AsyncIterator[Api]:
         settings_used: list[Settings] = []
         try:
             async with running_system(
-                tmp_path / "var", url, broker=broker, broker_url=AMQP_URL, broker_prefix=broker_prefix
+                tmp_path / "var",
+                url,
+                broker=broker,
+                broker_url=AMQP_URL,
+                broker_prefix=broker_prefix,
+                webhooks=LOCAL_WEBHOOKS,
+                exchange=FAST_RETRIES,
             ) as caller:
                 settings_used.append(caller.settings)
                 yield caller
@@ -179,3 +187,36 @@ async def test_amqp_mode_is_refused_without_rabbitmq(tmp_path: Path) -> None:
             headers=await api.admin(),
         )
         assert_problem(response, 422, "amqp_needs_broker")
+
+
+async def test_a_webhook_failing_every_try_ends_in_rabbitmqs_dead_letter_queue_and_the_sender_is_told(
+    api: Api,
+) -> None:
+    receiver = WebhookReceiver(status=500)
+    await receiver.start()
+    try:
+        sender, recipient = await api.agency_client(), await api.agency_client()
+        await use_webhook(api, recipient, receiver)
+        sent = await send_ok(api, sender, [recipient])
+        reasons: list[tuple[str, dict[str, object]]] = []
+
+        async def dead_lettered() -> bool:
+            connection = await aio_pika.connect(AMQP_URL)
+            async with connection:
+                channel = await connection.channel()
+                name = f"{api.settings.broker_prefix}.exchange.dispatch.dead"
+                queue = await channel.declare_queue(name, passive=True)
+                while (message := await queue.get(fail=False)) is not None:
+                    reasons.append((str((message.headers or {}).get(DEAD_REASON_HEADER)), json.loads(message.body)))
+            return bool(reasons)
+
+        await wait_until(dead_lettered, within=15, what="the entry in the dead-letter queue")
+        [(reason, envelope)] = reasons
+        assert "gave up after 4 tries" in reason and "answered 500" in reason
+        assert envelope["data"]["delivery_id"] == sent["deliveries"][0]["id"]
+        assert len(receiver.calls) == 4
+        told = (await get_json(api, sender, "/v1/feed"))["entries"]
+        assert [e["type"] for e in told] == ["delivery.transfer_failed"]
+        assert (await document(api, sender, sent["id"]))["deliveries"][0]["transfer_failed_at"] is not None
+    finally:
+        await receiver.stop()
