@@ -137,7 +137,7 @@ def load_credentials(credentials_file: Path, wait_seconds: float = 60.0) -> dict
 
 
 async def run_demo(http: httpx.AsyncClient, creds: dict[str, Credentials], say: Say) -> dict[str, Any]:
-    """Agency A sends a PDF to agency B; B finds it, downloads it, reports 01; A sees 01."""
+    """Agency A sends a PDF to agency B; B finds it, downloads it, reports 01; A sees 01 and is told in its feed."""
     sender, recipient = DEMO_SENDER, DEMO_RECIPIENT
     if sender not in creds or recipient not in creds:
         raise DemoError(f"credentials for {sender} and {recipient} are missing; restart `make run` to seed them")
@@ -190,6 +190,7 @@ async def run_demo(http: httpx.AsyncClient, creds: dict[str, Credentials], say: 
         raise DemoError(f"the attachment download failed or its hash differs (HTTP {download.status_code})")
     say(f"4. {recipient} downloaded {attachment['file_name']} ({attachment['size']} bytes, sha256 verified)")
 
+    cursor = await _feed_end(http, a)
     _check(
         await http.post(f"/v1/deliveries/{item['delivery_id']}/status", json={"status": "01"}, headers=b),
         "reporting status 01",
@@ -204,4 +205,22 @@ async def run_demo(http: httpx.AsyncClient, creds: dict[str, Credentials], say: 
         f"6. {sender} sees {recipient}'s status: {status} (history: "
         f"{' → '.join(e['status'] for e in seen['deliveries'][0]['history'])})"
     )
+    told = _check(await http.get("/v1/feed", params={"cursor": cursor, "wait": 10}, headers=a), "reading the feed")
+    entry = next((e for e in told["entries"] if e["delivery_id"] == item["delivery_id"]), None)
+    if entry is None or entry["type"] != "delivery.status_changed":
+        raise DemoError(f"{sender}'s feed did not tell it of the status within 10 s")
+    say(f"7. {sender} was told without asking: entry {entry['seq']} of its feed, status {entry['data']['status']}")
     return seen
+
+
+async def _feed_end(http: httpx.AsyncClient, headers: dict[str, str]) -> str | None:
+    """Return the cursor after an agency's last feed entry (the demo may have run before)."""
+    cursor: str | None = None
+    while True:
+        params: dict[str, str | int] = {"limit": 500}
+        if cursor:
+            params["cursor"] = cursor
+        page = _check(await http.get("/v1/feed", params=params, headers=headers), "reading the feed")
+        cursor = page["next_cursor"]
+        if not page["entries"]:
+            return cursor

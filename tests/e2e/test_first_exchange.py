@@ -34,7 +34,8 @@ async def _exchange_and_check_archive(base_url: str, admin: Credentials, var_dir
         again = await seed_demo_province(http, admin, var_dir / "demo-credentials.json")  # idempotent
         assert again == creds
         seen = await run_demo(http, creds, steps.append)
-        assert [s[:2] for s in steps] == ["1.", "2.", "3.", "4.", "5.", "6."]
+        assert [s[:2] for s in steps] == ["1.", "2.", "3.", "4.", "5.", "6.", "7."]
+        assert "status 01" in steps[-1]
         delivery = seen["deliveries"][0]
         assert delivery["status"] == "01"
         assert [e["status"] for e in delivery["history"]] == ["pending", "01"]
