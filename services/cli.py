@@ -37,6 +37,10 @@ outbox_app = typer.Typer(
     help="Events waiting in the services' outboxes: list them, re-drive stuck ones.", no_args_is_help=True
 )
 app.add_typer(outbox_app, name="outbox")
+blobs_app = typer.Typer(
+    help="The exchange's attachment store: find and delete blobs no document references.", no_args_is_help=True
+)
+app.add_typer(blobs_app, name="blobs")
 console = Console(soft_wrap=True)
 
 TOPOLOGY_DATABASE = "postgresql+asyncpg://postgres@127.0.0.1:5432/lienthong"
@@ -453,6 +457,66 @@ def outbox_redrive(
     if event_id and total < len(event_id):
         console.print(f"[yellow]{len(event_id) - total} id(s) are not pending in these outboxes[/]")
     console.print(f"re-drove {total} event(s); the relays publish them within {settings.outbox.poll_seconds:g} s")
+
+
+@blobs_app.command("sweep")
+def blobs_sweep(
+    apply: Annotated[bool, typer.Option("--apply", help="delete them (default: only say what would go)")] = False,
+    grace_hours: Annotated[
+        float | None, typer.Option(min=1.0, help="keep blobs younger than this (default: exchange.blob_grace_hours)")
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="list each blob")] = False,
+) -> None:
+    """Find the attachment blobs no document references, older than the grace period; --apply deletes them."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    from services.exchange.blobstore import BlobStore, SweepReport, sweep_unreferenced
+    from services.exchange.dependencies import attachment_references
+    from shared.db import Database
+
+    settings = Settings()
+    root = settings.blob_dir
+    if not root.is_dir():
+        console.print(f"no blob store at {root} (LIENTHONG_EXCHANGE__BLOB_DIR): nothing to sweep")
+        return
+    hours = grace_hours if grace_hours is not None else settings.exchange.blob_grace_hours
+
+    async def run() -> SweepReport:
+        database = Database(settings.database_url_for("exchange"), "exchange")
+        try:
+            with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console) as progress:
+                task = progress.add_task(f"scanning {root}", total=None)
+
+                def show(report: SweepReport) -> None:
+                    progress.update(
+                        task, description=f"{report.scanned} scanned, {len(report.unreferenced)} unreferenced"
+                    )
+
+                return await sweep_unreferenced(
+                    BlobStore(root),
+                    attachment_references(database),
+                    grace_seconds=hours * 3600,
+                    apply=apply,
+                    progress=show,
+                )
+        finally:
+            await database.dispose()
+
+    report = asyncio.run(run())
+    if verbose:
+        for path, size in report.unreferenced:
+            console.print(f"  {'deleted' if apply else 'would delete'} {path} ({size} bytes)")
+    console.print(
+        f"{report.scanned} blob(s) in {root}: {report.referenced} referenced, "
+        f"{report.young} younger than {hours:g} h, {len(report.unreferenced)} unreferenced and older"
+    )
+    if apply:
+        console.print(f"deleted {report.deleted} blob(s), freed {report.freed_bytes} bytes")
+    else:
+        console.print(
+            f"would delete {len(report.unreferenced)} blob(s), {report.unreferenced_bytes} bytes; "
+            "nothing deleted (dry run: pass --apply to delete them)"
+        )
 
 
 if __name__ == "__main__":

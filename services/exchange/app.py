@@ -21,10 +21,11 @@ def create_app(
     broker: Broker | None = None,
     transports: dict[str, httpx.AsyncBaseTransport] | None = None,
 ) -> FastAPI:
-    """Build the exchange app (its database, broker, blob store and clients start in the lifespan)."""
+    """Build the exchange app (its database, broker, blob store, blob sweep and clients start in the lifespan)."""
     runtime = ExchangeRuntime(settings or Settings(), broker=broker, transports=transports)
     runtime.on_startup(runtime.open_blob_store)
     runtime.on_startup(runtime.open_dispatcher)
+    runtime.on_startup(runtime.start_blob_sweeper)
     return create_service_app(
         runtime,
         title="LienThong exchange",

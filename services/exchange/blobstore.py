@@ -6,6 +6,11 @@ memory stays flat whatever the file size and a crash never leaves a partial blob
 A staged file is held under an exclusive ``flock`` until it is committed or discarded. The kernel
 drops the lock when its process dies, so at start the store deletes every ``tmp/`` file nobody
 holds: what a killed process left behind, never a live replica's upload in progress.
+
+A blob no attachment row names any more (its document's transaction failed after the file moved
+into place, or rows were removed) is deleted by :func:`sweep_unreferenced`, and only once it is
+older than a grace period: a document commits its blob just before its row, and committing bytes
+that are stored already makes the blob young again, so a document in flight never loses its file.
 """
 
 from __future__ import annotations
@@ -16,11 +21,13 @@ import fcntl
 import hashlib
 import logging
 import os
+import re
 import tempfile
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from shared.errors import PayloadTooLargeError
 
@@ -28,6 +35,11 @@ log = logging.getLogger("lienthong.exchange.blobstore")
 
 CHUNK = 1024 * 1024
 HEAD = 8192
+SWEEP_BATCH = 500  # hashes per "which are still referenced?" query
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+ReferenceCheck = Callable[[Sequence[str]], Awaitable[set[str]]]
+"""Given hashes, return those an attachment row still names."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +59,33 @@ class StagedBlob(StoredBlob):
     def release(self) -> None:
         if self.handle is not None:
             self.handle.close()
+
+
+class BlobFile(NamedTuple):
+    """A blob found in the store: its hash, its file and when it was last written (or re-committed)."""
+
+    sha256: str
+    path: Path
+    mtime: float
+
+
+@dataclass
+class SweepReport:
+    """What a sweep found: every blob it looked at, those it kept and why, the unreferenced old ones
+    (deleted when ``applied``, else only listed) with their sizes."""
+
+    applied: bool
+    grace_seconds: float
+    scanned: int = 0
+    young: int = 0
+    referenced: int = 0
+    unreferenced: list[tuple[Path, int]] = field(default_factory=list)
+    deleted: int = 0
+    freed_bytes: int = 0
+
+    @property
+    def unreferenced_bytes(self) -> int:
+        return sum(size for _path, size in self.unreferenced)
 
 
 class BlobStore:
@@ -76,6 +115,27 @@ class BlobStore:
 
     def path(self, sha256: str) -> Path:
         return self.root / sha256[:2] / sha256[2:4] / sha256
+
+    def iter_blobs(self) -> Iterator[BlobFile]:
+        """Yield every blob of the store (``tmp/`` and files that are not a blob at their hash's place
+        are skipped); a file gone while listing is skipped too."""
+        for first in _subdirectories(self.root):
+            for second in _subdirectories(first):
+                try:
+                    entries = list(os.scandir(second))
+                except FileNotFoundError:
+                    continue
+                for entry in entries:
+                    name = entry.name
+                    if not _SHA256.match(name) or (name[:2], name[2:4]) != (first.name, second.name):
+                        continue
+                    try:
+                        if not entry.is_file(follow_symlinks=False):
+                            continue
+                        mtime = entry.stat(follow_symlinks=False).st_mtime
+                    except FileNotFoundError:
+                        continue
+                    yield BlobFile(name, Path(entry.path), mtime)
 
     def exists(self, sha256: str) -> bool:
         return self.path(sha256).exists()
@@ -148,11 +208,13 @@ class BlobStore:
 
     def _move_into_place(self, tmp: Path, sha256: str) -> None:
         final = self.path(sha256)
-        if final.exists():  # the same bytes are stored already: keep one copy
+        try:
+            os.utime(final)  # the same bytes are stored already: keep one copy, young again for the sweep
+        except FileNotFoundError:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, final)
+        else:
             tmp.unlink()
-            return
-        final.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, final)
 
     async def read(self, sha256: str) -> AsyncIterator[bytes]:
         """Stream a blob's bytes."""
@@ -160,6 +222,90 @@ class BlobStore:
         with path.open("rb") as handle:
             while chunk := await asyncio.to_thread(handle.read, CHUNK):
                 yield chunk
+
+
+def _subdirectories(directory: Path) -> list[Path]:
+    """Return the two-hex-digit subdirectories of a store level (``tmp/`` is not one)."""
+    try:
+        return sorted(p for p in directory.iterdir() if len(p.name) == 2 and p.is_dir() and not p.is_symlink())
+    except FileNotFoundError:
+        return []
+
+
+def _take(blobs: Iterator[BlobFile], count: int) -> list[BlobFile]:
+    """Return the next ``count`` blobs of a listing (fewer at its end)."""
+    batch: list[BlobFile] = []
+    for blob in blobs:
+        batch.append(blob)
+        if len(batch) == count:
+            break
+    return batch
+
+
+def _sizes(paths: Sequence[Path]) -> list[tuple[Path, int]]:
+    """Return the files' sizes (a file gone meanwhile is left out)."""
+    found = []
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            found.append((path, path.stat().st_size))
+    return found
+
+
+def _delete_old(paths: Sequence[Path], cutoff: float) -> list[tuple[Path, int]]:
+    """Delete the files still older than ``cutoff``; return those deleted with their sizes.
+
+    A blob re-committed since it was listed (a new document with the same bytes) is young again:
+    it stays."""
+    deleted = []
+    for path in paths:
+        try:
+            stat = path.stat()
+        except FileNotFoundError:  # deleted meanwhile (another replica's sweep)
+            continue
+        if stat.st_mtime >= cutoff:
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            deleted.append((path, stat.st_size))
+    return deleted
+
+
+async def sweep_unreferenced(
+    store: BlobStore,
+    referenced: ReferenceCheck,
+    *,
+    grace_seconds: float,
+    apply: bool,
+    batch_size: int = SWEEP_BATCH,
+    now: float | None = None,
+    progress: Callable[[SweepReport], None] | None = None,
+) -> SweepReport:
+    """Find the blobs older than the grace period that no attachment row references; delete them
+    when ``apply`` (else only list them). Never touches a referenced or a younger blob.
+
+    The store is listed ``batch_size`` files at a time, and each batch's old blobs are looked up in
+    one query; ``progress`` sees the report after each batch."""
+    cutoff = (time.time() if now is None else now) - grace_seconds
+    report = SweepReport(applied=apply, grace_seconds=grace_seconds)
+    listing = store.iter_blobs()
+    while batch := await asyncio.to_thread(_take, listing, batch_size):
+        report.scanned += len(batch)
+        old = [blob for blob in batch if blob.mtime < cutoff]
+        report.young += len(batch) - len(old)
+        if old:
+            kept = await referenced([blob.sha256 for blob in old])
+            report.referenced += sum(1 for blob in old if blob.sha256 in kept)
+            orphans = [blob.path for blob in old if blob.sha256 not in kept]
+            if orphans and apply:
+                deleted = await asyncio.to_thread(_delete_old, orphans, cutoff)
+                report.unreferenced += deleted
+                report.deleted += len(deleted)
+                report.freed_bytes += sum(size for _path, size in deleted)
+            elif orphans:
+                report.unreferenced += await asyncio.to_thread(_sizes, orphans)
+        if progress is not None:
+            progress(report)
+    return report
 
 
 def _flush_and_sync(handle: BinaryIO) -> None:

@@ -21,6 +21,14 @@ class ExchangeSection(ServiceSection):
     holidays: list[dt.date] = Field(
         default_factory=list, description='public holidays, e.g. LIENTHONG_EXCHANGE__HOLIDAYS=["2027-01-01"]'
     )
+    blob_sweep_interval_hours: float = Field(
+        default=6.0, ge=0, description="how often unreferenced attachment blobs are deleted (0: never)"
+    )
+    blob_grace_hours: float = Field(
+        default=24.0,
+        ge=1,
+        description="an unreferenced blob is deleted only once this old (a document commits its blob before its row)",
+    )
     directory_cache_seconds: float = Field(
         default=60.0, ge=0, description="registry answers kept this long (directory events empty them sooner)"
     )

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Sequence
 from typing import Annotated
 
 import httpx
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.exchange.blobstore import BlobStore
+from services.exchange.blobstore import BlobStore, ReferenceCheck, SweepReport, sweep_unreferenced
 from services.exchange.calendar import WorkingCalendar
 from services.exchange.consumers import report_status_over_bus
 from services.exchange.delivery.repository import DeliveryRepository
@@ -25,10 +29,12 @@ from services.exchange.transfer.service import TransferService
 from services.settings import Settings
 from shared.auth import Scope, TokenIssuer, load_issuer
 from shared.clients import DIRECTORY_EVENTS, DirectoryCache, RegistryClient
-from shared.db import SessionDep
+from shared.db import Database, SessionDep
 from shared.messaging import Broker, Envelope, RetryLater, RetryPolicy
 from shared.runtime import runtime_of
 from shared.service import Consumer, Listener, ServiceRuntime, Worker
+
+log = logging.getLogger("lienthong.exchange.blobs")
 
 
 class ExchangeRuntime(ServiceRuntime):
@@ -137,6 +143,63 @@ class ExchangeRuntime(ServiceRuntime):
         blobs = BlobStore(self.blob_dir)
         await asyncio.to_thread(blobs.remove_abandoned_uploads)
         self._blobs = blobs
+
+    async def sweep_blobs(self) -> SweepReport:
+        """Delete the blobs no attachment references, older than ``blob_grace_hours``; log what went."""
+        report = await sweep_unreferenced(
+            self.blobs,
+            attachment_references(self.db),
+            grace_seconds=self.config.blob_grace_hours * 3600,
+            apply=True,
+        )
+        log.info(
+            "blob sweep: %d blob(s) scanned, %d unreferenced deleted, %d bytes freed "
+            "(%d referenced, %d younger than %g h kept)",
+            report.scanned,
+            report.deleted,
+            report.freed_bytes,
+            report.referenced,
+            report.young,
+            self.config.blob_grace_hours,
+        )
+        return report
+
+    async def start_blob_sweeper(self) -> None:
+        """Sweep the blob store every ``blob_sweep_interval_hours`` (0: never) until the service stops."""
+        interval = self.config.blob_sweep_interval_hours * 3600
+        if interval <= 0:
+            log.info("blob sweep disabled (LIENTHONG_EXCHANGE__BLOB_SWEEP_INTERVAL_HOURS=0)")
+            return
+        task = asyncio.create_task(self._sweep_every(interval), name="exchange-blob-sweep")
+
+        async def stop() -> None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+        self.on_shutdown(stop)
+
+    async def _sweep_every(self, interval: float) -> None:
+        """Sweep now and then: the first time after a random part of the interval (replicas and
+        restarts spread out), then once per interval; a failed sweep is logged and tried again."""
+        delay = interval * random.uniform(0.5, 1.0)
+        while True:
+            await asyncio.sleep(delay)
+            delay = interval
+            try:
+                await self.sweep_blobs()
+            except Exception:
+                log.exception("blob sweep failed; next try in %g h", interval / 3600)
+
+
+def attachment_references(database: Database) -> ReferenceCheck:
+    """Return the blob sweep's question to the database: which of these hashes an attachment names."""
+
+    async def referenced(hashes: Sequence[str]) -> set[str]:
+        async with database.session() as session:
+            return await DocumentRepository(session).referenced_hashes(hashes)
+
+    return referenced
 
 
 def exchange_runtime(request: Request) -> ExchangeRuntime:

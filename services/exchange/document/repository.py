@@ -65,6 +65,13 @@ class DocumentRepository(Repository[Document]):
         query = select(Attachment).where(Attachment.document_id == document_id, Attachment.id == attachment_id)
         return (await self.session.execute(query)).scalar_one_or_none()
 
+    async def referenced_hashes(self, hashes: Sequence[str]) -> set[str]:
+        """Return which of these blob hashes an attachment still names (for the blob sweep)."""
+        if not hashes:
+            return set()
+        query = select(Attachment.sha256).where(Attachment.sha256.in_(list(hashes))).distinct()
+        return set((await self.session.execute(query)).scalars().all())
+
     async def add_attachments(self, attachments: Sequence[Attachment]) -> None:
         """Add the attachments of a document already flushed."""
         await self.add_all(attachments)
