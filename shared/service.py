@@ -160,11 +160,15 @@ class ServiceRuntime(AppRuntime):
                 await broker.start()
                 self.broker = broker
             for consumer in self.consumers:
-                handler = IdempotentConsumer(database, self.tables, f"{self.name}.{consumer.name}", consumer.handler)
-                await self.broker.subscribe(Subscription(f"{self.name}.{consumer.name}", consumer.bindings, handler))
+                queue = f"{self.name}.{consumer.name}"
+                handler = IdempotentConsumer(database, self.tables, queue, consumer.handler)
+                await self.broker.subscribe(Subscription(queue, consumer.bindings, handler))
+                # stop consuming before the database closes (the broker may outlive the service)
+                stack.push_async_callback(self.broker.unsubscribe, queue)
             for listener in self.listeners:
                 await self.broker.subscribe_broadcast(listener.bindings, listener.handler)
             for worker in self.workers:
+                stack.push_async_callback(self.broker.unsubscribe, f"{self.name}.{worker.name}")
                 await self.broker.subscribe(
                     Subscription(
                         f"{self.name}.{worker.name}",

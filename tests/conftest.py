@@ -9,6 +9,7 @@ from an empty database (``fresh_pg_database``)."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import secrets
@@ -17,7 +18,7 @@ import socket
 import tempfile
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -282,10 +283,28 @@ async def running_system(
     if await _from_templates(settings) and "auto_migrate" not in overrides:
         settings = settings.model_copy(update={"auto_migrate": False})
     app = build_embedded_app(settings, broker=broker)
-    async with app.router.lifespan_context(app):
+    lifespan = app.router.lifespan_context(app)
+    await lifespan.__aenter__()
+    try:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway", timeout=30) as http:
             yield Api(http, settings, app)
+    finally:
+        await _stop_within(lifespan, 20)
+
+
+async def _stop_within(lifespan: AbstractAsyncContextManager[object], seconds: float) -> None:
+    """Stop the system; if it does not stop in time, fail with what every task was waiting on."""
+    stopping = asyncio.create_task(lifespan.__aexit__(None, None, None))
+    done, _ = await asyncio.wait({stopping}, timeout=seconds)
+    if stopping in done:
+        stopping.result()
+        return
+    stacks = io.StringIO()
+    for task in asyncio.all_tasks():
+        task.print_stack(limit=12, file=stacks)
+    stopping.cancel()
+    raise AssertionError(f"the system did not stop within {seconds:g} s; tasks:\n{stacks.getvalue()}")
 
 
 @pytest.fixture

@@ -111,6 +111,7 @@ class Broker(Protocol):
     async def ping(self) -> None: ...
     async def publish_to_queue(self, queue: str, body: bytes, *, message_id: str, message_type: str) -> None: ...
     async def declare_queue(self, queue: str) -> None: ...
+    async def unsubscribe(self, queue: str) -> None: ...
 
 
 class ExternalQueuesUnsupportedError(RuntimeError):
@@ -191,6 +192,12 @@ class InProcessBroker:
             self._queues[subscription.queue] = queue
         self._subscriptions.append(subscription)
 
+    async def unsubscribe(self, queue: str) -> None:
+        """Stop delivering to a subscription (its service is stopping); its stored work stays."""
+        self._subscriptions = [s for s in self._subscriptions if s.queue != queue]
+        if (work := self._queues.pop(queue, None)) is not None:
+            await work.stop()
+
     async def subscribe_broadcast(self, bindings: tuple[str, ...], handler: Handler) -> None:
         """Every process gets every event (one process here)."""
         self._subscriptions.append(Subscription("broadcast", bindings, handler))
@@ -244,6 +251,7 @@ class RabbitBroker:
         self._consume_channel: AbstractChannel | None = None
         self._exchange: AbstractExchange | None = None
         self._declared_queues: set[str] = set()
+        self._consumers: dict[str, tuple[AbstractChannel, Any, str, bool]] = {}
 
     @property
     def exchange_name(self) -> str:
@@ -383,7 +391,19 @@ class RabbitBroker:
             async with message.process(requeue=True, ignore_processed=True):
                 await self._handle(subscription, message)
 
-        await queue.consume(on_message)
+        tag = await queue.consume(on_message)
+        self._consumers[subscription.queue] = (channel, queue, tag, channel is not self._consume_channel)
+
+    async def unsubscribe(self, queue: str) -> None:
+        """Stop consuming a queue (its service is stopping); unacknowledged messages go back to it."""
+        found = self._consumers.pop(queue, None)
+        if found is None or self._connection is None or self._connection.is_closed:
+            return
+        channel, declared, tag, dedicated = found
+        with contextlib.suppress(Exception):  # a broker away: the connection's close does it
+            await declared.cancel(tag)
+            if dedicated:
+                await channel.close()
 
     async def _handle(self, subscription: Subscription, message: AbstractIncomingMessage) -> None:
         headers = dict(message.headers or {})

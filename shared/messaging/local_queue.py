@@ -170,9 +170,7 @@ class LocalWorkQueue:
         tasks = [t for t in (task, *self._inflight) if t is not None]
         for t in tasks:
             t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._inflight.clear()
 
     async def put(self, envelope: Envelope) -> None:
@@ -191,8 +189,11 @@ class LocalWorkQueue:
             wait = await self.store.next_due_in(self.name)
             timeout = 1.0 if wait is None else min(max(wait, 0.01), 1.0)
             self._wake.clear()
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for may swallow the cancellation
+            # that stops this loop when the wake-up comes at the same moment
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)

@@ -412,8 +412,11 @@ class OutboxRelay:
         if not wakeable:
             await asyncio.sleep(seconds)
             return
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for may swallow the cancellation that
+        # stops the relay when a wake-up comes at the same moment
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
 
     async def run(self) -> None:
         """Publish until cancelled."""

@@ -215,7 +215,8 @@ class FeedNotifier:
         event = asyncio.Event()
         self._waiters.setdefault(agency_code, set()).add(event)
         try:
-            await asyncio.wait_for(event.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await event.wait()
         except TimeoutError:
             pass
         finally:

@@ -105,7 +105,8 @@ class Dispatcher:
             raise DeadLetter(f"agency {entry.agency_code} chose push without a webhook URL and secret")
         slot = self._slots[entry.agency_code]
         try:
-            await asyncio.wait_for(slot.acquire(), BUSY_WAIT_SECONDS)
+            async with asyncio.timeout(BUSY_WAIT_SECONDS):
+                await slot.acquire()
         except TimeoutError:
             raise RetryLater(f"{entry.agency_code} has the most webhook calls in flight", counts=False) from None
         try:
