@@ -97,6 +97,12 @@ async def production_topology(env: dict[str, str] | None = None) -> AsyncIterato
             try:
                 await asyncio.to_thread(running.topology.start)
                 yield running
+            except BaseException:
+                for name in SERVICES:  # what the processes said, before their logs go with the directory
+                    log = Path(tmp) / "logs" / f"{name}.log"
+                    if log.exists() and (tail := log.read_text(errors="replace")[-3000:].strip()):
+                        print(f"--- {name}.log (end) ---\n{tail}", flush=True)
+                raise
             finally:
                 await asyncio.to_thread(running.topology.stop)
                 await _delete_queues(prefix, settings, running.queues)
