@@ -109,7 +109,7 @@ class GatewayRuntime(AppRuntime):
         await self.broker.ping()
 
 
-def gateway_runtime(request: Request) -> GatewayRuntime:
+async def gateway_runtime(request: Request) -> GatewayRuntime:
     """The runtime of the gateway serving the request."""
     return runtime_of(request, GatewayRuntime)
 

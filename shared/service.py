@@ -293,7 +293,7 @@ def create_service_app(
     return app
 
 
-def service_runtime(request: Request) -> ServiceRuntime:
+async def service_runtime(request: Request) -> ServiceRuntime:
     """The runtime of the service serving the request."""
     return runtime_of(request, ServiceRuntime)
 

@@ -154,3 +154,64 @@ def test_the_checks_catch_what_they_look_for() -> None:
     )
     assert len(_sql_uses(bad)) == 3
     assert _sql_uses(ast.parse("from sqlalchemy.ext.asyncio import AsyncSession\nx = repo.get(1)\n")) == []
+
+
+def _sync_dependencies(app: object) -> list[str]:
+    """The plain (not async) functions among an app's route dependencies: FastAPI runs each in a
+    worker thread, a thread hop per request for what is a constructor."""
+    import inspect
+
+    from fastapi.routing import APIRoute
+
+    found: set[str] = set()
+
+    def walk(dependant: object) -> None:
+        call = getattr(dependant, "call", None)
+        if call is not None:
+            target = call if inspect.isfunction(call) or inspect.ismethod(call) else getattr(call, "__call__", call)  # noqa: B004
+            if not (inspect.iscoroutinefunction(target) or inspect.isasyncgenfunction(target)):
+                found.add(f"{getattr(call, '__module__', '?')}.{getattr(call, '__qualname__', call)}")
+        for sub in getattr(dependant, "dependencies", []):
+            walk(sub)
+
+    def routes(router: object) -> Iterator[APIRoute]:
+        for route in getattr(router, "routes", []):
+            if isinstance(route, APIRoute):
+                yield route
+            elif (included := getattr(route, "original_router", None)) is not None:  # include_router
+                yield from routes(included)
+
+    for route in routes(app):
+        for sub in route.dependant.dependencies:
+            walk(sub)
+    return sorted(found)
+
+
+def test_route_dependencies_are_coroutines_so_no_request_hops_to_a_thread() -> None:
+    from gateway.app import create_app as gateway_app
+    from services.runtime import service_factories
+    from services.settings import Settings
+
+    settings = Settings()
+    apps = [factory(settings) for factory in service_factories().values()] + [gateway_app(settings)]
+    offenders = [name for app in apps for name in _sync_dependencies(app)]
+    assert offenders == [], f"make these dependencies `async def`: {offenders}"
+
+
+def test_the_dependency_check_finds_a_plain_function() -> None:
+    from fastapi import Depends, FastAPI
+
+    def plain() -> int:
+        return 1
+
+    async def coroutine() -> int:
+        return 2
+
+    app = FastAPI()
+
+    # defaults, not Annotated: this module's postponed annotations could not see the local functions
+    @app.get("/x")
+    async def route(a: int = Depends(plain), b: int = Depends(coroutine)) -> int:
+        return a + b
+
+    assert [name.rsplit(".", 1)[-1] for name in _sync_dependencies(app)] == ["plain"]

@@ -11,7 +11,7 @@ from services.archive.record.service import RecordService
 from shared.db import SessionDep
 
 
-def record_service(session: SessionDep) -> RecordService:
+async def record_service(session: SessionDep) -> RecordService:
     return RecordService(ArchiveRecordRepository(session))
 
 

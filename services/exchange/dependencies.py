@@ -202,7 +202,7 @@ def attachment_references(database: Database) -> ReferenceCheck:
     return referenced
 
 
-def exchange_runtime(request: Request) -> ExchangeRuntime:
+async def exchange_runtime(request: Request) -> ExchangeRuntime:
     """The runtime of the exchange serving the request."""
     return runtime_of(request, ExchangeRuntime)
 
@@ -210,7 +210,7 @@ def exchange_runtime(request: Request) -> ExchangeRuntime:
 ExchangeRuntimeDep = Annotated[ExchangeRuntime, Depends(exchange_runtime)]
 
 
-def registry_client(request: Request, runtime: ExchangeRuntimeDep) -> RegistryClient:
+async def registry_client(request: Request, runtime: ExchangeRuntimeDep) -> RegistryClient:
     """The registry, asked on behalf of the calling agency (with its own token)."""
     authorization = request.headers.get("authorization", "")
     return RegistryClient(runtime.client("registry"), lambda: authorization, cache=runtime.directory)
@@ -219,7 +219,9 @@ def registry_client(request: Request, runtime: ExchangeRuntimeDep) -> RegistryCl
 RegistryClientDep = Annotated[RegistryClient, Depends(registry_client)]
 
 
-def document_service(session: SessionDep, runtime: ExchangeRuntimeDep, registry: RegistryClientDep) -> DocumentService:
+async def document_service(
+    session: SessionDep, runtime: ExchangeRuntimeDep, registry: RegistryClientDep
+) -> DocumentService:
     return DocumentService(
         documents=DocumentRepository(session),
         deliveries=DeliveryRepository(session),
@@ -232,7 +234,7 @@ def document_service(session: SessionDep, runtime: ExchangeRuntimeDep, registry:
     )
 
 
-def delivery_service(session: SessionDep) -> DeliveryService:
+async def delivery_service(session: SessionDep) -> DeliveryService:
     return DeliveryService(
         deliveries=DeliveryRepository(session),
         documents=DocumentRepository(session),
@@ -240,11 +242,11 @@ def delivery_service(session: SessionDep) -> DeliveryService:
     )
 
 
-def transfer_service(session: SessionDep) -> TransferService:
+async def transfer_service(session: SessionDep) -> TransferService:
     return TransferService(transfers=TransferRepository(session), feed=FeedRepository(session))
 
 
-def feed_reader(runtime: ExchangeRuntimeDep) -> FeedReader:
+async def feed_reader(runtime: ExchangeRuntimeDep) -> FeedReader:
     """The feed reader: no request session (a long poll holds no database connection)."""
     return FeedReader(runtime.db, runtime.feed_notifier)
 

@@ -52,14 +52,14 @@ class RegistryRuntime(ServiceRuntime):
         self.config: RegistrySection = settings.registry
 
 
-def registry_runtime(request: Request) -> RegistryRuntime:
+async def registry_runtime(request: Request) -> RegistryRuntime:
     """Return the runtime of the registry serving the request."""
     return runtime_of(request, RegistryRuntime)
 
 
-def _config(request: Request) -> RegistrySection:
+async def _config(request: Request) -> RegistrySection:
     """Return the registry's settings section."""
-    return registry_runtime(request).config
+    return runtime_of(request, RegistryRuntime).config
 
 
 RegistryConfigDep = Annotated[RegistrySection, Depends(_config)]
@@ -77,7 +77,7 @@ def require_admin_or_own(principal: Principal, agency_code: str) -> None:
         raise ForbiddenError("Only the registry admin or the agency itself may do this")
 
 
-def _actor(principal: PrincipalDep) -> str:
+async def _actor(principal: PrincipalDep) -> str:
     """Return who acts: the calling client's id, kept in the agency history."""
     return principal.client_id
 
@@ -92,14 +92,14 @@ def agency_service(session: SessionDep, actor: ActorDep) -> AgencyService:
     return AgencyService(AgencyRepository(session), actor=actor)
 
 
-def group_service(session: SessionDep, config: RegistryConfigDep) -> GroupService:
+async def group_service(session: SessionDep, config: RegistryConfigDep) -> GroupService:
     """Build the group and recipient-resolution service on a session."""
     return GroupService(
         GroupRepository(session), AgencyRepository(session), max_successor_hops=config.max_successor_hops
     )
 
 
-def endpoint_service(session: SessionDep, actor: ActorDep, runtime: RegistryRuntimeDep) -> EndpointService:
+async def endpoint_service(session: SessionDep, actor: ActorDep, runtime: RegistryRuntimeDep) -> EndpointService:
     """Build the delivery endpoint service on a session, acting as ``actor``, with the deployment's
     webhook policy; AMQP is available when the broker is RabbitMQ, not the in-process bus."""
     return EndpointService(
@@ -111,7 +111,7 @@ def endpoint_service(session: SessionDep, actor: ActorDep, runtime: RegistryRunt
     )
 
 
-def certificate_service(session: SessionDep, actor: ActorDep) -> CertificateService:
+async def certificate_service(session: SessionDep, actor: ActorDep) -> CertificateService:
     """Build the certificate service on a session, acting as ``actor``."""
     return CertificateService(CertificateRepository(session), AgencyRepository(session), actor=actor)
 
@@ -126,9 +126,22 @@ def transfer_service(session: SessionDep, actor: ActorDep) -> TransferService:
     return TransferService(TransferRepository(session), agency_service(session, actor))
 
 
-AgencyServiceDep = Annotated[AgencyService, Depends(agency_service)]
+# The dependencies are coroutines: FastAPI runs a plain function in a worker thread, a hop per request.
+async def _agency_service(session: SessionDep, actor: ActorDep) -> AgencyService:
+    return agency_service(session, actor)
+
+
+async def _client_service(session: SessionDep) -> ClientService:
+    return client_service(session)
+
+
+async def _transfer_service(session: SessionDep, actor: ActorDep) -> TransferService:
+    return transfer_service(session, actor)
+
+
+AgencyServiceDep = Annotated[AgencyService, Depends(_agency_service)]
 GroupServiceDep = Annotated[GroupService, Depends(group_service)]
 EndpointServiceDep = Annotated[EndpointService, Depends(endpoint_service)]
 CertificateServiceDep = Annotated[CertificateService, Depends(certificate_service)]
-ClientServiceDep = Annotated[ClientService, Depends(client_service)]
-TransferServiceDep = Annotated[TransferService, Depends(transfer_service)]
+ClientServiceDep = Annotated[ClientService, Depends(_client_service)]
+TransferServiceDep = Annotated[TransferService, Depends(_transfer_service)]
