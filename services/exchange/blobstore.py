@@ -158,6 +158,10 @@ class BlobStore:
         fcntl.flock(fd, fcntl.LOCK_EX)  # held until commit or discard; a dead process's lock is dropped
         tmp = Path(tmp_name)
         out = os.fdopen(fd, "wb")
+        # chunks are written a megabyte at a time, the last piece with the fsync: a 100 KB file costs
+        # one hop to a worker thread, not one per chunk and one more to sync
+        pending: list[bytes] = []
+        pending_bytes = 0
         try:
             async for chunk in chunks:
                 size += len(chunk)
@@ -172,10 +176,14 @@ class BlobStore:
                     inspect_head(head)
                     inspect_head = None
                 digest.update(chunk)
-                await asyncio.to_thread(out.write, chunk)
+                pending.append(chunk)
+                pending_bytes += len(chunk)
+                if pending_bytes >= CHUNK:
+                    await asyncio.to_thread(_write_all, out, pending, sync=False)
+                    pending, pending_bytes = [], 0
             if inspect_head is not None:  # a file shorter than the head
                 inspect_head(head)
-            await asyncio.to_thread(_flush_and_sync, out)
+            await asyncio.to_thread(_write_all, out, pending, sync=True)
             return StagedBlob(sha256=digest.hexdigest(), size=size, head=head, path=tmp, handle=out)
         except BaseException:
             tmp.unlink(missing_ok=True)  # noqa: ASYNC240 - synchronous on purpose: must run even when cancelled
@@ -185,7 +193,9 @@ class BlobStore:
     async def commit(self, staged: StagedBlob) -> StoredBlob:
         """Move a staged upload into the store under its hash (one copy of identical bytes)."""
         try:
-            await asyncio.to_thread(self._move_into_place, staged.path, staged.sha256)
+            # the handle is closed (its lock dropped) in the same thread hop as the move: a close on
+            # the event loop's thread gives up the GIL and may wait to get it back
+            await asyncio.to_thread(self._move_into_place, staged.path, staged.sha256, staged.handle)
         finally:
             staged.release()
         return StoredBlob(sha256=staged.sha256, size=staged.size, head=staged.head)
@@ -206,7 +216,7 @@ class BlobStore:
         """Stage and commit in one step."""
         return await self.commit(await self.stage(chunks, max_bytes=max_bytes, inspect_head=inspect_head))
 
-    def _move_into_place(self, tmp: Path, sha256: str) -> None:
+    def _move_into_place(self, tmp: Path, sha256: str, handle: BinaryIO | None = None) -> None:
         final = self.path(sha256)
         try:
             os.utime(final)  # the same bytes are stored already: keep one copy, young again for the sweep
@@ -215,6 +225,8 @@ class BlobStore:
             os.replace(tmp, final)
         else:
             tmp.unlink()
+        if handle is not None:
+            handle.close()
 
     async def read(self, sha256: str) -> AsyncIterator[bytes]:
         """Stream a blob's bytes."""
@@ -306,6 +318,14 @@ async def sweep_unreferenced(
         if progress is not None:
             progress(report)
     return report
+
+
+def _write_all(handle: BinaryIO, pieces: list[bytes], *, sync: bool) -> None:
+    """Write the pieces; with ``sync``, flush and fsync too (the bytes are on disk when it returns)."""
+    for piece in pieces:
+        handle.write(piece)
+    if sync:
+        _flush_and_sync(handle)
 
 
 def _flush_and_sync(handle: BinaryIO) -> None:

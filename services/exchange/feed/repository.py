@@ -30,20 +30,22 @@ class FeedRepository(Repository[FeedEntry]):
         counts = Counter(entry["agency_code"] for entry in entries)
         codes = sorted(counts)
         dialect = postgresql if self.session.get_bind().dialect.name == "postgresql" else sqlite
-        upsert = dialect.insert(FeedCounter).values([{"agency_code": c, "last_seq": counts[c]} for c in codes])
+        upsert = dialect.insert(FeedCounter)
         statement = upsert.on_conflict_do_update(
             index_elements=[FeedCounter.agency_code],
             set_={"last_seq": FeedCounter.last_seq + upsert.excluded.last_seq},
         ).returning(FeedCounter.agency_code, FeedCounter.last_seq)
-        last = {code: int(seq) for code, seq in (await self.session.execute(statement)).all()}
+        # parameters apart from the statement: its compiled form is cached (a .values([...]) list is not)
+        rows = [{"agency_code": c, "last_seq": counts[c]} for c in codes]
+        last = {code: int(seq) for code, seq in (await self.session.execute(statement, rows)).all()}
         next_seq = {code: last[code] - counts[code] + 1 for code in codes}
-        rows = []
+        numbered = []
         for entry in entries:
             code = entry["agency_code"]
-            rows.append({**entry, "id": entry.get("id") or new_id(), "seq": next_seq[code]})
+            numbered.append({**entry, "id": entry.get("id") or new_id(), "seq": next_seq[code]})
             next_seq[code] += 1
-        await self.session.execute(insert(FeedEntry), rows)
-        return rows
+        await self.session.execute(insert(FeedEntry), numbered)
+        return numbered
 
     async def after(self, agency_code: str, seq: int, limit: int) -> Sequence[FeedEntry]:
         """Return an agency's entries numbered above ``seq``, in order."""
