@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
-from sqlalchemy import Select, tuple_
+from sqlalchemy import Select, insert, tuple_
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -54,6 +55,26 @@ class Repository(Generic[ModelT]):
         """Add many rows with one flush (a broadcast's thousand deliveries)."""
         self.session.add_all(rows)
         await self.session.flush()
+
+    async def insert_new(self, rows: Sequence[Any]) -> None:
+        """Insert new rows of one model in one statement, outside the unit of work (the hot path).
+
+        The objects are completed first (their column defaults: ids, timestamps) so that the caller
+        can read them, and stay transient: later changes to them are not saved."""
+        if not rows:
+            return
+        mapper = sa_inspect(type(rows[0]))
+        values: list[dict[str, Any]] = []
+        for row in rows:
+            state = sa_inspect(row).dict
+            for prop in mapper.column_attrs:
+                column = prop.columns[0]
+                if prop.key not in state and column.default is not None and column.default.is_scalar:
+                    setattr(row, prop.key, column.default.arg)
+                elif prop.key not in state and column.default is not None and column.default.is_callable:
+                    setattr(row, prop.key, column.default.arg(None))
+            values.append({prop.columns[0].key: state[prop.key] for prop in mapper.column_attrs if prop.key in state})
+        await self.session.execute(insert(mapper.local_table), values)
 
     async def flush(self) -> None:
         """Send pending changes to the database (the edge commits)."""

@@ -57,8 +57,12 @@ class DeliveryRepository(Repository[Delivery]):
         return (await self.session.execute(query)).scalar_one_or_none()
 
     async def add_history(self, events: Sequence[DeliveryEvent]) -> None:
-        """Add changes to the history of deliveries already flushed."""
-        await self.add_all(events)
+        """Insert changes to the history of deliveries already written."""
+        await self.insert_new(events)
+
+    async def add_new(self, deliveries: Sequence[Delivery]) -> None:
+        """Insert the deliveries of a document already written."""
+        await self.insert_new(deliveries)
 
     async def history(self, delivery_ids: Sequence[uuid.UUID]) -> Sequence[DeliveryEvent]:
         """Return the history of these deliveries, oldest change first."""

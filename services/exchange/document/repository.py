@@ -73,8 +73,8 @@ class DocumentRepository(Repository[Document]):
         return set((await self.session.execute(query)).scalars().all())
 
     async def add_attachments(self, attachments: Sequence[Attachment]) -> None:
-        """Add the attachments of a document already flushed."""
-        await self.add_all(attachments)
+        """Insert the attachments of a document already written."""
+        await self.insert_new(attachments)
 
     async def received(
         self,

@@ -498,7 +498,7 @@ class DocumentService:
     async def store_document(self, *, document: Document, original: Document | None) -> Document:
         """Write the document row (and mark the original of a replacement as superseded)."""
         try:
-            await self.documents.add(document)
+            await self.documents.insert_new([document])
         except IntegrityError as exc:
             # a concurrent request with the same key, sender id or number won the race
             raise ConflictError("A concurrent request sent the same document; retry to get its answer") from exc
@@ -540,7 +540,7 @@ class DocumentService:
             )
             for code in sorted(recipient_codes)
         ]
-        await self.deliveries.add_all(deliveries)
+        await self.deliveries.add_new(deliveries)
         await self.deliveries.add_history(
             [
                 DeliveryEvent(
