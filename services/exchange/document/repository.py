@@ -44,16 +44,17 @@ class DocumentRepository(Repository[Document]):
         )
         return (await self.session.execute(query)).scalar_one_or_none()
 
-    async def same_number(self, sender_code: str, number: str, notation: str, year: int) -> Document | None:
-        """Return the new document a sender sent with this number and notation in this year."""
-        query = select(Document).where(
+    async def same_number(self, sender_code: str, number: str, notation: str, year: int) -> uuid.UUID | None:
+        """Return the id of the new document a sender sent with this number and notation in this year
+        (the id only: every send asks, and loading a whole document costs more than the query)."""
+        query = select(Document.id).where(
             Document.sender_code == sender_code,
             Document.code_number == number,
             Document.code_notation == notation,
             Document.promulgation_year == year,
             Document.kind == "new",
         )
-        return (await self.session.execute(query)).scalars().first()
+        return (await self.session.execute(query.limit(1))).scalar()
 
     async def attachments(self, document_id: uuid.UUID) -> Sequence[Attachment]:
         """Return a document's attachments in the order they were sent."""

@@ -484,9 +484,9 @@ class DocumentService:
         duplicate = await self.documents.same_number(sender_code, data.code_number, data.code_notation, year)
         if duplicate is not None:
             raise DocumentDuplicateError(
-                f"{data.code_number}/{data.code_notation} was already sent in {year} (document {duplicate.id}); "
+                f"{data.code_number}/{data.code_notation} was already sent in {year} (document {duplicate}); "
                 "to change it, send an update or a replacement (`relation`)",
-                document_id=str(duplicate.id),
+                document_id=str(duplicate),
             )
 
     async def check_sender_active(self, *, sender_code: str) -> None:

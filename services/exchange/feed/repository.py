@@ -7,12 +7,14 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from services.exchange.models import FeedCounter, FeedEntry
 from shared.db import new_id
 from shared.repository import Repository
+
+FEED_ENTRY: Table = FeedEntry.__table__  # type: ignore[assignment]
 
 
 class FeedRepository(Repository[FeedEntry]):
@@ -44,7 +46,8 @@ class FeedRepository(Repository[FeedEntry]):
             code = entry["agency_code"]
             numbered.append({**entry, "id": entry.get("id") or new_id(), "seq": next_seq[code]})
             next_seq[code] += 1
-        await self.session.execute(insert(FeedEntry), numbered)
+        # Core, not the ORM bulk machinery: the rows are plain values
+        await self.session.execute(insert(FEED_ENTRY), numbered)
         return numbered
 
     async def after(self, agency_code: str, seq: int, limit: int) -> Sequence[FeedEntry]:
