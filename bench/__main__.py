@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from bench import channels, exchange, outbox_relay, registry
+from bench import channels, exchange, outbox_relay, registry, send
 
 BENCHMARKS = {
     "outbox_relay": outbox_relay.main,
     "registry": registry.main,
     "exchange": exchange.main,
     "channels": channels.main,
+    "send": send.main,
 }
 
 
