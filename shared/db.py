@@ -7,6 +7,7 @@ of its own under ``var/``.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
@@ -19,7 +20,9 @@ from fastapi import Depends, Request
 from sqlalchemy import DateTime, MetaData, event, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import ORMExecuteState
 from sqlalchemy.types import TypeDecorator
+from sqlalchemy.util import await_only
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -109,6 +112,62 @@ async def ensure_schema(url: str, schema: str) -> None:
         await engine.dispose()
 
 
+class SQLiteWriters:
+    """One writing transaction at a time per SQLite database, the others waiting their turn in order.
+
+    SQLite lets one transaction write at a time; left to itself, a second writer is refused and
+    retries in a loop of sleeps (``busy_timeout``), so under load writers wait far longer than the
+    writes take. Here a session takes this queue's lock at its first write (a flush, or an INSERT,
+    UPDATE or DELETE it executes) and gives it back when its transaction ends; reading sessions
+    never wait (WAL). A nested session of the task that holds the lock does not queue behind it."""
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._owner: asyncio.Task[Any] | None = None
+        self.queued = 0  # sessions waiting for their turn to write
+
+    @property
+    def busy(self) -> bool:
+        """Whether a session holds the lock now."""
+        return self._lock.locked()
+
+    def attach(self, session: AsyncSession) -> None:
+        """Make ``session`` queue for the lock at its first write."""
+        sync = session.sync_session
+
+        def acquire() -> None:
+            if sync.info.get(_HOLDS_WRITER):
+                return
+            task = asyncio.current_task()
+            if task is not None and self._owner is task:
+                return
+            self.queued += 1
+            try:
+                await_only(self._lock.acquire())
+            finally:
+                self.queued -= 1
+            self._owner = task
+            sync.info[_HOLDS_WRITER] = True
+
+        def on_execute(state: ORMExecuteState) -> None:
+            if state.is_insert or state.is_update or state.is_delete:
+                acquire()
+
+        event.listen(sync, "do_orm_execute", on_execute)
+        event.listen(sync, "before_flush", lambda *_args: acquire())
+        event.listen(sync, "after_commit", lambda *_args: self.release(session))
+        event.listen(sync, "after_rollback", lambda *_args: self.release(session))
+
+    def release(self, session: AsyncSession) -> None:
+        """Give the lock back if ``session`` holds it (its transaction ended)."""
+        if session.sync_session.info.pop(_HOLDS_WRITER, None):
+            self._owner = None
+            self._lock.release()
+
+
+_HOLDS_WRITER = "sqlite_writer"
+
+
 class Database:
     """One service's engine and session factory, owned by the service's lifespan."""
 
@@ -117,6 +176,7 @@ class Database:
         self.schema = schema
         self.engine = create_engine(url, schema)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.writers = SQLiteWriters() if is_sqlite(url) else None
 
     @property
     def is_sqlite(self) -> bool:
@@ -126,12 +186,17 @@ class Database:
     async def session(self) -> AsyncIterator[AsyncSession]:
         """Open a unit of work: commit when the block succeeds, roll back when it raises."""
         async with self.sessionmaker() as session:
+            if self.writers is not None:
+                self.writers.attach(session)
             try:
                 yield session
                 await session.commit()
             except BaseException:
                 await session.rollback()
                 raise
+            finally:
+                if self.writers is not None:
+                    self.writers.release(session)
 
     async def ping(self) -> None:
         """Run a trivial query; raises when the database does not answer."""

@@ -327,7 +327,10 @@ async def writes_held(api: Api, service: str, table: str, waiters: int) -> Async
         try:
             yield
             what = f"the requests to reach the write to {service}.{table}"
-            await wait_until(lambda: len(sent) >= waiters, 10, what)
+            # sent to SQLite, or waiting in the service's queue of writers behind the one that was
+            writers = api.service_runtime(service).db.writers
+            queued = (lambda: writers.queued) if writers is not None else (lambda: 0)
+            await wait_until(lambda: len(sent) + queued() >= waiters, 10, what)
         finally:
             event.remove(engine, "before_cursor_execute", count_writes)
             lock.execute("ROLLBACK")
