@@ -20,7 +20,7 @@ from fastapi import Depends, Request
 from sqlalchemy import DateTime, MetaData, event, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import ORMExecuteState
+from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.types import TypeDecorator
 from sqlalchemy.util import await_only
 
@@ -131,11 +131,11 @@ class SQLiteWriters:
         """Whether a session holds the lock now."""
         return self._lock.locked()
 
-    def attach(self, session: AsyncSession) -> None:
-        """Make ``session`` queue for the lock at its first write."""
-        sync = session.sync_session
+    def install(self, session_class: type[Session]) -> None:
+        """Make every session of ``session_class`` queue for the lock at its first write (the
+        listeners are set once on the class: per session they would cost more than the queue saves)."""
 
-        def acquire() -> None:
+        def acquire(sync: Session) -> None:
             if sync.info.get(_HOLDS_WRITER):
                 return
             task = asyncio.current_task()
@@ -151,16 +151,16 @@ class SQLiteWriters:
 
         def on_execute(state: ORMExecuteState) -> None:
             if state.is_insert or state.is_update or state.is_delete:
-                acquire()
+                acquire(state.session)
 
-        event.listen(sync, "do_orm_execute", on_execute)
-        event.listen(sync, "before_flush", lambda *_args: acquire())
-        event.listen(sync, "after_commit", lambda *_args: self.release(session))
-        event.listen(sync, "after_rollback", lambda *_args: self.release(session))
+        event.listen(session_class, "do_orm_execute", on_execute)
+        event.listen(session_class, "before_flush", lambda sync, *_args: acquire(sync))
+        event.listen(session_class, "after_commit", self.release)
+        event.listen(session_class, "after_rollback", self.release)
 
-    def release(self, session: AsyncSession) -> None:
-        """Give the lock back if ``session`` holds it (its transaction ended)."""
-        if session.sync_session.info.pop(_HOLDS_WRITER, None):
+    def release(self, sync: Session) -> None:
+        """Give the lock back if the session holds it (its transaction ended)."""
+        if sync.info.pop(_HOLDS_WRITER, None):
             self._owner = None
             self._lock.release()
 
@@ -175,8 +175,11 @@ class Database:
         self.url = url
         self.schema = schema
         self.engine = create_engine(url, schema)
-        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         self.writers = SQLiteWriters() if is_sqlite(url) else None
+        session_class = type("ServiceSession", (Session,), {})  # this database's own, for its listeners
+        if self.writers is not None:
+            self.writers.install(session_class)
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False, sync_session_class=session_class)
 
     @property
     def is_sqlite(self) -> bool:
@@ -186,8 +189,6 @@ class Database:
     async def session(self) -> AsyncIterator[AsyncSession]:
         """Open a unit of work: commit when the block succeeds, roll back when it raises."""
         async with self.sessionmaker() as session:
-            if self.writers is not None:
-                self.writers.attach(session)
             try:
                 yield session
                 await session.commit()
@@ -196,7 +197,7 @@ class Database:
                 raise
             finally:
                 if self.writers is not None:
-                    self.writers.release(session)
+                    self.writers.release(session.sync_session)
 
     async def ping(self) -> None:
         """Run a trivial query; raises when the database does not answer."""
