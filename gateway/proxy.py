@@ -28,6 +28,8 @@ HOP_BY_HOP = {
 }
 
 
+BUFFERED_ANSWER_BYTES = 256 * 1024  # answers up to this size are read whole, larger ones streamed
+
 _ENCODED_DELIMITERS = (b"%2f", b"%3f", b"%23", b"%5c")
 
 
@@ -71,6 +73,20 @@ async def proxy(path: str, request: Request, gateway: GatewayDep) -> Response:
     except httpx.HTTPError as exc:
         raise DependencyUnavailableError(f"The {service} service is unavailable ({exc}); retry later") from exc
     response_headers = {k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP | {"x-request-id"}}
+    length = upstream.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) <= BUFFERED_ANSWER_BYTES:
+        # a small answer (JSON, a problem) is read whole and sent as one: a streaming response costs
+        # a task group and a disconnect listener per request, the most of the proxy's own time
+        try:
+            body = await upstream.aread()
+        except httpx.HTTPError as exc:
+            raise DependencyUnavailableError(
+                f"The {service} service broke off its answer ({exc}); retry later"
+            ) from exc
+        finally:
+            await upstream.aclose()
+        response_headers.pop("content-length", None)
+        return Response(body, status_code=upstream.status_code, headers=response_headers)
     return StreamingResponse(
         upstream.aiter_raw(),
         status_code=upstream.status_code,

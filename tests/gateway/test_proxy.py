@@ -28,3 +28,29 @@ async def test_encoded_dot_segments_do_not_reach_internal_routes(api: Api) -> No
     )
     assert response.status_code == 404
     assert not response.json()["instance"].startswith("/internal/")
+
+
+async def test_small_answers_are_sent_whole_and_large_ones_streamed_byte_for_byte(api: Api) -> None:
+    """The gateway reads an answer up to BUFFERED_ANSWER_BYTES whole, and streams a larger one:
+    both arrive exactly as the service sent them, with their length."""
+    import os
+
+    from gateway.proxy import BUFFERED_ANSWER_BYTES
+    from services.demo.pdf import make_pdf
+    from tests.helpers import send_ok
+
+    sender, recipient = await api.agency_client(), await api.agency_client()
+    small = make_pdf(["nho"])
+    large = make_pdf(["lon"]) + os.urandom(BUFFERED_ANSWER_BYTES + 4096)
+    sent = await send_ok(
+        api, sender, [recipient], files=[("nho.pdf", small, "application/pdf"), ("lon.pdf", large, "application/pdf")]
+    )
+    for attachment, content in zip(sent["attachments"], (small, large), strict=True):
+        response = await api.http.get(
+            f"/v1/documents/{sent['id']}/attachments/{attachment['id']}", headers=recipient.auth
+        )
+        assert response.status_code == 200 and response.content == content
+        assert int(response.headers["content-length"]) == len(content)
+    listed = await api.http.get("/v1/inbox", headers=recipient.auth)  # a small JSON answer
+    assert listed.status_code == 200 and listed.json()["items"][0]["document_id"] == sent["id"]
+    assert int(listed.headers["content-length"]) == len(listed.content)
