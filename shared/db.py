@@ -176,7 +176,10 @@ class Database:
         self.schema = schema
         self.engine = create_engine(url, schema)
         self.writers = SQLiteWriters() if is_sqlite(url) else None
-        session_class = type("ServiceSession", (Session,), {})  # this database's own, for its listeners
+        # this database's own session class: listeners set on it once (the SQLite writers' queue,
+        # the outbox relay's wake-up) hear this database's sessions only
+        self.session_class: type[Session] = type("ServiceSession", (Session,), {})
+        session_class = self.session_class
         if self.writers is not None:
             self.writers.install(session_class)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False, sync_session_class=session_class)

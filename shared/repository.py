@@ -17,7 +17,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
-from shared.messaging import MessagingTables, record_event
+from shared.messaging import MessagingTables, record_event, record_events
 from shared.pagination import decode_cursor, encode_cursor
 
 ModelT = TypeVar("ModelT")
@@ -113,6 +113,12 @@ class Repository(Generic[ModelT]):
             return [getattr(row, key.key) for key in keys]
         entities: dict[Any, Any] = {type(e): e for e in row if hasattr(e, "__table__")}
         return [getattr(entities[key.class_], key.key) for key in keys]
+
+    async def record_events(
+        self, tables: MessagingTables, events: Sequence[tuple[str, dict[str, Any], str | None]]
+    ) -> list[str]:
+        """Write events (type, data, ordering key) to the outbox in one statement, in this order."""
+        return await record_events(self.session, tables, events)
 
     async def record_event(
         self, tables: MessagingTables, event_type: str, data: dict[str, Any], *, ordering_key: str | None = None

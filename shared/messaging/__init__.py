@@ -25,6 +25,7 @@ from shared.messaging.outbox import (
     PendingEvent,
     describe_error,
     record_event,
+    record_events,
     retry_delay,
 )
 from shared.messaging.tables import (
@@ -62,6 +63,7 @@ __all__ = [
     "describe_error",
     "drop_messaging_tables",
     "record_event",
+    "record_events",
     "retry_delay",
     "topic_matches",
 ]

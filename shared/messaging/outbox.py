@@ -18,12 +18,13 @@ import datetime as dt
 import logging
 import math
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from sqlalchemy import and_, case, delete, func, insert, or_, select, text, update
+from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.config import OutboxSection
@@ -35,7 +36,7 @@ from shared.observability import current_request_id
 
 log = logging.getLogger("lienthong.outbox")
 
-WAKE_KEY = "outbox_wake"
+PENDING_KEY = "outbox_pending"  # set on a session that recorded events: its commit wakes the relay
 
 
 async def record_event(
@@ -49,25 +50,33 @@ async def record_event(
     """Write an event to the outbox in the session's transaction; the relay wakes on commit.
 
     Events with the same ``ordering_key`` are published in the order they were recorded."""
-    message_id = new_id()
-    await session.execute(
-        insert(tables.outbox).values(
-            id=message_id,
-            routing_key=event_type,
-            payload=data,
-            ordering_key=ordering_key[:200] if ordering_key else None,
-            request_id=current_request_id(),
-            created_at=utcnow(),
-            attempts=0,
-        )
-    )
-    wake: Callable[[], None] | None = session.info.get(WAKE_KEY)
-    if wake is not None and not session.info.get("_outbox_hooked"):
-        session.info["_outbox_hooked"] = True
-        from sqlalchemy import event as sa_event
+    [message_id] = await record_events(session, tables, [(event_type, data, ordering_key)])
+    return message_id
 
-        sa_event.listen(session.sync_session, "after_commit", lambda _s: wake(), once=True)
-    return str(message_id)
+
+async def record_events(
+    session: AsyncSession, tables: MessagingTables, events: Sequence[tuple[str, dict[str, Any], str | None]]
+) -> list[str]:
+    """Write events (type, data, ordering key) to the outbox in one statement, in this order."""
+    if not events:
+        return []
+    now = utcnow()
+    request_id = current_request_id()
+    rows = [
+        {
+            "id": new_id(),  # time-ordered: the relay publishes rows of one key by (created_at, id)
+            "routing_key": event_type,
+            "payload": data,
+            "ordering_key": ordering_key[:200] if ordering_key else None,
+            "request_id": request_id,
+            "created_at": now,
+            "attempts": 0,
+        }
+        for event_type, data, ordering_key in events
+    ]
+    await session.execute(insert(tables.outbox), rows)
+    session.info[PENDING_KEY] = True  # the relay's listener on commit wakes it
+    return [str(row["id"]) for row in rows]
 
 
 def describe_error(exc: BaseException) -> str:
@@ -271,10 +280,14 @@ class OutboxRelay:
         self._task: asyncio.Task[None] | None = None
         self._outage_passes = 0
         self._last_purge = 0.0
-        database.sessionmaker.configure(info={WAKE_KEY: self.wake})
+        self._session_class = database.session_class
 
     def wake(self) -> None:
         self._wake.set()
+
+    def _after_commit(self, session: Any) -> None:
+        if session.info.pop(PENDING_KEY, False):
+            self.wake()
 
     async def _broker_up(self) -> bool:
         try:
@@ -453,9 +466,14 @@ class OutboxRelay:
             await self._pause(self.policy.poll_seconds, wakeable=True)
 
     def start(self) -> None:
+        # one listener on the database's session class (not one per session): a commit that
+        # recorded events wakes the relay at once
+        sa_event.listen(self._session_class, "after_commit", self._after_commit)
         self._task = asyncio.create_task(self.run(), name=f"outbox-relay-{self.source}")
 
     async def stop(self) -> None:
+        if sa_event.contains(self._session_class, "after_commit", self._after_commit):
+            sa_event.remove(self._session_class, "after_commit", self._after_commit)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -64,7 +64,7 @@ from services.exchange.events import (
     DocumentSubmitted,
     payload,
 )
-from services.exchange.feed.service import FeedService, recall_entry, received_entries
+from services.exchange.feed.service import FeedService, OutboxEvent, recall_entry, received_entries
 from services.exchange.models import Attachment, Delivery, DeliveryEvent, Document, messaging
 from shared.clients import RegistryClient, Resolution
 from shared.db import new_id, utcnow
@@ -370,6 +370,36 @@ def recall_targets(*, deliveries: Sequence[Delivery], recipients: Sequence[str] 
     return targets
 
 
+def submitted_events(
+    *,
+    document: Document,
+    original: Document | None,
+    deliveries: Sequence[Delivery],
+    attachments: Sequence[Attachment],
+) -> list[OutboxEvent]:
+    """``document.submitted.v1`` (and ``document.replaced.v1`` for a replacement), for the outbox."""
+    submitted = DocumentSubmitted(
+        document_id=document.id,
+        kind=document.kind,
+        original_document_id=document.original_id,
+        sender_code=document.sender_code,
+        code=f"{document.code_number}/{document.code_notation}",
+        type_name=document.type_name,
+        subject=document.subject,
+        urgency=document.urgency,
+        promulgation_date=document.promulgation_date,
+        due_date=document.due_date,
+        deliveries=[DeliveryRef(id=d.id, recipient_code=d.recipient_code) for d in deliveries],
+        attachments=[AttachmentRef(sha256=a.sha256, size=a.size, content_type=a.content_type) for a in attachments],
+    )
+    events: list[OutboxEvent] = [("document.submitted.v1", payload(submitted), str(document.id))]
+    if original is not None and document.kind == "replace":
+        replaced = DocumentReplaced(document_id=original.id, replaced_by=document.id, sender_code=document.sender_code)
+        # the same key as the replacement's submission: consumers see the new document first
+        events.append(("document.replaced.v1", payload(replaced), str(document.id)))
+    return events
+
+
 class DocumentService:
     def __init__(
         self,
@@ -438,10 +468,10 @@ class DocumentService:
             )
             attachments = await self.attach_files(document=document, staged=staged)
             deliveries = await self.create_deliveries(document=document, recipient_codes=recipient_codes, now=now)
-            await self.publish_submitted(
+            events = submitted_events(
                 document=document, original=original, deliveries=deliveries, attachments=attachments
             )
-            await self.feed.add(received_entries(document, deliveries, attachments))
+            await self.feed.add(received_entries(document, deliveries, attachments), with_events=events)
             # the files go into the store before the transaction commits, so a committed document
             # never lacks a file; a failed commit leaves unreferenced blobs, never missing ones
             await commit_files(staged=staged, blobs=self.blobs)
@@ -550,41 +580,6 @@ class DocumentService:
             ]
         )
         return deliveries
-
-    async def publish_submitted(
-        self,
-        *,
-        document: Document,
-        original: Document | None,
-        deliveries: Sequence[Delivery],
-        attachments: Sequence[Attachment],
-    ) -> None:
-        """Record ``document.submitted.v1`` (and ``document.replaced.v1`` for a replacement) in the outbox."""
-        submitted = DocumentSubmitted(
-            document_id=document.id,
-            kind=document.kind,
-            original_document_id=document.original_id,
-            sender_code=document.sender_code,
-            code=f"{document.code_number}/{document.code_notation}",
-            type_name=document.type_name,
-            subject=document.subject,
-            urgency=document.urgency,
-            promulgation_date=document.promulgation_date,
-            due_date=document.due_date,
-            deliveries=[DeliveryRef(id=d.id, recipient_code=d.recipient_code) for d in deliveries],
-            attachments=[AttachmentRef(sha256=a.sha256, size=a.size, content_type=a.content_type) for a in attachments],
-        )
-        await self.documents.record_event(
-            messaging, "document.submitted.v1", payload(submitted), ordering_key=str(document.id)
-        )
-        if original is not None and document.kind == "replace":
-            replaced = DocumentReplaced(
-                document_id=original.id, replaced_by=document.id, sender_code=document.sender_code
-            )
-            # the same key as the replacement's submission: consumers see the new document first
-            await self.documents.record_event(
-                messaging, "document.replaced.v1", payload(replaced), ordering_key=str(document.id)
-            )
 
     async def accepted(self, document: Document) -> DocumentAccepted:
         """Return the answer a document was accepted with (for a replay)."""

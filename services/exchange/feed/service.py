@@ -32,6 +32,8 @@ from shared.db import Database
 from shared.messaging import Envelope
 from shared.pagination import CursorInvalidError, decode_cursor, encode_cursor
 
+OutboxEvent = tuple[str, dict[str, Any], str | None]  # type, payload, ordering key
+
 MAX_WAIT_SECONDS = 25.0  # under the gateway's upstream timeout
 RECHECK_SECONDS = 1.0  # a missed wake-up costs at most this
 
@@ -184,13 +186,17 @@ class FeedService:
     def __init__(self, feed: FeedRepository) -> None:
         self.feed = feed
 
-    async def add(self, entries: Sequence[dict[str, Any]]) -> list[FeedEntryAdded]:
-        """Number and store the entries, and record each for its agency's channel (outbox)."""
+    async def add(
+        self, entries: Sequence[dict[str, Any]], *, with_events: Sequence[OutboxEvent] = ()
+    ) -> list[FeedEntryAdded]:
+        """Number and store the entries, and record each for its agency's channel (outbox), after
+        ``with_events`` (the change's own events), all in one outbox statement."""
         added = [entry_read(row) for row in await self.feed.append(entries)]
-        for entry in added:
-            await self.feed.record_event(
-                messaging, "feed.entry_added.v1", payload(entry), ordering_key=f"feed:{entry.agency_code}"
-            )
+        events = [
+            *with_events,
+            *(("feed.entry_added.v1", payload(e), f"feed:{e.agency_code}") for e in added),
+        ]
+        await self.feed.record_events(messaging, events)
         return added
 
 
