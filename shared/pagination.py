@@ -45,8 +45,8 @@ def _untag(item: Any) -> CursorValue:
         return dt.date.fromisoformat(raw)
     if kind == "s" and isinstance(raw, str):
         return raw
-    if kind == "i" and isinstance(raw, int) and not isinstance(raw, bool):
-        return raw
+    if kind == "i" and isinstance(raw, int) and not isinstance(raw, bool) and -(2**63) <= raw < 2**63:
+        return raw  # a database integer: larger ones were never a sort key (and would fail the query)
     raise ValueError(f"unknown cursor item {item!r}")
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+from shared.pagination import encode_cursor
 from tests.helpers import Api, assert_problem, get_json, recall, report, send_ok
 
 
@@ -102,6 +103,16 @@ async def test_an_agency_never_sees_another_agencys_feed(api: Api) -> None:
 async def test_bad_feed_parameters_are_refused(api: Api) -> None:
     auth = (await api.agency_client()).auth
     assert_problem(await api.http.get("/v1/feed", params={"cursor": "nope"}, headers=auth), 400, "bad_request")
+    for cursor in (
+        encode_cursor(2**63),
+        encode_cursor(10**30),
+        encode_cursor(-1),
+        encode_cursor("1"),
+        encode_cursor(1, 2),
+    ):
+        assert_problem(await api.http.get("/v1/feed", params={"cursor": cursor}, headers=auth), 400, "bad_request")
+    for wait in ("nan", "inf", "-1"):
+        assert_problem(await api.http.get("/v1/feed", params={"wait": wait}, headers=auth), 422, "validation_failed")
     assert_problem(await api.http.get("/v1/feed", params={"wait": 99}, headers=auth), 422, "validation_failed")
     assert_problem(await api.http.get("/v1/feed", params={"limit": 0}, headers=auth), 422, "validation_failed")
     assert (await api.http.get("/v1/feed")).status_code == 401
