@@ -29,17 +29,19 @@ class RecordService:
         submitted_at: dt.datetime,
     ) -> None:
         """Keep the archive record of a document just submitted."""
-        await self.records.add(
-            ArchiveRecord(
-                document_id=document_id,
-                sender_code=sender_code,
-                code=code,
-                type_name=type_name,
-                subject=subject,
-                recipient_codes=list(recipient_codes),
-                submitted_at=submitted_at.astimezone(dt.UTC),
-                archived_at=utcnow(),
-            )
+        await self.records.insert_new(  # a Core insert: one per event, no unit of work needed
+            [
+                ArchiveRecord(
+                    document_id=document_id,
+                    sender_code=sender_code,
+                    code=code,
+                    type_name=type_name,
+                    subject=subject,
+                    recipient_codes=list(recipient_codes),
+                    submitted_at=submitted_at.astimezone(dt.UTC),
+                    archived_at=utcnow(),
+                )
+            ]
         )
 
     async def get(self, document_id: uuid.UUID, agency_code: str) -> ArchiveRecordRead:

@@ -76,9 +76,12 @@ class Dispatcher:
 
     async def handle(self, envelope: Envelope) -> None:
         """Deliver one feed entry to its agency's channel (raise RetryLater to try again)."""
+        code = envelope.data.get("agency_code")
+        endpoint = await self.endpoint_of(code) if isinstance(code, str) else None
+        if isinstance(code, str) and (endpoint is None or endpoint.mode == "pull"):
+            return  # most agencies: nothing more to do, and no need to read the whole entry
         entry = self.entry_of(envelope)
-        endpoint = await self.endpoint_of(entry.agency_code)
-        if endpoint is None or endpoint.mode == "pull":
+        if endpoint is None:
             return
         if endpoint.mode == "push":
             await self.push(entry, endpoint)
