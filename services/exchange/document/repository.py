@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, Row, select
+from sqlalchemy import ColumnElement, Row, Table, select
 
 from services.exchange.delivery.repository import not_withdrawn, overdue_clause
 from services.exchange.document.schemas import ListFilters
@@ -29,6 +29,9 @@ def _document_filters(filters: ListFilters) -> list[ColumnElement[bool]]:
     return clauses
 
 
+DOCUMENT: Table = Document.__table__  # type: ignore[assignment]
+
+
 class DocumentRepository(Repository[Document]):
     model = Document
 
@@ -47,14 +50,16 @@ class DocumentRepository(Repository[Document]):
     async def same_number(self, sender_code: str, number: str, notation: str, year: int) -> uuid.UUID | None:
         """Return the id of the new document a sender sent with this number and notation in this year
         (the id only: every send asks, and loading a whole document costs more than the query)."""
-        query = select(Document.id).where(
-            Document.sender_code == sender_code,
-            Document.code_number == number,
-            Document.code_notation == notation,
-            Document.promulgation_year == year,
-            Document.kind == "new",
+        document = DOCUMENT.c  # the table's columns: a plain row, no ORM loading on every send
+        query = select(document.id).where(
+            document.sender_code == sender_code,
+            document.code_number == number,
+            document.code_notation == notation,
+            document.promulgation_year == year,
+            document.kind == "new",
         )
-        return (await self.session.execute(query.limit(1))).scalar()
+        value: uuid.UUID | None = (await self.session.execute(query.limit(1))).scalar()
+        return value
 
     async def attachments(self, document_id: uuid.UUID) -> Sequence[Attachment]:
         """Return a document's attachments in the order they were sent."""

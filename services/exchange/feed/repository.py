@@ -15,6 +15,7 @@ from shared.db import new_id
 from shared.repository import Repository
 
 FEED_ENTRY: Table = FeedEntry.__table__  # type: ignore[assignment]
+FEED_COUNTER: Table = FeedCounter.__table__  # type: ignore[assignment]
 
 
 class FeedRepository(Repository[FeedEntry]):
@@ -32,11 +33,12 @@ class FeedRepository(Repository[FeedEntry]):
         counts = Counter(entry["agency_code"] for entry in entries)
         codes = sorted(counts)
         dialect = postgresql if self.session.get_bind().dialect.name == "postgresql" else sqlite
-        upsert = dialect.insert(FeedCounter)
+        counter = FEED_COUNTER.c  # the table, not the entity: no ORM bulk machinery on this path
+        upsert = dialect.insert(FEED_COUNTER)
         statement = upsert.on_conflict_do_update(
-            index_elements=[FeedCounter.agency_code],
-            set_={"last_seq": FeedCounter.last_seq + upsert.excluded.last_seq},
-        ).returning(FeedCounter.agency_code, FeedCounter.last_seq)
+            index_elements=[counter.agency_code],
+            set_={"last_seq": counter.last_seq + upsert.excluded.last_seq},
+        ).returning(counter.agency_code, counter.last_seq)
         # parameters apart from the statement: its compiled form is cached (a .values([...]) list is not)
         rows = [{"agency_code": c, "last_seq": counts[c]} for c in codes]
         last = {code: int(seq) for code, seq in (await self.session.execute(statement, rows)).all()}
