@@ -126,11 +126,6 @@ class SQLiteWriters:
         self._owner: asyncio.Task[Any] | None = None
         self.queued = 0  # sessions waiting for their turn to write
 
-    @property
-    def busy(self) -> bool:
-        """Whether a session holds the lock now."""
-        return self._lock.locked()
-
     def install(self, session_class: type[Session]) -> None:
         """Make every session of ``session_class`` queue for the lock at its first write (the
         listeners are set once on the class: per session they would cost more than the queue saves)."""

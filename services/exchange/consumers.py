@@ -25,10 +25,7 @@ async def report_status_over_bus(session: AsyncSession, envelope: Envelope, regi
     except ValidationError as exc:
         errors = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
         raise DeadLetter(f"validation_failed: {errors}") from exc
-    try:
-        endpoint = await registry.delivery_endpoint(report.agency_code)
-    except DependencyUnavailableError:
-        raise  # tried again: the registry is away, the message is fine
+    endpoint = await registry.delivery_endpoint(report.agency_code)  # registry away: tried again
     if endpoint is None:
         raise DeadLetter(f"agency_not_found: no agency {report.agency_code}")
     if endpoint.mode != "amqp":
@@ -45,7 +42,7 @@ async def report_status_over_bus(session: AsyncSession, envelope: Envelope, regi
         await service.report_status(
             report.agency_code, report.delivery_id, StatusReport(status=report.status, note=report.note)
         )
-    except LienThongError as exc:
-        if isinstance(exc, DependencyUnavailableError):
-            raise
+    except DependencyUnavailableError:
+        raise  # tried again: the message is fine
+    except LienThongError as exc:  # what the REST call would answer 4xx: never to succeed
         raise DeadLetter(f"{exc.code}: {exc.detail}") from exc

@@ -222,10 +222,6 @@ class InProcessBroker:
     async def declare_queue(self, queue: str) -> None:
         raise ExternalQueuesUnsupportedError(f"cannot declare AMQP queue {queue!r}: AMQP delivery needs RabbitMQ")
 
-    def work_queue(self, name: str) -> LocalWorkQueue:
-        """The local work queue of a subscription (for operators and tests)."""
-        return self._queues[name]
-
 
 class RabbitBroker:
     """aio-pika robust connection with publisher confirms and quorum queues."""

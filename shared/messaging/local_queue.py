@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import sqlite3
 import threading
@@ -240,8 +239,3 @@ class LocalWorkQueue:
                 return
         log.warning("%s: message %s dead-lettered: %s", self.name, envelope.id, outcome.reason)
         await self.store.bury(message.id, outcome.reason)
-
-
-def dead_letter_summary(messages: list[LocalMessage]) -> list[dict[str, Any]]:
-    """The dead messages as an operator reads them."""
-    return [{"id": m.id, "reason": m.dead_reason, "attempts": m.attempt, "body": json.loads(m.body)} for m in messages]

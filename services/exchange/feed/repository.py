@@ -62,12 +62,6 @@ class FeedRepository(Repository[FeedEntry]):
         )
         return (await self.session.execute(query)).scalars().all()
 
-    async def last_seq(self, agency_code: str) -> int:
-        """Return the number of an agency's last entry (0 when it has none)."""
-        return int(
-            await self.session.scalar(select(FeedCounter.last_seq).where(FeedCounter.agency_code == agency_code)) or 0
-        )
-
     async def entry(self, entry_id: uuid.UUID) -> FeedEntry | None:
         """Return one entry by id."""
         return await self.get(entry_id)
