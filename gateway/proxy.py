@@ -8,6 +8,7 @@ from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
 
 from gateway.errors import RouteNotFoundError
+from gateway.inprocess import InProcessResponse, upstream_scope
 from gateway.routes import service_for
 from gateway.runtime import GatewayDep
 from shared.errors import DependencyUnavailableError
@@ -27,6 +28,8 @@ HOP_BY_HOP = {
     "host",
 }
 
+
+DROPPED_ANSWER_HEADERS = frozenset(name.encode() for name in HOP_BY_HOP | {"x-request-id"})
 
 BUFFERED_ANSWER_BYTES = 256 * 1024  # answers up to this size are read whole, larger ones streamed
 
@@ -57,6 +60,8 @@ async def proxy(path: str, request: Request, gateway: GatewayDep) -> Response:
     headers = [(k, v) for k, v in request.headers.raw if k.decode("latin-1").lower() not in HOP_BY_HOP]
     if request.client:
         headers.append((b"x-forwarded-for", request.client.host.encode("latin-1")))
+    if (app := gateway.embedded.get(service)) is not None:  # embedded mode: the service is in this process
+        return InProcessResponse(app, upstream_scope(request, service, headers), DROPPED_ANSWER_HEADERS)
     outbound = client.build_request(
         request.method,
         request.url.path,
