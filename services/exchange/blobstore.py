@@ -61,6 +61,22 @@ class StagedBlob(StoredBlob):
             self.handle.close()
 
 
+class _Staging(NamedTuple):
+    """An upload's file in ``tmp/`` while it is written, and its open (locked) handle."""
+
+    path: Path
+    handle: BinaryIO
+
+    def discard(self) -> None:
+        self.path.unlink(missing_ok=True)
+        self.handle.close()
+
+
+def _discard_orphan(work: asyncio.Future[_Staging]) -> None:
+    if not work.cancelled() and work.exception() is None:
+        work.result().discard()
+
+
 class BlobFile(NamedTuple):
     """A blob found in the store: its hash, its file and when it was last written (or re-committed)."""
 
@@ -154,12 +170,10 @@ class BlobStore:
         digest = hashlib.sha256()
         size = 0
         head = b""
-        fd, tmp_name = tempfile.mkstemp(dir=self.root / "tmp", prefix="upload-")
-        fcntl.flock(fd, fcntl.LOCK_EX)  # held until commit or discard; a dead process's lock is dropped
-        tmp = Path(tmp_name)
-        out = os.fdopen(fd, "wb")
-        # chunks are written a megabyte at a time, the last piece with the fsync: a 100 KB file costs
-        # one hop to a worker thread, not one per chunk and one more to sync
+        # the file is created, written a megabyte at a time and, with the last piece, synced in worker
+        # threads: a 100 KB file costs one hop and nothing on the event loop's thread (creating a file
+        # waits on the file system's journal while other uploads are being synced)
+        staging: _Staging | None = None
         pending: list[bytes] = []
         pending_bytes = 0
         try:
@@ -179,16 +193,45 @@ class BlobStore:
                 pending.append(chunk)
                 pending_bytes += len(chunk)
                 if pending_bytes >= CHUNK:
-                    await asyncio.to_thread(_write_all, out, pending, sync=False)
+                    staging = await self._write_in_thread(staging, pending, sync=False)
                     pending, pending_bytes = [], 0
             if inspect_head is not None:  # a file shorter than the head
                 inspect_head(head)
-            await asyncio.to_thread(_write_all, out, pending, sync=True)
-            return StagedBlob(sha256=digest.hexdigest(), size=size, head=head, path=tmp, handle=out)
+            staging = await self._write_in_thread(staging, pending, sync=True)
+            return StagedBlob(sha256=digest.hexdigest(), size=size, head=head, path=staging.path, handle=staging.handle)
         except BaseException:
-            tmp.unlink(missing_ok=True)  # noqa: ASYNC240 - synchronous on purpose: must run even when cancelled
-            out.close()
+            if staging is not None:
+                staging.discard()  # synchronous on purpose: must run even when cancelled
             raise
+
+    async def _write_in_thread(self, staging: _Staging | None, pieces: list[bytes], *, sync: bool) -> _Staging:
+        """:meth:`_write` in a worker thread; a file it creates after the caller was cancelled is
+        deleted when the thread is done, not left in ``tmp/`` until the next start."""
+        work = asyncio.ensure_future(asyncio.to_thread(self._write, staging, pieces, sync=sync))
+        try:
+            return await asyncio.shield(work)
+        except asyncio.CancelledError:
+            work.add_done_callback(_discard_orphan)
+            raise
+
+    def _write(self, staging: _Staging | None, pieces: list[bytes], *, sync: bool) -> _Staging:
+        """Create the upload's file in ``tmp/`` (locked until commit or discard: a dead process's lock
+        is dropped) unless it exists, write the pieces, with ``sync`` flush and fsync too."""
+        if staging is None:
+            fd, name = tempfile.mkstemp(dir=self.root / "tmp", prefix="upload-")
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                staging = _Staging(Path(name), os.fdopen(fd, "wb"))
+            except BaseException:
+                os.close(fd)
+                os.unlink(name)
+                raise
+        try:
+            _write_all(staging.handle, pieces, sync=sync)
+        except BaseException:
+            staging.discard()
+            raise
+        return staging
 
     async def commit(self, staged: StagedBlob) -> StoredBlob:
         """Move a staged upload into the store under its hash (one copy of identical bytes)."""

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from services.exchange import blobstore
 from services.exchange.blobstore import CHUNK, HEAD, BlobStore
 from shared.errors import PayloadTooLargeError, UnsupportedMediaTypeError
 
@@ -166,3 +169,32 @@ async def test_start_up_removes_uploads_left_by_a_killed_process_and_keeps_live_
     assert await read_all(store, blob.sha256) == b"an upload in progress here"
     assert tmp_files(store) == []
     assert store.remove_abandoned_uploads() == 0
+
+
+async def test_an_upload_cancelled_while_its_file_is_being_written_leaves_nothing(
+    store: BlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file is created and written in a worker thread: a request cancelled meanwhile (the client
+    went away) must not leave the file in tmp/ once the thread is done."""
+    entered, release = threading.Event(), threading.Event()
+    real_write_all = blobstore._write_all
+
+    def slow_write_all(handle: object, pieces: list[bytes], *, sync: bool) -> None:
+        entered.set()
+        release.wait(5)
+        real_write_all(handle, pieces, sync=sync)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(blobstore, "_write_all", slow_write_all)
+    staging = asyncio.create_task(store.stage(stream(b"%PDF-1.7 ", os.urandom(CHUNK + 10)), max_bytes=4 * CHUNK))
+    await asyncio.to_thread(entered.wait, 5)
+    assert len(tmp_files(store)) == 1  # created in the thread, now being written
+    staging.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await staging
+    release.set()
+    for _ in range(100):  # the thread finishes, then its file is deleted
+        if not tmp_files(store):
+            break
+        await asyncio.sleep(0.01)
+    assert tmp_files(store) == []
+    assert stored_files(store) == []
