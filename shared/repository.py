@@ -7,12 +7,13 @@ to know whether there is a next page; one cursor encoding, :mod:`shared.paginati
 
 from __future__ import annotations
 
+import functools
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
-from sqlalchemy import Select, insert, tuple_
+from sqlalchemy import Select, Table, insert, tuple_
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
@@ -63,18 +64,15 @@ class Repository(Generic[ModelT]):
         can read them, and stay transient: later changes to them are not saved."""
         if not rows:
             return
-        mapper = sa_inspect(type(rows[0]))
+        table, columns = _insert_plan(type(rows[0]))
         values: list[dict[str, Any]] = []
         for row in rows:
             state = sa_inspect(row).dict
-            for prop in mapper.column_attrs:
-                column = prop.columns[0]
-                if prop.key not in state and column.default is not None and column.default.is_scalar:
-                    setattr(row, prop.key, column.default.arg)
-                elif prop.key not in state and column.default is not None and column.default.is_callable:
-                    setattr(row, prop.key, column.default.arg(None))
-            values.append({prop.columns[0].key: state[prop.key] for prop in mapper.column_attrs if prop.key in state})
-        await self.session.execute(insert(mapper.local_table), values)
+            for key, _column_key, default in columns:
+                if key not in state and default is not None:
+                    setattr(row, key, default())
+            values.append({column_key: state[key] for key, column_key, _ in columns if key in state})
+        await self.session.execute(insert(table), values)
 
     async def flush(self) -> None:
         """Send pending changes to the database (the edge commits)."""
@@ -125,3 +123,30 @@ class Repository(Generic[ModelT]):
     ) -> str:
         """Write an event to the outbox in this transaction (published once the edge commits)."""
         return await record_event(self.session, tables, event_type, data, ordering_key=ordering_key)
+
+
+_INSERT_PLANS: dict[type[Any], tuple[Table, list[tuple[str, str, Callable[[], Any] | None]]]] = {}
+
+
+def _insert_plan(model: type[Any]) -> tuple[Table, list[tuple[str, str, Callable[[], Any] | None]]]:
+    """A model's table and, per column attribute, its key, its column's key and a maker of its
+    Python-side default (read from the mapper once per model, not per row)."""
+    plan = _INSERT_PLANS.get(model)
+    if plan is None:
+        mapper = sa_inspect(model)
+        columns: list[tuple[str, str, Callable[[], Any] | None]] = []
+        for prop in mapper.column_attrs:
+            column = prop.columns[0]
+            default = column.default
+            maker: Callable[[], Any] | None = None
+            if default is not None and default.is_scalar:
+                maker = functools.partial(_same, default.arg)
+            elif default is not None and default.is_callable:
+                maker = functools.partial(default.arg, None)
+            columns.append((prop.key, column.key, maker))
+        plan = _INSERT_PLANS[model] = (mapper.local_table, columns)
+    return plan
+
+
+def _same(value: Any) -> Any:
+    return value

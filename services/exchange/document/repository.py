@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, Row, Table, select
+from sqlalchemy import ColumnElement, Row, Table, bindparam, select
 
 from services.exchange.delivery.repository import not_withdrawn, overdue_clause
 from services.exchange.document.schemas import ListFilters
@@ -31,6 +31,19 @@ def _document_filters(filters: ListFilters) -> list[ColumnElement[bool]]:
 
 DOCUMENT: Table = Document.__table__  # type: ignore[assignment]
 
+# every send asks it: built once (the table's columns, no ORM loading; the id only)
+_SAME_NUMBER = (
+    select(DOCUMENT.c.id)
+    .where(
+        DOCUMENT.c.sender_code == bindparam("sender_code"),
+        DOCUMENT.c.code_number == bindparam("number"),
+        DOCUMENT.c.code_notation == bindparam("notation"),
+        DOCUMENT.c.promulgation_year == bindparam("year"),
+        DOCUMENT.c.kind == "new",
+    )
+    .limit(1)
+)
+
 
 class DocumentRepository(Repository[Document]):
     model = Document
@@ -50,15 +63,11 @@ class DocumentRepository(Repository[Document]):
     async def same_number(self, sender_code: str, number: str, notation: str, year: int) -> uuid.UUID | None:
         """Return the id of the new document a sender sent with this number and notation in this year
         (the id only: every send asks, and loading a whole document costs more than the query)."""
-        document = DOCUMENT.c  # the table's columns: a plain row, no ORM loading on every send
-        query = select(document.id).where(
-            document.sender_code == sender_code,
-            document.code_number == number,
-            document.code_notation == notation,
-            document.promulgation_year == year,
-            document.kind == "new",
-        )
-        value: uuid.UUID | None = (await self.session.execute(query.limit(1))).scalar()
+        value: uuid.UUID | None = (
+            await self.session.execute(
+                _SAME_NUMBER, {"sender_code": sender_code, "number": number, "notation": notation, "year": year}
+            )
+        ).scalar()
         return value
 
     async def attachments(self, document_id: uuid.UUID) -> Sequence[Attachment]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections import Counter
 from collections.abc import Sequence
@@ -18,6 +19,22 @@ FEED_ENTRY: Table = FeedEntry.__table__  # type: ignore[assignment]
 FEED_COUNTER: Table = FeedCounter.__table__  # type: ignore[assignment]
 
 
+@functools.cache
+def _counter_upsert(dialect_name: str) -> Any:
+    """The counters' upsert (``last_seq`` raised by the count given, the new values returned), built
+    once per dialect: the table, not the entity, so no ORM bulk machinery on this path."""
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    counter = FEED_COUNTER.c
+    upsert = dialect.insert(FEED_COUNTER)
+    return upsert.on_conflict_do_update(
+        index_elements=[counter.agency_code],
+        set_={"last_seq": counter.last_seq + upsert.excluded.last_seq},
+    ).returning(counter.agency_code, counter.last_seq)
+
+
+_INSERT_ENTRIES = insert(FEED_ENTRY)
+
+
 class FeedRepository(Repository[FeedEntry]):
     model = FeedEntry
 
@@ -32,13 +49,7 @@ class FeedRepository(Repository[FeedEntry]):
             return []
         counts = Counter(entry["agency_code"] for entry in entries)
         codes = sorted(counts)
-        dialect = postgresql if self.session.get_bind().dialect.name == "postgresql" else sqlite
-        counter = FEED_COUNTER.c  # the table, not the entity: no ORM bulk machinery on this path
-        upsert = dialect.insert(FEED_COUNTER)
-        statement = upsert.on_conflict_do_update(
-            index_elements=[counter.agency_code],
-            set_={"last_seq": counter.last_seq + upsert.excluded.last_seq},
-        ).returning(counter.agency_code, counter.last_seq)
+        statement = _counter_upsert(self.session.get_bind().dialect.name)
         # parameters apart from the statement: its compiled form is cached (a .values([...]) list is not)
         rows = [{"agency_code": c, "last_seq": counts[c]} for c in codes]
         last = {code: int(seq) for code, seq in (await self.session.execute(statement, rows)).all()}
@@ -49,7 +60,7 @@ class FeedRepository(Repository[FeedEntry]):
             numbered.append({**entry, "id": entry.get("id") or new_id(), "seq": next_seq[code]})
             next_seq[code] += 1
         # Core, not the ORM bulk machinery: the rows are plain values
-        await self.session.execute(insert(FEED_ENTRY), numbered)
+        await self.session.execute(_INSERT_ENTRIES, numbered)
         return numbered
 
     async def after(self, agency_code: str, seq: int, limit: int) -> Sequence[FeedEntry]:
