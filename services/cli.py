@@ -47,6 +47,12 @@ TOPOLOGY_DATABASE = "postgresql+asyncpg://postgres@127.0.0.1:5432/lienthong"
 TOPOLOGY_BROKER = "amqp://guest:guest@127.0.0.1:5672/"
 
 
+# how long an idle kept-alive connection stays open: longer than clients keep theirs (httpx 5 s,
+# most HTTP libraries 5 - 60 s), so that a client never sends on a connection the server is closing
+# (uvicorn's own default, 5 s, raced httpx's: a request now and then ended in a ReadError)
+KEEP_ALIVE_SECONDS = 75
+
+
 def _serve(asgi_app: FastAPI, host: str, port: int) -> None:
     config = uvicorn.Config(
         asgi_app,
@@ -55,6 +61,7 @@ def _serve(asgi_app: FastAPI, host: str, port: int) -> None:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
     uvicorn.Server(config).run()
 
