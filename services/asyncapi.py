@@ -157,6 +157,16 @@ def service_queues() -> tuple[ServiceQueue, ...]:
             retry=dispatch_retry_policy(),
             prefetch=ExchangeSection().dispatch_prefetch,
         ),
+        ServiceQueue(
+            "exchange",
+            "signature_checks",
+            ("document.signature_pending.v1",),
+            "A document sent under the `flag` signature policy has its main file verified by the signature "
+            "service; the verdict is kept with the document and announced (`document.signature_checked.v1`). "
+            "While the signature service is unavailable the check waits in a retry queue; after the last try "
+            "the verdict is `indeterminate`, with the reason.",
+            retry=RetryPolicy(tuple(ExchangeSection().signature_retry_schedule)),
+        ),
     )
     return archive + exchange
 

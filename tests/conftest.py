@@ -24,7 +24,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
 
 from services.runtime import Topology, build_embedded_app, ensure_local_secrets, topology_env
 from services.settings import Settings
@@ -229,6 +229,12 @@ def make_settings(var_dir: Path, **overrides: object) -> Settings:
         # cheap secret hashing: the tests create hundreds of clients; production keeps argon2's defaults
         "auth": {"secret_hash_time_cost": 1, "secret_hash_memory_kib": 1024},
     }
+    # no signature verification unless a test asks for it (tests/exchange/test_signature_policy.py):
+    # the others send placeholder PDFs, and a verification pool per system would slow every test
+    exchange = overrides.pop("exchange", None)
+    if isinstance(exchange, BaseModel):
+        exchange = exchange.model_dump(exclude_unset=True)
+    values["exchange"] = {"signature_policy_default": "off", **(exchange or {})}  # type: ignore[dict-item]
     values.update(overrides)
     settings = Settings(**values)  # type: ignore[arg-type]
     settings = settings.model_copy(

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 
+from services.exchange.document.types import document_type
 from shared.config import DEFAULT_PORTS, ServiceSection
+
+SignatureMode = Literal["require", "flag", "off"]
 
 
 class ExchangeSection(ServiceSection):
@@ -43,7 +47,42 @@ class ExchangeSection(ServiceSection):
         default=5.0, gt=0, description="wait of an entry put back because its agency has the most calls in flight"
     )
 
-    @field_validator("push_retry_schedule")
+    signature_policy: dict[str, SignatureMode] = Field(
+        default_factory=dict,
+        description="per document type (its name or abbreviation): 'require' a valid signature on the main file"
+        " (a send without one is refused), 'flag' (verified just after the send, the verdict shown), or 'off';"
+        ' e.g. LIENTHONG_EXCHANGE__SIGNATURE_POLICY=\'{"QĐ": "require", "Công văn": "flag"}\'',
+    )
+    signature_policy_default: SignatureMode = Field(
+        default="flag", description="the policy of the document types signature_policy does not name"
+    )
+    signature_timeout_seconds: float = Field(
+        default=60.0, gt=0, le=600, description="how long the exchange waits for the signature service's verdict"
+    )
+    signature_retry_schedule: list[float] = Field(
+        default_factory=lambda: [5.0, 30.0, 120.0, 600.0, 1800.0, 3600.0],
+        max_length=30,
+        description="seconds between tries of a flagged document's verification while the signature service is"
+        " unavailable; after the last the verdict is indeterminate",
+    )
+
+    @field_validator("signature_policy")
+    @classmethod
+    def _known_types(cls, value: dict[str, SignatureMode]) -> dict[str, SignatureMode]:
+        """Keys are document types by name or abbreviation; kept by their canonical name."""
+        policy: dict[str, SignatureMode] = {}
+        for key, mode in value.items():
+            try:
+                policy[document_type(key)[1]] = mode
+            except ValueError as exc:
+                raise ValueError(f"signature_policy: {key!r} is not a document type; {exc}") from exc
+        return policy
+
+    def signature_mode(self, type_name: str) -> SignatureMode:
+        """The signature policy of a document type (by its canonical name)."""
+        return self.signature_policy.get(type_name, self.signature_policy_default)
+
+    @field_validator("push_retry_schedule", "signature_retry_schedule")
     @classmethod
     def _positive_delays(cls, value: list[float]) -> list[float]:
         if any(delay <= 0 for delay in value):

@@ -23,6 +23,8 @@ from services.exchange.document.service import DocumentService
 from services.exchange.feed.repository import FeedRepository
 from services.exchange.feed.service import FeedNotifier, FeedReader, FeedService
 from services.exchange.models import messaging
+from services.exchange.signatures.client import SignatureClient
+from services.exchange.signatures.service import FlaggedVerifier, SignaturePolicy
 from services.exchange.transfer.dispatcher import Dispatcher
 from services.exchange.transfer.repository import TransferRepository
 from services.exchange.transfer.service import TransferService
@@ -69,7 +71,14 @@ class ExchangeRuntime(ServiceRuntime):
                     retry=retry,
                     on_dead=self._dispatch_failed,
                     prefetch=config.dispatch_prefetch,
-                )
+                ),
+                Worker(
+                    "signature_checks",
+                    ("document.signature_pending.v1",),
+                    self._check_signature,
+                    retry=RetryPolicy(tuple(config.signature_retry_schedule)),
+                    on_dead=self._signature_check_failed,
+                ),
             ],
             broker=broker,
             transports=transports,
@@ -82,6 +91,8 @@ class ExchangeRuntime(ServiceRuntime):
         self._blobs: BlobStore | None = None
         self._issuer: TokenIssuer | None = None
         self._dispatcher: Dispatcher | None = None
+        self._signatures: SignatureClient | None = None
+        self._verifier: FlaggedVerifier | None = None
 
     @property
     def blobs(self) -> BlobStore:
@@ -107,6 +118,24 @@ class ExchangeRuntime(ServiceRuntime):
             webhooks=settings.webhooks,
             http=http,
         )
+        self._signatures = SignatureClient(
+            self.client("signature"), self.internal_authorization, self.config.signature_timeout_seconds
+        )
+        self._verifier = FlaggedVerifier(self.db, self.blobs.path, self._signatures)
+
+    @property
+    def signature_policy(self) -> SignaturePolicy:
+        return SignaturePolicy(self.config, self._signatures)
+
+    async def _check_signature(self, envelope: Envelope) -> None:
+        if self._verifier is None:  # a message before start-up finished
+            raise RetryLater("the exchange is starting", counts=False)
+        await self._verifier.handle(envelope)
+
+    async def _signature_check_failed(self, envelope: Envelope, reason: str) -> None:
+        if self._verifier is None:
+            raise RuntimeError("the exchange is starting")
+        await self._verifier.on_dead(envelope, reason)
 
     def current_broker(self) -> Broker:
         if self.broker is None:
@@ -231,6 +260,7 @@ async def document_service(
         calendar=runtime.calendar,
         max_attachments=runtime.config.max_attachments,
         max_attachment_bytes=runtime.config.max_attachment_bytes,
+        signatures=runtime.signature_policy,
     )
 
 

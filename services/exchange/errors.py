@@ -57,3 +57,7 @@ class IdempotencyKeyReusedError(UnprocessableError):
 
 class TransferFailureNotFoundError(NotFoundError):
     code, title = "transfer_failure_not_found", "Failed transfer not found"
+
+
+class SignatureRequiredError(UnprocessableError):
+    code, title = "signature_required", "Documents of this type need a valid signature on their main file"

@@ -39,6 +39,11 @@ class DocumentSubmitted(BaseModel):
     due_date: dt.date | None
     deliveries: list[DeliveryRef]
     attachments: list[AttachmentRef]
+    signature_verdict: Literal["valid", "invalid", "indeterminate", "unsigned", "pending"] | None = Field(
+        default=None,
+        description="the main file's signatures: pending until a flagged document is verified"
+        " (document.signature_checked.v1 follows); None when its type's signature policy is off",
+    )
 
 
 class DeliveryStatusChanged(BaseModel):
@@ -217,6 +222,27 @@ class DeliveryTransferFailed(BaseModel):
     reason: str
 
 
+class DocumentSignaturePending(BaseModel):
+    """``document.signature_pending.v1``: a document was sent under the ``flag`` policy; the
+    exchange's ``signature_checks`` queue verifies its main file (``document.signature_checked.v1``
+    follows)."""
+
+    document_id: uuid.UUID
+    sender_code: str
+
+
+class DocumentSignatureChecked(BaseModel):
+    """``document.signature_checked.v1``: a document sent under the ``flag`` policy had its main
+    file's signatures verified just after it was accepted."""
+
+    document_id: uuid.UUID
+    sender_code: str
+    verdict: Literal["valid", "invalid", "indeterminate", "unsigned"]
+    reasons: list[str]
+    checked_at: dt.datetime
+    recipient_codes: list[str]
+
+
 EVENTS: dict[str, type[BaseModel]] = {
     "document.submitted.v1": DocumentSubmitted,
     "delivery.status_changed.v1": DeliveryStatusChanged,
@@ -225,6 +251,8 @@ EVENTS: dict[str, type[BaseModel]] = {
     "document.replaced.v1": DocumentReplaced,
     "feed.entry_added.v1": FeedEntryAdded,
     "delivery.transfer_failed.v1": DeliveryTransferFailed,
+    "document.signature_pending.v1": DocumentSignaturePending,
+    "document.signature_checked.v1": DocumentSignatureChecked,
 }
 
 

@@ -84,6 +84,11 @@ class Document(Base):
     description: Mapped[str | None] = mapped_column(String(500))
     response_for: Mapped[dict[str, str] | None] = mapped_column(JSON)
     redirected: Mapped[list[dict[str, str]] | None] = mapped_column(JSON)
+    # the main file's signatures (the signature policy): valid, invalid, indeterminate, unsigned, or
+    # pending until a flagged document is verified; None when its type's policy is off
+    signature_verdict: Mapped[str | None] = mapped_column(String(16))
+    signature_reasons: Mapped[list[str] | None] = mapped_column(JSON)
+    signature_checked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 

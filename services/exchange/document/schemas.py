@@ -146,6 +146,15 @@ class DeliveryRead(BaseModel):
     history: list[DeliveryEventRead] = []
 
 
+class SignatureVerdictRead(BaseModel):
+    verdict: Literal["valid", "invalid", "indeterminate", "unsigned", "pending"] = Field(
+        description="the main file's signatures, verified by the signature service against the trust store:"
+        " pending until a document sent under the 'flag' policy is verified (seconds)"
+    )
+    reasons: list[str] = Field(default_factory=list, description="why, in plain words (empty when valid)")
+    checked_at: dt.datetime | None
+
+
 class DocumentRead(BaseModel):
     id: uuid.UUID
     sender_code: str
@@ -170,6 +179,9 @@ class DocumentRead(BaseModel):
     description: str | None
     response_for: ResponseFor | None
     created_at: dt.datetime
+    signature: SignatureVerdictRead | None = Field(
+        description="the verdict on the main file's signatures; null when the type's signature policy is off"
+    )
     attachments: list[AttachmentRead]
     deliveries: list[DeliveryRead]
 
@@ -187,6 +199,10 @@ class Redirect(BaseModel):
 
 class DocumentAccepted(BaseModel):
     id: uuid.UUID
+    signature: SignatureVerdictRead | None = Field(
+        default=None,
+        description="valid under the 'require' policy; pending under 'flag' (see the document for the verdict)",
+    )
     deliveries: list[DeliverySummary]
     attachments: list[AttachmentRead]
     redirected: list[Redirect] = Field(
@@ -225,6 +241,7 @@ class InboxItem(BaseModel):
     urgency: int
     promulgation_date: dt.date
     received_at: dt.datetime
+    signature_verdict: str | None = Field(default=None, description="see the document's `signature`")
 
 
 class InboxPage(BaseModel):
@@ -245,6 +262,7 @@ class SentItem(BaseModel):
     due_date: dt.date | None
     created_at: dt.datetime
     recipients: int
+    signature_verdict: str | None = Field(default=None, description="see the document's `signature`")
     by_status: dict[str, int] = Field(description="How many deliveries are at each status")
     overdue: int = Field(description="How many deliveries are overdue")
 

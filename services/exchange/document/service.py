@@ -41,6 +41,7 @@ from services.exchange.document.schemas import (
     ResponseFor,
     SentItem,
     SentPage,
+    SignatureVerdictRead,
     Signer,
 )
 from services.exchange.document.types import document_type
@@ -61,11 +62,13 @@ from services.exchange.events import (
     DeliveryRef,
     DocumentRecallRequested,
     DocumentReplaced,
+    DocumentSignaturePending,
     DocumentSubmitted,
     payload,
 )
 from services.exchange.feed.service import FeedService, OutboxEvent, recall_entry, received_entries
 from services.exchange.models import Attachment, Delivery, DeliveryEvent, Document, messaging
+from services.exchange.signatures.service import PENDING, MainFile, SignaturePolicy
 from shared.clients import RegistryClient, Resolution
 from shared.db import new_id, utcnow
 from shared.errors import AgencyInactiveError, BadRequestError, ConflictError
@@ -157,6 +160,14 @@ async def commit_files(*, staged: Sequence[StagedFile], blobs: BlobStore) -> Non
         await blobs.commit(file.blob)
 
 
+def main_file(staged: Sequence[StagedFile]) -> MainFile | None:
+    """The file a signature policy is about: the first attachment, as staged."""
+    if not staged:
+        return None
+    first = staged[0]
+    return MainFile(first.blob.path, first.file_name, first.content_type)
+
+
 def discard_files(*, staged: Sequence[StagedFile], blobs: BlobStore) -> None:
     """Delete the staged files not committed to the store."""
     for file in staged:
@@ -226,6 +237,19 @@ def attachment_read(attachment: Attachment) -> AttachmentRead:
     )
 
 
+def signature_read(document: Document) -> SignatureVerdictRead | None:
+    """Show the verdict on a document's main file (None: its type's policy was off)."""
+    if document.signature_verdict is None:
+        return None
+    return SignatureVerdictRead.model_validate(
+        {
+            "verdict": document.signature_verdict,
+            "reasons": document.signature_reasons or [],
+            "checked_at": document.signature_checked_at,
+        }
+    )
+
+
 def delivery_summary(delivery: Delivery) -> DeliverySummary:
     """Show a delivery in one line: to whom, at which status."""
     return DeliverySummary(id=delivery.id, recipient_code=delivery.recipient_code, status=delivery.status)
@@ -237,6 +261,7 @@ def document_accepted(
     """Show the answer to a submission (the same for its replays)."""
     return DocumentAccepted(
         id=document.id,
+        signature=signature_read(document),
         deliveries=[delivery_summary(d) for d in deliveries],
         attachments=[attachment_read(a) for a in attachments],
         redirected=[Redirect(**r) for r in document.redirected or []],
@@ -305,6 +330,7 @@ def document_read(
         description=document.description,
         response_for=ResponseFor.model_validate(document.response_for) if document.response_for else None,
         created_at=document.created_at,
+        signature=signature_read(document),
         attachments=[attachment_read(a) for a in attachments],
         deliveries=[delivery_read(d, history=by_delivery.get(d.id, []), now=now, today=today) for d in deliveries],
     )
@@ -329,6 +355,7 @@ def inbox_item(delivery: Delivery, document: Document, *, now: dt.datetime, toda
         urgency=document.urgency,
         promulgation_date=document.promulgation_date,
         received_at=delivery.created_at,
+        signature_verdict=document.signature_verdict,
     )
 
 
@@ -347,6 +374,7 @@ def sent_item(document: Document, *, by_status: dict[str, int], overdue: int) ->
         due_date=document.due_date,
         created_at=document.created_at,
         recipients=sum(by_status.values()),
+        signature_verdict=document.signature_verdict,
         by_status=by_status,
         overdue=overdue,
     )
@@ -391,8 +419,12 @@ def submitted_events(
         due_date=document.due_date,
         deliveries=[DeliveryRef(id=d.id, recipient_code=d.recipient_code) for d in deliveries],
         attachments=[AttachmentRef(sha256=a.sha256, size=a.size, content_type=a.content_type) for a in attachments],
+        signature_verdict=document.signature_verdict,
     )
     events: list[OutboxEvent] = [("document.submitted.v1", payload(submitted), str(document.id))]
+    if document.signature_verdict == PENDING:
+        pending = DocumentSignaturePending(document_id=document.id, sender_code=document.sender_code)
+        events.append(("document.signature_pending.v1", payload(pending), str(document.id)))
     if original is not None and document.kind == "replace":
         replaced = DocumentReplaced(document_id=original.id, replaced_by=document.id, sender_code=document.sender_code)
         # the same key as the replacement's submission: consumers see the new document first
@@ -412,7 +444,9 @@ class DocumentService:
         calendar: WorkingCalendar,
         max_attachments: int,
         max_attachment_bytes: int,
+        signatures: SignaturePolicy,
     ) -> None:
+        self.signatures = signatures
         self.documents = documents
         self.deliveries = deliveries
         self.feed = feed
@@ -452,20 +486,25 @@ class DocumentService:
         recipient_codes = resolve_recipients(resolution=resolution, recipients=data.recipients, sender_code=sender_code)
         staged = await stage_files(files=files, blobs=self.blobs, max_bytes=self.max_attachment_bytes)
         try:
-            now = utcnow()
-            document = await self.store_document(
-                document=new_document(
-                    data=data,
-                    sender_code=sender_code,
-                    sender_client_id=sender_client_id,
-                    idempotency_key=idempotency_key,
-                    fingerprint=fingerprint,
-                    original=original,
-                    resolution=resolution,
-                    now=now,
-                ),
-                original=original,
+            signature = await self.signatures.before_send(
+                type_name=data.type_name, sender_code=sender_code, main_file=main_file(staged)
             )
+            now = utcnow()
+            document = new_document(
+                data=data,
+                sender_code=sender_code,
+                sender_client_id=sender_client_id,
+                idempotency_key=idempotency_key,
+                fingerprint=fingerprint,
+                original=original,
+                resolution=resolution,
+                now=now,
+            )
+            document.signature_verdict = signature.verdict
+            if signature.check is not None:
+                document.signature_reasons = signature.check.reasons
+                document.signature_checked_at = signature.check.checked_at
+            document = await self.store_document(document=document, original=original)
             attachments = await self.attach_files(document=document, staged=staged)
             deliveries = await self.create_deliveries(document=document, recipient_codes=recipient_codes, now=now)
             events = submitted_events(
