@@ -72,6 +72,12 @@ class Running:
 
 
 @asynccontextmanager
+# the exchange's benchmarks send unsigned placeholder PDFs: measured without the signature policy
+# (with its default, flag, each document would also be verified just after its send by the
+# signature service's pool); verification has its own benchmark, ``bench signature``
+SIGNATURE_POLICY_OFF = {"LIENTHONG_EXCHANGE__SIGNATURE_POLICY_DEFAULT": "off"}
+
+
 async def production_topology(env: dict[str, str] | None = None) -> AsyncIterator[Running]:
     """The five processes on a scratch database and RabbitMQ prefix, the admin's secret ``bench``;
     ``env`` adds settings. Stopped after, the database dropped, every queue and exchange of the
@@ -91,6 +97,7 @@ async def production_topology(env: dict[str, str] | None = None) -> AsyncIterato
             for name in SERVICES:
                 variables[f"LIENTHONG_{name.upper()}__URL"] = f"http://127.0.0.1:{free_port()}"
             variables["LIENTHONG_LOG_LEVEL"] = "WARNING"
+            variables.update(SIGNATURE_POLICY_OFF)
             variables.update(env or {})
             running = Running(Topology(variables, Path(tmp) / "logs"), url, prefix)
             print("starting the topology …", flush=True)

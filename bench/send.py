@@ -40,7 +40,7 @@ import httpx
 from rich.progress import Progress
 
 from bench.channels import Arrivals, Meter, _ceiling_run, _read_feed, _until_arrived
-from bench.common import PG_ADMIN_DSN, SERVICES, free_port, metadata, production_topology
+from bench.common import PG_ADMIN_DSN, SERVICES, SIGNATURE_POLICY_OFF, free_port, metadata, production_topology
 from bench.common import token as get_token
 from services.demo.pdf import make_pdf
 
@@ -55,10 +55,6 @@ BOUNDARY = "lienthong-bench-send"
 CONTENT_TYPE = f"multipart/form-data; boundary={BOUNDARY}"
 ADMIN_SECRET = "bench"  # production_topology's
 START_TIMEOUT = 60.0
-# the send path without the signature policy: the benchmark's PDFs are unsigned placeholders, and
-# verifying signatures is measured by ``bench signature`` (with the default, ``flag``, each would
-# also be verified just after its send, by the signature service's pool)
-SIGNATURE_POLICY = {"LIENTHONG_EXCHANGE__SIGNATURE_POLICY_DEFAULT": "off"}
 
 # the goals, printed beside the figures
 GOALS = (
@@ -235,7 +231,7 @@ async def _production_run(
 
 async def _production(attachment: bytes) -> list[Case]:
     cases: list[Case] = []
-    async with production_topology(SIGNATURE_POLICY) as running:
+    async with production_topology() as running:
         running.queues.append("bench.ceiling")
         gateway = running.topology.url("gateway")
         print("creating the agencies and their clients …", flush=True)
@@ -344,7 +340,7 @@ async def _embedded(attachment: bytes) -> list[Case]:
             "LIENTHONG_VAR_DIR": tmp,
             "LIENTHONG_REGISTRY__ADMIN_CLIENT_SECRET": ADMIN_SECRET,
             "LIENTHONG_LOG_LEVEL": "WARNING",
-            **SIGNATURE_POLICY,
+            **SIGNATURE_POLICY_OFF,
         }
         command = [sys.executable, "-m", "services.cli", "dev", "--port", str(port), "--no-seed"]
         async with _server("embedded", command, env, Path(tmp), url) as pid:
