@@ -71,13 +71,13 @@ class Running:
     queues: list[str] = field(default_factory=list)
 
 
-@asynccontextmanager
 # the exchange's benchmarks send unsigned placeholder PDFs: measured without the signature policy
 # (with its default, flag, each document would also be verified just after its send by the
 # signature service's pool); verification has its own benchmark, ``bench signature``
 SIGNATURE_POLICY_OFF = {"LIENTHONG_EXCHANGE__SIGNATURE_POLICY_DEFAULT": "off"}
 
 
+@asynccontextmanager
 async def production_topology(env: dict[str, str] | None = None) -> AsyncIterator[Running]:
     """The five processes on a scratch database and RabbitMQ prefix, the admin's secret ``bench``;
     ``env`` adds settings. Stopped after, the database dropped, every queue and exchange of the
