@@ -11,6 +11,7 @@ class GatewaySection(BaseModel):
     """Where the gateway listens, its tokens, and how long it waits for and trusts the services."""
 
     url: str = f"http://127.0.0.1:{DEFAULT_PORTS['gateway']}"
+    workers: int = Field(default=1, ge=1, le=64, description="processes answering on the gateway's port")
     token_ttl_seconds: int = Field(default=900, gt=0, le=86400, description="access token lifetime")
     service_timeout_seconds: float = Field(default=30.0, gt=0, description="a proxied call to a service")
     ready_timeout_seconds: float = Field(default=5.0, gt=0, description="each service's /ready, from /ready")

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -53,17 +53,45 @@ TOPOLOGY_BROKER = "amqp://guest:guest@127.0.0.1:5672/"
 KEEP_ALIVE_SECONDS = 75
 
 
-def _serve(asgi_app: FastAPI, host: str, port: int) -> None:
-    config = uvicorn.Config(
-        asgi_app,
-        host=host,
-        port=port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=10,
-        timeout_keep_alive=KEEP_ALIVE_SECONDS,
-    )
-    uvicorn.Server(config).run()
+SERVE_ENV = "LIENTHONG_SERVE"  # the service a worker process builds (``serve --workers``)
+
+
+def _serve(asgi_app: FastAPI | str, host: str, port: int, workers: int = 1) -> None:
+    """Serve an app, or with ``workers`` above 1 an app factory's import path in as many processes
+    sharing the port (uvicorn's supervisor restarts one that dies)."""
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_config": None,
+        "access_log": False,
+        "timeout_graceful_shutdown": 10,
+        "timeout_keep_alive": KEEP_ALIVE_SECONDS,
+    }
+    if isinstance(asgi_app, str):
+        uvicorn.run(asgi_app, factory=True, workers=workers, **options)
+    else:
+        uvicorn.Server(uvicorn.Config(asgi_app, **options)).run()
+
+
+def service_app() -> FastAPI:
+    """The app of the service named by ``LIENTHONG_SERVE``: what each worker process of
+    ``lienthong serve <service> --workers N`` runs."""
+    import os
+
+    service = os.environ[SERVE_ENV]
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_json)
+    return _service_app(service, settings)
+
+
+def _service_app(service: str, settings: Settings) -> FastAPI:
+    if service == "gateway":
+        from gateway.app import create_app as create_gateway
+
+        return create_gateway(settings)
+    from services.runtime import service_factories
+
+    return service_factories()[service](settings)
 
 
 async def _seed(http: httpx.AsyncClient, base_url: str, settings: Settings, mode: str) -> None:
@@ -148,23 +176,26 @@ def serve(
     service: Annotated[str, typer.Argument(help="gateway, registry, exchange, signature or archive")],
     host: str = "127.0.0.1",
     port: Annotated[int | None, typer.Option(help="default: the port of the service's URL setting")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, max=64, help="processes answering on the port (default: LIENTHONG_<SERVICE>__WORKERS, 1)"),
+    ] = None,
 ) -> None:
-    """Run one service as its own process (production topology)."""
+    """Run one service as its own process, or as several sharing its port (production topology)."""
+    import os
+
     settings = Settings()
     configure_logging(settings.log_level, settings.log_json)
-    if service == "gateway":
-        from gateway.app import create_app as create_gateway
-
-        asgi_app = create_gateway(settings)
-        url = settings.gateway.url
-    elif service in SERVICE_NAMES:
-        from services.runtime import service_factories
-
-        asgi_app = service_factories()[service](settings)
-        url = settings.section(service).url
-    else:
+    if service != "gateway" and service not in SERVICE_NAMES:
         raise typer.BadParameter(f"unknown service {service!r}; choose gateway, {', '.join(SERVICE_NAMES)}")
-    _serve(asgi_app, host, port or urlsplit(url).port or DEFAULT_PORTS[service])
+    section = settings.gateway if service == "gateway" else settings.section(service)
+    count = workers or section.workers
+    bind_port = port or urlsplit(section.url).port or DEFAULT_PORTS[service]
+    if count > 1:
+        os.environ[SERVE_ENV] = service  # the worker processes read it (they are spawned, not forked)
+        _serve("services.cli:service_app", host, bind_port, count)
+    else:
+        _serve(_service_app(service, settings), host, bind_port)
 
 
 @app.command()

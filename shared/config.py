@@ -38,6 +38,13 @@ class ServiceSection(BaseModel):
 
     url: str = ""
     database_url: str | None = None
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="processes answering on the service's port (production topology; each runs the service's"
+        " consumers and outbox relay like a replica); about one per core the service may use",
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -20,7 +20,9 @@ import httpx
 import pytest
 
 from services.demo import Credentials, run_demo, seed_demo_province
-from tests.conftest import free_port
+from services.runtime import Topology
+from services.settings import Settings
+from tests.conftest import free_port, topology_running
 from tests.helpers import poll
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -100,11 +102,26 @@ async def test_first_exchange_in_embedded_mode(embedded):
     assert (var_dir / "exchange.db").exists() and (var_dir / "registry.db").exists()
 
 
+def _worker_processes(pid: int) -> list[int]:
+    """The worker processes uvicorn's supervisor (``serve --workers N``) spawned."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(c) for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+
+
 @pytest.mark.topology
-async def test_first_exchange_in_production_topology(production_topology):
-    topology, settings = production_topology
+async def test_first_exchange_in_production_topology(tmp_path: Path, fresh_pg_database: str, broker_prefix: str):
+    """The five services, the gateway and the exchange each as two worker processes sharing a port
+    (``LIENTHONG_<SERVICE>__WORKERS``): a document goes through whichever answers."""
+    workers = {"LIENTHONG_GATEWAY__WORKERS": "2", "LIENTHONG_EXCHANGE__WORKERS": "2"}
+    async with topology_running(tmp_path / "var", fresh_pg_database, broker_prefix, **workers) as running:
+        await _first_exchange_in_topology(*running)
+
+
+async def _first_exchange_in_topology(topology: Topology, settings: Settings) -> None:
     assert len(topology.processes) == 5
     assert len({p.pid for p in topology.processes.values()}) == 5
+    for name, count in (("gateway", 2), ("exchange", 2), ("registry", 0)):
+        assert len(_worker_processes(topology.processes[name].pid)) == count, name
     secret = settings.registry.admin_client_secret
     assert secret is not None
     admin = Credentials(settings.registry.admin_client_id, secret.get_secret_value())
