@@ -15,5 +15,5 @@ class ArchiveSection(ServiceSection):
         default=64, ge=1, le=1000, description="document.submitted.v1 events recorded in one transaction at most"
     )
     batch_linger_seconds: float = Field(
-        default=0.02, ge=0, le=5, description="how long a batch waits for more events after its first arrived"
+        default=0.05, ge=0, le=5, description="how long a batch waits for more events after its first arrived"
     )

@@ -598,14 +598,12 @@ class RabbitBroker:
         channel is the subscription's own, batches are flushed one at a time in delivery order, and
         the batch's lone messages were settled first); one by one otherwise (a reconnection in the
         middle of a batch: the old channel's deliveries are redelivered and skipped as processed)."""
-        channels: set[int | None] = set()
-        for message in messages:
-            try:
-                channels.add(id(message.channel))
-            except Exception:  # its channel closed: RabbitMQ redelivers it, the consumer skips it
-                channels.add(None)
+        try:  # deliveries come in order: the first and the last on one channel, all on it
+            one_channel = messages[0].channel is messages[-1].channel
+        except Exception:  # a channel closed: RabbitMQ redelivers its messages, the consumer skips them
+            one_channel = False
         try:
-            if len(channels) == 1 and None not in channels:
+            if one_channel:
                 await messages[-1].ack(multiple=True)
                 return
             for message in messages:

@@ -107,7 +107,7 @@ def test_the_archive_consumes_in_batches_as_its_settings_say() -> None:
         "documents",
         ("document.submitted.v1",),
         64,
-        0.02,
+        0.05,
     )
-    (tuned,) = consumers(ArchiveSection(batch_size=8, batch_linger_seconds=0.05))
-    assert (tuned.size, tuned.linger_seconds) == (8, 0.05)
+    (tuned,) = consumers(ArchiveSection(batch_size=8, batch_linger_seconds=0.2))
+    assert (tuned.size, tuned.linger_seconds) == (8, 0.2)
