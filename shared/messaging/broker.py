@@ -472,10 +472,13 @@ class RabbitBroker:
         self._consumers[subscription.queue] = (channel, queue, tag, channel is not self._consume_channel)
 
     def batch_prefetch(self, subscription: Subscription) -> int:
-        """The prefetch of a batch subscription: its own, else twice its batch (at least the broker's)."""
+        """The prefetch of a batch subscription: its own (at least a batch), else twice its batch (at
+        least the broker's)."""
         if subscription.batch is None:
             return subscription.prefetch or self.prefetch
-        return subscription.prefetch or max(self.prefetch, 2 * subscription.batch.size)
+        if subscription.prefetch is not None:
+            return max(subscription.prefetch, subscription.batch.size)
+        return max(self.prefetch, 2 * subscription.batch.size)
 
     async def deliver_batches(self, envelopes: Sequence[Envelope]) -> None:
         """Nothing to do: RabbitMQ's consumers gather their batches from their queues."""

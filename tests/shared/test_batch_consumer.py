@@ -397,3 +397,16 @@ def test_a_work_queue_cannot_take_batches() -> None:
         Subscription("q", ("x",), handler, retry=RetryPolicy((1.0,)), batch=Batching(batch))
     with pytest.raises(ValueError):
         Batching(batch, size=0)
+
+
+def test_a_batch_subscription_prefetches_at_least_a_batch() -> None:
+    async def handler(_e: Envelope) -> None:
+        return None
+
+    async def batch(_es: Sequence[Envelope]) -> None:
+        return None
+
+    broker = RabbitBroker(AMQP_URL, "unused", prefetch=32)
+    assert broker.batch_prefetch(Subscription("q", ("x",), handler, batch=Batching(batch, size=64))) == 128
+    assert broker.batch_prefetch(Subscription("q", ("x",), handler, batch=Batching(batch, size=4))) == 32
+    assert broker.batch_prefetch(Subscription("q", ("x",), handler, prefetch=10, batch=Batching(batch, size=64))) == 64
