@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 from fastapi import FastAPI
 
-from services.archive.consumers import CONSUMERS
+from services.archive.consumers import consumers
 from services.archive.models import messaging
 from services.archive.record.router import router as record_router
 from services.settings import Settings
@@ -20,8 +20,14 @@ def create_app(
     transports: dict[str, httpx.AsyncBaseTransport] | None = None,
 ) -> FastAPI:
     """Build the archive app; it consumes ``document.submitted.v1``."""
+    settings = settings or Settings()
     runtime = ServiceRuntime(
-        "archive", settings or Settings(), messaging, consumers=CONSUMERS, broker=broker, transports=transports
+        "archive",
+        settings,
+        messaging,
+        consumers=consumers(settings.archive),
+        broker=broker,
+        transports=transports,
     )
     return create_service_app(
         runtime,

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.archive.config import ArchiveSection
 from services.archive.record.repository import ArchiveRecordRepository
-from services.archive.record.service import RecordService
+from services.archive.record.service import RecordService, Submission
 from shared.messaging import Envelope
-from shared.service import Consumer
+from shared.service import BatchConsumer
 
 
-async def on_document_submitted(session: AsyncSession, envelope: Envelope) -> None:
-    """``document.submitted.v1``: keep the document's archive record."""
+def submission_of(envelope: Envelope) -> Submission:
+    """The archive's view of a ``document.submitted.v1`` event."""
     data = envelope.data
-    await RecordService(ArchiveRecordRepository(session)).record_submitted(
+    return Submission(
         document_id=uuid.UUID(data["document_id"]),
         sender_code=data["sender_code"],
         code=data["code"],
@@ -26,4 +28,27 @@ async def on_document_submitted(session: AsyncSession, envelope: Envelope) -> No
     )
 
 
-CONSUMERS = (Consumer("documents", ("document.submitted.v1",), on_document_submitted),)
+async def on_documents_submitted(session: AsyncSession, envelopes: Sequence[Envelope]) -> None:
+    """``document.submitted.v1``, a batch of them in one transaction: keep each document's record."""
+    await RecordService(ArchiveRecordRepository(session)).record_all([submission_of(e) for e in envelopes])
+
+
+async def on_document_submitted(session: AsyncSession, envelope: Envelope) -> None:
+    """``document.submitted.v1``: keep the document's archive record."""
+    await on_documents_submitted(session, [envelope])
+
+
+def consumers(section: ArchiveSection) -> tuple[BatchConsumer, ...]:
+    """The archive's consumers, batched as its settings say."""
+    return (
+        BatchConsumer(
+            "documents",
+            ("document.submitted.v1",),
+            on_documents_submitted,
+            size=section.batch_size,
+            linger_seconds=section.batch_linger_seconds,
+        ),
+    )
+
+
+CONSUMERS = consumers(ArchiveSection())

@@ -1,5 +1,6 @@
 """Reliable messaging: transactional outbox, relay, brokers (RabbitMQ / in-process), idempotent consumers."""
 
+from shared.messaging.batch import Batching, Gatherer
 from shared.messaging.broker import (
     ATTEMPT_HEADER,
     DEAD_REASON_HEADER,
@@ -14,7 +15,7 @@ from shared.messaging.broker import (
     create_broker,
     delay_label,
 )
-from shared.messaging.consumer import EventHandler, IdempotentConsumer
+from shared.messaging.consumer import BatchEventHandler, EventHandler, IdempotentBatchConsumer, IdempotentConsumer
 from shared.messaging.envelope import Envelope, topic_matches
 from shared.messaging.outbox import (
     BrokerUnavailableError,
@@ -38,12 +39,16 @@ from shared.messaging.tables import (
 __all__ = [
     "ATTEMPT_HEADER",
     "DEAD_REASON_HEADER",
+    "BatchEventHandler",
+    "Batching",
     "Broker",
     "BrokerUnavailableError",
     "DeadLetter",
     "Envelope",
     "EventHandler",
     "ExternalQueuesUnsupportedError",
+    "Gatherer",
+    "IdempotentBatchConsumer",
     "IdempotentConsumer",
     "InProcessBroker",
     "MessagingTables",

@@ -15,9 +15,10 @@ its reason in ``x-dead-reason``. The in-process bus does the same with a SQLite-
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -26,6 +27,7 @@ import aio_pika
 import aiormq
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage, AbstractRobustConnection
 
+from shared.messaging.batch import Batching, Gatherer
 from shared.messaging.envelope import Envelope, topic_matches
 
 if TYPE_CHECKING:
@@ -92,7 +94,12 @@ class Subscription:
 
     With ``retry`` it is a work queue: :class:`RetryLater` and :class:`DeadLetter` from the handler
     are honoured, ``on_dead`` is awaited before a message is dead-lettered (if it raises, the
-    message is tried again), and up to ``prefetch`` messages are handled at once."""
+    message is tried again), and up to ``prefetch`` messages are handled at once.
+
+    With ``batch`` (a consumer, not a work queue) messages are taken in batches: ``batch.handler``
+    handles each batch in one transaction, every message is acknowledged after it committed, and a
+    batch that fails is handled again one message at a time by ``handler`` (the single-message
+    path, with its requeues and dead letters)."""
 
     queue: str
     bindings: tuple[str, ...]
@@ -100,6 +107,11 @@ class Subscription:
     retry: RetryPolicy | None = None
     on_dead: DeadHandler | None = None
     prefetch: int | None = None
+    batch: Batching | None = None
+
+    def __post_init__(self) -> None:
+        if self.batch is not None and self.retry is not None:
+            raise ValueError("a work queue (retry policy) takes its messages one by one, not in batches")
 
 
 class Broker(Protocol):
@@ -112,6 +124,7 @@ class Broker(Protocol):
     async def publish_to_queue(self, queue: str, body: bytes, *, message_id: str, message_type: str) -> None: ...
     async def declare_queue(self, queue: str) -> None: ...
     async def unsubscribe(self, queue: str) -> None: ...
+    async def deliver_batches(self, envelopes: Sequence[Envelope]) -> None: ...
 
 
 class ExternalQueuesUnsupportedError(RuntimeError):
@@ -152,6 +165,13 @@ class InProcessBroker:
     (subscriptions with a retry policy) are different: ``publish`` stores the message in a
     SQLite-backed queue (``store``: a file, so a crash loses nothing) and workers handle it
     with the same retries and dead-lettering as RabbitMQ.
+
+    Batch subscriptions get their batches from the relay: before publishing the rows of a pass one
+    by one, it hands them all to :meth:`deliver_batches`, which runs each batch subscription's
+    batch handler on the envelopes it matches (one transaction per batch); ``publish`` then skips
+    the envelopes a batch took. When a batch fails, nothing is taken: each of its envelopes goes
+    through ``publish`` to the subscription's single-message handler, as without batches (a
+    failure leaves its outbox row pending, and the relay's per-key order holds).
     """
 
     def __init__(self, store: Path | None = None) -> None:
@@ -159,6 +179,7 @@ class InProcessBroker:
         self._store_path = store
         self._queues: dict[str, LocalWorkQueue] = {}
         self._store: LocalQueueStore | None = None
+        self._taken: dict[str, set[str]] = {}  # per batch subscription: ids a batch handled, not yet published
 
     @property
     def store(self) -> LocalQueueStore:
@@ -173,6 +194,7 @@ class InProcessBroker:
 
     async def close(self) -> None:
         self._subscriptions.clear()
+        self._taken.clear()
         queues, self._queues = list(self._queues.values()), {}
         for queue in queues:
             await queue.stop()
@@ -195,6 +217,7 @@ class InProcessBroker:
     async def unsubscribe(self, queue: str) -> None:
         """Stop delivering to a subscription (its service is stopping); its stored work stays."""
         self._subscriptions = [s for s in self._subscriptions if s.queue != queue]
+        self._taken.pop(queue, None)
         if (work := self._queues.pop(queue, None)) is not None:
             await work.stop()
 
@@ -208,10 +231,42 @@ class InProcessBroker:
                 if (queue := self._queues.get(sub.queue)) is not None and sub.retry is not None:
                     await queue.put(envelope)
                     continue
+                if sub.batch is not None and (taken := self._taken.get(sub.queue)) and envelope.id in taken:
+                    taken.discard(envelope.id)  # a batch handled it already (committed)
+                    continue
                 try:
                     await sub.handler(envelope)
                 except DeadLetter as exc:  # never to succeed: not worth blocking the outbox for
                     log.error("%s: message %s dropped: %s", sub.queue, envelope.id, exc.reason)
+
+    async def deliver_batches(self, envelopes: Sequence[Envelope]) -> None:
+        """Run each batch subscription's batch handler on the envelopes it matches, ``size`` at a
+        time, before they are published one by one; ``publish`` then skips what a batch took.
+
+        A batch that fails takes nothing (its transaction rolled back): its envelopes go to the
+        subscription's single-message handler when they are published. A lone envelope goes there
+        straight away (a batch of one saves nothing)."""
+        for sub in list(self._subscriptions):
+            if sub.batch is None:
+                continue
+            matching = [e for e in envelopes if any(topic_matches(p, e.type) for p in sub.bindings)]
+            for start in range(0, len(matching), sub.batch.size):
+                batch = matching[start : start + sub.batch.size]
+                if len(batch) < 2:
+                    continue
+                try:
+                    await sub.batch.handler(batch)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    log.warning(
+                        "%s: a batch of %d messages failed (%s); handling them one by one",
+                        sub.queue,
+                        len(batch),
+                        _describe(exc),
+                    )
+                    continue
+                self._taken.setdefault(sub.queue, set()).update(e.id for e in batch)
 
     async def publish_to_queue(self, queue: str, body: bytes, *, message_id: str, message_type: str) -> None:
         raise ExternalQueuesUnsupportedError(
@@ -248,6 +303,7 @@ class RabbitBroker:
         self._exchange: AbstractExchange | None = None
         self._declared_queues: set[str] = set()
         self._consumers: dict[str, tuple[AbstractChannel, Any, str, bool]] = {}
+        self._gatherers: dict[str, Gatherer[AbstractIncomingMessage]] = {}
 
     @property
     def exchange_name(self) -> str:
@@ -279,6 +335,9 @@ class RabbitBroker:
         await self._consume_channel.set_qos(prefetch_count=self.prefetch)
 
     async def close(self) -> None:
+        gatherers, self._gatherers = list(self._gatherers.values()), {}
+        for gatherer in gatherers:
+            await gatherer.stop()
         if self._connection is not None:
             await self._connection.close()
             self._connection = None
@@ -342,7 +401,12 @@ class RabbitBroker:
         if self._consume_channel is None or self._connection is None:
             raise RuntimeError("broker not started")
         channel = self._consume_channel
-        if subscription.retry is not None or subscription.prefetch is not None:
+        if subscription.batch is not None:
+            # a channel of its own: one acknowledgement settles a whole batch (multiple=True), and
+            # twice the batch in flight lets the next batch gather while one is being handled
+            channel = await self._connection.channel()
+            await channel.set_qos(prefetch_count=self.batch_prefetch(subscription))
+        elif subscription.retry is not None or subscription.prefetch is not None:
             channel = await self._connection.channel()
             await channel.set_qos(prefetch_count=subscription.prefetch or self.prefetch)
         name = self.queue_name(subscription.queue)
@@ -387,18 +451,54 @@ class RabbitBroker:
             async with message.process(requeue=True, ignore_processed=True):
                 await self._handle(subscription, message)
 
-        tag = await queue.consume(on_message)
+        if subscription.batch is not None:
+            batching = subscription.batch
+
+            async def flush(messages: list[AbstractIncomingMessage]) -> None:
+                await self._handle_batch(subscription, batching, messages)
+
+            gatherer: Gatherer[AbstractIncomingMessage] = Gatherer(
+                batching.size, batching.linger, flush, name=subscription.queue
+            )
+            gatherer.start()
+            self._gatherers[subscription.queue] = gatherer
+
+            async def gather(message: AbstractIncomingMessage) -> None:
+                gatherer.add(message)  # settled by the gatherer's flush
+
+            tag = await queue.consume(gather)
+        else:
+            tag = await queue.consume(on_message)
         self._consumers[subscription.queue] = (channel, queue, tag, channel is not self._consume_channel)
+
+    def batch_prefetch(self, subscription: Subscription) -> int:
+        """The prefetch of a batch subscription: its own (at least a batch), else twice its batch (at
+        least the broker's)."""
+        if subscription.batch is None:
+            return subscription.prefetch or self.prefetch
+        if subscription.prefetch is not None:
+            return max(subscription.prefetch, subscription.batch.size)
+        return max(self.prefetch, 2 * subscription.batch.size)
+
+    async def deliver_batches(self, envelopes: Sequence[Envelope]) -> None:
+        """Nothing to do: RabbitMQ's consumers gather their batches from their queues."""
+        return None
 
     async def unsubscribe(self, queue: str) -> None:
         """Stop consuming a queue (its service is stopping); unacknowledged messages go back to it."""
         found = self._consumers.pop(queue, None)
+        gatherer = self._gatherers.pop(queue, None)
         if found is None or self._connection is None or self._connection.is_closed:
+            if gatherer is not None:
+                await gatherer.stop()
             return
         channel, declared, tag, dedicated = found
         with contextlib.suppress(Exception):  # a broker away: the connection's close does it
             await declared.cancel(tag)
-            if dedicated:
+        if gatherer is not None:  # what it gathered and did not commit goes back to the queue
+            await gatherer.stop()
+        if dedicated:
+            with contextlib.suppress(Exception):
                 await channel.close()
 
     async def _handle(self, subscription: Subscription, message: AbstractIncomingMessage) -> None:
@@ -439,6 +539,81 @@ class RabbitBroker:
             await subscription.on_dead(envelope, outcome.reason)
         log.warning("%s: message %s dead-lettered: %s", subscription.queue, envelope.id, outcome.reason)
         await self._dead_letter(subscription, message.body, headers, outcome.reason, attempt)
+
+    async def _handle_batch(
+        self, subscription: Subscription, batching: Batching, messages: list[AbstractIncomingMessage]
+    ) -> None:
+        """Handle a gathered batch in one transaction, then acknowledge it; when that fails, handle
+        its messages one by one. A redelivered or unreadable message is handled alone from the
+        start: a poison message fails one batch, not every batch it comes back in."""
+        taken: list[tuple[AbstractIncomingMessage, Envelope]] = []
+        alone: list[AbstractIncomingMessage] = []
+        for message in messages:
+            if message.redelivered:
+                alone.append(message)
+                continue
+            try:
+                envelope = Envelope.from_json(message.body)
+            except (ValueError, KeyError, TypeError):
+                alone.append(message)
+                continue
+            attempt = _int(dict(message.headers or {}).get(ATTEMPT_HEADER), 1)
+            taken.append((message, replace(envelope, headers={**envelope.headers, ATTEMPT_HEADER: attempt})))
+        if taken:
+            try:
+                await batching.handler([envelope for _, envelope in taken])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning(
+                    "%s: a batch of %d messages failed (%s); handling them one by one",
+                    subscription.queue,
+                    len(taken),
+                    _describe(exc),
+                )
+                order = {id(m): i for i, m in enumerate(messages)}
+                alone = sorted([*alone, *(m for m, _ in taken)], key=lambda m: order[id(m)])
+                taken = []
+        for message in alone:  # settled before the batch's acknowledgement, which may cover them
+            await self._handle_alone(subscription, message)
+        if taken:
+            await self._ack_all([m for m, _ in taken])
+
+    async def _handle_alone(self, subscription: Subscription, message: AbstractIncomingMessage) -> None:
+        """The single-message path: acknowledged once handled, requeued when it fails unexpectedly."""
+        try:
+            async with message.process(requeue=True, ignore_processed=True):
+                await self._handle(subscription, message)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning(
+                "%s: message %s failed and goes back to the queue: %s",
+                subscription.queue,
+                message.message_id,
+                _describe(exc),
+            )
+
+    @staticmethod
+    async def _ack_all(messages: list[AbstractIncomingMessage]) -> None:
+        """Acknowledge a committed batch: one ``multiple`` acknowledgement up to its last delivery
+        when they all came on one channel (every earlier delivery of this channel is settled: the
+        channel is the subscription's own, batches are flushed one at a time in delivery order, and
+        the batch's lone messages were settled first); one by one otherwise (a reconnection in the
+        middle of a batch: the old channel's deliveries are redelivered and skipped as processed)."""
+        try:  # deliveries come in order: the first and the last on one channel, all on it
+            one_channel = messages[0].channel is messages[-1].channel
+        except Exception:  # a channel closed: RabbitMQ redelivers its messages, the consumer skips them
+            one_channel = False
+        try:
+            if one_channel:
+                await messages[-1].ack(multiple=True)
+                return
+            for message in messages:
+                with contextlib.suppress(Exception):
+                    await message.ack()
+        except Exception as exc:  # the channel closed: RabbitMQ redelivers, the consumer skips them
+            log.warning("acknowledging a batch of %d messages failed: %s", len(messages), _describe(exc))
 
     async def _publish_retry(
         self, subscription: Subscription, message: AbstractIncomingMessage, outcome: Outcome
@@ -506,6 +681,12 @@ class RabbitBroker:
         for exchange in (self.exchange_name, self.dead_exchange_name, self.retry_exchange_name):
             await channel.exchange_delete(exchange)
         await channel.close()
+
+
+def _describe(exc: BaseException) -> str:
+    from shared.messaging.outbox import describe_error
+
+    return describe_error(exc)
 
 
 def _int(value: object, default: int) -> int:
