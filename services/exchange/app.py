@@ -9,6 +9,7 @@ from services.exchange.delivery.router import router as delivery_router
 from services.exchange.dependencies import ExchangeRuntime
 from services.exchange.document.router import router as document_router
 from services.exchange.feed.router import router as feed_router
+from services.exchange.signatures.router import router as signature_router
 from services.exchange.transfer.router import router as transfer_router
 from services.settings import Settings
 from shared.messaging import Broker
@@ -30,5 +31,5 @@ def create_app(
         runtime,
         title="LienThong exchange",
         description="Documents sent between agencies, one delivery per recipient, national status codes.",
-        routers=[document_router, delivery_router, feed_router, transfer_router],
+        routers=[document_router, delivery_router, feed_router, transfer_router, signature_router],
     )

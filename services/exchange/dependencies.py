@@ -24,7 +24,8 @@ from services.exchange.feed.repository import FeedRepository
 from services.exchange.feed.service import FeedNotifier, FeedReader, FeedService
 from services.exchange.models import messaging
 from services.exchange.signatures.client import SignatureClient
-from services.exchange.signatures.service import FlaggedVerifier, SignaturePolicy
+from services.exchange.signatures.repository import SignatureRepository
+from services.exchange.signatures.service import FlaggedVerifier, SignaturePolicy, SignatureService
 from services.exchange.transfer.dispatcher import Dispatcher
 from services.exchange.transfer.repository import TransferRepository
 from services.exchange.transfer.service import TransferService
@@ -285,3 +286,10 @@ DocumentServiceDep = Annotated[DocumentService, Depends(document_service)]
 DeliveryServiceDep = Annotated[DeliveryService, Depends(delivery_service)]
 FeedReaderDep = Annotated[FeedReader, Depends(feed_reader)]
 TransferServiceDep = Annotated[TransferService, Depends(transfer_service)]
+
+
+async def signature_service(session: SessionDep) -> SignatureService:
+    return SignatureService(SignatureRepository(session))
+
+
+SignatureServiceDep = Annotated[SignatureService, Depends(signature_service)]

@@ -61,3 +61,7 @@ class TransferFailureNotFoundError(NotFoundError):
 
 class SignatureRequiredError(UnprocessableError):
     code, title = "signature_required", "Documents of this type need a valid signature on their main file"
+
+
+class SignatureNotCheckableError(ConflictError):
+    code, title = "signature_not_checkable", "The document has no file whose signatures could be verified"

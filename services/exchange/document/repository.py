@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, Row, Table, bindparam, select, update
+from sqlalchemy import ColumnElement, Row, Table, bindparam, select
 
 from services.exchange.delivery.repository import not_withdrawn, overdue_clause
 from services.exchange.document.schemas import ListFilters
@@ -69,20 +69,6 @@ class DocumentRepository(Repository[Document]):
             )
         ).scalar()
         return value
-
-    async def settle_signature(
-        self, document_id: uuid.UUID, verdict: str, reasons: list[str], checked_at: dt.datetime
-    ) -> str | None:
-        """Keep the verdict of a document still pending verification; return its sender (None: it was
-        not pending, so nothing changed)."""
-        statement = (
-            update(DOCUMENT)
-            .where(DOCUMENT.c.id == document_id, DOCUMENT.c.signature_verdict == "pending")
-            .values(signature_verdict=verdict, signature_reasons=reasons, signature_checked_at=checked_at)
-            .returning(DOCUMENT.c.sender_code)
-        )
-        sender: str | None = (await self.session.execute(statement)).scalar()
-        return sender
 
     async def attachments(self, document_id: uuid.UUID) -> Sequence[Attachment]:
         """Return a document's attachments in the order they were sent."""

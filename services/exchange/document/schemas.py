@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from services.exchange.document.types import document_type
+from services.exchange.signatures.schemas import SignatureVerdictRead
 from shared.types import AgencyCode, OptionalText, VietnameseText
 
 
@@ -144,15 +145,6 @@ class DeliveryRead(BaseModel):
     )
     transfer_error: str | None = None
     history: list[DeliveryEventRead] = []
-
-
-class SignatureVerdictRead(BaseModel):
-    verdict: Literal["valid", "invalid", "indeterminate", "unsigned", "pending"] = Field(
-        description="the main file's signatures, verified by the signature service against the trust store:"
-        " pending until a document sent under the 'flag' policy is verified (seconds)"
-    )
-    reasons: list[str] = Field(default_factory=list, description="why, in plain words (empty when valid)")
-    checked_at: dt.datetime | None
 
 
 class DocumentRead(BaseModel):

@@ -41,7 +41,6 @@ from services.exchange.document.schemas import (
     ResponseFor,
     SentItem,
     SentPage,
-    SignatureVerdictRead,
     Signer,
 )
 from services.exchange.document.types import document_type
@@ -62,13 +61,13 @@ from services.exchange.events import (
     DeliveryRef,
     DocumentRecallRequested,
     DocumentReplaced,
-    DocumentSignaturePending,
     DocumentSubmitted,
     payload,
 )
 from services.exchange.feed.service import FeedService, OutboxEvent, recall_entry, received_entries
 from services.exchange.models import Attachment, Delivery, DeliveryEvent, Document, messaging
-from services.exchange.signatures.service import PENDING, MainFile, SignaturePolicy
+from services.exchange.signatures.schemas import SignatureVerdictRead
+from services.exchange.signatures.service import PENDING, MainFile, SignaturePolicy, pending_event
 from shared.clients import RegistryClient, Resolution
 from shared.db import new_id, utcnow
 from shared.errors import AgencyInactiveError, BadRequestError, ConflictError
@@ -423,8 +422,7 @@ def submitted_events(
     )
     events: list[OutboxEvent] = [("document.submitted.v1", payload(submitted), str(document.id))]
     if document.signature_verdict == PENDING:
-        pending = DocumentSignaturePending(document_id=document.id, sender_code=document.sender_code)
-        events.append(("document.signature_pending.v1", payload(pending), str(document.id)))
+        events.append(pending_event(document.id, document.sender_code))
     if original is not None and document.kind == "replace":
         replaced = DocumentReplaced(document_id=original.id, replaced_by=document.id, sender_code=document.sender_code)
         # the same key as the replacement's submission: consumers see the new document first

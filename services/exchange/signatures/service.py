@@ -9,17 +9,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.exchange.config import ExchangeSection, SignatureMode
-from services.exchange.errors import SignatureRequiredError
-from services.exchange.events import DocumentSignatureChecked, payload
+from services.exchange.errors import DocumentNotFoundError, SignatureNotCheckableError, SignatureRequiredError
+from services.exchange.events import DocumentSignatureChecked, DocumentSignaturePending, payload
 from services.exchange.models import messaging
 from services.exchange.signatures.client import SignatureCheck, SignatureClient, SignatureServiceUnavailable
+from services.exchange.signatures.repository import PENDING, SignatureRepository
+from services.exchange.signatures.schemas import SignatureCheckQueued, SignatureVerdictRead
 from shared.db import Database
 from shared.errors import DependencyUnavailableError
 from shared.messaging import Envelope, RetryLater
 
 log = logging.getLogger("lienthong.exchange.signatures")
 
-PENDING = "pending"
+__all__ = ["PENDING", "FlaggedVerifier", "MainFile", "SignaturePolicy", "SignatureService", "pending_event"]
 
 
 @dataclass(frozen=True)
@@ -117,39 +119,57 @@ class FlaggedVerifier:
         await self.store(document_id, SignatureCheck("indeterminate", [reason]))
 
     async def _pending(self, document_id: uuid.UUID) -> tuple[str, MainFile] | None:
-        from services.exchange.document.repository import DocumentRepository
-
         async with self.database.session() as session:
-            documents = DocumentRepository(session)
-            document = await documents.get(document_id)
+            signatures = SignatureRepository(session)
+            document = await signatures.get(document_id)
             if document is None or document.signature_verdict != PENDING:
                 return None
-            attachments = await documents.attachments(document_id)
-            if not attachments:
+            first = await signatures.main_file(document_id)
+            if first is None:
                 return None
-            first = attachments[0]
             return document.sender_code, MainFile(self.blob_path(first.sha256), first.file_name, first.content_type)
 
     async def store(self, document_id: uuid.UUID, check: SignatureCheck) -> None:
         """Keep the verdict of a pending document (once: a redelivered message changes nothing)."""
-        from services.exchange.delivery.repository import DeliveryRepository
-        from services.exchange.document.repository import DocumentRepository
-
         async with self.database.session() as session:
-            documents = DocumentRepository(session)
-            sender_code = await documents.settle_signature(document_id, check.verdict, check.reasons, check.checked_at)
+            signatures = SignatureRepository(session)
+            sender_code = await signatures.settle(document_id, check.verdict, check.reasons, check.checked_at)
             if sender_code is None:
                 return
-            recipients = [d.recipient_code for d in await DeliveryRepository(session).of_document(document_id)]
             event = DocumentSignatureChecked(
                 document_id=document_id,
                 sender_code=sender_code,
                 verdict=check.verdict,
                 reasons=check.reasons,
                 checked_at=check.checked_at,
-                recipient_codes=recipients,
+                recipient_codes=await signatures.recipient_codes(document_id),
             )
-            await documents.record_event(
+            await signatures.record_event(
                 messaging, "document.signature_checked.v1", payload(event), ordering_key=str(document_id)
             )
         log.info("document %s: signatures %s", document_id, check.verdict)
+
+
+def pending_event(document_id: uuid.UUID, sender_code: str) -> tuple[str, dict[str, object], str]:
+    """``document.signature_pending.v1``: the exchange's ``signature_checks`` queue verifies it."""
+    event = DocumentSignaturePending(document_id=document_id, sender_code=sender_code)
+    return "document.signature_pending.v1", payload(event), str(document_id)
+
+
+class SignatureService:
+    """A document's signatures verified again on an administrator's request."""
+
+    def __init__(self, signatures: SignatureRepository) -> None:
+        self.signatures = signatures
+
+    async def check_again(self, document_id: uuid.UUID) -> SignatureCheckQueued:
+        document = await self.signatures.get(document_id)
+        if document is None:
+            raise DocumentNotFoundError(f"No document {document_id}")
+        if await self.signatures.main_file(document_id) is None:
+            raise SignatureNotCheckableError(f"Document {document_id} has no file to verify")
+        await self.signatures.mark_pending(document_id)
+        await self.signatures.record_events(messaging, [pending_event(document_id, document.sender_code)])
+        return SignatureCheckQueued(
+            document_id=document_id, signature=SignatureVerdictRead(verdict="pending", reasons=[], checked_at=None)
+        )
