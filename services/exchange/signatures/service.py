@@ -72,13 +72,13 @@ class SignaturePolicy:
         except SignatureServiceUnavailable as exc:
             log.warning("a %s could not be verified before its send: %s", type_name, exc)
             raise DependencyUnavailableError(
-                f"A {type_name} needs its signatures verified before it is sent, and the signature service is"
-                " unavailable; retry later"
+                f"A document of type {type_name} needs its signatures verified before it is sent, and the"
+                " signature service is unavailable; retry later"
             ) from exc
         if check.verdict != "valid":
             raise SignatureRequiredError(
-                f"A {type_name} is sent only with a valid signature on its main file, and this one is"
-                f" {check.verdict}: {'; '.join(check.reasons) or 'no reason given'}. Sign the file (the person who"
+                f"A document of type {type_name} is sent only with a valid signature on its main file, and this one"
+                f" is {check.verdict}: {'; '.join(check.reasons) or 'no reason given'}. Sign the file (the person who"
                 " signs, then the agency's seal) and send it again",
                 verdict=check.verdict,
                 reasons=check.reasons,
