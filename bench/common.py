@@ -20,7 +20,7 @@ import asyncpg
 import httpx
 from pydantic import SecretStr
 
-from services.runtime import Topology, ensure_local_secrets, topology_env
+from services.runtime import Topology, declared_queues, ensure_local_secrets, topology_env
 from services.settings import Settings
 from shared.messaging import RabbitBroker
 
@@ -116,14 +116,12 @@ async def production_topology(env: dict[str, str] | None = None) -> AsyncIterato
 
 
 async def _delete_queues(prefix: str, settings: Settings, extra: list[str]) -> None:
-    exchange = settings.exchange
     broker = RabbitBroker(AMQP_URL, prefix)
     await broker.start()
     try:
-        await broker.delete_all(
-            ["exchange.dispatch"], retry_delays=(*exchange.push_retry_schedule, exchange.dispatch_defer_seconds)
-        )
-        await broker.delete_all(["exchange.status_reports", "archive.documents", *extra])
+        for queue, delays in declared_queues(settings):
+            await broker.delete_all([queue], retry_delays=delays)
+        await broker.delete_all(extra)
     finally:
         await broker.close()
 

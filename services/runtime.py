@@ -235,3 +235,17 @@ async def ensure_postgres_database(url: str) -> None:
             await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
+
+
+def declared_queues(settings: Settings) -> list[tuple[str, tuple[float, ...]]]:
+    """Every durable queue the services declare under the settings' prefix (without it), with the
+    delays of its retry queues: what a test or a benchmark deletes when it is done with its prefix."""
+    from services.archive.consumers import consumers as archive_consumers
+    from services.exchange.dependencies import ExchangeRuntime
+
+    exchange = ExchangeRuntime(settings)
+    queues: list[tuple[str, tuple[float, ...]]] = [(f"exchange.{c.name}", ()) for c in exchange.consumers]
+    for worker in exchange.workers:
+        queues.append((f"exchange.{worker.name}", (*worker.retry.delays, worker.retry.defer_seconds)))
+    queues += [(f"archive.{c.name}", ()) for c in archive_consumers(settings.archive)]
+    return queues

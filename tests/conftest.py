@@ -26,7 +26,7 @@ import httpx
 import pytest
 from pydantic import BaseModel, SecretStr
 
-from services.runtime import Topology, build_embedded_app, ensure_local_secrets, topology_env
+from services.runtime import Topology, build_embedded_app, declared_queues, ensure_local_secrets, topology_env
 from services.settings import Settings
 from shared.config import SERVICE_NAMES
 from shared.messaging import Broker, RabbitBroker
@@ -348,7 +348,7 @@ async def topology_running(
         exchange = settings.exchange.model_copy(
             update={
                 key: json.loads(env[f"LIENTHONG_EXCHANGE__{key.upper()}"])
-                for key in ("push_retry_schedule", "dispatch_defer_seconds")
+                for key in ("push_retry_schedule", "dispatch_defer_seconds", "signature_retry_schedule")
                 if f"LIENTHONG_EXCHANGE__{key.upper()}" in env
             }
         )
@@ -371,11 +371,8 @@ async def delete_queues(settings: Settings, *extra: str) -> None:
     broker = RabbitBroker(AMQP_URL, settings.broker_prefix)
     await broker.start()
     try:
-        exchange = settings.exchange
-        delays = (*exchange.push_retry_schedule, exchange.dispatch_defer_seconds)
-        await broker.delete_all(
-            ["archive.documents", "exchange.status_reports", "exchange.dispatch"], retry_delays=delays
-        )
+        for queue, delays in declared_queues(settings):
+            await broker.delete_all([queue], retry_delays=delays)
         if extra:
             assert broker._connection is not None
             channel = await broker._connection.channel()
