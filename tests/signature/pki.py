@@ -237,8 +237,21 @@ def sign_detached(data: bytes, identity: Identity, chain: list[Identity]) -> byt
 
 def edxml_packet(subject: str = "Kế hoạch chuyển đổi số") -> bytes:
     """A small edXML packet (no signature yet)."""
-    return f"""<?xml version="1.0" encoding="UTF-8"?>
-<edXML:edXML xmlns:edXML="{EDXML_NS}"><edXML:edXMLEnvelope><edXML:edXMLHeader><edXML:MessageHeader><edXML:From><edXML:OrganId>000.00.01.H41</edXML:OrganId><edXML:OrganName>{SEAL_NAME}</edXML:OrganName></edXML:From><edXML:To><edXML:OrganId>000.00.02.H41</edXML:OrganId></edXML:To><edXML:DocumentId>000.00.01.H41,2026/11/20,24/KH-STC</edXML:DocumentId><edXML:Subject>{subject}</edXML:Subject></edXML:MessageHeader></edXML:edXMLHeader><edXML:edXMLBody><edXML:edXMLManifest><edXML:Reference><edXML:ContentId>cid:1</edXML:ContentId></edXML:Reference></edXML:edXMLManifest></edXML:edXMLBody></edXML:edXMLEnvelope><edXML:AttachmentEncoded><edXML:Attachment><edXML:ContentId>1</edXML:ContentId><edXML:ContentTransferEncoded>{base64.b64encode(b"%PDF-1.7 attachment").decode()}</edXML:ContentTransferEncoded></edXML:Attachment></edXML:AttachmentEncoded></edXML:edXML>""".encode()
+    attachment = base64.b64encode(b"%PDF-1.7 attachment").decode()
+    parts = [
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<edXML:edXML xmlns:edXML="{EDXML_NS}">',
+        "<edXML:edXMLEnvelope><edXML:edXMLHeader><edXML:MessageHeader>",
+        f"<edXML:From><edXML:OrganId>000.00.01.H41</edXML:OrganId><edXML:OrganName>{SEAL_NAME}</edXML:OrganName>",
+        "</edXML:From><edXML:To><edXML:OrganId>000.00.02.H41</edXML:OrganId></edXML:To>",
+        "<edXML:DocumentId>000.00.01.H41,2026/11/20,24/KH-STC</edXML:DocumentId>",
+        f"<edXML:Subject>{subject}</edXML:Subject></edXML:MessageHeader></edXML:edXMLHeader>",
+        "<edXML:edXMLBody><edXML:edXMLManifest><edXML:Reference><edXML:ContentId>cid:1</edXML:ContentId>",
+        "</edXML:Reference></edXML:edXMLManifest></edXML:edXMLBody></edXML:edXMLEnvelope>",
+        "<edXML:AttachmentEncoded><edXML:Attachment><edXML:ContentId>1</edXML:ContentId>",
+        f"<edXML:ContentTransferEncoded>{attachment}</edXML:ContentTransferEncoded>",
+        "</edXML:Attachment></edXML:AttachmentEncoded></edXML:edXML>",
+    ]
+    return "".join(parts).encode()
 
 
 def sign_edxml_ds(packet: bytes, identity: Identity) -> bytes:
@@ -250,7 +263,9 @@ def sign_edxml_ds(packet: bytes, identity: Identity) -> bytes:
     assert header is not None
     placeholder = etree.SubElement(header, f"{{{DS_NS}}}Signature", Id="placeholder")
     del placeholder  # signxml replaces the ds:Signature placeholder where it stands
-    signer = XMLSigner(signature_algorithm=SignatureMethod.ECDSA_SHA256, c14n_algorithm="http://www.w3.org/2001/10/xml-exc-c14n#")
+    signer = XMLSigner(
+        signature_algorithm=SignatureMethod.ECDSA_SHA256, c14n_algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"
+    )
     signed = signer.sign(root, key=identity.key, cert=[identity.cert])
     return bytes(etree.tostring(signed, xml_declaration=True, encoding="UTF-8"))
 

@@ -35,7 +35,8 @@ from pyhanko.sign.validation.settings import KeyUsageConstraints
 from pyhanko.sign.validation.status import SignatureCoverageLevel, StandardCMSSignatureStatus
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBackend
-from signxml import DigestAlgorithm, SignatureConfiguration, SignatureMethod, XMLVerifier
+from signxml.algorithms import DigestAlgorithm, SignatureMethod
+from signxml.verifier import SignatureConfiguration, XMLVerifier
 from signxml.exceptions import InvalidInput, SignXMLException
 
 Format = Literal["pdf", "cms", "xml"]
@@ -310,9 +311,13 @@ _TRUST_WORDS: dict[AdESSubIndic, tuple[Verdict, str]] = {
 }
 
 
+def _subindication_name(indication: AdESSubIndic) -> str:
+    return str(getattr(indication, "name", indication))
+
+
 def _judge_trust(finding: Finding, indication: AdESSubIndic | None, revocation_date: dt.datetime | None) -> None:
     """Set the chain, revocation and verdict parts of a finding from the certvalidator's outcome."""
-    finding.trust_problem = indication.name if indication is not None else None
+    finding.trust_problem = _subindication_name(indication) if indication is not None else None
     finding.trusted = indication is None and bool(finding.path)
     if indication in (AdESIndeterminate.REVOKED_NO_POE, AdESIndeterminate.REVOKED_CA_NO_POE):
         finding.revocation = "revoked"
@@ -339,7 +344,7 @@ def _judge_trust(finding: Finding, indication: AdESSubIndic | None, revocation_d
         return
     if indication is not None:
         verdict, words = _TRUST_WORDS.get(
-            indication, ("indeterminate", f"The signer's certificate could not be validated ({indication.name})")
+            indication, ("indeterminate", f"The signer's certificate could not be validated ({_subindication_name(indication)})")
         )
         finding.reasons.append(words)
         finding.verdict = verdict
@@ -412,7 +417,7 @@ def _pdf_reader(data: bytes) -> PdfFileReader:
             # a PDF "encrypted" with an empty user password is readable by anyone: try it
             try:
                 result = reader.decrypt(b"")
-            except Exception as exc:  # noqa: BLE001 - any failure means we cannot read it
+            except Exception as exc:
                 raise InputRefused("document_encrypted", "The PDF is encrypted; send it unencrypted") from exc
             if getattr(result, "status", None) is not None and result.status.name == "FAILED":
                 raise InputRefused("document_encrypted", "The PDF is encrypted; send it unencrypted")
@@ -430,7 +435,7 @@ async def _verify_pdf(job: Job) -> Outcome:
         revisions = reader.xrefs.total_revisions
     except InputRefused:
         raise
-    except Exception as exc:  # noqa: BLE001 - a broken PDF raises anything from deep in the parser
+    except Exception as exc:
         raise InputRefused("document_unreadable", f"The PDF cannot be read: {exc}") from exc
     outcome = Outcome(format="pdf")
     for index, signature in enumerate(embedded):
@@ -451,7 +456,7 @@ async def _pdf_signature(job: Job, index: int, signature: Any, revisions: int) -
         status = await async_validate_pdf_signature(
             signature, signer_validation_context=_context(job.trust), key_usage_settings=KEY_USAGE
         )
-    except Exception as exc:  # noqa: BLE001 - pyHanko raises many kinds for a malformed signature
+    except Exception as exc:
         finding.reasons.append(f"The signature cannot be read: {exc}")
         finding.verdict = "invalid"
         return finding
@@ -501,7 +506,7 @@ def _signed_data(data: bytes) -> asn1_cms.SignedData:
         return signed
     except InputRefused:
         raise
-    except Exception as exc:  # noqa: BLE001 - asn1crypto raises many kinds for bad DER
+    except Exception as exc:
         raise InputRefused("signature_unreadable", f"The CMS/PKCS#7 signature cannot be read: {exc}") from exc
 
 
@@ -526,7 +531,7 @@ async def _verify_cms(job: Job) -> Outcome:
         status = await async_validate_detached_cms(
             content, signed, signer_validation_context=_context(job.trust), key_usage_settings=KEY_USAGE
         )
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         finding.reasons.append(f"The signature cannot be checked: {exc}")
         finding.verdict = "invalid"
         outcome.findings.append(finding)
@@ -646,7 +651,9 @@ async def _xml_signature(job: Job, root: Any, index: int, element: Any) -> Findi
     finding.key_usage_ok = _key_usage_ok(finding.signer)
     problems: list[str] = []
     signed_info = element.find(f"{{{namespace}}}SignedInfo") if namespace else element.find("SignedInfo")
-    methods = [m.get("Algorithm", "") for m in signed_info.iter() if m.get("Algorithm")] if signed_info is not None else []
+    methods = (
+        [m.get("Algorithm", "") for m in signed_info.iter() if m.get("Algorithm")] if signed_info is not None else []
+    )
     finding.algorithms = sorted({m.rsplit("#", 1)[-1] for m in methods if "c14n" not in m and "enveloped" not in m})
     if signing is None:
         problems.append(f"The signature value does not match the signer's key ({error})")
@@ -655,7 +662,11 @@ async def _xml_signature(job: Job, root: Any, index: int, element: Any) -> Findi
         problems.append("The packet was changed after signing (a reference's digest does not match)")
     else:
         finding.signature_ok = finding.intact = True
-        uris = [r.get("URI") for r in (signed_info.iter() if signed_info is not None else []) if etree.QName(r).localname == "Reference"]
+        uris = [
+            r.get("URI")
+            for r in (signed_info.iter() if signed_info is not None else [])
+            if etree.QName(r).localname == "Reference"
+        ]
         finding.coverage = "entire_file" if "" in uris else "referenced_parts"
         if finding.coverage != "entire_file":
             finding.reasons.append(f"The signature covers only parts of the packet ({', '.join(str(u) for u in uris)})")
