@@ -344,7 +344,8 @@ def _judge_trust(finding: Finding, indication: AdESSubIndic | None, revocation_d
         return
     if indication is not None:
         verdict, words = _TRUST_WORDS.get(
-            indication, ("indeterminate", f"The signer's certificate could not be validated ({_subindication_name(indication)})")
+            indication,
+            ("indeterminate", f"The signer's certificate could not be validated ({_subindication_name(indication)})"),
         )
         finding.reasons.append(words)
         finding.verdict = verdict

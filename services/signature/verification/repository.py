@@ -18,14 +18,10 @@ class VerificationRepository(Repository[TrustCertificate]):
     async def material(self) -> tuple[list[bytes], list[bytes], list[bytes]]:
         """Return every root, intermediate and CRL (DER); read after the version."""
         certs = (
-            (
-                await self.session.execute(
-                    select(TrustCertificate.kind, TrustCertificate.der).order_by(TrustCertificate.created_at)
-                )
+            await self.session.execute(
+                select(TrustCertificate.kind, TrustCertificate.der).order_by(TrustCertificate.created_at)
             )
-            .tuples()
-            .all()
-        )
+        ).all()
         crls = (await self.session.execute(select(TrustCrl.der).order_by(TrustCrl.this_update))).scalars().all()
         roots = [der for kind, der in certs if kind == "root"]
         intermediates = [der for kind, der in certs if kind == "intermediate"]
