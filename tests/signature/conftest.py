@@ -100,7 +100,9 @@ async def signature_api(tmp_path: Path, pki: Pki) -> AsyncIterator[Api]:
         yield api
 
 
-async def verify(api: Api, data: bytes, *, signed: bytes | None = None, sender: str | None = None, name: str = "file.pdf") -> dict:
+async def verify(
+    api: Api, data: bytes, *, signed: bytes | None = None, sender: str | None = None, name: str = "file.pdf"
+) -> dict:
     """POST /v1/signatures/verify with an admin token; return the response."""
     files = {"file": (name, data, "application/octet-stream")}
     if signed is not None:
