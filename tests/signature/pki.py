@@ -299,3 +299,15 @@ def sign_edxml_default_namespace(packet: bytes, identity: Identity) -> bytes:
     x509_data = el(el(signature, "KeyInfo"), "X509Data")
     el(x509_data, "X509Certificate").text = base64.b64encode(identity.der).decode()
     return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+
+
+def encrypt_pdf(pdf: bytes, user_password: str) -> bytes:
+    """Return ``pdf`` encrypted with a user password (pyHanko's standard security handler)."""
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.pdf_utils.writer import copy_into_new_writer
+
+    writer = copy_into_new_writer(PdfFileReader(io.BytesIO(pdf)))
+    writer.encrypt("owner-secret", user_password)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
