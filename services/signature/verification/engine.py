@@ -36,8 +36,8 @@ from pyhanko.sign.validation.status import SignatureCoverageLevel, StandardCMSSi
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBackend
 from signxml.algorithms import DigestAlgorithm, SignatureMethod
-from signxml.verifier import SignatureConfiguration, XMLVerifier
 from signxml.exceptions import InvalidInput, SignXMLException
+from signxml.verifier import SignatureConfiguration, XMLVerifier
 
 Format = Literal["pdf", "cms", "xml"]
 Verdict = Literal["valid", "invalid", "indeterminate"]
