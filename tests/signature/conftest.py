@@ -32,6 +32,7 @@ class Samples:
     unsigned: bytes
     person: bytes
     person_then_seal: bytes
+    timestamped: bytes
     seal_only: bytes
     seal_then_person: bytes
     modified: bytes
@@ -64,6 +65,7 @@ def samples(pki: Pki) -> Samples:
         unsigned=pdf,
         person=person,
         person_then_seal=sign_pdf(person, pki.seal, chain, "Con dau"),
+        timestamped=sign_pdf(pdf, pki.seal, chain, "Con dau", tsa=pki.tsa),
         seal_only=seal,
         seal_then_person=sign_pdf(seal, pki.person, chain, "Nguoi ky"),
         modified=bytes(modified),
@@ -78,14 +80,16 @@ def samples(pki: Pki) -> Samples:
     )
 
 
-async def trust(api: Api, pki: Pki) -> None:
-    """Put the test root, intermediate and CRL into the trust store."""
+async def trust(api: Api, pki: Pki, *, crl: bool = True) -> None:
+    """Put the test root, intermediate and (unless ``crl`` is false) CRL into the trust store."""
     admin = await api.admin()
     for kind, identity in (("root", pki.root), ("intermediate", pki.intermediate)):
         response = await api.http.post(
             "/v1/signatures/trust-store/certificates", json={"kind": kind, "certificate": identity.pem}, headers=admin
         )
         assert response.status_code == 201, response.text
+    if not crl:
+        return
     response = await api.http.post(
         "/v1/signatures/trust-store/crls", json={"crl": base64.b64encode(pki.crl).decode()}, headers=admin
     )

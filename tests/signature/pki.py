@@ -10,12 +10,13 @@ import base64
 import datetime as dt
 import io
 from dataclasses import dataclass, field
+from typing import Any
 
 from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 from lxml import etree
@@ -33,7 +34,7 @@ class Identity:
     """A certificate and its private key."""
 
     cert: x509.Certificate
-    key: ec.EllipticCurvePrivateKey
+    key: Any  # EC P-256, RSA for the TSA
 
     @property
     def pem(self) -> str:
@@ -58,6 +59,7 @@ class Pki:
     expired: Identity
     untrusted_root: Identity
     untrusted: Identity
+    tsa: Identity
     crl: bytes = field(repr=False)
 
 
@@ -80,8 +82,10 @@ def _issue(
     ca: bool,
     not_before: dt.datetime | None = None,
     not_after: dt.datetime | None = None,
+    time_stamping: bool = False,
 ) -> Identity:
-    key = ec.generate_private_key(ec.SECP256R1())
+    # pyHanko's test timestamper signs with RSA only: the TSA has an RSA key, everyone else EC P-256
+    key: Any = rsa.generate_private_key(65537, 2048) if time_stamping else ec.generate_private_key(ec.SECP256R1())
     issuer_name = issuer.cert.subject if issuer else subject
     signing_key = issuer.key if issuer else key
     builder = (
@@ -113,6 +117,8 @@ def _issue(
         builder = builder.add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()), critical=False
         )
+    if time_stamping:
+        builder = builder.add_extension(x509.ExtendedKeyUsage([x509.ExtendedKeyUsageOID.TIME_STAMPING]), critical=True)
     if not ca:
         # pyHanko checks revocation only for certificates declaring where it is published (as real
         # CA certificates do); nothing listens there: the tests upload the CRL to the trust store
@@ -139,6 +145,7 @@ def build_pki() -> Pki:
     )
     untrusted_root = _issue(_name(cn="Unknown Root CA", o="Nobody", c="VN"), None, ca=True)
     untrusted = _issue(_name(cn="Phạm Văn Lạ", uid="CCCD:002222222222", c="VN"), untrusted_root, ca=False)
+    tsa = _issue(_name(cn="LienThong Test TSA", o="Test PKI", c="VN"), intermediate, ca=False, time_stamping=True)
     revoked_entry = (
         x509.RevokedCertificateBuilder()
         .serial_number(revoked.cert.serial_number)
@@ -166,6 +173,7 @@ def build_pki() -> Pki:
         expired,
         untrusted_root,
         untrusted,
+        tsa,
         crl.public_bytes(serialization.Encoding.DER),
     )
 
@@ -187,16 +195,34 @@ def _signer(identity: Identity, chain: list[Identity]) -> object:
     )
 
 
-def sign_pdf(pdf: bytes, identity: Identity, chain: list[Identity], field_name: str = "Signature1") -> bytes:
-    """Sign ``pdf`` as a new revision (an earlier signature stays valid)."""
+def sign_pdf(
+    pdf: bytes,
+    identity: Identity,
+    chain: list[Identity],
+    field_name: str = "Signature1",
+    *,
+    tsa: Identity | None = None,
+) -> bytes:
+    """Sign ``pdf`` as a new revision (an earlier signature stays valid); with ``tsa``, the signature
+    gets an RFC 3161 timestamp from it."""
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.sign import signers
+    from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
 
+    timestamper = None
+    if tsa is not None:
+        key_der = tsa.key.private_bytes(
+            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        timestamper = DummyTimeStamper(
+            tsa_cert=asn1_x509.Certificate.load(tsa.der), tsa_key=asn1_keys.PrivateKeyInfo.load(key_der)
+        )
     writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
     out = signers.sign_pdf(
         writer,
         signers.PdfSignatureMetadata(field_name=field_name),
         signer=_signer(identity, chain),  # type: ignore[arg-type]
+        timestamper=timestamper,
     )
     return out.getvalue()
 

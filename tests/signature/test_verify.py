@@ -69,6 +69,14 @@ async def test_pdf_signatures_each_with_its_verdict_and_reason(signature_api: Ap
     assert trailing["verdict"] == "indeterminate" and "appended after the signature" in _reasons(trailing)
 
 
+async def test_the_signing_time_of_a_timestamp(signature_api: Api, samples: Samples) -> None:
+    body = (await verify(signature_api, samples.timestamped)).json()
+    assert body["verdict"] == "valid", body["reasons"]
+    time = body["signatures"][0]["signing_time"]
+    assert time["timestamp"] is not None and time["timestamp_valid"] is True
+    assert time["claimed"] is not None
+
+
 async def test_decree30_reading_of_the_order_and_the_roles(signature_api: Api, samples: Samples) -> None:
     seal_only = (await verify(signature_api, samples.seal_only)).json()
     assert seal_only["decree30"]["seal_signature"] == 0 and seal_only["decree30"]["person_signature"] is None

@@ -52,6 +52,34 @@ for _name in ("pyhanko", "pyhanko_certvalidator", "signxml", "aiohttp"):
     logging.getLogger(_name).setLevel(logging.CRITICAL)  # findings go to the report, not the log
 
 
+class _ChainProblems(logging.Handler):
+    """Keeps what pyHanko says when a certificate fails to validate: it maps every failure to an AdES
+    sub-indication and logs the certvalidator's own words, which say more (which certificate, why)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message.startswith("Validation error ["):
+            self.messages.append(message.split("]: ", 1)[-1])
+
+
+_chain_problems = _ChainProblems()
+_cms_log = logging.getLogger("pyhanko.sign.validation.generic_cms")
+_cms_log.setLevel(logging.WARNING)
+_cms_log.propagate = False
+_cms_log.addHandler(_chain_problems)
+
+
+def _take_chain_problems() -> list[str]:
+    """Return (and forget) what the certvalidator said since the last call."""
+    messages = list(_chain_problems.messages)
+    _chain_problems.messages.clear()
+    return messages
+
+
 class InputRefused(Exception):
     """The input cannot be verified at all (not a signature format, unreadable, encrypted …)."""
 
@@ -124,6 +152,7 @@ class Finding:
     revoked_at: dt.datetime | None = None
     key_usage_ok: bool | None = None
     algorithms: list[str] = field(default_factory=list)
+    chain_messages: list[str] = field(default_factory=list, repr=False)
     verdict: Verdict = "indeterminate"
     reasons: list[str] = field(default_factory=list)
 
@@ -170,13 +199,24 @@ def detect_format(data: bytes, signed_data: bytes | None) -> Format:
     )
 
 
+_backend: AIOHttpFetcherBackend | None = None  # one job at a time per worker: the job's fetcher
+
+
 async def _verify(job: Job) -> Outcome:
+    global _backend
     kind = detect_format(job.data, job.signed_data)
-    if kind == "pdf":
-        return await _verify_pdf(job)
-    if kind == "cms":
-        return await _verify_cms(job)
-    return await _verify_xml(job)
+    if job.trust.fetch_revocation:
+        _backend = AIOHttpFetcherBackend(per_request_timeout=job.trust.fetch_timeout_seconds)
+    try:
+        if kind == "pdf":
+            return await _verify_pdf(job)
+        if kind == "cms":
+            return await _verify_cms(job)
+        return await _verify_xml(job)
+    finally:
+        if _backend is not None:
+            await _backend.close()
+            _backend = None
 
 
 # --- the trust store ---------------------------------------------------------------------------
@@ -205,9 +245,7 @@ def _context(trust: TrustMaterial, other_certs: list[asn1_x509.Certificate] = ()
         crls=list(trust.crls),
         allow_fetching=trust.fetch_revocation,
         revocation_mode=trust.revocation_mode,
-        fetcher_backend=AIOHttpFetcherBackend(per_request_timeout=trust.fetch_timeout_seconds)
-        if trust.fetch_revocation
-        else None,
+        fetcher_backend=_backend if trust.fetch_revocation else None,
     )
 
 
@@ -343,9 +381,13 @@ def _judge_trust(finding: Finding, indication: AdESSubIndic | None, revocation_d
             finding.verdict = "indeterminate"
         return
     if indication is not None:
+        said = finding.chain_messages[-1] if finding.chain_messages else None
+        if said is not None and "no revocation information" in said:
+            indication = AdESIndeterminate.TRY_LATER
+            finding.trust_problem = indication.name
+        detail = f": {said}" if said else f" ({_subindication_name(indication)})"
         verdict, words = _TRUST_WORDS.get(
-            indication,
-            ("indeterminate", f"The signer's certificate could not be validated ({_subindication_name(indication)})"),
+            indication, ("indeterminate", f"The signer's certificate could not be validated{detail}")
         )
         finding.reasons.append(words)
         finding.verdict = verdict
@@ -453,6 +495,7 @@ async def _verify_pdf(job: Job) -> Outcome:
 
 async def _pdf_signature(job: Job, index: int, signature: Any, revisions: int) -> Finding:
     finding = Finding(index=index, format="pades", name=signature.field_name, signer=None)
+    _take_chain_problems()
     try:
         status = await async_validate_pdf_signature(
             signature, signer_validation_context=_context(job.trust), key_usage_settings=KEY_USAGE
@@ -461,6 +504,7 @@ async def _pdf_signature(job: Job, index: int, signature: Any, revisions: int) -
         finding.reasons.append(f"The signature cannot be read: {exc}")
         finding.verdict = "invalid"
         return finding
+    finding.chain_messages = _take_chain_problems()
     problems = _cms_common(finding, status)
     finding.revision = signature.signed_revision
     finding.later_revisions = max(0, revisions - 1 - signature.signed_revision)
@@ -528,6 +572,7 @@ async def _verify_cms(job: Job) -> Outcome:
     if len(signer_infos) > 1:
         outcome.notes.append(f"The CMS object has {len(signer_infos)} signers; the first is verified")
     finding = Finding(index=0, format="cms", name=None, signer=None)
+    _take_chain_problems()
     try:
         status = await async_validate_detached_cms(
             content, signed, signer_validation_context=_context(job.trust), key_usage_settings=KEY_USAGE
@@ -537,6 +582,7 @@ async def _verify_cms(job: Job) -> Outcome:
         finding.verdict = "invalid"
         outcome.findings.append(finding)
         return outcome
+    finding.chain_messages = _take_chain_problems()
     problems = _cms_common(finding, status)
     finding.coverage = "entire_file"
     outcome.findings.append(_combine(finding, problems, status.trust_problem_indic, status))
@@ -677,9 +723,11 @@ async def _xml_signature(job: Job, root: Any, index: int, element: Any) -> Findi
     other = [asn1_x509.Certificate.load(d) for d, _ in certs if d != der]
     context = _context(job.trust, other)
     signer = asn1_x509.Certificate.load(der)
+    _take_chain_problems()
     operation = await validate_cert_usage(
         signer, context, KEY_USAGE, paths=context.path_builder.async_build_paths_lazy(signer)
     )
+    finding.chain_messages = _take_chain_problems()
     status = _XmlStatus(operation.success_result or operation.error_path, operation.revo_details)
     return _combine(finding, problems, operation.error_subindic, status)
 
