@@ -215,7 +215,7 @@ async def _verify(job: Job) -> Outcome:
         return await _verify_xml(job)
     finally:
         if _backend is not None:
-            await _backend.close()
+            await _backend.close()  # type: ignore[no-untyped-call]
             _backend = None
 
 
