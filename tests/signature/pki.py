@@ -18,7 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from lxml import etree
 
 NOW = dt.datetime.now(dt.UTC)
@@ -118,7 +118,7 @@ def _issue(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()), critical=False
         )
     if time_stamping:
-        builder = builder.add_extension(x509.ExtendedKeyUsage([x509.ExtendedKeyUsageOID.TIME_STAMPING]), critical=True)
+        builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True)
     if not ca:
         # pyHanko checks revocation only for certificates declaring where it is published (as real
         # CA certificates do); nothing listens there: the tests upload the CRL to the trust store
@@ -191,7 +191,9 @@ def _signer(identity: Identity, chain: list[Identity]) -> object:
     return signers.SimpleSigner(
         signing_cert=asn1_x509.Certificate.load(identity.der),
         signing_key=asn1_keys.PrivateKeyInfo.load(key_der),
-        cert_registry=SimpleCertificateStore.from_certs([asn1_x509.Certificate.load(c.der) for c in chain]),
+        cert_registry=SimpleCertificateStore.from_certs(  # type: ignore[no-untyped-call]
+            [asn1_x509.Certificate.load(c.der) for c in chain]
+        ),
     )
 
 
@@ -224,7 +226,7 @@ def sign_pdf(
         signer=_signer(identity, chain),  # type: ignore[arg-type]
         timestamper=timestamper,
     )
-    return out.getvalue()
+    return bytes(out.getvalue())
 
 
 def append_page_text(pdf: bytes, text: str) -> bytes:
@@ -239,7 +241,7 @@ def append_page_text(pdf: bytes, text: str) -> bytes:
     page["/Contents"] = generic.ArrayObject([page.raw_get("/Contents"), ref])
     writer.update_container(page)
     out = io.BytesIO()
-    writer.write(out)
+    writer.write(out)  # type: ignore[no-untyped-call]
     return out.getvalue()
 
 
@@ -282,7 +284,8 @@ def edxml_packet(subject: str = "Kế hoạch chuyển đổi số") -> bytes:
 
 def sign_edxml_ds(packet: bytes, identity: Identity) -> bytes:
     """Sign with signxml: an enveloped ``ds:Signature`` at the end of edXMLHeader."""
-    from signxml import SignatureMethod, XMLSigner
+    from signxml.algorithms import SignatureMethod
+    from signxml.signer import XMLSigner
 
     root = etree.fromstring(packet)
     header = root.find(f".//{{{EDXML_NS}}}edXMLHeader")
@@ -333,7 +336,7 @@ def encrypt_pdf(pdf: bytes, user_password: str) -> bytes:
     from pyhanko.pdf_utils.writer import copy_into_new_writer
 
     writer = copy_into_new_writer(PdfFileReader(io.BytesIO(pdf)))
-    writer.encrypt("owner-secret", user_password)
+    writer.encrypt("owner-secret", user_password)  # type: ignore[no-untyped-call]
     out = io.BytesIO()
-    writer.write(out)
+    writer.write(out)  # type: ignore[no-untyped-call]
     return out.getvalue()
