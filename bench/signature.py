@@ -29,7 +29,7 @@ DOCUMENTS = 64
 CACHED = 400
 
 
-def one_megabyte_pdf(n: int) -> bytes:  # noqa: D103
+def one_megabyte_pdf(n: int) -> bytes:
     """An unsigned PDF of about 1 MB: a page of text, and a long content stream of its own."""
     lines = [f"Ke hoach so {n}/KH-UBND"] + [f"Dong {i:06d} noi dung van ban hanh chinh dai" for i in range(22_000)]
     return make_pdf(lines)
