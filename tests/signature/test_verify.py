@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.helpers import Api, assert_problem
@@ -143,3 +144,26 @@ async def test_results_are_cached_until_the_trust_store_changes(signature_api: A
     after = (await verify(signature_api, samples.person)).json()
     assert after["cached"] is False and after["trust_store_version"] == first["trust_store_version"] + 1
     assert after["verdict"] == "indeterminate" and "trust anchor" in _reasons(after)
+
+
+async def test_the_internal_verification_for_the_exchange(signature_api: Api, samples: Samples) -> None:
+    from gateway.runtime import GatewayRuntime
+    from shared.auth import Scope, load_issuer
+    from shared.runtime import app_runtime
+
+    settings = signature_api.settings
+    issuer = load_issuer(settings.private_key_file, settings.auth.issuer, settings.auth.audience, 300)
+    internal = {"Authorization": f"Bearer {issuer.issue('exchange', None, [Scope.INTERNAL])}"}
+    assert signature_api.app is not None
+    service = app_runtime(signature_api.app, GatewayRuntime).embedded["signature"]
+    files = {"file": ("van-ban.pdf", samples.person_then_seal, "application/pdf")}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=service), base_url="http://signature") as http:
+        answered = await http.post("/internal/v1/signatures/verify", files=files, headers=internal)
+        assert answered.status_code == 200, answered.text
+        assert answered.json()["verdict"] == "valid" and answered.json()["decree30"]["complete"]
+        agency = await signature_api.agency_client()
+        refused = await http.post("/internal/v1/signatures/verify", files=files, headers=agency.auth)
+        assert_problem(refused, 403, "forbidden")
+    # never routed by the gateway
+    through_gateway = await signature_api.http.post("/internal/v1/signatures/verify", files=files, headers=internal)
+    assert through_gateway.status_code == 404
