@@ -2,8 +2,10 @@
 
 Created on first use (a service that verifies nothing starts no process), shut down with the
 service. Workers are forked from a forkserver that imported the verification engine once, so a new
-pool is ready in milliseconds. A verification that overruns its timeout kills the pool's processes
-(a stuck parser cannot be interrupted otherwise) and the next call starts a fresh pool.
+pool is ready in milliseconds. At most ``workers`` verifications run at once (the others wait their
+turn, not counted against the timeout), so the timeout measures a verification's own work. One that
+overruns it kills the pool's processes (a stuck parser cannot be interrupted otherwise); the
+verifications running beside it are run again on a fresh pool.
 """
 
 from __future__ import annotations
@@ -15,9 +17,8 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-from services.signature.errors import VerificationTimeoutError
+from services.signature.errors import DocumentUnreadableError, VerificationTimeoutError
 from services.signature.verification.engine import Job, Outcome, run_job
-from shared.errors import DependencyUnavailableError
 
 log = logging.getLogger("lienthong.signature.pool")
 ENGINE = "services.signature.verification.engine"
@@ -30,6 +31,7 @@ class VerifierPool:
         self.workers = workers or os.cpu_count() or 1
         self.timeout_seconds = timeout_seconds
         self._executor: ProcessPoolExecutor | None = None
+        self._slots: asyncio.Semaphore | None = None
 
     def _pool(self) -> ProcessPoolExecutor:
         if self._executor is None:
@@ -39,7 +41,20 @@ class VerifierPool:
         return self._executor
 
     async def verify(self, job: Job) -> Outcome:
-        """Run one verification in a worker; give it up after the timeout."""
+        """Run one verification in a worker when one is free; give it up after the timeout."""
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.workers)
+        async with self._slots:
+            try:
+                return await self._run(job)
+            except BrokenProcessPool:
+                # a pool killed for another verification's timeout: this one runs again, once
+                try:
+                    return await self._run(job)
+                except BrokenProcessPool as exc:
+                    raise DocumentUnreadableError("The verification of this file failed (its worker died)") from exc
+
+    async def _run(self, job: Job) -> Outcome:
         executor = self._pool()
         future = asyncio.get_running_loop().run_in_executor(executor, run_job, job)
         try:
@@ -50,9 +65,9 @@ class VerifierPool:
             raise VerificationTimeoutError(
                 f"The verification did not finish within {self.timeout_seconds:g} s; the file is refused"
             ) from exc
-        except BrokenProcessPool as exc:
+        except BrokenProcessPool:
             self._discard(executor)
-            raise DependencyUnavailableError("A verification worker died; retry the request") from exc
+            raise
 
     def _discard(self, executor: ProcessPoolExecutor) -> None:
         if self._executor is executor:
