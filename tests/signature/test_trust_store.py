@@ -11,13 +11,14 @@ from sqlalchemy import select
 from services.signature.models import messaging
 from tests.conftest import running_system
 from tests.helpers import Api, assert_problem
+from tests.signature.conftest import Samples, verify
 from tests.signature.pki import Pki
 
 BASE = "/v1/signatures/trust-store"
 
 
 async def test_trust_store_changes_are_versioned_recorded_and_published(
-    migrated_pg_database: str, tmp_path: Path, pki: Pki
+    migrated_pg_database: str, tmp_path: Path, pki: Pki, samples: Samples
 ) -> None:
     async with running_system(tmp_path / "var", migrated_pg_database) as api:
         admin = await api.admin()
@@ -49,6 +50,9 @@ async def test_trust_store_changes_are_versioned_recorded_and_published(
         for garbage in ("hello", base64.b64encode(b"\x30\x03\x02\x01\x01").decode()):
             bad = await api.http.post(f"{BASE}/crls", json={"crl": garbage}, headers=admin)
             assert_problem(bad, 422, "trust_item_invalid")
+
+        verified = (await verify(api, samples.revoked)).json()  # on PostgreSQL, with the CRL
+        assert verified["verdict"] == "invalid" and verified["trust_store_version"] == 3
 
         summary = (await api.http.get(BASE, headers=admin)).json()
         assert (summary["version"], summary["roots"], summary["intermediates"], summary["crls"]) == (3, 1, 1, 1)
