@@ -4,6 +4,7 @@ loop free, gives up a verification that overruns, and leaves no process behind."
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from services.signature.verification.pool import VerifierPool
 from tests.conftest import running_system
 from tests.helpers import Api, assert_problem
 from tests.signature.conftest import Samples, verify
-from tests.signature.pki import encrypt_pdf
+from tests.signature.pki import Pki, encrypt_pdf
 
 
 async def test_garbage_truncated_encrypted_and_unsigned_files_are_refused(signature_api: Api, samples: Samples) -> None:
@@ -89,3 +90,30 @@ async def test_a_verification_that_overruns_is_given_up_and_its_worker_killed(sa
         assert outcome.findings[0].verdict == "indeterminate"
     finally:
         await pool.shutdown()
+
+
+def test_mangled_signed_files_are_judged_or_refused_never_crash(samples: Samples, pki: Pki) -> None:
+    """Bytes flipped, cut or repeated anywhere in signed PDFs, CMS and XML: the engine answers with
+    findings or a refusal code the API knows, in the worker, without raising."""
+    from services.signature.errors import REFUSALS
+    from services.signature.verification.engine import run_job
+
+    trust = TrustMaterial(version=1, roots=(pki.root.der,), intermediates=(pki.intermediate.der,), crls=(pki.crl,))
+    randomness = random.Random(30)
+    originals = [samples.person_then_seal, samples.edxml_default, samples.edxml_ds, samples.cms]
+    for _ in range(120):
+        data = bytearray(randomness.choice(originals))
+        operation = randomness.randrange(3)
+        at = randomness.randrange(len(data))
+        if operation == 0:
+            data[at] ^= 1 << randomness.randrange(8)
+        elif operation == 1:
+            del data[at : at + randomness.randrange(1, 200)]
+        else:
+            data[at:at] = data[at : at + randomness.randrange(1, 200)]
+        signed = samples.cms_content if data[:1] == b"\x30" else None
+        outcome = run_job(Job(bytes(data), signed, trust))
+        assert outcome.refused is None or outcome.refused[0] in REFUSALS, outcome.refused
+        assert outcome.refused is not None or all(
+            f.verdict in ("valid", "invalid", "indeterminate") for f in outcome.findings
+        )

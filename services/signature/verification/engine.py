@@ -177,7 +177,9 @@ def run_job(job: Job) -> Outcome:
     except InputRefused as exc:
         return Outcome(format=None, refused=(exc.code, exc.detail))
     except RecursionError:
-        return Outcome(format=None, refused=("file_unreadable", "The file is nested too deeply to be read"))
+        return Outcome(format=None, refused=("document_unreadable", "The file is nested too deeply to be read"))
+    except Exception as exc:  # a parser's surprise on hostile input is the file's fault, never a 500
+        return Outcome(format=None, refused=("document_unreadable", f"The file cannot be verified: {exc}"))
 
 
 def detect_format(data: bytes, signed_data: bytes | None) -> Format:
