@@ -2,8 +2,10 @@
 
 Created on first use (a service that verifies nothing starts no process), shut down with the
 service. Workers are forked from a forkserver that imported the verification engine once, so a new
-pool is ready in milliseconds. At most ``workers`` verifications run at once (the others wait their
-turn, not counted against the timeout), so the timeout measures a verification's own work. One that
+pool is ready in milliseconds. At most two verifications per worker are handed to the pool at once
+(one running, one queued so the worker never waits for the next; the others wait their turn, not
+counted against the timeout), so the timeout measures a verification's own work and at most one
+other's. One that
 overruns it kills the pool's processes (a stuck parser cannot be interrupted otherwise); the
 verifications running beside it are run again on a fresh pool.
 """
@@ -43,7 +45,7 @@ class VerifierPool:
     async def verify(self, job: Job) -> Outcome:
         """Run one verification in a worker when one is free; give it up after the timeout."""
         if self._slots is None:
-            self._slots = asyncio.Semaphore(self.workers)
+            self._slots = asyncio.Semaphore(2 * self.workers)
         async with self._slots:
             try:
                 return await self._run(job)

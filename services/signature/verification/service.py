@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from services.signature.errors import REFUSALS
 from services.signature.verification.engine import Finding, Job, Outcome, TrustMaterial
@@ -38,14 +38,13 @@ class Upload:
 
     data: bytes
     signed_data: bytes | None
+    sha256: str = field(init=False)
+    signed_sha256: str | None = field(init=False)
 
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.data).hexdigest()
-
-    @property
-    def signed_sha256(self) -> str | None:
-        return hashlib.sha256(self.signed_data).hexdigest() if self.signed_data is not None else None
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sha256", hashlib.sha256(self.data).hexdigest())
+        signed = hashlib.sha256(self.signed_data).hexdigest() if self.signed_data is not None else None
+        object.__setattr__(self, "signed_sha256", signed)
 
 
 @dataclass(frozen=True)
