@@ -24,7 +24,7 @@ from shared.auth import Principal, PrincipalDep, Scope, require_scope
 from shared.cache import TTLCache
 from shared.clients import DIRECTORY_EVENTS, DirectoryCache, RegistryClient
 from shared.db import SessionDep
-from shared.errors import PayloadTooLargeError
+from shared.errors import PayloadTooLargeError, UnsupportedMediaTypeError
 from shared.messaging import Broker, Envelope
 from shared.runtime import runtime_of
 from shared.service import Listener, ServiceRuntime
@@ -131,16 +131,49 @@ async def _read(part: object, limit: int, name: str) -> bytes:
     return b"".join(chunks)
 
 
+# a file sent as the whole body, without multipart (no detached signature then): the lighter path
+RAW_MEDIA_TYPES = frozenset(
+    {
+        "application/pdf",
+        "application/xml",
+        "text/xml",
+        "application/pkcs7-signature",
+        "application/pkcs7-mime",
+        "application/octet-stream",
+    }
+)
+
+
+async def _raw_body(request: Request, limit: int) -> Upload:
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLargeError(f"The file is larger than {limit} bytes", max_bytes=limit)
+        chunks.append(chunk)
+    if size == 0:
+        raise UploadInvalidError("The body is empty")
+    return Upload(data=b"".join(chunks), signed_data=None)
+
+
 async def verification_upload(request: Request, runtime: SignatureRuntimeDep) -> Upload:
-    """Read the multipart upload (`file`, and `signed_file` for a detached signature) within the limit.
+    """Read the upload within the limit: multipart (`file`, and `signed_file` for a detached
+    signature), or the file itself as the body with its media type (application/pdf …).
 
     A declared length over the limit is refused before a byte is read; an undeclared one while reading."""
     limit = runtime.config.max_upload_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > 2 * limit + MULTIPART_OVERHEAD:
         raise PayloadTooLargeError(f"The upload is larger than {limit} bytes", max_bytes=limit)
-    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        raise UploadInvalidError("Send the file as multipart/form-data: `file`, and `signed_file` for a .p7s")
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type in RAW_MEDIA_TYPES:
+        return await _raw_body(request, limit)
+    if not media_type:
+        raise UploadInvalidError("Send the file as multipart/form-data (`file`, `signed_file`) or as the body")
+    if media_type != "multipart/form-data":
+        raise UnsupportedMediaTypeError(
+            f"Send multipart/form-data or the file with one of: {', '.join(sorted(RAW_MEDIA_TYPES))}",
+        )
     try:
         form = await request.form(max_files=2, max_fields=10)
     except (MultiPartException, ValueError, KeyError) as exc:

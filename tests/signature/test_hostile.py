@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -34,16 +35,39 @@ async def test_garbage_truncated_encrypted_and_unsigned_files_are_refused(signat
     for data, code in cases:
         assert_problem(await verify(signature_api, data), 422, code)
     assert_problem(await verify(signature_api, b""), 400, "upload_invalid")
-    no_form = await signature_api.http.post(
-        "/v1/signatures/verify", content=samples.person, headers=await signature_api.admin()
+    admin = await signature_api.admin()
+    no_type = await signature_api.http.post("/v1/signatures/verify", content=samples.person, headers=admin)
+    assert_problem(no_type, 400, "upload_invalid")
+    odd_type = {**admin, "Content-Type": "image/png"}
+    assert_problem(
+        await signature_api.http.post("/v1/signatures/verify", content=b"png", headers=odd_type),
+        415,
+        "unsupported_media_type",
     )
-    assert_problem(no_form, 400, "upload_invalid")
+    raw = await signature_api.http.post(
+        "/v1/signatures/verify", content=samples.person, headers={**admin, "Content-Type": "application/pdf"}
+    )
+    assert raw.status_code == 200 and raw.json()["verdict"] == "valid"  # the file as the body
+    raw_garbage = await signature_api.http.post(
+        "/v1/signatures/verify", content=b"garbage", headers={**admin, "Content-Type": "application/pdf"}
+    )
+    assert_problem(raw_garbage, 422, "file_unreadable")
 
 
 async def test_a_file_over_the_limit_is_413(tmp_path: Path, samples: Samples) -> None:
     async with running_system(tmp_path / "var", signature={"workers": 1, "max_upload_bytes": 4096}) as api:
         assert_problem(await verify(api, samples.person), 413, "payload_too_large")
         assert_problem(await verify(api, b"x" * 100, signed=b"y" * 5000), 413, "payload_too_large")
+        raw = {**(await api.admin()), "Content-Type": "application/pdf"}
+        response = await api.http.post("/v1/signatures/verify", content=samples.person, headers=raw)
+        assert_problem(response, 413, "payload_too_large")
+
+        async def chunked() -> AsyncIterator[bytes]:  # no declared length: refused while reading
+            for _ in range(10):
+                yield b"%" * 1000
+
+        response = await api.http.post("/v1/signatures/verify", content=chunked(), headers=raw)
+        assert_problem(response, 413, "payload_too_large")
 
 
 def _alive(pid: int) -> bool:

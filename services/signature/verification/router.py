@@ -33,12 +33,18 @@ UPLOAD_BODY: dict[str, Any] = {
                         },
                     },
                 }
-            }
+            },
+            # or the file itself as the body (no multipart parsing: the lighter path for one file)
+            **{
+                media_type: {"schema": {"type": "string", "format": "binary"}}
+                for media_type in ("application/pdf", "application/xml", "application/pkcs7-signature")
+            },
         },
     }
 }
 ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "not a multipart upload (`upload_invalid`)"},
+    400: {"description": "no file, or an unreadable multipart body (`upload_invalid`)"},
+    415: {"description": "a media type that is neither multipart/form-data nor a file's"},
     413: {"description": "a file over `LIENTHONG_SIGNATURE__MAX_UPLOAD_BYTES`"},
     422: {
         "description": "unreadable, encrypted or unsigned file, a detached signature without its file, or a "
