@@ -16,7 +16,7 @@ class SignatureSection(ServiceSection):
     max_upload_bytes: int = Field(
         default=50 * 1024 * 1024, gt=0, description="the largest file (and signed file) a verification accepts"
     )
-    workers: int | None = Field(
+    verify_workers: int | None = Field(
         default=None, ge=1, le=256, description="processes verifying signatures (default: the machine's CPU count)"
     )
     verify_timeout_seconds: float = Field(

@@ -59,7 +59,7 @@ class SignatureRuntime(ServiceRuntime):
         self.config: SignatureSection = config
         self.directory = directory
         self.results: TTLCache[ResultKey, Outcome] = TTLCache(RESULT_TTL_SECONDS, config.result_cache_size)
-        self.pool = VerifierPool(config.workers, config.verify_timeout_seconds)
+        self.pool = VerifierPool(config.verify_workers, config.verify_timeout_seconds)
         self.on_shutdown(self.pool.shutdown)
 
     async def _trust_store_changed(self, _envelope: Envelope) -> None:

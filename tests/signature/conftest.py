@@ -99,7 +99,7 @@ async def trust(api: Api, pki: Pki, *, crl: bool = True) -> None:
 @pytest.fixture
 async def signature_api(tmp_path: Path, pki: Pki) -> AsyncIterator[Api]:
     """The system on SQLite, one verification worker, the test PKI trusted."""
-    async with running_system(tmp_path / "var", signature={"workers": 1}) as api:
+    async with running_system(tmp_path / "var", signature={"verify_workers": 1}) as api:
         await trust(api, pki)
         yield api
 

@@ -55,7 +55,7 @@ async def test_garbage_truncated_encrypted_and_unsigned_files_are_refused(signat
 
 
 async def test_a_file_over_the_limit_is_413(tmp_path: Path, samples: Samples) -> None:
-    async with running_system(tmp_path / "var", signature={"workers": 1, "max_upload_bytes": 4096}) as api:
+    async with running_system(tmp_path / "var", signature={"verify_workers": 1, "max_upload_bytes": 4096}) as api:
         assert_problem(await verify(api, samples.person), 413, "payload_too_large")
         assert_problem(await verify(api, b"x" * 100, signed=b"y" * 5000), 413, "payload_too_large")
         raw = {**(await api.admin()), "Content-Type": "application/pdf"}
@@ -89,7 +89,7 @@ def _gone(pids: list[int], seconds: float) -> bool:
 
 
 async def test_the_event_loop_answers_while_verifying_and_no_process_is_left(tmp_path: Path, samples: Samples) -> None:
-    async with running_system(tmp_path / "var", signature={"workers": 2}) as api:
+    async with running_system(tmp_path / "var", signature={"verify_workers": 2}) as api:
         uploads = [verify(api, samples.person + b"\n%" + str(n).encode()) for n in range(6)]
         started = time.monotonic()
         verifications = asyncio.gather(*uploads)

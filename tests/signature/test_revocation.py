@@ -16,7 +16,7 @@ async def test_unreachable_revocation_information_under_soft_and_hard_fail(
     tmp_path: Path, samples: Samples, pki: Pki
 ) -> None:
     for mode, verdict in (("soft-fail", "valid"), ("hard-fail", "indeterminate")):
-        settings = {"workers": 1, "revocation_mode": mode, "fetch_revocation": True, "fetch_timeout_seconds": 2}
+        settings = {"verify_workers": 1, "revocation_mode": mode, "fetch_revocation": True, "fetch_timeout_seconds": 2}
         async with running_system(tmp_path / mode, signature=settings) as api:
             await trust(api, pki, crl=False)
             body = (await verify(api, samples.person)).json()
