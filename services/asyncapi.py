@@ -103,6 +103,18 @@ LISTENERS = (
         "Declares an agency's bus queue as soon as it chooses amqp delivery, so the bus can consume it "
         "before the first entry.",
     ),
+    BroadcastListener(
+        "signature",
+        "directory_cache",
+        DIRECTORY_EVENTS,
+        "The signature service's cache of agencies and their certificates (sender binding) is emptied.",
+    ),
+    BroadcastListener(
+        "signature",
+        "result_cache",
+        ("trust_store.changed.v1",),
+        "The signature service's cached verification results are dropped (found with another trust store).",
+    ),
 )
 
 

@@ -35,6 +35,7 @@ from services.asyncapi import (
 )
 from services.exchange import events as exchange_events
 from services.registry.events import EVENTS as REGISTRY_EVENTS
+from services.signature.events import EVENTS as SIGNATURE_EVENTS
 from shared.clients import CREDENTIAL_EVENTS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,8 +123,9 @@ def test_the_command_writes_the_document(tmp_path: Path) -> None:
 
 def test_every_published_routing_key_has_its_channel_and_send_operation(document: Json) -> None:
     published = published_events()
-    assert set(published) == {"registry", "exchange"}
+    assert set(published) == {"registry", "exchange", "signature"}
     assert published["registry"] == REGISTRY_EVENTS and published["exchange"] == exchange_events.EVENTS
+    assert published["signature"] == SIGNATURE_EVENTS
     for service, events in published.items():
         for key in events:
             channel = document["channels"].get(key)

@@ -1,4 +1,4 @@
-"""The signature service: verification of PAdES, CMS and XML-DSig signatures (its own issue)."""
+"""The signature service: verification of PAdES, CMS and XML-DSig signatures against a trust store."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ import httpx
 from fastapi import FastAPI
 
 from services.settings import Settings
-from services.signature.models import messaging
+from services.signature.dependencies import SignatureRuntime
+from services.signature.truststore.router import router as trust_store_router
+from services.signature.verification.router import router as verification_router
 from shared.messaging import Broker
-from shared.service import ServiceRuntime, create_service_app
+from shared.service import create_service_app
 
 
 def create_app(
@@ -17,11 +19,12 @@ def create_app(
     broker: Broker | None = None,
     transports: dict[str, httpx.AsyncBaseTransport] | None = None,
 ) -> FastAPI:
-    """Build the signature app: operations endpoints, database and broker wired, no API yet."""
-    runtime = ServiceRuntime("signature", settings or Settings(), messaging, broker=broker, transports=transports)
+    """Build the signature app (its database, broker, clients start in the lifespan; the
+    verification pool on first use, and stops with the app)."""
+    runtime = SignatureRuntime(settings or Settings(), broker=broker, transports=transports)
     return create_service_app(
         runtime,
         title="LienThong signature",
         description="Verification of PDF (PAdES), detached CMS and XML-DSig signatures against a trust store.",
-        routers=[],
+        routers=[verification_router, trust_store_router],
     )

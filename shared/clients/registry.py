@@ -95,6 +95,14 @@ class DeliveryEndpoint(_Answer):
     amqp_queue: str | None = None
 
 
+class RegisteredCertificate(_Answer):
+    """A certificate the registry lists for an agency: its seal's (``seal``) or a signer's (``signer``)."""
+
+    sha256: str
+    kind: Literal["seal", "signer"]
+    subject: str
+
+
 class InvalidClientError(UnauthorizedError):
     """Unknown client, wrong or expired secret, or revoked client: the registry does not say which."""
 
@@ -108,12 +116,14 @@ class DirectoryCache:
         self.agencies: TTLCache[str, AgencyInfo] = TTLCache(ttl)
         self.resolutions: TTLCache[tuple[tuple[str, ...], tuple[str, ...]], Resolution] = TTLCache(ttl, 1000)
         self.endpoints: TTLCache[str, DeliveryEndpoint] = TTLCache(ttl)
+        self.certificates: TTLCache[str, list[RegisteredCertificate]] = TTLCache(ttl)
 
     async def on_event(self, _envelope: Envelope) -> None:
         """Drop every cached answer (listen to :data:`DIRECTORY_EVENTS`)."""
         self.agencies.clear()
         self.resolutions.clear()
         self.endpoints.clear()
+        self.certificates.clear()
 
 
 class RegistryClient:
@@ -180,6 +190,20 @@ class RegistryClient:
         if self.cache is not None:
             self.cache.endpoints.set(code, endpoint)
         return endpoint
+
+    async def agency_certificates(self, code: str) -> list[RegisteredCertificate] | None:
+        """Return the certificates the registry lists for an agency (None when the agency is unknown)."""
+        if self.cache is not None and (cached := self.cache.certificates.get(code)) is not None:
+            return cached
+        response = await self._call("GET", f"/v1/agencies/{code}/certificates")
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise self._unexpected(response, "a certificate lookup")
+        certificates = [RegisteredCertificate.model_validate(item) for item in response.json()]
+        if self.cache is not None:
+            self.cache.certificates.set(code, certificates)
+        return certificates
 
     async def client_status(self, client_id: str) -> ClientStatus:
         """Return whether a client's tokens are to be honoured (internal call)."""
