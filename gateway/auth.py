@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import base64
+import logging
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Header
+from fastapi import APIRouter, Form, Header, Request
 from pydantic import BaseModel
 
 from gateway.errors import InvalidScopeError, UnsupportedGrantTypeError
 from gateway.runtime import GatewayDep
 from shared.clients import InvalidClientError
+from shared.errors import AuthThrottledError
+from shared.observability import Metrics
+from shared.ratelimit import AuthThrottle
+
+log = logging.getLogger("lienthong.gateway.auth")
 
 router = APIRouter(tags=["auth"])
 
@@ -36,9 +42,22 @@ def _basic_credentials(authorization: str | None) -> tuple[str, str] | None:
     return client_id, secret
 
 
+def _throttle(request: Request, gateway: GatewayDep) -> AuthThrottle:
+    """The app's counter of failed authentications (one per gateway app, made on first use)."""
+    throttle: AuthThrottle | None = getattr(request.app.state, "auth_throttle", None)
+    if throttle is None:
+        limits = gateway.settings.limits
+        throttle = AuthThrottle(
+            limits.auth_failures_per_client, limits.auth_failures_per_address, limits.auth_failure_window_seconds
+        )
+        request.app.state.auth_throttle = throttle
+    return throttle
+
+
 @router.post("/v1/auth/token", response_model=TokenResponse)
 async def issue_token(
     gateway: GatewayDep,
+    request: Request,
     grant_type: Annotated[str, Form()],
     client_id: Annotated[str | None, Form(max_length=64)] = None,
     client_secret: Annotated[str | None, Form(max_length=200)] = None,
@@ -58,7 +77,32 @@ async def issue_token(
     if not client_id or not client_secret:
         raise InvalidClientError("Send client_id and client_secret", error="invalid_client")
 
-    granted = await gateway.registry().verify_credentials(client_id, client_secret)
+    address = request.client.host if request.client else "unknown"
+    throttle = _throttle(request, gateway)
+    metrics: Metrics | None = getattr(request.app.state, "metrics", None)
+    refused = throttle.refused(client_id, address)
+    if refused is not None:
+        what, wait = refused
+        if metrics is not None:
+            metrics.auth_throttled.labels(metrics.service, what).inc()
+        log.warning(
+            "token request refused: too many failed authentications of this %s (client %r, address %s); retry in %d s",
+            what,
+            client_id,
+            address,
+            wait,
+        )
+        raise AuthThrottledError(
+            f"Too many failed authentications of this {what}; try again in {wait} s", retry_after=wait
+        )
+    succeeded = throttle.attempt(client_id, address)
+    try:
+        granted = await gateway.registry().verify_credentials(client_id, client_secret)
+    except InvalidClientError:
+        if metrics is not None:
+            metrics.auth_failures.labels(metrics.service).inc()
+        raise
+    succeeded()
     scopes = list(granted.scopes)
     if scope and scope.split():
         wanted = sorted(set(scope.split()))

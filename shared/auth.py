@@ -4,11 +4,13 @@ argon2 hashing of client secrets, and the FastAPI dependencies that require a to
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import os
 import secrets
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -178,6 +180,32 @@ def verify_secret(secret_hash: str, secret: str) -> bool:
         return _hasher.verify(secret_hash, secret)
     except (VerificationError, InvalidHashError, ValueError):  # ValueError: a hash that is not ASCII
         return False
+
+
+_verify_pool: ThreadPoolExecutor | None = None
+_verify_slots: int = 2
+
+
+def configure_secret_verification(concurrency: int) -> None:
+    """Set how many argon2 verifications may run at once (``LIENTHONG_LIMITS__SECRET_VERIFY_CONCURRENCY``)."""
+    global _verify_pool, _verify_slots
+    if concurrency != _verify_slots or _verify_pool is None:
+        old, _verify_pool, _verify_slots = _verify_pool, None, concurrency
+        if old is not None:
+            old.shutdown(wait=False)
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _verify_pool
+    if _verify_pool is None:
+        _verify_pool = ThreadPoolExecutor(max_workers=_verify_slots, thread_name_prefix="argon2")
+    return _verify_pool
+
+
+async def verify_secret_async(secret_hash: str, secret: str) -> bool:
+    """:func:`verify_secret` off the event loop, in a small pool of threads (argon2 releases the
+    GIL): a burst of wrong secrets queues for the pool and never stalls other requests."""
+    return await asyncio.get_running_loop().run_in_executor(_pool(), verify_secret, secret_hash, secret)
 
 
 def new_secret() -> str:

@@ -97,6 +97,38 @@ class AuthSection(BaseModel):
     secret_hash_memory_kib: int = Field(default=65536, ge=8, le=4 * 1024 * 1024)
 
 
+class LimitsSection(BaseModel):
+    """Limits against hostile input (docs/security.md, "Hostile input"): request sizes, failed
+    client authentication, archives opened by the services."""
+
+    json_body_max_bytes: int = Field(
+        default=1024 * 1024, gt=0, description="the largest request body of a route that takes JSON or a form"
+    )
+    upload_margin_bytes: int = Field(
+        default=1024 * 1024, ge=0, description="metadata and multipart framing allowed on top of an upload's files"
+    )
+    header_max_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="the request line and all request headers together (431 beyond)"
+    )
+    auth_failures_per_client: int = Field(
+        default=10, ge=1, description="failed token requests of one client id in the window before 429"
+    )
+    auth_failures_per_address: int = Field(
+        default=100, ge=1, description="failed token requests from one source address in the window before 429"
+    )
+    auth_failure_window_seconds: float = Field(
+        default=300.0, gt=0, description="how long a failed token request counts against its client id and address"
+    )
+    secret_verify_concurrency: int = Field(
+        default=2, ge=1, le=64, description="argon2 secret verifications running at once (threads, off the event loop)"
+    )
+    zip_max_entries: int = Field(default=10_000, ge=1, description="entries of an archive the services open")
+    zip_max_total_bytes: int = Field(
+        default=512 * 1024 * 1024, gt=0, description="inflated bytes of all entries of an archive together"
+    )
+    zip_max_ratio: int = Field(default=200, ge=1, description="inflated / compressed size of one archive entry")
+
+
 class CoreSettings(BaseSettings):
     """The settings every LienThong process shares. Each service adds its own section in its
     ``config.py``; ``services.settings.Settings`` puts them together."""
@@ -121,6 +153,7 @@ class CoreSettings(BaseSettings):
     auth: AuthSection = AuthSection()
     http: HttpSection = HttpSection()
     webhooks: WebhookSection = WebhookSection()
+    limits: LimitsSection = LimitsSection()
 
     @field_validator("database_url")
     @classmethod

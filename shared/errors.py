@@ -10,8 +10,13 @@
     ├── NotFoundError              404 not_found
     ├── ConflictError              409 conflict
     ├── PayloadTooLargeError       413 payload_too_large
+    │   └── RequestTooLargeError   413 request_too_large  (the body past its route's limit)
     ├── UnsupportedMediaTypeError  415 unsupported_media_type
+    ├── TooManyRequestsError       429 too_many_requests (with Retry-After)
+    │   └── AuthThrottledError     429 auth_throttled     (too many failed token requests)
+    ├── HeadersTooLargeError       431 headers_too_large
     └── DependencyUnavailableError 503 dependency_unavailable
+        └── DatabaseBusyError      503 database_busy      (a lock not granted in time; with Retry-After)
 
 Errors of the cross-service contract live here too: ``AgencyInactiveError`` (403
 ``agency_inactive``) is what the registry, the gateway and the exchange all answer when an agency
@@ -30,7 +35,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -44,10 +49,15 @@ class LienThongError(Exception):
     code: str = "internal"
     title: str = "Internal error"
 
-    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+    retry_after: int | None = None
+    """Seconds after which trying again may succeed (sent as ``Retry-After``)."""
+
+    def __init__(self, detail: str | None = None, *, retry_after: int | None = None, **extra: Any) -> None:
         super().__init__(detail or self.title)
         self.detail = detail or self.title
         self.extra = extra
+        if retry_after is not None:
+            self.retry_after = retry_after
 
     def to_problem(self, instance: str | None = None) -> dict[str, Any]:
         """Return the RFC 9457 body of this error."""
@@ -96,12 +106,34 @@ class PayloadTooLargeError(LienThongError):
     status, code, title = 413, "payload_too_large", "Payload too large"
 
 
+class RequestTooLargeError(PayloadTooLargeError):
+    code, title = "request_too_large", "The request is larger than this route accepts"
+
+
+class TooManyRequestsError(LienThongError):
+    status, code, title = 429, "too_many_requests", "Too many requests"
+    retry_after = 1
+
+
+class AuthThrottledError(TooManyRequestsError):
+    code, title = "auth_throttled", "Too many failed authentications; wait before trying again"
+
+
+class HeadersTooLargeError(LienThongError):
+    status, code, title = 431, "headers_too_large", "The request headers are too large"
+
+
 class UnsupportedMediaTypeError(LienThongError):
     status, code, title = 415, "unsupported_media_type", "Unsupported media type"
 
 
 class DependencyUnavailableError(LienThongError):
     status, code, title = 503, "dependency_unavailable", "A dependency is unavailable"
+
+
+class DatabaseBusyError(DependencyUnavailableError):
+    code, title = "database_busy", "The database is busy; try again shortly"
+    retry_after = 2
 
 
 class AgencyInactiveError(ForbiddenError):
@@ -122,6 +154,7 @@ _STATUS_CODES = {
     415: "unsupported_media_type",
     422: "validation_failed",
     429: "rate_limited",
+    431: "headers_too_large",
 }
 
 
@@ -145,6 +178,27 @@ def _sqlstate(exc: BaseException) -> str | None:
     return None
 
 
+# PostgreSQL: serialization_failure, deadlock_detected, lock_not_available, query_canceled
+# (statement_timeout / lock_timeout)
+_BUSY_SQLSTATES = ("40001", "40P01", "55P03", "57014")
+_BUSY_MESSAGES = ("database is locked", "database table is locked", "database is busy")
+
+
+def is_database_busy(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database did not grant a lock in time (SQLite "database is
+    locked", PostgreSQL lock timeouts, deadlocks and serialization failures): trying again helps."""
+    if _sqlstate(exc) in _BUSY_SQLSTATES:
+        return True
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if any(message in str(current).lower() for message in _BUSY_MESSAGES):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
     seen: set[int] = set()
     current: BaseException | None = exc
@@ -159,6 +213,8 @@ def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
 def problem_response(error: LienThongError, request: Request, headers: dict[str, str] | None = None) -> JSONResponse:
     """Render an error as a problem+json response."""
     headers = dict(headers or {})
+    if error.retry_after is not None:
+        headers.setdefault("Retry-After", str(error.retry_after))
     if error.status == 401:
         headers.setdefault("WWW-Authenticate", "Bearer")
     return JSONResponse(
@@ -202,6 +258,12 @@ def install_error_handlers(app: FastAPI) -> None:
             ConflictError("A concurrent request changed the same data; read it again and retry"), request
         )
 
+    async def on_operational_error(request: Request, exc: Exception) -> JSONResponse:
+        if is_database_busy(exc):
+            log.warning("database busy, answered 503: %s", exc)
+            return problem_response(DatabaseBusyError("The database is busy; try again in a moment"), request)
+        return await on_unexpected(request, exc)
+
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         # Input no handler foresaw: text that cannot be stored (lone UTF-16 surrogates in JSON
         # strings) or nesting deeper than the parser allows. The database refused the statement,
@@ -209,6 +271,9 @@ def install_error_handlers(app: FastAPI) -> None:
         if _caused_by(exc, UnicodeError) or _sqlstate(exc) in _TEXT_SQLSTATES:
             log.info("request refused: text not valid Unicode: %s", exc)
             return problem_response(TextInvalidError("The request holds text that is not valid Unicode"), request)
+        if is_database_busy(exc):
+            log.warning("database busy, answered 503: %s", exc)
+            return problem_response(DatabaseBusyError("The database is busy; try again in a moment"), request)
         if _caused_by(exc, RecursionError):
             log.info("request refused: nested too deeply")
             return problem_response(BadRequestError("The request is nested too deeply"), request)
@@ -219,4 +284,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_exception)
     app.add_exception_handler(IntegrityError, on_integrity_error)
+    app.add_exception_handler(OperationalError, on_operational_error)
     app.add_exception_handler(Exception, on_unexpected)

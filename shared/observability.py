@@ -94,6 +94,16 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.auth_throttled = Counter(
+            "lienthong_auth_throttled_total",
+            "Token requests refused with 429 after too many failed authentications",
+            ["service", "key"],
+            registry=self.registry,
+        )
+        self.auth_failures = Counter(
+            "lienthong_auth_failures_total", "Failed client authentications", ["service"], registry=self.registry
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
@@ -214,4 +224,5 @@ def observability_router(
 
 def instrument(app: FastAPI, metrics: Metrics) -> None:
     """Add the request-context middleware to an app."""
+    app.state.metrics = metrics
     app.add_middleware(RequestContextMiddleware, metrics=metrics)

@@ -13,7 +13,7 @@ from services.registry.endpoint.router import router as endpoint_router
 from services.registry.group.router import router as group_router
 from services.registry.transfer.router import router as transfer_router
 from services.settings import Settings
-from shared.auth import configure_secret_hashing
+from shared.auth import configure_secret_hashing, configure_secret_verification
 from shared.messaging import Broker
 from shared.service import create_service_app
 
@@ -27,6 +27,7 @@ def create_app(
     """Build the registry app (its database, broker and clients start in the lifespan)."""
     settings = settings or Settings()
     configure_secret_hashing(settings.auth.secret_hash_time_cost, settings.auth.secret_hash_memory_kib)
+    configure_secret_verification(settings.limits.secret_verify_concurrency)
     runtime = RegistryRuntime(settings, broker=broker, transports=transports)
     admin = settings.registry
 

@@ -21,7 +21,7 @@ from services.registry.client.schemas import (
 from services.registry.errors import AgencyNotFoundError, ClientNotFoundError
 from services.registry.events import ApiClientCreated, ApiClientRevoked, ApiClientRotated, record
 from services.registry.models import Agency, ApiClient
-from shared.auth import Principal, Scope, hash_secret, new_secret, verify_secret
+from shared.auth import Principal, Scope, hash_secret, new_secret, verify_secret, verify_secret_async
 from shared.clients import InvalidClientError
 from shared.db import utcnow
 from shared.errors import AgencyInactiveError
@@ -130,11 +130,9 @@ class ClientService:
         """Check a client id and secret; the same error whatever is wrong."""
         client = await self.clients.by_client_id(client_id)
         hashes = [s.secret_hash for s in await self.clients.live_secrets(client.id, utcnow())] if client else []
-        ok = (
-            any([verify_secret(h, client_secret) for h in hashes])
-            if hashes
-            else verify_secret(_dummy_hash(), client_secret)
-        )
+        # every live hash is checked (no early exit), each off the event loop
+        checks = [await verify_secret_async(h, client_secret) for h in hashes or [_dummy_hash()]]
+        ok = bool(hashes) and any(checks)
         if client is None or not hashes or not ok or client.revoked_at is not None:
             raise InvalidClientError("Unknown client, wrong or expired secret, or revoked client")
         agency = await self._acting_agency(client)
