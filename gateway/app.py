@@ -16,6 +16,7 @@ from gateway.runtime import GatewayRuntime
 from services.settings import Settings
 from shared.config import SERVICE_NAMES
 from shared.errors import install_error_handlers
+from shared.limits import install_request_limits
 from shared.messaging import Broker
 from shared.observability import Metrics, ReadyCheck, instrument, observability_router, ready_exclusions
 from shared.runtime import attach_runtime
@@ -54,6 +55,7 @@ def create_app(
     attach_runtime(app, runtime)
     metrics = Metrics("gateway")
     install_error_handlers(app)
+    install_request_limits(app, runtime.settings)
     instrument(app, metrics)
 
     def checks() -> dict[str, ReadyCheck]:

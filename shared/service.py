@@ -24,6 +24,7 @@ from shared.config import SERVICE_NAMES, CoreSettings
 from shared.db import Database
 from shared.errors import install_error_handlers
 from shared.http import service_client
+from shared.limits import install_request_limits
 from shared.messaging import (
     BatchEventHandler,
     Batching,
@@ -313,6 +314,7 @@ def create_service_app(
     app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan, **fastapi_kwargs)
     attach_runtime(app, runtime)
     install_error_handlers(app)
+    install_request_limits(app, runtime.settings)
     instrument(app, runtime.metrics)
     app.include_router(
         observability_router(runtime.name, runtime.ready_checks, runtime.metrics, refresh=runtime.refresh_metrics)
