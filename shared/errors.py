@@ -52,7 +52,8 @@ class LienThongError(Exception):
     retry_after: int | None = None
     """Seconds after which trying again may succeed (sent as ``Retry-After``)."""
 
-    def __init__(self, detail: str | None = None, *, retry_after: int | None = None, **extra: Any) -> None:
+    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+        retry_after = extra.pop("retry_after", None)
         super().__init__(detail or self.title)
         self.detail = detail or self.title
         self.extra = extra

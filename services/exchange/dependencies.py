@@ -35,6 +35,7 @@ from shared.clients import DIRECTORY_EVENTS, DirectoryCache, RegistryClient
 from shared.db import Database, SessionDep
 from shared.messaging import Broker, Envelope, RetryLater, RetryPolicy
 from shared.runtime import runtime_of
+from shared.safezip import ArchiveLimits
 from shared.service import Consumer, Listener, ServiceRuntime, Worker
 
 log = logging.getLogger("lienthong.exchange.blobs")
@@ -262,6 +263,7 @@ async def document_service(
         max_attachments=runtime.config.max_attachments,
         max_attachment_bytes=runtime.config.max_attachment_bytes,
         signatures=runtime.signature_policy,
+        archive_limits=ArchiveLimits.from_settings(runtime.settings.limits),
     )
 
 

@@ -31,6 +31,10 @@ class AttachmentTypeNotAllowedError(UnsupportedMediaTypeError):
     code, title = "attachment_type_not_allowed", "This kind of file is not accepted"
 
 
+class AttachmentArchiveUnsafeError(UnprocessableError):
+    code, title = "attachment_archive_unsafe", "An attachment is an archive past the decompression limits"
+
+
 class DeliveryTransitionError(ConflictError):
     code, title = "delivery_transition_invalid", "This status cannot follow the delivery's current status"
 

@@ -110,6 +110,8 @@ async def test_a_json_body_past_the_limit_is_refused(api: Api) -> None:
             yield b"a" * (256 * 1024)
         yield b'"}'
 
-    response = await api.http.post("/v1/agencies", content=body(), headers={**admin, "Content-Type": "application/json"})
+    response = await api.http.post(
+        "/v1/agencies", content=body(), headers={**admin, "Content-Type": "application/json"}
+    )
     assert_problem(response, 413, "request_too_large")
     assert (await api.http.get("/v1/agencies/123.45.67.H89", headers=admin)).status_code == 404

@@ -4,10 +4,10 @@ checked against the allow list, and a file name safe to store and show."""
 from __future__ import annotations
 
 import re
-import zipfile
 from pathlib import Path
 
-from services.exchange.errors import AttachmentTypeNotAllowedError
+from services.exchange.errors import AttachmentArchiveUnsafeError, AttachmentTypeNotAllowedError
+from shared.safezip import ArchiveLimits, BadArchiveError, UnsafeArchiveError, open_archive, read_entry
 from shared.text import nfc
 
 PDF = "application/pdf"
@@ -65,13 +65,17 @@ def sniff_head(head: bytes, file_name: str) -> str:
     )
 
 
-def refine_zip(path: Path) -> str:
-    """Tell OOXML and ODF documents from plain ZIP archives by their entries."""
+def refine_zip(path: Path, limits: ArchiveLimits | None = None, file_name: str = "") -> str:
+    """Tell OOXML and ODF documents from plain ZIP archives by their entries.
+
+    The archive is opened with bounded decompression (shared/safezip.py): an archive past the
+    limits (entries, inflated size, ratio) is refused, and of ``mimetype`` at most 100 bytes are
+    ever inflated, whatever it declares."""
     try:
-        with zipfile.ZipFile(path) as archive:
+        with open_archive(path, limits or ArchiveLimits()) as archive:
             names = archive.namelist()
             if "mimetype" in names:
-                declared = archive.read("mimetype")[:100].decode("ascii", "replace").strip()
+                declared = read_entry(archive, "mimetype", 100, truncate=True).decode("ascii", "replace").strip()
                 if declared in (ODT, ODS, ODP):
                     return declared
             prefixes = {name.split("/", 1)[0] for name in names}
@@ -82,6 +86,10 @@ def refine_zip(path: Path) -> str:
                     return XLSX
                 if "ppt" in prefixes:
                     return PPTX
-    except zipfile.BadZipFile as exc:
+    except UnsafeArchiveError as exc:
+        raise AttachmentArchiveUnsafeError(
+            f"{file_name or 'The archive'} is refused: {exc}", file_name=file_name
+        ) from exc
+    except BadArchiveError as exc:
         raise AttachmentTypeNotAllowedError("The file starts like a ZIP archive but is not a valid one") from exc
     return ZIP

@@ -71,6 +71,7 @@ from services.exchange.signatures.service import PENDING, MainFile, SignaturePol
 from shared.clients import RegistryClient, Resolution
 from shared.db import new_id, utcnow
 from shared.errors import AgencyInactiveError, BadRequestError, ConflictError
+from shared.safezip import ArchiveLimits
 from shared.text import fold
 
 SECRET_MARKS = {"mat", "toi mat", "tuyet mat"}  # Mật, Tối mật, Tuyệt mật, folded
@@ -132,7 +133,9 @@ def resolve_recipients(*, resolution: Resolution, recipients: Sequence[str], sen
     return codes
 
 
-async def stage_files(*, files: Sequence[AttachmentUpload], blobs: BlobStore, max_bytes: int) -> list[StagedFile]:
+async def stage_files(
+    *, files: Sequence[AttachmentUpload], blobs: BlobStore, max_bytes: int, archive_limits: ArchiveLimits | None = None
+) -> list[StagedFile]:
     """Stream every file to the store's tmp/, reading its type from its bytes; keep none if one fails."""
     staged: list[StagedFile] = []
     try:
@@ -146,7 +149,9 @@ async def stage_files(*, files: Sequence[AttachmentUpload], blobs: BlobStore, ma
             blob = await blobs.stage(upload.chunks, max_bytes=max_bytes, inspect_head=inspect)
             staged.append(StagedFile(file_name, kinds[0], blob))
             if kinds[0] == ZIP:
-                staged[-1] = StagedFile(file_name, await asyncio.to_thread(refine_zip, blob.path), blob)
+                staged[-1] = StagedFile(
+                    file_name, await asyncio.to_thread(refine_zip, blob.path, archive_limits, file_name), blob
+                )
     except BaseException:
         discard_files(staged=staged, blobs=blobs)
         raise
@@ -443,8 +448,10 @@ class DocumentService:
         max_attachments: int,
         max_attachment_bytes: int,
         signatures: SignaturePolicy,
+        archive_limits: ArchiveLimits | None = None,
     ) -> None:
         self.signatures = signatures
+        self.archive_limits = archive_limits
         self.documents = documents
         self.deliveries = deliveries
         self.feed = feed
@@ -482,7 +489,9 @@ class DocumentService:
         await self.check_sender_active(sender_code=sender_code)
         resolution = await self.registry.resolve(data.recipients, data.groups)
         recipient_codes = resolve_recipients(resolution=resolution, recipients=data.recipients, sender_code=sender_code)
-        staged = await stage_files(files=files, blobs=self.blobs, max_bytes=self.max_attachment_bytes)
+        staged = await stage_files(
+            files=files, blobs=self.blobs, max_bytes=self.max_attachment_bytes, archive_limits=self.archive_limits
+        )
         try:
             signature = await self.signatures.before_send(
                 type_name=data.type_name, sender_code=sender_code, main_file=main_file(staged)
