@@ -21,6 +21,7 @@ from rich.console import Console
 
 from services.settings import Settings
 from shared.config import DEFAULT_PORTS, SERVICE_NAMES
+from shared.httpserver import PROTOCOL
 from shared.observability import configure_logging
 
 if TYPE_CHECKING:
@@ -66,6 +67,9 @@ def _serve(asgi_app: FastAPI | str, host: str, port: int, workers: int = 1) -> N
         "access_log": False,
         "timeout_graceful_shutdown": 10,
         "timeout_keep_alive": KEEP_ALIVE_SECONDS,
+        # request line and headers bounded while they are read (docs/security.md, "Hostile input")
+        "http": PROTOCOL,
+        "h11_max_incomplete_event_size": Settings().limits.header_max_bytes,
     }
     if isinstance(asgi_app, str):
         uvicorn.run(asgi_app, factory=True, workers=workers, **options)

@@ -1,0 +1,105 @@
+"""The HTTP/1.1 protocol the servers run (uvicorn with httptools), with the request line and headers
+bounded while they are read.
+
+httptools (llhttp) has no limit of its own on the size of a request's headers, and uvicorn's
+``h11_max_incomplete_event_size`` applies to h11 only: without this class a 32 MiB header is read
+into memory whole and handed to the app. :class:`BoundedHttpToolsProtocol` counts the bytes of each
+request's head as they arrive and, past ``LIENTHONG_LIMITS__HEADER_MAX_BYTES``, answers
+``431 headers_too_large`` (problem+json) and closes the connection; other connections are not
+affected. The apps check the same limit again (shared/limits.py) when served another way.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from shared.errors import PROBLEM_JSON, HeadersTooLargeError
+
+PROTOCOL = "shared.httpserver:BoundedHttpToolsProtocol"
+"""What to give uvicorn as ``http=`` (an import path: it reaches worker processes too)."""
+
+
+@functools.cache
+def _configured_limit() -> int:
+    from shared.config import CoreSettings
+
+    return CoreSettings().limits.header_max_bytes
+
+
+class _HeadTooLarge(Exception):
+    pass
+
+
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, refusing a request whose head is larger than the limit."""
+
+    max_header_bytes: int | None = None  # None: from the settings (LIENTHONG_LIMITS__HEADER_MAX_BYTES)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._limit = self.max_header_bytes or _configured_limit()
+        self._in_head = True  # a new connection starts with a request's head
+        self._head_bytes = 0
+        self._head_refused = False
+
+    def data_received(self, data: bytes) -> None:
+        if self._head_refused:
+            return
+        super().data_received(data)
+        if self._in_head and not self._head_refused:
+            # what is still unparsed head is buffered by the parser: count it as it arrives
+            self._head_bytes += len(data)
+            if self._head_bytes > self._limit:
+                self._refuse_head()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_head = True
+        self._head_bytes = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._count(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count(len(name) + len(value) + 4)
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        super().on_headers_complete()
+
+    def _count(self, size: int) -> None:
+        self._head_bytes += size
+        if self._head_bytes > self._limit:
+            self._head_refused = True
+            raise _HeadTooLarge  # the parser stops; uvicorn answers through send_400_response
+
+    def send_400_response(self, msg: str) -> None:
+        if self._head_refused:
+            self._head_refused = False
+            self._refuse_head()
+            return
+        super().send_400_response(msg)
+
+    def _refuse_head(self) -> None:
+        self._head_refused = True
+        error = HeadersTooLargeError(
+            f"The request line and headers are limited to {self._limit} bytes", max_bytes=self._limit
+        )
+        body = json.dumps(error.to_problem()).encode()
+        self.logger.warning("request refused: its headers are larger than %d bytes", self._limit)
+        head = (
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+            + b"content-type: "
+            + PROBLEM_JSON.encode()
+            + b"\r\ncontent-length: "
+            + str(len(body)).encode()
+            + b"\r\nconnection: close\r\n\r\n"
+        )
+        self.transport.write(head + body)
+        self.transport.close()
