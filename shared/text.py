@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 _SPECIAL = str.maketrans({"đ": "d", "Đ": "D"})
@@ -24,11 +25,26 @@ def fold(text: str) -> str:
     return "".join(out)
 
 
+# C0 controls but tab, line feed and carriage return; DEL; C1 controls (ESC starts terminal escapes)
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# bidirectional embeddings, overrides and isolates: they reorder what a reader sees ("Trojan source")
+BIDI_CONTROL = re.compile(r"[\u202a-\u202e\u2066-\u2069]")
+# terminal escape sequences: CSI (ESC [ … final), OSC (ESC ] … BEL or ESC \\), and two-byte ESC x
+TERMINAL_ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]?")
+
+
 def storable(text: str) -> str:
-    """Return ``text`` in NFC, stripped; raise ValueError for what a database must not store: NUL
-    characters and lone UTF-16 surrogates (JSON can carry both)."""
+    """Return ``text`` in NFC, stripped; raise ValueError for what a database must not store or a
+    reader must not be shown: NUL characters and lone UTF-16 surrogates (JSON can carry both),
+    other control characters (C0 but tab, line feed and carriage return; DEL; C1: terminal escapes
+    start with one) and bidirectional overrides, embeddings and isolates (U+202A–U+202E,
+    U+2066–U+2069). Text fields refuse them (422); they are never silently changed."""
     if "\x00" in text:
         raise ValueError("must not contain NUL characters")
+    if CONTROL.search(text):
+        raise ValueError("must not contain control characters (tab and line breaks are allowed)")
+    if BIDI_CONTROL.search(text):
+        raise ValueError("must not contain Unicode bidirectional override, embedding or isolate characters")
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:

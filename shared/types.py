@@ -6,10 +6,11 @@ exchange addresses documents with them, the gateway carries them in tokens. One 
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BeforeValidator
+from pydantic import AfterValidator, BeforeValidator, Strict
 
 from shared.text import storable
 
@@ -65,3 +66,32 @@ VietnameseText = Annotated[str, BeforeValidator(_nfc_first), AfterValidator(_not
 OptionalText = Annotated[str, BeforeValidator(_nfc_first)]
 """Text in NFC, stripped, possibly empty."""
 AgencyStatus = Literal["active", "suspended", "retired"]
+StrictInt = Annotated[int, Strict()]
+"""An integer given as a JSON number: ``"2"``, ``true`` and ``2.0`` are refused, not coerced."""
+StrictBool = Annotated[bool, Strict()]
+"""A boolean given as JSON ``true``/``false``: ``"yes"``, ``1`` and ``"true"`` are refused."""
+
+EARLIEST_DATE = dt.date(1945, 1, 1)
+"""The earliest promulgation date accepted: the state's first documents (2 September 1945) and a margin."""
+
+
+def _sane_promulgation_date(value: dt.date) -> dt.date:
+    latest = dt.date.today() + dt.timedelta(days=366)
+    if not EARLIEST_DATE <= value <= latest:
+        raise ValueError(f"must be between {EARLIEST_DATE.isoformat()} and {latest.isoformat()} (a year from today)")
+    return value
+
+
+def _sane_due_date(value: dt.date) -> dt.date:
+    latest = dt.date.today() + dt.timedelta(days=5 * 366)
+    if not EARLIEST_DATE <= value <= latest:
+        raise ValueError(
+            f"must be between {EARLIEST_DATE.isoformat()} and {latest.isoformat()} (five years from today)"
+        )
+    return value
+
+
+PromulgationDate = Annotated[dt.date, AfterValidator(_sane_promulgation_date)]
+"""A document's promulgation date: from 1945-01-01 to a year from today."""
+DueDate = Annotated[dt.date, AfterValidator(_sane_due_date)]
+"""A date something is due: from 1945-01-01 to five years from today."""

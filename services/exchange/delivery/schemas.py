@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.types import OptionalText
+
 
 class StatusReport(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -18,7 +20,7 @@ class StatusReport(BaseModel):
             "answers to a recall (13): 15 agreed (the copy is withdrawn), 16 refused"
         )
     )
-    note: str | None = Field(default=None, max_length=2000, description="The reason, required for 02")
+    note: OptionalText | None = Field(default=None, max_length=2000, description="The reason, required for 02")
 
 
 class StatusReported(BaseModel):

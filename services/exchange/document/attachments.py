@@ -8,7 +8,7 @@ from pathlib import Path
 
 from services.exchange.errors import AttachmentArchiveUnsafeError, AttachmentTypeNotAllowedError
 from shared.safezip import ArchiveLimits, BadArchiveError, UnsafeArchiveError, open_archive, read_entry
-from shared.text import nfc
+from shared.text import BIDI_CONTROL, TERMINAL_ESCAPE, nfc
 
 PDF = "application/pdf"
 ZIP = "application/zip"
@@ -27,12 +27,18 @@ P7S = "application/pkcs7-signature"
 ALLOWED = (PDF, DOCX, XLSX, PPTX, ODT, ODS, ODP, DOC, XLS, PNG, JPEG, TIFF, ZIP, XML, P7S)
 ALLOWED_DESCRIPTION = "PDF, DOCX, XLSX, PPTX, ODT, ODS, ODP, DOC, XLS, PNG, JPEG, TIFF, ZIP, XML (edXML), P7S"
 
-_UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]+')
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f-\x9f/\\:*?"<>|]+')
+# besides the bidi controls of shared.text: the left-to-right and right-to-left marks, the Arabic letter mark
+_INVISIBLE = re.compile(r"[\u200e\u200f\u061c]")
 
 
 def sanitize_file_name(name: str | None, position: int) -> str:
-    """Keep the base name, in NFC, without path separators or control characters."""
+    """Keep the base name, in NFC, without path separators or control characters: terminal escape
+    sequences and Unicode bidirectional controls (``hoa-don-\u202egpj.exe`` shows as
+    ``hoa-don-exe.jpg``) are removed, other control characters become ``_``."""
     base = nfc((name or "").replace("\\", "/").rsplit("/", 1)[-1])
+    base = TERMINAL_ESCAPE.sub("", base)
+    base = _INVISIBLE.sub("", BIDI_CONTROL.sub("", base))
     base = _UNSAFE.sub("_", base).strip(" .")
     return base[:255] or f"attachment-{position + 1}"
 

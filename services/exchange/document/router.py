@@ -188,5 +188,9 @@ async def download_attachment(
             "Content-Disposition": f"attachment; filename*=UTF-8''{quote(attachment.file_name)}",
             "X-Content-SHA256": attachment.sha256,
             "ETag": f'"{attachment.sha256}"',
+            # never rendered as a page of ours: no type guessing, and scripts in an XML/XHTML/SVG
+            # file run (if a browser renders it at all) in a sandbox without our origin
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "sandbox",
         },
     )

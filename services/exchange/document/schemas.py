@@ -12,7 +12,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from services.exchange.document.types import document_type
 from services.exchange.signatures.schemas import SignatureVerdictRead
-from shared.types import AgencyCode, OptionalText, VietnameseText
+from shared.types import (
+    AgencyCode,
+    DueDate,
+    OptionalText,
+    PromulgationDate,
+    StrictBool,
+    StrictInt,
+    VietnameseText,
+)
 
 
 class Signer(BaseModel):
@@ -29,7 +37,7 @@ class ResponseFor(BaseModel):
     document_id: uuid.UUID | None = None
     organ_id: AgencyCode | None = None
     code: VietnameseText | None = Field(default=None, max_length=42)
-    promulgation_date: dt.date | None = None
+    promulgation_date: PromulgationDate | None = None
 
 
 class Relation(BaseModel):
@@ -39,8 +47,8 @@ class Relation(BaseModel):
 
     kind: Literal["update", "replace"]
     document_id: uuid.UUID
-    metadata_changed: bool = Field(default=True, description="update: the metadata changed")
-    recipients_changed: bool = Field(default=False, description="update: the recipients changed")
+    metadata_changed: StrictBool = Field(default=True, description="update: the metadata changed")
+    recipients_changed: StrictBool = Field(default=False, description="update: the recipients changed")
 
 
 class DocumentSubmit(BaseModel):
@@ -63,12 +71,14 @@ class DocumentSubmit(BaseModel):
     )
     subject: VietnameseText = Field(max_length=500, examples=["Kế hoạch chuyển đổi số năm 2027"])
     promulgation_place: VietnameseText | None = Field(default=None, max_length=100, examples=["Nghệ An"])
-    promulgation_date: dt.date
+    promulgation_date: PromulgationDate = Field(description="From 1945-01-01 to a year from today")
     signer: Signer = Signer()
-    urgency: int = Field(default=0, ge=0, le=4, description="0 normal, 1 khẩn, 2 thượng khẩn, 3 hỏa tốc, 4 hẹn giờ")
-    due_date: dt.date | None = None
-    steering_type: int = Field(default=0, ge=0, le=2)
-    page_count: int | None = Field(default=None, ge=1, le=100000)
+    urgency: StrictInt = Field(
+        default=0, ge=0, le=4, description="0 normal, 1 khẩn, 2 thượng khẩn, 3 hỏa tốc, 4 hẹn giờ (a JSON number)"
+    )
+    due_date: DueDate | None = Field(default=None, description="From the promulgation date to five years from today")
+    steering_type: StrictInt = Field(default=0, ge=0, le=2)
+    page_count: StrictInt | None = Field(default=None, ge=1, le=100000)
     description: VietnameseText | None = Field(default=None, max_length=500)
     response_for: ResponseFor | None = None
     relation: Relation | None = None

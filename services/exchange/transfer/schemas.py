@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.types import AgencyCode
+from shared.types import AgencyCode, StrictInt
 
 
 class TransferFailureRead(BaseModel):
@@ -36,7 +36,7 @@ class ResendRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     agency_code: AgencyCode | None = Field(default=None, description="only this agency's failures (default: all)")
-    limit: int = Field(default=1000, ge=1, le=10000, description="at most this many, oldest first")
+    limit: StrictInt = Field(default=1000, ge=1, le=10000, description="at most this many, oldest first")
 
 
 class Resent(BaseModel):

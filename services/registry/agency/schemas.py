@@ -8,7 +8,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, HttpUrl, model_validator
 
-from shared.types import AgencyCode, AgencyStatus, AnyAgencyCode, NewAgencyCode, VietnameseText
+from shared.types import (
+    AgencyCode,
+    AgencyStatus,
+    AnyAgencyCode,
+    NewAgencyCode,
+    OptionalText,
+    StrictInt,
+    VietnameseText,
+)
 
 LEVEL_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
 
@@ -24,7 +32,7 @@ class AgencyFields(BaseModel):
     level: str = Field(pattern=LEVEL_PATTERN, examples=["province", "department", "district", "commune"])
     parent_code: AnyAgencyCode | None = None
     email: EmailStr | None = None
-    phone: str | None = Field(default=None, max_length=50)
+    phone: OptionalText | None = Field(default=None, max_length=50)
     address: VietnameseText | None = Field(default=None, max_length=500)
     website: HttpUrl | None = None
 
@@ -52,7 +60,7 @@ class AgencyUpdate(BaseModel):
     level: str | None = Field(default=None, pattern=LEVEL_PATTERN)
     parent_code: AnyAgencyCode | None = None
     email: EmailStr | None = None
-    phone: str | None = Field(default=None, max_length=50)
+    phone: OptionalText | None = Field(default=None, max_length=50)
     address: VietnameseText | None = Field(default=None, max_length=500)
     website: HttpUrl | None = None
 
@@ -93,7 +101,7 @@ class StatusChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     status: AgencyStatus
-    reason: str | None = Field(default=None, max_length=500)
+    reason: OptionalText | None = Field(default=None, max_length=500)
     successor_code: AnyAgencyCode | None = Field(default=None, description="Required when retiring")
 
 
@@ -128,4 +136,4 @@ class LevelCreate(BaseModel):
 
     code: str = Field(pattern=LEVEL_PATTERN)
     name: VietnameseText = Field(max_length=200)
-    rank: int = Field(default=100, ge=0, le=1000)
+    rank: StrictInt = Field(default=100, ge=0, le=1000)

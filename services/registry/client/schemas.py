@@ -7,12 +7,13 @@ import datetime as dt
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.auth import Scope
+from shared.types import StrictInt, VietnameseText
 
 
 class ClientCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200, examples=["Hệ thống quản lý văn bản Sở Nội vụ"])
+    name: VietnameseText = Field(min_length=1, max_length=200, examples=["Hệ thống quản lý văn bản Sở Nội vụ"])
     scopes: list[str] = Field(default_factory=lambda: list(Scope.AGENCY_DEFAULT))
 
     @field_validator("scopes")
@@ -54,7 +55,7 @@ class CredentialsValid(BaseModel):
 class Rotation(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    overlap_seconds: int = Field(
+    overlap_seconds: StrictInt = Field(
         default=86400, ge=0, le=30 * 86400, description="How long the old secret stays valid (0: not at all)"
     )
 
