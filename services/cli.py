@@ -357,7 +357,9 @@ def registry_import(
             with Progress(console=console) as progress:
                 task = progress.add_task(f"importing {len(rows)} agencies", total=len(rows))
                 async with database.session() as session:
-                    report = await transfer_service(session, "cli").import_rows(
+                    transfer = transfer_service(session, "cli")
+                    transfer.batch_size = settings.registry.import_batch_size
+                    report = await transfer.import_rows(
                         rows, dry_run=dry_run, progress=lambda done, _total: progress.update(task, completed=done)
                     )
         finally:

@@ -16,6 +16,12 @@ class RegistrySection(ServiceSection):
         default=None, description="the bootstrap admin's secret (generated into var/ by `make run` when unset)"
     )
     max_import_bytes: int = Field(default=20 * 1024 * 1024, gt=0, description="the largest import file accepted")
+    import_batch_size: int = Field(
+        default=200,
+        ge=1,
+        le=100_000,
+        description="agencies an import writes per transaction (the writer is free for others between batches)",
+    )
     max_successor_hops: int = Field(
         default=10,
         ge=1,

@@ -35,6 +35,7 @@ async def import_agencies(
     """Import a whole agency tree (body: the CSV or JSON file). Everything is validated before
     anything is written; re-importing creates nothing twice and reports what changed."""
     raw = await read_file(request, limit=config.max_import_bytes)
+    transfer.batch_size = config.import_batch_size
     return await transfer.import_file(raw, format, dry_run=dry_run)
 
 

@@ -253,10 +253,16 @@ def _export_row(agency: Agency, *, codes_by_id: dict[uuid.UUID, str]) -> dict[st
     }
 
 
+DEFAULT_BATCH_SIZE = 200
+
+
 class TransferService:
-    def __init__(self, transfer: TransferRepository, agencies: AgencyService) -> None:
+    def __init__(
+        self, transfer: TransferRepository, agencies: AgencyService, *, batch_size: int = DEFAULT_BATCH_SIZE
+    ) -> None:
         self.transfer = transfer
         self.agencies = agencies
+        self.batch_size = batch_size
 
     async def import_file(self, raw: bytes, fmt: TransferFormat, *, dry_run: bool = False) -> ImportReport:
         """Read an import file (CSV or JSON) and import its rows."""
@@ -291,7 +297,12 @@ class TransferService:
         dry_run: bool,
         progress: Progress | None,
     ) -> ImportReport:
-        """Create the new agencies and update the changed ones, parents first (on a dry run: report only)."""
+        """Create the new agencies and update the changed ones, parents first (on a dry run: report only).
+
+        Written in batches of ``batch_size`` agencies, each committed: a long import never holds the
+        database's writer (SQLite has one) for longer than a batch, so other writes go on meanwhile.
+        Parents come first, so every committed batch is a consistent tree; an import that stops
+        midway is completed by importing the same file again (nothing is created twice)."""
         report = ImportReport(dry_run=dry_run, total=len(in_file), created=[], updated=[], unchanged=0)
         codes_by_id = {a.id: a.code for a in existing.values()}
         for done, item in enumerate(_parents_first(in_file), start=1):
@@ -309,6 +320,8 @@ class TransferService:
                     report.updated.append(UpdatedAgency(code=item.code, changed=changed))
                 else:
                     report.unchanged += 1
+            if not dry_run and done % self.batch_size == 0:
+                await self.transfer.session.commit()
             if progress is not None:
                 progress(done, len(in_file))
         return report
