@@ -43,23 +43,29 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._limit = self.max_header_bytes or _configured_limit()
         self._in_head = True  # a new connection starts with a request's head
-        self._head_bytes = 0
+        self._began = False  # a request began during the data being parsed
+        self._raw_head_bytes = 0  # bytes received while a head was incomplete (the parser buffers them)
+        self._parsed_head_bytes = 0  # the request line and headers, as parsed
         self._head_refused = False
 
     def data_received(self, data: bytes) -> None:
         if self._head_refused:
             return
+        self._began = False
         super().data_received(data)
-        if self._in_head and not self._head_refused:
-            # what is still unparsed head is buffered by the parser: count it as it arrives
-            self._head_bytes += len(data)
-            if self._head_bytes > self._limit:
+        # When the head is still incomplete after this data, the parser holds all of it (or, when a
+        # request began inside this data, its head's start: not counted, at most one read's worth).
+        if self._in_head and not self._head_refused and not self._began:
+            self._raw_head_bytes += len(data)
+            if self._raw_head_bytes > self._limit:
                 self._refuse_head()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._in_head = True
-        self._head_bytes = 0
+        self._began = True
+        self._raw_head_bytes = 0
+        self._parsed_head_bytes = 0
 
     def on_url(self, url: bytes) -> None:
         self._count(len(url))
@@ -74,8 +80,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().on_headers_complete()
 
     def _count(self, size: int) -> None:
-        self._head_bytes += size
-        if self._head_bytes > self._limit:
+        self._parsed_head_bytes += size
+        if self._parsed_head_bytes > self._limit:
             self._head_refused = True
             raise _HeadTooLarge  # the parser stops; uvicorn answers through send_400_response
 
