@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import base64
 import logging
+import weakref
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Header, Request
 from pydantic import BaseModel
 
 from gateway.errors import InvalidScopeError, UnsupportedGrantTypeError
-from gateway.runtime import GatewayDep
+from gateway.runtime import GatewayDep, GatewayRuntime
 from shared.clients import InvalidClientError
 from shared.errors import AuthThrottledError
-from shared.observability import Metrics
+from shared.observability import app_metrics
 from shared.ratelimit import AuthThrottle
 
 log = logging.getLogger("lienthong.gateway.auth")
@@ -42,15 +43,17 @@ def _basic_credentials(authorization: str | None) -> tuple[str, str] | None:
     return client_id, secret
 
 
-def _throttle(request: Request, gateway: GatewayDep) -> AuthThrottle:
-    """The app's counter of failed authentications (one per gateway app, made on first use)."""
-    throttle: AuthThrottle | None = getattr(request.app.state, "auth_throttle", None)
+_throttles: weakref.WeakKeyDictionary[GatewayRuntime, AuthThrottle] = weakref.WeakKeyDictionary()
+
+
+def _throttle(gateway: GatewayRuntime) -> AuthThrottle:
+    """The gateway's counter of failed authentications (one per gateway, made on first use)."""
+    throttle = _throttles.get(gateway)
     if throttle is None:
         limits = gateway.settings.limits
-        throttle = AuthThrottle(
+        throttle = _throttles[gateway] = AuthThrottle(
             limits.auth_failures_per_client, limits.auth_failures_per_address, limits.auth_failure_window_seconds
         )
-        request.app.state.auth_throttle = throttle
     return throttle
 
 
@@ -78,8 +81,8 @@ async def issue_token(
         raise InvalidClientError("Send client_id and client_secret", error="invalid_client")
 
     address = request.client.host if request.client else "unknown"
-    throttle = _throttle(request, gateway)
-    metrics: Metrics | None = getattr(request.app.state, "metrics", None)
+    throttle = _throttle(gateway)
+    metrics = app_metrics(request.app)
     refused = throttle.refused(client_id, address)
     if refused is not None:
         what, wait = refused

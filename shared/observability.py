@@ -9,6 +9,7 @@ import logging
 import sys
 import time
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
@@ -222,7 +223,15 @@ def observability_router(
     return router
 
 
+_app_metrics: weakref.WeakKeyDictionary[FastAPI, Metrics] = weakref.WeakKeyDictionary()
+
+
+def app_metrics(app: FastAPI) -> Metrics | None:
+    """The metrics an app was instrumented with."""
+    return _app_metrics.get(app)
+
+
 def instrument(app: FastAPI, metrics: Metrics) -> None:
     """Add the request-context middleware to an app."""
-    app.state.metrics = metrics
+    _app_metrics[app] = metrics
     app.add_middleware(RequestContextMiddleware, metrics=metrics)

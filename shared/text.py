@@ -30,7 +30,7 @@ CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 # bidirectional embeddings, overrides and isolates: they reorder what a reader sees ("Trojan source")
 BIDI_CONTROL = re.compile(r"[\u202a-\u202e\u2066-\u2069]")
 # terminal escape sequences: CSI (ESC [ … final), OSC (ESC ] … BEL or ESC \\), and two-byte ESC x
-TERMINAL_ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]?")
+TERMINAL_ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\^_]")
 
 
 def storable(text: str) -> str:

@@ -20,6 +20,10 @@ class TransferRepository(Repository[Agency]):
         """Return every agency, ordered by code."""
         return (await self.session.execute(select(Agency).order_by(Agency.code))).scalars().all()
 
+    async def commit(self) -> None:
+        """End the transaction so far (a batch of an import), giving the writer back; go on in a new one."""
+        await self.session.commit()
+
     async def level_codes(self) -> set[str]:
         """Return the codes of the administrative levels."""
         return set((await self.session.execute(select(AgencyLevel.code))).scalars())

@@ -321,7 +321,7 @@ class TransferService:
                 else:
                     report.unchanged += 1
             if not dry_run and done % self.batch_size == 0:
-                await self.transfer.session.commit()
+                await self.transfer.commit()
             if progress is not None:
                 progress(done, len(in_file))
         return report
