@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from bench import channels, exchange, outbox_relay, registry, send
+from bench import channels, exchange, gateway, outbox_relay, registry, send
 
 BENCHMARKS = {
     "outbox_relay": outbox_relay.main,
@@ -13,6 +13,7 @@ BENCHMARKS = {
     "exchange": exchange.main,
     "channels": channels.main,
     "send": send.main,
+    "gateway": gateway.main,
 }
 
 
