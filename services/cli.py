@@ -56,6 +56,22 @@ KEEP_ALIVE_SECONDS = 75
 SERVE_ENV = "LIENTHONG_SERVE"  # the service a worker process builds (``serve --workers``)
 
 
+# the collector's first generation runs after this many new objects (CPython: 700): a request
+# allocates thousands, so the default ran several collections per document (docs/performance.md)
+GC_THRESHOLD = (10_000, 10, 10)
+
+
+def settle_heap() -> None:
+    """Move what start-up built (modules, classes, the app) out of the collector's reach
+    (``gc.freeze``) and collect young objects less often: a server's cyclic garbage collection
+    then looks at what its requests allocate, not at every object it imported."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLD)
+
+
 def _serve(asgi_app: FastAPI | str, host: str, port: int, workers: int = 1) -> None:
     """Serve an app, or with ``workers`` above 1 an app factory's import path in as many processes
     sharing the port (uvicorn's supervisor restarts one that dies)."""
@@ -70,6 +86,7 @@ def _serve(asgi_app: FastAPI | str, host: str, port: int, workers: int = 1) -> N
     if isinstance(asgi_app, str):
         uvicorn.run(asgi_app, factory=True, workers=workers, **options)
     else:
+        settle_heap()
         uvicorn.Server(uvicorn.Config(asgi_app, **options)).run()
 
 
@@ -81,7 +98,9 @@ def service_app() -> FastAPI:
     service = os.environ[SERVE_ENV]
     settings = Settings()
     configure_logging(settings.log_level, settings.log_json)
-    return _service_app(service, settings)
+    app = _service_app(service, settings)
+    settle_heap()
+    return app
 
 
 def _service_app(service: str, settings: Settings) -> FastAPI:
