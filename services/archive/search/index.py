@@ -95,7 +95,7 @@ def document_of(record: ArchiveRecord) -> tantivy.Document:
         source=record.source,
         year=day.year,
         urgency=record.urgency,
-        date=dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC),
+        date=dt.datetime(day.year, day.month, day.day),  # tantivy takes naive datetimes (UTC)
     )
 
 

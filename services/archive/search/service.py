@@ -43,7 +43,7 @@ class SearchFilters:
 
 
 def _day(value: dt.date) -> dt.datetime:
-    return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
+    return dt.datetime(value.year, value.month, value.day)  # tantivy: naive, UTC
 
 
 def _const(query: tantivy.Query) -> tantivy.Query:
@@ -78,8 +78,8 @@ class SearchService:
         if filters.date_from or filters.date_to:
             if filters.date_from and filters.date_to and filters.date_from > filters.date_to:
                 raise ArchiveFilterInvalidError("date_from is after date_to")
-            lower = _day(filters.date_from or dt.date(1, 1, 1))
-            upper = _day(filters.date_to or dt.date(9999, 12, 31))
+            lower = _day(filters.date_from or dt.date(1900, 1, 1))  # tantivy dates: nanoseconds in an i64
+            upper = _day(filters.date_to or dt.date(2200, 1, 1))
             clauses.append(Query.range_query(schema, "date", tantivy.FieldType.Date, lower, upper))
         if filters.urgency is not None:
             clauses.append(Query.term_query(schema, "urgency", filters.urgency))
