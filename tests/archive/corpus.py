@@ -55,3 +55,17 @@ def zip_bomb(inflated: int = 80 * 1024 * 1024) -> bytes:
             for _ in range(inflated // len(chunk)):
                 entry.write(chunk)
     return out.getvalue()
+
+
+def scanned_pdf(lines: list[str]) -> bytes:
+    """A scan: a PDF holding only a picture of ``lines`` (no text layer), as a scanner makes it."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", 36)
+    page = Image.new("L", (1400, 80 + 70 * len(lines)), 255)
+    draw = ImageDraw.Draw(page)
+    for number, line in enumerate(lines):
+        draw.text((40, 40 + 70 * number), line, font=font, fill=0)
+    out = io.BytesIO()
+    page.convert("RGB").save(out, "PDF", resolution=150)
+    return out.getvalue()

@@ -4,6 +4,7 @@ who may read what, and hostile queries. One system for the module (SQLite, embed
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -11,9 +12,19 @@ from typing import Any
 import pytest
 
 from services.demo.pdf import make_pdf
-from tests.archive.corpus import docx
+from tests.archive.corpus import docx, scanned_pdf
 from tests.conftest import running_system
-from tests.helpers import Api, Client, assert_problem, delivery_for, random_code, recall, report, wait_until
+from tests.helpers import (
+    Api,
+    Client,
+    assert_problem,
+    delivery_for,
+    get_json,
+    random_code,
+    recall,
+    report,
+    wait_until,
+)
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
@@ -266,3 +277,75 @@ async def test_a_recipient_loses_a_recalled_document(corpus: Corpus) -> None:
 
 async def _has(api: Api, client: Client, document_id: str) -> bool:
     return document_id in await found(api, client, "thu hoi thu nghiem")
+
+
+def digitised(**overrides: Any) -> dict[str, str]:
+    metadata = {
+        "code_number": "112",
+        "code_notation": "QĐ-UBND",
+        "type_name": "Quyết định",
+        "subject": "Quyết định (bản giấy số hoá)",
+        "promulgation_date": "2001-05-20",
+        "issuer_code": "000.00.00.H41",
+        "retention_years": 10,
+    }
+    metadata.update(overrides)
+    return {"metadata": json.dumps(metadata, ensure_ascii=False)}
+
+
+async def test_a_scan_without_text_layer_is_ocrd_in_vietnamese_and_searchable(corpus: Corpus) -> None:
+    api, owner = corpus.api, corpus.child
+    scan = scanned_pdf(["Quyết định phê duyệt đề án", "Ủy ban nhân dân tỉnh Bình Phước"])
+    files = {"file": ("scan.pdf", scan, "application/pdf")}
+    response = await api.http.post("/v1/archive/records", data=digitised(), files=files, headers=owner.auth)
+    assert response.status_code == 201, response.text
+    record = response.json()
+    assert (record["source"], record["code"], record["retention_years"]) == ("digitised", "112/QĐ-UBND", 10)
+    again = await api.http.post("/v1/archive/records", data=digitised(), files=files, headers=owner.auth)
+    assert (again.status_code, again.json()["document_id"]) == (200, record["document_id"])  # idempotent
+
+    async def recognised() -> bool:
+        return record["document_id"] in await found(api, owner, "phe duyet de an", source="digitised")
+
+    await wait_until(recognised, within=15, what="the scan OCR'd and indexed")
+    assert record["document_id"] in await found(api, owner, "Ủy ban nhân dân tỉnh Bình Phước")
+    assert await found(api, corpus.outsider, "phe duyet de an") == set()
+
+    ended = await get_json(api, owner, "/v1/archive/retention", as_of="2011-05-20")
+    assert [(i["document_id"], i["ends_on"]) for i in ended["items"]] == [(record["document_id"], "2011-05-20")]
+    assert (await get_json(api, owner, "/v1/archive/retention", as_of="2011-05-19"))["items"] == []
+    assert (await get_json(api, corpus.outsider, "/v1/archive/retention", as_of="2030-01-01"))["items"] == []
+
+
+@pytest.mark.parametrize(
+    ("data", "file", "status", "code"),
+    [
+        (digitised(), ("x.pdf", b"MZ\x90\x00 an executable", "application/pdf"), 415, "archive_file_invalid"),
+        ({"metadata": "{not json"}, ("x.pdf", b"%PDF-1.4", "application/pdf"), 422, "archive_metadata_invalid"),
+        (digitised(retention_years=0), ("x.pdf", b"%PDF-1.4", "application/pdf"), 422, "archive_metadata_invalid"),
+        (digitised(subject=" "), ("x.pdf", b"%PDF-1.4", "application/pdf"), 422, "archive_metadata_invalid"),
+    ],
+)
+async def test_malformed_scans_and_metadata_get_4xx(
+    corpus: Corpus, data: dict[str, str], file: tuple[str, bytes, str], status: int, code: str
+) -> None:
+    response = await corpus.api.http.post(
+        "/v1/archive/records", data=data, files={"file": file}, headers=corpus.child.auth
+    )
+    assert_problem(response, status, code)
+
+
+async def test_a_malformed_pdf_is_recorded_with_its_failure(corpus: Corpus) -> None:
+    api, owner = corpus.api, corpus.child
+    files = {"file": ("broken.pdf", b"%PDF-1.7\n garbage", "application/pdf")}
+    response = await api.http.post(
+        "/v1/archive/records", data=digitised(code_number="113"), files=files, headers=owner.auth
+    )
+    assert response.status_code == 201, response.text
+    document_id = response.json()["document_id"]
+
+    async def failed() -> bool:
+        record = await get_json(api, owner, f"/v1/archive/records/{document_id}")
+        return bool(record["text_status"] == "failed")
+
+    await wait_until(failed, within=10, what="the extraction's failure recorded")
