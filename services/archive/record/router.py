@@ -16,19 +16,12 @@ from services.archive.dependencies import ArchiveRuntimeDep, RecordServiceDep, r
 from services.archive.errors import ArchiveFileTooLargeError, ArchiveMetadataInvalidError
 from services.archive.record import files
 from services.archive.record.schemas import ArchiveRecordRead, DigitisedRecordCreate, RetentionPage
-from services.archive.record.service import Reader, record_read
+from services.archive.record.service import Reader, digitised_id, record_read
 from shared.auth import Principal, Scope, agency_of, require_scope
 
 router = APIRouter(prefix="/v1/archive", tags=["archive"])
 SearcherDep = Annotated[Principal, require_scope(Scope.SEARCH)]
 MAX_SCAN_BYTES = 100 * 1024 * 1024
-DIGITISED = uuid.UUID("6c1f8f5e-9d0a-4d3e-8a51-4a7c2b1e0d11")  # the namespace of digitised records' ids
-
-
-def digitised_id(data: DigitisedRecordCreate, sha256: str) -> uuid.UUID:
-    """The same paper, scanned the same, is one record (an import run twice adds nothing)."""
-    key = f"{data.issuer_code}|{data.code_number}/{data.code_notation}|{data.promulgation_date}|{sha256}"
-    return uuid.uuid5(DIGITISED, key)
 
 
 def parse_metadata(raw: str) -> DigitisedRecordCreate:

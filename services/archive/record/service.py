@@ -48,6 +48,15 @@ class Reader:
     auditor: bool = False
 
 
+DIGITISED = uuid.UUID("6c1f8f5e-9d0a-4d3e-8a51-4a7c2b1e0d11")  # the namespace of digitised records' ids
+
+
+def digitised_id(data: DigitisedRecordCreate, sha256: str) -> uuid.UUID:
+    """The same paper, scanned the same, is one record (an import run twice adds nothing)."""
+    key = f"{data.issuer_code}|{data.code_number}/{data.code_notation}|{data.promulgation_date}|{sha256}"
+    return uuid.uuid5(DIGITISED, key)
+
+
 def readers_of(sender_code: str, deliveries: dict[str, dict[str, Any]]) -> list[str]:
     """The sender, and every recipient whose copy stands (not withdrawn: 15)."""
     codes = [sender_code]

@@ -123,20 +123,25 @@ class IndexState:
         os.replace(temporary, path / STATE)
 
 
+def try_slot(index_dir: Path, number: int) -> tuple[Path, IO[str]] | None:
+    """Lock slot ``number`` if no process holds it; return its path and the lock file."""
+    lock = open(index_dir / f"slot-{number}.lock", "w")  # noqa: SIM115 - held for the replica's life
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        return None
+    return index_dir / f"slot-{number}", lock
+
+
 def claim_slot(index_dir: Path) -> tuple[Path, IO[str]]:
     """Lock the first free slot under ``index_dir`` (a replica's own index); return its path and the
     lock file, held until it is closed."""
     index_dir.mkdir(parents=True, exist_ok=True)
     number = 0
-    while True:
-        lock = open(index_dir / f"slot-{number}.lock", "w")  # noqa: SIM115 - held for the replica's life
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.close()
-            number += 1
-            continue
-        return index_dir / f"slot-{number}", lock
+    while (held := try_slot(index_dir, number)) is None:
+        number += 1
+    return held
 
 
 class ArchiveIndex:

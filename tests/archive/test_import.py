@@ -1,0 +1,45 @@
+"""``lienthong archive import DIR``: a folder of scans and its CSV manifest, resumable, with a
+report of what failed and why."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from services.archive.record.importer import REPORT, import_folder
+from services.demo.pdf import make_pdf
+from shared.db import Database
+from tests.archive.test_index import database  # noqa: F401 - the fixture
+
+HEADER = "file,code_number,code_notation,type_name,subject,promulgation_date,issuer_code,retention_years\n"
+
+
+async def test_a_folder_is_imported_once_and_what_failed_is_reported(
+    database: Database,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    (folder / "a.pdf").write_bytes(make_pdf(["Quyet dinh so 5"]))
+    (folder / "b.pdf").write_bytes(b"not a scan")
+    (folder / "manifest.csv").write_text(
+        HEADER
+        + "a.pdf,5,QĐ-UBND,Quyết định,Quyết định về đất đai,2000-01-02,000.00.00.H41,20\n"
+        + "b.pdf,6,QĐ-UBND,Quyết định,Hỏng,2000-01-02,000.00.00.H41,\n"
+        + "../outside.pdf,7,QĐ-UBND,Quyết định,Ngoài,2000-01-02,000.00.00.H41,\n"
+        + "a.pdf,8,QĐ-UBND,Quyết định,Ngày sai,2000-13-02,000.00.00.H41,\n",
+        encoding="utf-8",
+    )
+    progress: list[int] = []
+    first = await import_folder(
+        database, folder, tmp_path / "files", ingested_by=None, progress=lambda d, _t: progress.append(d)
+    )
+    assert (first.total, first.created, first.existing, progress) == (4, 1, 0, [1, 2, 3, 4])
+    reasons = {row: reason for row, _name, reason in first.failed}
+    assert set(reasons) == {3, 4, 5}
+    assert "not a scan" in reasons[3] and "outside" in reasons[4] and "promulgation_date" in reasons[5]
+    with (folder / REPORT).open(encoding="utf-8") as report:
+        assert [row["row"] for row in csv.DictReader(report)] == ["3", "4", "5"]
+
+    again = await import_folder(database, folder, tmp_path / "files", ingested_by=None)
+    assert (again.created, again.existing, len(again.failed)) == (0, 1, 3)  # resumed: nothing twice
