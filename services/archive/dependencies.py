@@ -11,13 +11,14 @@ import httpx
 from fastapi import Depends, Request
 
 from services.archive.consumers import consumers
+from services.archive.extractor import TextExtractor
 from services.archive.indexer import IndexFeeder, TextEnricher, rebuild
 from services.archive.models import messaging
 from services.archive.record.repository import ArchiveRecordRepository
 from services.archive.record.service import EVENTS, Reader, RecordService
 from services.archive.search.index import ArchiveIndex, claim_slot
+from services.archive.search.repository import SearchRepository
 from services.archive.search.service import SearchService
-from services.archive.text.worker import TextExtractor
 from services.settings import Settings
 from shared.auth import Principal, Scope, TokenIssuer, load_issuer
 from shared.clients import RegistryClient
@@ -158,7 +159,7 @@ async def record_service(session: SessionDep) -> RecordService:
 
 async def search_service(session: SessionDep, runtime: ArchiveRuntimeDep) -> SearchService:
     registry = runtime.registry()
-    return SearchService(runtime.index, ArchiveRecordRepository(session), registry.subtree)
+    return SearchService(runtime.index, SearchRepository(session), registry.subtree)
 
 
 def reader_of(principal: Principal) -> Reader:

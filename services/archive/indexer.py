@@ -26,10 +26,10 @@ from typing import Any
 import httpx
 from sqlalchemy import update
 
+from services.archive.extractor import TextExtractor
 from services.archive.models import ArchiveRecord
 from services.archive.record.repository import ArchiveRecordRepository
 from services.archive.search.index import ArchiveIndex
-from services.archive.text.worker import TextExtractor
 from shared.db import Database, utcnow
 from shared.messaging import Envelope
 
@@ -108,7 +108,7 @@ class IndexFeeder:
 
     async def catch_up(self) -> int:
         """Index every record changed since the watermark; one commit; return how many."""
-        watermark = self.index.state.watermark
+        watermark = self.index.checkpoint.watermark
         since = dt.datetime.fromisoformat(watermark) - OVERLAP if watermark else dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
         changed: list[ArchiveRecord] = []
         newest: dt.datetime | None = None

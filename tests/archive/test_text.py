@@ -7,8 +7,8 @@ import zipfile
 
 import pytest
 
-from services.archive.text.extract import DOCX, ODT, PDF, ExtractionError, extract
-from services.archive.text.worker import TextExtractor
+from services.archive.extraction import DOCX, ODT, PDF, ExtractionError, extract
+from services.archive.extractor import TextExtractor
 from services.demo.pdf import make_pdf
 from tests.archive.corpus import docx, odt, zip_bomb
 

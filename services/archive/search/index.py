@@ -154,7 +154,7 @@ class ArchiveIndex:
         self._index: tantivy.Index | None = None
         self._writer: Any = None
         self._lock = threading.Lock()
-        self.state = IndexState()
+        self.checkpoint = IndexState()
 
     # --- opening and building ---------------------------------------------------------------------
 
@@ -176,7 +176,7 @@ class ArchiveIndex:
         state = IndexState.load(self.path)
         if state is None:
             raise RuntimeError(f"{self.path} holds no complete index")
-        self.state = state
+        self.checkpoint = state
         self._index = tantivy.Index(self.schema, path=str(self.path), reuse=True)
         self._writer = self._index.writer(heap_size=self.heap_bytes, num_threads=1)
 
@@ -216,9 +216,9 @@ class ArchiveIndex:
             self._writer.commit()
         self.index.reload()
         if watermark is not None:
-            self.state.watermark = watermark.isoformat()
-        self.state.documents = self.index.searcher().num_docs
-        self.state.save(self.path)
+            self.checkpoint.watermark = watermark.isoformat()
+        self.checkpoint.documents = self.index.searcher().num_docs
+        self.checkpoint.save(self.path)
 
     # --- searching --------------------------------------------------------------------------------
 

@@ -14,10 +14,10 @@ import tantivy
 
 from services.archive.errors import ArchiveFilterInvalidError, ArchiveQueryInvalidError
 from services.archive.models import ArchiveRecord
-from services.archive.record.repository import ArchiveRecordRepository
 from services.archive.record.service import Reader
 from services.archive.search.index import ArchiveIndex, searchable_text
 from services.archive.search.query import ParsedQuery, parse, text_query
+from services.archive.search.repository import SearchRepository
 from services.archive.search.schemas import FacetCount, SearchFacets, SearchHit, SearchPage
 from shared.pagination import decode_cursor, encode_cursor
 from shared.text import fold
@@ -51,7 +51,7 @@ def _const(query: tantivy.Query) -> tantivy.Query:
 
 
 class SearchService:
-    def __init__(self, index: ArchiveIndex, records: ArchiveRecordRepository, subtree: SubtreeLookup) -> None:
+    def __init__(self, index: ArchiveIndex, records: SearchRepository, subtree: SubtreeLookup) -> None:
         self.index = index
         self.records = records
         self.subtree = subtree
@@ -127,7 +127,7 @@ class SearchService:
         query = tantivy.Query.boolean_query(clauses)
         hits, total = await asyncio.to_thread(self.index.search, query, limit=limit, offset=offset)
         counted = await asyncio.to_thread(self.index.facets, query) if facets else None
-        rows = await self.records.by_document_ids([_uuid(i) for _, i in hits])
+        rows = await self.records.hits([_uuid(i) for _, i in hits])
         items = [hit_of(rows[_uuid(i)], score, parsed) for score, i in hits if _uuid(i) in rows]
         more = offset + len(hits) < total and len(hits) == limit
         return SearchPage(

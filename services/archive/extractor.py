@@ -28,7 +28,7 @@ def _limits(memory_bytes: int, cpu_seconds: int) -> Callable[[], None]:
 
 
 class TextExtractor:
-    """Runs ``services.archive.text.extract`` on one file at a time, at most ``concurrency`` at once."""
+    """Runs ``services.archive.extraction`` on one file at a time, at most ``concurrency`` at once."""
 
     def __init__(
         self, *, timeout_seconds: float, memory_mb: int, languages: str, max_chars: int, concurrency: int = 2
@@ -45,7 +45,7 @@ class TextExtractor:
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "services.archive.text.extract",
+                "services.archive.extraction",
                 content_type,
                 self.languages,
                 str(self.max_chars),

@@ -1,8 +1,8 @@
 """Text out of a file: the PDF text layer, DOCX and ODT (a ZIP of XML, read with bounded
 decompression), plain text, and OCR (Tesseract, Vietnamese) for scans without a text layer.
 
-Runs in a process of its own (``python -m services.archive.text.extract CONTENT_TYPE``: the file on
-stdin, the text as JSON on stdout), started by :mod:`services.archive.text.worker` with a time
+Runs in a process of its own (``python -m services.archive.extraction CONTENT_TYPE``: the file on
+stdin, the text as JSON on stdout), started by :mod:`services.archive.extractor` with a time
 limit and an address-space limit: a hostile file can make it fail, never stall or bloat the archive.
 """
 
