@@ -107,34 +107,34 @@ class IndexFeeder:
             self._wake.clear()
 
     async def catch_up(self) -> int:
-        """Index every record changed since the watermark; one commit; return how many."""
+        """Index every record changed since the watermark, a page at a time; one commit; return
+        how many were (re)indexed."""
         watermark = self.index.checkpoint.watermark
         since = dt.datetime.fromisoformat(watermark) - OVERLAP if watermark else dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-        changed: list[ArchiveRecord] = []
+        count = 0
         newest: dt.datetime | None = None
         after: tuple[dt.datetime, uuid.UUID] | None = None
-        async with self.database.session() as session:
-            records = ArchiveRecordRepository(session)
-            while True:
-                rows = await records.changed_since(since, after, PAGE)
-                for row in rows:
-                    if self._seen.get(row.document_id) != row.changed_at:
-                        changed.append(row)
-                    newest = row.changed_at
-                if len(rows) < PAGE:
-                    break
-                after = (rows[-1].changed_at, rows[-1].document_id)
+        while True:
+            async with self.database.session() as session:
+                rows = await ArchiveRecordRepository(session).changed_since(since, after, PAGE)
+            changed = [row for row in rows if self._seen.get(row.document_id) != row.changed_at]
+            if changed:
+                await asyncio.to_thread(self.index.upsert, changed)
+                count += len(changed)
+            if rows:
+                newest = rows[-1].changed_at
+                after = (newest, rows[-1].document_id)
+                horizon = newest - 2 * OVERLAP  # only what a later pass may see again is remembered
+                self._seen.update((row.document_id, row.changed_at) for row in changed if row.changed_at >= horizon)
+            if len(rows) < PAGE:
+                break
         self.passes += 1
-        if not changed:
-            return 0
-        await asyncio.to_thread(self.index.upsert, changed)
-        await asyncio.to_thread(self.index.commit, newest)
-        for row in changed:
-            self._seen[row.document_id] = row.changed_at
-        if newest is not None:
-            horizon = newest - 2 * OVERLAP
-            self._seen = {k: v for k, v in self._seen.items() if v >= horizon}
-        return len(changed)
+        if count:
+            await asyncio.to_thread(self.index.commit, newest)
+            if newest is not None:
+                horizon = newest - 2 * OVERLAP
+                self._seen = {k: v for k, v in self._seen.items() if v >= horizon}
+        return count
 
 
 class TextEnricher:
