@@ -21,7 +21,8 @@ from services.archive.search.repository import SearchRepository
 from services.archive.search.service import SearchService
 from services.settings import Settings
 from shared.auth import Principal, Scope, TokenIssuer, load_issuer
-from shared.clients import RegistryClient
+from shared.cache import TTLCache
+from shared.clients import DIRECTORY_EVENTS, RegistryClient
 from shared.db import SessionDep
 from shared.messaging import Broker
 from shared.runtime import runtime_of
@@ -45,7 +46,7 @@ class ArchiveRuntime(ServiceRuntime):
             settings,
             messaging,
             consumers=consumers(settings.archive),
-            listeners=[Listener(EVENTS, self._event)],
+            listeners=[Listener(EVENTS, self._event), Listener(DIRECTORY_EVENTS, self._directory_changed)],
             broker=broker,
             transports=transports,
         )
@@ -55,6 +56,7 @@ class ArchiveRuntime(ServiceRuntime):
         self._index: ArchiveIndex | None = None
         self._slot_lock: IO[str] | None = None
         self._issuer: TokenIssuer | None = None
+        self._subtrees: TTLCache[str, list[str]] = TTLCache(60)
         self.feeder: IndexFeeder | None = None
         self.enricher: TextEnricher | None = None
         self.extractor = TextExtractor(
@@ -80,6 +82,16 @@ class ArchiveRuntime(ServiceRuntime):
 
     def registry(self) -> RegistryClient:
         return RegistryClient(self.client("registry"), self.internal_authorization)
+
+    async def subtree(self, code: str) -> list[str] | None:
+        """An agency and every agency below it, from the registry, kept a minute (emptied by the
+        registry's directory events)."""
+        if (cached := self._subtrees.get(code)) is not None:
+            return cached
+        codes = await self.registry().subtree(code)
+        if codes is not None:
+            self._subtrees.set(code, codes)
+        return codes
 
     async def open_index(self) -> None:
         """Claim this replica's index slot; rebuild it from the records when it is missing, corrupt
@@ -138,6 +150,9 @@ class ArchiveRuntime(ServiceRuntime):
         if self.enricher is not None:
             self.enricher.wake()
 
+    async def _directory_changed(self, _envelope: object) -> None:
+        self._subtrees.clear()
+
     def changed(self) -> None:
         """A record changed through this replica's API: index it, and fill its text, soon."""
         if self.feeder is not None:
@@ -158,8 +173,7 @@ async def record_service(session: SessionDep) -> RecordService:
 
 
 async def search_service(session: SessionDep, runtime: ArchiveRuntimeDep) -> SearchService:
-    registry = runtime.registry()
-    return SearchService(runtime.index, SearchRepository(session), registry.subtree)
+    return SearchService(runtime.index, SearchRepository(session), runtime.subtree)
 
 
 def reader_of(principal: Principal) -> Reader:
