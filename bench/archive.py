@@ -373,9 +373,8 @@ async def main() -> None:
     print("\nsearch, top 20, one at a time: through the gateway p50 / p95 ms | raw Tantivy p50 / p95 ms | matches")
     for reader, label, q, filters, matches, (p50, p95), (r50, r95) in rows:
         shown = " ".join(f"{k}={v}" for k, v in filters.items())
-        print(
-            f"  {reader} {label:<32} {q!r:<26} {shown:<40} {p50:6.1f} / {p95:6.1f} | {r50:6.2f} / {r95:6.2f} | {matches:,}"
-        )
+        figures = f"{p50:6.1f} / {p95:6.1f} | {r50:6.2f} / {r95:6.2f} | {matches:,}"
+        print(f"  {reader} {label:<32} {q!r:<26} {shown:<40} {figures}")
     per_search = {name: (cpu_after[name] - cpu_before[name]) / searches for name in pids}
     print(f"CPU per search: archive {per_search['archive']:.2f} ms, gateway {per_search['gateway']:.2f} ms")
     print("target: p95 under 50 ms through the gateway")

@@ -136,11 +136,17 @@ class ArchiveRuntime(ServiceRuntime):
         tasks.append(asyncio.create_task(self.enricher.run(), name="archive-text-enricher"))
 
         async def stop() -> None:
+            feeder.stop()
+            if self.enricher is not None:
+                self.enricher.stop()
             for task in tasks:
-                task.cancel()
-            for task in tasks:
+                # cancel until done: on Python 3.11 asyncio.wait_for may swallow a cancellation
+                # that arrives as its timeout fires (the loops also see their stop flag)
+                while not task.done():
+                    task.cancel()
+                    await asyncio.wait({task}, timeout=0.5)
                 with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                    task.result()
 
         self.on_shutdown(stop)
 

@@ -85,8 +85,13 @@ class IndexFeeder:
         self._wake = asyncio.Event()
         self._seen: dict[uuid.UUID, dt.datetime] = {}
         self.passes = 0
+        self._stopping = False
 
     def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping = True
         self._wake.set()
 
     async def on_event(self, _envelope: Envelope) -> None:
@@ -94,7 +99,7 @@ class IndexFeeder:
         self.wake()
 
     async def run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self.catch_up()
             except asyncio.CancelledError:
@@ -161,8 +166,13 @@ class TextEnricher:
         self.max_chars = max_chars
         self.changed = changed
         self._wake = asyncio.Event()
+        self._stopping = False
 
     def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping = True
         self._wake.set()
 
     async def on_event(self, envelope: Envelope) -> None:
@@ -170,9 +180,9 @@ class TextEnricher:
             self.wake()
 
     async def run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
-                while await self.enrich_some():
+                while not self._stopping and await self.enrich_some():
                     pass
             except asyncio.CancelledError:
                 raise
