@@ -24,6 +24,7 @@ from shared.text import fold
 
 MAX_OFFSET = 10_000
 SNIPPET_CHARS = 240
+SNIPPET_SCAN_CHARS = 20_000  # the passage is looked for in the text's beginning
 
 SubtreeLookup = Callable[[str], Awaitable[list[str] | None]]
 
@@ -128,7 +129,8 @@ class SearchService:
         hits, total = await asyncio.to_thread(self.index.search, query, limit=limit, offset=offset)
         counted = await asyncio.to_thread(self.index.facets, query) if facets else None
         rows = await self.records.hits([_uuid(i) for _, i in hits])
-        items = [hit_of(rows[_uuid(i)], score, parsed) for score, i in hits if _uuid(i) in rows]
+        pattern = highlight_pattern(parsed)
+        items = [hit_of(rows[_uuid(i)], score, pattern) for score, i in hits if _uuid(i) in rows]
         more = offset + len(hits) < total and len(hits) == limit
         return SearchPage(
             total=total,
@@ -165,14 +167,16 @@ def spans(pattern: re.Pattern[str] | None, text: str) -> list[tuple[int, int]]:
 
 def snippet(pattern: re.Pattern[str] | None, text: str) -> tuple[str, list[tuple[int, int]]]:
     """The passage of ``text`` (``SNIPPET_CHARS`` long) with the most matches, and their ranges in it."""
-    found = spans(pattern, text)
+    found = spans(pattern, text[:SNIPPET_SCAN_CHARS])
     if not found:
         return text[:SNIPPET_CHARS], []
-    best, best_count = found[0][0], 0
-    for i, (start, _) in enumerate(found):
-        count = sum(1 for s, e in found[i:] if e <= start + SNIPPET_CHARS)
-        if count > best_count:
-            best, best_count = start, count
+    best, best_count, last = found[0][0], 0, 0
+    for first, (start, _) in enumerate(found):  # a sliding window over the matches: linear
+        last = max(last, first)
+        while last + 1 < len(found) and found[last + 1][1] <= start + SNIPPET_CHARS:
+            last += 1
+        if last - first + 1 > best_count:
+            best, best_count = start, last - first + 1
     begin = max(0, best - SNIPPET_CHARS // 4)
     while begin > 0 and not text[begin - 1].isspace() and best - begin < SNIPPET_CHARS // 2:
         begin -= 1
@@ -180,8 +184,7 @@ def snippet(pattern: re.Pattern[str] | None, text: str) -> tuple[str, list[tuple
     return text[begin:end], [(s - begin, e - begin) for s, e in found if s >= begin and e <= end]
 
 
-def hit_of(record: ArchiveRecord, score: float, parsed: ParsedQuery) -> SearchHit:
-    pattern = highlight_pattern(parsed)
+def hit_of(record: ArchiveRecord, score: float, pattern: re.Pattern[str] | None) -> SearchHit:
     body = record.text if record.text else searchable_text(record)
     passage, marks = snippet(pattern, body)
     return SearchHit(
