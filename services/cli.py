@@ -622,6 +622,7 @@ def archive_import(
     a second run skips what the first did; failures, with their reasons, in import-report.csv."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    from services.archive.extractor import TextExtractor
     from services.archive.record.importer import REPORT, import_folder
     from shared.db import Database
     from shared.migrations import upgrade
@@ -642,6 +643,12 @@ def archive_import(
                     files_dir,
                     ingested_by=agency,
                     progress=lambda done, total: bar.update(task, completed=done, total=total),
+                    extractor=TextExtractor(
+                        timeout_seconds=settings.archive.extract_timeout_seconds,
+                        memory_mb=settings.archive.extract_memory_mb,
+                        languages=settings.archive.ocr_languages,
+                        max_chars=settings.archive.max_text_chars,
+                    ),
                 )
         finally:
             await database.dispose()

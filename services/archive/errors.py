@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from shared.errors import BadRequestError, NotFoundError, PayloadTooLargeError, UnsupportedMediaTypeError
+from shared.errors import (
+    BadRequestError,
+    LienThongError,
+    NotFoundError,
+    PayloadTooLargeError,
+    UnsupportedMediaTypeError,
+)
 
 
 class ArchiveRecordNotFoundError(NotFoundError):
@@ -28,3 +34,7 @@ class ArchiveFileTooLargeError(PayloadTooLargeError):
 class ArchiveMetadataInvalidError(BadRequestError):
     status = 422
     code, title = "archive_metadata_invalid", "The record's metadata is not valid"
+
+
+class ArchiveFileUnreadableError(LienThongError):
+    status, code, title = 422, "archive_file_unreadable", "The scan cannot be read"

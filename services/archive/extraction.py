@@ -1,7 +1,8 @@
 """Text out of a file: the PDF text layer, DOCX and ODT (a ZIP of XML, read with bounded
 decompression), plain text, and OCR (Tesseract, Vietnamese) for scans without a text layer.
 
-Runs in a process of its own (``python -m services.archive.extraction CONTENT_TYPE``: the file on
+Runs in a process of its own (``python -m services.archive.extraction CONTENT_TYPE [LANGUAGES |
+--check]``: the file on
 stdin, the text as JSON on stdout), started by :mod:`services.archive.extractor` with a time
 limit and an address-space limit: a hostile file can make it fail, never stall or bloat the archive.
 """
@@ -52,6 +53,33 @@ def extract(data: bytes, content_type: str, *, languages: str = "vie", max_chars
     else:
         text = ""
     return text[:max_chars]
+
+
+def check(data: bytes, content_type: str) -> None:
+    """Raise ExtractionError unless the scan can be read: a PDF with pages, an image Pillow decodes."""
+    if content_type == PDF:
+        from pypdf import PdfReader
+        from pypdf.errors import PyPdfError
+
+        try:
+            reader = PdfReader(io.BytesIO(data), strict=False)
+            if reader.is_encrypted:
+                raise ExtractionError("the PDF is encrypted")
+            if len(reader.pages) == 0:
+                raise ExtractionError("the PDF has no page")
+        except ExtractionError:
+            raise
+        except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError) as exc:
+            raise ExtractionError(f"not a readable PDF: {exc}") from exc
+    elif content_type in IMAGES:
+        from PIL import Image, UnidentifiedImageError
+
+        Image.MAX_IMAGE_PIXELS = 200_000_000  # a page at 600 dpi is ~35 M: beyond, a decompression bomb
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                image.verify()
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+            raise ExtractionError(f"not a readable image: {exc}") from exc
 
 
 def pdf_text(data: bytes) -> str:
@@ -172,6 +200,10 @@ def main() -> None:
     max_chars = int(sys.argv[3]) if len(sys.argv) > 3 else 200_000
     data = sys.stdin.buffer.read()
     try:
+        if languages == "--check":
+            check(data, content_type)
+            json.dump({"text": ""}, sys.stdout)
+            return
         text = extract(data, content_type, languages=languages, max_chars=max_chars)
     except ExtractionError as exc:
         json.dump({"error": str(exc)}, sys.stdout)

@@ -39,15 +39,22 @@ class TextExtractor:
         self.max_chars = max_chars
         self._slots = asyncio.Semaphore(concurrency)
 
+    async def check(self, data: bytes, content_type: str) -> str | None:
+        """Why a scan cannot be read (None: it can), checked in the same bounded worker."""
+        return (await self._run(data, content_type, "--check")).error
+
     async def extract(self, data: bytes, content_type: str) -> Extracted:
         """The file's text, or why there is none (a malformed file, a time or memory overrun)."""
+        return await self._run(data, content_type, self.languages)
+
+    async def _run(self, data: bytes, content_type: str, mode: str) -> Extracted:
         async with self._slots:
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
                 "services.archive.extraction",
                 content_type,
-                self.languages,
+                mode,
                 str(self.max_chars),
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,

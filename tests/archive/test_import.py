@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from services.archive.extractor import TextExtractor
 from services.archive.record.importer import REPORT, import_folder
 from services.demo.pdf import make_pdf
 from shared.db import Database
@@ -31,15 +32,25 @@ async def test_a_folder_is_imported_once_and_what_failed_is_reported(
         encoding="utf-8",
     )
     progress: list[int] = []
+    (folder / "c.pdf").write_bytes(b"%PDF-1.7 broken")
+    with (folder / "manifest.csv").open("a", encoding="utf-8") as manifest:
+        manifest.write("c.pdf,9,QĐ-UBND,Quyết định,Hỏng bên trong,2000-01-02,000.00.00.H41,\n")
+    extractor = TextExtractor(timeout_seconds=30, memory_mb=512, languages="vie", max_chars=1000)
     first = await import_folder(
-        database, folder, tmp_path / "files", ingested_by=None, progress=lambda d, _t: progress.append(d)
+        database,
+        folder,
+        tmp_path / "files",
+        ingested_by=None,
+        progress=lambda d, _t: progress.append(d),
+        extractor=extractor,
     )
-    assert (first.total, first.created, first.existing, progress) == (4, 1, 0, [1, 2, 3, 4])
+    assert (first.total, first.created, first.existing, progress) == (5, 1, 0, [1, 2, 3, 4, 5])
     reasons = {row: reason for row, _name, reason in first.failed}
-    assert set(reasons) == {3, 4, 5}
+    assert set(reasons) == {3, 4, 5, 6}
     assert "not a scan" in reasons[3] and "outside" in reasons[4] and "promulgation_date" in reasons[5]
+    assert "cannot be read" in reasons[6]
     with (folder / REPORT).open(encoding="utf-8") as report:
-        assert [row["row"] for row in csv.DictReader(report)] == ["3", "4", "5"]
+        assert [row["row"] for row in csv.DictReader(report)] == ["3", "4", "5", "6"]
 
-    again = await import_folder(database, folder, tmp_path / "files", ingested_by=None)
-    assert (again.created, again.existing, len(again.failed)) == (0, 1, 3)  # resumed: nothing twice
+    again = await import_folder(database, folder, tmp_path / "files", ingested_by=None, extractor=extractor)
+    assert (again.created, again.existing, len(again.failed)) == (0, 1, 4)  # resumed: nothing twice

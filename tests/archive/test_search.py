@@ -335,17 +335,15 @@ async def test_malformed_scans_and_metadata_get_4xx(
     assert_problem(response, status, code)
 
 
-async def test_a_malformed_pdf_is_recorded_with_its_failure(corpus: Corpus) -> None:
+@pytest.mark.parametrize(
+    "scan",
+    [b"%PDF-1.7\n garbage without objects", b"\x89PNG\r\n\x1a\n not an image", b"\xff\xd8\xff\xe0 truncated"],
+)
+async def test_a_scan_that_cannot_be_read_is_refused_and_nothing_kept(corpus: Corpus, scan: bytes) -> None:
     api, owner = corpus.api, corpus.child
-    files = {"file": ("broken.pdf", b"%PDF-1.7\n garbage", "application/pdf")}
+    files = {"file": ("broken", scan, "application/octet-stream")}
     response = await api.http.post(
         "/v1/archive/records", data=digitised(code_number="113"), files=files, headers=owner.auth
     )
-    assert response.status_code == 201, response.text
-    document_id = response.json()["document_id"]
-
-    async def failed() -> bool:
-        record = await get_json(api, owner, f"/v1/archive/records/{document_id}")
-        return bool(record["text_status"] == "failed")
-
-    await wait_until(failed, within=10, what="the extraction's failure recorded")
+    assert_problem(response, 422, "archive_file_unreadable")
+    assert await found(api, owner, "113/QĐ-UBND", source="digitised") == set()

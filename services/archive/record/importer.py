@@ -19,6 +19,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from services.archive.errors import ArchiveFileInvalidError
+from services.archive.extractor import TextExtractor
 from services.archive.record import files
 from services.archive.record.repository import ArchiveRecordRepository
 from services.archive.record.schemas import DigitisedRecordCreate
@@ -78,8 +79,10 @@ async def import_folder(
     *,
     ingested_by: str | None,
     progress: Callable[[int, int], None] | None = None,
+    extractor: TextExtractor | None = None,
 ) -> ImportReport:
-    """Ingest every row of the folder's manifest; write the report of failures next to it."""
+    """Ingest every row of the folder's manifest (each scan checked readable by ``extractor``);
+    write the report of failures next to it."""
     rows = read_manifest(directory)
     report = ImportReport(total=len(rows))
     for number, row in enumerate(rows, start=2):  # row 1 is the header
@@ -88,6 +91,8 @@ async def import_folder(
             data = _metadata(row)
             body = await asyncio.to_thread(_scan, directory, name)
             content_type = files.sniff(body[:16])
+            if extractor is not None and (problem := await extractor.check(body, content_type)) is not None:
+                raise ValueError(f"the scan cannot be read: {problem}")
             sha256 = await asyncio.to_thread(files.store, files_dir, body)
             async with database.session() as session:
                 _, created = await RecordService(ArchiveRecordRepository(session)).ingest_digitised(

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from services.archive.dependencies import ArchiveRuntimeDep, RecordServiceDep, reader_of
-from services.archive.errors import ArchiveFileTooLargeError, ArchiveMetadataInvalidError
+from services.archive.errors import ArchiveFileTooLargeError, ArchiveFileUnreadableError, ArchiveMetadataInvalidError
 from services.archive.record import files
 from services.archive.record.schemas import ArchiveRecordRead, DigitisedRecordCreate, RetentionPage
 from services.archive.record.service import Reader, digitised_id, record_read
@@ -48,15 +48,17 @@ async def ingest_record(
     metadata: Annotated[str, Form(description="DigitisedRecordCreate as JSON")],
     file: Annotated[UploadFile, File(description="the scan: PDF (with or without a text layer), PNG, JPEG, TIFF")],
 ) -> JSONResponse:
-    """Ingest a digitised paper record: its scan and metadata. Its text (the PDF's text layer, or
-    OCR in Vietnamese) is extracted next and becomes searchable; readable by your agency and the
-    issuer. The same scan and metadata again answer 200 with the record kept before."""
+    """Ingest a digitised paper record: its scan and metadata (a scan that cannot be read: 422).
+    Its text (the PDF's text layer, or OCR in Vietnamese) is extracted next and becomes searchable;
+    readable by your agency and the issuer. The same scan and metadata again answer 200 with the record kept before."""
     agency = agency_of(principal)
     data = parse_metadata(metadata)
     body = await file.read(MAX_SCAN_BYTES + 1)
     if len(body) > MAX_SCAN_BYTES:
         raise ArchiveFileTooLargeError(f"A scan may be {MAX_SCAN_BYTES} bytes at most")
     content_type = files.sniff(body[:16])
+    if (problem := await runtime.extractor.check(body, content_type)) is not None:
+        raise ArchiveFileUnreadableError(f"The scan cannot be read: {problem}")
     sha256 = await asyncio.to_thread(files.store, runtime.files_dir, body)
     record, created = await records.ingest_digitised(
         document_id=digitised_id(data, sha256),
