@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import pytest
+
 from services.archive.extractor import TextExtractor
 from services.archive.record.importer import REPORT, import_folder
 from services.demo.pdf import make_pdf
@@ -54,3 +56,28 @@ async def test_a_folder_is_imported_once_and_what_failed_is_reported(
 
     again = await import_folder(database, folder, tmp_path / "files", ingested_by=None, extractor=extractor)
     assert (again.created, again.existing, len(again.failed)) == (0, 1, 4)  # resumed: nothing twice
+
+
+def test_the_archive_commands_run_on_the_embedded_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``lienthong archive import``, ``reindex`` and ``retention`` on a var dir of their own."""
+    from typer.testing import CliRunner
+
+    from services.cli import app
+
+    monkeypatch.setenv("LIENTHONG_VAR_DIR", str(tmp_path / "var"))
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    (folder / "a.pdf").write_bytes(make_pdf(["Quyet dinh so 5"]))
+    (folder / "manifest.csv").write_text(
+        HEADER + "a.pdf,5,QĐ-UBND,Quyết định,Quyết định về đất đai,2000-01-02,000.00.00.H41,20\n", encoding="utf-8"
+    )
+    runner = CliRunner()
+    imported = runner.invoke(app, ["archive", "import", str(folder)])
+    assert imported.exit_code == 0, imported.output
+    assert "1 imported" in imported.output
+    reindexed = runner.invoke(app, ["archive", "reindex"])
+    assert reindexed.exit_code == 0, reindexed.output
+    assert "slot-0: 1 records indexed" in reindexed.output
+    assert (tmp_path / "var" / "archive-index" / "slot-0" / "state.json").exists()
+    ended = runner.invoke(app, ["archive", "retention", "--as-of", "2020-01-02"])
+    assert ended.exit_code == 0 and "1 record(s) reached the end" in ended.output and "5/QĐ-UBND" in ended.output
