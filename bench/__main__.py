@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from bench import channels, exchange, gateway, outbox_relay, registry, send, signature
+from bench import archive, channels, exchange, gateway, outbox_relay, registry, send, signature
 
 BENCHMARKS = {
     "outbox_relay": outbox_relay.main,
@@ -15,6 +15,7 @@ BENCHMARKS = {
     "send": send.main,
     "signature": signature.main,
     "gateway": gateway.main,
+    "archive": archive.main,
 }
 
 
