@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-12)
 
-.PHONY: run up test lint bench demo migrate services clean
+.PHONY: run up test lint bench demo migrate services ocr clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,10 +13,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	@rm -f $(VENV)/.installed-* && touch $@
 
-run: $(STAMP) ## the whole system in one process (embedded mode) on http://127.0.0.1:8000
+run: $(STAMP) ocr ## the whole system in one process (embedded mode) on http://127.0.0.1:8000
 	$(BIN)/lienthong dev
 
-up: $(STAMP) services ## every service its own process, on PostgreSQL and RabbitMQ
+up: $(STAMP) services ocr ## every service its own process, on PostgreSQL and RabbitMQ
 	$(BIN)/lienthong up
 
 demo: $(STAMP) ## the demo exchange against a running instance
@@ -28,11 +28,14 @@ migrate: $(STAMP)
 services: ## make sure PostgreSQL and RabbitMQ answer (starts them if installed and stopped)
 	@bash .ci/services.sh
 
+ocr: ## make sure Tesseract with Vietnamese is installed (apt-get install tesseract-ocr tesseract-ocr-vie as root)
+	@bash .ci/ocr.sh
+
 # pytest-xdist workers (auto: one per core; 0: everything in one process). Each worker has its own
 # databases, broker prefix and templates; the tests that start processes share one worker.
 PYTEST_WORKERS ?= auto
 
-test: $(STAMP) services ## the whole suite, against the real PostgreSQL and RabbitMQ
+test: $(STAMP) services ocr ## the whole suite, against the real PostgreSQL and RabbitMQ
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 lint: $(STAMP)

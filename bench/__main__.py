@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from bench import channels, exchange, outbox_relay, registry, send, signature
+from bench import archive, channels, exchange, gateway, outbox_relay, registry, send, signature
 
 BENCHMARKS = {
     "outbox_relay": outbox_relay.main,
@@ -14,6 +14,8 @@ BENCHMARKS = {
     "channels": channels.main,
     "send": send.main,
     "signature": signature.main,
+    "gateway": gateway.main,
+    "archive": archive.main,
 }
 
 

@@ -14,6 +14,12 @@ class GatewaySection(BaseModel):
     workers: int = Field(default=1, ge=1, le=64, description="processes answering on the gateway's port")
     token_ttl_seconds: int = Field(default=900, gt=0, le=86400, description="access token lifetime")
     service_timeout_seconds: float = Field(default=30.0, gt=0, description="a proxied call to a service")
+    upstream_keepalive_seconds: float = Field(
+        default=4.0,
+        gt=0,
+        description="an idle pooled connection to a service kept this long: below the services' own keep-alive"
+        " (uvicorn's 5 s), so that the gateway never reuses one a service is closing",
+    )
     ready_timeout_seconds: float = Field(default=5.0, gt=0, description="each service's /ready, from /ready")
     credential_cache_seconds: float = Field(
         default=30.0, ge=0, description="a client's status kept this long (revocation events empty it sooner)"

@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import AsyncIterable
+from urllib.parse import quote
+
 import httpx
 from fastapi import APIRouter, Request
 from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Scope
 
 from gateway.errors import RouteNotFoundError
 from gateway.inprocess import InProcessResponse, upstream_scope
 from gateway.routes import service_for
 from gateway.runtime import GatewayDep
+from gateway.upstream import (
+    NetworkUpstream,
+    UpstreamError,
+    UpstreamTimeoutError,
+    UpstreamURLError,
+    read_answer,
+    stream_answer,
+)
 from shared.errors import DependencyUnavailableError
+from shared.observability import current_request_id
 
 router = APIRouter()
 
@@ -27,13 +41,18 @@ HOP_BY_HOP = {
     "upgrade",
     "host",
 }
-
-
-DROPPED_ANSWER_HEADERS = frozenset(name.encode() for name in HOP_BY_HOP | {"x-request-id"})
+_HOP_BY_HOP = frozenset(name.encode() for name in HOP_BY_HOP)
+_NOT_ANSWERED = _HOP_BY_HOP | {b"x-request-id"}  # the gateway's own request id is the one answered
+DROPPED_ANSWER_HEADERS = _NOT_ANSWERED  # what an in-process service's answer leaves out too
 
 BUFFERED_ANSWER_BYTES = 256 * 1024  # answers up to this size are read whole, larger ones streamed
+# request bodies up to this size are read whole, larger ones streamed: a small one goes to the service
+# in one write with the request's head, and a slow caller does not hold a connection to the service
+BUFFERED_BODY_BYTES = 256 * 1024
 
 _ENCODED_DELIMITERS = (b"%2f", b"%3f", b"%23", b"%5c")
+_NOT_PRINTABLE = re.compile(rb"[^\x21-\x7e]")
+_PRINTABLE = "".join(map(chr, range(0x21, 0x7F)))
 
 
 def _forwardable(request: Request) -> bool:
@@ -48,6 +67,17 @@ def _forwardable(request: Request) -> bool:
     return not any(delimiter in raw for delimiter in _ENCODED_DELIMITERS)
 
 
+def _target(scope: Scope) -> str:
+    """The path and query as the caller sent them (the service decodes them as the gateway did),
+    any byte outside printable ASCII percent-encoded."""
+    raw_path = scope.get("raw_path") or quote(scope["path"]).encode("ascii")
+    query = scope.get("query_string") or b""
+    target = bytes(raw_path + b"?" + query if query else raw_path)
+    if _NOT_PRINTABLE.search(target):
+        return quote(target, safe=_PRINTABLE)
+    return target.decode("ascii")
+
+
 @router.api_route("/v1/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
 async def proxy(path: str, request: Request, gateway: GatewayDep) -> Response:
     """Forward to the owning service (it verifies the token itself)."""
@@ -55,46 +85,136 @@ async def proxy(path: str, request: Request, gateway: GatewayDep) -> Response:
     if service is None:
         raise RouteNotFoundError(f"No API answers {request.url.path}; see /docs")
     await gateway.guard.check(request.headers.get("authorization"))
-    client = gateway.clients[service]
-    # forwarded as the bytes received: header values may hold any latin-1 byte, not only ASCII
-    headers = [(k, v) for k, v in request.headers.raw if k.decode("latin-1").lower() not in HOP_BY_HOP]
-    if request.client:
-        headers.append((b"x-forwarded-for", request.client.host.encode("latin-1")))
+    headers, length, chunked = _forwarded_headers(request)
     if (app := gateway.embedded.get(service)) is not None:  # embedded mode: the service is in this process
         return InProcessResponse(app, upstream_scope(request, service, headers), DROPPED_ANSWER_HEADERS)
-    outbound = client.build_request(
-        request.method,
-        request.url.path,
-        params=str(request.query_params),
-        headers=headers,
-        content=request.stream(),
-    )
+    body: bytes | AsyncIterable[bytes] | None = None
+    if chunked or (length is not None and length > BUFFERED_BODY_BYTES):
+        body = request.stream()  # a large upload is streamed, never held whole in memory
+    elif length:
+        body = await request.body()
+    target = _target(request.scope)
+    upstream = gateway.upstreams.get(service)
+    text_headers = _as_text(headers) if upstream is not None else None
+    if upstream is not None and text_headers is not None:
+        if (request_id := current_request_id()) and not any(name == "x-request-id" for name, _ in text_headers):
+            text_headers.append(("x-request-id", request_id))
+        return await _forward(upstream, service, request.method, target, text_headers, body)
+    return await _forward_httpx(gateway.clients[service], service, request.method, target, headers, body)
+
+
+def _forwarded_headers(request: Request) -> tuple[list[tuple[bytes, bytes]], int | None, bool]:
+    """The headers to forward (hop-by-hop ones left out, ``X-Forwarded-For`` added), the body's
+    ``Content-Length`` and whether it comes chunked."""
+    # forwarded as the bytes received: header values may hold any latin-1 byte, not only ASCII
+    headers: list[tuple[bytes, bytes]] = []
+    length: int | None = None
+    chunked = False
+    for name, value in request.headers.raw:
+        name = name.lower()
+        if name in _HOP_BY_HOP:
+            chunked = chunked or name == b"transfer-encoding"
+            continue
+        if name == b"content-length" and value.isdigit():
+            length = int(value)
+        headers.append((name, value))
+    if request.client:
+        headers.append((b"x-forwarded-for", request.client.host.encode("latin-1")))
+    return headers, length, chunked
+
+
+def _as_text(headers: list[tuple[bytes, bytes]]) -> list[tuple[str, str]] | None:
+    """The headers as text aiohttp writes back as the same bytes (UTF-8); None if a value is not UTF-8."""
+    try:
+        return [(name.decode("latin-1"), value.decode()) for name, value in headers]
+    except UnicodeDecodeError:
+        return None
+
+
+def _answer_headers(raw: list[tuple[bytes, bytes]] | tuple[tuple[bytes, bytes], ...]) -> list[tuple[bytes, bytes]]:
+    return [(name, value) for name, value in raw if name.lower() not in _NOT_ANSWERED]
+
+
+def _buffered(length: bytes | None) -> bool:
+    """Whether an answer of this ``Content-Length`` is read whole and sent as one: a streaming
+    response costs a task group and a disconnect listener per request, the most of the proxy's
+    own time for a small answer."""
+    return length is not None and length.isdigit() and int(length) <= BUFFERED_ANSWER_BYTES
+
+
+async def _forward(
+    upstream: NetworkUpstream,
+    service: str,
+    method: str,
+    target: str,
+    headers: list[tuple[str, str]],
+    body: bytes | AsyncIterable[bytes] | None,
+) -> Response:
+    """Forward through the pooled aiohttp session of a service reached over the network."""
+    try:
+        answer = await upstream.send(method, target, headers, body)
+    except UpstreamURLError as exc:
+        raise RouteNotFoundError(f"No API answers {target!r}") from exc
+    except UpstreamTimeoutError as exc:
+        raise DependencyUnavailableError(f"The {service} service did not answer in time; retry later") from exc
+    except UpstreamError as exc:
+        raise DependencyUnavailableError(f"The {service} service is unavailable ({exc}); retry later") from exc
+    headers_raw = _answer_headers(answer.raw_headers)
+    if _buffered(next((v for k, v in answer.raw_headers if k.lower() == b"content-length"), None)):
+        try:
+            content = await read_answer(answer)
+        except UpstreamError as exc:
+            raise DependencyUnavailableError(
+                f"The {service} service broke off its answer ({exc}); retry later"
+            ) from exc
+        except UpstreamTimeoutError as exc:
+            raise DependencyUnavailableError(f"The {service} service did not answer in time; retry later") from exc
+        response = Response(content, status_code=answer.status)
+    else:
+
+        async def release() -> None:
+            answer.release()
+
+        response = StreamingResponse(
+            stream_answer(answer), status_code=answer.status, background=BackgroundTask(release)
+        )
+    response.raw_headers = headers_raw  # the service's Content-Length: the body is forwarded as sent
+    return response
+
+
+async def _forward_httpx(
+    client: httpx.AsyncClient,
+    service: str,
+    method: str,
+    target: str,
+    headers: list[tuple[bytes, bytes]],
+    body: bytes | AsyncIterable[bytes] | None,
+) -> Response:
+    """Forward through the service's httpx client (in-process services, ``https://`` URLs, header
+    values that are not UTF-8)."""
+    outbound = client.build_request(method, target, headers=headers, content=body)
     try:
         upstream = await client.send(outbound, stream=True)
     except httpx.InvalidURL as exc:
-        raise RouteNotFoundError(f"No API answers {request.url.path!r}") from exc
+        raise RouteNotFoundError(f"No API answers {target!r}") from exc
     except httpx.TimeoutException as exc:
         raise DependencyUnavailableError(f"The {service} service did not answer in time; retry later") from exc
     except httpx.HTTPError as exc:
         raise DependencyUnavailableError(f"The {service} service is unavailable ({exc}); retry later") from exc
-    response_headers = {k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP | {"x-request-id"}}
-    length = upstream.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) <= BUFFERED_ANSWER_BYTES:
-        # a small answer (JSON, a problem) is read whole and sent as one: a streaming response costs
-        # a task group and a disconnect listener per request, the most of the proxy's own time
+    headers_raw = _answer_headers(upstream.headers.raw)
+    if _buffered(upstream.headers.get("content-length", "").encode("latin-1") or None):
         try:
-            body = await upstream.aread()
+            content = b"".join([chunk async for chunk in upstream.aiter_raw()])
         except httpx.HTTPError as exc:
             raise DependencyUnavailableError(
                 f"The {service} service broke off its answer ({exc}); retry later"
             ) from exc
         finally:
             await upstream.aclose()
-        response_headers.pop("content-length", None)
-        return Response(body, status_code=upstream.status_code, headers=response_headers)
-    return StreamingResponse(
-        upstream.aiter_raw(),
-        status_code=upstream.status_code,
-        headers=response_headers,
-        background=BackgroundTask(upstream.aclose),
-    )
+        response = Response(content, status_code=upstream.status_code)
+    else:
+        response = StreamingResponse(
+            upstream.aiter_raw(), status_code=upstream.status_code, background=BackgroundTask(upstream.aclose)
+        )
+    response.raw_headers = headers_raw  # the service's Content-Length: the body is forwarded as sent
+    return response

@@ -1,5 +1,6 @@
-"""What the gateway owns while it runs: the token issuer and verifier, a pooled client per service,
-the registry client and the credential guard, the broker it hears revocations on."""
+"""What the gateway owns while it runs: the token issuer and verifier, a pooled client per service
+(and the proxy's aiohttp pool to each service reached over plain HTTP), the registry client and the
+credential guard, the broker it hears revocations on."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import httpx
 from fastapi import Depends, FastAPI, Request
 
 from gateway.guard import CredentialGuard
+from gateway.upstream import NetworkUpstream
 from shared.auth import Scope, TokenIssuer
 from shared.auth import load_issuer as load_signing_key
 from shared.clients import CREDENTIAL_EVENTS, RegistryClient
@@ -46,6 +48,7 @@ class GatewayRuntime(AppRuntime):
         self.broker: Broker | None = broker
         self._shared_broker = broker is not None
         self.clients: dict[str, httpx.AsyncClient] = {}
+        self.upstreams: dict[str, NetworkUpstream] = {}  # the proxy's fast path (see gateway.upstream)
         self._issuer: TokenIssuer | None = None
         self._guard: CredentialGuard | None = None
         self._stack: AsyncExitStack | None = None
@@ -86,7 +89,18 @@ class GatewayRuntime(AppRuntime):
                     timeout=settings.gateway.service_timeout_seconds,
                 )
                 stack.push_async_callback(client.aclose)
+                url = settings.section(name).url
+                if name not in self.transports and url.startswith("http://"):
+                    self.upstreams[name] = upstream = NetworkUpstream(
+                        url,
+                        max_connections=settings.http.max_connections,
+                        connect_timeout=settings.http.connect_timeout_seconds,
+                        timeout=settings.gateway.service_timeout_seconds,
+                        keepalive=settings.gateway.upstream_keepalive_seconds,
+                    )
+                    stack.push_async_callback(upstream.close)
             stack.callback(self.clients.clear)
+            stack.callback(self.upstreams.clear)
             self._guard = CredentialGuard(self.verifier, self.registry(), settings.gateway.credential_cache_seconds)
             if self.broker is None:
                 broker = create_broker(settings.broker_url, settings.broker_prefix)

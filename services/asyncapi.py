@@ -145,7 +145,8 @@ def service_queues() -> tuple[ServiceQueue, ...]:
             "archive",
             consumer.name,
             consumer.bindings,
-            f"The archive's `{consumer.name}` consumer: keeps each document's archive record.",
+            f"The archive's `{consumer.name}` consumer: reflects each document event on the document's "
+            "archive record (searchable in each replica's index).",
         )
         for consumer in CONSUMERS
     )

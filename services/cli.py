@@ -42,6 +42,10 @@ blobs_app = typer.Typer(
     help="The exchange's attachment store: find and delete blobs no document references.", no_args_is_help=True
 )
 app.add_typer(blobs_app, name="blobs")
+archive_app = typer.Typer(
+    help="The archive: rebuild its search index, import digitised records, report retention.", no_args_is_help=True
+)
+app.add_typer(archive_app, name="archive")
 console = Console(soft_wrap=True)
 
 TOPOLOGY_DATABASE = "postgresql+asyncpg://postgres@127.0.0.1:5432/lienthong"
@@ -55,6 +59,22 @@ KEEP_ALIVE_SECONDS = 75
 
 
 SERVE_ENV = "LIENTHONG_SERVE"  # the service a worker process builds (``serve --workers``)
+
+
+# the collector's first generation runs after this many new objects (CPython: 700): a request
+# allocates thousands, so the default ran several collections per document (docs/performance.md)
+GC_THRESHOLD = (10_000, 10, 10)
+
+
+def settle_heap() -> None:
+    """Move what start-up built (modules, classes, the app) out of the collector's reach
+    (``gc.freeze``) and collect young objects less often: a server's cyclic garbage collection
+    then looks at what its requests allocate, not at every object it imported."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLD)
 
 
 def _serve(asgi_app: FastAPI | str, host: str, port: int, workers: int = 1) -> None:
@@ -74,6 +94,7 @@ def _serve(asgi_app: FastAPI | str, host: str, port: int, workers: int = 1) -> N
     if isinstance(asgi_app, str):
         uvicorn.run(asgi_app, factory=True, workers=workers, **options)
     else:
+        settle_heap()
         uvicorn.Server(uvicorn.Config(asgi_app, **options)).run()
 
 
@@ -85,7 +106,9 @@ def service_app() -> FastAPI:
     service = os.environ[SERVE_ENV]
     settings = Settings()
     configure_logging(settings.log_level, settings.log_json)
-    return _service_app(service, settings)
+    app = _service_app(service, settings)
+    settle_heap()
+    return app
 
 
 def _service_app(service: str, settings: Settings) -> FastAPI:
@@ -561,6 +584,151 @@ def blobs_sweep(
             f"would delete {len(report.unreferenced)} blob(s), {report.unreferenced_bytes} bytes; "
             "nothing deleted (dry run: pass --apply to delete them)"
         )
+
+
+@archive_app.command("reindex")
+def archive_reindex() -> None:
+    """Rebuild the archive's search index from its records, with a progress bar; each slot (a
+    replica's index) not held by a running archive is rebuilt whole and swapped in when complete."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+
+    from services.archive.indexer import rebuild
+    from services.archive.search.index import ArchiveIndex, try_slot
+    from shared.db import Database
+    from shared.migrations import upgrade
+
+    settings = Settings()
+    index_dir = settings.archive.index_dir or settings.var_dir / "archive-index"
+    index_dir.mkdir(parents=True, exist_ok=True)
+    numbers = sorted(int(p.name.split("-")[1]) for p in index_dir.glob("slot-*") if p.name.split("-")[1].isdigit())
+
+    async def run() -> None:
+        url = settings.database_url_for("archive")
+        await upgrade("archive", url)
+        database = Database(url, "archive")
+        try:
+            for number in numbers or [0]:
+                held = try_slot(index_dir, number)
+                if held is None:
+                    console.print(
+                        f"[yellow]slot-{number} is held by a running archive replica: restart it after deleting "
+                        f"{index_dir / f'slot-{number}' / 'state.json'} and it rebuilds before serving[/]"
+                    )
+                    continue
+                path, lock = held
+                try:
+                    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+                    with Progress(*columns, TimeRemainingColumn(), console=console) as progress:
+                        task = progress.add_task(f"indexing slot-{number}", total=None)
+
+                        def show(done: int, total: int, task: TaskID = task) -> None:
+                            progress.update(task, completed=done, total=total)
+
+                        index = ArchiveIndex(path, heap_mb=settings.archive.index_heap_mb)
+                        count = await rebuild(index, database, progress=show)
+                        index.close()
+                    console.print(f"slot-{number}: {count} records indexed in {path}")
+                finally:
+                    lock.close()
+        finally:
+            await database.dispose()
+
+    asyncio.run(run())
+
+
+@archive_app.command("import")
+def archive_import(
+    directory: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="scans and their manifest.csv")],
+    agency: Annotated[
+        str | None, typer.Option(help="the agency digitising them (reads them too; default: each issuer)")
+    ] = None,
+) -> None:
+    """Import digitised paper records from a folder with a CSV manifest (docs/archive.md); resumable:
+    a second run skips what the first did; failures, with their reasons, in import-report.csv."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from services.archive.extractor import TextExtractor
+    from services.archive.record.importer import REPORT, import_folder
+    from shared.db import Database
+    from shared.migrations import upgrade
+
+    settings = Settings()
+    files_dir = settings.archive.files_dir or settings.var_dir / "archive-files"
+
+    async def run() -> None:
+        url = settings.database_url_for("archive")
+        await upgrade("archive", url)
+        database = Database(url, "archive")
+        try:
+            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console) as bar:
+                task = bar.add_task(f"importing {directory}", total=None)
+                report = await import_folder(
+                    database,
+                    directory,
+                    files_dir,
+                    ingested_by=agency,
+                    progress=lambda done, total: bar.update(task, completed=done, total=total),
+                    extractor=TextExtractor(
+                        timeout_seconds=settings.archive.extract_timeout_seconds,
+                        memory_mb=settings.archive.extract_memory_mb,
+                        languages=settings.archive.ocr_languages,
+                        max_chars=settings.archive.max_text_chars,
+                    ),
+                )
+        finally:
+            await database.dispose()
+        console.print(
+            f"{report.total} rows: {report.created} imported, {report.existing} already there, "
+            f"{len(report.failed)} failed (see {directory / REPORT}); the archive extracts their text"
+        )
+        for row, name, reason in report.failed[:20]:
+            console.print(f"  row {row} {name}: {reason}")
+        if report.failed:
+            raise typer.Exit(1)
+
+    try:
+        asyncio.run(run())
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from exc
+
+
+@archive_app.command("retention")
+def archive_retention(
+    as_of: Annotated[str | None, typer.Option(help="the day to report on, YYYY-MM-DD (default: today)")] = None,
+) -> None:
+    """List the archive records whose retention period has ended (permanent records never do)."""
+    import datetime as dt
+
+    from services.archive.record.repository import ArchiveRecordRepository
+    from services.archive.record.service import Reader, RecordService
+    from shared.db import Database
+
+    settings = Settings()
+    day = dt.date.fromisoformat(as_of) if as_of else dt.date.today()
+
+    async def run() -> int:
+        database = Database(settings.database_url_for("archive"), "archive")
+        count, cursor = 0, None
+        try:
+            while True:
+                async with database.session() as session:
+                    page = await RecordService(ArchiveRecordRepository(session)).retention(
+                        day, Reader(None, auditor=True), cursor=cursor, limit=500
+                    )
+                for item in page.items:
+                    console.print(
+                        f"{item.document_id}  {item.code}  {item.promulgation_date} + {item.retention_years} y "
+                        f"= {item.ends_on}  {item.sender_code}  {item.subject}"
+                    )
+                count += len(page.items)
+                cursor = page.next_cursor
+                if cursor is None:
+                    return count
+        finally:
+            await database.dispose()
+
+    console.print(f"{asyncio.run(run())} record(s) reached the end of their retention on {day}")
 
 
 if __name__ == "__main__":

@@ -1,16 +1,16 @@
-"""The archive service: every exchanged document recorded (full-text search is its own issue)."""
+"""The archive service: every exchanged document and every digitised record, searchable."""
 
 from __future__ import annotations
 
 import httpx
 from fastapi import FastAPI
 
-from services.archive.consumers import consumers
-from services.archive.models import messaging
+from services.archive.dependencies import ArchiveRuntime
 from services.archive.record.router import router as record_router
+from services.archive.search.router import router as search_router
 from services.settings import Settings
 from shared.messaging import Broker
-from shared.service import ServiceRuntime, create_service_app
+from shared.service import create_service_app
 
 
 def create_app(
@@ -19,19 +19,12 @@ def create_app(
     broker: Broker | None = None,
     transports: dict[str, httpx.AsyncBaseTransport] | None = None,
 ) -> FastAPI:
-    """Build the archive app; it consumes ``document.submitted.v1``."""
+    """Build the archive app; it consumes the exchange's document events and keeps a Tantivy index."""
     settings = settings or Settings()
-    runtime = ServiceRuntime(
-        "archive",
-        settings,
-        messaging,
-        consumers=consumers(settings.archive),
-        broker=broker,
-        transports=transports,
-    )
+    runtime = ArchiveRuntime(settings, broker=broker, transports=transports)
     return create_service_app(
         runtime,
         title="LienThong archive",
-        description="Every document exchanged, recorded and (soon) searchable without diacritics.",
-        routers=[record_router],
+        description="Every document exchanged or digitised, searchable with or without diacritics.",
+        routers=[record_router, search_router],
     )

@@ -2,39 +2,28 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.archive.config import ArchiveSection
 from services.archive.record.repository import ArchiveRecordRepository
-from services.archive.record.service import RecordService, Submission
+from services.archive.record.service import EVENTS, RecordService
 from shared.messaging import Envelope
 from shared.service import BatchConsumer
 
 
-def submission_of(envelope: Envelope) -> Submission:
-    """The archive's view of a ``document.submitted.v1`` event."""
-    data = envelope.data
-    return Submission(
-        document_id=uuid.UUID(data["document_id"]),
-        sender_code=data["sender_code"],
-        code=data["code"],
-        type_name=data["type_name"],
-        subject=data["subject"],
-        recipient_codes=[d["recipient_code"] for d in data["deliveries"]],
-        submitted_at=envelope.occurred_at,
-    )
-
-
 async def on_documents_submitted(session: AsyncSession, envelopes: Sequence[Envelope]) -> None:
-    """``document.submitted.v1``, a batch of them in one transaction: keep each document's record."""
-    await RecordService(ArchiveRecordRepository(session)).record_all([submission_of(e) for e in envelopes])
+    """The exchange's document events, a batch of them in one transaction: each record created or
+    changed as the event says (submitted, statuses, recall, replacement, signature verdict)."""
+    await RecordService(ArchiveRecordRepository(session)).apply_events(envelopes)
+
+
+on_document_events = on_documents_submitted
 
 
 async def on_document_submitted(session: AsyncSession, envelope: Envelope) -> None:
-    """``document.submitted.v1``: keep the document's archive record."""
+    """One exchange event: the record created or changed."""
     await on_documents_submitted(session, [envelope])
 
 
@@ -43,7 +32,7 @@ def consumers(section: ArchiveSection) -> tuple[BatchConsumer, ...]:
     return (
         BatchConsumer(
             "documents",
-            ("document.submitted.v1",),
+            EVENTS,
             on_documents_submitted,
             size=section.batch_size,
             linger_seconds=section.batch_linger_seconds,

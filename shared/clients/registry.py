@@ -232,3 +232,25 @@ class RegistryClient:
         if response.status_code != 200:
             raise self._unexpected(response, "a credential check")
         return GrantedClient.model_validate(response.json())
+
+    async def subtree(self, code: str, *, limit: int = 5000) -> list[str] | None:
+        """Return ``code`` and the codes of every agency below it, at any depth (None: unknown
+        agency); at most ``limit`` codes."""
+        root = await self.agency(code)
+        if root is None:
+            return None
+        codes = [root.code]
+        cursor: str | None = None
+        while len(codes) < limit:
+            params: dict[str, Any] = {"subtree": root.code, "limit": 500}
+            if cursor:
+                params["cursor"] = cursor
+            response = await self._call("GET", "/v1/agencies", params=params)
+            if response.status_code != 200:
+                raise self._unexpected(response, "a subtree listing")
+            page: dict[str, Any] = response.json()
+            codes += [str(item["code"]) for item in page.get("items", [])]
+            cursor = page.get("next_cursor")
+            if not cursor:
+                break
+        return codes[:limit]

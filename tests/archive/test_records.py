@@ -1,5 +1,5 @@
-"""The archive's records: ``document.submitted.v1`` events recorded in batches (one transaction and one
-insert per batch), each once; the single-message path and the service's own API unchanged."""
+"""The archive's records: the exchange's events recorded in batches (one transaction and one insert
+per batch), each once; statuses, recalls, replacements and verdicts reflected."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from services.archive.consumers import CONSUMERS, consumers, on_documents_submit
 from services.archive.errors import ArchiveRecordNotFoundError
 from services.archive.models import ArchiveRecord, messaging
 from services.archive.record.repository import ArchiveRecordRepository
-from services.archive.record.service import RecordService
+from services.archive.record.service import EVENTS, RecordService
 from services.settings import Settings
 from shared.db import Database
 from shared.messaging import Envelope, IdempotentBatchConsumer
@@ -40,6 +40,8 @@ def submitted(n: int, *recipients: str) -> Envelope:
             "type_name": "Kế hoạch",
             "subject": f"Kế hoạch số {n}",
             "deliveries": [{"id": str(uuid.uuid4()), "recipient_code": r} for r in recipients],
+            "urgency": 0,
+            "promulgation_date": "2026-11-28",
         },
     )
 
@@ -76,28 +78,82 @@ async def test_a_batch_of_documents_is_recorded_once_each(database: Database) ->
     async with database.session() as session:
         records = RecordService(ArchiveRecordRepository(session))
         second = await records.get(uuid.UUID(events[1].data["document_id"]), "000.00.04.H41")
-        assert (second.code, second.recipient_codes) == ("2/KH-UBND", ["000.00.03.H41", "000.00.04.H41"])
+        assert (second.code, second.recipient_codes) == ("2/KH-UBND", ["000.00.04.H41"])  # its own copy only
+        seen_by_sender = await records.get(uuid.UUID(events[1].data["document_id"]), SENDER)
+        assert seen_by_sender.recipient_codes == ["000.00.03.H41", "000.00.04.H41"]
         assert second.submitted_at == events[1].occurred_at
         assert (await records.get(uuid.UUID(events[0].data["document_id"]), SENDER)).subject == "Kế hoạch số 1"
         with pytest.raises(ArchiveRecordNotFoundError):
             await records.get(uuid.UUID(events[0].data["document_id"]), "000.00.09.H41")
 
 
-async def test_the_single_record_api_still_records_one_document(database: Database) -> None:
-    document_id = uuid.uuid4()
+def event(type: str, **data: object) -> Envelope:
+    return Envelope(
+        id=str(uuid.uuid4()),
+        type=type,
+        source="exchange",
+        occurred_at=dt.datetime(2026, 11, 29, 2, 0, tzinfo=dt.UTC),
+        data=data,
+    )
+
+
+async def test_statuses_recall_replacement_and_verdict_are_reflected(database: Database) -> None:
+    """Each exchange event changes the record as the exchange changed the document; a recipient
+    whose copy is withdrawn (15) no longer reads it, as in the exchange."""
+    consumer = IdempotentBatchConsumer(database, messaging, "archive.documents", on_documents_submitted)
+    first = submitted(5, "000.00.02.H41", "000.00.03.H41")
+    document_id = first.data["document_id"]
+    [to_second, to_third] = first.data["deliveries"]
+    replacement = str(uuid.uuid4())
+    common = {"document_id": document_id, "sender_code": SENDER}
+    await consumer.handle_batch(
+        [
+            first,
+            event(
+                "delivery.status_changed.v1",
+                **common,
+                delivery_id=to_second["id"],
+                recipient_code="000.00.02.H41",
+                previous_status="pending",
+                status="01",
+                actor_code="000.00.02.H41",
+                note=None,
+                occurred_at="2026-11-29T02:00:00Z",
+            ),
+            event(
+                "document.signature_checked.v1",
+                **common,
+                verdict="valid",
+                reasons=[],
+                checked_at="2026-11-29T02:00:00Z",
+                recipient_codes=[],
+            ),
+        ]
+    )
+    await consumer.handle_batch(
+        [
+            event("document.recall_requested.v1", **common, reason="Sai", delivery_ids=[to_third["id"]]),
+            event(
+                "document.recalled.v1",
+                **common,
+                delivery_id=to_third["id"],
+                recipient_code="000.00.03.H41",
+                recalled_at="2026-11-29T02:00:00Z",
+            ),
+            event("document.replaced.v1", **common, replaced_by=replacement),
+        ]
+    )
     async with database.session() as session:
-        await RecordService(ArchiveRecordRepository(session)).record_submitted(
-            document_id=document_id,
-            sender_code=SENDER,
-            code="7/TB-UBND",
-            type_name="Thông báo",
-            subject="Thông báo lịch họp",
-            recipient_codes=["000.00.02.H41"],
-            submitted_at=dt.datetime(2026, 11, 29, 8, 0, tzinfo=dt.timezone(dt.timedelta(hours=7))),
-        )
-    async with database.session() as session:
-        record = await RecordService(ArchiveRecordRepository(session)).get(document_id, "000.00.02.H41")
-    assert record.submitted_at == dt.datetime(2026, 11, 29, 1, 0, tzinfo=dt.UTC)
+        records = RecordService(ArchiveRecordRepository(session))
+        seen = await records.get(uuid.UUID(document_id), SENDER)
+        assert [(d.recipient_code, d.status, d.recall_status) for d in seen.deliveries] == [
+            ("000.00.02.H41", "01", None),
+            ("000.00.03.H41", "pending", "15"),
+        ]
+        assert (seen.signature_verdict, str(seen.superseded_by)) == ("valid", replacement)
+        assert [d.status for d in (await records.get(uuid.UUID(document_id), "000.00.02.H41")).deliveries] == ["01"]
+        with pytest.raises(ArchiveRecordNotFoundError):
+            await records.get(uuid.UUID(document_id), "000.00.03.H41")
 
 
 def test_the_archive_consumes_in_batches_as_its_settings_say() -> None:
@@ -105,7 +161,7 @@ def test_the_archive_consumes_in_batches_as_its_settings_say() -> None:
     assert isinstance(default, BatchConsumer)
     assert (default.name, default.bindings, default.size, default.linger_seconds) == (
         "documents",
-        ("document.submitted.v1",),
+        EVENTS,
         64,
         0.05,
     )

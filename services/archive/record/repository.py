@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Table, insert
+from sqlalchemy import Table, and_, func, insert, or_, select, update
 
 from services.archive.models import ArchiveRecord
 from shared.repository import Repository
@@ -20,7 +21,76 @@ class ArchiveRecordRepository(Repository[ArchiveRecord]):
     async def by_document_id(self, document_id: uuid.UUID) -> ArchiveRecord | None:
         return await self.get(document_id)
 
+    async def by_document_ids(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, ArchiveRecord]:
+        """The records of these documents that exist, by id (one query)."""
+        if not ids:
+            return {}
+        rows = await self.session.scalars(select(ArchiveRecord).where(ArchiveRecord.document_id.in_(set(ids))))
+        return {row.document_id: row for row in rows}
+
     async def insert_records(self, rows: Sequence[dict[str, Any]]) -> None:
         """Insert new records, given as column values, with one statement (a batch of events)."""
         if rows:
             await self.session.execute(insert(_RECORDS), list(rows))
+
+    async def changed_since(
+        self, since: dt.datetime, after: tuple[dt.datetime, uuid.UUID] | None, limit: int
+    ) -> Sequence[ArchiveRecord]:
+        """Records changed at or after ``since``, oldest change first, after the key ``after``."""
+        query = select(ArchiveRecord).where(ArchiveRecord.changed_at >= since)
+        if after is not None:
+            at, document_id = after
+            query = query.where(
+                or_(
+                    ArchiveRecord.changed_at > at,
+                    and_(ArchiveRecord.changed_at == at, ArchiveRecord.document_id > document_id),
+                )
+            )
+        query = query.order_by(ArchiveRecord.changed_at, ArchiveRecord.document_id).limit(limit)
+        return (await self.session.scalars(query)).all()
+
+    async def chunks(self, size: int) -> AsyncIterator[Sequence[ArchiveRecord]]:
+        """Every record, ``size`` at a time, in document id order (keyset: no offset scans)."""
+        after: uuid.UUID | None = None
+        while True:
+            query = select(ArchiveRecord).order_by(ArchiveRecord.document_id).limit(size)
+            if after is not None:
+                query = query.where(ArchiveRecord.document_id > after)
+            rows = (await self.session.scalars(query)).all()
+            if not rows:
+                return
+            yield rows
+            after = rows[-1].document_id
+            self.session.expunge_all()
+
+    async def count(self) -> int:
+        return int((await self.session.execute(select(func.count()).select_from(_RECORDS))).scalar_one())
+
+    async def claim_pending_text(self, now: dt.datetime, stale_before: dt.datetime, limit: int) -> list[uuid.UUID]:
+        """Mark up to ``limit`` records waiting for their text as being extracted (by this replica)."""
+        waiting = or_(
+            ArchiveRecord.text_status == "pending",
+            and_(ArchiveRecord.text_status == "extracting", ArchiveRecord.text_claimed_at < stale_before),
+        )
+        ids = list((await self.session.scalars(select(ArchiveRecord.document_id).where(waiting).limit(limit))).all())
+        if not ids:
+            return []
+        claimed = await self.session.execute(
+            update(ArchiveRecord)
+            .where(ArchiveRecord.document_id.in_(ids), waiting)
+            .values(text_status="extracting", text_claimed_at=now)
+            .returning(ArchiveRecord.document_id)
+        )
+        return [row[0] for row in claimed]
+
+    async def retention_ended(self, today: dt.date, *, cursor: uuid.UUID | None, limit: int) -> list[ArchiveRecord]:
+        """Records with a retention period, in id order (the caller keeps those past their end)."""
+        query = (
+            select(ArchiveRecord)
+            .where(ArchiveRecord.retention_years.is_not(None), ArchiveRecord.promulgation_date <= today)
+            .order_by(ArchiveRecord.document_id)
+            .limit(limit)
+        )
+        if cursor is not None:
+            query = query.where(ArchiveRecord.document_id > cursor)
+        return list((await self.session.scalars(query)).all())

@@ -34,6 +34,7 @@ from shared.errors import BadRequestError
 router = APIRouter(tags=["documents"])
 SenderDep = Annotated[Principal, require_scope(Scope.SEND)]
 ReceiverDep = Annotated[Principal, require_scope(Scope.RECEIVE)]
+InternalDep = Annotated[Principal, require_scope(Scope.INTERNAL)]
 StatusFilter = Annotated[str | None, Query(pattern=r"^(pending|0[1-6])$", description="pending or 01…06")]
 
 
@@ -193,4 +194,25 @@ async def download_attachment(
             "X-Content-Type-Options": "nosniff",
             "Content-Security-Policy": "sandbox",
         },
+    )
+
+
+@router.get("/internal/v1/documents/{document_id}", response_model=DocumentRead, include_in_schema=False)
+async def get_document_internal(
+    document_id: uuid.UUID, documents: DocumentServiceDep, _internal: InternalDep
+) -> DocumentRead:
+    """Read a document as its sender sees it (the archive's indexer; internal scope only)."""
+    return await documents.internal_get(document_id)
+
+
+@router.get("/internal/v1/documents/{document_id}/attachments/{attachment_id}", include_in_schema=False)
+async def download_attachment_internal(
+    document_id: uuid.UUID, attachment_id: uuid.UUID, documents: DocumentServiceDep, _internal: InternalDep
+) -> StreamingResponse:
+    """Download an attachment's bytes (the archive extracts their text; internal scope only)."""
+    attachment = await documents.internal_attachment(document_id, attachment_id)
+    return StreamingResponse(
+        attachment.chunks,
+        media_type=attachment.content_type,
+        headers={"Content-Length": str(attachment.size), "X-Content-SHA256": attachment.sha256},
     )

@@ -717,6 +717,20 @@ class DocumentService:
             chunks=self.blobs.read(attachment.sha256),
         )
 
+    async def internal_get(self, document_id: uuid.UUID) -> DocumentRead:
+        """Return a document as its sender sees it, for another service (the archive)."""
+        document = await self.documents.get(document_id)
+        if document is None:
+            raise DocumentNotFoundError(f"No document {document_id}")
+        return await self.get(document_id, document.sender_code)
+
+    async def internal_attachment(self, document_id: uuid.UUID, attachment_id: uuid.UUID) -> AttachmentDownload:
+        """Return an attachment and its bytes for another service (the archive indexes its text)."""
+        document = await self.documents.get(document_id)
+        if document is None:
+            raise DocumentNotFoundError(f"No document {document_id}")
+        return await self.attachment(document_id, attachment_id, document.sender_code)
+
     async def received(self, agency_code: str, filters: ListFilters, *, cursor: str | None, limit: int) -> InboxPage:
         """Return the deliveries addressed to an agency, newest first (recalled copies excluded)."""
         now = utcnow()

@@ -1,0 +1,215 @@
+"""Text out of a file: the PDF text layer, DOCX and ODT (a ZIP of XML, read with bounded
+decompression), plain text, and OCR (Tesseract, Vietnamese) for scans without a text layer.
+
+Runs in a process of its own (``python -m services.archive.extraction CONTENT_TYPE [LANGUAGES |
+--check]``: the file on
+stdin, the text as JSON on stdout), started by :mod:`services.archive.extractor` with a time
+limit and an address-space limit: a hostile file can make it fail, never stall or bloat the archive.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+import re
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterator
+
+PDF = "application/pdf"
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+ODT = "application/vnd.oasis.opendocument.text"
+IMAGES = ("image/png", "image/jpeg", "image/tiff")
+PLAIN = ("text/plain", "application/xml", "text/xml")
+
+# a ZIP is read only within these bounds (zip bombs: many entries, huge inflated sizes, ratios)
+MAX_ENTRIES = 2000
+MAX_INFLATED = 64 * 1024 * 1024
+MAX_RATIO = 200
+MAX_PDF_PAGES = 2000
+MAX_OCR_PAGES = 50
+
+
+class ExtractionError(Exception):
+    """The file cannot be read for text: said why, in words an operator can act on."""
+
+
+def extract(data: bytes, content_type: str, *, languages: str = "vie", max_chars: int = 200_000) -> str:
+    """The text of a file, by its (sniffed) content type; empty for kinds that carry none."""
+    if content_type == PDF:
+        text = pdf_text(data)
+        if not text.strip():
+            text = "\n".join(ocr_image(image, languages) for image in pdf_images(data))
+    elif content_type == DOCX:
+        text = zip_xml_text(data, ("word/document.xml",), paragraph="w:p", run=r"w:t")
+    elif content_type == ODT:
+        text = zip_xml_text(data, ("content.xml",), paragraph="text:p", run=None)
+    elif content_type in IMAGES:
+        text = ocr_image(data, languages)
+    elif content_type in PLAIN or content_type.startswith("text/"):
+        text = data.decode("utf-8", "replace")
+    else:
+        text = ""
+    return text[:max_chars]
+
+
+def check(data: bytes, content_type: str) -> None:
+    """Raise ExtractionError unless the scan can be read: a PDF with pages, an image Pillow decodes."""
+    if content_type == PDF:
+        from pypdf import PdfReader
+        from pypdf.errors import PyPdfError
+
+        try:
+            reader = PdfReader(io.BytesIO(data), strict=False)
+            if reader.is_encrypted:
+                raise ExtractionError("the PDF is encrypted")
+            if len(reader.pages) == 0:
+                raise ExtractionError("the PDF has no page")
+        except ExtractionError:
+            raise
+        except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError) as exc:
+            raise ExtractionError(f"not a readable PDF: {exc}") from exc
+    elif content_type in IMAGES:
+        from PIL import Image, UnidentifiedImageError
+
+        Image.MAX_IMAGE_PIXELS = 200_000_000  # a page at 600 dpi is ~35 M: beyond, a decompression bomb
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                image.verify()
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+            raise ExtractionError(f"not a readable image: {exc}") from exc
+
+
+def pdf_text(data: bytes) -> str:
+    """The text layer of a PDF, page by page."""
+    from pypdf import PdfReader
+    from pypdf.errors import PyPdfError
+
+    try:
+        reader = PdfReader(io.BytesIO(data), strict=False)
+        if reader.is_encrypted:
+            raise ExtractionError("the PDF is encrypted")
+        pages = []
+        for number, page in enumerate(reader.pages):
+            if number >= MAX_PDF_PAGES:
+                break
+            pages.append(page.extract_text() or "")
+        return "\n".join(pages)
+    except ExtractionError:
+        raise
+    except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError) as exc:
+        raise ExtractionError(f"not a readable PDF: {exc}") from exc
+
+
+def pdf_images(data: bytes) -> Iterator[bytes]:
+    """The images of a scanned PDF's pages (one per page for a scanner's output), as files."""
+    from pypdf import PdfReader
+    from pypdf.errors import PyPdfError
+
+    try:
+        reader = PdfReader(io.BytesIO(data), strict=False)
+        for number, page in enumerate(reader.pages):
+            if number >= MAX_OCR_PAGES:
+                return
+            for image in page.images:
+                yield image.data
+    except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError, OSError) as exc:
+        raise ExtractionError(f"the PDF's images cannot be read: {exc}") from exc
+
+
+def ocr_image(data: bytes, languages: str) -> str:
+    """Recognise the text of an image with Tesseract (Debian: tesseract-ocr, tesseract-ocr-vie)."""
+    try:
+        done = subprocess.run(
+            ["tesseract", "stdin", "stdout", "-l", languages, "--psm", "3"],
+            input=data,
+            capture_output=True,
+            timeout=300,  # the worker's own limit, shorter, is what holds in practice
+            check=False,
+        )
+    except FileNotFoundError as exc:
+        raise ExtractionError("tesseract is not installed (apt-get install tesseract-ocr tesseract-ocr-vie)") from exc
+    if done.returncode != 0:
+        raise ExtractionError(f"OCR failed: {done.stderr.decode('utf-8', 'replace')[-300:].strip()}")
+    return done.stdout.decode("utf-8", "replace")
+
+
+def read_bounded(archive: zipfile.ZipFile, name: str, budget: int) -> bytes:
+    """Inflate one entry, never past ``budget`` bytes nor ``MAX_RATIO`` times its compressed size,
+    whatever its header declares."""
+    info = archive.getinfo(name)
+    limit = min(budget, max(info.compress_size, 1) * MAX_RATIO)
+    if info.file_size > limit:
+        raise ExtractionError(f"{name} would inflate to {info.file_size} bytes (limit {limit})")
+    out = bytearray()
+    with archive.open(info) as stream:
+        while chunk := stream.read(64 * 1024):
+            out += chunk
+            if len(out) > limit:
+                raise ExtractionError(f"{name} inflates past {limit} bytes")
+    return bytes(out)
+
+
+_TAG = re.compile(r"<[^>]{0,2000}>")
+
+
+def zip_xml_text(data: bytes, entries: tuple[str, ...], *, paragraph: str, run: str | None) -> str:
+    """The text of a DOCX or ODT: its XML read as text (no XML parser: no entity expansion)."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise ExtractionError(f"not a readable ZIP: {exc}") from exc
+    with archive:
+        infos = archive.infolist()
+        if len(infos) > MAX_ENTRIES:
+            raise ExtractionError(f"{len(infos)} entries in the ZIP (limit {MAX_ENTRIES})")
+        if sum(i.file_size for i in infos) > MAX_INFLATED * 4:
+            raise ExtractionError("the ZIP declares more inflated bytes than a document holds")
+        names = set(archive.namelist())
+        budget = MAX_INFLATED
+        texts = []
+        for name in entries:
+            if name not in names:
+                raise ExtractionError(f"{name} is missing: not a document of this kind")
+            try:
+                xml = read_bounded(archive, name, budget).decode("utf-8", "replace")
+            except (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError) as exc:
+                raise ExtractionError(f"{name} cannot be inflated: {exc}") from exc
+            budget -= len(xml)
+            texts.append(xml_text(xml, paragraph=paragraph, run=run))
+        return "\n".join(texts)
+
+
+def xml_text(xml: str, *, paragraph: str, run: str | None) -> str:
+    """Paragraphs' text out of WordprocessingML (runs ``<w:t>``) or ODF (every text node)."""
+    xml = re.sub(rf"</{re.escape(paragraph)}>", "\n", xml)
+    if run is not None:
+        pieces = re.findall(rf"<{run}(?:\s[^>]*)?>([^<]*)</{run}>|(\n)", xml)
+        text = "".join(piece or newline for piece, newline in pieces)
+    else:
+        xml = re.sub(r"<text:(?:s|tab|line-break)\b[^>]*/>", " ", xml)
+        text = _TAG.sub("", xml)
+    return html.unescape(text)
+
+
+def main() -> None:
+    content_type = sys.argv[1]
+    languages = sys.argv[2] if len(sys.argv) > 2 else "vie"
+    max_chars = int(sys.argv[3]) if len(sys.argv) > 3 else 200_000
+    data = sys.stdin.buffer.read()
+    try:
+        if languages == "--check":
+            check(data, content_type)
+            json.dump({"text": ""}, sys.stdout)
+            return
+        text = extract(data, content_type, languages=languages, max_chars=max_chars)
+    except ExtractionError as exc:
+        json.dump({"error": str(exc)}, sys.stdout)
+        return
+    json.dump({"text": text}, sys.stdout, ensure_ascii=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,293 @@
+"""What keeps a replica's index current, and what fills the records' text.
+
+- :class:`IndexFeeder`: every ``index_commit_seconds`` (sooner when an event arrives: every
+  replica listens to the exchange's events), the records changed since the index's watermark are
+  (re)indexed and committed together: near-real-time, one commit per pass, never per document.
+  Reading the changes from the database, not from the messages, is what lets every replica keep
+  a complete index while the replicas share the work of recording the events.
+- :class:`TextEnricher`: records waiting for their text (``text_status`` pending) are claimed, their
+  attachments fetched from the exchange (internal route) or their scan read from the archive's
+  files, their text extracted in a bounded worker, and their Decree 30 details completed.
+- :func:`rebuild`: a complete index from the records (start-up when missing or corrupt, and
+  ``lienthong archive reindex``), swapped in only when whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import update
+
+from services.archive.extractor import TextExtractor
+from services.archive.models import ArchiveRecord
+from services.archive.record.repository import ArchiveRecordRepository
+from services.archive.search.index import ArchiveIndex
+from shared.db import Database, utcnow
+from shared.messaging import Envelope
+
+log = logging.getLogger("lienthong.archive.indexer")
+
+# how far back each pass looks again: a transaction that set changed_at and committed later than
+# another is still taken (indexing is idempotent; what was indexed unchanged is skipped)
+OVERLAP = dt.timedelta(seconds=10)
+PAGE = 1000
+TEXTUAL = (
+    "application/pdf",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.oasis.opendocument.text",
+    "image/png",
+    "image/jpeg",
+    "image/tiff",
+    "application/xml",
+    "text/plain",
+)
+
+
+async def rebuild(
+    index: ArchiveIndex, database: Database, *, progress: Callable[[int, int], None] | None = None
+) -> int:
+    """Build the whole index again from the records and swap it in; return how many were indexed."""
+    started = utcnow()
+    build = await asyncio.to_thread(index.building)
+    try:
+        async with database.session() as session:
+            records = ArchiveRecordRepository(session)
+            total = await records.count()
+            done = 0
+            async for chunk in records.chunks(PAGE):
+                await asyncio.to_thread(build.add, chunk)
+                done += len(chunk)
+                if progress is not None:
+                    progress(done, total)
+        await asyncio.to_thread(build.finish, started - OVERLAP)
+    except BaseException:
+        await asyncio.to_thread(build.abandon)
+        raise
+    await asyncio.to_thread(index.open)
+    return done
+
+
+class IndexFeeder:
+    """Takes the records' changes into the index, a batch per commit."""
+
+    def __init__(self, index: ArchiveIndex, database: Database, interval: float) -> None:
+        self.index = index
+        self.database = database
+        self.interval = interval
+        self._wake = asyncio.Event()
+        self._seen: dict[uuid.UUID, dt.datetime] = {}
+        self.passes = 0
+        self._stopping = False
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def on_event(self, _envelope: Envelope) -> None:
+        """An exchange event reached this replica: a record is about to change, look soon."""
+        self.wake()
+
+    async def run(self) -> None:
+        while not self._stopping:
+            try:
+                await self.catch_up()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database away for a moment: try again next pass
+                log.exception("index pass failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+            await asyncio.sleep(0.05)  # gather what arrives together into one commit
+            self._wake.clear()
+
+    async def catch_up(self) -> int:
+        """Index every record changed since the watermark, a page at a time; one commit; return
+        how many were (re)indexed."""
+        watermark = self.index.checkpoint.watermark
+        since = dt.datetime.fromisoformat(watermark) - OVERLAP if watermark else dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+        count = 0
+        newest: dt.datetime | None = None
+        after: tuple[dt.datetime, uuid.UUID] | None = None
+        while True:
+            async with self.database.session() as session:
+                rows = await ArchiveRecordRepository(session).changed_since(since, after, PAGE)
+            changed = [row for row in rows if self._seen.get(row.document_id) != row.changed_at]
+            if changed:
+                await asyncio.to_thread(self.index.upsert, changed)
+                count += len(changed)
+            if rows:
+                newest = rows[-1].changed_at
+                after = (newest, rows[-1].document_id)
+                horizon = newest - 2 * OVERLAP  # only what a later pass may see again is remembered
+                self._seen.update((row.document_id, row.changed_at) for row in changed if row.changed_at >= horizon)
+            if len(rows) < PAGE:
+                break
+        self.passes += 1
+        if count:
+            await asyncio.to_thread(self.index.commit, newest)
+            if newest is not None:
+                horizon = newest - 2 * OVERLAP
+                self._seen = {k: v for k, v in self._seen.items() if v >= horizon}
+        return count
+
+
+class TextEnricher:
+    """Fills the text (and the details an event leaves out) of the records waiting for it."""
+
+    def __init__(
+        self,
+        database: Database,
+        extractor: TextExtractor,
+        *,
+        exchange: httpx.AsyncClient,
+        authorization: Callable[[], str],
+        files_dir: Path,
+        max_bytes: int,
+        max_chars: int,
+        changed: Callable[[], None],
+    ) -> None:
+        self.database = database
+        self.extractor = extractor
+        self.exchange = exchange
+        self.authorization = authorization
+        self.files_dir = files_dir
+        self.max_bytes = max_bytes
+        self.max_chars = max_chars
+        self.changed = changed
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def on_event(self, envelope: Envelope) -> None:
+        if envelope.type == "document.submitted.v1":
+            self.wake()
+
+    async def run(self) -> None:
+        while not self._stopping:
+            try:
+                while not self._stopping and await self.enrich_some():
+                    pass
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("text extraction pass failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), 2.0)
+            self._wake.clear()
+
+    async def enrich_some(self, limit: int = 8) -> int:
+        """Claim up to ``limit`` records waiting for text and fill them; return how many were claimed."""
+        now = utcnow()
+        async with self.database.session() as session:
+            ids = await ArchiveRecordRepository(session).claim_pending_text(now, now - dt.timedelta(minutes=10), limit)
+        if not ids:
+            return 0
+        await asyncio.gather(*(self.enrich(document_id) for document_id in ids))
+        self.changed()
+        return len(ids)
+
+    async def enrich(self, document_id: uuid.UUID) -> None:
+        async with self.database.session() as session:
+            record = await ArchiveRecordRepository(session).by_document_id(document_id)
+            if record is None:
+                return
+            source, sha256, content_type = record.source, record.file_sha256, record.content_type
+        values: dict[str, Any]
+        try:
+            if source == "digitised":
+                values = await self._digitised(sha256, content_type)
+            else:
+                values = await self._exchanged(document_id)
+        except _Later as exc:
+            log.warning("text of %s later: %s", document_id, exc)
+            values = {"text_status": "pending", "text_claimed_at": None}
+            await asyncio.sleep(1)
+        async with self.database.session() as session:
+            await session.execute(
+                update(ArchiveRecord)
+                .where(ArchiveRecord.document_id == document_id)
+                .values(**values, changed_at=utcnow())
+            )
+
+    async def _digitised(self, sha256: str | None, content_type: str | None) -> dict[str, Any]:
+        if not sha256 or not content_type:
+            return {"text_status": "failed", "text_error": "no file"}
+        data = await asyncio.to_thread((self.files_dir / sha256[:2] / sha256).read_bytes)
+        extracted = await self.extractor.extract(data, content_type)
+        if extracted.error:
+            return {"text_status": "failed", "text_error": extracted.error[:500]}
+        return {"text": extracted.text[: self.max_chars], "text_status": "done", "text_error": None}
+
+    async def _exchanged(self, document_id: uuid.UUID) -> dict[str, Any]:
+        document = await self._get(f"/internal/v1/documents/{document_id}")
+        if document is None:
+            return {"text_status": "failed", "text_error": "the exchange has no such document"}
+        body = document.json()
+        signer = body.get("signer") or {}
+        details = {
+            "promulgation_place": body.get("promulgation_place"),
+            "signer_name": signer.get("full_name"),
+            "signer_position": signer.get("position"),
+            "signer_competence": signer.get("competence"),
+            "steering_type": body.get("steering_type"),
+            "page_count": body.get("page_count"),
+            "description": body.get("description"),
+            "attachments": [
+                {k: a.get(k) for k in ("id", "file_name", "content_type", "size", "sha256")}
+                for a in body.get("attachments", [])
+            ],
+        }
+        texts: list[str] = []
+        errors: list[str] = []
+        for attachment in body.get("attachments", []):
+            if attachment.get("content_type") not in TEXTUAL or int(attachment.get("size", 0)) > self.max_bytes:
+                continue
+            response = await self._get(f"/internal/v1/documents/{document_id}/attachments/{attachment['id']}")
+            if response is None:
+                continue
+            extracted = await self.extractor.extract(response.content, attachment["content_type"])
+            if extracted.error:
+                errors.append(f"{attachment.get('file_name')}: {extracted.error}")
+            elif extracted.text.strip():
+                texts.append(extracted.text)
+        return {
+            "details": details,
+            "text": "\n".join(texts)[: self.max_chars],
+            "text_status": "failed" if errors and not texts else "done",
+            "text_error": "; ".join(errors)[:500] or None,
+        }
+
+    async def _get(self, path: str) -> httpx.Response | None:
+        try:
+            response = await self.exchange.get(path, headers={"Authorization": self.authorization()})
+        except httpx.HTTPError as exc:
+            raise _Later(f"the exchange does not answer: {exc}") from exc
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise _Later(f"the exchange answered {response.status_code}")
+        return response
+
+
+class _Later(Exception):
+    """The exchange is away: the record waits for its text and is tried again."""
+
+
+Starter = Callable[[], Awaitable[None]]

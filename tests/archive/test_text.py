@@ -1,0 +1,50 @@
+"""Text extraction: DOCX, ODT, PDF text layer, and the bounds a hostile file meets."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import pytest
+
+from services.archive.extraction import DOCX, ODT, PDF, ExtractionError, extract
+from services.archive.extractor import TextExtractor
+from services.demo.pdf import make_pdf
+from tests.archive.corpus import docx, odt, zip_bomb
+
+
+def test_docx_odt_and_pdf_text_is_read() -> None:
+    assert extract(docx(["Thị xã Đồng Xoài", "tổ chức hội nghị"]), DOCX) == "Thị xã Đồng Xoài\ntổ chức hội nghị\n"
+    assert "văn bản điện tử" in extract(odt(["Triển khai văn bản điện tử"]), ODT)
+    assert "Hop giao ban" in extract(make_pdf(["Hop giao ban quy IV"]), PDF)
+
+
+@pytest.mark.parametrize(
+    ("data", "kind", "why"),
+    [
+        (zip_bomb(), DOCX, "inflate"),
+        (b"PK\x03\x04 not a zip at all", DOCX, "ZIP"),
+        (b"%PDF-1.7\n garbage without objects", PDF, "PDF"),
+    ],
+)
+def test_hostile_files_fail_with_a_reason(data: bytes, kind: str, why: str) -> None:
+    with pytest.raises(ExtractionError, match=why):
+        extract(data, kind)
+
+
+def test_a_zip_of_too_many_entries_is_refused() -> None:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for i in range(2001):
+            archive.writestr(f"x/{i}", b"")
+    with pytest.raises(ExtractionError, match="entries"):
+        extract(out.getvalue(), DOCX)
+
+
+async def test_the_worker_is_bounded_in_time() -> None:
+    slow = TextExtractor(timeout_seconds=0.01, memory_mb=512, languages="vie", max_chars=1000)
+    result = await slow.extract(make_pdf(["x"]), PDF)
+    assert result.text == "" and result.error and "longer than" in result.error
+    worker = TextExtractor(timeout_seconds=30, memory_mb=512, languages="vie", max_chars=1000)
+    bomb = await worker.extract(zip_bomb(), DOCX)
+    assert bomb.text == "" and bomb.error and "inflate" in bomb.error
