@@ -118,6 +118,8 @@ async def gateway(service: tuple[Service, str], tmp_path: Path) -> AsyncIterator
         exchange={"url": service[1]},
         registry={"url": f"http://127.0.0.1:{free_port()}"},
         gateway={"service_timeout_seconds": 0.5},
+        # the fake routes are JSON-route class (1 MiB by default, docs/security.md): room for the large bodies
+        limits={"json_body_max_bytes": 64 * 1024 * 1024},
     )
     async with (
         serving(create_app(settings), lifespan="on") as url,
