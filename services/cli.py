@@ -659,6 +659,12 @@ def archive_import(
         url = settings.database_url_for("archive")
         await upgrade("archive", url)
         database = Database(url, "archive")
+        extractor = TextExtractor(
+            timeout_seconds=settings.archive.extract_timeout_seconds,
+            memory_mb=settings.archive.extract_memory_mb,
+            languages=settings.archive.ocr_languages,
+            max_chars=settings.archive.max_text_chars,
+        )
         try:
             with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console) as bar:
                 task = bar.add_task(f"importing {directory}", total=None)
@@ -668,14 +674,10 @@ def archive_import(
                     files_dir,
                     ingested_by=agency,
                     progress=lambda done, total: bar.update(task, completed=done, total=total),
-                    extractor=TextExtractor(
-                        timeout_seconds=settings.archive.extract_timeout_seconds,
-                        memory_mb=settings.archive.extract_memory_mb,
-                        languages=settings.archive.ocr_languages,
-                        max_chars=settings.archive.max_text_chars,
-                    ),
+                    extractor=extractor,
                 )
         finally:
+            await extractor.shutdown()
             await database.dispose()
         console.print(
             f"{report.total} rows: {report.created} imported, {report.existing} already there, "

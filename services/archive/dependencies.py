@@ -67,6 +67,7 @@ class ArchiveRuntime(ServiceRuntime):
         )
         self.on_startup(self.open_index)
         self.on_startup(self.start_indexing)
+        self.on_shutdown(self.extractor.shutdown)
 
     @property
     def index(self) -> ArchiveIndex:

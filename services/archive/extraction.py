@@ -194,6 +194,20 @@ def xml_text(xml: str, *, paragraph: str, run: str | None) -> str:
     return html.unescape(text)
 
 
+def run(data: bytes, content_type: str, mode: str, max_chars: int) -> dict[str, str]:
+    """One file's text (``mode``: the OCR languages) or, with ``mode`` ``--check``, whether a scan can
+    be read: ``{"text": …}`` or ``{"error": …}``. What a worker of the extractor's pool runs."""
+    try:
+        if mode == "--check":
+            check(data, content_type)
+            return {"text": ""}
+        return {"text": extract(data, content_type, languages=mode, max_chars=max_chars)}
+    except ExtractionError as exc:
+        return {"error": str(exc)}
+    except MemoryError:
+        return {"error": "the file needs more memory to read than an extraction may use"}
+
+
 def main() -> None:
     content_type = sys.argv[1]
     languages = sys.argv[2] if len(sys.argv) > 2 else "vie"

@@ -1,16 +1,28 @@
-"""Text extraction in a bounded worker: a process of its own per file, with a wall-clock limit and
-an address-space limit, killed when it overruns. What fails is recorded, never retried forever."""
+"""Text extraction in bounded workers: a pool of processes (started once, each handling many files,
+replaced after ``MAX_TASKS_PER_WORKER``), each with an address-space limit; a file that overruns
+the time limit has the pool's processes killed (a stuck parser cannot be interrupted otherwise),
+and the files beside it are extracted again on a fresh pool. What fails is recorded, never
+retried forever.
+
+A process per file (a fresh interpreter importing the parsers) cost far more than the extraction of
+a typical attachment: docs/performance.md, "Send path"."""
 
 from __future__ import annotations
 
 import asyncio
-import json
+import logging
+import multiprocessing
 import resource
-import sys
-from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
+from services.archive.extraction import run
 from shared.text import nfc
+
+log = logging.getLogger("lienthong.archive.extraction")
+MODULE = "services.archive.extraction"
+MAX_TASKS_PER_WORKER = 200  # a worker is replaced after this many files (what a parser leaked goes with it)
 
 
 @dataclass(frozen=True)
@@ -19,16 +31,13 @@ class Extracted:
     error: str | None = None
 
 
-def _limits(memory_bytes: int, cpu_seconds: int) -> Callable[[], None]:
-    def apply() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
-
-    return apply
+def _limit_memory(memory_bytes: int) -> None:
+    """A pool worker's initializer: its address space bounded (a hostile file fails with MemoryError)."""
+    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
 
 
 class TextExtractor:
-    """Runs ``services.archive.extraction`` on one file at a time, at most ``concurrency`` at once."""
+    """Extracts one file at a time per worker, ``concurrency`` workers; :meth:`shutdown` stops them."""
 
     def __init__(
         self, *, timeout_seconds: float, memory_mb: int, languages: str, max_chars: int, concurrency: int = 2
@@ -37,48 +46,70 @@ class TextExtractor:
         self.memory_bytes = memory_mb * 1024 * 1024
         self.languages = languages
         self.max_chars = max_chars
+        self.concurrency = concurrency
         self._slots = asyncio.Semaphore(concurrency)
+        self._executor: ProcessPoolExecutor | None = None
 
     async def check(self, data: bytes, content_type: str) -> str | None:
-        """Why a scan cannot be read (None: it can), checked in the same bounded worker."""
+        """Why a scan cannot be read (None: it can), checked in the same bounded workers."""
         return (await self._run(data, content_type, "--check")).error
 
     async def extract(self, data: bytes, content_type: str) -> Extracted:
         """The file's text, or why there is none (a malformed file, a time or memory overrun)."""
         return await self._run(data, content_type, self.languages)
 
+    async def shutdown(self) -> None:
+        """Stop the workers (the service's shutdown hook)."""
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            await asyncio.to_thread(executor.shutdown, True, cancel_futures=True)
+
+    def _pool(self) -> ProcessPoolExecutor:
+        if self._executor is None:
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload([MODULE])
+            self._executor = ProcessPoolExecutor(
+                max_workers=self.concurrency,
+                mp_context=context,
+                initializer=_limit_memory,
+                initargs=(self.memory_bytes,),
+                max_tasks_per_child=MAX_TASKS_PER_WORKER,
+            )
+        return self._executor
+
     async def _run(self, data: bytes, content_type: str, mode: str) -> Extracted:
         async with self._slots:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "services.archive.extraction",
-                content_type,
-                mode,
-                str(self.max_chars),
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                preexec_fn=_limits(self.memory_bytes, int(self.timeout_seconds) + 1),
-            )
-            try:
-                out, err = await asyncio.wait_for(process.communicate(data), self.timeout_seconds)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
-                return Extracted("", f"extraction took longer than {self.timeout_seconds:g} s")
-            except BaseException:
-                if process.returncode is None:
-                    process.kill()
-                    await process.wait()
-                raise
-        if process.returncode != 0:
-            tail = err.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no message"]
-            return Extracted("", f"extraction failed (exit {process.returncode}): {tail[0][:300]}")
-        try:
-            answer = json.loads(out)
-        except ValueError:
-            return Extracted("", "extraction gave no answer")
-        if "error" in answer:
-            return Extracted("", str(answer["error"])[:500])
-        return Extracted(nfc(str(answer.get("text", ""))))
+            for attempt in (1, 2):
+                executor = self._pool()
+                future = asyncio.get_running_loop().run_in_executor(
+                    executor, run, data, content_type, mode, self.max_chars
+                )
+                try:
+                    answer = await asyncio.wait_for(future, self.timeout_seconds)
+                except TimeoutError:
+                    log.warning("an extraction overran %g s: the extraction pool is killed", self.timeout_seconds)
+                    self._kill(executor)
+                    return Extracted("", f"extraction took longer than {self.timeout_seconds:g} s")
+                except BrokenProcessPool:
+                    # killed for another file's overrun, or this one's worker died: once more, on a fresh pool
+                    self._discard(executor)
+                    if attempt == 2:
+                        return Extracted("", "extraction failed (its worker died)")
+                    continue
+                if "error" in answer:
+                    return Extracted("", str(answer["error"])[:500])
+                return Extracted(nfc(str(answer.get("text", ""))))
+        raise AssertionError("unreachable")
+
+    def _discard(self, executor: ProcessPoolExecutor) -> None:
+        if self._executor is executor:
+            self._executor = None
+        executor.shutdown(wait=False, cancel_futures=True)
+
+    def _kill(self, executor: ProcessPoolExecutor) -> None:
+        processes = list((getattr(executor, "_processes", None) or {}).values())
+        self._discard(executor)
+        for process in processes:
+            process.kill()
+        for process in processes:
+            process.join(timeout=5)

@@ -43,8 +43,35 @@ def test_a_zip_of_too_many_entries_is_refused() -> None:
 
 async def test_the_worker_is_bounded_in_time() -> None:
     slow = TextExtractor(timeout_seconds=0.01, memory_mb=512, languages="vie", max_chars=1000)
-    result = await slow.extract(make_pdf(["x"]), PDF)
-    assert result.text == "" and result.error and "longer than" in result.error
+    try:
+        result = await slow.extract(make_pdf(["x"]), PDF)
+        assert result.text == "" and result.error and "longer than" in result.error
+    finally:
+        await slow.shutdown()
     worker = TextExtractor(timeout_seconds=30, memory_mb=512, languages="vie", max_chars=1000)
-    bomb = await worker.extract(zip_bomb(), DOCX)
-    assert bomb.text == "" and bomb.error and "inflate" in bomb.error
+    try:
+        bomb = await worker.extract(zip_bomb(), DOCX)
+        assert bomb.text == "" and bomb.error and "inflate" in bomb.error
+    finally:
+        await worker.shutdown()
+
+
+async def test_the_workers_outlive_a_file_and_a_killed_pool_is_replaced() -> None:
+    """Workers are started once and read many files; a file that overruns has the pool killed, and
+    the next file is read by a fresh one."""
+    extractor = TextExtractor(timeout_seconds=30, memory_mb=512, languages="vie", max_chars=1000)
+    try:
+        first = await extractor.extract(make_pdf(["Van ban mot"]), PDF)
+        pool = extractor._executor
+        second = await extractor.extract(make_pdf(["Van ban hai"]), PDF)
+        assert "mot" in first.text and "hai" in second.text
+        assert extractor._executor is pool  # the same workers: no process per file
+        extractor.timeout_seconds = 0  # not done the moment it is handed over: overran
+        overran = await extractor.extract(make_pdf(["x"]), PDF)
+        assert overran.error and "longer than" in overran.error
+        assert extractor._executor is None  # killed
+        extractor.timeout_seconds = 30
+        again = await extractor.extract(make_pdf(["Van ban ba"]), PDF)
+        assert "ba" in again.text and extractor._executor is not None
+    finally:
+        await extractor.shutdown()
