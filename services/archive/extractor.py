@@ -18,6 +18,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 from services.archive.extraction import run
+from shared.pools import discard_pool, kill_pool
 from shared.text import nfc
 
 log = logging.getLogger("lienthong.archive.extraction")
@@ -104,12 +105,10 @@ class TextExtractor:
     def _discard(self, executor: ProcessPoolExecutor) -> None:
         if self._executor is executor:
             self._executor = None
-        executor.shutdown(wait=False, cancel_futures=True)
+        discard_pool(executor)
 
     def _kill(self, executor: ProcessPoolExecutor) -> None:
-        processes = list((getattr(executor, "_processes", None) or {}).values())
-        self._discard(executor)
-        for process in processes:
-            process.kill()
-        for process in processes:
-            process.join(timeout=5)
+        # the executor has no way to stop a running task: its processes are killed
+        if self._executor is executor:
+            self._executor = None
+        kill_pool(executor)

@@ -21,6 +21,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 from services.signature.errors import DocumentUnreadableError, VerificationTimeoutError
 from services.signature.verification.engine import Job, Outcome, run_job
+from shared.pools import discard_pool, kill_pool
 
 log = logging.getLogger("lienthong.signature.pool")
 ENGINE = "services.signature.verification.engine"
@@ -74,16 +75,13 @@ class VerifierPool:
     def _discard(self, executor: ProcessPoolExecutor) -> None:
         if self._executor is executor:
             self._executor = None
-        executor.shutdown(wait=False, cancel_futures=True)
+        discard_pool(executor)
 
     def _kill(self, executor: ProcessPoolExecutor) -> None:
         # the executor has no way to stop a running task: its processes are killed
-        processes = list((getattr(executor, "_processes", None) or {}).values())
-        self._discard(executor)
-        for process in processes:
-            process.kill()
-        for process in processes:
-            process.join(timeout=5)
+        if self._executor is executor:
+            self._executor = None
+        kill_pool(executor)
 
     async def shutdown(self) -> None:
         """Stop the workers (the service's shutdown hook); waits for them in a thread."""
