@@ -219,6 +219,9 @@ def dns(monkeypatch: pytest.MonkeyPatch) -> FakeDns:
     return fake
 
 
+EXTRACT_TEXT = False  # the archive's text extraction in test systems (tests/archive/conftest.py: on)
+
+
 def make_settings(var_dir: Path, **overrides: object) -> Settings:
     """Settings for a test: everything under ``var_dir``, nothing from the environment."""
     values: dict[str, object] = {
@@ -235,6 +238,12 @@ def make_settings(var_dir: Path, **overrides: object) -> Settings:
     if isinstance(exchange, BaseModel):
         exchange = exchange.model_dump(exclude_unset=True)
     values["exchange"] = {"signature_policy_default": "off", **(exchange or {})}  # type: ignore[dict-item]
+    # nor attachment text extraction (a pool of worker processes per system) unless a test asks for
+    # it: tests/archive turns it on (tests/archive/conftest.py)
+    archive = overrides.pop("archive", None)
+    if isinstance(archive, BaseModel):
+        archive = archive.model_dump(exclude_unset=True)
+    values["archive"] = {"extract_text": EXTRACT_TEXT, **(archive or {})}  # type: ignore[dict-item]
     values.update(overrides)
     settings = Settings(**values)  # type: ignore[arg-type]
     settings = settings.model_copy(

@@ -29,6 +29,10 @@ class ArchiveSection(ServiceSection):
         default=0.5, gt=0, le=30, description="how often the index takes the records changed since its last commit"
     )
     index_heap_mb: int = Field(default=64, ge=15, le=4096, description="the index writer's memory budget")
+    extract_text: bool = Field(
+        default=True,
+        description="extract the attachments' text and index it (off: documents are found by their metadata only)",
+    )
     extract_timeout_seconds: float = Field(
         default=60, gt=0, le=3600, description="the longest one attachment's text extraction (OCR included) may run"
     )

@@ -134,7 +134,8 @@ class ArchiveRuntime(ServiceRuntime):
             changed=feeder.wake,
         )
         tasks = [asyncio.create_task(feeder.run(), name="archive-index-feeder")]
-        tasks.append(asyncio.create_task(self.enricher.run(), name="archive-text-enricher"))
+        if self.config.extract_text:
+            tasks.append(asyncio.create_task(self.enricher.run(), name="archive-text-enricher"))
 
         async def stop() -> None:
             feeder.stop()

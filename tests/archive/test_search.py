@@ -62,7 +62,7 @@ async def sent(
 @pytest.fixture(scope="module")
 async def corpus(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Corpus]:
     var = tmp_path_factory.mktemp("archive-search") / "var"
-    async with running_system(var, archive={"index_commit_seconds": 0.1}) as api:
+    async with running_system(var, archive={"index_commit_seconds": 0.1, "extract_text": True}) as api:
         parent = await api.create_agency(random_code())
         sender = await api.agency_client(parent["code"])
         child = await api.agency_client((await api.create_agency(random_code(), parent_code=parent["code"]))["code"])
