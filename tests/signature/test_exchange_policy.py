@@ -27,11 +27,13 @@ POLICY = {
 }
 
 
-@pytest.fixture
-async def api(tmp_path: Path, pki: Pki) -> AsyncIterator[Api]:
-    """The system on SQLite: decisions require a valid signature, plans are flagged, official letters
-    are not checked; the test PKI trusted."""
-    async with running_system(tmp_path / "var", signature={"verify_workers": 1}, exchange=POLICY) as caller:
+@pytest.fixture(scope="module")
+async def api(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> AsyncIterator[Api]:
+    """The system on SQLite, shared by the module's tests (each has agencies of its own): decisions
+    require a valid signature, plans are flagged, official letters are not checked; the test PKI
+    trusted."""
+    var = tmp_path_factory.mktemp("signature-policy") / "var"
+    async with running_system(var, signature={"verify_workers": 1}, exchange=POLICY) as caller:
         await trust(caller, pki)
         yield caller
 
@@ -162,6 +164,13 @@ async def test_with_the_signature_service_down_a_decision_waits_and_a_flagged_pl
     api: Api, samples: Samples
 ) -> None:
     back = signature_service_down(api)
+    try:
+        await _down_then_back(api, samples, back)
+    finally:
+        back()  # the module's other tests share the system
+
+
+async def _down_then_back(api: Api, samples: Samples, back: Callable[[], None]) -> None:
     sender, recipient = await api.agency_client(), await api.agency_client()
     refused = await api.send(
         sender, [recipient.agency_code], files=pdf(samples.person_then_seal), type_name="QĐ", code_notation="QĐ-UBND"
