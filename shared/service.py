@@ -19,7 +19,7 @@ from typing import Annotated, Any, TypeVar
 import httpx
 from fastapi import APIRouter, Depends, FastAPI, Request
 
-from shared.auth import TokenVerifier
+from shared.auth import Scope, TokenIssuer, TokenVerifier, load_issuer
 from shared.config import SERVICE_NAMES, CoreSettings
 from shared.db import Database
 from shared.errors import install_error_handlers
@@ -45,6 +45,8 @@ from shared.messaging import (
 from shared.migrations import upgrade
 from shared.observability import Metrics, ReadyCheck, instrument, observability_router
 from shared.runtime import AppRuntime, attach_runtime, runtime_of
+
+INTERNAL_TOKEN_SECONDS = 300  # lifetime of a token a service signs for its own internal call
 
 log = logging.getLogger("lienthong.service")
 
@@ -135,6 +137,7 @@ class ServiceRuntime(AppRuntime):
         self.consumers = list(consumers)
         self.listeners = list(listeners)
         self.workers = list(workers)
+        self._internal_issuer: TokenIssuer | None = None
         self.broker = broker
         self.transports = transports if transports is not None else {}
         self.relay: OutboxRelay | None = None
@@ -162,6 +165,21 @@ class ServiceRuntime(AppRuntime):
     def client(self, service: str) -> httpx.AsyncClient:
         """Return the pooled HTTP client to another service."""
         return self.clients[service]
+
+    def load_internal_issuer(self) -> None:
+        """Load the key that signs the service's own calls to the others' internal routes (a
+        start-up hook of the services that make such calls; the key file must be mounted)."""
+        settings = self.settings
+        self._internal_issuer = load_issuer(
+            settings.private_key_file, settings.auth.issuer, settings.auth.audience, INTERNAL_TOKEN_SECONDS
+        )
+
+    def internal_authorization(self) -> str:
+        """An ``Authorization`` header for the service's own calls (no agency behind them)."""
+        issuer = self._internal_issuer
+        if issuer is None:
+            raise RuntimeError(f"the {self.name} service is not started: no signing key")
+        return f"Bearer {issuer.issue(self.name, None, [Scope.INTERNAL])}"
 
     async def start(self) -> None:
         """Open the database, broker, consumers, relay and clients, then run the start-up hooks.

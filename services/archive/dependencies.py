@@ -20,7 +20,7 @@ from services.archive.search.index import ArchiveIndex, claim_slot
 from services.archive.search.repository import SearchRepository
 from services.archive.search.service import SearchService
 from services.settings import Settings
-from shared.auth import Principal, Scope, TokenIssuer, load_issuer
+from shared.auth import Principal, Scope
 from shared.cache import TTLCache
 from shared.clients import DIRECTORY_EVENTS, RegistryClient
 from shared.db import SessionDep
@@ -55,7 +55,6 @@ class ArchiveRuntime(ServiceRuntime):
         self.files_dir = self.config.files_dir or settings.var_dir / "archive-files"
         self._index: ArchiveIndex | None = None
         self._slot_lock: IO[str] | None = None
-        self._issuer: TokenIssuer | None = None
         self._subtrees: TTLCache[str, list[str]] = TTLCache(60)
         self.feeder: IndexFeeder | None = None
         self.enricher: TextEnricher | None = None
@@ -75,12 +74,6 @@ class ArchiveRuntime(ServiceRuntime):
             raise RuntimeError("the archive is not started: no index yet")
         return self._index
 
-    def internal_authorization(self) -> str:
-        """An ``Authorization`` header for the archive's own calls (the exchange's internal routes)."""
-        if self._issuer is None:
-            raise RuntimeError("the archive is not started: no signing key")
-        return f"Bearer {self._issuer.issue('archive', None, [Scope.INTERNAL])}"
-
     def registry(self) -> RegistryClient:
         return RegistryClient(self.client("registry"), self.internal_authorization)
 
@@ -97,8 +90,7 @@ class ArchiveRuntime(ServiceRuntime):
     async def open_index(self) -> None:
         """Claim this replica's index slot; rebuild it from the records when it is missing, corrupt
         or of another schema version (before the service answers a single search)."""
-        settings = self.settings
-        self._issuer = load_issuer(settings.private_key_file, settings.auth.issuer, settings.auth.audience, 300)
+        self.load_internal_issuer()
         path, lock = await asyncio.to_thread(claim_slot, self.index_dir)
         self._slot_lock = lock
         self.on_shutdown(self._release_slot)

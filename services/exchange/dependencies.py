@@ -30,7 +30,6 @@ from services.exchange.transfer.dispatcher import Dispatcher
 from services.exchange.transfer.repository import TransferRepository
 from services.exchange.transfer.service import TransferService
 from services.settings import Settings
-from shared.auth import Scope, TokenIssuer, load_issuer
 from shared.clients import DIRECTORY_EVENTS, DirectoryCache, RegistryClient
 from shared.db import Database, SessionDep
 from shared.messaging import Broker, Envelope, RetryLater, RetryPolicy
@@ -91,7 +90,6 @@ class ExchangeRuntime(ServiceRuntime):
         self.calendar = WorkingCalendar(config.holidays, config.timezone)
         self.blob_dir = settings.blob_dir
         self._blobs: BlobStore | None = None
-        self._issuer: TokenIssuer | None = None
         self._dispatcher: Dispatcher | None = None
         self._signatures: SignatureClient | None = None
         self._verifier: FlaggedVerifier | None = None
@@ -105,7 +103,7 @@ class ExchangeRuntime(ServiceRuntime):
     async def open_dispatcher(self) -> None:
         """Load the key that signs the exchange's own calls to the registry, and open the webhook client."""
         settings = self.settings
-        self._issuer = load_issuer(settings.private_key_file, settings.auth.issuer, settings.auth.audience, 300)
+        self.load_internal_issuer()
         http = httpx.AsyncClient(
             follow_redirects=False,
             timeout=httpx.Timeout(settings.webhooks.timeout_seconds),
@@ -143,12 +141,6 @@ class ExchangeRuntime(ServiceRuntime):
         if self.broker is None:
             raise RuntimeError("the exchange is not started: no broker")
         return self.broker
-
-    def internal_authorization(self) -> str:
-        """An ``Authorization`` header for the exchange's own calls (no agency behind them)."""
-        if self._issuer is None:
-            raise RuntimeError("the exchange is not started: no signing key")
-        return f"Bearer {self._issuer.issue('exchange', None, [Scope.INTERNAL])}"
 
     async def _dispatch(self, envelope: Envelope) -> None:
         if self._dispatcher is None:  # a message before start-up finished
