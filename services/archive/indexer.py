@@ -35,8 +35,9 @@ from shared.messaging import Envelope
 
 log = logging.getLogger("lienthong.archive.indexer")
 
-# how far back each pass looks again: a transaction that set changed_at and committed later than
-# another is still taken (indexing is idempotent; what was indexed unchanged is skipped)
+# how long a transaction may take between stamping its records' changed_at and committing: each
+# pass reads again what changed within this of the previous pass's start (indexing is idempotent;
+# what was indexed unchanged is skipped)
 OVERLAP = dt.timedelta(seconds=10)
 PAGE = 1000
 TEXTUAL = (
@@ -113,11 +114,17 @@ class IndexFeeder:
 
     async def catch_up(self) -> int:
         """Index every record changed since the watermark, a page at a time; one commit; return
-        how many were (re)indexed."""
+        how many were (re)indexed.
+
+        The watermark means "every change made before it is in the index". A pass that starts at
+        ``T`` sees every transaction committed by then, so once it is done every change made before
+        ``T - OVERLAP`` is in (a transaction commits within ``OVERLAP`` of stamping its records):
+        the next pass reads from there, not from the newest change it saw minus an overlap, which
+        after a burst would read the burst again on every pass."""
+        started = utcnow()
         watermark = self.index.checkpoint.watermark
-        since = dt.datetime.fromisoformat(watermark) - OVERLAP if watermark else dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+        since = dt.datetime.fromisoformat(watermark) if watermark else dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
         count = 0
-        newest: dt.datetime | None = None
         after: tuple[dt.datetime, uuid.UUID] | None = None
         while True:
             async with self.database.session() as session:
@@ -126,19 +133,20 @@ class IndexFeeder:
             if changed:
                 await asyncio.to_thread(self.index.upsert, changed)
                 count += len(changed)
+                # what the next pass may read again (changed within OVERLAP of its start) is remembered
+                recent = started - OVERLAP
+                self._seen.update((row.document_id, row.changed_at) for row in changed if row.changed_at >= recent)
             if rows:
-                newest = rows[-1].changed_at
-                after = (newest, rows[-1].document_id)
-                horizon = newest - 2 * OVERLAP  # only what a later pass may see again is remembered
-                self._seen.update((row.document_id, row.changed_at) for row in changed if row.changed_at >= horizon)
+                after = (rows[-1].changed_at, rows[-1].document_id)
             if len(rows) < PAGE:
                 break
         self.passes += 1
+        reached = max(since, started - OVERLAP)
         if count:
-            await asyncio.to_thread(self.index.commit, newest)
-            if newest is not None:
-                horizon = newest - 2 * OVERLAP
-                self._seen = {k: v for k, v in self._seen.items() if v >= horizon}
+            await asyncio.to_thread(self.index.commit, reached)
+            self._seen = {k: v for k, v in self._seen.items() if v >= reached}
+        else:
+            self.index.checkpoint.watermark = reached.isoformat()  # saved with the next commit
         return count
 
 

@@ -30,7 +30,7 @@ from shared.text import fold
 
 log = logging.getLogger("lienthong.archive.index")
 
-SCHEMA_VERSION = 1  # a change of fields below: every slot is rebuilt at the next start
+SCHEMA_VERSION = 2  # a change of fields below, or of what the state means: every slot is rebuilt at the next start
 STATE = "state.json"
 
 
@@ -104,7 +104,7 @@ class IndexState:
     """What a complete slot records next to its files: up to when it has taken the records' changes."""
 
     schema_version: int = SCHEMA_VERSION
-    watermark: str | None = None  # ISO timestamp: every change before it is in the index
+    watermark: str | None = None  # ISO timestamp: every change made before it is in the index
     documents: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 

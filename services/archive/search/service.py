@@ -9,22 +9,21 @@ import re
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import tantivy
 
 from services.archive.errors import ArchiveFilterInvalidError, ArchiveQueryInvalidError
-from services.archive.models import ArchiveRecord
 from services.archive.record.service import Reader
 from services.archive.search.index import ArchiveIndex, searchable_text
 from services.archive.search.query import ParsedQuery, parse, text_query
-from services.archive.search.repository import SearchRepository
+from services.archive.search.repository import SNIPPET_SCAN_CHARS, SearchRepository
 from services.archive.search.schemas import FacetCount, SearchFacets, SearchHit, SearchPage
 from shared.pagination import decode_cursor, encode_cursor
 from shared.text import fold
 
 MAX_OFFSET = 10_000
 SNIPPET_CHARS = 240
-SNIPPET_SCAN_CHARS = 20_000  # the passage is looked for in the text's beginning
 
 SubtreeLookup = Callable[[str], Awaitable[list[str] | None]]
 
@@ -126,8 +125,11 @@ class SearchService:
         clauses = [(Occur.Must, text_query(self.index.schema, parsed))]
         clauses += [(Occur.Must, _const(c)) for c in await self.filter_clauses(reader, filters)]
         query = tantivy.Query.boolean_query(clauses)
-        hits, total = await asyncio.to_thread(self.index.search, query, limit=limit, offset=offset)
-        counted = await asyncio.to_thread(self.index.facets, query) if facets else None
+        searching = asyncio.to_thread(self.index.search, query, limit=limit, offset=offset)
+        if facets:  # the aggregation beside the top-k search, not after it (Tantivy runs both without the GIL)
+            (hits, total), counted = await asyncio.gather(searching, asyncio.to_thread(self.index.facets, query))
+        else:
+            (hits, total), counted = await searching, None
         rows = await self.records.hits([_uuid(i) for _, i in hits])
         pattern = highlight_pattern(parsed)
         items = [hit_of(rows[_uuid(i)], score, pattern) for score, i in hits if _uuid(i) in rows]
@@ -184,7 +186,8 @@ def snippet(pattern: re.Pattern[str] | None, text: str) -> tuple[str, list[tuple
     return text[begin:end], [(s - begin, e - begin) for s, e in found if s >= begin and e <= end]
 
 
-def hit_of(record: ArchiveRecord, score: float, pattern: re.Pattern[str] | None) -> SearchHit:
+def hit_of(record: Any, score: float, pattern: re.Pattern[str] | None) -> SearchHit:
+    """A hit from the record's fields (a row of :meth:`SearchRepository.hits`)."""
     body = record.text if record.text else searchable_text(record)
     passage, marks = snippet(pattern, body)
     return SearchHit(
