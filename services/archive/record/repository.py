@@ -13,6 +13,15 @@ from services.archive.models import ArchiveRecord
 from shared.repository import Repository
 
 _RECORDS = cast(Table, ArchiveRecord.__table__)  # Core: no ORM bulk machinery on the hot path
+# what the index takes of a record (:func:`services.archive.search.index.document_of`), as Core rows
+# with the records' attribute names: no ORM object, identity map or change tracking per record
+_INDEXED = select(
+    *(
+        column
+        for column in _RECORDS.c
+        if column.name not in ("text_error", "text_claimed_at", "file_name", "content_type", "ingested_by")
+    )
+)
 
 
 class ArchiveRecordRepository(Repository[ArchiveRecord]):
@@ -35,9 +44,10 @@ class ArchiveRecordRepository(Repository[ArchiveRecord]):
 
     async def changed_since(
         self, since: dt.datetime, after: tuple[dt.datetime, uuid.UUID] | None, limit: int
-    ) -> Sequence[ArchiveRecord]:
-        """Records changed at or after ``since``, oldest change first, after the key ``after``."""
-        query = select(ArchiveRecord).where(ArchiveRecord.changed_at >= since)
+    ) -> Sequence[Any]:
+        """Records changed at or after ``since``, oldest change first, after the key ``after`` (rows
+        with the fields the index takes)."""
+        query = _INDEXED.where(ArchiveRecord.changed_at >= since)
         if after is not None:
             at, document_id = after
             query = query.where(
@@ -47,21 +57,21 @@ class ArchiveRecordRepository(Repository[ArchiveRecord]):
                 )
             )
         query = query.order_by(ArchiveRecord.changed_at, ArchiveRecord.document_id).limit(limit)
-        return (await self.session.scalars(query)).all()
+        return (await self.session.execute(query)).all()
 
-    async def chunks(self, size: int) -> AsyncIterator[Sequence[ArchiveRecord]]:
-        """Every record, ``size`` at a time, in document id order (keyset: no offset scans)."""
+    async def chunks(self, size: int) -> AsyncIterator[Sequence[Any]]:
+        """Every record, ``size`` at a time, in document id order (keyset: no offset scans); rows
+        with the fields the index takes."""
         after: uuid.UUID | None = None
         while True:
-            query = select(ArchiveRecord).order_by(ArchiveRecord.document_id).limit(size)
+            query = _INDEXED.order_by(ArchiveRecord.document_id).limit(size)
             if after is not None:
                 query = query.where(ArchiveRecord.document_id > after)
-            rows = (await self.session.scalars(query)).all()
+            rows = (await self.session.execute(query)).all()
             if not rows:
                 return
             yield rows
             after = rows[-1].document_id
-            self.session.expunge_all()
 
     async def count(self) -> int:
         return int((await self.session.execute(select(func.count()).select_from(_RECORDS))).scalar_one())
