@@ -29,6 +29,7 @@ from sqlalchemy import update
 from services.archive.extractor import TextExtractor
 from services.archive.models import ArchiveRecord
 from services.archive.record.repository import ArchiveRecordRepository
+from services.archive.record.service import ATTACHMENT_FIELDS, TEXTUAL
 from services.archive.search.index import ArchiveIndex
 from shared.db import Database, utcnow
 from shared.messaging import Envelope
@@ -40,16 +41,6 @@ log = logging.getLogger("lienthong.archive.indexer")
 # what was indexed unchanged is skipped)
 OVERLAP = dt.timedelta(seconds=10)
 PAGE = 1000
-TEXTUAL = (
-    "application/pdf",
-    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-    "application/vnd.oasis.opendocument.text",
-    "image/png",
-    "image/jpeg",
-    "image/tiff",
-    "application/xml",
-    "text/plain",
-)
 
 
 async def rebuild(
@@ -217,12 +208,13 @@ class TextEnricher:
             if record is None:
                 return
             source, sha256, content_type = record.source, record.file_sha256, record.content_type
+            details = dict(record.details or {})
         values: dict[str, Any]
         try:
             if source == "digitised":
                 values = await self._digitised(sha256, content_type)
             else:
-                values = await self._exchanged(document_id)
+                values = await self._exchanged(document_id, details)
         except _Later as exc:
             log.warning("text of %s later: %s", document_id, exc)
             values = {"text_status": "pending", "text_claimed_at": None}
@@ -243,28 +235,26 @@ class TextEnricher:
             return {"text_status": "failed", "text_error": extracted.error[:500]}
         return {"text": extracted.text[: self.max_chars], "text_status": "done", "text_error": None}
 
-    async def _exchanged(self, document_id: uuid.UUID) -> dict[str, Any]:
-        document = await self._get(f"/internal/v1/documents/{document_id}")
-        if document is None:
-            return {"text_status": "failed", "text_error": "the exchange has no such document"}
-        body = document.json()
-        signer = body.get("signer") or {}
-        details = {
-            "promulgation_place": body.get("promulgation_place"),
-            "signer_name": signer.get("full_name"),
-            "signer_position": signer.get("position"),
-            "signer_competence": signer.get("competence"),
-            "steering_type": body.get("steering_type"),
-            "page_count": body.get("page_count"),
-            "description": body.get("description"),
-            "attachments": [
-                {k: a.get(k) for k in ("id", "file_name", "content_type", "size", "sha256")}
-                for a in body.get("attachments", [])
-            ],
-        }
+    async def _exchanged(self, document_id: uuid.UUID, details: dict[str, Any]) -> dict[str, Any]:
+        if "attachments" not in details:  # an event of an exchange that did not carry the details
+            document = await self._get(f"/internal/v1/documents/{document_id}")
+            if document is None:
+                return {"text_status": "failed", "text_error": "the exchange has no such document"}
+            body = document.json()
+            signer = body.get("signer") or {}
+            details = {
+                "promulgation_place": body.get("promulgation_place"),
+                "signer_name": signer.get("full_name"),
+                "signer_position": signer.get("position"),
+                "signer_competence": signer.get("competence"),
+                "steering_type": body.get("steering_type"),
+                "page_count": body.get("page_count"),
+                "description": body.get("description"),
+                "attachments": [{k: a.get(k) for k in ATTACHMENT_FIELDS} for a in body.get("attachments", [])],
+            }
         texts: list[str] = []
         errors: list[str] = []
-        for attachment in body.get("attachments", []):
+        for attachment in details["attachments"]:
             if attachment.get("content_type") not in TEXTUAL or int(attachment.get("size", 0)) > self.max_bytes:
                 continue
             response = await self._get(f"/internal/v1/documents/{document_id}/attachments/{attachment['id']}")

@@ -22,6 +22,21 @@ class AttachmentRef(BaseModel):
     sha256: str
     size: int
     content_type: str
+    id: uuid.UUID | None = Field(default=None, description="the attachment's id (its internal download route)")
+    file_name: str | None = None
+
+
+class DocumentDetails(BaseModel):
+    """The Decree 30 details a reader of the event needs beside the headline fields (the archive
+    indexes them without asking the exchange for the document)."""
+
+    promulgation_place: str | None = None
+    signer_name: str | None = None
+    signer_position: str | None = None
+    signer_competence: str | None = None
+    steering_type: int | None = None
+    page_count: int | None = None
+    description: str | None = None
 
 
 class DocumentSubmitted(BaseModel):
@@ -44,6 +59,7 @@ class DocumentSubmitted(BaseModel):
         description="the main file's signatures: pending until a flagged document is verified"
         " (document.signature_checked.v1 follows); None when its type's signature policy is off",
     )
+    details: DocumentDetails | None = None
 
 
 class DeliveryStatusChanged(BaseModel):

@@ -87,6 +87,31 @@ async def test_a_batch_of_documents_is_recorded_once_each(database: Database) ->
             await records.get(uuid.UUID(events[0].data["document_id"]), "000.00.09.H41")
 
 
+async def test_the_details_an_event_carries_are_kept_and_only_text_is_left_to_fetch(database: Database) -> None:
+    """The exchange's event carries the place, the signer and the attachments: the record has them at
+    once (no read of the document from the exchange); only a file with text to extract leaves the
+    record waiting for its text. An event without them (an older exchange) leaves it all to fetch."""
+    consumer = IdempotentBatchConsumer(database, messaging, "archive.documents", on_documents_submitted)
+    details = {"promulgation_place": "Đồng Xoài", "signer_name": "Nguyễn Văn A", "steering_type": 1, "page_count": 2}
+    picture = {"id": str(uuid.uuid4()), "file_name": "so-do.svg", "content_type": "image/svg+xml", "size": 9}
+    pdf = {"id": str(uuid.uuid4()), "file_name": "ke-hoach.pdf", "content_type": "application/pdf", "size": 9}
+    with_picture, with_pdf, older = submitted(1), submitted(2), submitted(3)
+    with_picture.data.update(details=details, attachments=[{**picture, "sha256": "a" * 64}])
+    with_pdf.data.update(details=details, attachments=[{**pdf, "sha256": "b" * 64}])
+    older.data.update(attachments=[{"content_type": "application/pdf", "size": 9, "sha256": "c" * 64}])
+    await consumer.handle_batch([with_picture, with_pdf, older])
+
+    async with database.session() as session:
+        records = await ArchiveRecordRepository(session).by_document_ids(
+            [uuid.UUID(e.data["document_id"]) for e in (with_picture, with_pdf, older)]
+        )
+        first, second, third = (records[uuid.UUID(e.data["document_id"])] for e in (with_picture, with_pdf, older))
+    assert (first.text_status, second.text_status, third.text_status) == ("done", "pending", "pending")
+    assert first.details["signer_name"] == "Nguyễn Văn A" and first.details["promulgation_place"] == "Đồng Xoài"
+    assert [a["id"] for a in second.details["attachments"]] == [pdf["id"]]
+    assert third.details == {}
+
+
 def event(type: str, **data: object) -> Envelope:
     return Envelope(
         id=str(uuid.uuid4()),

@@ -239,6 +239,7 @@ def submitted_row(envelope: Envelope, now: dt.datetime) -> dict[str, Any]:
     data = envelope.data
     deliveries = {d["recipient_code"]: _new_delivery(d["id"]) for d in data["deliveries"]}
     original = data.get("original_document_id")
+    details = event_details(data)
     return {
         "document_id": uuid.UUID(str(data["document_id"])),
         "source": "exchanged",
@@ -256,9 +257,10 @@ def submitted_row(envelope: Envelope, now: dt.datetime) -> dict[str, Any]:
         "recipient_codes": list(deliveries),
         "deliveries": deliveries,
         "readers": readers_of(data["sender_code"], deliveries),
-        "details": {},
+        "details": details or {},
         "text": "",
-        "text_status": "pending",  # the metadata the event leaves out, and the attachments' text, come next
+        # the attachments' text comes next (the details too, from an event of an older exchange)
+        "text_status": "pending" if details is None or needs_text(details["attachments"]) else "done",
         "text_error": None,
         "text_claimed_at": None,
         "retention_years": None,
@@ -269,6 +271,44 @@ def submitted_row(envelope: Envelope, now: dt.datetime) -> dict[str, Any]:
         "submitted_at": envelope.occurred_at.astimezone(dt.UTC),
         "archived_at": now,
         "changed_at": now,
+    }
+
+
+ATTACHMENT_FIELDS = ("id", "file_name", "content_type", "size", "sha256")
+TEXTUAL = (
+    "application/pdf",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.oasis.opendocument.text",
+    "image/png",
+    "image/jpeg",
+    "image/tiff",
+    "application/xml",
+    "text/plain",
+)
+
+
+def needs_text(attachments: list[dict[str, Any]]) -> bool:
+    """Whether any of these attachments is of a kind whose text the archive extracts."""
+    return any(a.get("content_type") in TEXTUAL for a in attachments)
+
+
+def event_details(data: dict[str, Any]) -> dict[str, Any] | None:
+    """A record's details (place, signer, steering type, pages, description, attachments) as a
+    ``document.submitted.v1`` event carries them; None from an exchange whose events did not carry
+    them (the text enricher then asks the exchange for the document)."""
+    given = data.get("details")
+    attachments = data.get("attachments") or []
+    if not isinstance(given, dict) or any(not a.get("id") for a in attachments):
+        return None
+    return {
+        "promulgation_place": given.get("promulgation_place"),
+        "signer_name": given.get("signer_name"),
+        "signer_position": given.get("signer_position"),
+        "signer_competence": given.get("signer_competence"),
+        "steering_type": given.get("steering_type"),
+        "page_count": given.get("page_count"),
+        "description": given.get("description"),
+        "attachments": [{k: a.get(k) for k in ATTACHMENT_FIELDS} for a in attachments],
     }
 
 

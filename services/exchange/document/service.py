@@ -59,6 +59,7 @@ from services.exchange.errors import (
 from services.exchange.events import (
     AttachmentRef,
     DeliveryRef,
+    DocumentDetails,
     DocumentRecallRequested,
     DocumentReplaced,
     DocumentSubmitted,
@@ -422,8 +423,20 @@ def submitted_events(
         promulgation_date=document.promulgation_date,
         due_date=document.due_date,
         deliveries=[DeliveryRef(id=d.id, recipient_code=d.recipient_code) for d in deliveries],
-        attachments=[AttachmentRef(sha256=a.sha256, size=a.size, content_type=a.content_type) for a in attachments],
+        attachments=[
+            AttachmentRef(sha256=a.sha256, size=a.size, content_type=a.content_type, id=a.id, file_name=a.file_name)
+            for a in attachments
+        ],
         signature_verdict=document.signature_verdict,
+        details=DocumentDetails(
+            promulgation_place=document.promulgation_place,
+            signer_name=document.signer_name,
+            signer_position=document.signer_position,
+            signer_competence=document.signer_competence,
+            steering_type=document.steering_type,
+            page_count=document.page_count,
+            description=document.description,
+        ),
     )
     events: list[OutboxEvent] = [("document.submitted.v1", payload(submitted), str(document.id))]
     if document.signature_verdict == PENDING:
