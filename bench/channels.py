@@ -192,7 +192,7 @@ class Meter:
         self.idle: dict[str, float] = {}  # CPU ms/s of each, nothing being sent
 
     def snapshot(self) -> dict[str, float]:
-        return cpu_snapshot({**self.pids, "bench": os.getpid()}, SERVERS)
+        return cpu_snapshot(self.pids, SERVERS, own={"bench": os.getpid()})
 
     def _busy(self, before: dict[str, float], after: dict[str, float]) -> float:
         return sum(after[name] - before[name] for name in (*self.pids, "postgres", "rabbitmq"))

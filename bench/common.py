@@ -181,8 +181,36 @@ def server_cpu_ms(command: str) -> float:
     return total * 1000 / CLOCK_TICKS
 
 
-def cpu_snapshot(processes: dict[str, int], servers: Iterable[tuple[str, str]] = ()) -> dict[str, float]:
-    """CPU ms so far of each named process, and of each (label, command) server."""
-    found = {name: cpu_ms(pid) for name, pid in processes.items()}
+def tree_cpu_ms(root: int) -> float:
+    """CPU ms so far of a process and of every live descendant (a service's worker pools: the
+    archive's text extractors and the signature service's verifiers hang below a forkserver), the
+    children they reaped included (a worker that exited is still counted)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int(_stat(int(entry.name))[1])
+            except (OSError, ValueError):
+                continue
+    total = 0
+    for pid in parents:
+        ancestor = pid
+        while ancestor not in (root, 0, 1) and ancestor in parents:
+            ancestor = parents[ancestor]
+        if ancestor == root:
+            try:
+                total += sum(int(f) for f in _stat(pid)[11:15])
+            except OSError:  # gone meanwhile
+                continue
+    return total * 1000 / CLOCK_TICKS
+
+
+def cpu_snapshot(
+    processes: dict[str, int], servers: Iterable[tuple[str, str]] = (), *, own: dict[str, int] | None = None
+) -> dict[str, float]:
+    """CPU ms so far of each named process with its descendants, of each (label, command) server,
+    and of each ``own`` process alone (the benchmark's, whose children are the services)."""
+    found = {name: tree_cpu_ms(pid) for name, pid in processes.items()}
+    found.update({name: cpu_ms(pid) for name, pid in (own or {}).items()})
     found.update({label: server_cpu_ms(command) for label, command in servers})
     return found

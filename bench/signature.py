@@ -17,11 +17,10 @@ import io
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
 import httpx
 
-from bench.common import _stat, cpu_ms, production_topology, server_cpu_ms
+from bench.common import cpu_ms, production_topology, server_cpu_ms, tree_cpu_ms
 from bench.common import token as get_token
 from services.demo.pdf import make_pdf
 from tests.signature.pki import build_pki, sign_pdf
@@ -99,32 +98,10 @@ def _raw_rate(documents: list[bytes], roots: list[bytes], intermediates: list[by
     return rate
 
 
-def _tree_cpu_ms(root: int) -> float:
-    """CPU ms of a process and every live descendant (the pool's workers hang below its forkserver)."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parents[int(entry.name)] = int(_stat(int(entry.name))[1])
-            except (OSError, ValueError):
-                continue
-    total = 0.0
-    for pid in parents:
-        ancestor = pid
-        while ancestor not in (root, 0, 1) and ancestor in parents:
-            ancestor = parents[ancestor]
-        if ancestor == root:
-            try:
-                total += cpu_ms(pid)
-            except OSError:
-                continue
-    return total
-
-
 def _cpu(pids: dict[str, int]) -> dict[str, float]:
     found = {name: cpu_ms(pid) for name, pid in pids.items() if name != "signature"}
     found["signature (service)"] = cpu_ms(pids["signature"])
-    found["signature pool"] = _tree_cpu_ms(pids["signature"]) - found["signature (service)"]
+    found["signature pool"] = tree_cpu_ms(pids["signature"]) - found["signature (service)"]
     found["postgres"] = server_cpu_ms("postgres")
     return found
 
