@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Row, Table, bindparam, select
+from sqlalchemy import ColumnElement, Row, Table, bindparam, literal, select, union_all
 
 from services.exchange.delivery.repository import not_withdrawn, overdue_clause
 from services.exchange.document.schemas import ListFilters
@@ -45,30 +46,53 @@ _SAME_NUMBER = (
 )
 
 
+# a send's three look-ups in one round trip: the document a replay repeats (by Idempotency-Key, by
+# the sender's own id) and the new document already holding its number this year
+_SEND_LOOKUPS = union_all(
+    select(DOCUMENT.c.id, literal("key").label("why")).where(
+        DOCUMENT.c.sender_code == bindparam("sender_code"), DOCUMENT.c.idempotency_key == bindparam("key")
+    ),
+    select(DOCUMENT.c.id, literal("sender_document_id").label("why")).where(
+        DOCUMENT.c.sender_code == bindparam("sender_code"),
+        DOCUMENT.c.sender_document_id == bindparam("sender_document_id"),
+    ),
+    select(_SAME_NUMBER.subquery().c.id, literal("number").label("why")),
+)
+
+
+@dataclass(frozen=True)
+class SendLookups:
+    """What a send must know before it stores anything (ids only; None: there is none)."""
+
+    by_key: uuid.UUID | None = None
+    by_sender_document_id: uuid.UUID | None = None
+    same_number: uuid.UUID | None = None
+
+
 class DocumentRepository(Repository[Document]):
     model = Document
 
-    async def by_idempotency_key(self, sender_code: str, key: str) -> Document | None:
-        """Return the document a sender sent with this ``Idempotency-Key``."""
-        query = select(Document).where(Document.sender_code == sender_code, Document.idempotency_key == key)
-        return (await self.session.execute(query)).scalar_one_or_none()
-
-    async def by_sender_document_id(self, sender_code: str, sender_document_id: str) -> Document | None:
-        """Return the document a sender sent under its own id."""
-        query = select(Document).where(
-            Document.sender_code == sender_code, Document.sender_document_id == sender_document_id
-        )
-        return (await self.session.execute(query)).scalar_one_or_none()
-
-    async def same_number(self, sender_code: str, number: str, notation: str, year: int) -> uuid.UUID | None:
-        """Return the id of the new document a sender sent with this number and notation in this year
-        (the id only: every send asks, and loading a whole document costs more than the query)."""
-        value: uuid.UUID | None = (
-            await self.session.execute(
-                _SAME_NUMBER, {"sender_code": sender_code, "number": number, "notation": notation, "year": year}
-            )
-        ).scalar()
-        return value
+    async def send_lookups(
+        self,
+        sender_code: str,
+        *,
+        key: str | None,
+        sender_document_id: str | None,
+        number: str,
+        notation: str,
+        year: int,
+    ) -> SendLookups:
+        """The documents a send may repeat or collide with, in one query."""
+        values = {
+            "sender_code": sender_code,
+            "key": key,
+            "sender_document_id": sender_document_id,
+            "number": number,
+            "notation": notation,
+            "year": year,
+        }
+        found = {why: document_id for document_id, why in (await self.session.execute(_SEND_LOOKUPS, values)).all()}
+        return SendLookups(found.get("key"), found.get("sender_document_id"), found.get("number"))
 
     async def attachments(self, document_id: uuid.UUID) -> Sequence[Attachment]:
         """Return a document's attachments in the order they were sent."""

@@ -20,7 +20,7 @@ from services.exchange.delivery.repository import DeliveryRepository
 from services.exchange.delivery.service import record_status_change
 from services.exchange.delivery.status import StatusCode, is_overdue
 from services.exchange.document.attachments import ZIP, refine_zip, sanitize_file_name, sniff_head
-from services.exchange.document.repository import DocumentRepository
+from services.exchange.document.repository import DocumentRepository, SendLookups
 from services.exchange.document.schemas import (
     AttachmentDownload,
     AttachmentRead,
@@ -403,6 +403,17 @@ def recall_targets(*, deliveries: Sequence[Delivery], recipients: Sequence[str] 
     return targets
 
 
+def check_number_unused(*, lookups: SendLookups, data: DocumentSubmit) -> None:
+    """Refuse a new document whose number and notation the sender already used this year."""
+    if lookups.same_number is not None:
+        year = data.promulgation_date.year
+        raise DocumentDuplicateError(
+            f"{data.code_number}/{data.code_notation} was already sent in {year} (document {lookups.same_number}); "
+            "to change it, send an update or a replacement (`relation`)",
+            document_id=str(lookups.same_number),
+        )
+
+
 def submitted_events(
     *,
     document: Document,
@@ -489,16 +500,22 @@ class DocumentService:
         created now (False: an idempotent replay of an earlier request).
         """
         fingerprint = fingerprint_of(data)
-        replayed = await self.check_replay(
-            sender_code=sender_code, idempotency_key=idempotency_key, data=data, fingerprint=fingerprint
+        lookups = await self.documents.send_lookups(
+            sender_code,
+            key=idempotency_key,
+            sender_document_id=data.sender_document_id,
+            number=data.code_number,
+            notation=data.code_notation,
+            year=data.promulgation_date.year,
         )
+        replayed = await self.check_replay(lookups=lookups, data=data, fingerprint=fingerprint)
         if replayed is not None:
             return await self.accepted(replayed), False
         check_confidentiality(data.confidentiality)
         check_attachments(files=files, max_attachments=self.max_attachments)
         original = await self.find_original(sender_code=sender_code, relation=data.relation)
         if original is None:
-            await self.check_number_unused(sender_code=sender_code, data=data)
+            check_number_unused(lookups=lookups, data=data)
         await self.check_sender_active(sender_code=sender_code)
         resolution = await self.registry.resolve(data.recipients, data.groups)
         recipient_codes = resolve_recipients(resolution=resolution, recipients=data.recipients, sender_code=sender_code)
@@ -538,15 +555,12 @@ class DocumentService:
             discard_files(staged=staged, blobs=self.blobs)  # what was not committed
         return document_accepted(document, deliveries=deliveries, attachments=attachments), True
 
-    async def check_replay(
-        self, *, sender_code: str, idempotency_key: str | None, data: DocumentSubmit, fingerprint: str
-    ) -> Document | None:
-        """Return the document this request repeats; refuse its key reused for other metadata."""
+    async def check_replay(self, *, lookups: SendLookups, data: DocumentSubmit, fingerprint: str) -> Document | None:
+        """Return the document this request repeats (by its Idempotency-Key, else by the sender's own
+        id); refuse its key reused for other metadata."""
         replayed = None
-        if idempotency_key:
-            replayed = await self.documents.by_idempotency_key(sender_code, idempotency_key)
-        if replayed is None and data.sender_document_id:
-            replayed = await self.documents.by_sender_document_id(sender_code, data.sender_document_id)
+        if (document_id := lookups.by_key or lookups.by_sender_document_id) is not None:
+            replayed = await self.documents.get(document_id)
         if replayed is not None and replayed.request_fingerprint not in (None, fingerprint):
             raise IdempotencyKeyReusedError(
                 f"Document {replayed.id} was sent with this Idempotency-Key or sender_document_id and other "
@@ -566,17 +580,6 @@ class DocumentService:
                 superseded_by=str(original.superseded_by_id),
             )
         return original
-
-    async def check_number_unused(self, *, sender_code: str, data: DocumentSubmit) -> None:
-        """Refuse a new document whose number and notation the sender already used this year."""
-        year = data.promulgation_date.year
-        duplicate = await self.documents.same_number(sender_code, data.code_number, data.code_notation, year)
-        if duplicate is not None:
-            raise DocumentDuplicateError(
-                f"{data.code_number}/{data.code_notation} was already sent in {year} (document {duplicate}); "
-                "to change it, send an update or a replacement (`relation`)",
-                document_id=str(duplicate),
-            )
 
     async def check_sender_active(self, *, sender_code: str) -> None:
         """Refuse a sender the registry does not know as active."""
