@@ -48,13 +48,13 @@ from bench.common import (
     SERVICES,
     Running,
     asyncpg_dsn,
+    bench_pdf,
     cpu_snapshot,
     free_port,
     metadata,
     production_topology,
 )
 from bench.common import token as get_token
-from services.demo.pdf import make_pdf
 from shared.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 
 CHANNELS = ("pull", "push", "amqp")
@@ -428,8 +428,7 @@ async def _run(running: Running) -> list[Result]:
     await _consume_queue(connection, amqp_queue, arrivals["amqp"])
     reader = asyncio.create_task(_read_feed(gateway, tokens[RECIPIENTS["pull"]], arrivals["pull"]))
     meter = Meter(running)
-    attachment = make_pdf(["Cong van do hieu nang"])
-    attachment += os.urandom(ATTACHMENT_BYTES - len(attachment))
+    attachment = bench_pdf(ATTACHMENT_BYTES)
     results: list[Result] = []
     try:
         async with httpx.AsyncClient(

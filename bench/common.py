@@ -20,6 +20,7 @@ import asyncpg
 import httpx
 from pydantic import SecretStr
 
+from services.demo.pdf import make_pdf
 from services.runtime import Topology, declared_queues, ensure_local_secrets, topology_env
 from services.settings import Settings
 from shared.messaging import RabbitBroker
@@ -148,6 +149,27 @@ def metadata(recipients: list[str] | None = None, groups: list[str] | None = Non
         },
         ensure_ascii=False,
     )
+
+
+# --- the documents' file ---------------------------------------------------------------------------
+
+_UNIQUE = b"LIENTHONG-UNIQUE"  # 16 bytes, at the start of the padding stream
+
+
+def bench_pdf(size: int) -> bytes:
+    """A well-formed one-page PDF of ``size`` bytes, the bulk in a stream object of random bytes (as
+    an embedded font or image fills a real one), not appended after its end: a text extractor reads
+    it as it reads an agency's file."""
+    lines = ["Cong van do hieu nang"]
+    bare = len(make_pdf(lines, padding=_UNIQUE))
+    return make_pdf(lines, padding=_UNIQUE + os.urandom(max(0, size - bare)))
+
+
+def unique_pdf(pdf: bytes) -> bytes:
+    """A copy of a :func:`bench_pdf` file with 16 bytes of its own (the blob store keeps one copy of
+    identical bytes)."""
+    at = pdf.index(_UNIQUE)
+    return pdf[:at] + os.urandom(16) + pdf[at + 16 :]
 
 
 # --- CPU time from /proc ----------------------------------------------------------------------------

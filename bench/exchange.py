@@ -22,7 +22,7 @@ import asyncpg
 import httpx
 from rich.progress import Progress
 
-from bench.common import asyncpg_dsn, metadata, production_topology
+from bench.common import asyncpg_dsn, bench_pdf, metadata, production_topology
 from bench.common import token as get_token
 from services.demo.pdf import make_pdf
 from services.runtime import Topology
@@ -111,7 +111,7 @@ async def _run(topology: Topology, url: str) -> None:
         client = (await http.post("/v1/agencies/000.00.01.H98/clients", json={"name": "bench"}, headers=admin)).json()
         token = await get_token(http, client["client_id"], client["client_secret"])
 
-    attachment = make_pdf(["Cong van do hieu nang"]) + os.urandom(100 * 1024 - 700)
+    attachment = bench_pdf(100 * 1024)
     await _send_many(gateway, token, "000.00.02.H98", attachment, 20)  # warm-up
     via_gateway = await _send_many(gateway, token, "000.00.02.H98", attachment, DOCUMENTS)
     direct = await _send_many(exchange, token, "000.00.02.H98", attachment, DOCUMENTS)

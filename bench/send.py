@@ -40,9 +40,17 @@ import httpx
 from rich.progress import Progress
 
 from bench.channels import Arrivals, Meter, _ceiling_run, _read_feed, _until_arrived
-from bench.common import PG_ADMIN_DSN, SERVICES, SIGNATURE_POLICY_OFF, free_port, metadata, production_topology
+from bench.common import (
+    PG_ADMIN_DSN,
+    SERVICES,
+    SIGNATURE_POLICY_OFF,
+    bench_pdf,
+    free_port,
+    metadata,
+    production_topology,
+    unique_pdf,
+)
 from bench.common import token as get_token
-from services.demo.pdf import make_pdf
 
 RUNS = ((16, 400), (64, 800))  # (concurrent senders, documents)
 WARM_UP = 20
@@ -96,13 +104,13 @@ def _percentiles(values: list[float]) -> str:
 
 def _multipart(attachment: bytes, recipient: str) -> bytes:
     """The request body as a sender's client builds it: the metadata (a number of its own) and one PDF
-    whose last 16 bytes are its own (the blob store keeps one copy of identical bytes)."""
+    with 16 bytes of its own (the blob store keeps one copy of identical bytes)."""
     head = (
         f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="metadata"\r\n\r\n{metadata([recipient])}\r\n'
         f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="files"; filename="cong-van.pdf"\r\n'
         "Content-Type: application/pdf\r\n\r\n"
     ).encode()
-    return head + attachment[:-16] + os.urandom(16) + f"\r\n--{BOUNDARY}--\r\n".encode()
+    return head + unique_pdf(attachment) + f"\r\n--{BOUNDARY}--\r\n".encode()
 
 
 @dataclass
@@ -148,9 +156,8 @@ def _sender_client(base_url: str, token: str | None) -> httpx.AsyncClient:
 
 
 def _attachment() -> bytes:
-    """A 100 KB PDF: a real one, padded with random bytes (as ``bench exchange``'s)."""
-    pdf = make_pdf(["Cong van do hieu nang"])
-    return pdf + os.urandom(ATTACHMENT_BYTES - len(pdf))
+    """A 100 KB PDF: a real one, its bulk random bytes in a stream of its own."""
+    return bench_pdf(ATTACHMENT_BYTES)
 
 
 class ProcessMeter(Meter):

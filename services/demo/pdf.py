@@ -7,8 +7,10 @@ def _escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
 
 
-def make_pdf(lines: list[str]) -> bytes:
-    """Return a one-page A4 PDF showing ``lines`` (ASCII-folded by the caller if needed)."""
+def make_pdf(lines: list[str], *, padding: bytes = b"") -> bytes:
+    """Return a one-page A4 PDF showing ``lines`` (ASCII-folded by the caller if needed); ``padding``
+    goes into a stream object of its own (as an embedded font or image makes a real file larger),
+    so the file stays a well-formed PDF whatever its size."""
     stream_lines = ["BT", "/F1 12 Tf", "72 770 Td", "16 TL"]
     for line in lines:
         stream_lines.append(f"({_escape(line.encode('latin-1', 'replace').decode('latin-1'))}) Tj T*")
@@ -22,6 +24,8 @@ def make_pdf(lines: list[str]) -> bytes:
         b"<< /Length " + str(len(content)).encode() + b" >>\nstream\n" + content + b"\nendstream",
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     ]
+    if padding:
+        objects.append(b"<< /Length " + str(len(padding)).encode() + b" >>\nstream\n" + padding + b"\nendstream")
     out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
     offsets = []
     for number, body in enumerate(objects, start=1):
