@@ -198,6 +198,14 @@ def _percentiles(values: list[float]) -> tuple[float, float]:
     return cuts[49], cuts[94]
 
 
+def _stamped(chunk: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """The rows with ``archived_at`` and ``changed_at`` of the moment they are written, as the
+    archive's own writers stamp them (the index feeder counts on a change committing within seconds
+    of its stamp)."""
+    now = dt.datetime.now(dt.UTC)
+    return [(*row[:-2], now, now) for row in chunk]
+
+
 async def _load(dsn: str, progress: Progress) -> tuple[float, str]:
     """COPY the corpus into the archive's records; return when the first chunk was committed, and a
     number/notation of the province's to look up."""
@@ -213,14 +221,14 @@ async def _load(dsn: str, progress: Progress) -> tuple[float, str]:
             chunk.append(row)
             if len(chunk) == COPY_CHUNK:
                 await connection.copy_records_to_table(
-                    "archive_record", records=chunk, columns=COLUMNS, schema_name="archive"
+                    "archive_record", records=_stamped(chunk), columns=COLUMNS, schema_name="archive"
                 )
                 first_commit = first_commit or time.perf_counter()
                 progress.advance(task, len(chunk))
                 chunk = []
         if chunk:
             await connection.copy_records_to_table(
-                "archive_record", records=chunk, columns=COLUMNS, schema_name="archive"
+                "archive_record", records=_stamped(chunk), columns=COLUMNS, schema_name="archive"
             )
             first_commit = first_commit or time.perf_counter()
             progress.advance(task, len(chunk))
