@@ -5,9 +5,9 @@ from __future__ import annotations
 import base64
 import logging
 import weakref
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Header, Request
+from fastapi import APIRouter, Form, Header, Request, Response
 from pydantic import BaseModel
 
 from gateway.errors import InvalidScopeError, UnsupportedGrantTypeError
@@ -55,6 +55,30 @@ def _throttle(gateway: GatewayRuntime) -> AuthThrottle:
             limits.auth_failures_per_client, limits.auth_failures_per_address, limits.auth_failure_window_seconds
         )
     return throttle
+
+
+class JsonWebKey(BaseModel):
+    kty: str = "OKP"
+    crv: str = "Ed25519"
+    x: str
+    kid: str
+    use: str = "sig"
+    alg: str = "EdDSA"
+    exp: int | None = None
+
+
+class JsonWebKeySet(BaseModel):
+    keys: list[JsonWebKey]
+
+
+@router.get("/.well-known/jwks.json", response_model=JsonWebKeySet, response_model_exclude_none=True)
+async def jwks(gateway: GatewayDep, response: Response) -> dict[str, Any]:
+    """The public keys that verify the gateway's tokens (RFC 7517, OKP/Ed25519 keys of RFC 8037):
+    the key that signs now, a staged next key, and the previous keys until their last token has
+    expired (`exp`, seconds since the epoch: the key stops verifying then). A token names its key in
+    its `kid` header (the key's RFC 7638 thumbprint). No authentication."""
+    response.headers["Cache-Control"] = "public, max-age=60"
+    return gateway.token_verifier.ring.jwks()
 
 
 @router.post("/v1/auth/token", response_model=TokenResponse)

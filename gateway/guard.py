@@ -40,7 +40,7 @@ class CredentialGuard:
         """Refuse a valid token whose client is revoked or whose agency is not active."""
         if not authorization or not authorization.lower().startswith("bearer "):
             return  # the service answers 401 itself
-        principal = self.verifier.verify(authorization[7:].strip())
+        principal = await self.verifier.verify_async(authorization[7:].strip())
         if principal.client_id == "gateway":
             return
         status = await self._status(principal.client_id)
