@@ -159,7 +159,7 @@ class _FixedKey(KeyRing):
         self.version = 0
         self._fixed = VerificationKey(thumbprint(key), key, "current")
 
-    def check(self) -> None:
+    def check(self, now_: bool = False) -> None:
         return None
 
     def reload(self) -> bool:
@@ -241,6 +241,9 @@ class TokenVerifier:
         if not isinstance(kid, str):
             raise UnauthorizedError("The access token is not valid: its kid is not a string")
         key = self.ring.get(kid)
+        if key is None:  # the files may have changed within the last second (a stat, no read)
+            self.ring.check(now_=True)
+            key = self.ring.get(kid)
         if key is None and self.ring.reload():
             key = self.ring.get(kid)
         if key is None:

@@ -16,8 +16,9 @@ The files (one directory by default, ``var/keys``; docs/security.md, "Keys and r
 
 Every file is replaced atomically (written aside, then renamed), in an order that never lets a key
 sign before the verifiers can know it: the ring first, then the public key, the private key last.
-Signers and verifiers look at the files' status at most once a second and read them again when they
-changed: a rotation reaches every process that reads the files without a restart.
+Verifiers look at the files' status at most once a second (and at once when a token names a key
+they do not hold), signers at every signature; both read the files again when they changed: a
+rotation reaches every process that reads the files without a restart.
 """
 
 from __future__ import annotations
@@ -299,10 +300,10 @@ class KeyRing:
             self.version += 1
             log.info("key ring read: %s", ", ".join(f"{k} ({v.status})" for k, v in keys.items()))
 
-    def check(self) -> None:
-        """Read the files again if they changed (looked at once a second at most)."""
+    def check(self, now_: bool = False) -> None:
+        """Read the files again if they changed (looked at once a second at most, or ``now_``)."""
         now = time.monotonic()
-        if now - self._checked_at < FILE_CHECK_SECONDS:
+        if not now_ and now - self._checked_at < FILE_CHECK_SECONDS:
             return
         self._checked_at = now
         if _signature(self._paths()) != self._files:
@@ -404,7 +405,6 @@ class SigningKey:
             raise ValueError("give the key's PEM or its file")
         self.path = path
         self._files: tuple[tuple[int, int, int] | None, ...] = ()
-        self._checked_at = float("-inf")
         self._set(load_private_key(pem if pem is not None else self._read()))
 
     def _read(self) -> bytes:
@@ -417,16 +417,15 @@ class SigningKey:
         self.kid = thumbprint(key.public_key())
 
     def current(self) -> tuple[str, Ed25519PrivateKey]:
+        """The key id and key that sign now. The file's status is looked at on every call (a few
+        microseconds: signing is rarer than verifying), so that a rotated key signs at once."""
         if self.path is not None:
-            now = time.monotonic()
-            if now - self._checked_at >= FILE_CHECK_SECONDS:
-                self._checked_at = now
-                if _signature((self.path,)) != self._files:
-                    try:
-                        self._set(load_private_key(self._read()))
-                        log.info("signing key read again from %s: kid %s", self.path, self.kid)
-                    except (OSError, ValueError) as exc:
-                        log.error("signing key %s unreadable (%s): the key read before still signs", self.path, exc)
+            if _signature((self.path,)) != self._files:
+                try:
+                    self._set(load_private_key(self._read()))
+                    log.info("signing key read again from %s: kid %s", self.path, self.kid)
+                except (OSError, ValueError) as exc:
+                    log.error("signing key %s unreadable (%s): the key read before still signs", self.path, exc)
         return self.kid, self.key
 
 
@@ -500,11 +499,13 @@ def rotate(files: KeyFiles, overlap_seconds: float, *, retire_previous: bool = F
     live = _live(entries, now)
     pruned = [e.kid for e in entries if e not in live]
     until = None if retire_previous else now + overlap_seconds
-    kept = [] if until is None else [RingEntry(previous.public_key(), "previous", until)]
-    write_ring(files.ring, [*live, *kept, RingEntry(new.public_key(), "next")])
+    previous_entry = RingEntry(previous.public_key(), "previous", until or now + overlap_seconds)
+    # until the new key signs, the previous one verifies (even a leaked one: its retirement comes
+    # with the last write, once nothing signs with it any more)
+    write_ring(files.ring, [*live, previous_entry, RingEntry(new.public_key(), "next")])
     write_atomically(files.public, public_pem(new.public_key()))
     write_atomically(files.private, private_pem(new), 0o600)
-    write_ring(files.ring, [*live, *kept])
+    write_ring(files.ring, [*live, *([previous_entry] if until is not None else [])])
     files.next.unlink(missing_ok=True)
     return Rotation(new_kid, previous_kid, until, pruned)
 
