@@ -419,13 +419,12 @@ class SigningKey:
     def current(self) -> tuple[str, Ed25519PrivateKey]:
         """The key id and key that sign now. The file's status is looked at on every call (a few
         microseconds: signing is rarer than verifying), so that a rotated key signs at once."""
-        if self.path is not None:
-            if _signature((self.path,)) != self._files:
-                try:
-                    self._set(load_private_key(self._read()))
-                    log.info("signing key read again from %s: kid %s", self.path, self.kid)
-                except (OSError, ValueError) as exc:
-                    log.error("signing key %s unreadable (%s): the key read before still signs", self.path, exc)
+        if self.path is not None and _signature((self.path,)) != self._files:
+            try:
+                self._set(load_private_key(self._read()))
+                log.info("signing key read again from %s: kid %s", self.path, self.kid)
+            except (OSError, ValueError) as exc:
+                log.error("signing key %s unreadable (%s): the key read before still signs", self.path, exc)
         return self.kid, self.key
 
 
