@@ -78,10 +78,28 @@ def settle_heap() -> None:
     gc.set_threshold(*GC_THRESHOLD)
 
 
-def _serve(asgi_app: FastAPI | str, host: str, port: int, workers: int = 1) -> None:
+def _tls_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's TLS options for the gateway (``LIENTHONG_GATEWAY__TLS_*``): HTTPS, and with a client
+    CA a client certificate asked for (optional: clients with secrets send none) for mutual TLS."""
+    import ssl
+
+    section = settings.gateway
+    if section.tls_cert_file is None:
+        return {}
+    options: dict[str, Any] = {"ssl_certfile": str(section.tls_cert_file)}
+    if section.tls_key_file is not None:
+        options["ssl_keyfile"] = str(section.tls_key_file)
+    if section.tls_client_ca_file is not None:
+        options["ssl_ca_certs"] = str(section.tls_client_ca_file)
+        options["ssl_cert_reqs"] = ssl.CERT_OPTIONAL
+    return options
+
+
+def _serve(asgi_app: FastAPI | str, host: str, port: int, workers: int = 1, tls: dict[str, Any] | None = None) -> None:
     """Serve an app, or with ``workers`` above 1 an app factory's import path in as many processes
-    sharing the port (uvicorn's supervisor restarts one that dies)."""
+    sharing the port (uvicorn's supervisor restarts one that dies); ``tls``: uvicorn's ssl options."""
     options: dict[str, Any] = {
+        **(tls or {}),
         "host": host,
         "port": port,
         "log_config": None,
@@ -219,11 +237,12 @@ def serve(
     section = settings.gateway if service == "gateway" else settings.section(service)
     count = workers or section.workers
     bind_port = port or urlsplit(section.url).port or DEFAULT_PORTS[service]
+    tls = _tls_options(settings) if service == "gateway" else None
     if count > 1:
         os.environ[SERVE_ENV] = service  # the worker processes read it (they are spawned, not forked)
-        _serve("services.cli:service_app", host, bind_port, count)
+        _serve("services.cli:service_app", host, bind_port, count, tls)
     else:
-        _serve(_service_app(service, settings), host, bind_port)
+        _serve(_service_app(service, settings), host, bind_port, tls=tls)
 
 
 @app.command()
