@@ -134,9 +134,7 @@ async def test_staged_key_verifies_before_it_signs_and_a_leaked_key_is_retired_a
     assert set(await jwks_kids(api)) == {staged}
 
 
-async def test_a_service_without_the_ring_file_learns_new_keys_from_the_gateways_jwks(
-    api: Api, tmp_path: Path
-) -> None:
+async def test_a_service_without_the_ring_file_learns_new_keys_from_the_gateways_jwks(api: Api, tmp_path: Path) -> None:
     """A Kubernetes pod that mounts jwt-public.pem only: an unknown kid fetches the gateway's JWKS."""
     api._admin = None  # the admin token of an earlier test may be signed by a retired key
     client = await api.agency_client()

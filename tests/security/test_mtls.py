@@ -195,10 +195,11 @@ async def test_the_registered_certificate_gets_a_token_bound_to_it(tls: Tls) -> 
         assert sent.status_code == 200, sent.text
     # and not without it: over TLS without a client certificate, or with another one
     async with tls.https() as anonymous:
-        refused = await anonymous.get("/v1/documents", params={"box": "sent"}, headers={"Authorization": f"Bearer {token}"})
+        bearer = {"Authorization": f"Bearer {token}"}
+        refused = await anonymous.get("/v1/documents", params={"box": "sent"}, headers=bearer)
         assert_problem(refused, 401, "token_certificate_mismatch")
     async with tls.https(tls.other_cert) as other:
-        refused = await other.get("/v1/documents", params={"box": "sent"}, headers={"Authorization": f"Bearer {token}"})
+        refused = await other.get("/v1/documents", params={"box": "sent"}, headers=bearer)
         assert_problem(refused, 401, "token_certificate_mismatch")
     refused = await tls.api.http.get("/v1/documents", headers={"Authorization": f"Bearer {token}"})  # no TLS at all
     assert_problem(refused, 401, "token_certificate_mismatch")
