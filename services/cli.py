@@ -200,7 +200,9 @@ def dev(
     if settings.uses_rabbitmq:
         console.print("[yellow]note:[/] embedded mode uses the in-process bus; LIENTHONG_BROKER_URL is ignored")
     settings = development_webhooks(settings.model_copy(update={"broker_url": "memory://"}))
-    console.print(f"Starting LienThong (embedded) on http://{host}:{port}, data in {settings.var_dir.resolve()}")
+    tls = _tls_options(settings)  # LIENTHONG_GATEWAY__TLS_*: HTTPS, mutual TLS (docs/security.md)
+    scheme = "https" if tls else "http"
+    console.print(f"Starting LienThong (embedded) on {scheme}://{host}:{port}, data in {settings.var_dir.resolve()}")
     embedded = build_embedded_app(settings)
     if seed:  # seeded before the server accepts requests: /health answers once the demo is ready
         started = embedded.router.lifespan_context
@@ -210,11 +212,11 @@ def dev(
             async with started(app):
                 transport = httpx.ASGITransport(app=app)
                 async with httpx.AsyncClient(transport=transport, base_url="http://gateway", timeout=60) as http:
-                    await _seed(http, f"http://{host}:{port}", settings, "embedded mode")
+                    await _seed(http, f"{scheme}://{host}:{port}", settings, "embedded mode")
                 yield
 
         embedded.router.lifespan_context = lifespan
-    _serve(embedded, host, port)
+    _serve(embedded, host, port, tls=tls)
 
 
 @app.command()
