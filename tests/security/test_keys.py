@@ -30,7 +30,9 @@ async def api(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Api]:
     patch = pytest.MonkeyPatch()
     patch.setattr(shared.keyring, "FILE_CHECK_SECONDS", 0.05)
     try:
-        async with running_system(tmp_path_factory.mktemp("keys") / "var", auth={"key_reload_seconds": 0}) as caller:
+        # the tests' cheap secret hashing (make_settings) kept, the ring read at once on an unknown kid
+        auth = {"secret_hash_time_cost": 1, "secret_hash_memory_kib": 1024, "key_reload_seconds": 0}
+        async with running_system(tmp_path_factory.mktemp("keys") / "var", auth=auth) as caller:
             yield caller
     finally:
         patch.undo()
