@@ -184,3 +184,24 @@ async def test_jwks_needs_no_token_and_is_cacheable(api: Api) -> None:
     assert response.status_code == 200
     assert "max-age" in response.headers["cache-control"]
     assert current_kid(api) in {key["kid"] for key in response.json()["keys"]}
+
+
+def test_keys_commands_without_a_system(tmp_path: Path) -> None:
+    """list, rotate and prune on a directory of keys; rotating nothing is a clear error."""
+    runner = CliRunner()
+    missing = runner.invoke(cli, ["keys", "rotate", "--dir", str(tmp_path / "none")])
+    assert missing.exit_code == 1
+    assert "keys generate" in missing.output
+    directory = str(tmp_path / "keys")
+    assert runner.invoke(cli, ["keys", "generate", "--dir", directory]).exit_code == 0
+    first = thumbprint(load_public_key((tmp_path / "keys" / "jwt-public.pem").read_bytes()))
+    assert runner.invoke(cli, ["keys", "rotate", "--dir", directory, "--overlap", "600"]).exit_code == 0
+    listed = runner.invoke(cli, ["keys", "list", "--dir", directory]).output
+    assert f'"kid": "{first}", "status": "previous"' in listed
+    assert (tmp_path / "keys" / "jwt-private.pem").stat().st_mode & 0o777 == 0o600
+    second = thumbprint(load_public_key((tmp_path / "keys" / "jwt-public.pem").read_bytes()))
+    assert runner.invoke(cli, ["keys", "rotate", "--dir", directory, "--overlap", "0"]).exit_code == 0
+    pruned = runner.invoke(cli, ["keys", "prune", "--dir", directory]).output
+    assert second in pruned  # retired at once (overlap 0)
+    assert first not in pruned  # still within its 600 s
+    assert '"status": "retired"' not in runner.invoke(cli, ["keys", "list", "--dir", directory]).output
