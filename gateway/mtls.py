@@ -10,7 +10,7 @@ Two ways, both off by default:
 - a TLS-terminating proxy in front passes the certificate it verified in a header
   (``LIENTHONG_GATEWAY__CLIENT_CERT_HEADER``), honoured only from the proxies'
   addresses (``LIENTHONG_GATEWAY__TRUSTED_PROXIES``): from anyone else the header is ignored. The
-  header holds the URL-encoded PEM (nginx ``$ssl_client_escaped_cert``, Envoy, HAProxy) or the
+  header holds the URL-encoded PEM (nginx ``$ssl_client_escaped_cert``) or the
   RFC 9440 ``Client-Cert`` form (``:base64-DER:``).
 
 A certificate is identified by its ``x5t#S256`` thumbprint (base64url SHA-256 of its DER): the
