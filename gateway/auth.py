@@ -5,12 +5,13 @@ from __future__ import annotations
 import base64
 import logging
 import weakref
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Header, Request
+from fastapi import APIRouter, Form, Header, Request, Response
 from pydantic import BaseModel
 
 from gateway.errors import InvalidScopeError, UnsupportedGrantTypeError
+from gateway.mtls import peer_thumbprint
 from gateway.runtime import GatewayDep, GatewayRuntime
 from shared.clients import InvalidClientError
 from shared.errors import AuthThrottledError
@@ -57,6 +58,30 @@ def _throttle(gateway: GatewayRuntime) -> AuthThrottle:
     return throttle
 
 
+class JsonWebKey(BaseModel):
+    kty: str = "OKP"
+    crv: str = "Ed25519"
+    x: str
+    kid: str
+    use: str = "sig"
+    alg: str = "EdDSA"
+    exp: int | None = None
+
+
+class JsonWebKeySet(BaseModel):
+    keys: list[JsonWebKey]
+
+
+@router.get("/.well-known/jwks.json", response_model=JsonWebKeySet, response_model_exclude_none=True)
+async def jwks(gateway: GatewayDep, response: Response) -> dict[str, Any]:
+    """The public keys that verify the gateway's tokens (RFC 7517, OKP/Ed25519 keys of RFC 8037):
+    the key that signs now, a staged next key, and the previous keys until their last token has
+    expired (`exp`, seconds since the epoch: the key stops verifying then). A token names its key in
+    its `kid` header (the key's RFC 7638 thumbprint). No authentication."""
+    response.headers["Cache-Control"] = "public, max-age=60"
+    return gateway.token_verifier.ring.jwks()
+
+
 @router.post("/v1/auth/token", response_model=TokenResponse)
 async def issue_token(
     gateway: GatewayDep,
@@ -69,16 +94,24 @@ async def issue_token(
 ) -> TokenResponse:
     """OAuth2 client credentials (form-encoded): exchange a client id and secret for an access token.
 
-    Credentials go in the form (`client_id`, `client_secret`) or in HTTP Basic. `scope` may narrow
-    the token to a subset of the client's scopes.
+    Credentials go in the form (`client_id`, `client_secret`) or in HTTP Basic. With mutual TLS
+    (RFC 8705), `client_id` alone over a connection that presents the client certificate registered
+    for the client: the token is then bound to that certificate (`cnf.x5t#S256`) and usable only with
+    it. `scope` may narrow the token to a subset of the client's scopes.
     """
     if grant_type != "client_credentials":
         raise UnsupportedGrantTypeError("Use grant_type=client_credentials", error="unsupported_grant_type")
     basic = _basic_credentials(authorization)
     if basic is not None:
         client_id, client_secret = basic
-    if not client_id or not client_secret:
-        raise InvalidClientError("Send client_id and client_secret", error="invalid_client")
+    # mutual TLS (RFC 8705): without a secret, the client certificate registered for the client
+    certificate = None if client_secret else peer_thumbprint(request, gateway.settings.gateway)
+    if not client_id or not (client_secret or certificate):
+        raise InvalidClientError(
+            "Send client_id and client_secret, or client_id over a connection presenting the client's registered"
+            " certificate",
+            error="invalid_client",
+        )
 
     address = request.client.host if request.client else "unknown"
     throttle = _throttle(gateway)
@@ -100,7 +133,11 @@ async def issue_token(
         )
     succeeded = throttle.attempt(client_id, address)
     try:
-        granted = await gateway.registry().verify_credentials(client_id, client_secret)
+        if certificate is not None:
+            granted = await gateway.registry().verify_certificate(client_id, certificate)
+        else:
+            assert client_secret is not None
+            granted = await gateway.registry().verify_credentials(client_id, client_secret)
     except InvalidClientError:
         if metrics is not None:
             metrics.auth_failures.labels(metrics.service).inc()
@@ -114,7 +151,8 @@ async def issue_token(
                 f"Not granted: {sorted(set(wanted) - set(scopes))}", error="invalid_scope", granted=scopes
             )
         scopes = wanted
-    token = gateway.issuer.issue(granted.client_id, granted.agency_code, scopes)
+    confirmation = {"x5t#S256": certificate} if certificate is not None else None
+    token = gateway.issuer.issue(granted.client_id, granted.agency_code, scopes, confirmation=confirmation)
     return TokenResponse(
         access_token=token,
         expires_in=gateway.issuer.ttl_seconds,

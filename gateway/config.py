@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from ipaddress import IPv4Network, IPv6Network
+from pathlib import Path
+
 from pydantic import BaseModel, Field
 
 from shared.config import DEFAULT_PORTS
@@ -23,4 +26,21 @@ class GatewaySection(BaseModel):
     ready_timeout_seconds: float = Field(default=5.0, gt=0, description="each service's /ready, from /ready")
     credential_cache_seconds: float = Field(
         default=30.0, ge=0, description="a client's status kept this long (revocation events empty it sooner)"
+    )
+    tls_cert_file: Path | None = Field(
+        default=None, description="serve the gateway over HTTPS with this certificate (PEM; chain after it)"
+    )
+    tls_key_file: Path | None = Field(default=None, description="the private key of tls_cert_file (PEM)")
+    tls_client_ca_file: Path | None = Field(
+        default=None,
+        description="CA certificates of the agency systems' client certificates: with it the gateway asks for a"
+        " client certificate (optional: clients with secrets send none) for mutual TLS (docs/security.md)",
+    )
+    client_cert_header: str | None = Field(
+        default=None,
+        description="the header in which a TLS-terminating proxy passes the client certificate it verified"
+        " (e.g. X-Client-Cert, or Client-Cert of RFC 9440); off by default, honoured from trusted_proxies only",
+    )
+    trusted_proxies: list[IPv4Network | IPv6Network] = Field(
+        default_factory=list, description="addresses of the proxies whose client_cert_header is believed"
     )

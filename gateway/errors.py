@@ -10,6 +10,10 @@ class TokenRevokedError(UnauthorizedError):
     code, title = "token_revoked", "The client of this token has been revoked"
 
 
+class TokenCertificateMismatchError(UnauthorizedError):
+    code, title = "token_certificate_mismatch", "The token is bound to a certificate the request lacks"
+
+
 class UnsupportedGrantTypeError(BadRequestError):
     code, title = "unsupported_grant_type", "Only the client_credentials grant is supported"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from gateway.errors import TokenRevokedError
+from gateway.errors import TokenCertificateMismatchError, TokenRevokedError
 from shared.auth import TokenVerifier
 from shared.cache import TTLCache
 from shared.clients import ClientStatus, RegistryClient
@@ -36,13 +36,20 @@ class CredentialGuard:
             self.cache.set(client_id, status)
         return status
 
-    async def check(self, authorization: str | None) -> None:
-        """Refuse a valid token whose client is revoked or whose agency is not active."""
+    async def check(self, authorization: str | None, certificate: str | None = None) -> None:
+        """Refuse a valid token whose client is revoked or whose agency is not active, and a token
+        bound to a client certificate (``cnf.x5t#S256``, RFC 8705) that comes without that
+        certificate (``certificate``: the x5t#S256 of the request's, gateway/mtls.py)."""
         if not authorization or not authorization.lower().startswith("bearer "):
             return  # the service answers 401 itself
-        principal = self.verifier.verify(authorization[7:].strip())
+        principal = await self.verifier.verify_async(authorization[7:].strip())
         if principal.client_id == "gateway":
             return
+        if principal.certificate_thumbprint is not None and principal.certificate_thumbprint != certificate:
+            raise TokenCertificateMismatchError(
+                "This token was issued on a client certificate: send it over a connection that presents that"
+                " certificate"
+            )
         status = await self._status(principal.client_id)
         if status.active:
             return

@@ -14,6 +14,7 @@ from starlette.types import Scope
 
 from gateway.errors import RouteNotFoundError
 from gateway.inprocess import InProcessResponse, upstream_scope
+from gateway.mtls import peer_thumbprint
 from gateway.routes import service_for
 from gateway.runtime import GatewayDep
 from gateway.upstream import (
@@ -84,7 +85,7 @@ async def proxy(path: str, request: Request, gateway: GatewayDep) -> Response:
     service = service_for(request.url.path) if _forwardable(request) else None
     if service is None:
         raise RouteNotFoundError(f"No API answers {request.url.path}; see /docs")
-    await gateway.guard.check(request.headers.get("authorization"))
+    await gateway.guard.check(request.headers.get("authorization"), peer_thumbprint(request, gateway.settings.gateway))
     headers, length, chunked = _forwarded_headers(request)
     if (app := gateway.embedded.get(service)) is not None:  # embedded mode: the service is in this process
         return InProcessResponse(app, upstream_scope(request, service, headers), DROPPED_ANSWER_HEADERS)

@@ -80,7 +80,7 @@ class GatewayRuntime(AppRuntime):
         settings = self.settings
         async with AsyncExitStack() as stack:
             self._issuer = load_issuer(settings)
-            self.verifier = load_verifier(settings)
+            self.verifier = load_verifier(settings, remote=False)  # the gateway's JWKS is its own files
             for name in SERVICE_NAMES:
                 self.clients[name] = client = service_client(
                     f"http://{name}" if name in self.transports else settings.section(name).url,

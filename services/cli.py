@@ -25,6 +25,7 @@ from shared.httpserver import PROTOCOL
 from shared.observability import configure_logging
 
 if TYPE_CHECKING:
+    from shared.keyring import KeyFiles
     from shared.messaging import Outbox
 
 T = TypeVar("T")
@@ -77,10 +78,28 @@ def settle_heap() -> None:
     gc.set_threshold(*GC_THRESHOLD)
 
 
-def _serve(asgi_app: FastAPI | str, host: str, port: int, workers: int = 1) -> None:
+def _tls_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's TLS options for the gateway (``LIENTHONG_GATEWAY__TLS_*``): HTTPS, and with a client
+    CA a client certificate asked for (optional: clients with secrets send none) for mutual TLS."""
+    import ssl
+
+    section = settings.gateway
+    if section.tls_cert_file is None:
+        return {}
+    options: dict[str, Any] = {"ssl_certfile": str(section.tls_cert_file)}
+    if section.tls_key_file is not None:
+        options["ssl_keyfile"] = str(section.tls_key_file)
+    if section.tls_client_ca_file is not None:
+        options["ssl_ca_certs"] = str(section.tls_client_ca_file)
+        options["ssl_cert_reqs"] = ssl.CERT_OPTIONAL
+    return options
+
+
+def _serve(asgi_app: FastAPI | str, host: str, port: int, workers: int = 1, tls: dict[str, Any] | None = None) -> None:
     """Serve an app, or with ``workers`` above 1 an app factory's import path in as many processes
-    sharing the port (uvicorn's supervisor restarts one that dies)."""
+    sharing the port (uvicorn's supervisor restarts one that dies); ``tls``: uvicorn's ssl options."""
     options: dict[str, Any] = {
+        **(tls or {}),
         "host": host,
         "port": port,
         "log_config": None,
@@ -181,7 +200,9 @@ def dev(
     if settings.uses_rabbitmq:
         console.print("[yellow]note:[/] embedded mode uses the in-process bus; LIENTHONG_BROKER_URL is ignored")
     settings = development_webhooks(settings.model_copy(update={"broker_url": "memory://"}))
-    console.print(f"Starting LienThong (embedded) on http://{host}:{port}, data in {settings.var_dir.resolve()}")
+    tls = _tls_options(settings)  # LIENTHONG_GATEWAY__TLS_*: HTTPS, mutual TLS (docs/security.md)
+    scheme = "https" if tls else "http"
+    console.print(f"Starting LienThong (embedded) on {scheme}://{host}:{port}, data in {settings.var_dir.resolve()}")
     embedded = build_embedded_app(settings)
     if seed:  # seeded before the server accepts requests: /health answers once the demo is ready
         started = embedded.router.lifespan_context
@@ -191,11 +212,11 @@ def dev(
             async with started(app):
                 transport = httpx.ASGITransport(app=app)
                 async with httpx.AsyncClient(transport=transport, base_url="http://gateway", timeout=60) as http:
-                    await _seed(http, f"http://{host}:{port}", settings, "embedded mode")
+                    await _seed(http, f"{scheme}://{host}:{port}", settings, "embedded mode")
                 yield
 
         embedded.router.lifespan_context = lifespan
-    _serve(embedded, host, port)
+    _serve(embedded, host, port, tls=tls)
 
 
 @app.command()
@@ -218,11 +239,12 @@ def serve(
     section = settings.gateway if service == "gateway" else settings.section(service)
     count = workers or section.workers
     bind_port = port or urlsplit(section.url).port or DEFAULT_PORTS[service]
+    tls = _tls_options(settings) if service == "gateway" else None
     if count > 1:
         os.environ[SERVE_ENV] = service  # the worker processes read it (they are spawned, not forked)
-        _serve("services.cli:service_app", host, bind_port, count)
+        _serve("services.cli:service_app", host, bind_port, count, tls)
     else:
-        _serve(_service_app(service, settings), host, bind_port)
+        _serve(_service_app(service, settings), host, bind_port, tls=tls)
 
 
 @app.command()
@@ -344,6 +366,111 @@ def keys_generate(directory: Annotated[Path, typer.Option("--dir")] = Path("var/
 
     private, public = generate_keypair(directory)
     console.print(json.dumps({"private_key_file": str(private), "public_key_file": str(public)}))
+
+
+KeysDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--dir",
+        help="the directory of jwt-private.pem, jwt-public.pem, jwt-keyring.json and jwt-next.pem"
+        " (default: LIENTHONG_AUTH__PRIVATE_KEY_FILE, PUBLIC_KEY_FILE and KEYRING_FILE)",
+    ),
+]
+
+
+def _key_files(directory: Path | None) -> KeyFiles:
+    from shared.keyring import NEXT_KEY_NAME, KeyFiles
+
+    if directory is not None:
+        return KeyFiles.in_directory(directory)
+    settings = Settings()
+    private = settings.private_key_file
+    return KeyFiles(private, settings.public_key_file, settings.keyring_file, private.parent / NEXT_KEY_NAME)
+
+
+def _keys_failed(exc: Exception) -> typer.Exit:
+    console.print(f"[red]{exc}[/red]")
+    return typer.Exit(1)
+
+
+@keys_app.command("list")
+def keys_list(directory: KeysDir = None) -> None:
+    """The keys that verify: the current one (it signs), a staged next one, the previous ones
+    with the time their last token expires (then they are retired)."""
+    from shared.keyring import describe
+
+    for row in describe(_key_files(directory)):
+        console.print(json.dumps(row))
+
+
+@keys_app.command("stage")
+def keys_stage(directory: KeysDir = None) -> None:
+    """Make the next signing key now and publish its public key (it verifies, it does not sign yet):
+    run it long enough before `keys rotate` for every verifier to have read it (Kubernetes: the
+    Secret's propagation, about a minute). Kept if one is staged already."""
+    from shared.keyring import stage
+
+    try:
+        kid = stage(_key_files(directory))
+    except (RuntimeError, ValueError, OSError) as exc:
+        raise _keys_failed(exc) from exc
+    console.print(json.dumps({"staged_kid": kid}))
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    directory: KeysDir = None,
+    overlap: Annotated[
+        float | None,
+        typer.Option(
+            "--overlap",
+            min=0,
+            help="seconds the previous key still verifies (default: the longest token lifetime"
+            " + 60 s of clock skew: its last token has expired by then)",
+        ),
+    ] = None,
+    retire_previous: Annotated[
+        bool,
+        typer.Option(
+            "--retire-previous", help="the previous key stops verifying at once (it leaked): its tokens are refused"
+        ),
+    ] = False,
+) -> None:
+    """Make the staged key (or a new one) the key that signs; the previous key still verifies until
+    its last token has expired, and expired previous keys are pruned. Every process picks the new
+    key up without a restart (docs/security.md, "Keys and rotation")."""
+    from shared.keyring import rotate
+    from shared.service import INTERNAL_TOKEN_SECONDS
+
+    if overlap is None:
+        settings = Settings()
+        overlap = max(settings.gateway.token_ttl_seconds, INTERNAL_TOKEN_SECONDS) + 60
+    try:
+        rotation = rotate(_key_files(directory), overlap, retire_previous=retire_previous)
+    except (RuntimeError, ValueError, OSError) as exc:
+        raise _keys_failed(exc) from exc
+    until = rotation.previous_verifies_until
+    console.print(
+        json.dumps(
+            {
+                "kid": rotation.new_kid,
+                "previous_kid": rotation.previous_kid,
+                "previous_verifies_until": (
+                    time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(until)) if until is not None else None
+                ),
+                "pruned": rotation.pruned,
+            }
+        )
+    )
+
+
+@keys_app.command("prune")
+def keys_prune(directory: KeysDir = None) -> None:
+    """Remove the previous keys whose tokens have all expired from the ring (they no longer verify
+    anyway; `keys rotate` prunes too)."""
+    from shared.keyring import prune
+
+    console.print(json.dumps({"pruned": prune(_key_files(directory))}))
 
 
 def _format_of(path: Path, given: str | None) -> Literal["csv", "json"]:

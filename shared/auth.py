@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import os
 import secrets
 import time
 import uuid
@@ -18,14 +17,24 @@ from typing import Annotated, Any
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from shared.errors import ForbiddenError, UnauthorizedError
+from shared.keyring import (
+    KeyRing,
+    SigningKey,
+    VerificationKey,
+    load_public_key,
+    private_pem,
+    public_pem,
+    thumbprint,
+    write_atomically,
+)
 
 ALGORITHM = "EdDSA"
+LEEWAY_SECONDS = 5  # clock skew allowed on exp, nbf and iat
 
 
 class Scope:
@@ -50,14 +59,10 @@ def generate_keypair(directory: Path) -> tuple[Path, Path]:
     if private_path.exists() and public_path.exists():
         return private_path, public_path
     key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    # the public key first: a verifier knows a key before it signs (shared/keyring.py)
+    write_atomically(public_path, public_pem(key.public_key()))
     # created with mode 0600: the key is never readable by others, not even for a moment
-    fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(pem)
-    public_path.write_bytes(
-        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    )
+    write_atomically(private_path, private_pem(key), 0o600)
     return private_path, public_path
 
 
@@ -68,25 +73,52 @@ class Principal:
     client_id: str
     agency_code: str | None
     scopes: frozenset[str]
+    certificate_thumbprint: str | None = None  # a certificate-bound token's cnf x5t#S256 (RFC 8705)
 
     @property
     def is_admin(self) -> bool:
         return Scope.REGISTRY_ADMIN in self.scopes
 
 
-class TokenIssuer:
-    """Signs short-lived access tokens (the gateway only)."""
+class UnknownKeyError(UnauthorizedError):
+    """A token signed by a key no verifier knows (``kid`` not in the key ring)."""
 
-    def __init__(self, private_key_pem: bytes, issuer: str, audience: str, ttl_seconds: int) -> None:
-        key = serialization.load_pem_private_key(private_key_pem, password=None)
-        if not isinstance(key, Ed25519PrivateKey):
-            raise ValueError("the JWT private key must be an Ed25519 key")
-        self._key = key
+
+class TokenIssuer:
+    """Signs short-lived access tokens, with the signing key's id in their header (``kid``).
+
+    Given a key file, the issuer reads it again when it changes (``lienthong keys rotate``): the
+    gateway, and the services that sign their own calls, sign with the new key without a restart."""
+
+    def __init__(
+        self,
+        private_key_pem: bytes | None,
+        issuer: str,
+        audience: str,
+        ttl_seconds: int,
+        *,
+        key_file: Path | None = None,
+    ) -> None:
+        self._signing = SigningKey(private_key_pem, key_file)
         self.issuer = issuer
         self.audience = audience
         self.ttl_seconds = ttl_seconds
 
-    def issue(self, client_id: str, agency_code: str | None, scopes: list[str] | tuple[str, ...]) -> str:
+    @property
+    def kid(self) -> str:
+        """The id of the key that signs now."""
+        return self._signing.current()[0]
+
+    def issue(
+        self,
+        client_id: str,
+        agency_code: str | None,
+        scopes: list[str] | tuple[str, ...],
+        *,
+        confirmation: dict[str, str] | None = None,
+    ) -> str:
+        """Sign a token; ``confirmation`` is the RFC 7800 ``cnf`` claim (a certificate-bound token:
+        ``{"x5t#S256": …}``, RFC 8705)."""
         now = dt.datetime.now(dt.UTC)
         claims: dict[str, Any] = {
             "iss": self.issuer,
@@ -99,35 +131,83 @@ class TokenIssuer:
             "exp": now + dt.timedelta(seconds=self.ttl_seconds),
             "jti": uuid.uuid4().hex,
         }
-        return jwt.encode(claims, self._key, algorithm=ALGORITHM)
+        if confirmation is not None:
+            claims["cnf"] = confirmation
+        kid, key = self._signing.current()
+        return jwt.encode(claims, key, algorithm=ALGORITHM, headers={"kid": kid})
 
 
 def load_issuer(path: Path, issuer: str, audience: str, ttl_seconds: int) -> TokenIssuer:
-    """Load the JWT signing key; fails with a clear message when it is missing."""
+    """Load the JWT signing key (read again when the file changes); fails with a clear message
+    when it is missing."""
     if not path.exists():
         raise RuntimeError(
             f"JWT private key {path} not found: run `lienthong keys generate` or set LIENTHONG_AUTH__PRIVATE_KEY_FILE"
         )
-    return TokenIssuer(path.read_bytes(), issuer, audience, ttl_seconds)
+    return TokenIssuer(None, issuer, audience, ttl_seconds, key_file=path)
+
+
+class _FixedKey(KeyRing):
+    """A ring of one key, given as PEM (tests, tools): no files."""
+
+    def __init__(self, public_key_pem: bytes) -> None:
+        key = load_public_key(public_key_pem)
+        self.public_key_file = Path()
+        self.ring_file = None
+        self.fetch = None
+        self.reload_seconds = self.jwks_max_age = 0.0
+        self.version = 0
+        self._fixed = VerificationKey(thumbprint(key), key, "current")
+
+    def check(self, now_: bool = False) -> None:
+        return None
+
+    def reload(self) -> bool:
+        return False
+
+    async def refresh(self) -> bool:
+        return False
+
+    def refresh_if_stale(self) -> None:
+        return None
+
+    def keys(self) -> list[VerificationKey]:
+        return [self._fixed]
+
+    def get(self, kid: str) -> VerificationKey | None:
+        return self._fixed if kid == self._fixed.kid else None
 
 
 class TokenVerifier:
-    """Verifies access tokens with the gateway's public key (every service)."""
+    """Verifies access tokens with the keys of the ring (every service and the gateway).
 
-    def __init__(self, public_key_pem: bytes, issuer: str, audience: str) -> None:
-        key = serialization.load_pem_public_key(public_key_pem)
-        if not isinstance(key, Ed25519PublicKey):
-            raise ValueError("the JWT public key must be an Ed25519 key")
-        self._key = key
+    Only EdDSA is accepted, whatever the token's header says (no ``none``, no HMAC keyed with a
+    public key). A token names its key (``kid``); a token without one (signed before key ids
+    existed) is tried against every key that verifies. An unknown ``kid`` makes the ring look at its
+    files again (and, in :meth:`verify_async`, the gateway's JWKS), rate-limited."""
+
+    def __init__(
+        self, public_key_pem: bytes | None, issuer: str, audience: str, *, ring: KeyRing | None = None
+    ) -> None:
+        if ring is None:
+            if public_key_pem is None:
+                raise ValueError("give the public key's PEM or a key ring")
+            ring = _FixedKey(public_key_pem)
+        self.ring = ring
         self.issuer = issuer
         self.audience = audience
         self._verified: dict[str, tuple[float, Principal]] = {}
+        self._version = ring.version
 
     def verify(self, token: str) -> Principal:
         """Return the principal of a valid token; raise UnauthorizedError otherwise.
 
         A verified token is remembered until it expires (a signature check per request is the
-        largest cost of a small request)."""
+        largest cost of a small request), and forgotten when the set of keys changes."""
+        self.ring.check()
+        if self.ring.version != self._version:
+            self._verified.clear()
+            self._version = self.ring.version
         cached = self._verified.get(token)
         if cached is not None and cached[0] > time.time():
             return cached[1]
@@ -137,27 +217,80 @@ class TokenVerifier:
         self._verified[token] = (expires, principal)
         return principal
 
-    def _verify(self, token: str) -> tuple[Principal, float]:
+    async def verify_async(self, token: str) -> Principal:
+        """:meth:`verify`, fetching the gateway's JWKS when the token's key is unknown (services
+        configured with ``LIENTHONG_AUTH__JWKS_URL``)."""
+        self.ring.refresh_if_stale()
         try:
-            claims = jwt.decode(
-                token,
-                self._key,
-                algorithms=[ALGORITHM],
-                issuer=self.issuer,
-                audience=self.audience,
-                options={"require": ["exp", "iat", "sub", "iss", "aud"]},
-                leeway=5,
-            )
-        except jwt.ExpiredSignatureError as exc:
-            raise UnauthorizedError("The access token has expired; request a new one at /v1/auth/token") from exc
+            return self.verify(token)
+        except UnknownKeyError:
+            if not await self.ring.refresh():
+                raise
+        return self.verify(token)
+
+    def _keys_for(self, token: str) -> list[VerificationKey]:
+        try:
+            header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
             raise UnauthorizedError(f"The access token is not valid: {exc}") from exc
+        if header.get("alg") != ALGORITHM:
+            raise UnauthorizedError(f"The access token is not valid: the algorithm must be {ALGORITHM}")
+        kid = header.get("kid")
+        if kid is None:
+            return self.ring.keys()
+        if not isinstance(kid, str):
+            raise UnauthorizedError("The access token is not valid: its kid is not a string")
+        key = self.ring.get(kid)
+        if key is None:  # the files may have changed within the last second (a stat, no read)
+            self.ring.check(now_=True)
+            key = self.ring.get(kid)
+        if key is None and self.ring.reload():
+            key = self.ring.get(kid)
+        if key is None:
+            raise UnknownKeyError(
+                "The access token is not valid: it is signed by a key this system does not know (or no longer"
+                " trusts); request a new one at /v1/auth/token"
+            )
+        return [key]
+
+    def _verify(self, token: str) -> tuple[Principal, float]:
+        keys = self._keys_for(token)
+        claims: dict[str, Any] | None = None
+        for candidate in keys:
+            try:
+                claims = jwt.decode(
+                    token,
+                    candidate.key,
+                    algorithms=[ALGORITHM],
+                    issuer=self.issuer,
+                    audience=self.audience,
+                    options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+                    leeway=LEEWAY_SECONDS,
+                )
+                break
+            except jwt.InvalidSignatureError as exc:
+                if candidate is keys[-1]:
+                    raise UnauthorizedError(f"The access token is not valid: {exc}") from exc
+            except jwt.ExpiredSignatureError as exc:
+                raise UnauthorizedError("The access token has expired; request a new one at /v1/auth/token") from exc
+            except jwt.PyJWTError as exc:
+                raise UnauthorizedError(f"The access token is not valid: {exc}") from exc
+        if claims is None:
+            raise UnauthorizedError("The access token is not valid: no key verifies it")
         principal = Principal(
             client_id=str(claims["sub"]),
             agency_code=claims.get("agency"),
             scopes=frozenset(str(claims.get("scope", "")).split()),
+            certificate_thumbprint=_certificate_thumbprint(claims),
         )
         return principal, float(claims["exp"])
+
+
+def _certificate_thumbprint(claims: dict[str, Any]) -> str | None:
+    cnf = claims.get("cnf")
+    if isinstance(cnf, dict) and isinstance(cnf.get("x5t#S256"), str):
+        return str(cnf["x5t#S256"])
+    return None
 
 
 _hasher = PasswordHasher()
@@ -223,7 +356,7 @@ async def _principal(
         raise UnauthorizedError("Send an access token: Authorization: Bearer <token> (from /v1/auth/token)")
     from shared.runtime import AppRuntime, runtime_of
 
-    return runtime_of(request, AppRuntime).token_verifier.verify(credentials.credentials)
+    return await runtime_of(request, AppRuntime).token_verifier.verify_async(credentials.credentials)
 
 
 PrincipalDep = Annotated[Principal, Depends(_principal)]

@@ -91,6 +91,22 @@ class AuthSection(BaseModel):
 
     private_key_file: Path | None = None
     public_key_file: Path | None = None
+    keyring_file: Path | None = Field(
+        default=None,
+        description="the other public keys that verify (previous and staged keys): jwt-keyring.json next to the"
+        " public key by default (docs/security.md, Keys and rotation)",
+    )
+    jwks_url: str | None = Field(
+        default=None,
+        description="the gateway's JWKS, fetched by a service when a token names a key its files do not hold"
+        " (production topology where the ring file is not mounted, e.g. Kubernetes); the gateway never uses it",
+    )
+    key_reload_seconds: float = Field(
+        default=5.0, ge=0, description="an unknown key id reads the key files (and fetches the JWKS) at most this often"
+    )
+    jwks_max_age_seconds: float = Field(
+        default=300.0, gt=0, description="the fetched JWKS is fetched again, in the background, when this old"
+    )
     issuer: str = "lienthong-gateway"
     audience: str = "lienthong"
     secret_hash_time_cost: int = Field(default=3, ge=1, le=20)
@@ -200,3 +216,7 @@ class CoreSettings(BaseSettings):
     @property
     def public_key_file(self) -> Path:
         return self.auth.public_key_file or self.var_dir / "keys" / "jwt-public.pem"
+
+    @property
+    def keyring_file(self) -> Path:
+        return self.auth.keyring_file or self.public_key_file.parent / "jwt-keyring.json"

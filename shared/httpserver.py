@@ -7,13 +7,19 @@ into memory whole and handed to the app. :class:`BoundedHttpToolsProtocol` count
 request's head as they arrive and, past ``LIENTHONG_LIMITS__HEADER_MAX_BYTES``, answers
 ``431 headers_too_large`` (problem+json) and closes the connection; other connections are not
 affected. The apps check the same limit again (shared/limits.py) when served another way.
+
+Over TLS, the protocol also gives each request the ASGI TLS extension
+(``scope["extensions"]["tls"]``: the client certificate the TLS handshake verified, as PEM in
+``client_cert_chain``, its subject, the TLS version), which uvicorn does not: the gateway identifies
+agency systems by their certificate with it (mutual TLS, gateway/mtls.py).
 """
 
 from __future__ import annotations
 
 import functools
 import json
-from typing import Any
+import ssl
+from typing import Any, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -47,6 +53,20 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._raw_head_bytes = 0  # bytes received while a head was incomplete (the parser buffers them)
         self._parsed_head_bytes = 0  # the request line and headers, as parsed
         self._head_refused = False
+        self._tls: dict[str, Any] | None = None
+
+    def connection_made(self, transport: Any) -> None:  # the TLS handshake is over by now
+        super().connection_made(transport)
+        self._tls = _tls_extension(transport.get_extra_info("ssl_object"))
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_head = True
+        self._began = True
+        self._raw_head_bytes = 0
+        self._parsed_head_bytes = 0
+        if self._tls is not None:
+            self.scope["extensions"] = {"tls": cast("dict[object, object]", self._tls)}
 
     def data_received(self, data: bytes) -> None:
         if self._head_refused:
@@ -59,13 +79,6 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._raw_head_bytes += len(data)
             if self._raw_head_bytes > self._limit:
                 self._refuse_head()
-
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self._in_head = True
-        self._began = True
-        self._raw_head_bytes = 0
-        self._parsed_head_bytes = 0
 
     def on_url(self, url: bytes) -> None:
         self._count(len(url))
@@ -109,3 +122,30 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         )
         self.transport.write(head + body)
         self.transport.close()
+
+
+_TLS_VERSIONS = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
+
+
+def _tls_extension(ssl_object: ssl.SSLObject | None) -> dict[str, Any] | None:
+    """The ASGI TLS extension of a connection (None: not TLS). Only the peer's own certificate is
+    known (the Python ssl module of this version gives no verified chain)."""
+    if ssl_object is None:
+        return None
+    der = ssl_object.getpeercert(binary_form=True)
+    chain = [ssl.DER_cert_to_PEM_cert(der)] if der else []
+    name = None
+    if der:
+        from cryptography import x509
+
+        name = x509.load_der_x509_certificate(der).subject.rfc4514_string()
+    cipher = ssl_object.cipher()
+    return {
+        "server_cert": None,
+        "client_cert_chain": chain,
+        "client_cert_name": name,
+        "client_cert_error": None,
+        "tls_version": _TLS_VERSIONS.get(ssl_object.version() or ""),
+        "cipher_suite": None,
+        "cipher_name": cipher[0] if cipher else None,
+    }

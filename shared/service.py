@@ -11,9 +11,11 @@ everything in reverse order, the service's own shutdown hooks first.
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import httpx
@@ -24,6 +26,7 @@ from shared.config import SERVICE_NAMES, CoreSettings
 from shared.db import Database
 from shared.errors import install_error_handlers
 from shared.http import service_client
+from shared.keyring import KeyRing, http_jwks_fetcher
 from shared.limits import install_request_limits
 from shared.messaging import (
     BatchEventHandler,
@@ -168,7 +171,9 @@ class ServiceRuntime(AppRuntime):
 
     def load_internal_issuer(self) -> None:
         """Load the key that signs the service's own calls to the others' internal routes (a
-        start-up hook of the services that make such calls; the key file must be mounted)."""
+        start-up hook of the services that make such calls; the key file must be mounted). The
+        file is read again when it changes: after ``lienthong keys rotate`` the service signs with
+        the new key, which the verifiers knew before it signed (docs/security.md)."""
         settings = self.settings
         self._internal_issuer = load_issuer(
             settings.private_key_file, settings.auth.issuer, settings.auth.audience, INTERNAL_TOKEN_SECONDS
@@ -300,14 +305,31 @@ class ServiceRuntime(AppRuntime):
             await self.outbox_stats()
 
 
-def load_verifier(settings: CoreSettings) -> TokenVerifier:
-    """Load the gateway's public key; fails start-up with a clear message when it is missing."""
-    path = settings.public_key_file
-    if not path.exists():
-        raise RuntimeError(
-            f"JWT public key {path} not found: run `lienthong keys generate` or set LIENTHONG_AUTH__PUBLIC_KEY_FILE"
+def load_verifier(settings: CoreSettings, *, remote: bool = True) -> TokenVerifier:
+    """The token verifier of a process: the key ring read from the public key file and the ring
+    file next to it, and (``remote``, the services) the gateway's JWKS when ``LIENTHONG_AUTH__JWKS_URL``
+    is set. Processes of one deployment share a ring (embedded mode: one read of the files per
+    change, not one per service). Fails start-up with a clear message when the public key is missing."""
+    return TokenVerifier(None, settings.auth.issuer, settings.auth.audience, ring=shared_key_ring(settings, remote))
+
+
+_rings: weakref.WeakValueDictionary[tuple[Path, Path, str | None], KeyRing] = weakref.WeakValueDictionary()
+
+
+def shared_key_ring(settings: CoreSettings, remote: bool = True) -> KeyRing:
+    """The key ring of these settings, shared by the verifiers of one process."""
+    url = settings.auth.jwks_url if remote else None
+    identity = (settings.public_key_file.resolve(), settings.keyring_file.resolve(), url)
+    ring = _rings.get(identity)
+    if ring is None:
+        ring = _rings[identity] = KeyRing.from_files(
+            settings.public_key_file,
+            settings.keyring_file,
+            fetch=http_jwks_fetcher(url) if url else None,
+            reload_seconds=settings.auth.key_reload_seconds,
+            jwks_max_age=settings.auth.jwks_max_age_seconds,
         )
-    return TokenVerifier(path.read_bytes(), settings.auth.issuer, settings.auth.audience)
+    return ring
 
 
 def create_service_app(

@@ -64,6 +64,14 @@ class CertificateNotFoundError(NotFoundError):
     code, title = "certificate_not_found", "Certificate not found"
 
 
+class ClientCertificateExistsError(ConflictError):
+    code, title = "client_certificate_exists", "This certificate identifies an API client already"
+
+
+class ClientCertificateNotFoundError(NotFoundError):
+    code, title = "client_certificate_not_found", "No such certificate is registered for this API client"
+
+
 class ImportInvalidError(UnprocessableError):
     code, title = "import_invalid", "The import file is not valid; nothing was written"
 

@@ -149,3 +149,20 @@ class ClientSecret(Base):
     secret_hash: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class ClientCertificate(Base):
+    """A TLS client certificate that identifies an API client's system at the token endpoint instead
+    of a secret (RFC 8705); its tokens are bound to it (``cnf.x5t#S256``). One certificate, one client."""
+
+    __tablename__ = "client_certificate"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    client_pk: Mapped[uuid.UUID] = mapped_column(ForeignKey("api_client.id"), index=True)
+    thumbprint: Mapped[str] = mapped_column(String(43), unique=True)  # x5t#S256: base64url SHA-256 of the DER
+    subject: Mapped[str] = mapped_column(String(1000))
+    issuer: Mapped[str] = mapped_column(String(1000))
+    not_before: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    not_after: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    pem: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

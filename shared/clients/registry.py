@@ -233,6 +233,25 @@ class RegistryClient:
             raise self._unexpected(response, "a credential check")
         return GrantedClient.model_validate(response.json())
 
+    async def verify_certificate(self, client_id: str, thumbprint: str) -> GrantedClient:
+        """Check that a TLS client certificate (its x5t#S256) identifies a client (internal call,
+        mutual TLS at the token endpoint); errors as :meth:`verify_credentials`."""
+        response = await self._call(
+            "POST", "/internal/v1/credentials/certificate", json={"client_id": client_id, "thumbprint": thumbprint}
+        )
+        if response.status_code == 403:
+            body: dict[str, Any] = response.json()
+            raise AgencyInactiveError(
+                str(body.get("detail")), error="unauthorized_client", agency_status=body.get("agency_status")
+            )
+        if response.status_code in (400, 401, 404, 422):
+            raise InvalidClientError(
+                "Unknown client, or a certificate not registered for it, expired, or revoked", error="invalid_client"
+            )
+        if response.status_code != 200:
+            raise self._unexpected(response, "a certificate check")
+        return GrantedClient.model_validate(response.json())
+
     async def subtree(self, code: str, *, limit: int = 5000) -> list[str] | None:
         """Return ``code`` and the codes of every agency below it, at any depth (None: unknown
         agency); at most ``limit`` codes."""

@@ -6,9 +6,9 @@ import datetime as dt
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 
-from services.registry.models import ApiClient, ClientSecret
+from services.registry.models import ApiClient, ClientCertificate, ClientSecret
 from shared.repository import Repository
 
 
@@ -52,3 +52,30 @@ class ClientRepository(Repository[ApiClient]):
         """Add a secret (its argon2id hash) to a client."""
         self.session.add(ClientSecret(client_pk=client_pk, secret_hash=secret_hash))
         await self.session.flush()
+
+    async def certificates(self, client_pk: uuid.UUID) -> Sequence[ClientCertificate]:
+        """Return a client's TLS client certificates, oldest first."""
+        query = (
+            select(ClientCertificate)
+            .where(ClientCertificate.client_pk == client_pk)
+            .order_by(ClientCertificate.created_at)
+        )
+        return (await self.session.execute(query)).scalars().all()
+
+    async def certificate(self, thumbprint: str) -> ClientCertificate | None:
+        """Return the client certificate with this thumbprint (x5t#S256), whoever it identifies."""
+        query = select(ClientCertificate).where(ClientCertificate.thumbprint == thumbprint)
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def add_certificate(self, certificate: ClientCertificate) -> None:
+        self.session.add(certificate)
+        await self.session.flush()
+
+    async def remove_certificate(self, client_pk: uuid.UUID, thumbprint: str) -> bool:
+        """Remove a client's certificate; return whether there was one."""
+        result = await self.session.execute(
+            delete(ClientCertificate).where(
+                ClientCertificate.client_pk == client_pk, ClientCertificate.thumbprint == thumbprint
+            )
+        )
+        return bool(getattr(result, "rowcount", 0))

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Response, status
 
 from services.registry.client.schemas import (
+    CertificateCheck,
+    ClientCertificateRead,
+    ClientCertificateUpload,
     ClientCreate,
     ClientCreated,
     ClientRead,
@@ -48,6 +51,48 @@ async def rotate_secret(client_id: str, body: Rotation, clients: ClientServiceDe
 async def revoke_client(client_id: str, clients: ClientServiceDep, _admin: AdminDep) -> ClientRead:
     """Revoke a client at once: no new token, its live tokens refused within seconds (admin only)."""
     return await clients.revoke(client_id)
+
+
+@router.post(
+    "/v1/clients/{client_id}/certificates", status_code=status.HTTP_201_CREATED, response_model=ClientCertificateRead
+)
+async def add_client_certificate(
+    client_id: str, body: ClientCertificateUpload, clients: ClientServiceDep, _admin: AdminDep
+) -> ClientCertificateRead:
+    """Register the TLS client certificate that identifies this client's system at the token
+    endpoint instead of its secret (mutual TLS, RFC 8705; admin only). A certificate identifies one
+    client; its tokens are bound to it (`cnf.x5t#S256`)."""
+    return await clients.add_certificate(client_id, body.certificate)
+
+
+@router.get("/v1/clients/{client_id}/certificates", response_model=list[ClientCertificateRead])
+async def list_client_certificates(
+    client_id: str, clients: ClientServiceDep, principal: PrincipalDep
+) -> list[ClientCertificateRead]:
+    """A client's TLS client certificates (admin, or a client of the same agency)."""
+    return await clients.certificates(client_id, principal=principal)
+
+
+@router.delete(
+    "/v1/clients/{client_id}/certificates/{thumbprint}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+)
+async def remove_client_certificate(
+    client_id: str, thumbprint: str, clients: ClientServiceDep, _admin: AdminDep
+) -> Response:
+    """Stop a certificate identifying this client: no new token with it (admin only). Tokens bound
+    to it live until they expire; revoke the client to stop them at once."""
+    await clients.remove_certificate(client_id, thumbprint)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/internal/v1/credentials/certificate", response_model=CredentialsValid, include_in_schema=False)
+async def verify_certificate(
+    body: CertificateCheck, clients: ClientServiceDep, _gateway: InternalDep
+) -> CredentialsValid:
+    """Check that a TLS client certificate identifies a client, for the gateway's token endpoint."""
+    return await clients.verify_certificate(body.client_id, body.thumbprint)
 
 
 @router.post("/internal/v1/credentials/verify", response_model=CredentialsValid, include_in_schema=False)

@@ -74,3 +74,30 @@ class ClientStatus(BaseModel):
     reason: str | None
     agency_code: str | None
     agency_status: str | None
+
+
+class ClientCertificateUpload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    certificate: str = Field(
+        min_length=1, max_length=200_000, description="The system's TLS client certificate: PEM text, or DER in base64"
+    )
+
+
+class ClientCertificateRead(BaseModel):
+    client_id: str
+    thumbprint: str = Field(description="x5t#S256: the base64url SHA-256 of the certificate's DER (RFC 8705)")
+    subject: str
+    issuer: str
+    not_before: dt.datetime
+    not_after: dt.datetime
+    created_at: dt.datetime
+
+
+class CertificateCheck(BaseModel):
+    """The gateway's question: does this certificate identify this client (internal)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    client_id: str = Field(min_length=1, max_length=64)
+    thumbprint: str = Field(min_length=43, max_length=43, pattern=r"^[A-Za-z0-9_-]{43}$")

@@ -3,14 +3,19 @@ overlap window, revoke at once, check them for the gateway."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import functools
 import secrets
 
+from cryptography.hazmat.primitives import hashes, serialization
+
 from services.registry.agency.repository import AgencyRepository
 from services.registry.agency.service import require_agency
+from services.registry.certificate.service import parse_certificate
 from services.registry.client.repository import ClientRepository
 from services.registry.client.schemas import (
+    ClientCertificateRead,
     ClientCreate,
     ClientCreated,
     ClientRead,
@@ -18,9 +23,15 @@ from services.registry.client.schemas import (
     CredentialsValid,
     Rotated,
 )
-from services.registry.errors import AgencyNotFoundError, ClientNotFoundError
+from services.registry.errors import (
+    AgencyNotFoundError,
+    CertificateInvalidError,
+    ClientCertificateExistsError,
+    ClientCertificateNotFoundError,
+    ClientNotFoundError,
+)
 from services.registry.events import ApiClientCreated, ApiClientRevoked, ApiClientRotated, record
-from services.registry.models import Agency, ApiClient
+from services.registry.models import Agency, ApiClient, ClientCertificate
 from shared.auth import Principal, Scope, hash_secret, new_secret, verify_secret, verify_secret_async
 from shared.clients import InvalidClientError
 from shared.db import utcnow
@@ -140,6 +151,75 @@ class ClientService:
             client_id=client.client_id, agency_code=agency.code if agency else None, scopes=list(client.scopes)
         )
 
+    # -- TLS client certificates (mutual TLS at the token endpoint, RFC 8705) -----------------
+
+    async def add_certificate(self, client_id: str, text: str) -> ClientCertificateRead:
+        """Register the certificate that identifies a client's system at the token endpoint."""
+        client = await self.clients.by_client_id(client_id)
+        if client is None or client.revoked_at is not None:
+            raise ClientNotFoundError(f"No active API client {client_id}")
+        cert = parse_certificate(text)
+        not_after = cert.not_valid_after_utc.astimezone(dt.UTC)
+        if not_after <= utcnow():
+            raise CertificateInvalidError(f"This certificate expired on {not_after.isoformat()}")
+        thumbprint = certificate_thumbprint(cert.public_bytes(serialization.Encoding.DER))
+        existing = await self.clients.certificate(thumbprint)
+        if existing is not None:
+            owner = "this client" if existing.client_pk == client.id else "another client"
+            raise ClientCertificateExistsError(f"This certificate identifies {owner} already", thumbprint=thumbprint)
+        row = ClientCertificate(
+            client_pk=client.id,
+            thumbprint=thumbprint,
+            subject=cert.subject.rfc4514_string(),
+            issuer=cert.issuer.rfc4514_string(),
+            not_before=cert.not_valid_before_utc.astimezone(dt.UTC),
+            not_after=not_after,
+            pem=cert.public_bytes(serialization.Encoding.PEM).decode(),
+        )
+        await self.clients.add_certificate(row)
+        return self._certificate(client, row)
+
+    @staticmethod
+    def _certificate(client: ApiClient, row: ClientCertificate) -> ClientCertificateRead:
+        return ClientCertificateRead(
+            client_id=client.client_id,
+            thumbprint=row.thumbprint,
+            subject=row.subject,
+            issuer=row.issuer,
+            not_before=row.not_before,
+            not_after=row.not_after,
+            created_at=row.created_at,
+        )
+
+    async def certificates(self, client_id: str, *, principal: Principal) -> list[ClientCertificateRead]:
+        """A client's certificates (admin, or a client of the same agency)."""
+        client = await self._visible(client_id, principal=principal)
+        return [self._certificate(client, row) for row in await self.clients.certificates(client.id)]
+
+    async def remove_certificate(self, client_id: str, thumbprint: str) -> None:
+        """Stop a certificate identifying a client (new tokens; live ones run out, or revoke the client)."""
+        client = await self.clients.by_client_id(client_id)
+        if client is None or not await self.clients.remove_certificate(client.id, thumbprint):
+            raise ClientCertificateNotFoundError(f"No certificate {thumbprint} is registered for {client_id}")
+
+    async def verify_certificate(self, client_id: str, thumbprint: str) -> CredentialsValid:
+        """Check that a TLS client certificate identifies a client; the same error whatever is wrong."""
+        client = await self.clients.by_client_id(client_id)
+        row = await self.clients.certificate(thumbprint)
+        now = utcnow()
+        if (
+            client is None
+            or row is None
+            or row.client_pk != client.id
+            or client.revoked_at is not None
+            or not row.not_before <= now < row.not_after
+        ):
+            raise InvalidClientError("Unknown client, or a certificate not registered for it, expired, or revoked")
+        agency = await self._acting_agency(client)
+        return CredentialsValid(
+            client_id=client.client_id, agency_code=agency.code if agency else None, scopes=list(client.scopes)
+        )
+
     async def _acting_agency(self, client: ApiClient) -> Agency | None:
         """Return the agency a client acts for (None: the bootstrap admin); 403 unless it is active."""
         if client.agency_id is None:
@@ -188,3 +268,10 @@ class ClientService:
             client.scopes = list(BOOTSTRAP_ADMIN_SCOPES)
             await self.clients.expire_secrets(client.id, utcnow())
             await self.clients.add_secret(client.id, hash_secret(secret))
+
+
+def certificate_thumbprint(der: bytes) -> str:
+    """x5t#S256 of a certificate (RFC 8705): the base64url SHA-256 of its DER, without padding."""
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(der)
+    return base64.urlsafe_b64encode(digest.finalize()).rstrip(b"=").decode()
