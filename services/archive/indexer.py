@@ -91,16 +91,21 @@ class IndexFeeder:
         self.wake()
 
     async def run(self) -> None:
+        loop = asyncio.get_running_loop()
         while not self._stopping:
+            began = loop.time()
             try:
                 await self.catch_up()
             except asyncio.CancelledError:
                 raise
             except Exception:  # the database away for a moment: try again next pass
                 log.exception("index pass failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
-            await asyncio.sleep(0.05)  # gather what arrives together into one commit
+            # at most one pass (one commit) per interval: under load, what arrives meanwhile is
+            # gathered into the next commit instead of a pass per event
+            await asyncio.sleep(max(0.05, self.interval - (loop.time() - began)))
+            if not self._wake.is_set():  # idle: the next event, or a look at the interval's end
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.interval)
             self._wake.clear()
 
     async def catch_up(self) -> int:
@@ -119,8 +124,12 @@ class IndexFeeder:
         after: tuple[dt.datetime, uuid.UUID] | None = None
         while True:
             async with self.database.session() as session:
-                rows = await ArchiveRecordRepository(session).changed_since(since, after, PAGE)
-            changed = [row for row in rows if self._seen.get(row.document_id) != row.changed_at]
+                records = ArchiveRecordRepository(session)
+                # the changes' keys first: what the previous pass indexed (read again because it
+                # changed within OVERLAP of that pass) costs a key, not a record with its JSON
+                rows = await records.changes_since(since, after, PAGE)
+                unseen = [row.document_id for row in rows if self._seen.get(row.document_id) != row.changed_at]
+                changed = await records.indexed(unseen) if unseen else []
             if changed:
                 await asyncio.to_thread(self.index.upsert, changed)
                 count += len(changed)

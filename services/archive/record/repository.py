@@ -42,12 +42,12 @@ class ArchiveRecordRepository(Repository[ArchiveRecord]):
         if rows:
             await self.session.execute(insert(_RECORDS), list(rows))
 
-    async def changed_since(
+    async def changes_since(
         self, since: dt.datetime, after: tuple[dt.datetime, uuid.UUID] | None, limit: int
     ) -> Sequence[Any]:
-        """Records changed at or after ``since``, oldest change first, after the key ``after`` (rows
-        with the fields the index takes)."""
-        query = _INDEXED.where(ArchiveRecord.changed_at >= since)
+        """The keys (``document_id``, ``changed_at``) of the records changed at or after ``since``,
+        oldest change first, after the key ``after``."""
+        query = select(ArchiveRecord.document_id, ArchiveRecord.changed_at).where(ArchiveRecord.changed_at >= since)
         if after is not None:
             at, document_id = after
             query = query.where(
@@ -58,6 +58,11 @@ class ArchiveRecordRepository(Repository[ArchiveRecord]):
             )
         query = query.order_by(ArchiveRecord.changed_at, ArchiveRecord.document_id).limit(limit)
         return (await self.session.execute(query)).all()
+
+    async def indexed(self, ids: Sequence[uuid.UUID]) -> Sequence[Any]:
+        """These records as the index takes them (rows with the fields of
+        :func:`services.archive.search.index.document_of`)."""
+        return (await self.session.execute(_INDEXED.where(ArchiveRecord.document_id.in_(ids)))).all()
 
     async def chunks(self, size: int) -> AsyncIterator[Sequence[Any]]:
         """Every record, ``size`` at a time, in document id order (keyset: no offset scans); rows
