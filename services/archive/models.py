@@ -7,7 +7,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import JSON, Date, Integer, String, Text, Uuid
+from sqlalchemy import JSON, Date, Index, Integer, String, Text, Uuid
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import UTCDateTime, new_metadata
@@ -55,4 +55,7 @@ class ArchiveRecord(Base):
     ingested_by: Mapped[str | None] = mapped_column(String(13), default=None)
     submitted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     archived_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
-    changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+    # the index feeder's keyset: a page of changes is a range scan of this index
+    __table_args__ = (Index("ix_archive_record_change_key", "changed_at", "document_id"),)

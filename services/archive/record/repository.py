@@ -7,7 +7,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, func, insert, or_, select, update
+from sqlalchemy import Table, and_, func, insert, or_, select, tuple_, update
 
 from services.archive.models import ArchiveRecord
 from shared.repository import Repository
@@ -48,14 +48,8 @@ class ArchiveRecordRepository(Repository[ArchiveRecord]):
         """The keys (``document_id``, ``changed_at``) of the records changed at or after ``since``,
         oldest change first, after the key ``after``."""
         query = select(ArchiveRecord.document_id, ArchiveRecord.changed_at).where(ArchiveRecord.changed_at >= since)
-        if after is not None:
-            at, document_id = after
-            query = query.where(
-                or_(
-                    ArchiveRecord.changed_at > at,
-                    and_(ArchiveRecord.changed_at == at, ArchiveRecord.document_id > document_id),
-                )
-            )
+        if after is not None:  # a row-value comparison: a range scan of (changed_at, document_id)
+            query = query.where(tuple_(ArchiveRecord.changed_at, ArchiveRecord.document_id) > tuple_(*after))
         query = query.order_by(ArchiveRecord.changed_at, ArchiveRecord.document_id).limit(limit)
         return (await self.session.execute(query)).all()
 
