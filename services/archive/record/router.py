@@ -32,8 +32,10 @@ def parse_metadata(raw: str) -> DigitisedRecordCreate:
     try:
         return DigitisedRecordCreate.model_validate(json.loads(raw))
     except (ValueError, RecursionError) as exc:
-        errors = exc.errors() if isinstance(exc, ValidationError) else None
-        detail = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in errors] if errors else str(exc)
+        if isinstance(exc, ValidationError):
+            detail = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
+        else:  # not JSON: one error without a location (`errors` is always a list of objects)
+            detail = [{"loc": [], "msg": str(exc)}]
         raise ArchiveMetadataInvalidError("The `metadata` part is not a valid record", errors=detail) from exc
 
 
