@@ -44,6 +44,7 @@ EXAMPLES = {GenerationMode.POSITIVE: 3, GenerationMode.NEGATIVE: 2}  # per opera
 SCALE = int(os.environ.get("LIENTHONG_TEST_FUZZ_SCALE", "1"))
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 FIXED: dict[tuple[str, str], dict[str, Any]] = {("GET", "/v1/feed"): {"query": {"wait": 0}}}  # no long poll
+BOOTSTRAP = "bootstrap admin"  # registry:admin, audit:read and stats:read, no agency
 SKIPPED = {("POST", "/v1/auth/token")}  # generated credentials are all wrong: 401, throttled after a few (429)
 
 
@@ -76,16 +77,17 @@ async def role_tokens(api: Api) -> dict[str, dict[str, str]]:
         token = await api.token(body["client_id"], body["client_secret"])
         assert token.status_code == 200, token.text
         tokens[role] = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    tokens[BOOTSTRAP] = await api.admin()
     return tokens
 
 
 def caller_for(method: str, path: str) -> str:
-    """The first role the matrix lets through on the caller's own things (the most code runs)."""
-    rule = RULES[(method, path)]
-    for caller in CALLERS:
-        if rule.expected(str(caller), OWN) < 400:
-            return str(caller)
-    return str(Role.REGISTRY_ADMIN)
+    """The first role the matrix lets through on the caller's own things (the most code runs); the
+    bootstrap admin for an operation the matrix has no rule for yet (the matrix fails on it)."""
+    rule = RULES.get((method, path))
+    if rule is None:
+        return BOOTSTRAP
+    return next((str(caller) for caller in CALLERS if rule.expected(str(caller), OWN) < 400), BOOTSTRAP)
 
 
 def checker(
