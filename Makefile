@@ -49,4 +49,4 @@ bench: $(STAMP) services
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache .hypothesis

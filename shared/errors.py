@@ -35,7 +35,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -286,4 +286,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, on_http_exception)
     app.add_exception_handler(IntegrityError, on_integrity_error)
     app.add_exception_handler(OperationalError, on_operational_error)
+    # any other error of the database driver (PostgreSQL refusing a NUL byte: 400) is answered
+    # here, inside the middleware, not by the last-resort handler, which answers and then raises
+    # again (a traceback logged, and the request counted as failed, for a plain 400)
+    app.add_exception_handler(DBAPIError, on_unexpected)
     app.add_exception_handler(Exception, on_unexpected)

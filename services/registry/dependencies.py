@@ -32,6 +32,7 @@ from shared.auth import Principal, PrincipalDep, Scope, require_scope
 from shared.db import SessionDep
 from shared.errors import ForbiddenError
 from shared.messaging import Broker
+from shared.roles import AGENCY_OR_ADMIN, DIRECTORY_READERS, require_any_scope
 from shared.runtime import runtime_of
 from shared.service import ServiceRuntime
 
@@ -69,6 +70,10 @@ RegistryRuntimeDep = Annotated[RegistryRuntime, Depends(registry_runtime)]
 
 AdminDep = Annotated[Principal, require_scope(Scope.REGISTRY_ADMIN)]
 InternalDep = Annotated[Principal, require_scope(Scope.INTERNAL)]
+DirectoryReaderDep = Annotated[Principal, require_any_scope(*DIRECTORY_READERS)]
+"""Reads the directory: every role but the statistics reader (docs/security.md, roles)."""
+AgencyOrAdminDep = Annotated[Principal, require_any_scope(*AGENCY_OR_ADMIN)]
+"""An agency system (then only its own agency's, see ``require_admin_or_own``) or the registry admin."""
 
 
 def require_admin_or_own(principal: Principal, agency_code: str) -> None:

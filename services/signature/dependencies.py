@@ -26,6 +26,7 @@ from shared.clients import DIRECTORY_EVENTS, DirectoryCache, RegistryClient
 from shared.db import SessionDep
 from shared.errors import PayloadTooLargeError, UnsupportedMediaTypeError
 from shared.messaging import Broker, Envelope
+from shared.roles import VERIFIERS, require_any_scope
 from shared.runtime import runtime_of
 from shared.service import Listener, ServiceRuntime
 
@@ -78,6 +79,8 @@ SignatureRuntimeDep = Annotated[SignatureRuntime, Depends(signature_runtime)]
 
 AdminDep = Annotated[Principal, require_scope(Scope.REGISTRY_ADMIN)]
 InternalDep = Annotated[Principal, require_scope(Scope.INTERNAL)]
+VerifierDep = Annotated[Principal, require_any_scope(*VERIFIERS)]
+"""Verifies an uploaded file: every role but the statistics reader (docs/security.md, roles)."""
 
 # -- the services ----------------------------------------------------------------------------------
 

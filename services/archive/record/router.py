@@ -18,9 +18,13 @@ from services.archive.record import files
 from services.archive.record.schemas import ArchiveRecordRead, DigitisedRecordCreate, RetentionPage
 from services.archive.record.service import Reader, digitised_id, record_read
 from shared.auth import Principal, Scope, agency_of, require_scope
+from shared.roles import require_any_scope
 
 router = APIRouter(prefix="/v1/archive", tags=["archive"])
 SearcherDep = Annotated[Principal, require_scope(Scope.SEARCH)]
+ReaderDep = Annotated[Principal, require_any_scope(Scope.SEARCH, Scope.AUDIT)]
+"""Reads records' metadata: an agency system, or an auditor (every record; never a text: search needs
+``archive:search``)."""
 MAX_SCAN_BYTES = 100 * 1024 * 1024
 
 
@@ -28,13 +32,15 @@ def parse_metadata(raw: str) -> DigitisedRecordCreate:
     try:
         return DigitisedRecordCreate.model_validate(json.loads(raw))
     except (ValueError, RecursionError) as exc:
-        errors = exc.errors() if isinstance(exc, ValidationError) else None
-        detail = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in errors] if errors else str(exc)
+        if isinstance(exc, ValidationError):
+            detail = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
+        else:  # not JSON: one error without a location (`errors` is always a list of objects)
+            detail = [{"loc": [], "msg": str(exc)}]
         raise ArchiveMetadataInvalidError("The `metadata` part is not a valid record", errors=detail) from exc
 
 
 @router.get("/records/{document_id}", response_model=ArchiveRecordRead)
-async def read_record(document_id: uuid.UUID, records: RecordServiceDep, principal: SearcherDep) -> ArchiveRecordRead:
+async def read_record(document_id: uuid.UUID, records: RecordServiceDep, principal: ReaderDep) -> ArchiveRecordRead:
     """Return the archive record of a document your agency sent or received, as the exchange shows it
     to you (a recipient sees its own delivery; a copy withdrawn with 15 is 404, as in the exchange)."""
     return await records.get(document_id, reader_of(principal))
@@ -76,7 +82,7 @@ async def ingest_record(
 @router.get("/retention", response_model=RetentionPage)
 async def retention_report(
     records: RecordServiceDep,
-    principal: SearcherDep,
+    principal: ReaderDep,
     as_of: Annotated[dt.date | None, Query(description="the day to report on (default: today, UTC)")] = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,

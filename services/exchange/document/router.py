@@ -29,12 +29,17 @@ from services.exchange.document.schemas import (
 from services.exchange.document.types import document_type
 from services.exchange.errors import MetadataInvalidError
 from shared.auth import Principal, Scope, agency_of, require_scope
-from shared.errors import BadRequestError
+from shared.errors import BadRequestError, ForbiddenError
+from shared.roles import require_any_scope
+from shared.types import AgencyCode
 
 router = APIRouter(tags=["documents"])
 SenderDep = Annotated[Principal, require_scope(Scope.SEND)]
 ReceiverDep = Annotated[Principal, require_scope(Scope.RECEIVE)]
 InternalDep = Annotated[Principal, require_scope(Scope.INTERNAL)]
+ReaderDep = Annotated[Principal, require_any_scope(Scope.RECEIVE, Scope.AUDIT)]
+"""An agency system reads its own agency's documents; an auditor (``audit:read``) every document's
+metadata and deliveries, never an attachment's content (the download needs ``documents:receive``)."""
 StatusFilter = Annotated[str | None, Query(pattern=r"^(pending|0[1-6])$", description="pending or 01…06")]
 
 
@@ -117,7 +122,7 @@ async def submit_document(
 @router.get("/v1/documents", response_model=SentPage | InboxPage)
 async def list_documents(
     documents: DocumentServiceDep,
-    principal: ReceiverDep,
+    principal: ReaderDep,
     box: Annotated[Literal["sent", "received"], Query(description="documents you sent, or received")] = "received",
     status: StatusFilter = None,
     type: Annotated[str | None, Query(description="a Decree 30 type, by name or abbreviation")] = None,
@@ -129,10 +134,12 @@ async def list_documents(
     kind: Literal["new", "update", "replace"] | None = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    agency: Annotated[AgencyCode | None, Query(description="auditors: the agency whose documents to list")] = None,
 ) -> SentPage | InboxPage:
-    """List the documents your agency sent or received, newest first, filtered, one page at a time."""
+    """List the documents your agency sent or received, newest first, filtered, one page at a time.
+    An auditor (`audit:read`) names the `agency` whose documents it lists."""
     filters = _filters(status, type, date_from, date_to, counterpart, urgency, overdue, kind)
-    agency = agency_of(principal)
+    agency = _listed_agency(principal, agency)
     if box == "sent":
         return await documents.sent(agency, filters, cursor=cursor, limit=limit)
     return await documents.received(agency, filters, cursor=cursor, limit=limit)
@@ -152,10 +159,26 @@ async def inbox(
     return await documents.received(agency_of(principal), filters, cursor=cursor, limit=limit)
 
 
+def _listed_agency(principal: Principal, agency: str | None) -> str:
+    """The agency whose documents are listed: an auditor's choice, else the caller's own (an agency
+    acts only as itself)."""
+    if Scope.AUDIT in principal.scopes:
+        if agency is None:
+            raise BadRequestError("An auditor names the agency whose documents to list: `agency=<code>`")
+        return agency.upper()
+    own = agency_of(principal)
+    if agency is not None and agency.upper() != own:
+        raise ForbiddenError("An agency lists only its own documents")
+    return own
+
+
 @router.get("/v1/documents/{document_id}", response_model=DocumentRead)
-async def get_document(document_id: uuid.UUID, documents: DocumentServiceDep, principal: ReceiverDep) -> DocumentRead:
+async def get_document(document_id: uuid.UUID, documents: DocumentServiceDep, principal: ReaderDep) -> DocumentRead:
     """Read a document: its sender sees every recipient's status and history, a recipient its own
-    copy (404 once the copy is recalled), anyone else 404."""
+    copy (404 once the copy is recalled), anyone else 404. An auditor (`audit:read`) reads every
+    document as its sender sees it: metadata, attachments listed (never downloadable), deliveries."""
+    if Scope.AUDIT in principal.scopes:
+        return await documents.internal_get(document_id)
     return await documents.get(document_id, agency_of(principal))
 
 

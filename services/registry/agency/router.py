@@ -19,16 +19,22 @@ from services.registry.agency.schemas import (
     LevelRead,
     StatusChange,
 )
-from services.registry.dependencies import AdminDep, AgencyServiceDep, GroupServiceDep, require_admin_or_own
+from services.registry.dependencies import (
+    AdminDep,
+    AgencyOrAdminDep,
+    AgencyServiceDep,
+    DirectoryReaderDep,
+    GroupServiceDep,
+    require_admin_or_own,
+)
 from services.registry.group.schemas import RecipientQuery, RecipientResolution
-from shared.auth import PrincipalDep
 from shared.types import AgencyStatus
 
 router = APIRouter(tags=["agencies"])
 
 
 @router.get("/v1/agency-levels", response_model=list[LevelRead])
-async def list_levels(agencies: AgencyServiceDep, _principal: PrincipalDep) -> list[LevelRead]:
+async def list_levels(agencies: AgencyServiceDep, _reader: DirectoryReaderDep) -> list[LevelRead]:
     """List the administrative levels (data: the 2025 two-tier reform needs no code change)."""
     return await agencies.levels()
 
@@ -48,7 +54,7 @@ async def create_agency(body: AgencyCreate, agencies: AgencyServiceDep, _admin: 
 @router.get("/v1/agencies", response_model=AgencyPage)
 async def list_agencies(
     agencies: AgencyServiceDep,
-    _principal: PrincipalDep,
+    _reader: DirectoryReaderDep,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     parent: Annotated[str | None, Query(description="only the direct children of this agency")] = None,
@@ -66,7 +72,7 @@ async def list_agencies(
 @router.get("/v1/agencies/tree", response_model=list[AgencyTreeNode])
 async def agency_tree(
     agencies: AgencyServiceDep,
-    _principal: PrincipalDep,
+    _reader: DirectoryReaderDep,
     root: Annotated[str | None, Query(description="the agency at the top (default: the whole directory)")] = None,
 ) -> list[AgencyTreeNode]:
     """Return the hierarchy, nested, below `root` or for the whole directory."""
@@ -75,7 +81,7 @@ async def agency_tree(
 
 @router.post("/v1/agencies/lookup", response_model=AgencyLookupResult)
 async def lookup_agencies(
-    body: AgencyLookup, agencies: AgencyServiceDep, _principal: PrincipalDep
+    body: AgencyLookup, agencies: AgencyServiceDep, _reader: DirectoryReaderDep
 ) -> AgencyLookupResult:
     """Look many agencies up at once by code (either form)."""
     return await agencies.lookup(body.codes)
@@ -83,7 +89,7 @@ async def lookup_agencies(
 
 @router.post("/v1/agencies/resolve", response_model=RecipientResolution)
 async def resolve_recipients(
-    body: RecipientQuery, groups: GroupServiceDep, _principal: PrincipalDep
+    body: RecipientQuery, groups: GroupServiceDep, _reader: DirectoryReaderDep
 ) -> RecipientResolution:
     """Resolve codes and group names to the active agencies a document would reach now: retired
     agencies are redirected to their successor; unknown, suspended and unresolvable ones are listed."""
@@ -91,7 +97,7 @@ async def resolve_recipients(
 
 
 @router.get("/v1/agencies/{code}", response_model=AgencyRead)
-async def get_agency(code: str, agencies: AgencyServiceDep, _principal: PrincipalDep) -> AgencyRead:
+async def get_agency(code: str, agencies: AgencyServiceDep, _reader: DirectoryReaderDep) -> AgencyRead:
     """Return one agency by its national code (QCVN 102 or Decision 20/2020 form)."""
     return await agencies.get(code)
 
@@ -110,7 +116,7 @@ async def change_status(code: str, body: StatusChange, agencies: AgencyServiceDe
 
 
 @router.get("/v1/agencies/{code}/history", response_model=list[AgencyChangeRead])
-async def agency_history(code: str, agencies: AgencyServiceDep, principal: PrincipalDep) -> list[AgencyChangeRead]:
+async def agency_history(code: str, agencies: AgencyServiceDep, principal: AgencyOrAdminDep) -> list[AgencyChangeRead]:
     """Every change to an agency: who, when, what (registry admin, or the agency itself)."""
     agency = await agencies.require(code)
     require_admin_or_own(principal, agency.code)

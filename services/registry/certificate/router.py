@@ -7,8 +7,7 @@ import uuid
 from fastapi import APIRouter, Response, status
 
 from services.registry.certificate.schemas import CertificateRead, CertificateUpload
-from services.registry.dependencies import AdminDep, CertificateServiceDep
-from shared.auth import PrincipalDep
+from services.registry.dependencies import AdminDep, CertificateServiceDep, DirectoryReaderDep
 
 router = APIRouter(prefix="/v1/agencies/{code}/certificates", tags=["certificates"])
 
@@ -23,7 +22,7 @@ async def add_certificate(
 
 @router.get("", response_model=list[CertificateRead])
 async def list_certificates(
-    code: str, certificates: CertificateServiceDep, _principal: PrincipalDep
+    code: str, certificates: CertificateServiceDep, _reader: DirectoryReaderDep
 ) -> list[CertificateRead]:
     """List an agency's certificates (public: they bind signatures to the agency)."""
     return await certificates.list(code)

@@ -17,8 +17,7 @@ from services.registry.client.schemas import (
     Rotated,
     Rotation,
 )
-from services.registry.dependencies import AdminDep, ClientServiceDep, InternalDep
-from shared.auth import PrincipalDep
+from services.registry.dependencies import AdminDep, AgencyOrAdminDep, ClientServiceDep, InternalDep
 
 router = APIRouter(tags=["api clients"])
 
@@ -30,13 +29,13 @@ async def create_client(code: str, body: ClientCreate, clients: ClientServiceDep
 
 
 @router.get("/v1/agencies/{code}/clients", response_model=list[ClientRead])
-async def list_clients(code: str, clients: ClientServiceDep, principal: PrincipalDep) -> list[ClientRead]:
+async def list_clients(code: str, clients: ClientServiceDep, principal: AgencyOrAdminDep) -> list[ClientRead]:
     """List an agency's API clients (admin, or the agency itself), without secrets."""
     return await clients.list_for(code, principal=principal)
 
 
 @router.get("/v1/clients/{client_id}", response_model=ClientRead)
-async def get_client(client_id: str, clients: ClientServiceDep, principal: PrincipalDep) -> ClientRead:
+async def get_client(client_id: str, clients: ClientServiceDep, principal: AgencyOrAdminDep) -> ClientRead:
     """Return an API client (admin, or a client of the same agency)."""
     return await clients.get(client_id, principal=principal)
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.auth import Scope
+from shared.roles import Role, scopes_of
 from shared.types import StrictInt, VietnameseText
 
 
@@ -14,22 +15,44 @@ class ClientCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: VietnameseText = Field(min_length=1, max_length=200, examples=["Hệ thống quản lý văn bản Sở Nội vụ"])
-    scopes: list[str] = Field(default_factory=lambda: list(Scope.AGENCY_DEFAULT))
+    role: Role | None = Field(
+        default=None, description="the client's role, which gives its scopes (docs/security.md); default: agency"
+    )
+    scopes: list[str] | None = Field(
+        default=None, description="scopes instead of a role (to narrow one, e.g. receive only); not with `role`"
+    )
 
     @field_validator("scopes")
     @classmethod
-    def _known_scopes(cls, scopes: list[str]) -> list[str]:
+    def _known_scopes(cls, scopes: list[str] | None) -> list[str] | None:
         """Refuse unknown scopes; return the scopes sorted, each once."""
+        if scopes is None:
+            return None
         unknown = sorted(set(scopes) - set(Scope.ALL))
         if unknown:
             raise ValueError(f"unknown scopes {unknown}; allowed: {list(Scope.ALL)}")
         return sorted(set(scopes))
+
+    @model_validator(mode="after")
+    def _role_or_scopes(self) -> ClientCreate:
+        """A role gives the scopes; neither role nor scopes: the agency system's."""
+        if self.role is not None and self.scopes is not None:
+            raise ValueError("give a `role` or `scopes`, not both")
+        if self.scopes is None:
+            self.scopes = scopes_of(self.role or Role.AGENCY)
+        return self
+
+    @property
+    def granted(self) -> list[str]:
+        """The scopes the client gets."""
+        return list(self.scopes or ())
 
 
 class ClientRead(BaseModel):
     client_id: str
     name: str
     agency_code: str | None
+    role: Role | None = Field(description="the role its scopes belong to; null: they mix roles (the bootstrap admin)")
     scopes: list[str]
     created_at: dt.datetime
     revoked_at: dt.datetime | None

@@ -36,6 +36,7 @@ from shared.auth import Principal, Scope, hash_secret, new_secret, verify_secret
 from shared.clients import InvalidClientError
 from shared.db import utcnow
 from shared.errors import AgencyInactiveError
+from shared.roles import role_of
 
 BOOTSTRAP_ADMIN_SCOPES = (Scope.REGISTRY_ADMIN, Scope.AUDIT, Scope.STATS)
 
@@ -64,6 +65,7 @@ class ClientService:
             client_id=client.client_id,
             name=client.name,
             agency_code=agency.code if agency else None,
+            role=role_of(client.scopes),
             scopes=list(client.scopes),
             created_at=client.created_at,
             revoked_at=client.revoked_at,
@@ -91,11 +93,17 @@ class ClientService:
         agency = await require_agency(self.agencies, agency_code)
         secret = new_secret()
         client = await self._issue(
-            ApiClient(client_id=f"lt_{secrets.token_hex(12)}", name=data.name, agency_id=agency.id, scopes=data.scopes),
+            ApiClient(
+                client_id=f"lt_{secrets.token_hex(12)}", name=data.name, agency_id=agency.id, scopes=data.granted
+            ),
             secret=secret,
         )
         read = await self._read(client)
-        await record(self.clients, ApiClientCreated(**read.model_dump()), ordering_key=f"client:{client.client_id}")
+        await record(
+            self.clients,
+            ApiClientCreated(**read.model_dump(exclude={"role"})),
+            ordering_key=f"client:{client.client_id}",
+        )
         return ClientCreated(**read.model_dump(), client_secret=secret)
 
     async def list_for(self, agency_code: str, *, principal: Principal) -> list[ClientRead]:

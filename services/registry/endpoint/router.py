@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from services.registry.dependencies import EndpointServiceDep, InternalDep, require_admin_or_own
+from services.registry.dependencies import AgencyOrAdminDep, EndpointServiceDep, InternalDep, require_admin_or_own
 from services.registry.endpoint.schemas import EndpointChanged, EndpointInternal, EndpointRead, EndpointUpdate
-from shared.auth import PrincipalDep
 
 router = APIRouter(tags=["delivery endpoints"])
 
 
 @router.get("/v1/agencies/{code}/endpoint", response_model=EndpointRead)
-async def get_endpoint(code: str, endpoints: EndpointServiceDep, principal: PrincipalDep) -> EndpointRead:
+async def get_endpoint(code: str, endpoints: EndpointServiceDep, principal: AgencyOrAdminDep) -> EndpointRead:
     """How an agency receives (registry admin, or the agency itself)."""
     endpoint = await endpoints.get(code)
     require_admin_or_own(principal, endpoint.agency_code)
@@ -21,7 +20,7 @@ async def get_endpoint(code: str, endpoints: EndpointServiceDep, principal: Prin
 
 @router.put("/v1/agencies/{code}/endpoint", response_model=EndpointChanged)
 async def set_endpoint(
-    code: str, body: EndpointUpdate, endpoints: EndpointServiceDep, principal: PrincipalDep
+    code: str, body: EndpointUpdate, endpoints: EndpointServiceDep, principal: AgencyOrAdminDep
 ) -> EndpointChanged:
     """Choose pull (REST inbox), push (webhook, HMAC-signed with the secret shown once) or amqp
     (a queue on the provincial bus) (admin, or the agency itself); the next feed entry goes by it

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from services.registry.dependencies import AdminDep, GroupServiceDep
+from services.registry.dependencies import AdminDep, DirectoryReaderDep, GroupServiceDep
 from services.registry.group.schemas import GroupCreate, GroupDefinition, GroupMembers, GroupRead
-from shared.auth import PrincipalDep
 
 router = APIRouter(prefix="/v1/groups", tags=["groups"])
 
@@ -18,13 +17,13 @@ async def create_group(body: GroupCreate, groups: GroupServiceDep, _admin: Admin
 
 
 @router.get("", response_model=list[GroupRead])
-async def list_groups(groups: GroupServiceDep, _principal: PrincipalDep) -> list[GroupRead]:
+async def list_groups(groups: GroupServiceDep, _reader: DirectoryReaderDep) -> list[GroupRead]:
     """List the recipient groups."""
     return await groups.list_all()
 
 
 @router.get("/{name}", response_model=GroupRead)
-async def get_group(name: str, groups: GroupServiceDep, _principal: PrincipalDep) -> GroupRead:
+async def get_group(name: str, groups: GroupServiceDep, _reader: DirectoryReaderDep) -> GroupRead:
     """Return a group's definition."""
     return await groups.get(name)
 
@@ -43,6 +42,6 @@ async def delete_group(name: str, groups: GroupServiceDep, _admin: AdminDep) -> 
 
 
 @router.get("/{name}/members", response_model=GroupMembers)
-async def group_members(name: str, groups: GroupServiceDep, _principal: PrincipalDep) -> GroupMembers:
+async def group_members(name: str, groups: GroupServiceDep, _reader: DirectoryReaderDep) -> GroupMembers:
     """Resolve a group to its current active members (as a document sent now would reach)."""
     return await groups.members(name)

@@ -39,7 +39,11 @@ async def import_agencies(
     return await transfer.import_file(raw, format, dry_run=dry_run)
 
 
-@router.get("/v1/agencies/export", response_class=Response, responses={200: {"content": {"text/csv": {}}}})
+@router.get(
+    "/v1/agencies/export",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}, "application/json": {}}, "description": "The file, as `format` asks"}},
+)
 async def export_agencies(
     transfer: TransferServiceDep, _admin: AdminDep, format: Annotated[TransferFormat, Query()] = "csv"
 ) -> Response:

@@ -6,9 +6,8 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from services.signature.dependencies import InternalDep, SenderQuery, UploadDep, VerificationServiceDep
+from services.signature.dependencies import InternalDep, SenderQuery, UploadDep, VerificationServiceDep, VerifierDep
 from services.signature.verification.schemas import VerificationReport
-from shared.auth import PrincipalDep
 
 router = APIRouter(tags=["signatures"])
 
@@ -56,7 +55,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 @router.post("/v1/signatures/verify", response_model=VerificationReport, openapi_extra=UPLOAD_BODY, responses=ERRORS)
 async def verify_signatures(
-    upload: UploadDep, verification: VerificationServiceDep, _principal: PrincipalDep, sender: SenderQuery = None
+    _verifier: VerifierDep, upload: UploadDep, verification: VerificationServiceDep, sender: SenderQuery = None
 ) -> VerificationReport:
     """Verify every signature of a PDF (PAdES), a detached or attached CMS (.p7s) or an edXML packet
     (XML-DSig): integrity, chain to the trust store, revocation, key usage; one verdict with reasons,
