@@ -18,6 +18,7 @@ from services.registry.client.schemas import (
     Rotation,
 )
 from services.registry.dependencies import AdminDep, AgencyOrAdminDep, ClientServiceDep, InternalDep
+from shared.auth import PrincipalDep
 
 router = APIRouter(tags=["api clients"])
 
