@@ -71,6 +71,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/health"): PUBLIC,
     ("GET", "/ready"): PUBLIC,
     ("GET", "/metrics"): PUBLIC,
+    ("GET", "/.well-known/jwks.json"): PUBLIC,
     ("POST", "/v1/auth/token"): Rule(agency=200, registry_admin=200, auditor=200, statistics=200),  # own secret
     # the registry: the directory
     ("GET", "/v1/agency-levels"): readers(),
@@ -103,6 +104,9 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/clients/{client_id}"): Rule(agency=(200, 404), registry_admin=200),
     ("POST", "/v1/clients/{client_id}/rotate"): Rule(registry_admin=200),
     ("POST", "/v1/clients/{client_id}/revoke"): Rule(registry_admin=200),
+    ("POST", "/v1/clients/{client_id}/certificates"): Rule(registry_admin=201),
+    ("GET", "/v1/clients/{client_id}/certificates"): Rule(agency=(200, 404), registry_admin=200),
+    ("DELETE", "/v1/clients/{client_id}/certificates/{thumbprint}"): Rule(registry_admin=204),
     # the exchange: an agency acts only as itself; an auditor reads every document's metadata
     ("POST", "/v1/documents"): Rule(agency=202),
     ("GET", "/v1/documents"): Rule(agency=(200, 403), auditor=200),  # ?agency=<own or another>
@@ -339,6 +343,28 @@ async def _rotate(world: World, caller: str, target: str) -> Call:
 @builds("POST", "/v1/clients/{client_id}/revoke")
 async def _revoke(world: World, caller: str, target: str) -> Call:
     return Call("POST", f"/v1/clients/{await fresh_client(world, target)}/revoke")
+
+
+async def client_certificate(world: World, client_id: str) -> str:
+    """Register a new TLS client certificate for a client (as the admin); its thumbprint."""
+    cert, _ = ca_certificate(f"He thong {uuid.uuid4().hex[:8]}")
+    response = await world.api.http.post(
+        f"/v1/clients/{client_id}/certificates", json={"certificate": pem(cert)}, headers=await world.admin()
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["thumbprint"])
+
+
+@builds("POST", "/v1/clients/{client_id}/certificates")
+async def _client_certificate(world: World, caller: str, target: str) -> Call:
+    cert, _ = ca_certificate(f"He thong {uuid.uuid4().hex[:8]}")
+    return Call("POST", f"/v1/clients/{world.clients[target]}/certificates", {"json": {"certificate": pem(cert)}})
+
+
+@builds("DELETE", "/v1/clients/{client_id}/certificates/{thumbprint}")
+async def _remove_client_certificate(world: World, caller: str, target: str) -> Call:
+    client_id = world.clients[target]
+    return Call("DELETE", f"/v1/clients/{client_id}/certificates/{await client_certificate(world, client_id)}")
 
 
 @builds("POST", "/v1/documents")

@@ -18,7 +18,6 @@ from services.registry.client.schemas import (
     Rotation,
 )
 from services.registry.dependencies import AdminDep, AgencyOrAdminDep, ClientServiceDep, InternalDep
-from shared.auth import PrincipalDep
 
 router = APIRouter(tags=["api clients"])
 
@@ -67,7 +66,7 @@ async def add_client_certificate(
 
 @router.get("/v1/clients/{client_id}/certificates", response_model=list[ClientCertificateRead])
 async def list_client_certificates(
-    client_id: str, clients: ClientServiceDep, principal: PrincipalDep
+    client_id: str, clients: ClientServiceDep, principal: AgencyOrAdminDep
 ) -> list[ClientCertificateRead]:
     """A client's TLS client certificates (admin, or a client of the same agency)."""
     return await clients.certificates(client_id, principal=principal)
