@@ -7,6 +7,44 @@ from pydantic import BaseModel, Field
 from shared.config import DEFAULT_PORTS
 
 
+class RateBucket(BaseModel):
+    """One route class's token bucket: ``burst`` requests at once, refilled at ``per_second``."""
+
+    per_second: float = Field(gt=0, description="requests per second, sustained")
+    burst: int = Field(ge=1, description="requests at once (the bucket's size)")
+
+
+class RateLimitSection(BaseModel):
+    """Rate limits per client (the token's ``sub``; the source address without a valid token) and
+    route class, in each gateway process's memory (docs/security.md, "Limits and resilience").
+
+    The defaults are far above what an agency's system does, the send benchmark included (about
+    200 documents/s from one client): they stop a runaway client, not a busy morning."""
+
+    enabled: bool = True
+    token: RateBucket = RateBucket(per_second=20, burst=200)  # per source address
+    send: RateBucket = RateBucket(per_second=300, burst=600)
+    write: RateBucket = RateBucket(per_second=100, burst=500)
+    read: RateBucket = RateBucket(per_second=500, burst=1000)
+    search: RateBucket = RateBucket(per_second=50, burst=200)
+    admin: RateBucket = RateBucket(per_second=50, burst=500)
+    max_keys: int = Field(
+        default=100_000, ge=100, description="clients remembered per process; idle full buckets are forgotten first"
+    )
+
+
+class RouteTimeouts(BaseModel):
+    """How long the proxy waits for a service to move, per route class (unset: the service timeout)."""
+
+    send: float | None = Field(
+        default=90.0, gt=0, description="a document send (above the exchange's signature wait, 60 s)"
+    )
+    write: float | None = Field(default=None, gt=0)
+    read: float | None = Field(default=None, gt=0)
+    search: float | None = Field(default=None, gt=0)
+    admin: float | None = Field(default=300.0, gt=0, description="registry imports and other admin writes")
+
+
 class GatewaySection(BaseModel):
     """Where the gateway listens, its tokens, and how long it waits for and trusts the services."""
 
@@ -23,4 +61,20 @@ class GatewaySection(BaseModel):
     ready_timeout_seconds: float = Field(default=5.0, gt=0, description="each service's /ready, from /ready")
     credential_cache_seconds: float = Field(
         default=30.0, ge=0, description="a client's status kept this long (revocation events empty it sooner)"
+    )
+    rate_limits: RateLimitSection = RateLimitSection()
+    timeouts: RouteTimeouts = RouteTimeouts()
+    circuit_failures: int = Field(
+        default=5, ge=1, description="failures in a row (unreachable, timed out) after which a service's circuit opens"
+    )
+    circuit_cooldown_seconds: float = Field(
+        default=10.0, gt=0, description="how long an open circuit answers 503 at once before one probe goes through"
+    )
+    access_log: bool = Field(default=True, description="one structured log line per request")
+    hsts_seconds: int = Field(
+        default=31_536_000, ge=0, description="Strict-Transport-Security max-age on answers over TLS (0: none)"
+    )
+    forwarded_proto_trusted: bool = Field(
+        default=False,
+        description="take X-Forwarded-Proto: https as TLS (only behind a TLS-terminating proxy that sets it)",
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from gateway.errors import TokenRevokedError
-from shared.auth import TokenVerifier
+from shared.auth import Principal, TokenVerifier
 from shared.cache import TTLCache
 from shared.clients import ClientStatus, RegistryClient
 from shared.errors import AgencyInactiveError
@@ -36,16 +36,17 @@ class CredentialGuard:
             self.cache.set(client_id, status)
         return status
 
-    async def check(self, authorization: str | None) -> None:
-        """Refuse a valid token whose client is revoked or whose agency is not active."""
+    async def check(self, authorization: str | None) -> Principal | None:
+        """Refuse a valid token whose client is revoked or whose agency is not active; return the
+        token's principal (None without a bearer token) for the rate limits and the access log."""
         if not authorization or not authorization.lower().startswith("bearer "):
-            return  # the service answers 401 itself
+            return None  # the service answers 401 itself
         principal = self.verifier.verify(authorization[7:].strip())
         if principal.client_id == "gateway":
-            return
+            return principal
         status = await self._status(principal.client_id)
         if status.active:
-            return
+            return principal
         if status.reason in ("revoked", "unknown"):
             raise TokenRevokedError("This client has been revoked; ask the province IT office for a new one")
         raise AgencyInactiveError(
