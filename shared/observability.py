@@ -221,6 +221,7 @@ class RequestContextMiddleware:
                         "bytes": sent,
                         "client_id": info.client_id,
                         "remote": client[0] if client else None,
+                        "request_id": request_id,
                     },
                 )
             _request_info.reset(info_token)
