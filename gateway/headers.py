@@ -5,9 +5,10 @@ Security headers on every answer (docs/security.md, "Security headers"):
 - ``X-Content-Type-Options: nosniff``, ``X-Frame-Options: DENY``, ``Referrer-Policy: no-referrer``;
 - ``Content-Security-Policy: default-src 'none'; frame-ancestors 'none'`` on the API's answers (JSON:
   nothing in them may load or run anything). An answer that has a policy of its own (a download's
-  ``sandbox``) keeps it as it is (``X-Frame-Options: DENY`` still denies framing). The API docs page (``/docs``, Swagger UI) gets a policy that lets exactly what it loads work:
-  its script and stylesheet from jsDelivr, its one inline script by its SHA-256 hash (computed from
-  the page as served), the OpenAPI document from this origin;
+  ``sandbox``) keeps it as it is (``X-Frame-Options: DENY`` still denies framing). The API docs
+  page (``/docs``, Swagger UI) gets a policy that lets exactly what it loads work: its script and
+  stylesheet from jsDelivr, its one inline script by its SHA-256 hash (computed from the page as
+  served), the OpenAPI document from this origin;
 - ``Strict-Transport-Security`` when the request came over TLS (as the server saw it, or with
   ``LIENTHONG_GATEWAY__FORWARDED_PROTO_TRUSTED`` an ``X-Forwarded-Proto: https``).
 
