@@ -44,26 +44,26 @@ class Circuit:
         self.clock = clock
         self.on_change = on_change
         self.on_failure = on_failure
-        self.state = CLOSED
+        self.status = CLOSED
         self.failures = 0  # in a row
         self.opened_at = 0.0
         self.probing = False
 
-    def _set(self, state: str) -> None:
-        if state != self.state:
-            log.warning("circuit of the %s service: %s -> %s", self.name, self.state, state)
-            self.state = state
+    def _set(self, status: str) -> None:
+        if status != self.status:
+            log.warning("circuit of the %s service: %s -> %s", self.name, self.status, status)
+            self.status = status
             if self.on_change is not None:
-                self.on_change(self.name, state)
+                self.on_change(self.name, status)
 
     def call(self) -> Call:
         """Admit one request to the service, or raise ``CircuitOpenError``."""
-        if self.state == OPEN:
+        if self.status == OPEN:
             left = self.opened_at + self.cooldown - self.clock()
             if left > 0:
                 raise self._refusal(left)
             self._set(HALF_OPEN)
-        if self.state == HALF_OPEN:
+        if self.status == HALF_OPEN:
             if self.probing:
                 raise self._refusal(self.cooldown)
             self.probing = True
@@ -86,7 +86,7 @@ class Circuit:
         if self.on_failure is not None:
             self.on_failure(self.name, reason)
         self.failures += 1
-        if self.state == HALF_OPEN or self.failures >= self.threshold:
+        if self.status == HALF_OPEN or self.failures >= self.threshold:
             self.opened_at = self.clock()
             self._set(OPEN)
 

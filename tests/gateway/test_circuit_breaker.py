@@ -78,7 +78,7 @@ def test_the_circuit_opens_after_failures_in_a_row_and_one_probe_closes_it() -> 
         call.succeeded()  # a success in between: the count starts again
     for _ in range(3):
         circuit.call().failed()
-    assert circuit.state == OPEN
+    assert circuit.status == OPEN
     with pytest.raises(CircuitOpenError) as refused:
         circuit.call()
     assert refused.value.retry_after == 10 and refused.value.status == 503
@@ -89,11 +89,11 @@ def test_the_circuit_opens_after_failures_in_a_row_and_one_probe_closes_it() -> 
 
     clock.now += 0.5
     probe = circuit.call()
-    assert circuit.state == HALF_OPEN and probe.probe
+    assert circuit.status == HALF_OPEN and probe.probe
     with pytest.raises(CircuitOpenError):
         circuit.call()  # one probe at a time
     probe.failed()
-    assert circuit.state == OPEN  # the probe failed: another cool-down
+    assert circuit.status == OPEN  # the probe failed: another cool-down
     with pytest.raises(CircuitOpenError):
         circuit.call()
     clock.now += 10
@@ -101,7 +101,7 @@ def test_the_circuit_opens_after_failures_in_a_row_and_one_probe_closes_it() -> 
         pass  # a probe that never said how it went (its caller left) lets the next one probe
     probe = circuit.call()
     probe.succeeded()
-    assert circuit.state == CLOSED and circuit.call().probe is False
+    assert circuit.status == CLOSED and circuit.call().probe is False
     assert changes == [OPEN, HALF_OPEN, OPEN, HALF_OPEN, CLOSED]
 
 
@@ -231,4 +231,4 @@ async def test_the_in_process_path_answers_503_within_the_timeout_not_counting_t
         assert circuit.failures == 1
         response = await http.post("/v1/documents", params={"sleep": 0}, content=slow_upload())
         assert response.status_code == 200 and response.text == "ok"  # the slow caller is not the service's fault
-        assert circuit.failures == 0 and circuit.state == CLOSED
+        assert circuit.failures == 0 and circuit.status == CLOSED
