@@ -47,9 +47,9 @@ from gateway.limits import GatewayLimits, client_key
 from shared.auth import generate_keypair
 
 QUICK = os.environ.get("LIENTHONG_BENCH_GATEWAY_QUICK") == "1"
-UPLOAD_RUNS = ((16, 300), (64, 300)) if QUICK else ((16, 1500), (64, 1500))  # (senders, requests)
-SMALL_CONCURRENCY, SMALL_COUNT = 16, (1000 if QUICK else 4000)
-WARM_UP = 200
+UPLOAD_RUNS = ((16, 200), (64, 200)) if QUICK else ((16, 500), (64, 500))  # (senders, requests)
+SMALL_CONCURRENCY, SMALL_COUNT = 16, (500 if QUICK else 1500)
+WARM_UP = 100
 HIGH = "1000000"
 LIMITED_ENV = {  # the limiter on, with limits no case reaches
     f"LIENTHONG_GATEWAY__RATE_LIMITS__{name}__{field}": HIGH
