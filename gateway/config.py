@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import Any
+
+from pydantic import BaseModel, Field, model_validator
 
 from shared.config import DEFAULT_PORTS
 
@@ -14,23 +16,45 @@ class RateBucket(BaseModel):
     burst: int = Field(ge=1, description="requests at once (the bucket's size)")
 
 
+BUCKET_DEFAULTS: dict[str, dict[str, float]] = {
+    "token": {"per_second": 20, "burst": 200},  # per source address
+    "send": {"per_second": 300, "burst": 600},
+    "write": {"per_second": 100, "burst": 500},
+    "read": {"per_second": 500, "burst": 1000},
+    "search": {"per_second": 50, "burst": 200},
+    "admin": {"per_second": 50, "burst": 500},
+}
+
+
 class RateLimitSection(BaseModel):
     """Rate limits per client (the token's ``sub``; the source address without a valid token) and
     route class, in each gateway process's memory (docs/security.md, "Limits and resilience").
 
     The defaults are far above what an agency's system does, the send benchmark included (about
-    200 documents/s from one client): they stop a runaway client, not a busy morning."""
+    200 documents/s from one client): they stop a runaway client, not a busy morning. A class may be
+    set in part (``LIENTHONG_GATEWAY__RATE_LIMITS__SEND__PER_SECOND=100``): the rest keeps its default."""
 
     enabled: bool = True
-    token: RateBucket = RateBucket(per_second=20, burst=200)  # per source address
-    send: RateBucket = RateBucket(per_second=300, burst=600)
-    write: RateBucket = RateBucket(per_second=100, burst=500)
-    read: RateBucket = RateBucket(per_second=500, burst=1000)
-    search: RateBucket = RateBucket(per_second=50, burst=200)
-    admin: RateBucket = RateBucket(per_second=50, burst=500)
+    token: RateBucket = RateBucket(**BUCKET_DEFAULTS["token"])
+    send: RateBucket = RateBucket(**BUCKET_DEFAULTS["send"])
+    write: RateBucket = RateBucket(**BUCKET_DEFAULTS["write"])
+    read: RateBucket = RateBucket(**BUCKET_DEFAULTS["read"])
+    search: RateBucket = RateBucket(**BUCKET_DEFAULTS["search"])
+    admin: RateBucket = RateBucket(**BUCKET_DEFAULTS["admin"])
     max_keys: int = Field(
         default=100_000, ge=100, description="clients remembered per process; idle full buckets are forgotten first"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _partial_buckets(cls, data: Any) -> Any:
+        """A class given in part (one environment variable) keeps the default of the rest."""
+        if isinstance(data, dict):
+            data = dict(data)
+            for name, defaults in BUCKET_DEFAULTS.items():
+                if isinstance(data.get(name), dict):
+                    data[name] = {**defaults, **data[name]}
+        return data
 
 
 class RouteTimeouts(BaseModel):

@@ -203,3 +203,14 @@ async def test_embedded_mode_gives_an_in_process_service_the_route_class_timeout
         assert (await api.http.get("/v1/archive/search", params={"sleep": 0})).text == "ok"
     finally:
         runtime.embedded["archive"] = real
+
+
+def test_a_class_set_in_part_keeps_the_rest_of_its_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    from services.settings import Settings
+
+    monkeypatch.setenv("LIENTHONG_GATEWAY__RATE_LIMITS__SEND__PER_SECOND", "5")
+    monkeypatch.setenv("LIENTHONG_GATEWAY__TIMEOUTS__READ", "7")
+    gateway = Settings().gateway
+    assert (gateway.rate_limits.send.per_second, gateway.rate_limits.send.burst) == (5, 600)
+    assert gateway.rate_limits.read.burst == 1000
+    assert gateway.timeouts.read == 7 and gateway.timeouts.send == 90
