@@ -62,6 +62,7 @@ BUFFERED_BODY_BYTES = 256 * 1024
 _ENCODED_DELIMITERS = (b"%2f", b"%3f", b"%23", b"%5c")
 _NOT_PRINTABLE = re.compile(rb"[^\x21-\x7e]")
 _PRINTABLE = "".join(map(chr, range(0x21, 0x7F)))
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _forwardable(request: Request) -> bool:
@@ -70,7 +71,7 @@ def _forwardable(request: Request) -> bool:
     path = request.url.path
     if any(segment in (".", "..") for segment in path.split("/")):
         return False
-    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in path):
+    if _CONTROL.search(path):
         return False
     raw = bytes(request.scope.get("raw_path") or b"").lower()
     return not any(delimiter in raw for delimiter in _ENCODED_DELIMITERS)
