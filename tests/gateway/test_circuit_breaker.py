@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import pytest
@@ -34,7 +34,9 @@ COOLDOWN = 0.4
 
 
 @asynccontextmanager
-async def serving(app: Any, *, port: int | None = None, lifespan: str = "off") -> AsyncIterator[str]:
+async def serving(
+    app: Any, *, port: int | None = None, lifespan: Literal["auto", "on", "off"] = "off"
+) -> AsyncIterator[str]:
     """Serve ``app`` with uvicorn on this machine (on ``port``, or a free one) until the block ends."""
     port = port or free_port()
     config = uvicorn.Config(
@@ -44,7 +46,7 @@ async def serving(app: Any, *, port: int | None = None, lifespan: str = "off") -
         log_config=None,
         access_log=False,
         lifespan=lifespan,
-        timeout_graceful_shutdown=0.5,
+        timeout_graceful_shutdown=1,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

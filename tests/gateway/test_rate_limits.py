@@ -22,7 +22,7 @@ from tests.conftest import running_system
 from tests.helpers import Api, assert_problem
 
 READ = {"per_second": 0.5, "burst": 3}  # a 4th read at once is refused; one more every 2 s
-TOKEN = {"per_second": 0.2, "burst": 12}
+TOKEN: dict[str, int | float] = {"per_second": 0.2, "burst": 12}
 SEARCH_TIMEOUT = 0.5
 
 
@@ -152,7 +152,7 @@ async def test_requests_without_a_valid_token_are_counted_per_source_address(api
 
 async def test_the_token_endpoint_is_limited_per_source_address(api: Api) -> None:
     async with _from(api, "203.0.113.9") as http:
-        for n in range(TOKEN["burst"]):
+        for n in range(int(TOKEN["burst"])):
             data = {"grant_type": "client_credentials", "client_id": f"nobody-{n}", "client_secret": "wrong"}
             response = await http.post("/v1/auth/token", data=data)
             assert response.status_code == 401, response.text

@@ -30,7 +30,7 @@ async def gateway(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Fas
     settings = make_settings(
         tmp_path_factory.mktemp("headers") / "var",
         gateway={"rate_limits": {"token": {"per_second": 0.01, "burst": 1}}, "circuit_failures": 100},
-        **services,  # type: ignore[arg-type]
+        **services,
     )
     app = create_app(settings)
 
@@ -42,8 +42,9 @@ async def gateway(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Fas
         yield app
 
 
-def _client(app: FastAPI, base_url: str = "http://gateway") -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url=base_url)
+def _client(app: FastAPI, base_url: str = "http://gateway", address: str = "127.0.0.1") -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, client=(address, 123))
+    return httpx.AsyncClient(transport=transport, base_url=base_url)
 
 
 def assert_secured(response: httpx.Response, csp: str | None = API_CSP) -> None:
@@ -148,3 +149,16 @@ async def test_a_plain_request_id_is_kept_and_any_other_replaced(gateway: FastAP
         assert re.fullmatch(r"[0-9a-f]{32}", replaced.headers["x-request-id"])
         fresh = await http.get("/health")
         assert re.fullmatch(r"[0-9a-f]{32}", fresh.headers["x-request-id"])
+
+
+async def test_a_get_with_a_body_and_an_oversized_token_form_are_refused_before_reading(gateway: FastAPI) -> None:
+    """The body limits of two more route classes (shared/limits.py): none on a GET, 16 KiB for
+    the token endpoint's form."""
+    async with _client(gateway) as http:
+        with_body = await http.request("GET", "/v1/inbox", content=b"{}")
+        assert_problem(with_body, 413, "request_too_large")
+        assert with_body.json()["max_bytes"] == 0
+        assert_secured(with_body)
+    async with _client(gateway, address="192.0.2.77") as http:  # a token bucket of its own
+        form = {"grant_type": "client_credentials", "client_id": "x", "client_secret": "y" * 20_000}
+        assert_problem(await http.post("/v1/auth/token", data=form), 413, "request_too_large")
