@@ -17,6 +17,12 @@ async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
+@app.get("/v1/inbox")
+async def inbox() -> dict[str, object]:
+    """A small read: a few bytes of JSON (``bench gateway``'s small requests)."""
+    return {"items": [], "next_cursor": None}
+
+
 @app.post("/v1/documents", status_code=202)
 async def accept(request: Request) -> dict[str, object]:
     """Read the body (not parsed: the framework's floor), answer 202 with ids shaped as the exchange's."""

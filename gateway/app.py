@@ -10,6 +10,8 @@ import httpx
 from fastapi import FastAPI
 
 from gateway.auth import router as auth_router
+from gateway.headers import EdgeMiddleware
+from gateway.limits import GatewayLimits, attach_limits
 from gateway.openapi import router as openapi_router
 from gateway.proxy import router as proxy_router
 from gateway.runtime import GatewayRuntime
@@ -54,9 +56,14 @@ def create_app(
     )
     attach_runtime(app, runtime)
     metrics = Metrics("gateway")
+    limits = GatewayLimits(runtime.settings.gateway, metrics)
+    attach_limits(runtime, limits)
     install_error_handlers(app)
+    # outermost last: the request id and access log around everything, then the security and
+    # rate-limit headers (docs/security.md), then the request size limits
     install_request_limits(app, runtime.settings)
-    instrument(app, metrics)
+    app.add_middleware(EdgeMiddleware, settings=runtime.settings.gateway, limits=limits)
+    instrument(app, metrics, access_log=runtime.settings.gateway.access_log)
 
     def checks() -> dict[str, ReadyCheck]:
         return {"broker": runtime.ping_broker, **{name: _ready_check(runtime, name) for name in SERVICE_NAMES}}

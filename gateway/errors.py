@@ -3,7 +3,13 @@
 
 from __future__ import annotations
 
-from shared.errors import BadRequestError, NotFoundError, UnauthorizedError
+from shared.errors import (
+    BadRequestError,
+    DependencyUnavailableError,
+    NotFoundError,
+    TooManyRequestsError,
+    UnauthorizedError,
+)
 
 
 class TokenRevokedError(UnauthorizedError):
@@ -24,3 +30,11 @@ class InvalidScopeError(BadRequestError):
 
 class RouteNotFoundError(NotFoundError):
     code, title = "route_not_found", "No API answers this path"
+
+
+class RateLimitedError(TooManyRequestsError):
+    code, title = "rate_limited", "Too many requests from this client for this kind of route"
+
+
+class CircuitOpenError(DependencyUnavailableError):
+    code, title = "circuit_open", "The service failed repeatedly; the gateway is not calling it for a moment"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from gateway.errors import TokenCertificateMismatchError, TokenRevokedError
-from shared.auth import TokenVerifier
+from shared.auth import Principal, TokenVerifier
 from shared.cache import TTLCache
 from shared.clients import ClientStatus, RegistryClient
 from shared.errors import AgencyInactiveError
@@ -36,15 +36,16 @@ class CredentialGuard:
             self.cache.set(client_id, status)
         return status
 
-    async def check(self, authorization: str | None, certificate: str | None = None) -> None:
+    async def check(self, authorization: str | None, certificate: str | None = None) -> Principal | None:
         """Refuse a valid token whose client is revoked or whose agency is not active, and a token
         bound to a client certificate (``cnf.x5t#S256``, RFC 8705) that comes without that
-        certificate (``certificate``: the x5t#S256 of the request's, gateway/mtls.py)."""
+        certificate (``certificate``: the x5t#S256 of the request's, gateway/mtls.py); return the
+        token's principal (None without a bearer token) for the rate limits and the access log."""
         if not authorization or not authorization.lower().startswith("bearer "):
-            return  # the service answers 401 itself
+            return None  # the service answers 401 itself
         principal = await self.verifier.verify_async(authorization[7:].strip())
         if principal.client_id == "gateway":
-            return
+            return principal
         if principal.certificate_thumbprint is not None and principal.certificate_thumbprint != certificate:
             raise TokenCertificateMismatchError(
                 "This token was issued on a client certificate: send it over a connection that presents that"
@@ -52,7 +53,7 @@ class CredentialGuard:
             )
         status = await self._status(principal.client_id)
         if status.active:
-            return
+            return principal
         if status.reason in ("revoked", "unknown"):
             raise TokenRevokedError("This client has been revoked; ask the province IT office for a new one")
         raise AgencyInactiveError(

@@ -9,12 +9,16 @@ the gateway's ``receive`` and ``send``: no copy of the body in either direction.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from gateway.circuit import Call
 
 log = logging.getLogger(__name__)
 
@@ -24,34 +28,77 @@ class InProcessResponse(Response):
     ``receive`` and ``send``; the answer's hop-by-hop headers and request id are left out, as the
     network path leaves them out (the gateway sends its own request id)."""
 
-    def __init__(self, app: ASGIApp, scope: dict[str, Any], dropped_headers: frozenset[bytes]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        scope: dict[str, Any],
+        dropped_headers: frozenset[bytes],
+        *,
+        timeout: float | None = None,
+        call: Call | None = None,
+        timed_out: Exception | None = None,
+    ) -> None:
         # no body and no headers of its own: ``__call__`` sends what the service sends
         self.app = app
         self.upstream_scope = scope
         self.dropped_headers = dropped_headers
+        self.timeout = timeout  # the service must answer within it (the caller's upload not counted)
+        self.call = call  # the service's circuit, told how the call went
+        self.timed_out = timed_out  # raised when the service did not answer in time
         self.background = None
         self.status_code = 0
         self.raw_headers = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = False
+        loop = asyncio.get_running_loop()
+        timeout = self.timeout
+        deadline: asyncio.Timeout | None = None
+        uploaded = False  # the caller's whole body has been handed to the service
 
         async def forward(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
+                if deadline is not None:
+                    deadline.reschedule(None)
+                if self.call is not None:
+                    self.call.succeeded()
                 headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() not in self.dropped_headers]
                 message = {**message, "headers": headers}
             await send(message)
 
+        async def watched_receive() -> Message:
+            # waiting for the caller's upload is not the service's time
+            nonlocal uploaded
+            if uploaded or deadline is None or started:
+                return await receive()
+            deadline.reschedule(None)
+            message = await receive()
+            uploaded = message["type"] != "http.request" or not message.get("more_body", False)
+            if not started and timeout is not None:
+                deadline.reschedule(loop.time() + timeout)
+            return message
+
         try:
-            await self.app(self.upstream_scope, receive, forward)
+            async with asyncio.timeout(timeout) as deadline:
+                await self.app(self.upstream_scope, watched_receive, forward)
+        except TimeoutError:
+            if started or self.timed_out is None or deadline is None or not deadline.expired():
+                raise
+            if self.call is not None:
+                self.call.failed("timeout")
+            log.warning("the in-process %s service did not answer in time", self.upstream_scope["server"][0])
+            raise self.timed_out from None
         except Exception:
             if not started:
                 raise
             # the service answered (its own 500) and then raised, as an app's error handler does:
             # the client has its answer; the error is the service's, logged here once
             log.exception("the in-process service failed after it answered %s", self.upstream_scope["path"])
+        finally:
+            if self.call is not None:
+                self.call.close()
 
 
 def upstream_scope(request: Request, service: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:

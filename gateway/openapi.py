@@ -73,6 +73,8 @@ COMMON_ERRORS = {
     "404": "Not found, or not visible to the caller",
     "409": "Conflicts with the current state",
     "422": "The request does not validate",
+    "429": "Too many requests from this client for this route class (rate_limited; see Retry-After)",
+    "503": "A service is unavailable or too slow (dependency_unavailable, circuit_open; see Retry-After)",
 }
 
 

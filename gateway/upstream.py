@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterable, AsyncIterator
+from typing import Any
 
 import aiohttp
 from yarl import URL
@@ -98,6 +99,8 @@ class NetworkUpstream:
         self._port = base.port
         self._prefix = base.raw_path.rstrip("/")
         self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}  # per route class timeout, made once
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=max_connections, keepalive_timeout=keepalive),
             # the service's whole call is bounded by the deadline; aiohttp bounds the connect and
@@ -112,15 +115,26 @@ class NetworkUpstream:
     async def close(self) -> None:
         await self.session.close()
 
+    def _client_timeout(self, seconds: float) -> aiohttp.ClientTimeout:
+        found = self._timeouts.get(seconds)
+        if found is None:
+            found = self._timeouts[seconds] = aiohttp.ClientTimeout(
+                total=None, sock_connect=self.connect_timeout, sock_read=seconds
+            )
+        return found
+
     async def send(
         self,
         method: str,
         target: str,
         headers: list[tuple[str, str]],
         body: bytes | AsyncIterable[bytes] | None,
+        *,
+        seconds: float | None = None,
     ) -> aiohttp.ClientResponse:
         """Send a request (``target``: its path and query, percent-encoded) and return the answer once
-        its head has arrived; its body is for the caller to read, then ``release``."""
+        its head has arrived; its body is for the caller to read, then ``release``. ``seconds`` (the
+        route class's) replaces the service timeout for this request."""
         path, _, query = target.partition("?")
         url = URL.build(
             scheme="http",
@@ -130,11 +144,15 @@ class NetworkUpstream:
             query_string=query,
             encoded=True,
         )
-        deadline = _Deadline(self.timeout)
+        seconds = seconds or self.timeout
+        deadline = _Deadline(seconds)
         deadline.arm()
         data = _watched(body, deadline) if body is not None and not isinstance(body, bytes) else body
+        options: dict[str, Any] = {}
+        if seconds != self.timeout:
+            options["timeout"] = self._client_timeout(seconds)
         try:
-            return await self.session.request(method, url, headers=headers, data=data, allow_redirects=False)
+            return await self.session.request(method, url, headers=headers, data=data, allow_redirects=False, **options)
         except asyncio.CancelledError:
             if not deadline.expired:
                 raise

@@ -2,7 +2,8 @@
 
 - The request line and headers together are limited (``LIENTHONG_LIMITS__HEADER_MAX_BYTES``):
   431 ``headers_too_large``. (The server bounds them first, while it reads them: services/cli.py.)
-- The body is limited per route class (:func:`body_limit_rules`): a ``Content-Length`` above the
+- The body is limited per route class (:func:`body_limit_rules`; a GET, HEAD or OPTIONS carries
+  none, the token endpoint's form at most 16 KiB): a ``Content-Length`` above the
   route's limit is answered 413 ``request_too_large`` at once, before anything of the body is
   read; a body without one (chunked) is cut off when it passes the limit, the app sees the read
   fail (nothing is stored: the upload stops there), and the caller gets the same 413 whatever the
@@ -28,16 +29,26 @@ log = logging.getLogger("lienthong.limits")
 MIB = 1024 * 1024
 
 
+TOKEN_BODY_MAX_BYTES = 16 * 1024  # a client id, a secret and scopes, form-encoded
+BODILESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 @dataclass(frozen=True)
 class BodyLimit:
-    """Requests whose path is ``path`` (or starts with it, with ``prefix``) may send ``max_bytes``."""
+    """Requests whose path is ``path`` (or starts with it, with ``prefix``; any path when ``path`` is
+    empty), with one of ``methods`` (any when None), may send ``max_bytes``."""
 
     path: str
     max_bytes: int
     prefix: bool = False
     name: str = ""
+    methods: frozenset[str] | None = None
 
-    def matches(self, path: str) -> bool:
+    def matches(self, path: str, method: str = "POST") -> bool:
+        if self.methods is not None and method not in self.methods:
+            return False
+        if not self.path:
+            return True
         return path.startswith(self.path) if self.prefix else path == self.path
 
 
@@ -47,11 +58,14 @@ def body_limit_rules(settings: Any) -> list[BodyLimit]:
     multipart framing; every other route is a JSON or form route (``json_body_max_bytes``)."""
     limits = settings.limits
     margin = limits.upload_margin_bytes
-    rules: list[BodyLimit] = []
+    # a GET carries no body: nothing is read or forwarded for one
+    rules: list[BodyLimit] = [BodyLimit("", 0, name="no body", methods=BODILESS_METHODS)]
+    if getattr(settings, "gateway", None) is not None:
+        rules.append(BodyLimit("/v1/auth/token", TOKEN_BODY_MAX_BYTES, name="token request"))
     exchange = getattr(settings, "exchange", None)
     if exchange is not None:
         upload = exchange.max_attachments * exchange.max_attachment_bytes + margin
-        rules.append(BodyLimit("/v1/documents", upload, name="document upload"))
+        rules.append(BodyLimit("/v1/documents", upload, name="document upload", methods=frozenset({"POST"})))
     registry = getattr(settings, "registry", None)
     if registry is not None:
         rules.append(BodyLimit("/v1/agencies/import", registry.max_import_bytes + margin, name="registry import"))
@@ -85,9 +99,9 @@ class RequestLimitMiddleware:
         self.header_max_bytes = header_max_bytes
         self.on_refusal = on_refusal
 
-    def limit_for(self, path: str) -> int:
+    def limit_for(self, path: str, method: str = "POST") -> int:
         for rule in self.rules:
-            if rule.matches(path):
+            if rule.matches(path, method):
                 return rule.max_bytes
         return self.default_max_bytes
 
@@ -109,7 +123,7 @@ class RequestLimitMiddleware:
             )
             return
         path: str = scope.get("path", "")
-        limit = self.limit_for(path)
+        limit = self.limit_for(path, scope.get("method", "GET"))
         length = _content_length(headers)
         if length is not None and length > limit:
             await self._refuse(scope, send, _too_large(limit))

@@ -1,4 +1,5 @@
-"""Structured JSON logs carrying the request id, request metrics, and /health, /ready, /metrics."""
+"""Structured JSON logs carrying the request id, request metrics, the access log, and /health,
+/ready, /metrics."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import contextvars
 import datetime as dt
 import json
 import logging
+import re
 import sys
 import time
 import uuid
@@ -19,6 +21,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     ProcessCollector,
     generate_latest,
@@ -27,6 +30,28 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 REQUEST_ID_HEADER = "X-Request-ID"
+# a caller's own request id is kept when it is this plain (it goes into every log line and back
+# in the answer); anything else is replaced by a new one
+_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:@/+=-]{1,100}")
+
+
+class RequestInfo:
+    """What the access log says of a request besides what the server knows: who made it."""
+
+    __slots__ = ("client_id",)
+
+    def __init__(self) -> None:
+        self.client_id: str | None = None
+
+
+_request_info: contextvars.ContextVar[RequestInfo | None] = contextvars.ContextVar("request_info", default=None)
+
+
+def note_client(client_id: str) -> None:
+    """Name the client of the request being served (its token's ``sub``) in the access log."""
+    info = _request_info.get()
+    if info is not None:
+        info.client_id = client_id
 
 
 def current_request_id() -> str | None:
@@ -61,13 +86,22 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+class RequestIdFilter(logging.Filter):
+    """Put the current request's id on every record (``-`` outside a request), for text logs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = current_request_id() or "-"
+        return True
+
+
 def configure_logging(level: str = "INFO", json_logs: bool = True) -> None:
-    """Send every log line to stderr, as JSON unless asked for plain text."""
+    """Send every log line to stderr, as JSON unless asked for plain text; both carry the request id."""
     handler = logging.StreamHandler(sys.stderr)
     if json_logs:
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+        handler.addFilter(RequestIdFilter())
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s [%(request_id)s]: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -104,36 +138,61 @@ class Metrics:
         self.auth_failures = Counter(
             "lienthong_auth_failures_total", "Failed client authentications", ["service"], registry=self.registry
         )
+        self.rate_limited = Counter(
+            "lienthong_rate_limited_total",
+            "Requests refused with 429 rate_limited, by route class",
+            ["service", "route_class"],
+            registry=self.registry,
+        )
+        self.circuit_state = Gauge(
+            "lienthong_upstream_circuit_state",
+            "The circuit of each service behind the gateway: 0 closed, 1 open, 2 half-open",
+            ["service", "upstream"],
+            registry=self.registry,
+        )
+        self.upstream_failures = Counter(
+            "lienthong_upstream_failures_total",
+            "Proxied calls that failed: the service unreachable, too slow, or breaking its answer off",
+            ["service", "upstream", "reason"],
+            registry=self.registry,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
 
 class RequestContextMiddleware:
-    """Give every request an id (taken from ``X-Request-ID`` or new), echo it, time and count it."""
+    """Give every request an id (taken from a plain ``X-Request-ID`` or new), echo it, time and
+    count it; with ``access_log``, one structured line per request (logger ``lienthong.<service>.access``):
+    method, path, status, duration, bytes answered, the client when known, the remote address."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, access_log: bool = False) -> None:
         self.app = app
         self.metrics = metrics
+        self.access_log = access_log
         self.log = logging.getLogger(f"lienthong.{metrics.service}.access")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers") or [])
-        incoming = headers.get(b"x-request-id", b"").decode("latin-1")[:100]
-        request_id = incoming or uuid.uuid4().hex
+        incoming = next((value for name, value in scope.get("headers") or () if name == b"x-request-id"), b"")
+        request_id = incoming.decode("ascii") if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
         token = set_request_id(request_id)
+        info = RequestInfo()
+        info_token = _request_info.set(info)
         started = time.perf_counter()
         status = 500
+        sent = 0
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, sent
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode("latin-1"))]
+            elif message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
             await send(message)
 
         try:
@@ -145,9 +204,27 @@ class RequestContextMiddleware:
             method = scope.get("method", "")
             self.metrics.requests.labels(self.metrics.service, method, path, str(status)).inc()
             self.metrics.latency.labels(self.metrics.service, method, path).observe(elapsed)
-            self.log.debug(
-                "%s %s %s", method, scope.get("path"), status, extra={"duration_ms": round(elapsed * 1000, 2)}
-            )
+            level = logging.INFO if self.access_log else logging.DEBUG
+            if self.log.isEnabledFor(level):
+                client = scope.get("client")
+                self.log.log(
+                    level,
+                    "%s %s %s",
+                    method,
+                    scope.get("path"),
+                    status,
+                    extra={
+                        "method": method,
+                        "path": scope.get("path"),
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 2),
+                        "bytes": sent,
+                        "client_id": info.client_id,
+                        "remote": client[0] if client else None,
+                        "request_id": request_id,
+                    },
+                )
+            _request_info.reset(info_token)
             _request_id.reset(token)
 
 
@@ -231,7 +308,8 @@ def app_metrics(app: FastAPI) -> Metrics | None:
     return _app_metrics.get(app)
 
 
-def instrument(app: FastAPI, metrics: Metrics) -> None:
-    """Add the request-context middleware to an app."""
+def instrument(app: FastAPI, metrics: Metrics, *, access_log: bool = False) -> None:
+    """Add the request-context middleware to an app (``access_log``: a line per request at INFO,
+    otherwise at DEBUG)."""
     _app_metrics[app] = metrics
-    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics, access_log=access_log)
