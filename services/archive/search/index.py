@@ -30,15 +30,15 @@ from shared.text import fold
 
 log = logging.getLogger("lienthong.archive.index")
 
-SCHEMA_VERSION = 2  # a change of fields below, or of what the state means: every slot is rebuilt at the next start
+SCHEMA_VERSION = 3  # a change of fields below, or of what the state means: every slot is rebuilt at the next start
 STATE = "state.json"
 
 
 def build_schema() -> tantivy.Schema:
     builder = tantivy.SchemaBuilder()
     builder.add_text_field("id", stored=True, tokenizer_name="raw")
-    builder.add_text_field("all", tokenizer_name="default")  # folded: subject, number/notation, text …
-    builder.add_text_field("subject", tokenizer_name="default")
+    # folded: the subject (twice: its words weigh more in the ranking), number/notation, text …
+    builder.add_text_field("all", tokenizer_name="default")
     builder.add_text_field("code", tokenizer_name="raw")  # folded, lower case: 24/kh-ubnd
     builder.add_text_field("readers", tokenizer_name="raw")
     builder.add_text_field("issuer", tokenizer_name="raw", fast=True)
@@ -66,6 +66,15 @@ def searchable_text(record: ArchiveRecord) -> str:
     return "\n".join([record.subject, record.code, record.type_name, *extra, record.text or ""])
 
 
+def indexed_text(record: ArchiveRecord) -> list[str]:
+    """What the ``all`` field indexes, folded: the subject, then the searchable text (the subject
+    again in it), so that a word of the subject counts twice in BM25's term frequency (one field
+    and one term per word to intersect: a second field for the subject, boosted, cost a third of a
+    broad query). Two values: Tantivy leaves a position gap between them, so no phrase runs from
+    the end of one into the other."""
+    return [fold(record.subject), fold(searchable_text(record))]
+
+
 def readers_field(record: ArchiveRecord) -> list[str]:
     if record.source == "digitised":
         return sorted(set(record.readers or []))
@@ -82,8 +91,7 @@ def document_of(record: ArchiveRecord) -> tantivy.Document:
                 statuses.update((f"{code}:{value}", f"*:{value}"))
     return tantivy.Document(
         id=str(record.document_id),
-        all=fold(searchable_text(record)),
-        subject=fold(record.subject),
+        all=indexed_text(record),
         code=code_key(record.code),
         readers=readers_field(record),
         issuer=record.sender_code,

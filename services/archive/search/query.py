@@ -111,13 +111,12 @@ def _text(schema: tantivy.Schema, words: list[str]) -> tantivy.Query:
 
 
 def text_query(schema: tantivy.Schema, parsed: ParsedQuery) -> tantivy.Query:
-    """The query of the words: every one must match; the subject's words count double."""
+    """The query of the words: every one must match (the subject's words count double: they are
+    indexed twice, :func:`services.archive.search.index.indexed_text`)."""
     Occur = tantivy.Occur
     clauses: list[tuple[tantivy.Occur, tantivy.Query]] = []
     for word in parsed.words:
         clauses.append((Occur.Must, _text(schema, [word])))
-        subject = tantivy.Query.term_query(schema, "subject", word)
-        clauses.append((Occur.Should, tantivy.Query.boost_query(subject, 2.0)))
     for phrase in parsed.phrases:
         clauses.append((Occur.Must, _text(schema, phrase)))
     for prefix in parsed.prefixes:
