@@ -15,6 +15,8 @@ from fastapi import Depends, Request
 
 from services.registry.agency.repository import AgencyRepository
 from services.registry.agency.service import AgencyService
+from services.registry.audit.repository import AuditRepository
+from services.registry.audit.service import AuditService
 from services.registry.certificate.repository import CertificateRepository
 from services.registry.certificate.service import CertificateService
 from services.registry.client.repository import ClientRepository
@@ -28,6 +30,7 @@ from services.registry.models import messaging
 from services.registry.transfer.repository import TransferRepository
 from services.registry.transfer.service import TransferService
 from services.settings import Settings
+from shared.audit import AnchorKey
 from shared.auth import Principal, PrincipalDep, Scope, require_scope
 from shared.db import SessionDep
 from shared.errors import ForbiddenError
@@ -50,6 +53,7 @@ class RegistryRuntime(ServiceRuntime):
     ) -> None:
         super().__init__("registry", settings, messaging, broker=broker, transports=transports)
         self.config: RegistrySection = settings.registry
+        self.anchor_key: AnchorKey | None = None  # loaded at start-up (the gateway's signing key)
 
 
 async def registry_runtime(request: Request) -> RegistryRuntime:
@@ -69,6 +73,7 @@ RegistryRuntimeDep = Annotated[RegistryRuntime, Depends(registry_runtime)]
 
 AdminDep = Annotated[Principal, require_scope(Scope.REGISTRY_ADMIN)]
 InternalDep = Annotated[Principal, require_scope(Scope.INTERNAL)]
+AuditorDep = Annotated[Principal, require_scope(Scope.AUDIT)]
 
 
 def require_admin_or_own(principal: Principal, agency_code: str) -> None:
@@ -116,9 +121,21 @@ async def certificate_service(session: SessionDep, actor: ActorDep) -> Certifica
     return CertificateService(CertificateRepository(session), AgencyRepository(session), actor=actor)
 
 
-def client_service(session: SessionDep) -> ClientService:
-    """Build the API client service on a session."""
-    return ClientService(ClientRepository(session), AgencyRepository(session))
+def client_service(session: SessionDep, actor: str | None = None) -> ClientService:
+    """Build the API client service on a session (acting as ``actor``, for the audit trail)."""
+    return ClientService(ClientRepository(session), AgencyRepository(session), actor=actor)
+
+
+class TokenRefusals:
+    """Records a refused credential check in the audit trail, in a transaction of its own (the
+    check's own transaction is rolled back by the refusal), committed before the answer."""
+
+    def __init__(self, runtime: RegistryRuntime) -> None:
+        self.runtime = runtime
+
+    async def record(self, client_id: str, reason: str) -> None:
+        async with self.runtime.db.session() as session:
+            await client_service(session).record_refusal(client_id, reason)
 
 
 def transfer_service(session: SessionDep, actor: ActorDep) -> TransferService:
@@ -126,17 +143,32 @@ def transfer_service(session: SessionDep, actor: ActorDep) -> TransferService:
     return TransferService(TransferRepository(session), agency_service(session, actor))
 
 
+def audit_service(session: SessionDep, runtime: RegistryRuntime) -> AuditService:
+    """Build the audit chain's service on a session, signing anchors with the runtime's key."""
+    return AuditService(
+        AuditRepository(session), key=runtime.anchor_key, anchor_every=runtime.config.audit_anchor_entries
+    )
+
+
 # The dependencies are coroutines: FastAPI runs a plain function in a worker thread, a hop per request.
 async def _agency_service(session: SessionDep, actor: ActorDep) -> AgencyService:
     return agency_service(session, actor)
 
 
-async def _client_service(session: SessionDep) -> ClientService:
-    return client_service(session)
+async def _client_service(session: SessionDep, actor: ActorDep) -> ClientService:
+    return client_service(session, actor)
+
+
+async def _token_refusals(runtime: RegistryRuntimeDep) -> TokenRefusals:
+    return TokenRefusals(runtime)
 
 
 async def _transfer_service(session: SessionDep, actor: ActorDep) -> TransferService:
     return transfer_service(session, actor)
+
+
+async def _audit_service(session: SessionDep, runtime: RegistryRuntimeDep) -> AuditService:
+    return audit_service(session, runtime)
 
 
 AgencyServiceDep = Annotated[AgencyService, Depends(_agency_service)]
@@ -145,3 +177,5 @@ EndpointServiceDep = Annotated[EndpointService, Depends(endpoint_service)]
 CertificateServiceDep = Annotated[CertificateService, Depends(certificate_service)]
 ClientServiceDep = Annotated[ClientService, Depends(_client_service)]
 TransferServiceDep = Annotated[TransferService, Depends(_transfer_service)]
+TokenRefusalsDep = Annotated[TokenRefusals, Depends(_token_refusals)]
+AuditServiceDep = Annotated[AuditService, Depends(_audit_service)]

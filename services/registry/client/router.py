@@ -14,8 +14,10 @@ from services.registry.client.schemas import (
     Rotated,
     Rotation,
 )
-from services.registry.dependencies import AdminDep, ClientServiceDep, InternalDep
+from services.registry.dependencies import AdminDep, ClientServiceDep, InternalDep, TokenRefusalsDep
 from shared.auth import PrincipalDep
+from shared.clients import InvalidClientError
+from shared.errors import AgencyInactiveError
 
 router = APIRouter(tags=["api clients"])
 
@@ -52,10 +54,15 @@ async def revoke_client(client_id: str, clients: ClientServiceDep, _admin: Admin
 
 @router.post("/internal/v1/credentials/verify", response_model=CredentialsValid, include_in_schema=False)
 async def verify_credentials(
-    body: CredentialsCheck, clients: ClientServiceDep, _gateway: InternalDep
+    body: CredentialsCheck, clients: ClientServiceDep, refusals: TokenRefusalsDep, _gateway: InternalDep
 ) -> CredentialsValid:
-    """Check client credentials for the gateway's token endpoint."""
-    return await clients.verify(body.client_id, body.client_secret)
+    """Check client credentials for the gateway's token endpoint (recorded in the audit trail:
+    an acceptance with the check, a refusal in a transaction of its own before the answer)."""
+    try:
+        return await clients.verify(body.client_id, body.client_secret)
+    except (InvalidClientError, AgencyInactiveError) as exc:
+        await refusals.record(body.client_id, exc.code)
+        raise
 
 
 @router.get("/internal/v1/clients/{client_id}/status", response_model=ClientStatus, include_in_schema=False)

@@ -20,7 +20,8 @@ from services.registry.client.schemas import (
 )
 from services.registry.errors import AgencyNotFoundError, ClientNotFoundError
 from services.registry.events import ApiClientCreated, ApiClientRevoked, ApiClientRotated, record
-from services.registry.models import Agency, ApiClient
+from services.registry.models import Agency, ApiClient, messaging
+from shared.audit import record_audit
 from shared.auth import Principal, Scope, hash_secret, new_secret, verify_secret, verify_secret_async
 from shared.clients import InvalidClientError
 from shared.db import utcnow
@@ -38,9 +39,10 @@ def _dummy_hash() -> str:
 
 
 class ClientService:
-    def __init__(self, clients: ClientRepository, agencies: AgencyRepository) -> None:
+    def __init__(self, clients: ClientRepository, agencies: AgencyRepository, *, actor: str | None = None) -> None:
         self.clients = clients
         self.agencies = agencies
+        self.actor = actor  # the calling client's id, recorded in the audit trail
 
     async def _agency_of(self, client: ApiClient) -> Agency | None:
         """Return the agency a client acts for (None for the bootstrap admin)."""
@@ -85,6 +87,7 @@ class ClientService:
         )
         read = await self._read(client)
         await record(self.clients, ApiClientCreated(**read.model_dump()), ordering_key=f"client:{client.client_id}")
+        await self._audit("client.created", client.client_id, agency.code, {"scopes": list(client.scopes)})
         return ClientCreated(**read.model_dump(), client_secret=secret)
 
     async def list_for(self, agency_code: str, *, principal: Principal) -> list[ClientRead]:
@@ -109,6 +112,7 @@ class ClientService:
         await self.clients.add_secret(client.id, hash_secret(secret))
         rotated = ApiClientRotated(client_id=client.client_id, previous_secrets_expire_at=expires)
         await record(self.clients, rotated, ordering_key=f"client:{client.client_id}")
+        await self._audit("client.rotated", client.client_id, None, {"overlap_seconds": overlap_seconds})
         return Rotated(client_id=client.client_id, client_secret=secret, previous_secrets_expire_at=expires)
 
     async def revoke(self, client_id: str) -> ClientRead:
@@ -124,6 +128,7 @@ class ClientService:
         read = await self._read(client)
         revoked = ApiClientRevoked(client_id=client.client_id, agency_code=read.agency_code)
         await record(self.clients, revoked, ordering_key=f"client:{client.client_id}")
+        await self._audit("client.revoked", client.client_id, read.agency_code, {})
         return read
 
     async def verify(self, client_id: str, client_secret: str) -> CredentialsValid:
@@ -136,8 +141,42 @@ class ClientService:
         if client is None or not hashes or not ok or client.revoked_at is not None:
             raise InvalidClientError("Unknown client, wrong or expired secret, or revoked client")
         agency = await self._acting_agency(client)
+        await record_audit(
+            self.clients,
+            messaging,
+            "token.issued",
+            actor=client.client_id,
+            agency_code=agency.code if agency else None,
+            target=client.client_id,
+            details={"scopes": list(client.scopes)},
+        )
         return CredentialsValid(
             client_id=client.client_id, agency_code=agency.code if agency else None, scopes=list(client.scopes)
+        )
+
+    async def record_refusal(self, client_id: str, reason: str) -> None:
+        """Record a refused credential check in the audit trail (in a transaction of its own: the
+        refusal rolls the check's back)."""
+        await record_audit(
+            self.clients,
+            messaging,
+            "token.refused",
+            actor=None,
+            target=client_id,
+            outcome="refused",
+            details={"reason": reason},
+        )
+
+    async def _audit(self, action: str, client_id: str, agency_code: str | None, details: dict[str, object]) -> None:
+        """Record a change of an API client in the audit trail (the admin's call is the actor)."""
+        await record_audit(
+            self.clients,
+            messaging,
+            action,
+            actor=self.actor,
+            agency_code=agency_code,
+            target=client_id,
+            details=details,
         )
 
     async def _acting_agency(self, client: ApiClient) -> Agency | None:
