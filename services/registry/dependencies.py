@@ -97,10 +97,10 @@ def agency_service(session: SessionDep, actor: ActorDep) -> AgencyService:
     return AgencyService(AgencyRepository(session), actor=actor)
 
 
-async def group_service(session: SessionDep, config: RegistryConfigDep) -> GroupService:
-    """Build the group and recipient-resolution service on a session."""
+async def group_service(session: SessionDep, config: RegistryConfigDep, actor: ActorDep) -> GroupService:
+    """Build the group and recipient-resolution service on a session, acting as ``actor``."""
     return GroupService(
-        GroupRepository(session), AgencyRepository(session), max_successor_hops=config.max_successor_hops
+        GroupRepository(session), AgencyRepository(session), max_successor_hops=config.max_successor_hops, actor=actor
     )
 
 

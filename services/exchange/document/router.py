@@ -156,7 +156,7 @@ async def inbox(
 async def get_document(document_id: uuid.UUID, documents: DocumentServiceDep, principal: ReceiverDep) -> DocumentRead:
     """Read a document: its sender sees every recipient's status and history, a recipient its own
     copy (404 once the copy is recalled), anyone else 404."""
-    return await documents.get(document_id, agency_of(principal))
+    return await documents.get(document_id, agency_of(principal), actor=principal.client_id)
 
 
 @router.post("/v1/documents/{document_id}/recall", response_model=RecallRequested)
@@ -165,7 +165,7 @@ async def recall_document(
 ) -> RecallRequested:
     """Ask the recipients (all, or those listed) to give a document back (status 13); each answers
     15 (agreed: its copy is withdrawn) or 16 (refused) on its delivery."""
-    return await documents.recall(document_id, agency_of(principal), body)
+    return await documents.recall(document_id, agency_of(principal), body, actor=principal.client_id)
 
 
 @router.get(
@@ -180,7 +180,7 @@ async def download_attachment(
     principal: ReceiverDep,
 ) -> StreamingResponse:
     """Download an attachment (sender and recipients only); `X-Content-SHA256` carries its hash."""
-    attachment = await documents.attachment(document_id, attachment_id, agency_of(principal))
+    attachment = await documents.attachment(document_id, attachment_id, agency_of(principal), actor=principal.client_id)
     return StreamingResponse(
         attachment.chunks,
         media_type=attachment.content_type,

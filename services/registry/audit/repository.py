@@ -86,4 +86,5 @@ class AuditRepository(Repository[AuditEntry]):
         return (await self.session.execute(query)).scalars().all()
 
     async def add_anchor(self, anchor: AuditAnchor) -> None:
-        await self.add(anchor)
+        self.session.add(anchor)
+        await self.session.flush()

@@ -134,13 +134,18 @@ class AuditService:
 
     async def anchor(self) -> AnchorRead | None:
         """Sign the chain head unless it is signed already (or empty, or no key); return the anchor."""
-        if self.key is None:
-            return None
+        if self.key is None or not await self._unsigned():
+            return None  # nothing to sign: no write either
         seq, head_hash = await self.audits.lock_head()
-        last = await self.audits.last_anchor()
-        if seq == 0 or (last is not None and last.seq >= seq):
+        if not await self._unsigned():  # another replica signed it meanwhile
             return None
         return await self._sign(seq, head_hash, self.key)
+
+    async def _unsigned(self) -> bool:
+        """Whether the head moved since the last anchor."""
+        seq, _ = await self.audits.head()
+        last = await self.audits.last_anchor()
+        return seq > 0 and (last is None or last.seq < seq)
 
     async def _sign(self, seq: int, head_hash: str, key: AnchorKey) -> AnchorRead:
         signed_at = utcnow()
@@ -222,8 +227,9 @@ class AuditService:
                 progress(len(entries))
         if head_seq and prev_hash != head_hash:
             return report(ChainBreak(head_seq, f"the head's hash is not entry {head_seq}'s"))
-        for anchor in await self.audits.anchors_after(head_seq):
-            return report(ChainBreak(anchor.seq, f"anchor of entry {anchor.seq} signs an entry that is not there"))
+        stray = await self.audits.anchors_after(head_seq)
+        if stray:
+            return report(ChainBreak(stray[0].seq, f"anchor of entry {stray[0].seq} signs an entry that is not there"))
         return report(None)
 
 
