@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 import time
+import weakref
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -173,6 +174,34 @@ class OncePerWindow:
                 self._seen.clear()
         self._seen[key] = now
         return True
+
+
+_throttle_gates: weakref.WeakKeyDictionary[object, OncePerWindow] = weakref.WeakKeyDictionary()
+
+
+async def audit_throttled(
+    owner: object, broker: Broker | None, *, client_id: str, address: str, what: str, window_seconds: float
+) -> None:
+    """Record a throttled token request (``token.throttled``): the first one per client id or
+    address and window, published with a confirm before the 429 goes out (the gateway has no
+    database, and the registry never sees a throttled request). ``owner``: the gateway runtime."""
+    gate = _throttle_gates.get(owner)
+    if gate is None:
+        gate = _throttle_gates[owner] = OncePerWindow(window_seconds)
+    if broker is None or not gate.first(f"{what}:{client_id if what == 'client' else address}"):
+        return
+    try:
+        await publish_audit(
+            broker,
+            "gateway",
+            "token.throttled",
+            actor=None,
+            target=client_id,
+            outcome="throttled",
+            details={"by": what, "address": address},
+        )
+    except Exception as exc:  # the answer is a refusal either way; say the entry is missing, loudly
+        log.error("the audit entry of a throttled token request (client %r) was not published: %s", client_id, exc)
 
 
 # -- hashing ---------------------------------------------------------------------------------------
