@@ -30,6 +30,7 @@ from pydantic import BaseModel, Field
 
 from shared.db import new_id, utcnow
 from shared.messaging import Broker, Envelope, MessagingTables
+from shared.messaging.outbox import PENDING_KEY
 from shared.observability import current_request_id
 from shared.repository import Repository
 
@@ -124,9 +125,14 @@ async def record_audit(
     target: object | None = None,
     outcome: Outcome = "success",
     details: Mapping[str, Any] | None = None,
+    deferred: bool = False,
 ) -> str:
     """Record an audit entry in the repository's transaction (an outbox row: committed with the
-    action or not at all); return the message id the chain dedupes on."""
+    action or not at all); return the message id the chain dedupes on.
+
+    ``deferred`` (reads, which are many): the commit does not wake the outbox relay; its next poll
+    (``LIENTHONG_OUTBOX__POLL_SECONDS``) publishes the entry with the others waiting, in one batch
+    that the registry appends in one transaction. The row is committed all the same."""
     data = audit_payload(
         action,
         actor=actor,
@@ -136,7 +142,11 @@ async def record_audit(
         outcome=outcome,
         details=details,
     )
-    return await repository.record_event(tables, AUDIT_EVENT, data)
+    woken = repository.session.info.get(PENDING_KEY, False)
+    message_id = await repository.record_event(tables, AUDIT_EVENT, data)
+    if deferred and not woken:  # other events of the transaction still wake the relay
+        repository.session.info.pop(PENDING_KEY, None)
+    return message_id
 
 
 async def publish_audit(broker: Broker, source: str, action: str, **fields: Any) -> str:

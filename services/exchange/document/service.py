@@ -722,6 +722,7 @@ class DocumentService:
                 actor=actor,
                 agency_code=agency_code,
                 document_id=document_id,
+                deferred=True,
             )
         attachments = await self.documents.attachments(document.id)
         history = await self.deliveries.history([d.id for d in deliveries])
@@ -754,6 +755,7 @@ class DocumentService:
                 document_id=document_id,
                 target=attachment_id,
                 details={"sha256": attachment.sha256},
+                deferred=True,
             )
         return AttachmentDownload(
             file_name=attachment.file_name,
