@@ -22,7 +22,7 @@ from services.registry.models import AuditAnchor, AuditEntry, messaging
 from shared.audit import AUDIT_EVENT
 from shared.auth import generate_keypair
 from tests.conftest import TEMPLATES, running_system
-from tests.helpers import Api, Client, advance, recall, send, wait_until
+from tests.helpers import Api, Client, advance, assert_problem, recall, send, wait_until
 
 SUBJECT = "Kế hoạch mật: nội dung không được vào nhật ký"
 
@@ -178,12 +178,13 @@ async def test_the_auditor_api_filters_and_pages(api: Api) -> None:
     head = await api.http.get("/v1/audit/head", headers=await api.admin())
     assert head.status_code == 200 and head.json()["seq"] >= max(seqs)
     # an agency system is no auditor; bad filters are 4xx problems
-    refused = await api.http.get("/v1/audit/entries", headers=sender.auth)
-    assert refused.status_code == 403
+    assert_problem(await api.http.get("/v1/audit/entries", headers=sender.auth), 403, "forbidden")
     naive = await api.http.get("/v1/audit/entries", params={"since": "2026-01-01T00:00:00"}, headers=await api.admin())
-    assert naive.status_code == 422
+    assert_problem(naive, 422, "validation_failed")
     bad = await api.http.get("/v1/audit/entries", params={"cursor": "not-a-cursor"}, headers=await api.admin())
-    assert bad.status_code == 400 and bad.headers["content-type"].startswith("application/problem+json")
+    assert_problem(bad, 400, "bad_request")
+    paths = (await api.http.get("/openapi.json")).json()["paths"]
+    assert {"/v1/audit/entries", "/v1/audit/head"} <= set(paths)
 
 
 async def audit_rows(api: Api, target: str, action: str) -> list[dict[str, Any]]:
