@@ -126,18 +126,6 @@ def client_service(session: SessionDep, actor: str | None = None) -> ClientServi
     return ClientService(ClientRepository(session), AgencyRepository(session), actor=actor)
 
 
-class TokenRefusals:
-    """Records a refused credential check in the audit trail, in a transaction of its own (the
-    check's own transaction is rolled back by the refusal), committed before the answer."""
-
-    def __init__(self, runtime: RegistryRuntime) -> None:
-        self.runtime = runtime
-
-    async def record(self, client_id: str, reason: str) -> None:
-        async with self.runtime.db.session() as session:
-            await client_service(session).record_refusal(client_id, reason)
-
-
 def transfer_service(session: SessionDep, actor: ActorDep) -> TransferService:
     """Build the bulk import and export on a session, writing as ``actor``."""
     return TransferService(TransferRepository(session), agency_service(session, actor))
@@ -159,10 +147,6 @@ async def _client_service(session: SessionDep, actor: ActorDep) -> ClientService
     return client_service(session, actor)
 
 
-async def _token_refusals(runtime: RegistryRuntimeDep) -> TokenRefusals:
-    return TokenRefusals(runtime)
-
-
 async def _transfer_service(session: SessionDep, actor: ActorDep) -> TransferService:
     return transfer_service(session, actor)
 
@@ -177,5 +161,4 @@ EndpointServiceDep = Annotated[EndpointService, Depends(endpoint_service)]
 CertificateServiceDep = Annotated[CertificateService, Depends(certificate_service)]
 ClientServiceDep = Annotated[ClientService, Depends(_client_service)]
 TransferServiceDep = Annotated[TransferService, Depends(_transfer_service)]
-TokenRefusalsDep = Annotated[TokenRefusals, Depends(_token_refusals)]
 AuditServiceDep = Annotated[AuditService, Depends(_audit_service)]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
+from fastapi.responses import JSONResponse
 
 from services.registry.client.schemas import (
     ClientCreate,
@@ -14,10 +15,10 @@ from services.registry.client.schemas import (
     Rotated,
     Rotation,
 )
-from services.registry.dependencies import AdminDep, ClientServiceDep, InternalDep, TokenRefusalsDep
+from services.registry.dependencies import AdminDep, ClientServiceDep, InternalDep
 from shared.auth import PrincipalDep
 from shared.clients import InvalidClientError
-from shared.errors import AgencyInactiveError
+from shared.errors import AgencyInactiveError, problem_response
 
 router = APIRouter(tags=["api clients"])
 
@@ -54,15 +55,17 @@ async def revoke_client(client_id: str, clients: ClientServiceDep, _admin: Admin
 
 @router.post("/internal/v1/credentials/verify", response_model=CredentialsValid, include_in_schema=False)
 async def verify_credentials(
-    body: CredentialsCheck, clients: ClientServiceDep, refusals: TokenRefusalsDep, _gateway: InternalDep
-) -> CredentialsValid:
-    """Check client credentials for the gateway's token endpoint (recorded in the audit trail:
-    an acceptance with the check, a refusal in a transaction of its own before the answer)."""
+    body: CredentialsCheck, request: Request, clients: ClientServiceDep, _gateway: InternalDep
+) -> CredentialsValid | JSONResponse:
+    """Check client credentials for the gateway's token endpoint; the audit trail records the
+    acceptance or the refusal in the check's transaction. A refusal is answered, not raised: raised,
+    it would roll its entry back (and a second transaction would need a second connection while the
+    first is held: parallel wrong secrets would empty the pool)."""
     try:
         return await clients.verify(body.client_id, body.client_secret)
     except (InvalidClientError, AgencyInactiveError) as exc:
-        await refusals.record(body.client_id, exc.code)
-        raise
+        await clients.record_refusal(body.client_id, exc.code)
+        return problem_response(exc, request)
 
 
 @router.get("/internal/v1/clients/{client_id}/status", response_model=ClientStatus, include_in_schema=False)

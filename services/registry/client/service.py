@@ -155,8 +155,8 @@ class ClientService:
         )
 
     async def record_refusal(self, client_id: str, reason: str) -> None:
-        """Record a refused credential check in the audit trail (in a transaction of its own: the
-        refusal rolls the check's back)."""
+        """Record a refused credential check in the audit trail (the route answers the refusal
+        instead of raising it, so that the entry commits with the check)."""
         await record_audit(
             self.clients,
             messaging,
