@@ -149,6 +149,7 @@ class ClientService:
             agency_code=agency.code if agency else None,
             target=client.client_id,
             details={"scopes": list(client.scopes)},
+            deferred=True,  # many: published with the others at the relay's next poll
         )
         return CredentialsValid(
             client_id=client.client_id, agency_code=agency.code if agency else None, scopes=list(client.scopes)
@@ -165,6 +166,7 @@ class ClientService:
             target=client_id,
             outcome="refused",
             details={"reason": reason},
+            deferred=True,
         )
 
     async def _audit(self, action: str, client_id: str, agency_code: str | None, details: dict[str, object]) -> None:
