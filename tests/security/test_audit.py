@@ -227,18 +227,24 @@ async def test_an_entry_is_written_in_the_actions_transaction(api: Api) -> None:
     assert not [e for e in await entries(api, action="client.created") if e["agency_code"] == "000.00.00.H99"]
 
 
-async def verify(api: Api, *extra: str, env: dict[str, str] | None = None) -> Any:
-    """Run `lienthong audit verify` on the module's system (in a thread: the CLI runs its own loop)."""
+async def cli_run(api: Api, *args: str, env: dict[str, str] | None = None) -> Any:
+    """Run `lienthong …` on the module's system (in a thread: the CLI runs its own loop)."""
     variables = {"LIENTHONG_VAR_DIR": str(api.settings.var_dir), "LIENTHONG_LOG_JSON": "false", **(env or {})}
-    return await asyncio.to_thread(CliRunner().invoke, cli, ["audit", "verify", *extra], env=variables)
+    return await asyncio.to_thread(CliRunner().invoke, cli, list(args), env=variables)
+
+
+async def verify(api: Api, *extra: str, env: dict[str, str] | None = None) -> Any:
+    return await cli_run(api, "audit", "verify", *extra, env=env)
 
 
 async def test_verify_names_the_first_changed_deleted_or_moved_entry(api: Api) -> None:
     await exchange(api)  # a few entries at least
     runtime = registry(api)
     await wait_until(lambda: head_at_least(api, 8), within=10, what="eight entries")
+    signed = await cli_run(api, "audit", "anchor")  # what the registry's timer does, now
+    assert signed.exit_code == 0 and "signed entry" in signed.output, signed.output
     async with runtime.db.session() as session:
-        anchor = await audit_service(session, runtime).anchor()
+        anchor = (await audit_service(session, runtime).head()).last_anchor
     assert anchor is not None and anchor.seq >= 8
 
     intact = await verify(api)
@@ -297,9 +303,13 @@ async def test_verify_names_the_first_changed_deleted_or_moved_entry(api: Api) -
     assert trusted.exit_code == 0, trusted.output
 
 
-async def head_at_least(api: Api, seq: int) -> bool:
+async def head_seq(api: Api) -> int:
     async with registry(api).db.session() as session:
-        return (await audit_service(session, registry(api)).head()).seq >= seq
+        return (await audit_service(session, registry(api)).head()).seq
+
+
+async def head_at_least(api: Api, seq: int) -> bool:
+    return await head_seq(api) >= seq
 
 
 async def entry(api: Api, seq: int) -> dict[str, Any]:
