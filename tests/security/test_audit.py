@@ -17,10 +17,13 @@ from sqlalchemy import delete, insert, select, update
 from typer.testing import CliRunner
 
 from services.cli import app as cli
+from services.registry.consumers import audit_consumer
 from services.registry.dependencies import RegistryRuntime, audit_service, client_service
 from services.registry.models import AuditAnchor, AuditEntry, messaging
-from shared.audit import AUDIT_EVENT
+from shared.audit import AUDIT_EVENT, audit_payload
 from shared.auth import generate_keypair
+from shared.db import utcnow
+from shared.messaging import Envelope, IdempotentBatchConsumer
 from tests.conftest import TEMPLATES, running_system
 from tests.helpers import Api, Client, advance, assert_problem, recall, send, wait_until
 
@@ -341,3 +344,23 @@ def _trusted(api: Api) -> dict[str, Any]:
     from shared.audit import load_public_keys
 
     return load_public_keys([api.settings.public_key_file])
+
+
+async def test_a_redelivered_event_is_appended_once(api: Api) -> None:
+    """The registry's consumer records each message id as processed with the entries it appends."""
+    runtime = registry(api)
+    consumer = audit_consumer(runtime)
+    handler = IdempotentBatchConsumer(runtime.db, runtime.tables, f"registry.{consumer.name}", consumer.handler)
+    target = f"redelivered-{uuid.uuid4().hex[:8]}"
+
+    def event() -> Envelope:
+        data = audit_payload("token.refused", actor=None, target=target, outcome="refused")
+        return Envelope(id=str(uuid.uuid4()), type=AUDIT_EVENT, source="registry", occurred_at=utcnow(), data=data)
+
+    first, second = event(), event()
+    await handler.handle_batch([first, second, first])  # twice in one batch
+    await handler.handle_batch([second])  # and again later
+    await handler(first)  # and alone
+    found = [e for e in await entries(api, action="token.refused") if e["target"] == target]
+    assert sorted(e["message_id"] for e in found) == sorted([first.id, second.id])
+    assert found[0]["seq"] == found[1]["seq"] + 1  # newest first, one after the other
