@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from gateway.errors import InvalidScopeError, UnsupportedGrantTypeError
 from gateway.mtls import peer_thumbprint
 from gateway.runtime import GatewayDep, GatewayRuntime
+from shared.audit import audit_throttled
 from shared.clients import InvalidClientError
 from shared.errors import AuthThrottledError
 from shared.observability import app_metrics
@@ -127,6 +128,14 @@ async def issue_token(
             client_id,
             address,
             wait,
+        )
+        await audit_throttled(  # the first per client id or address and window, confirmed by the broker
+            gateway,
+            gateway.broker,
+            client_id=client_id,
+            address=address,
+            what=what,
+            window_seconds=gateway.settings.limits.auth_failure_window_seconds,
         )
         raise AuthThrottledError(
             f"Too many failed authentications of this {what}; try again in {wait} s", retry_after=wait

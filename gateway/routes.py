@@ -7,6 +7,7 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("/v1/agency-levels", "registry"),
     ("/v1/groups", "registry"),
     ("/v1/clients", "registry"),
+    ("/v1/audit", "registry"),
     ("/v1/documents", "exchange"),
     ("/v1/inbox", "exchange"),
     ("/v1/deliveries", "exchange"),

@@ -29,6 +29,7 @@ from pydantic import BaseModel
 
 from services.exchange import events as exchange_events
 from services.exchange.config import ExchangeSection
+from shared.audit import AUDIT_EVENT, AuditRecorded
 from shared.clients import CREDENTIAL_EVENTS, DIRECTORY_EVENTS
 from shared.config import SERVICE_NAMES
 from shared.messaging import ATTEMPT_HEADER, DEAD_REASON_HEADER, RetryPolicy, delay_label
@@ -76,6 +77,12 @@ class BroadcastListener:
     bindings: tuple[str, ...]
     description: str
 
+
+# Events more than one process publishes (one channel, a send operation per publisher): the audit
+# trail's entries, from every service's outbox and from the gateway (throttled token requests).
+SHARED_EVENTS: tuple[tuple[str, type[BaseModel], tuple[str, ...]], ...] = (
+    (AUDIT_EVENT, AuditRecorded, ("registry", "exchange", "signature", "gateway")),
+)
 
 LISTENERS = (
     BroadcastListener(
@@ -181,7 +188,16 @@ def service_queues() -> tuple[ServiceQueue, ...]:
             retry=RetryPolicy(tuple(ExchangeSection().signature_retry_schedule)),
         ),
     )
-    return archive + exchange
+    registry = (
+        ServiceQueue(
+            "registry",
+            "audit",
+            (AUDIT_EVENT,),
+            "The audit chain's single writer: appends every service's audit entries in batches (the head row "
+            "locked, each entry hashed over the one before), each message once (docs/security.md).",
+        ),
+    )
+    return archive + exchange + registry
 
 
 class _Schemas:
@@ -385,6 +401,22 @@ def build_asyncapi(prefix: str = DEFAULT_PREFIX) -> Json:
                 service,
                 f"{service} publishes {key} through its outbox (persistent, publisher-confirmed)",
                 _send_binding(mandatory=False),
+            )
+
+    for key, model, publishers in SHARED_EVENTS:
+        summary = _first_line(model)
+        event_channel(
+            key,
+            _event_message(
+                key, None, schemas.model(model), summary, f"Published by {', '.join(publishers)}. {summary}"
+            ),
+            f"`{key}` on the `{events_exchange}` topic exchange (routing key = event type), from several "
+            f"publishers. {summary}",
+        )
+        for service in publishers:
+            how = "directly, publisher-confirmed before it answers" if service == "gateway" else "through its outbox"
+            operations[f"{service}.publish.{key}"] = _operation(
+                "send", key, [key], service, f"{service} publishes {key} {how}", _send_binding(mandatory=False)
             )
 
     # Inbound: what the provincial bus publishes on the events exchange (the exchange's INBOUND).

@@ -47,6 +47,10 @@ archive_app = typer.Typer(
     help="The archive: rebuild its search index, import digitised records, report retention.", no_args_is_help=True
 )
 app.add_typer(archive_app, name="archive")
+audit_app = typer.Typer(
+    help="The audit trail: prove the hash chain intact, sign its head (docs/security.md).", no_args_is_help=True
+)
+app.add_typer(audit_app, name="audit")
 console = Console(soft_wrap=True)
 
 TOPOLOGY_DATABASE = "postgresql+asyncpg://postgres@127.0.0.1:5432/lienthong"
@@ -858,6 +862,90 @@ def archive_retention(
             await database.dispose()
 
     console.print(f"{asyncio.run(run())} record(s) reached the end of their retention on {day}")
+
+
+def _trusted_keys(settings: Settings, extra: list[Path] | None) -> dict[str, Any]:
+    """The gateway public keys an anchor may be signed with: every key file next to the configured
+    public key (rotated keys kept there) and the ``--key`` files, by fingerprint."""
+    from shared.audit import load_public_keys
+
+    directory = settings.public_key_file.parent
+    paths = sorted(directory.glob("*.pem")) if directory.is_dir() else []
+    return load_public_keys([settings.public_key_file, *paths, *(extra or [])])
+
+
+@audit_app.command("verify")
+def audit_verify(
+    key: Annotated[
+        list[Path] | None,
+        typer.Option("--key", help="also trust this gateway public key (PEM; repeatable), e.g. one rotated away"),
+    ] = None,
+    batch: Annotated[int, typer.Option(min=1, max=100_000, help="entries read per query")] = 2000,
+) -> None:
+    """Prove the audit chain intact from its first entry to its head, or name the first broken entry
+    (changed, missing, reordered, a bad or untrusted anchor); exit code 1 when broken."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from services.registry.audit.repository import AuditRepository
+    from services.registry.audit.service import AuditService, VerifyReport
+    from shared.db import Database
+
+    settings = Settings()
+    trusted = _trusted_keys(settings, key)
+
+    async def run(progress: Progress) -> VerifyReport:
+        database = Database(settings.database_url_for("registry"), "registry")
+        try:
+            async with database.session() as session:
+                audit = AuditService(AuditRepository(session))
+                total = (await audit.head()).seq
+                task = progress.add_task("verifying", total=total)
+                return await audit.verify(trusted, batch=batch, progress=lambda n: progress.advance(task, n))
+        finally:
+            await database.dispose()
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        report = asyncio.run(run(progress))
+    if report.broken is not None:
+        console.print(f"[red]audit chain BROKEN at entry {report.broken.seq}[/red]: {report.broken.reason}")
+        console.print(f"{report.entries} entries before it verified, {report.anchors} anchors")
+        raise typer.Exit(1)
+    anchored = f"signed up to entry {report.last_anchored_seq}" if report.last_anchored_seq else "no anchor yet"
+    unanchored = report.head_seq - (report.last_anchored_seq or 0)
+    console.print(
+        f"audit chain intact: {report.entries} entries, {report.anchors} anchors verified ({anchored}; "
+        f"{unanchored} entries after the last anchor)"
+    )
+
+
+@audit_app.command("anchor")
+def audit_anchor() -> None:
+    """Sign the audit chain's head now with the gateway's key (the registry does it periodically)."""
+    from services.registry.audit.repository import AuditRepository
+    from services.registry.audit.service import AuditService
+    from shared.audit import AnchorKey
+    from shared.db import Database
+
+    settings = Settings()
+    anchor_key = AnchorKey.load(settings.private_key_file)
+    if anchor_key is None:
+        console.print(f"[red]no signing key at {settings.private_key_file}[/red]")
+        raise typer.Exit(1)
+
+    async def run() -> Any:
+        database = Database(settings.database_url_for("registry"), "registry")
+        try:
+            async with database.session() as session:
+                return await AuditService(AuditRepository(session), key=anchor_key).anchor()
+        finally:
+            await database.dispose()
+
+    anchor = asyncio.run(run())
+    if anchor is None:
+        console.print("nothing to sign: the chain is empty or its head is signed already")
+    else:
+        console.print(f"signed entry {anchor.seq} ({anchor.hash}) with key {anchor.key_fingerprint}")
 
 
 if __name__ == "__main__":

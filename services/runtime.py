@@ -248,4 +248,5 @@ def declared_queues(settings: Settings) -> list[tuple[str, tuple[float, ...]]]:
     for worker in exchange.workers:
         queues.append((f"exchange.{worker.name}", (*worker.retry.delays, worker.retry.defer_seconds)))
     queues += [(f"archive.{c.name}", ()) for c in archive_consumers(settings.archive)]
+    queues.append(("registry.audit", ()))  # the audit chain's writer (services/registry/consumers.py)
     return queues

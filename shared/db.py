@@ -136,6 +136,9 @@ class SQLiteWriters:
             task = asyncio.current_task()
             if task is not None and self._owner is task:
                 return
+            # the connection first, then the turn: a session that waited for the pool while holding
+            # the turn would deadlock with sessions that hold connections and wait for the turn
+            sync.connection()
             self.queued += 1
             try:
                 await_only(self._lock.acquire())

@@ -210,6 +210,11 @@ def test_the_queues_are_those_the_services_declare() -> None:
         ("exchange", w.name, w.bindings, w.retry, w.prefetch) for w in runtime.workers
     }
     declared |= {("archive", c.name, c.bindings, None, None) for c in CONSUMERS}
+    from services.registry.consumers import audit_consumer
+    from services.registry.dependencies import RegistryRuntime
+
+    audit = audit_consumer(RegistryRuntime(Settings()))
+    declared |= {("registry", audit.name, audit.bindings, None, None)}
     assert {(q.service, q.name, q.bindings, q.retry, q.prefetch) for q in service_queues()} == declared
     listened = {(listener.service, listener.bindings) for listener in LISTENERS}
     assert {("exchange", listener.bindings) for listener in runtime.listeners} == {

@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+
 import httpx
 from fastapi import FastAPI
 
 from services.registry.agency.router import router as agency_router
+from services.registry.audit.router import router as audit_router
 from services.registry.certificate.router import router as certificate_router
 from services.registry.client.router import router as client_router
-from services.registry.dependencies import RegistryRuntime, client_service
+from services.registry.consumers import audit_consumer
+from services.registry.dependencies import RegistryRuntime, audit_service, client_service
 from services.registry.endpoint.router import router as endpoint_router
 from services.registry.group.router import router as group_router
 from services.registry.transfer.router import router as transfer_router
 from services.settings import Settings
+from shared.audit import AnchorKey
 from shared.auth import configure_secret_hashing, configure_secret_verification
 from shared.messaging import Broker
 from shared.service import create_service_app
+
+log = logging.getLogger("lienthong.registry")
 
 
 def create_app(
@@ -40,10 +49,48 @@ def create_app(
                 )
 
     runtime.on_startup(ensure_bootstrap_admin)
+    runtime.consumers.append(audit_consumer(runtime))
+
+    async def anchor_audit_chain() -> None:
+        """Sign the audit chain's head every ``audit_anchor_seconds`` when it moved."""
+        while True:
+            await asyncio.sleep(admin.audit_anchor_seconds)
+            try:
+                async with runtime.db.session() as session:
+                    await audit_service(session, runtime).anchor()
+            except Exception:  # the database is away, say: the next round tries again
+                log.exception("signing the audit chain's head failed; retrying in %g s", admin.audit_anchor_seconds)
+
+    async def start_anchoring() -> None:
+        """Load the gateway's signing key (no key: no anchors, said once) and start the timer."""
+        runtime.anchor_key = AnchorKey.load(settings.private_key_file)
+        if runtime.anchor_key is None:
+            log.warning("no signing key at %s: the audit chain is not anchored", settings.private_key_file)
+            return
+        if admin.audit_anchor_seconds <= 0:
+            return
+        task = asyncio.create_task(anchor_audit_chain(), name="audit-anchor")
+
+        async def stop() -> None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+        runtime.on_shutdown(stop)
+
+    runtime.on_startup(start_anchoring)
     return create_service_app(
         runtime,
         title="LienThong registry",
         description="The directory: agencies, levels, groups, delivery endpoints, certificates, API clients.",
         # /v1/agencies/export before /v1/agencies/{code}: the first route that matches answers
-        routers=[transfer_router, agency_router, group_router, endpoint_router, certificate_router, client_router],
+        routers=[
+            transfer_router,
+            agency_router,
+            group_router,
+            endpoint_router,
+            certificate_router,
+            client_router,
+            audit_router,
+        ],
     )

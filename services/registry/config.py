@@ -28,3 +28,11 @@ class RegistrySection(ServiceSection):
         le=100,
         description="agencies looked at along a retired agency's chain of successors (itself included)",
     )
+    audit_anchor_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="how often the audit chain's head is signed when it moved (0: only every audit_anchor_entries)",
+    )
+    audit_anchor_entries: int = Field(
+        default=1000, ge=1, description="the audit chain's head is also signed after this many entries"
+    )

@@ -15,6 +15,8 @@ from fastapi import Depends, Request
 
 from services.registry.agency.repository import AgencyRepository
 from services.registry.agency.service import AgencyService
+from services.registry.audit.repository import AuditRepository
+from services.registry.audit.service import AuditService
 from services.registry.certificate.repository import CertificateRepository
 from services.registry.certificate.service import CertificateService
 from services.registry.client.repository import ClientRepository
@@ -28,6 +30,7 @@ from services.registry.models import messaging
 from services.registry.transfer.repository import TransferRepository
 from services.registry.transfer.service import TransferService
 from services.settings import Settings
+from shared.audit import AnchorKey
 from shared.auth import Principal, PrincipalDep, Scope, require_scope
 from shared.db import SessionDep
 from shared.errors import ForbiddenError
@@ -51,6 +54,7 @@ class RegistryRuntime(ServiceRuntime):
     ) -> None:
         super().__init__("registry", settings, messaging, broker=broker, transports=transports)
         self.config: RegistrySection = settings.registry
+        self.anchor_key: AnchorKey | None = None  # loaded at start-up (the gateway's signing key)
 
 
 async def registry_runtime(request: Request) -> RegistryRuntime:
@@ -74,6 +78,7 @@ DirectoryReaderDep = Annotated[Principal, require_any_scope(*DIRECTORY_READERS)]
 """Reads the directory: every role but the statistics reader (docs/security.md, roles)."""
 AgencyOrAdminDep = Annotated[Principal, require_any_scope(*AGENCY_OR_ADMIN)]
 """An agency system (then only its own agency's, see ``require_admin_or_own``) or the registry admin."""
+AuditorDep = Annotated[Principal, require_scope(Scope.AUDIT)]
 
 
 def require_admin_or_own(principal: Principal, agency_code: str) -> None:
@@ -97,10 +102,10 @@ def agency_service(session: SessionDep, actor: ActorDep) -> AgencyService:
     return AgencyService(AgencyRepository(session), actor=actor)
 
 
-async def group_service(session: SessionDep, config: RegistryConfigDep) -> GroupService:
-    """Build the group and recipient-resolution service on a session."""
+async def group_service(session: SessionDep, config: RegistryConfigDep, actor: ActorDep) -> GroupService:
+    """Build the group and recipient-resolution service on a session, acting as ``actor``."""
     return GroupService(
-        GroupRepository(session), AgencyRepository(session), max_successor_hops=config.max_successor_hops
+        GroupRepository(session), AgencyRepository(session), max_successor_hops=config.max_successor_hops, actor=actor
     )
 
 
@@ -121,9 +126,9 @@ async def certificate_service(session: SessionDep, actor: ActorDep) -> Certifica
     return CertificateService(CertificateRepository(session), AgencyRepository(session), actor=actor)
 
 
-def client_service(session: SessionDep) -> ClientService:
-    """Build the API client service on a session."""
-    return ClientService(ClientRepository(session), AgencyRepository(session))
+def client_service(session: SessionDep, actor: str | None = None) -> ClientService:
+    """Build the API client service on a session (acting as ``actor``, for the audit trail)."""
+    return ClientService(ClientRepository(session), AgencyRepository(session), actor=actor)
 
 
 def transfer_service(session: SessionDep, actor: ActorDep) -> TransferService:
@@ -131,17 +136,28 @@ def transfer_service(session: SessionDep, actor: ActorDep) -> TransferService:
     return TransferService(TransferRepository(session), agency_service(session, actor))
 
 
+def audit_service(session: SessionDep, runtime: RegistryRuntime) -> AuditService:
+    """Build the audit chain's service on a session, signing anchors with the runtime's key."""
+    return AuditService(
+        AuditRepository(session), key=runtime.anchor_key, anchor_every=runtime.config.audit_anchor_entries
+    )
+
+
 # The dependencies are coroutines: FastAPI runs a plain function in a worker thread, a hop per request.
 async def _agency_service(session: SessionDep, actor: ActorDep) -> AgencyService:
     return agency_service(session, actor)
 
 
-async def _client_service(session: SessionDep) -> ClientService:
-    return client_service(session)
+async def _client_service(session: SessionDep, actor: ActorDep) -> ClientService:
+    return client_service(session, actor)
 
 
 async def _transfer_service(session: SessionDep, actor: ActorDep) -> TransferService:
     return transfer_service(session, actor)
+
+
+async def _audit_service(session: SessionDep, runtime: RegistryRuntimeDep) -> AuditService:
+    return audit_service(session, runtime)
 
 
 AgencyServiceDep = Annotated[AgencyService, Depends(_agency_service)]
@@ -150,3 +166,4 @@ EndpointServiceDep = Annotated[EndpointService, Depends(endpoint_service)]
 CertificateServiceDep = Annotated[CertificateService, Depends(certificate_service)]
 ClientServiceDep = Annotated[ClientService, Depends(_client_service)]
 TransferServiceDep = Annotated[TransferService, Depends(_transfer_service)]
+AuditServiceDep = Annotated[AuditService, Depends(_audit_service)]

@@ -7,7 +7,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint, Uuid
+from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String, Text, UniqueConstraint, Uuid
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import UTCDateTime, new_id, new_metadata, utcnow
@@ -166,3 +166,57 @@ class ClientCertificate(Base):
     not_after: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     pem: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# a chain position: BIGINT on PostgreSQL; INTEGER on SQLite (its 64-bit integer) keeps the rowid alias
+AUDIT_SEQ = BigInteger().with_variant(Integer, "sqlite")
+
+
+class AuditEntry(Base):
+    """One entry of the audit chain (services/registry/audit): a security-relevant action of any
+    service, hash-chained to the entry before it. Never document content."""
+
+    __tablename__ = "audit_entry"
+
+    seq: Mapped[int] = mapped_column(AUDIT_SEQ, primary_key=True, autoincrement=False)
+    message_id: Mapped[str] = mapped_column(String(100), unique=True)
+    source: Mapped[str] = mapped_column(String(40))
+    action: Mapped[str] = mapped_column(String(60), index=True)
+    outcome: Mapped[str] = mapped_column(String(20))
+    actor: Mapped[str | None] = mapped_column(String(64), index=True)
+    agency_code: Mapped[str | None] = mapped_column(String(30), index=True)
+    document_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    target: Mapped[str | None] = mapped_column(String(200))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    request_id: Mapped[str | None] = mapped_column(String(100))
+    occurred_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """The chain's head (one row): the last entry's sequence number and hash. Appending locks it,
+    so appends are serial whatever the number of registry replicas."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(AUDIT_SEQ)
+    hash: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class AuditAnchor(Base):
+    """The chain head at ``seq``, signed with the gateway's Ed25519 key (named by its fingerprint,
+    and ``kid`` when the key has one), so that rewriting the chain up to there is detected."""
+
+    __tablename__ = "audit_anchor"
+
+    seq: Mapped[int] = mapped_column(AUDIT_SEQ, primary_key=True, autoincrement=False)
+    hash: Mapped[str] = mapped_column(String(64))
+    signed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    kid: Mapped[str | None] = mapped_column(String(100))
+    key_fingerprint: Mapped[str] = mapped_column(String(64))
+    public_key: Mapped[str] = mapped_column(String(100))
+    signature: Mapped[str] = mapped_column(String(200))

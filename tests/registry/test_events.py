@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from services.registry.events import EVENTS, payload
 from services.registry.models import messaging
+from shared.audit import AUDIT_EVENT, AuditRecorded
 from tests.helpers import Api, FakeDns
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "registry.md"
@@ -68,6 +69,9 @@ async def test_every_published_payload_is_its_documented_model(api: Api, dns: Fa
 
     async with api.service_runtime("registry").db.session() as session:
         rows = (await session.execute(select(messaging.outbox.c.routing_key, messaging.outbox.c.payload))).all()
+    audit = [data for key, data in rows if key == AUDIT_EVENT]  # the audit trail's (tests/security/test_audit.py)
+    assert {AuditRecorded.model_validate(data).action for data in audit} >= {"agency.updated", "client.revoked"}
+    rows = [row for row in rows if row.routing_key != AUDIT_EVENT]
     published = {row.routing_key for row in rows}
     assert published == set(EVENTS), published ^ set(EVENTS)
     for routing_key, data in rows:

@@ -72,6 +72,9 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/ready"): PUBLIC,
     ("GET", "/metrics"): PUBLIC,
     ("GET", "/.well-known/jwks.json"): PUBLIC,
+    # the registry: the audit trail
+    ("GET", "/v1/audit/entries"): Rule(auditor=200),
+    ("GET", "/v1/audit/head"): Rule(auditor=200),
     ("POST", "/v1/auth/token"): Rule(agency=200, registry_admin=200, auditor=200, statistics=200),  # own secret
     # the registry: the directory
     ("GET", "/v1/agency-levels"): readers(),

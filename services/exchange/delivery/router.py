@@ -23,4 +23,4 @@ async def report_status(
 
     Out-of-order statuses are refused with 409 and the allowed next statuses.
     """
-    return await deliveries.report_status(agency_of(principal), delivery_id, body)
+    return await deliveries.report_status(agency_of(principal), delivery_id, body, actor=principal.client_id)

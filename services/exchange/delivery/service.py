@@ -14,6 +14,7 @@ from services.exchange.errors import DeliveryNotFoundError, DeliveryTransitionEr
 from services.exchange.events import DeliveryStatusChanged, DocumentRecalled, payload
 from services.exchange.feed.service import FeedService, status_entry
 from services.exchange.models import Delivery, DeliveryEvent, Document, messaging
+from shared.audit import record_audit
 from shared.db import utcnow
 
 
@@ -78,8 +79,11 @@ class DeliveryService:
         self.documents = documents
         self.feed = feed
 
-    async def report_status(self, recipient_code: str, delivery_id: uuid.UUID, report: StatusReport) -> StatusReported:
-        """Move a delivery to the reported status and record the change for the sender (outbox)."""
+    async def report_status(
+        self, recipient_code: str, delivery_id: uuid.UUID, report: StatusReport, *, actor: str | None = None
+    ) -> StatusReported:
+        """Move a delivery to the reported status and record the change for the sender (outbox) and
+        in the audit trail (``actor``: the API client; None over the provincial bus)."""
         delivery = await self.deliveries.get_for_update(delivery_id)
         if (
             delivery is None
@@ -110,6 +114,16 @@ class DeliveryService:
         )
         await self.feed.add(
             [status_entry(document, delivery, previous=previous, status=wanted.value, note=report.note, at=now)]
+        )
+        await record_audit(
+            self.deliveries,
+            messaging,
+            "delivery.status_reported",
+            actor=actor,
+            agency_code=recipient_code,
+            document_id=document.id,
+            target=delivery.id,
+            details={"previous_status": previous, "status": wanted.value},
         )
         if wanted is StatusCode.RECALL_AGREED:
             recalled = DocumentRecalled(

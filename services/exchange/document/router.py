@@ -178,8 +178,8 @@ async def get_document(document_id: uuid.UUID, documents: DocumentServiceDep, pr
     copy (404 once the copy is recalled), anyone else 404. An auditor (`audit:read`) reads every
     document as its sender sees it: metadata, attachments listed (never downloadable), deliveries."""
     if Scope.AUDIT in principal.scopes:
-        return await documents.internal_get(document_id)
-    return await documents.get(document_id, agency_of(principal))
+        return await documents.internal_get(document_id, actor=principal.client_id)
+    return await documents.get(document_id, agency_of(principal), actor=principal.client_id)
 
 
 @router.post("/v1/documents/{document_id}/recall", response_model=RecallRequested)
@@ -188,7 +188,7 @@ async def recall_document(
 ) -> RecallRequested:
     """Ask the recipients (all, or those listed) to give a document back (status 13); each answers
     15 (agreed: its copy is withdrawn) or 16 (refused) on its delivery."""
-    return await documents.recall(document_id, agency_of(principal), body)
+    return await documents.recall(document_id, agency_of(principal), body, actor=principal.client_id)
 
 
 @router.get(
@@ -203,7 +203,7 @@ async def download_attachment(
     principal: ReceiverDep,
 ) -> StreamingResponse:
     """Download an attachment (sender and recipients only); `X-Content-SHA256` carries its hash."""
-    attachment = await documents.attachment(document_id, attachment_id, agency_of(principal))
+    attachment = await documents.attachment(document_id, attachment_id, agency_of(principal), actor=principal.client_id)
     return StreamingResponse(
         attachment.chunks,
         media_type=attachment.content_type,

@@ -69,6 +69,7 @@ from services.exchange.feed.service import FeedService, OutboxEvent, recall_entr
 from services.exchange.models import Attachment, Delivery, DeliveryEvent, Document, messaging
 from services.exchange.signatures.schemas import SignatureVerdictRead
 from services.exchange.signatures.service import PENDING, MainFile, SignaturePolicy, pending_event
+from shared.audit import AUDIT_EVENT, audit_payload, record_audit
 from shared.clients import RegistryClient, Resolution
 from shared.db import new_id, utcnow
 from shared.errors import AgencyInactiveError, BadRequestError, ConflictError
@@ -459,6 +460,17 @@ def submitted_events(
     return events
 
 
+def sent_audit(document: Document, client_id: str, recipients: int, attachments: int) -> OutboxEvent:
+    """The audit trail's ``document.sent`` (with the submission's events: no statement of its own)."""
+    details = {"kind": document.kind, "recipients": recipients, "attachments": attachments}
+    if document.original_id is not None:
+        details["original_document_id"] = str(document.original_id)
+    data = audit_payload(
+        "document.sent", actor=client_id, agency_code=document.sender_code, document_id=document.id, details=details
+    )
+    return (AUDIT_EVENT, data, None)
+
+
 class DocumentService:
     def __init__(
         self,
@@ -547,6 +559,7 @@ class DocumentService:
             events = submitted_events(
                 document=document, original=original, deliveries=deliveries, attachments=attachments
             )
+            events.append(sent_audit(document, sender_client_id, len(deliveries), len(attachments)))
             await self.feed.add(received_entries(document, deliveries, attachments), with_events=events)
             # the files go into the store before the transaction commits, so a committed document
             # never lacks a file; a failed commit leaves unreferenced blobs, never missing ones
@@ -649,7 +662,9 @@ class DocumentService:
         attachments = await self.documents.attachments(document.id)
         return document_accepted(document, deliveries=deliveries, attachments=attachments)
 
-    async def recall(self, document_id: uuid.UUID, sender_code: str, request: RecallRequest) -> RecallRequested:
+    async def recall(
+        self, document_id: uuid.UUID, sender_code: str, request: RecallRequest, *, actor: str | None = None
+    ) -> RecallRequested:
         """Ask recipients to give the document back (13); each agrees (15) or refuses (16)."""
         document = await self.own_document(document_id=document_id, sender_code=sender_code)
         deliveries = await self.deliveries.of_document(document.id, for_update=True)
@@ -680,6 +695,15 @@ class DocumentService:
             messaging, "document.recall_requested.v1", payload(requested), ordering_key=str(document.id)
         )
         await self.feed.add([recall_entry(document, d, request.reason, now) for d in targets])
+        await record_audit(
+            self.deliveries,
+            messaging,
+            "document.recall_requested",
+            actor=actor,
+            agency_code=sender_code,
+            document_id=document.id,
+            details={"recipients": sorted(d.recipient_code for d in targets)},
+        )
         return RecallRequested(document_id=document.id, deliveries=[delivery_summary(d) for d in targets])
 
     async def own_document(self, *, document_id: uuid.UUID, sender_code: str) -> Document:
@@ -702,9 +726,20 @@ class DocumentService:
             raise DocumentNotFoundError(f"No document {document_id} is visible to {agency_code}")
         return document, [own]
 
-    async def get(self, document_id: uuid.UUID, agency_code: str) -> DocumentRead:
-        """Return a document: the sender sees every recipient's status and history, a recipient its own."""
+    async def get(self, document_id: uuid.UUID, agency_code: str, *, actor: str | None = None) -> DocumentRead:
+        """Return a document: the sender sees every recipient's status and history, a recipient its own.
+        A read by an API client (``actor``) is recorded in the audit trail."""
         document, deliveries = await self.readable(document_id=document_id, agency_code=agency_code)
+        if actor is not None:
+            await record_audit(
+                self.documents,
+                messaging,
+                "document.read",
+                actor=actor,
+                agency_code=agency_code,
+                document_id=document_id,
+                deferred=True,
+            )
         attachments = await self.documents.attachments(document.id)
         history = await self.deliveries.history([d.id for d in deliveries])
         now = utcnow()
@@ -718,13 +753,26 @@ class DocumentService:
         )
 
     async def attachment(
-        self, document_id: uuid.UUID, attachment_id: uuid.UUID, agency_code: str
+        self, document_id: uuid.UUID, attachment_id: uuid.UUID, agency_code: str, *, actor: str | None = None
     ) -> AttachmentDownload:
-        """Return an attachment and its bytes if the agency may read the document."""
+        """Return an attachment and its bytes if the agency may read the document (a download by an
+        API client, ``actor``, is recorded in the audit trail)."""
         await self.readable(document_id=document_id, agency_code=agency_code)
         attachment = await self.documents.attachment(document_id, attachment_id)
         if attachment is None:
             raise AttachmentNotFoundError(f"Document {document_id} has no attachment {attachment_id}")
+        if actor is not None:
+            await record_audit(
+                self.documents,
+                messaging,
+                "document.downloaded",
+                actor=actor,
+                agency_code=agency_code,
+                document_id=document_id,
+                target=attachment_id,
+                details={"sha256": attachment.sha256},
+                deferred=True,
+            )
         return AttachmentDownload(
             file_name=attachment.file_name,
             content_type=attachment.content_type,
@@ -733,12 +781,13 @@ class DocumentService:
             chunks=self.blobs.read(attachment.sha256),
         )
 
-    async def internal_get(self, document_id: uuid.UUID) -> DocumentRead:
-        """Return a document as its sender sees it, for another service (the archive)."""
+    async def internal_get(self, document_id: uuid.UUID, *, actor: str | None = None) -> DocumentRead:
+        """Return a document as its sender sees it, for another service (the archive) or an auditor
+        (``actor``: the read is recorded in the audit trail)."""
         document = await self.documents.get(document_id)
         if document is None:
             raise DocumentNotFoundError(f"No document {document_id}")
-        return await self.get(document_id, document.sender_code)
+        return await self.get(document_id, document.sender_code, actor=actor)
 
     async def internal_attachment(self, document_id: uuid.UUID, attachment_id: uuid.UUID) -> AttachmentDownload:
         """Return an attachment and its bytes for another service (the archive indexes its text)."""

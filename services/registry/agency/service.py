@@ -30,7 +30,8 @@ from services.registry.errors import (
     SuccessorInvalidError,
 )
 from services.registry.events import AgencyCreated, AgencyFieldsUpdated, AgencyStatusChanged, AgencyUpdated, record
-from services.registry.models import Agency, AgencyLevel
+from services.registry.models import Agency, AgencyLevel, messaging
+from shared.audit import record_audit
 from shared.text import fold
 
 EDITABLE = ("new_code", "name", "short_name", "level", "email", "phone", "address", "website")
@@ -213,6 +214,7 @@ class AgencyService:
             agency.id, action="created", actor=self.actor, changes=result.model_dump(mode="json")
         )
         await record(self.agencies, AgencyCreated(**result.model_dump()), ordering_key=f"agency:{result.code}")
+        await self._audit("agency.created", result.code, {"level": result.level, "parent_code": result.parent_code})
         return result
 
     async def update(self, code: str, data: AgencyUpdate) -> AgencyRead:
@@ -239,6 +241,7 @@ class AgencyService:
         result = await self.read(agency)
         event = AgencyFieldsUpdated(agency=result.model_dump(), changed=sorted(changes))
         await record(self.agencies, AgencyUpdated(event), ordering_key=f"agency:{result.code}")
+        await self._audit("agency.updated", result.code, {"changed": sorted(changes)})
         return result, sorted(changes)
 
     @staticmethod
@@ -289,6 +292,8 @@ class AgencyService:
             successor_code=successor_code,
         )
         await record(self.agencies, changed, ordering_key=f"agency:{agency.code}")
+        details = {"previous_status": previous, "status": change.status, "successor_code": successor_code}
+        await self._audit("agency.status_changed", agency.code, details)
         return await self.read(agency)
 
     async def _successor(self, agency: Agency, change: StatusChange) -> Agency | None:
@@ -317,4 +322,9 @@ class AgencyService:
         if await self.agencies.level(data.code) is not None:
             raise AgencyLevelExistsError(f"Level {data.code} exists already")
         level = await self.agencies.add_level(AgencyLevel(code=data.code, name=data.name, rank=data.rank))
+        await self._audit("agency_level.created", None, {"level": data.code})
         return LevelRead.model_validate(level)
+
+    async def _audit(self, action: str, code: str | None, details: dict[str, Any]) -> None:
+        """Record a directory change in the audit trail (the acting client is the actor)."""
+        await record_audit(self.agencies, messaging, action, actor=self.actor, target=code, details=details)

@@ -20,7 +20,8 @@ from services.registry.errors import (
     CertificateNotFoundError,
 )
 from services.registry.events import AgencyRef, AgencyUpdated, CertificatesUpdated, record
-from services.registry.models import Agency, AgencyCertificate
+from services.registry.models import Agency, AgencyCertificate, messaging
+from shared.audit import record_audit
 
 KEY_USAGES = (
     "digital_signature",
@@ -140,3 +141,6 @@ class CertificateService:
             agency=AgencyRef(code=agency.code), changed=["certificates"], certificate_sha256=sha256
         )
         await record(self.certificates, AgencyUpdated(event), ordering_key=f"agency:{agency.code}")
+        action = "certificate.added" if action == "certificate_added" else "certificate.removed"
+        details = {"sha256": sha256}
+        await record_audit(self.certificates, messaging, action, actor=self.actor, target=agency.code, details=details)

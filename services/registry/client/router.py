@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
+from fastapi.responses import JSONResponse
 
 from services.registry.client.schemas import (
     CertificateCheck,
@@ -18,6 +19,8 @@ from services.registry.client.schemas import (
     Rotation,
 )
 from services.registry.dependencies import AdminDep, AgencyOrAdminDep, ClientServiceDep, InternalDep
+from shared.clients import InvalidClientError
+from shared.errors import AgencyInactiveError, problem_response
 
 router = APIRouter(tags=["api clients"])
 
@@ -88,18 +91,30 @@ async def remove_client_certificate(
 
 @router.post("/internal/v1/credentials/certificate", response_model=CredentialsValid, include_in_schema=False)
 async def verify_certificate(
-    body: CertificateCheck, clients: ClientServiceDep, _gateway: InternalDep
-) -> CredentialsValid:
-    """Check that a TLS client certificate identifies a client, for the gateway's token endpoint."""
-    return await clients.verify_certificate(body.client_id, body.thumbprint)
+    body: CertificateCheck, request: Request, clients: ClientServiceDep, _gateway: InternalDep
+) -> CredentialsValid | JSONResponse:
+    """Check that a TLS client certificate identifies a client, for the gateway's token endpoint;
+    the audit trail records the acceptance or the refusal in the check's transaction (as below)."""
+    try:
+        return await clients.verify_certificate(body.client_id, body.thumbprint)
+    except (InvalidClientError, AgencyInactiveError) as exc:
+        await clients.record_refusal(body.client_id, exc.code)
+        return problem_response(exc, request)
 
 
 @router.post("/internal/v1/credentials/verify", response_model=CredentialsValid, include_in_schema=False)
 async def verify_credentials(
-    body: CredentialsCheck, clients: ClientServiceDep, _gateway: InternalDep
-) -> CredentialsValid:
-    """Check client credentials for the gateway's token endpoint."""
-    return await clients.verify(body.client_id, body.client_secret)
+    body: CredentialsCheck, request: Request, clients: ClientServiceDep, _gateway: InternalDep
+) -> CredentialsValid | JSONResponse:
+    """Check client credentials for the gateway's token endpoint; the audit trail records the
+    acceptance or the refusal in the check's transaction. A refusal is answered, not raised: raised,
+    it would roll its entry back (and a second transaction would need a second connection while the
+    first is held: parallel wrong secrets would empty the pool)."""
+    try:
+        return await clients.verify(body.client_id, body.client_secret)
+    except (InvalidClientError, AgencyInactiveError) as exc:
+        await clients.record_refusal(body.client_id, exc.code)
+        return problem_response(exc, request)
 
 
 @router.get("/internal/v1/clients/{client_id}/status", response_model=ClientStatus, include_in_schema=False)

@@ -31,7 +31,8 @@ from services.registry.errors import (
     ClientNotFoundError,
 )
 from services.registry.events import ApiClientCreated, ApiClientRevoked, ApiClientRotated, record
-from services.registry.models import Agency, ApiClient, ClientCertificate
+from services.registry.models import Agency, ApiClient, ClientCertificate, messaging
+from shared.audit import record_audit
 from shared.auth import Principal, Scope, hash_secret, new_secret, verify_secret, verify_secret_async
 from shared.clients import InvalidClientError
 from shared.db import utcnow
@@ -50,9 +51,10 @@ def _dummy_hash() -> str:
 
 
 class ClientService:
-    def __init__(self, clients: ClientRepository, agencies: AgencyRepository) -> None:
+    def __init__(self, clients: ClientRepository, agencies: AgencyRepository, *, actor: str | None = None) -> None:
         self.clients = clients
         self.agencies = agencies
+        self.actor = actor  # the calling client's id, recorded in the audit trail
 
     async def _agency_of(self, client: ApiClient) -> Agency | None:
         """Return the agency a client acts for (None for the bootstrap admin)."""
@@ -104,6 +106,7 @@ class ClientService:
             ApiClientCreated(**read.model_dump(exclude={"role"})),
             ordering_key=f"client:{client.client_id}",
         )
+        await self._audit("client.created", client.client_id, agency.code, {"scopes": list(client.scopes)})
         return ClientCreated(**read.model_dump(), client_secret=secret)
 
     async def list_for(self, agency_code: str, *, principal: Principal) -> list[ClientRead]:
@@ -128,6 +131,7 @@ class ClientService:
         await self.clients.add_secret(client.id, hash_secret(secret))
         rotated = ApiClientRotated(client_id=client.client_id, previous_secrets_expire_at=expires)
         await record(self.clients, rotated, ordering_key=f"client:{client.client_id}")
+        await self._audit("client.rotated", client.client_id, None, {"overlap_seconds": overlap_seconds})
         return Rotated(client_id=client.client_id, client_secret=secret, previous_secrets_expire_at=expires)
 
     async def revoke(self, client_id: str) -> ClientRead:
@@ -143,6 +147,7 @@ class ClientService:
         read = await self._read(client)
         revoked = ApiClientRevoked(client_id=client.client_id, agency_code=read.agency_code)
         await record(self.clients, revoked, ordering_key=f"client:{client.client_id}")
+        await self._audit("client.revoked", client.client_id, read.agency_code, {})
         return read
 
     async def verify(self, client_id: str, client_secret: str) -> CredentialsValid:
@@ -155,6 +160,16 @@ class ClientService:
         if client is None or not hashes or not ok or client.revoked_at is not None:
             raise InvalidClientError("Unknown client, wrong or expired secret, or revoked client")
         agency = await self._acting_agency(client)
+        await record_audit(
+            self.clients,
+            messaging,
+            "token.issued",
+            actor=client.client_id,
+            agency_code=agency.code if agency else None,
+            target=client.client_id,
+            details={"scopes": list(client.scopes)},
+            deferred=True,  # many: published with the others at the relay's next poll
+        )
         return CredentialsValid(
             client_id=client.client_id, agency_code=agency.code if agency else None, scopes=list(client.scopes)
         )
@@ -185,6 +200,10 @@ class ClientService:
             pem=cert.public_bytes(serialization.Encoding.PEM).decode(),
         )
         await self.clients.add_certificate(row)
+        agency = await self._agency_of(client)
+        await self._audit(
+            "client.certificate_added", client.client_id, agency.code if agency else None, {"thumbprint": thumbprint}
+        )
         return self._certificate(client, row)
 
     @staticmethod
@@ -209,6 +228,10 @@ class ClientService:
         client = await self.clients.by_client_id(client_id)
         if client is None or not await self.clients.remove_certificate(client.id, thumbprint):
             raise ClientCertificateNotFoundError(f"No certificate {thumbprint} is registered for {client_id}")
+        agency = await self._agency_of(client)
+        await self._audit(
+            "client.certificate_removed", client.client_id, agency.code if agency else None, {"thumbprint": thumbprint}
+        )
 
     async def verify_certificate(self, client_id: str, thumbprint: str) -> CredentialsValid:
         """Check that a TLS client certificate identifies a client; the same error whatever is wrong."""
@@ -224,8 +247,44 @@ class ClientService:
         ):
             raise InvalidClientError("Unknown client, or a certificate not registered for it, expired, or revoked")
         agency = await self._acting_agency(client)
+        await record_audit(
+            self.clients,
+            messaging,
+            "token.issued",
+            actor=client.client_id,
+            agency_code=agency.code if agency else None,
+            target=client.client_id,
+            details={"scopes": list(client.scopes), "certificate": thumbprint},
+            deferred=True,
+        )
         return CredentialsValid(
             client_id=client.client_id, agency_code=agency.code if agency else None, scopes=list(client.scopes)
+        )
+
+    async def record_refusal(self, client_id: str, reason: str) -> None:
+        """Record a refused credential check in the audit trail (the route answers the refusal
+        instead of raising it, so that the entry commits with the check)."""
+        await record_audit(
+            self.clients,
+            messaging,
+            "token.refused",
+            actor=None,
+            target=client_id,
+            outcome="refused",
+            details={"reason": reason},
+            deferred=True,
+        )
+
+    async def _audit(self, action: str, client_id: str, agency_code: str | None, details: dict[str, object]) -> None:
+        """Record a change of an API client in the audit trail (the admin's call is the actor)."""
+        await record_audit(
+            self.clients,
+            messaging,
+            action,
+            actor=self.actor,
+            agency_code=agency_code,
+            target=client_id,
+            details=details,
         )
 
     async def _acting_agency(self, client: ApiClient) -> Agency | None:

@@ -14,7 +14,8 @@ from services.registry.endpoint.repository import EndpointRepository
 from services.registry.endpoint.schemas import EndpointChanged, EndpointInternal, EndpointRead, EndpointUpdate
 from services.registry.errors import AmqpNeedsBrokerError
 from services.registry.events import AgencyRef, AgencyUpdated, DeliveryEndpointState, DeliveryEndpointUpdated, record
-from services.registry.models import Agency, DeliveryEndpoint
+from services.registry.models import Agency, DeliveryEndpoint, messaging
+from shared.audit import record_audit
 from shared.config import WebhookSection
 from shared.db import utcnow
 from shared.webhooks import resolve_webhook
@@ -100,6 +101,10 @@ class EndpointService:
             delivery_endpoint=DeliveryEndpointState.model_validate(after),
         )
         await record(self.endpoints, AgencyUpdated(event), ordering_key=f"agency:{agency.code}")
+        details = {"mode": data.mode, "secret_changed": data.mode == "push"}
+        await record_audit(
+            self.endpoints, messaging, "endpoint.updated", actor=self.actor, target=agency.code, details=details
+        )
         read = _read(agency, endpoint)
         return EndpointChanged(**read.model_dump(exclude={"webhook_secret"}), webhook_secret=generated)
 

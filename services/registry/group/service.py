@@ -22,7 +22,8 @@ from services.registry.group.schemas import (
     Redirect,
     ResolvedAgency,
 )
-from services.registry.models import Agency, RecipientGroup
+from services.registry.models import Agency, RecipientGroup, messaging
+from shared.audit import record_audit
 from shared.db import utcnow
 
 
@@ -40,10 +41,18 @@ class _Collector:
 
 
 class GroupService:
-    def __init__(self, groups: GroupRepository, agencies: AgencyRepository, *, max_successor_hops: int) -> None:
+    def __init__(
+        self,
+        groups: GroupRepository,
+        agencies: AgencyRepository,
+        *,
+        max_successor_hops: int,
+        actor: str | None = None,
+    ) -> None:
         self.groups = groups
         self.agencies = agencies
         self.max_successor_hops = max_successor_hops
+        self.actor = actor  # the calling client, recorded in the audit trail
 
     async def _require(self, name: str) -> RecipientGroup:
         """Return the group with this name or raise 404."""
@@ -88,6 +97,7 @@ class GroupService:
     async def _announce(self, name: str, *, action: Literal["created", "updated", "deleted"]) -> None:
         """Record ``group.updated.v1``: the directory caches drop their resolutions."""
         await record(self.groups, GroupUpdated(name=name, action=action), ordering_key=f"group:{name}")
+        await record_audit(self.groups, messaging, f"group.{action}", actor=self.actor, target=name)
 
     async def create(self, data: GroupCreate) -> GroupRead:
         """Create a recipient group."""

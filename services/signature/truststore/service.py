@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import serialization
 
 from services.signature.errors import TrustItemExistsError, TrustItemInvalidError, TrustItemNotFoundError
 from services.signature.events import TrustItemKind, TrustStoreChanged, record
-from services.signature.models import TrustCertificate, TrustChange, TrustCrl
+from services.signature.models import TrustCertificate, TrustChange, TrustCrl, messaging
 from services.signature.truststore.repository import TrustStoreRepository
 from services.signature.truststore.schemas import (
     CrlPage,
@@ -26,6 +26,7 @@ from services.signature.truststore.schemas import (
     TrustChangeRead,
     TrustStoreSummary,
 )
+from shared.audit import record_audit
 
 
 def _der_from_text(text: str, what: str) -> bytes:
@@ -201,3 +202,6 @@ class TrustStoreService:
                 actor=self.actor,
             ),
         )
+        audited = f"truststore.{'crl' if item == 'crl' else 'certificate'}_{action}"
+        details = {"kind": item, "sha256": sha256, "version": version}
+        await record_audit(self.repository, messaging, audited, actor=self.actor, target=item_id, details=details)
