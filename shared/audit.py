@@ -66,6 +66,8 @@ ACTIONS = (
     "client.created",
     "client.rotated",
     "client.revoked",
+    "client.certificate_added",
+    "client.certificate_removed",
     "truststore.certificate_added",
     "truststore.certificate_removed",
     "truststore.crl_added",
