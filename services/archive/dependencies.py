@@ -53,6 +53,7 @@ class ArchiveRuntime(ServiceRuntime):
         self.config = settings.archive
         self.index_dir = self.config.index_dir or settings.var_dir / "archive-index"
         self.files_dir = self.config.files_dir or settings.var_dir / "archive-files"
+        self.blob_dir = settings.blob_dir  # the exchange's store: read by hash when this process sees it
         self._index: ArchiveIndex | None = None
         self._slot_lock: IO[str] | None = None
         self._subtrees: TTLCache[str, list[str]] = TTLCache(60)
@@ -121,6 +122,7 @@ class ArchiveRuntime(ServiceRuntime):
             exchange=self.client("exchange"),
             authorization=self.internal_authorization,
             files_dir=self.files_dir,
+            blob_dir=self.blob_dir,
             max_bytes=self.config.extract_max_bytes,
             max_chars=self.config.max_text_chars,
             changed=feeder.wake,

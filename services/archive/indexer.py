@@ -31,6 +31,7 @@ from services.archive.models import ArchiveRecord
 from services.archive.record.repository import ArchiveRecordRepository
 from services.archive.record.service import ATTACHMENT_FIELDS, TEXTUAL
 from services.archive.search.index import ArchiveIndex
+from shared.blobs import read_blob
 from shared.db import Database, utcnow
 from shared.messaging import Envelope
 
@@ -161,6 +162,7 @@ class TextEnricher:
         exchange: httpx.AsyncClient,
         authorization: Callable[[], str],
         files_dir: Path,
+        blob_dir: Path | None = None,
         max_bytes: int,
         max_chars: int,
         changed: Callable[[], None],
@@ -170,6 +172,7 @@ class TextEnricher:
         self.exchange = exchange
         self.authorization = authorization
         self.files_dir = files_dir
+        self.blob_dir = blob_dir
         self.max_bytes = max_bytes
         self.max_chars = max_chars
         self.changed = changed
@@ -266,10 +269,10 @@ class TextEnricher:
         for attachment in details["attachments"]:
             if attachment.get("content_type") not in TEXTUAL or int(attachment.get("size", 0)) > self.max_bytes:
                 continue
-            response = await self._get(f"/internal/v1/documents/{document_id}/attachments/{attachment['id']}")
-            if response is None:
+            data = await self._attachment(document_id, attachment)
+            if data is None:
                 continue
-            extracted = await self.extractor.extract(response.content, attachment["content_type"])
+            extracted = await self.extractor.extract(data, attachment["content_type"])
             if extracted.error:
                 errors.append(f"{attachment.get('file_name')}: {extracted.error}")
             elif extracted.text.strip():
@@ -280,6 +283,18 @@ class TextEnricher:
             "text_status": "failed" if errors and not texts else "done",
             "text_error": "; ".join(errors)[:500] or None,
         }
+
+    async def _attachment(self, document_id: uuid.UUID, attachment: dict[str, Any]) -> bytes | None:
+        """An attachment's bytes: straight from the blob store by their hash when this process sees
+        it (the embedded mode, or a host or volume shared with the exchange), else from the
+        exchange's internal route; None when the exchange has no such attachment."""
+        sha256 = attachment.get("sha256")
+        if self.blob_dir is not None and isinstance(sha256, str):
+            data = await asyncio.to_thread(read_blob, self.blob_dir, sha256)
+            if data is not None:
+                return data
+        response = await self._get(f"/internal/v1/documents/{document_id}/attachments/{attachment['id']}")
+        return None if response is None else response.content
 
     async def _get(self, path: str) -> httpx.Response | None:
         try:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
+from shared.blobs import blob_path
 from shared.errors import PayloadTooLargeError
 
 log = logging.getLogger("lienthong.exchange.blobstore")
@@ -130,7 +131,7 @@ class BlobStore:
         return removed
 
     def path(self, sha256: str) -> Path:
-        return self.root / sha256[:2] / sha256[2:4] / sha256
+        return blob_path(self.root, sha256)
 
     def iter_blobs(self) -> Iterator[BlobFile]:
         """Yield every blob of the store (``tmp/`` and files that are not a blob at their hash's place
