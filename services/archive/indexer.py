@@ -203,40 +203,53 @@ class TextEnricher:
                 await asyncio.wait_for(self._wake.wait(), 2.0)
             self._wake.clear()
 
-    async def enrich_some(self, limit: int = 8) -> int:
-        """Claim up to ``limit`` records waiting for text and fill them; return how many were claimed."""
+    async def enrich_some(self, limit: int = 32) -> int:
+        """Claim up to ``limit`` records waiting for text and fill them; return how many were claimed.
+
+        A batch: one transaction claims them, one reads them, their files are read and extracted
+        side by side, one transaction writes every result (not three per record)."""
         now = utcnow()
         async with self.database.session() as session:
             ids = await ArchiveRecordRepository(session).claim_pending_text(now, now - dt.timedelta(minutes=10), limit)
         if not ids:
             return 0
-        await asyncio.gather(*(self.enrich(document_id) for document_id in ids))
+        async with self.database.session() as session:
+            records = await ArchiveRecordRepository(session).by_document_ids(ids)
+            claimed = [
+                (record.document_id, record.source, record.file_sha256, record.content_type, dict(record.details or {}))
+                for record in records.values()
+            ]
+        results = await asyncio.gather(*(self._values(*record) for record in claimed))
+        later = False
+        async with self.database.session() as session:
+            for (document_id, *_rest), (values, retry) in zip(claimed, results, strict=True):
+                later = later or retry
+                await session.execute(
+                    update(ArchiveRecord)
+                    .where(ArchiveRecord.document_id == document_id)
+                    .values(**values, changed_at=utcnow())
+                )
         self.changed()
+        if later:  # the exchange is away: the next batch a moment later
+            await asyncio.sleep(1)
         return len(ids)
 
-    async def enrich(self, document_id: uuid.UUID) -> None:
-        async with self.database.session() as session:
-            record = await ArchiveRecordRepository(session).by_document_id(document_id)
-            if record is None:
-                return
-            source, sha256, content_type = record.source, record.file_sha256, record.content_type
-            details = dict(record.details or {})
-        values: dict[str, Any]
+    async def _values(
+        self,
+        document_id: uuid.UUID,
+        source: str,
+        sha256: str | None,
+        content_type: str | None,
+        details: dict[str, Any],
+    ) -> tuple[dict[str, Any], bool]:
+        """The columns a record's text fills, and whether it waits because the exchange is away."""
         try:
             if source == "digitised":
-                values = await self._digitised(sha256, content_type)
-            else:
-                values = await self._exchanged(document_id, details)
+                return await self._digitised(sha256, content_type), False
+            return await self._exchanged(document_id, details), False
         except _Later as exc:
             log.warning("text of %s later: %s", document_id, exc)
-            values = {"text_status": "pending", "text_claimed_at": None}
-            await asyncio.sleep(1)
-        async with self.database.session() as session:
-            await session.execute(
-                update(ArchiveRecord)
-                .where(ArchiveRecord.document_id == document_id)
-                .values(**values, changed_at=utcnow())
-            )
+            return {"text_status": "pending", "text_claimed_at": None}, True
 
     async def _digitised(self, sha256: str | None, content_type: str | None) -> dict[str, Any]:
         if not sha256 or not content_type:
