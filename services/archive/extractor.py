@@ -23,7 +23,10 @@ from shared.text import nfc
 
 log = logging.getLogger("lienthong.archive.extraction")
 MODULE = "services.archive.extraction"
-MAX_TASKS_PER_WORKER = 200  # a worker is replaced after this many files (what a parser leaked goes with it)
+MAX_TASKS_PER_WORKER = 1000  # a worker is replaced after this many files (what a parser leaked goes with it)
+# imported once in the forkserver, before it forks each worker: a worker (a new one after every
+# MAX_TASKS_PER_WORKER files too) starts with the parsers loaded instead of importing them itself
+PRELOAD = [MODULE, "pypdf", "PIL.Image"]
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,7 @@ class TextExtractor:
     def _pool(self) -> ProcessPoolExecutor:
         if self._executor is None:
             context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload([MODULE])
+            context.set_forkserver_preload(PRELOAD)
             self._executor = ProcessPoolExecutor(
                 max_workers=self.concurrency,
                 mp_context=context,
