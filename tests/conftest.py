@@ -259,6 +259,11 @@ def make_settings(var_dir: Path, **overrides: object) -> Settings:
     return ensure_local_secrets(settings)
 
 
+# a test whose behaviour happens before any database (parsing, sniffing, limits, headers) runs on
+# SQLite only: every other test that takes ``api`` runs on both databases
+ONE_DATABASE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 async def database_url(request: pytest.FixtureRequest) -> AsyncIterator[str | None]:
     """None (SQLite files under var/, the embedded default; ``running_system`` copies them from the

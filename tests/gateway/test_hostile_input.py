@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
+from tests.conftest import ONE_DATABASE
 from tests.helpers import Api, assert_problem
 
 
+@ONE_DATABASE
 async def test_lone_surrogates_in_json_text_are_refused(api: Api) -> None:
     admin = await api.admin()
     body = '{"code": "123.45.67.H89", "name": "\\ud800 Sở", "level": "department"}'
@@ -19,6 +19,7 @@ async def test_lone_surrogates_in_json_text_are_refused(api: Api) -> None:
     assert (await api.http.get("/v1/agencies/123.45.67.H89", headers=admin)).status_code == 404
 
 
+@ONE_DATABASE
 async def test_absurdly_nested_json_is_refused(api: Api) -> None:
     admin = await api.admin()
     deep = "[" * 100_000 + "]" * 100_000
@@ -30,6 +31,7 @@ async def test_absurdly_nested_json_is_refused(api: Api) -> None:
     assert 400 <= response.status_code < 500, response.text
 
 
+@ONE_DATABASE
 async def test_huge_numbers_and_huge_csv_cells_are_refused(api: Api) -> None:
     admin = await api.admin()
     response = await api.http.post(
@@ -41,6 +43,7 @@ async def test_huge_numbers_and_huge_csv_cells_are_refused(api: Api) -> None:
     assert_problem(response, 422, "import_invalid")
 
 
+@ONE_DATABASE
 async def test_document_metadata_that_json_cannot_read_is_refused(api: Api) -> None:
     sender = await api.agency_client()
     recipient = await api.agency_client()
@@ -56,6 +59,7 @@ async def test_document_metadata_that_json_cannot_read_is_refused(api: Api) -> N
     assert inbox.json()["items"] == []
 
 
+@ONE_DATABASE
 async def test_basic_credentials_that_are_not_ascii_are_refused(api: Api) -> None:
     response = await api.http.post(
         "/v1/auth/token",
@@ -65,13 +69,14 @@ async def test_basic_credentials_that_are_not_ascii_are_refused(api: Api) -> Non
     assert_problem(response, 401, "invalid_client")
 
 
+@ONE_DATABASE
 async def test_non_ascii_header_values_pass_through_the_proxy(api: Api) -> None:
     client = await api.agency_client()
     response = await api.http.get("/v1/inbox", headers={**client.auth, "X-Note": "Sở Nội vụ".encode()})
     assert response.status_code == 200, response.text
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the recursion would be Python's
+@ONE_DATABASE  # the recursion would be Python's
 async def test_a_tree_thousands_deep_imports_and_exports(api: Api) -> None:
     """No recursion limit in ordering an import or computing depths for an export (on one database:
     the ordering and the depths are the registry's Python, not SQL)."""
@@ -98,6 +103,7 @@ async def test_a_tree_thousands_deep_imports_and_exports(api: Api) -> None:
     assert codes.index("900.00.00.T01") < codes.index(rows[0]["code"])
 
 
+@ONE_DATABASE
 async def test_paths_that_change_meaning_once_decoded_never_reach_a_service(api: Api) -> None:
     client = await api.agency_client()
     for path in ("/v1/agencies/%01", "/v1/agencies/%00", "/v1/agencies/%7F"):
@@ -150,6 +156,7 @@ async def test_csv_export_defuses_formulas_and_reimports_unchanged(api: Api) -> 
     assert (await api.http.get(f"/v1/agencies/{agency['code']}", headers=admin)).json()["phone"] == "+84 238 3844 000"
 
 
+@ONE_DATABASE
 async def test_blank_or_repeated_scopes_ask_for_nothing_odd(api: Api) -> None:
     client = await api.agency_client()
     blank = await api.token(client.client_id, client.client_secret, scope=" ")
@@ -162,6 +169,7 @@ async def test_blank_or_repeated_scopes_ask_for_nothing_odd(api: Api) -> None:
     assert repeated.json()["scope"] == "documents:send"
 
 
+@ONE_DATABASE
 async def test_recalling_from_an_empty_list_of_recipients_is_invalid(api: Api) -> None:
     sender = await api.agency_client()
     recipient = await api.agency_client()

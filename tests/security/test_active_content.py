@@ -6,11 +6,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+from tests.conftest import ONE_DATABASE
 from tests.helpers import Api, assert_problem, metadata
 
 XHTML = b'<?xml version="1.0"?><html xmlns="http://www.w3.org/1999/xhtml"><script>alert(1)</script></html>'
 
 
+@ONE_DATABASE
 async def test_downloads_are_sandboxed_and_file_names_lose_bidi_controls(api: Api) -> None:
     sender, recipient = await api.agency_client(), await api.agency_client()
     response = await api.send(
@@ -39,6 +41,7 @@ async def test_control_characters_and_escapes_in_text_are_refused(api: Api) -> N
     assert (await api.http.get("/v1/inbox", headers=recipient.auth)).json()["items"] == []
 
 
+@ONE_DATABASE
 async def test_tabs_and_line_breaks_stay_allowed(api: Api) -> None:
     sender, recipient = await api.agency_client(), await api.agency_client()
     response = await api.send(sender, [recipient.agency_code], description="Dòng một\nDòng hai\tcột")
@@ -62,6 +65,7 @@ LOOSE: list[tuple[str, object]] = [
 ]
 
 
+@ONE_DATABASE
 async def test_loose_numbers_booleans_and_insane_dates_are_refused(api: Api) -> None:
     sender, recipient = await api.agency_client(), await api.agency_client()
     for field, value in LOOSE:
@@ -76,6 +80,7 @@ async def test_loose_numbers_booleans_and_insane_dates_are_refused(api: Api) -> 
     assert (await api.http.get("/v1/inbox", headers=recipient.auth)).json()["items"] == []
 
 
+@ONE_DATABASE
 async def test_registry_numbers_are_strict(api: Api) -> None:
     admin = await api.admin()
     response = await api.http.post(

@@ -28,7 +28,7 @@ import pytest
 from services.demo.pdf import make_pdf
 from services.exchange.config import ExchangeSection
 from services.exchange.document import attachments as kinds
-from tests.conftest import running_system
+from tests.conftest import ONE_DATABASE, running_system
 from tests.helpers import Api, Client, assert_problem, metadata, received_ids, send_ok, sent_ids, upload_leftovers
 
 SMALL_LIMIT = 64 * 1024
@@ -255,6 +255,7 @@ def raw_multipart(fields: dict[str, str], files: list[tuple[bytes, bytes, str]])
 # --- kinds read from the bytes -------------------------------------------------------------------
 
 
+@ONE_DATABASE
 async def test_every_allowed_kind_is_stored_with_the_type_read_from_its_bytes(api: Api) -> None:
     sender, recipient = await api.agency_client(), await api.agency_client()
     # (file name, bytes, what the sender declares, what the exchange must store)
@@ -297,6 +298,7 @@ async def test_every_allowed_kind_is_stored_with_the_type_read_from_its_bytes(ap
         assert response.headers["content-disposition"] == disposition(name)
 
 
+@ONE_DATABASE
 async def test_declared_type_is_ignored(api: Api) -> None:
     sender, recipient = await api.agency_client(), await api.agency_client()
     a_pdf, a_docx = pdf("khai bao sai"), docx("Tờ trình")
@@ -350,6 +352,7 @@ async def test_a_refused_file_after_accepted_ones_leaves_nothing_behind(api: Api
     await assert_nothing_stored(api, sender, recipient, before)
 
 
+@ONE_DATABASE
 async def test_a_corrupt_zip_is_refused_and_not_kept(api: Api) -> None:
     sender, recipient = await api.agency_client(), await api.agency_client()
     before = await state(api, sender, recipient)
@@ -362,6 +365,7 @@ async def test_a_corrupt_zip_is_refused_and_not_kept(api: Api) -> None:
 # --- size limit ----------------------------------------------------------------------------------
 
 
+@ONE_DATABASE
 async def test_size_limit_is_413_above_and_accepted_at_the_limit(limited_api: Api) -> None:
     api = limited_api
     sender, recipient = await api.agency_client(), await api.agency_client()
@@ -421,6 +425,7 @@ async def test_the_same_file_in_two_documents_is_stored_once(api: Api) -> None:
 # --- file names ----------------------------------------------------------------------------------
 
 
+@ONE_DATABASE
 async def test_file_names_are_sanitised(api: Api) -> None:
     sender, recipient = await api.agency_client(), await api.agency_client()
     vietnamese = "Báo cáo tháng 11 – Sở Tài chính.pdf"
@@ -455,6 +460,7 @@ async def test_file_names_are_sanitised(api: Api) -> None:
     )
 
 
+@ONE_DATABASE
 async def test_control_characters_in_file_names_are_replaced(api: Api) -> None:
     """File names written byte for byte into the multipart body: control characters (NUL, tab,
     unit separator, DEL) and quotes never reach the database or a header."""
@@ -483,6 +489,7 @@ async def test_control_characters_in_file_names_are_replaced(api: Api) -> None:
 # --- several files -------------------------------------------------------------------------------
 
 
+@ONE_DATABASE
 async def test_several_files_keep_their_order_and_each_downloads(api: Api) -> None:
     sender, recipient = await api.agency_client(), await api.agency_client()
     files = [
@@ -519,6 +526,7 @@ async def test_more_files_than_allowed_is_400_and_nothing_is_stored(two_files_ap
     assert await received_ids(api, recipient) == [accepted["id"]]
 
 
+@ONE_DATABASE
 async def test_a_document_without_files_is_refused(api: Api) -> None:
     sender, recipient = await api.agency_client(), await api.agency_client()
     before = await state(api, sender, recipient)
