@@ -32,6 +32,7 @@ from services.exchange.transfer.service import TransferService
 from services.settings import Settings
 from shared.clients import DIRECTORY_EVENTS, DirectoryCache, RegistryClient
 from shared.db import Database, SessionDep
+from shared.http import tls_context
 from shared.messaging import Broker, Envelope, RetryLater, RetryPolicy
 from shared.runtime import runtime_of
 from shared.safezip import ArchiveLimits
@@ -105,6 +106,7 @@ class ExchangeRuntime(ServiceRuntime):
         settings = self.settings
         self.load_internal_issuer()
         http = httpx.AsyncClient(
+            verify=tls_context(),
             follow_redirects=False,
             timeout=httpx.Timeout(settings.webhooks.timeout_seconds),
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
