@@ -159,20 +159,7 @@ class ClientService:
         ok = bool(hashes) and any(checks)
         if client is None or not hashes or not ok or client.revoked_at is not None:
             raise InvalidClientError("Unknown client, wrong or expired secret, or revoked client")
-        agency = await self._acting_agency(client)
-        await record_audit(
-            self.clients,
-            messaging,
-            "token.issued",
-            actor=client.client_id,
-            agency_code=agency.code if agency else None,
-            target=client.client_id,
-            details={"scopes": list(client.scopes)},
-            deferred=True,  # many: published with the others at the relay's next poll
-        )
-        return CredentialsValid(
-            client_id=client.client_id, agency_code=agency.code if agency else None, scopes=list(client.scopes)
-        )
+        return await self._issued(client, {"scopes": list(client.scopes)})
 
     # -- TLS client certificates (mutual TLS at the token endpoint, RFC 8705) -----------------
 
@@ -246,6 +233,11 @@ class ClientService:
             or not row.not_before <= now < row.not_after
         ):
             raise InvalidClientError("Unknown client, or a certificate not registered for it, expired, or revoked")
+        return await self._issued(client, {"scopes": list(client.scopes), "certificate": thumbprint})
+
+    async def _issued(self, client: ApiClient, details: dict[str, object]) -> CredentialsValid:
+        """Accepted credentials: the agency the client acts for (403 unless active), and the
+        ``token.issued`` entry of the audit trail in the check's transaction."""
         agency = await self._acting_agency(client)
         await record_audit(
             self.clients,
@@ -254,8 +246,8 @@ class ClientService:
             actor=client.client_id,
             agency_code=agency.code if agency else None,
             target=client.client_id,
-            details={"scopes": list(client.scopes), "certificate": thumbprint},
-            deferred=True,
+            details=details,
+            deferred=True,  # many: published with the others at the relay's next poll
         )
         return CredentialsValid(
             client_id=client.client_id, agency_code=agency.code if agency else None, scopes=list(client.scopes)

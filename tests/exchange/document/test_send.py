@@ -15,7 +15,7 @@ from urllib.parse import quote
 import pytest
 
 from services.exchange.config import ExchangeSection
-from tests.conftest import running_system
+from tests.conftest import ONE_DATABASE, running_system
 from tests.helpers import (
     PDF,
     Api,
@@ -172,6 +172,7 @@ async def test_unknown_recipient_is_refused_and_nobody_receives(api: Api) -> Non
     assert blobs(api) == []
 
 
+@ONE_DATABASE
 async def test_metadata_that_is_not_json_is_refused(api: Api) -> None:
     sender, recipient = await api.agency_client(), await api.agency_client()
     for raw in ["{not json", "[1, 2", "Kế hoạch"]:
@@ -187,6 +188,7 @@ async def test_metadata_that_is_not_json_is_refused(api: Api) -> None:
     assert blobs(api) == []
 
 
+@ONE_DATABASE
 async def test_metadata_not_matching_the_schema_is_refused(api: Api) -> None:
     sender, recipient = await api.agency_client(), await api.agency_client()
     cases: list[tuple[dict[str, Any], list[Any] | None]] = [
@@ -216,6 +218,7 @@ async def test_metadata_not_matching_the_schema_is_refused(api: Api) -> None:
     assert blobs(api) == []
 
 
+@ONE_DATABASE
 async def test_attachment_of_a_refused_kind_is_415_and_nothing_is_kept(api: Api) -> None:
     sender, recipient = await api.agency_client(), await api.agency_client()
     for name, content in [("ghi-chu.txt", "Họp lúc 9 giờ".encode()), ("bao-cao.pdf", b"MZ\x90\x00not a pdf")]:
@@ -228,6 +231,7 @@ async def test_attachment_of_a_refused_kind_is_415_and_nothing_is_kept(api: Api)
     assert upload_leftovers(api) == []
 
 
+@ONE_DATABASE
 async def test_document_without_files_is_refused(api: Api) -> None:
     sender, recipient = await api.agency_client(), await api.agency_client()
     response = await api.send(sender, [recipient.agency_code], files=[])
@@ -240,6 +244,7 @@ async def test_document_without_files_is_refused(api: Api) -> None:
     assert await inbox_ids(api, recipient) == []
 
 
+@ONE_DATABASE
 async def test_attachment_over_the_limit_is_413_and_nothing_is_kept(small_api: Api) -> None:
     api = small_api
     sender, recipient = await api.agency_client(), await api.agency_client()
@@ -258,6 +263,7 @@ async def test_attachment_over_the_limit_is_413_and_nothing_is_kept(small_api: A
     assert await inbox_ids(api, recipient) == [accepted["id"]]
 
 
+@ONE_DATABASE
 async def test_refused_document_leaves_no_blob_behind(small_api: Api) -> None:
     api = small_api
     sender, recipient = await api.agency_client(), await api.agency_client()
@@ -273,6 +279,7 @@ async def test_refused_document_leaves_no_blob_behind(small_api: Api) -> None:
 # --- state secrets -------------------------------------------------------------------------------
 
 
+@ONE_DATABASE
 async def test_secret_documents_are_refused_and_nothing_is_stored(api: Api) -> None:
     sender, recipient = await api.agency_client(), await api.agency_client()
     before = await snapshot(api, sender, recipient)
@@ -291,6 +298,7 @@ async def test_secret_documents_are_refused_and_nothing_is_stored(api: Api) -> N
     assert await inbox_ids(api, recipient) == [normal["id"], explicit_none["id"], absent["id"]]
 
 
+@ONE_DATABASE
 async def test_empty_confidentiality_means_normal(api: Api) -> None:
     sender, recipient = await api.agency_client(), await api.agency_client()
     response = await api.send(sender, [recipient.agency_code], confidentiality="")
@@ -328,6 +336,7 @@ async def test_document_types_by_name_or_abbreviation_are_stored_canonically(api
     assert await snapshot(api, sender, recipient) == before
 
 
+@ONE_DATABASE
 async def test_field_limits_and_dates(api: Api) -> None:
     sender, recipient = await api.agency_client(), await api.agency_client()
     refused: list[tuple[dict[str, Any], list[Any]]] = [
@@ -374,6 +383,7 @@ async def test_length_limits_apply_to_the_stored_nfc_text(api: Api) -> None:
     assert (await document(api, recipient, response.json()["id"]))["subject"] == subject.strip()
 
 
+@ONE_DATABASE
 async def test_text_longer_than_its_limit_once_normalised_is_refused(api: Api) -> None:
     sender, recipient = await api.agency_client(), await api.agency_client()
     subject = "\u0958" * 500
