@@ -56,6 +56,11 @@ def create_app(
         while True:
             await asyncio.sleep(admin.audit_anchor_seconds)
             try:
+                # the key as it is now: after `lienthong keys rotate` the new key signs (anchors name
+                # their key, so the old ones still verify)
+                runtime.anchor_key = (
+                    await asyncio.to_thread(AnchorKey.load, settings.private_key_file) or runtime.anchor_key
+                )
                 async with runtime.db.session() as session:
                     await audit_service(session, runtime).anchor()
             except Exception:  # the database is away, say: the next round tries again
