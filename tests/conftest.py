@@ -26,6 +26,7 @@ import httpx
 import pytest
 from pydantic import BaseModel, SecretStr
 
+from services.cli import settle_heap
 from services.runtime import Topology, build_embedded_app, declared_queues, ensure_local_secrets, topology_env
 from services.settings import Settings
 from shared.config import SERVICE_NAMES
@@ -48,6 +49,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("topology") or item.get_closest_marker("heavy"):
             item.add_marker(pytest.mark.xdist_group("processes"))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Once everything is imported, the collector as a server has it (``services.cli.settle_heap``):
+    what was imported frozen out of its reach, young collections less often. Every test system
+    lives in this one process; collections that walked every imported object each time were a
+    good part of the suite's CPU."""
+    settle_heap()
 
 
 def pg_url(database: str) -> str:
