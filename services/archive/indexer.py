@@ -1,8 +1,9 @@
 """What keeps a replica's index current, and what fills the records' text.
 
-- :class:`IndexFeeder`: every ``index_commit_seconds`` (sooner when an event arrives: every
-  replica listens to the exchange's events), the records changed since the index's watermark are
-  (re)indexed and committed together: near-real-time, one commit per pass, never per document.
+- :class:`IndexFeeder`: at most once per ``index_commit_seconds`` (an idle feeder at once when an
+  event arrives: every replica listens to the exchange's events), the records changed since the
+  index's watermark are (re)indexed and committed together: near-real-time, one commit per pass,
+  never per document.
   Reading the changes from the database, not from the messages, is what lets every replica keep
   a complete index while the replicas share the work of recording the events.
 - :class:`TextEnricher`: records waiting for their text (``text_status`` pending) are claimed, their
