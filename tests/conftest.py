@@ -30,9 +30,10 @@ from services.cli import settle_heap
 from services.runtime import Topology, build_embedded_app, declared_queues, ensure_local_secrets, topology_env
 from services.settings import Settings
 from shared.config import SERVICE_NAMES
+from shared.db import Database
 from shared.messaging import Broker, RabbitBroker
 from shared.migrations import upgrade
-from tests.helpers import Api, FakeDns
+from tests.helpers import Api, FakeDns, free_port
 
 PG_ADMIN_DSN = os.environ.get("LIENTHONG_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 AMQP_URL = os.environ.get("LIENTHONG_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -339,17 +340,32 @@ async def _stop_within(lifespan: AbstractAsyncContextManager[object], seconds: f
     raise AssertionError(f"the system did not stop within {seconds:g} s; tasks:\n{stacks.getvalue()}")
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+async def archive_database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    """The archive's own database, migrated, on SQLite (embedded mode) or on PostgreSQL."""
+    if request.param == "sqlite":
+        settings = Settings(var_dir=tmp_path)
+        await TEMPLATES.copy_sqlite(settings, ("archive",))
+        url = settings.database_url_for("archive")
+        db = Database(url, "archive")
+        try:
+            yield db
+        finally:
+            await db.dispose()
+        return
+    async with TEMPLATES.pg_clone() as url:
+        db = Database(url, "archive")
+        try:
+            yield db
+        finally:
+            await db.dispose()
+
+
 @pytest.fixture
 async def api(database_url: str | None, tmp_path: Path) -> AsyncIterator[Api]:
     """The whole system in one process (gateway + services), on SQLite or on PostgreSQL."""
     async with running_system(tmp_path / "var", database_url) as caller:
         yield caller
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @asynccontextmanager

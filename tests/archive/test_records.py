@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -17,11 +15,9 @@ from services.archive.errors import ArchiveRecordNotFoundError
 from services.archive.models import ArchiveRecord, messaging
 from services.archive.record.repository import ArchiveRecordRepository
 from services.archive.record.service import EVENTS, RecordService
-from services.settings import Settings
 from shared.db import Database
 from shared.messaging import Envelope, IdempotentBatchConsumer
 from shared.service import BatchConsumer
-from tests.conftest import TEMPLATES
 
 SENDER = "000.00.01.H41"
 
@@ -46,19 +42,10 @@ def submitted(n: int, *recipients: str) -> Envelope:
     )
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    if request.param == "sqlite":
-        settings = Settings(var_dir=tmp_path)
-        await TEMPLATES.copy_sqlite(settings, ("archive",))
-        db = Database(settings.database_url_for("archive"), "archive")
-        yield db
-        await db.dispose()
-        return
-    async with TEMPLATES.pg_clone() as url:
-        db = Database(url, "archive")
-        yield db
-        await db.dispose()
+@pytest.fixture
+def database(archive_database: Database) -> Database:
+    """The archive's database, on SQLite and on PostgreSQL (tests/conftest.py)."""
+    return archive_database
 
 
 async def _count(database: Database, table: object) -> int:

@@ -10,12 +10,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any, Literal
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -27,39 +24,10 @@ from gateway.inprocess import InProcessResponse, upstream_scope
 from gateway.proxy import DROPPED_ANSWER_HEADERS
 from shared.errors import DependencyUnavailableError, install_error_handlers
 from tests.conftest import free_port, make_settings
-from tests.helpers import assert_problem
+from tests.helpers import assert_problem, serving
 
 TIMEOUT = 0.3  # the read class's timeout in these tests
 COOLDOWN = 0.4
-
-
-@asynccontextmanager
-async def serving(
-    app: Any, *, port: int | None = None, lifespan: Literal["auto", "on", "off"] = "off"
-) -> AsyncIterator[str]:
-    """Serve ``app`` with uvicorn on this machine (on ``port``, or a free one) until the block ends."""
-    port = port or free_port()
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        log_config=None,
-        access_log=False,
-        lifespan=lifespan,
-        timeout_graceful_shutdown=1,
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-            raise RuntimeError("the server stopped before it started")
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 class Clock:

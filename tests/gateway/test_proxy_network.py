@@ -11,19 +11,17 @@ import json
 import os
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from starlette.types import Receive, Scope, Send
 
 from gateway.app import create_app
 from gateway.upstream import NetworkUpstream, UpstreamTimeoutError
 from tests.conftest import free_port, make_settings
-from tests.helpers import assert_problem
+from tests.helpers import assert_problem, serving
 
 LARGE = 3 * 1024 * 1024 + 17  # above every buffered threshold: streamed both ways
 
@@ -72,34 +70,6 @@ class Service:
         status = 307 if path == "/v1/documents/redirect" else 200
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": content})
-
-
-@asynccontextmanager
-async def serving(app: Any, *, lifespan: str = "off") -> AsyncIterator[str]:
-    """Serve ``app`` with uvicorn on a free port of this machine until the block ends; yield its URL."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=port,
-            log_config=None,
-            access_log=False,
-            lifespan=lifespan,
-            timeout_graceful_shutdown=1,
-        )
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-            raise RuntimeError("the server stopped before it started")
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,6 @@ import hypothesis
 import pytest
 import requests
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, Phase, given
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -34,8 +33,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from shared.roles import Role
-from tests.conftest import free_port, running_system
-from tests.helpers import Api, wait_until
+from tests.conftest import running_system
+from tests.helpers import Api, serving
 from tests.security.test_authz_matrix import ANONYMOUS, CALLERS, OWN, RULES
 
 EXAMPLES = {GenerationMode.POSITIVE: 2, GenerationMode.NEGATIVE: 1}  # per operation and database
@@ -46,22 +45,6 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 FIXED: dict[tuple[str, str], dict[str, Any]] = {("GET", "/v1/feed"): {"query": {"wait": 0}}}  # no long poll
 BOOTSTRAP = "bootstrap admin"  # registry:admin, audit:read and stats:read, no agency
 SKIPPED = {("POST", "/v1/auth/token")}  # generated credentials are all wrong: 401, throttled after a few (429)
-
-
-@contextlib.asynccontextmanager
-async def served(api: Api) -> AsyncIterator[str]:
-    """The system's app behind a real HTTP server on a free port (its lifespan is the test's)."""
-    assert api.app is not None
-    port = free_port()
-    config = uvicorn.Config(api.app, host="127.0.0.1", port=port, log_config=None, lifespan="off", access_log=False)
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    await wait_until(lambda: server.started, what="the server listening")
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 async def role_tokens(api: Api) -> dict[str, dict[str, str]]:
@@ -150,7 +133,8 @@ async def test_no_server_error_and_no_schema_violation(
         failures: list[str] = []
         caplog.clear()
         with caplog.at_level(logging.ERROR):
-            async with served(api) as base_url:
+            assert api.app is not None
+            async with serving(api.app) as base_url:  # its lifespan is the test's
                 sent = await asyncio.to_thread(fuzz, schema, base_url, tokens, failures)
             # a NUL byte: PostgreSQL refuses the statement (SQLite finds nothing); a 400, answered
             # once, never a 500 nor an error raised again after the answer

@@ -8,7 +8,6 @@ import datetime as dt
 import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from pathlib import Path
 
 import aio_pika
 import pytest
@@ -16,7 +15,6 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.archive.models import messaging
-from services.settings import Settings
 from shared.config import OutboxSection
 from shared.db import Database
 from shared.messaging import (
@@ -31,7 +29,7 @@ from shared.messaging import (
     Subscription,
     record_event,
 )
-from tests.conftest import AMQP_URL, TEMPLATES
+from tests.conftest import AMQP_URL
 from tests.helpers import wait_until
 
 CONSUMER = "test.batch"
@@ -96,22 +94,6 @@ async def database(migrated_pg_database: str) -> AsyncIterator[Database]:
     await db.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def any_database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    """The archive's database on SQLite (embedded mode) or on PostgreSQL, migrated."""
-    if request.param == "sqlite":
-        settings = Settings(var_dir=tmp_path)
-        await TEMPLATES.copy_sqlite(settings, ("archive",))
-        db = Database(settings.database_url_for("archive"), "archive")
-        yield db
-        await db.dispose()
-        return
-    async with TEMPLATES.pg_clone() as url:
-        db = Database(url, "archive")
-        yield db
-        await db.dispose()
-
-
 @pytest.fixture
 async def rabbit(broker_prefix: str) -> AsyncIterator[RabbitBroker]:
     broker = RabbitBroker(AMQP_URL, broker_prefix, delivery_limit=2)
@@ -166,8 +148,8 @@ async def test_the_gatherer_flushes_full_batches_at_once_and_a_lone_item_after_t
 # --- idempotency, on both databases ---------------------------------------------------------------
 
 
-async def test_messages_processed_before_are_skipped_and_each_takes_effect_once(any_database: Database) -> None:
-    database = any_database
+async def test_messages_processed_before_are_skipped_and_each_takes_effect_once(archive_database: Database) -> None:
+    database = archive_database
     effects = Effects(database)
     consumer = IdempotentBatchConsumer(database, messaging, CONSUMER, effects.handle)
     a, b, c, d = (envelope(n) for n in range(4))
