@@ -234,7 +234,8 @@ class FeedNotifier:
 
 
 class FeedReader:
-    """Reads an agency's feed; each check is its own short transaction, none held while waiting."""
+    """Reads an agency's feed; each check is one statement (no transaction on PostgreSQL), none held
+    while waiting."""
 
     def __init__(self, database: Database, notifier: FeedNotifier) -> None:
         self.database = database
@@ -245,7 +246,7 @@ class FeedReader:
         after = self.seq_of(cursor)
         deadline = asyncio.get_running_loop().time() + min(wait, MAX_WAIT_SECONDS)
         while True:
-            async with self.database.session() as session:
+            async with self.database.reading() as session:
                 rows = await FeedRepository(session).after(agency_code, after, limit)
             if rows:
                 break
