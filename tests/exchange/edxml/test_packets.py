@@ -233,6 +233,7 @@ def test_hostile_xml_is_refused_before_anything_is_expanded() -> None:
     with pytest.raises(PacketTooLargeError) as too_large:
         parse_packet(SDK_SAMPLE.read_bytes(), max_bytes=10_000)
     assert too_large.value.status == 413 and too_large.value.code == "packet_too_large"
+    assert _refused(b"<edXML>" + b"<a/>" * 300_000 + b"</edXML>").reason == "too_many_elements"
     huge_text = b"<edXML><Subject>" + b"A" * 10_000_001 + b"</Subject></edXML>"
     assert _refused(huge_text).reason == "element_too_large"
     malformed = _refused((SAMPLES / "sdk_edoc_malformed.edxml").read_bytes())
