@@ -18,6 +18,7 @@ import datetime as dt
 import io
 import re
 import zipfile
+import zlib
 from collections.abc import Callable
 from typing import TypeAlias, TypeVar
 
@@ -431,7 +432,16 @@ def _unzipped(data: bytes, name: str | None, where: str, limit: int) -> tuple[by
             return data, False  # a real archive sent as such
         with archive.open(members[0]) as stream:
             inner = stream.read(limit + 1)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError, EOFError, OSError) as exc:
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        zlib.error,
+        ValueError,
+        NotImplementedError,
+        RuntimeError,
+        EOFError,
+        OSError,
+    ) as exc:
         raise PacketInvalidError(
             f"{where} is a zip that cannot be read: {exc}", reason="attachment_invalid", element=where
         ) from exc

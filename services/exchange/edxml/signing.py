@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from lxml import etree
 from signxml.algorithms import DigestAlgorithm, SignatureMethod
@@ -138,9 +139,11 @@ def _certificates(signature: Any) -> list[x509.Certificate]:
     for element in signature.iter():
         if isinstance(element.tag, str) and etree.QName(element).localname == "X509Certificate" and element.text:
             try:
-                found.append(x509.load_der_x509_certificate(base64.b64decode("".join(element.text.split()))))
-            except (binascii.Error, ValueError):
+                certificate = x509.load_der_x509_certificate(base64.b64decode("".join(element.text.split())))
+                certificate.public_key()  # parsed lazily: a broken key shows here
+            except (binascii.Error, ValueError, UnsupportedAlgorithm):
                 continue
+            found.append(certificate)
     return found
 
 
@@ -161,6 +164,10 @@ def verify_root(root: Any) -> SignatureCheck:
     namespace = etree.QName(element).namespace or ""
     placement: SignaturePlacement = "ds" if namespace == DS_NS else "edXML"
     signed_info = element.find(f"{{{namespace}}}SignedInfo") if namespace else element.find("SignedInfo")
+    if signed_info is None:  # a SignedInfo, but in another namespace than its Signature
+        raise PacketSignatureInvalidError(
+            "SignedInfo is not in the namespace of its Signature", reason="signature_unreadable"
+        )
     uris = [
         r.get("URI") for r in signed_info.iter() if isinstance(r.tag, str) and etree.QName(r).localname == "Reference"
     ]
@@ -189,7 +196,7 @@ def verify_root(root: Any) -> SignatureCheck:
         except InvalidSignature as exc:
             error = error or ("signature_mismatch", f"The signature value does not match the signer's key ({exc})")
             continue
-        except (SignXMLException, ValueError, TypeError, KeyError, etree.LxmlError) as exc:
+        except (SignXMLException, UnsupportedAlgorithm, ValueError, TypeError, KeyError, etree.LxmlError) as exc:
             error = error or ("signature_unreadable", f"The signature cannot be read: {exc}")
             continue
         algorithms = sorted(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import io
+import random
 import zipfile
 from pathlib import Path
 
@@ -296,3 +297,29 @@ def test_the_code_tables_map_both_ways() -> None:
     assert codes.priority_from_text("Hỏa tốc hẹn giờ") == 4 and codes.priority_from_text("Thượng khẩn") == 2
     assert codes.urgency_of(4) is codes.Urgency.HOA_TOC
     assert sorted(codes.priority_of(u) for u in codes.Urgency) == [0, 1, 2, 3]  # 4 is never written
+
+
+def test_mangled_packets_get_a_clear_error_never_a_crash(pki: Pki) -> None:
+    """Seeded random damage to the samples and to signed packets: only the library's own errors."""
+    rng = random.Random(14)
+    unsigned = write_packet(parse_packet(SDK_SAMPLE.read_bytes()))
+    seeds = [p.read_bytes() for p in sorted(SAMPLES.iterdir()) if p.suffix != ".md"]
+    seeds += [sign_packet(unsigned, key=pki.tsa.key, certificate=pki.tsa.cert, chain=[pki.intermediate.cert])]
+    seeds += [sign_edxml_default_namespace(edxml_packet(), pki.seal)]
+    inserts = [b"<", b"&", b"</edXML:To>", b"<!DOCTYPE a>", b"PK\x03\x04", b' URI="#x"', b"<edXML:Status>"]
+    errors = (PacketInvalidError, PacketTooLargeError, PacketSignatureInvalidError)
+    for _ in range(300):
+        data = bytearray(rng.choice(seeds))
+        for _ in range(rng.randint(1, 3)):
+            at = rng.randrange(len(data))
+            if (kind := rng.random()) < 0.4:
+                data[at] = rng.randrange(256)
+            elif kind < 0.7:
+                del data[at : at + rng.randint(1, 50)]
+            else:
+                data[at:at] = rng.choice(inserts)
+        for read in (parse_any, verify_packet, read_signed_packet):
+            try:
+                read(bytes(data))
+            except errors as error:
+                assert 400 <= error.status < 500
