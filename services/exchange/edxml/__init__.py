@@ -14,6 +14,7 @@ from services.exchange.edxml import codes
 from services.exchange.edxml.codes import BussinessDocType
 from services.exchange.edxml.errors import PacketInvalidError, PacketSignatureInvalidError, PacketTooLargeError
 from services.exchange.edxml.packet import (
+    VIETNAM_TIME,
     Attachment,
     Bussiness,
     BussinessDocumentInfo,
@@ -48,6 +49,7 @@ __all__ = [
     "DEFAULT_MAX_ATTACHMENT_BYTES",
     "DEFAULT_MAX_PACKET_BYTES",
     "EDXML_NS",
+    "VIETNAM_TIME",
     "Attachment",
     "Bussiness",
     "BussinessDocType",

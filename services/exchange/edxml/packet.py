@@ -3,7 +3,8 @@
 One class per element of the packet tree, its fields the element's children in snake_case
 (``OrganizationInCharge`` → ``organization_in_charge``), the standard's misspellings kept
 (``Bussiness``, ``TyperNotation``). Dates are :class:`datetime.date`, timestamps naive
-:class:`datetime.datetime` as written (the packets carry no zone; Vietnam is UTC+7). Every optional
+:class:`datetime.datetime` as written (the packets carry no zone: Vietnam's clock, UTC+7,
+:data:`VIETNAM_TIME`; the writer converts an aware time to it). Every optional
 element is ``None`` (or an empty list) when the packet leaves it out.
 """
 
@@ -14,6 +15,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from services.exchange.edxml.codes import BussinessDocType
+
+VIETNAM_TIME = dt.timezone(dt.timedelta(hours=7), "ICT")
+"""The zone the packets' naive timestamps are in; the writer turns an aware time into it."""
 
 SignaturePlacement = Literal["ds", "edXML"]
 StatusWrapper = Literal["edxml", "soap"]

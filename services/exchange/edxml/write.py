@@ -20,6 +20,7 @@ from typing import TypeAlias
 from lxml import etree
 
 from services.exchange.edxml.packet import (
+    VIETNAM_TIME,
     Attachment,
     Bussiness,
     MessageHeader,
@@ -55,8 +56,9 @@ def _leaf(parent: Element, name: str, value: object) -> None:
         return
     if isinstance(value, bool):
         text = "true" if value else "false"
-    elif isinstance(value, dt.datetime):
-        text = value.strftime(TIMESTAMP_FORMAT)
+    elif isinstance(value, dt.datetime):  # an aware time is written as Vietnam's clock shows it
+        local = value.astimezone(VIETNAM_TIME) if value.tzinfo is not None else value
+        text = local.strftime(TIMESTAMP_FORMAT)
     elif isinstance(value, dt.date):
         text = value.strftime(DATE_FORMAT)
     else:

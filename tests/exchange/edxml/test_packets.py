@@ -296,6 +296,12 @@ def test_the_code_tables_map_both_ways() -> None:
     assert {codes.DOC_TYPE_OF[a] for a in ("new", "recall", "update", "replace")} == set(BussinessDocType)
     assert codes.priority_from_text("Hỏa tốc hẹn giờ") == 4 and codes.priority_from_text("Thượng khẩn") == 2
     assert codes.urgency_of(4) is codes.Urgency.HOA_TOC
+
+
+def test_an_aware_time_is_written_as_vietnam_s_clock_shows_it() -> None:
+    status = parse_status((SAMPLES / "status_edxml_envelope.edxml").read_bytes())
+    status.timestamp = dt.datetime(2026, 11, 29, 1, 30, tzinfo=dt.UTC)
+    assert b"<edXML:Timestamp>2026/11/29 08:30:00</edXML:Timestamp>" in write_status(status)
     assert sorted(codes.priority_of(u) for u in codes.Urgency) == [0, 1, 2, 3]  # 4 is never written
 
 
