@@ -29,11 +29,13 @@ from services.exchange.edxml import (
     PacketTooLargeError,
     StatusPacket,
     codes,
+    document_id,
     parse_any,
     parse_packet,
     parse_status,
     read_signed_packet,
     sign_packet,
+    split_document_id,
     verify_packet,
     write_packet,
     write_status,
@@ -343,6 +345,14 @@ def test_the_code_tables_map_both_ways() -> None:
     assert {codes.DOC_TYPE_OF[a] for a in ("new", "recall", "update", "replace")} == set(BussinessDocType)
     assert codes.priority_from_text("Hỏa tốc hẹn giờ") == 4 and codes.priority_from_text("Thượng khẩn") == 2
     assert codes.urgency_of(4) is codes.Urgency.HOA_TOC
+
+
+def test_a_document_id_is_made_and_split() -> None:
+    made = document_id("000.00.00.G22", dt.date(2015, 9, 30), "7816", "VPCP-TTĐT")
+    assert made == "000.00.00.G22,2015/09/30,7816/VPCP-TTĐT"
+    assert split_document_id(made) == ("000.00.00.G22", dt.date(2015, 9, 30), "7816", "VPCP-TTĐT")
+    assert split_document_id("000.00.00.G22,2014/02/30,7806/VPCP-TTĐT") is None  # the SDK sample's
+    assert split_document_id("9fbfbad2-f1f8-4256-a2eb-50fb1061cddb") is None
 
 
 def test_an_aware_time_is_written_as_vietnam_s_clock_shows_it() -> None:
