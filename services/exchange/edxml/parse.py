@@ -95,6 +95,8 @@ def read_xml(data: bytes, *, max_bytes: int = DEFAULT_MAX_PACKET_BYTES) -> Eleme
     except etree.XMLSyntaxError as exc:
         message = str(exc)
         reason = "element_too_large" if "Resource limit exceeded" in message else "not_well_formed"
+        if "amplification" in message:  # a DOCTYPE the byte check could not see (UTF-16): libxml2 stopped it
+            reason = "doctype_forbidden"
         raise PacketInvalidError(f"The packet is not well-formed XML: {message}", reason=reason) from exc
     except (ValueError, etree.LxmlError) as exc:  # an encoding declared but wrong, and the like
         raise PacketInvalidError(f"The packet cannot be read as XML: {exc}", reason="not_well_formed") from exc

@@ -280,6 +280,8 @@ def _sdk_with(old: bytes, new: bytes) -> bytes:
 def test_hostile_xml_is_refused_before_anything_is_expanded() -> None:
     assert _refused(XXE).reason == "doctype_forbidden"
     assert _refused(LAUGHS).reason == "doctype_forbidden"
+    utf16_laughs = LAUGHS.replace(b'<?xml version="1.0"?>', b'<?xml version="1.0" encoding="UTF-16"?>')
+    assert _refused(utf16_laughs.decode().encode("utf-16")).reason == "doctype_forbidden"
     with pytest.raises(PacketTooLargeError) as too_large:
         parse_packet(SDK_SAMPLE.read_bytes(), max_bytes=10_000)
     assert too_large.value.status == 413 and too_large.value.code == "packet_too_large"
