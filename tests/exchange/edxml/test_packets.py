@@ -344,6 +344,7 @@ def test_the_code_tables_map_both_ways() -> None:
         assert codes.status_out("15", kind) == "03" and codes.status_out("16", kind) == "02"
     assert codes.status_in("03") == "03" and codes.status_out("15") == "15"
     assert codes.normalise_status_code("3") == "03" and codes.normalise_status_code("07") is None
+    assert codes.status_in(codes.normalise_status_code("14") or "") == "15"  # one source's "agrees"
     assert {codes.DOC_TYPE_OF[a] for a in ("new", "recall", "update", "replace")} == set(BussinessDocType)
     assert codes.priority_from_text("Hỏa tốc hẹn giờ") == 4 and codes.priority_from_text("Thượng khẩn") == 2
     assert codes.urgency_of(4) is codes.Urgency.HOA_TOC
