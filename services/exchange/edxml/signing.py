@@ -27,9 +27,9 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from lxml import etree
 from signxml.algorithms import DigestAlgorithm, SignatureMethod
-from signxml.exceptions import InvalidCertificate, InvalidDigest, InvalidInput, InvalidSignature, SignXMLException
+from signxml.exceptions import InvalidCertificate, InvalidDigest, InvalidSignature, SignXMLException
 from signxml.signer import XMLSigner
-from signxml.verifier import SignatureConfiguration, XMLVerifier
+from signxml.verifier import SignatureConfiguration
 
 from services.exchange.edxml.errors import PacketInvalidError, PacketSignatureInvalidError
 from services.exchange.edxml.packet import Packet, SignaturePlacement
@@ -40,13 +40,12 @@ from services.exchange.edxml.parse import (
     read_xml,
 )
 from services.exchange.edxml.write import EDXML_NS, to_bytes
+from shared.xmldsig import SIGNATURES, PlacedVerifier
 
 DS_NS = "http://www.w3.org/2000/09/xmldsig#"
 DSIG11_NS = "http://www.w3.org/2009/xmldsig11#"
 EXC_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
 WEAK = ("sha1",)
-_SIGNATURES = etree.XPath("//*[local-name()='Signature' and *[local-name()='SignedInfo']]")
-_COPY = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 _ANY_METHOD = SignatureConfiguration(
     require_x509=True,
     expect_references=True,
@@ -109,50 +108,6 @@ def sign_packet(
 # --- verification ---------------------------------------------------------------------------------
 
 
-class _PlacedVerifier(XMLVerifier):
-    """signxml's verifier for the signature at ``index``, in whatever namespace it sits."""
-
-    def __init__(self, index: int, namespace: str) -> None:
-        super().__init__()
-        self.index = index
-        self.namespace = namespace
-
-    def _get_signature(self, root: Any) -> Any:
-        return _SIGNATURES(root)[self.index]
-
-    def _c14n(self, nodes: Any, algorithm: Any, inclusive_ns_prefixes: Any = None) -> bytes:
-        """Inclusive c14n of an element that is not a document's root, done on a copy that is one.
-
-        libxml2 (2.14, under lxml 6.1) writes a spurious ``xmlns=""`` on the grandchildren of such
-        an element when the default namespace is declared above it: exactly SignedInfo's case in
-        the samples' ``<Signature>`` (default edXML namespace) and in .NET's ``<Signature
-        xmlns="…xmldsig#">``. The bytes a correct signer signed would then never match. A copy
-        serialised alone carries every in-scope namespace on its root, which is what inclusive
-        c14n asks for."""
-        if not str(algorithm.value).startswith("http://www.w3.org/2001/10/xml-exc-c14n#"):
-            items = nodes if isinstance(nodes, list) else [nodes]
-            nodes = [
-                etree.fromstring(etree.tostring(n, with_tail=False), _COPY) if n.getparent() is not None else n
-                for n in items
-            ]
-        return bytes(super()._c14n(nodes, algorithm, inclusive_ns_prefixes=inclusive_ns_prefixes))
-
-    def _namespace(self, query: str) -> tuple[str, str]:
-        prefix, _, local = query.rpartition(":")
-        return (self.namespace if prefix in ("", "ds") else DSIG11_NS), local
-
-    def _find(self, element: Any, query: str, require: bool = True, xpath: str = "") -> Any:
-        namespace, local = self._namespace(query)
-        result = element.find(f"{xpath}{{{namespace}}}{local}")
-        if require and result is None:
-            raise InvalidInput(f"Expected to find the XML element {local} in {element.tag}")
-        return result
-
-    def _findall(self, element: Any, query: str, xpath: str = "") -> Any:
-        namespace, local = self._namespace(query)
-        return element.findall(f"{xpath}{{{namespace}}}{local}")
-
-
 def _certificates(signature: Any) -> list[x509.Certificate]:
     found = []
     for element in signature.iter():
@@ -167,7 +122,7 @@ def _certificates(signature: Any) -> list[x509.Certificate]:
 
 
 def _pick_signature(root: Any) -> tuple[int, Any]:
-    signatures = _SIGNATURES(root)
+    signatures = SIGNATURES(root)
     if not signatures:
         raise PacketSignatureInvalidError("The packet carries no XML-DSig signature", reason="signature_missing")
     for index, element in enumerate(signatures):  # the packet's own: the one in edXMLHeader
@@ -202,7 +157,7 @@ def verify_root(root: Any) -> SignatureCheck:
     error: tuple[str, str] | None = None
     for certificate in certificates:  # X509Data may hold the chain: the signer is whose key verifies
         try:
-            _PlacedVerifier(index, namespace).verify(
+            PlacedVerifier(index, namespace).verify(
                 root, x509_cert=certificate, expect_config=_ANY_METHOD, validate_schema=placement == "ds"
             )
         except InvalidDigest as exc:

@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import hashlib
 import io
 import random
 import zipfile
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding
 from lxml import etree
 
 from services.exchange.edxml import (
@@ -40,7 +37,13 @@ from services.exchange.edxml import (
     write_packet,
     write_status,
 )
-from tests.signature.pki import Identity, Pki, build_pki, edxml_packet, sign_edxml_default_namespace
+from tests.signature.pki import (
+    Pki,
+    build_pki,
+    edxml_packet,
+    sign_edxml_as_the_samples,
+    sign_edxml_default_namespace,
+)
 
 SAMPLES = Path(__file__).parent / "samples"
 SDK_SAMPLE = SAMPLES / "sdk_edoc_new_three_recipients.edxml"
@@ -203,41 +206,9 @@ def test_a_signature_in_the_edxml_namespace_is_verified_as_found(pki: Pki) -> No
     assert refused.value.reason == "digest_mismatch"
 
 
-def _sign_as_the_samples(data: bytes, identity: Identity) -> bytes:
-    """Sign as the national samples are signed: an unprefixed ``<Signature>`` in the edXML default
-    namespace, SignedInfo canonicalised inclusively (c14n 1.0), rsa-sha1, the packet digested with
-    the enveloped-signature and exclusive c14n transforms."""
-    root = etree.fromstring(data)
-    header = root.find(f"{{{EDXML_NS}}}edXMLEnvelope/{{{EDXML_NS}}}edXMLHeader")
-    assert header is not None
-    digest = hashlib.sha1(etree.tostring(root, method="c14n", exclusive=True)).digest()
-
-    def el(parent: etree._Element, tag: str, **attrs: str) -> etree._Element:
-        return etree.SubElement(parent, f"{{{EDXML_NS}}}{tag}", attrs, nsmap={None: EDXML_NS})
-
-    signature = el(header, "Signature")
-    signed_info = el(signature, "SignedInfo")
-    el(signed_info, "CanonicalizationMethod", Algorithm="http://www.w3.org/TR/2001/REC-xml-c14n-20010315")
-    el(signed_info, "SignatureMethod", Algorithm="http://www.w3.org/2000/09/xmldsig#rsa-sha1")
-    reference = el(signed_info, "Reference", URI="")
-    transforms = el(reference, "Transforms")
-    el(transforms, "Transform", Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature")
-    el(transforms, "Transform", Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#")
-    el(reference, "DigestMethod", Algorithm="http://www.w3.org/2000/09/xmldsig#sha1")
-    el(reference, "DigestValue").text = base64.b64encode(digest).decode()
-    # c14n 1.0 of SignedInfo as a correct signer (.NET's SignedXml) computes it: on a copy that is its
-    # own document (lxml's c14n of a nested element adds xmlns="" below it: see signing._PlacedVerifier)
-    canonical = etree.tostring(etree.fromstring(etree.tostring(signed_info, with_tail=False)), method="c14n")
-    assert b'xmlns=""' not in canonical
-    value = identity.key.sign(canonical, padding.PKCS1v15(), hashes.SHA1())
-    el(signature, "SignatureValue").text = base64.b64encode(value).decode()
-    el(el(el(signature, "KeyInfo"), "X509Data"), "X509Certificate").text = base64.b64encode(identity.der).decode()
-    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
-
-
 def test_a_packet_signed_as_the_national_samples_verifies(pki: Pki) -> None:
     unsigned = write_packet(parse_packet(SDK_SAMPLE.read_bytes()))
-    signed = _sign_as_the_samples(unsigned, pki.tsa)  # the test PKI's RSA identity
+    signed = sign_edxml_as_the_samples(unsigned, pki.tsa)  # the test PKI's RSA identity
     assert b"<Signature><SignedInfo>" in signed.replace(b"\n", b"").replace(b" ", b"")
     packet, check = read_signed_packet(signed)
     assert check.placement == "edXML" and packet.signature == "edXML"
