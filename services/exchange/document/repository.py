@@ -40,7 +40,7 @@ _SAME_NUMBER = (
         literal_column(NUMBER_KEY_SQL) == bindparam("number"),  # the index's own expression
         DOCUMENT.c.code_notation == bindparam("notation"),
         DOCUMENT.c.promulgation_year == bindparam("year"),
-        DOCUMENT.c.kind == "new",
+        DOCUMENT.c.kind == literal_column("'new'"),  # a literal, as in the partial index: SQLite then uses it
     )
     .limit(1)
 )
