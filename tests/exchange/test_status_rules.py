@@ -6,13 +6,19 @@ module: every test makes agencies of its own."""
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.pool import NullPool
 
 from services.exchange.calendar import WorkingCalendar
 from services.exchange.document.repository import _SAME_NUMBER
+from shared.db import create_engine
+from shared.migrations import _run, current_revision, upgrade
 from tests.conftest import TEMPLATES, running_system
 from tests.helpers import (
     Api,
@@ -154,6 +160,7 @@ async def test_bad_timestamps_and_staff_are_refused_and_change_nothing(api: Api)
         {"timestamp": future},
         {"timestamp": "2026-11-20T08:00:00"},  # no time zone
         {"timestamp": "hôm qua"},
+        {"timestamp": "0001-01-01T00:00:00+23:59"},  # out of range once in UTC
         {"staff": {"staff": "x" * 101}},
         {"staff": {"phone": "0912"}},  # not a StaffInfo field
         {"staff": {"department": "Văn\x1b[31m phòng"}},
@@ -238,3 +245,33 @@ async def test_an_urgent_document_is_due_within_office_hours(api: Api) -> None:
         created = dt.datetime.fromisoformat(seen["created_at"])
         deadline = dt.datetime.fromisoformat(delivery_seen(seen, recipient)["arrival_deadline"])
         assert deadline == calendar.arrival_deadline(created, urgent=urgency > 0), urgency
+
+
+async def test_migration_0007_refuses_numbers_that_collide_and_goes_back(tmp_path: Path) -> None:
+    """Documents already stored as "5" and "05" by one sender in one year would break the new index:
+    the migration stops and names them; without them it goes up, and down again."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'exchange.db'}"
+    await upgrade("exchange", url, "0005")
+    engine = create_engine(url, None, poolclass=NullPool)
+    insert = sa.text(
+        "INSERT INTO document (id, sender_code, sender_client_id, kind, promulgation_year, code_number,"
+        " code_notation, type_name, subject, promulgation_date, urgency, steering_type, created_at)"
+        " VALUES (:id, '000.00.00.H41', 'c', 'new', 2026, :number, 'TB-UBND', 'Thông báo', 'x', '2026-11-20',"
+        " 0, 0, '2026-11-20 00:00:00')"
+    )
+    try:
+        async with engine.begin() as conn:
+            for number in ("5", "05"):
+                await conn.execute(insert, {"id": uuid.uuid4().hex, "number": number})
+        with pytest.raises(RuntimeError, match=r"000\.00\.00\.H41 5/TB-UBND in 2026 \(2 documents\)"):
+            await upgrade("exchange", url)
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("UPDATE document SET kind = 'update' WHERE code_number = '05'"))
+        await upgrade("exchange", url)
+        assert await current_revision("exchange", url) == "0007"
+        async with engine.connect() as conn:
+            await conn.run_sync(_run, "exchange", "downgrade", revision="0005")
+            await conn.commit()
+        assert await current_revision("exchange", url) == "0005"
+    finally:
+        await engine.dispose()

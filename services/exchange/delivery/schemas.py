@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from services.exchange.events import StaffInfo
-from shared.types import OptionalText
+from shared.types import EARLIEST_DATE, OptionalText
 
 # a reporter's clock may run ahead of ours by this much; a timestamp further ahead is refused, or
 # it would make every later report of the delivery look stale
@@ -35,8 +35,12 @@ class StatusReport(BaseModel):
 
     @field_validator("timestamp")
     @classmethod
-    def _not_in_the_future(cls, value: dt.datetime | None) -> dt.datetime | None:
-        if value is not None and value > dt.datetime.now(dt.UTC) + CLOCK_SKEW:
+    def _sane_timestamp(cls, value: dt.datetime | None) -> dt.datetime | None:
+        if value is None:
+            return value
+        if value.date() < EARLIEST_DATE:  # before any document; also keeps the UTC conversion in range
+            raise ValueError(f"must not be before {EARLIEST_DATE.isoformat()}")
+        if value > dt.datetime.now(dt.UTC) + CLOCK_SKEW:
             raise ValueError(f"must not be more than {CLOCK_SKEW.seconds // 60} minutes in the future")
         return value
 

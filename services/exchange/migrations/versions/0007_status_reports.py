@@ -48,6 +48,8 @@ def refuse_colliding_numbers() -> None:
 
 
 def upgrade() -> None:
+    # first, before any DDL: on SQLite a failed migration does not undo the columns already added
+    refuse_colliding_numbers()
     with op.batch_alter_table("delivery") as batch:
         batch.add_column(sa.Column("reported_at", UTCDateTime(), nullable=True))
         batch.add_column(sa.Column("update_answer", sa.String(2), nullable=True))
@@ -55,7 +57,6 @@ def upgrade() -> None:
         batch.add_column(sa.Column("reported_at", UTCDateTime(), nullable=True))
         batch.add_column(sa.Column("staff", sa.JSON(), nullable=True))
         batch.add_column(sa.Column("outcome", sa.String(10), nullable=True))
-    refuse_colliding_numbers()
     op.drop_index("uq_document_number", table_name="document")
     op.create_index(
         "uq_document_number",
