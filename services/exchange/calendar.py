@@ -27,7 +27,6 @@ from importlib.metadata import version
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import holidays
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 MAX_SEARCH_DAYS = 366  # a calendar without a working day for a year is a configuration error
@@ -72,6 +71,8 @@ def read_calendar_file(path: Path) -> dict[int, CalendarYear]:
 @cache
 def national_year(year: int) -> CalendarYear:
     """The national days off and make-up working days of a year (the ``holidays`` package)."""
+    import holidays  # on first use: every process reads the settings, few compute deadlines
+
     national = holidays.country_holidays("VN", years=year)
     return CalendarYear(
         source=f"holidays {version('holidays')} (VN)",
