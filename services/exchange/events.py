@@ -200,7 +200,10 @@ class DeliveryReceived(BaseModel):
 
     delivery_id: uuid.UUID
     status: str
-    arrival_deadline: dt.datetime
+    arrival_deadline: dt.datetime = Field(
+        description="register (03) or return (02) it by then (Decree 30, Art. 4; urgent documents within office"
+        " hours): past it the delivery is overdue"
+    )
     document: FeedDocument
     attachments: list[AttachmentLink]
     links: dict[str, Link]
