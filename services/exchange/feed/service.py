@@ -12,7 +12,7 @@ import asyncio
 import datetime as dt
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from services.exchange.events import (
     AttachmentLink,
@@ -21,6 +21,7 @@ from services.exchange.events import (
     FeedEntryAdded,
     Link,
     RecallRequested,
+    StaffInfo,
     StatusChanged,
     TransferFailed,
     payload,
@@ -121,7 +122,17 @@ def recall_entry(document: Document, delivery: Delivery, reason: str, at: dt.dat
 
 
 def status_entry(
-    document: Document, delivery: Delivery, *, previous: str, status: str, note: str | None, at: dt.datetime
+    document: Document,
+    delivery: Delivery,
+    *,
+    previous: str,
+    status: str,
+    note: str | None,
+    at: dt.datetime,
+    outcome: Literal["applied", "repeated"] = "applied",
+    answers: Literal["recall", "update"] | None = None,
+    timestamp: dt.datetime | None = None,
+    staff: StaffInfo | None = None,
 ) -> dict[str, Any]:
     """The ``delivery.status_changed`` entry telling the sender what a recipient reported."""
     data = StatusChanged(
@@ -133,6 +144,10 @@ def status_entry(
         note=note,
         reported_at=at,
         links={"document": Link(href=f"/v1/documents/{document.id}")},
+        outcome=outcome,
+        answers=answers,
+        timestamp=timestamp,
+        staff=staff,
     )
     return _entry(document.sender_code, "delivery.status_changed", document.id, delivery.id, data, at)
 
