@@ -81,6 +81,7 @@ def build_embedded_app(settings: Settings, *, broker: Broker | None = None) -> F
     transports.update({name: httpx.ASGITransport(app=app, raise_app_exceptions=False) for name, app in apps.items()})
     gateway = create_gateway(settings, transports=transports, broker=broker)
     gateway_lifespan = gateway.router.lifespan_context
+    hub = _embedded_hub(settings, broker, transports, gateway) if settings.hub.enabled else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -89,13 +90,42 @@ def build_embedded_app(settings: Settings, *, broker: Broker | None = None) -> F
             stack.push_async_callback(broker.close)
             for name in SERVICE_NAMES:  # registry first: the others ask it
                 await stack.enter_async_context(apps[name].router.lifespan_context(apps[name]))
+            if hub is not None:  # a task beside the services: it asks the registry and the exchange
+                await stack.enter_async_context(hub.router.lifespan_context(hub))
             await stack.enter_async_context(gateway_lifespan(app))
             yield
 
     gateway.router.lifespan_context = lifespan
-    app_runtime(gateway, GatewayRuntime).embedded = apps
+    app_runtime(gateway, GatewayRuntime).embedded = apps if hub is None else {**apps, "hub": hub}
     gateway.include_router(_service_operations_router(transports))
     return gateway
+
+
+def _embedded_hub(
+    settings: Settings, broker: Broker, transports: dict[str, httpx.AsyncBaseTransport], gateway: FastAPI
+) -> FastAPI:
+    """The hub connector as a task of the embedded process. With no hub configured
+    (``LIENTHONG_HUB__BASE_URL`` unset) it talks to a hub double in the same process, mounted on
+    the gateway at ``/hub-double`` so that a developer can play the other side (docs/interop.md)."""
+    from services.hub.app import create_app as create_hub
+
+    if settings.hub.base_url:
+        return create_hub(settings, broker=broker, transports=transports)
+    from services.hub_double import HubDouble
+    from services.hub_double import create_app as create_double
+
+    secret = settings.hub.client_secret.get_secret_value() if settings.hub.client_secret else secrets.token_urlsafe(24)
+    double = HubDouble()
+    double.add_client(settings.hub.client_id, secret, settings.hub.province_group)
+    double_app = create_double(double)
+    gateway.mount("/hub-double", double_app)
+    settings = settings.model_copy(update={"hub": settings.hub.model_copy(update={"client_secret": SecretStr(secret)})})
+    return create_hub(
+        settings,
+        broker=broker,
+        transports=transports,
+        hub_transport=httpx.ASGITransport(app=double_app),
+    )
 
 
 def _service_operations_router(transports: dict[str, httpx.AsyncBaseTransport]) -> APIRouter:

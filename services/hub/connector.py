@@ -1,0 +1,428 @@
+"""The hub connector: the province's side of the national document hub (docs/interop.md).
+
+Outbound, it is a work queue on ``feed.entry_added.v1`` (``hub.outbound``, the dispatcher's retry
+schedule): an entry in the feed of an agency whose delivery endpoint is ``hub`` is
+
+- ``delivery.received`` (a local agency sent it a document): the document becomes an edXML
+  packet, signed with the province's seal, and goes to the hub (``sendEdoc``); the hub's message
+  id is kept with the delivery (``hub_message``), and a delivery already sent is not sent again;
+- ``delivery.status_changed`` (a local recipient of a document that came from the hub reported
+  01 … 06, 15, 16): a status packet goes back to the hub's sender.
+
+An unreachable or failing hub raises :class:`RetryLater`: the broker tries again after the next
+delay, and after the last one the failure is logged and kept (``outcome`` failed).
+
+Inbound, it polls the hub (``getReceivedEdocList``), takes each packet (``getEdoc``) and
+acknowledges it (``updateStatus``: done, or fail with the reason) once it was handled:
+
+- a document packet (signature verified first) becomes a document of the exchange, sent by the
+  outside agency (a token of that agency, the connector's own) to the packet's local recipients,
+  with ``sender_document_id`` = the packet's DocumentId: a packet taken twice is one document;
+- a status packet updates the delivery it answers (the document the connector sent to that agency).
+
+Every packet taken is recorded under its hub message id before it is acknowledged: one taken again
+because its acknowledgement was lost is only acknowledged again. The exchange is reached through
+its API only, never its tables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from services.exchange.edxml import (
+    Organization,
+    Packet,
+    PacketInvalidError,
+    PacketSignatureInvalidError,
+    PacketTooLargeError,
+    ResponseFor,
+    parse_packet,
+    parse_status,
+    sign_packet,
+    write_packet,
+    write_status,
+)
+from services.exchange.edxml.signing import read_signed_packet
+from services.hub.client import HubClient, HubError, HubRefusedError, HubUnavailableError, ReceivedEdoc
+from services.hub.document_packets import File, packet_of_delivery, status_packet_of, submission_of
+from services.hub.models import HubMessage
+from services.hub.repository import HubMessageRepository
+from services.hub.seal import Seal
+from shared.auth import Scope
+from shared.clients import DeliveryEndpoint, RegistryClient
+from shared.db import Database, utcnow
+from shared.errors import DependencyUnavailableError
+from shared.messaging import Envelope, RetryLater, describe_error
+
+log = logging.getLogger("lienthong.hub")
+
+Authorization = Callable[[str | None, list[str]], str]
+"""An ``Authorization`` header for a call to the exchange as ``agency`` (None: internal) with scopes."""
+
+STATUS_REPORTS = ("01", "02", "03", "04", "05", "06", "15", "16")
+
+
+class PacketRefused(Exception):
+    """A packet from the hub that will never be taken: acknowledged ``fail`` with this reason."""
+
+
+class ExchangeUnavailable(Exception):
+    """The exchange did not answer: the packet stays at the hub for the next poll."""
+
+
+@dataclass
+class HubConnector:
+    database: Database
+    hub: HubClient
+    registry: RegistryClient
+    exchange: httpx.AsyncClient
+    authorization: Authorization
+    seal: Seal
+    require_signature: bool = True
+
+    # --- outbound: feed entries of hub agencies --------------------------------------------------
+
+    async def handle_entry(self, envelope: Envelope) -> None:
+        """Carry one feed entry of an agency reached through the hub (raise RetryLater to try again)."""
+        code = envelope.data.get("agency_code")
+        if not isinstance(code, str) or not await self._is_hub(code):
+            return
+        kind = envelope.data.get("type")
+        try:
+            if kind == "delivery.received":
+                await self.send_document(envelope.data)
+            elif kind == "delivery.status_changed":
+                await self.send_status(envelope.data)
+            else:
+                log.info("feed entry %s (%s) for %s is not carried to the hub", envelope.data.get("id"), kind, code)
+        except HubUnavailableError as exc:
+            raise RetryLater(str(exc)) from exc
+        except HubRefusedError as exc:
+            raise RetryLater(str(exc)) from exc
+        except ExchangeUnavailable as exc:
+            raise RetryLater(str(exc), counts=False) from exc
+
+    async def on_dead(self, envelope: Envelope, reason: str) -> None:
+        """Keep a delivery the hub never took after every try (the operator's list: ``outcome`` failed)."""
+        data = envelope.data
+        delivery = data.get("delivery_id")
+        key = f"delivery:{delivery}" if data.get("type") == "delivery.received" else f"entry:{data.get('id')}"
+        async with self.database.session() as session:
+            repository = HubMessageRepository(session)
+            if await repository.by_key(key) is None:
+                await repository.add(
+                    HubMessage(
+                        key=key,
+                        direction="out",
+                        kind="edoc" if data.get("type") == "delivery.received" else "status",
+                        peer_code=str(data.get("agency_code"))[:35],
+                        document_id=_uuid(data.get("document_id")),
+                        delivery_id=_uuid(delivery),
+                        outcome="failed",
+                        reason=reason[:2000],
+                    )
+                )
+        log.error(
+            "feed entry %s for %s not taken by the hub after every try: %s",
+            data.get("id"),
+            data.get("agency_code"),
+            reason,
+        )
+
+    async def _is_hub(self, code: str) -> bool:
+        endpoint = await self._endpoint(code)
+        return endpoint is not None and endpoint.mode == "hub"
+
+    async def _endpoint(self, code: str) -> DeliveryEndpoint | None:
+        try:
+            return await self.registry.delivery_endpoint(code)
+        except DependencyUnavailableError as exc:
+            raise RetryLater(str(exc), counts=False) from exc
+
+    async def send_document(self, entry: dict[str, Any]) -> None:
+        """Send a document to its recipient outside the province, once per delivery."""
+        key = f"delivery:{entry['delivery_id']}"
+        async with self.database.session() as session:
+            if await HubMessageRepository(session).by_key(key) is not None:
+                return
+        data = entry["data"]
+        document = data["document"]
+        recipient_code = entry["agency_code"]
+        files = [await self._download(entry["document_id"], a) for a in data.get("attachments", [])]
+        packet = packet_of_delivery(
+            document,
+            sender=await self._organization(document["sender_code"]),
+            recipient=await self._organization(recipient_code),
+            files=files,
+            sent_at=utcnow(),
+        )
+        signed = sign_packet(write_packet(packet), key=self.seal.key, certificate=self.seal.certificate)
+        hub_id = await self.hub.send_edoc(
+            from_code=document["sender_code"], to=[recipient_code], packet=signed, service_type="edoc"
+        )
+        async with self.database.session() as session:
+            await HubMessageRepository(session).add(
+                HubMessage(
+                    key=key,
+                    direction="out",
+                    kind="edoc",
+                    hub_message_id=hub_id,
+                    edxml_document_id=packet.message_header.document_id,
+                    peer_code=recipient_code,
+                    document_id=uuid.UUID(entry["document_id"]),
+                    delivery_id=uuid.UUID(entry["delivery_id"]),
+                    outcome="sent",
+                )
+            )
+        log.info("document %s sent to %s through the hub (message %s)", entry["document_id"], recipient_code, hub_id)
+
+    async def send_status(self, entry: dict[str, Any]) -> None:
+        """Tell the hub's sender what a local recipient reported on a document that came from the hub."""
+        key = f"entry:{entry['id']}"
+        document_id = uuid.UUID(entry["document_id"])
+        async with self.database.session() as session:
+            repository = HubMessageRepository(session)
+            if await repository.by_key(key) is not None:
+                return
+            imported = await repository.imported(document_id)
+        if imported is None or imported.edxml_document_id is None:
+            log.info("status of document %s not carried: it did not come from the hub", document_id)
+            return
+        data = entry["data"]
+        status = status_packet_of(
+            response_for=response_for_of(imported.edxml_document_id),
+            reporter=await self._organization(data["recipient_code"]),
+            status=data["status"],
+            note=data.get("note"),
+            reported_at=dt.datetime.fromisoformat(data["reported_at"]),
+        )
+        hub_id = await self.hub.send_edoc(
+            from_code=data["recipient_code"],
+            to=[imported.peer_code],
+            packet=write_status(status),
+            service_type="status",
+        )
+        async with self.database.session() as session:
+            await HubMessageRepository(session).add(
+                HubMessage(
+                    key=key,
+                    direction="out",
+                    kind="status",
+                    hub_message_id=hub_id,
+                    edxml_document_id=imported.edxml_document_id,
+                    peer_code=imported.peer_code,
+                    document_id=document_id,
+                    delivery_id=_uuid(entry.get("delivery_id")),
+                    outcome="sent",
+                    reason=data["status"],
+                )
+            )
+
+    async def _organization(self, code: str) -> Organization:
+        try:
+            info = await self.registry.agency(code)
+        except DependencyUnavailableError as exc:
+            raise ExchangeUnavailable(str(exc)) from exc
+        return Organization(organ_id=code, organ_name=info.name if info else None)
+
+    async def _download(self, document_id: str, attachment: dict[str, Any]) -> File:
+        path = f"/internal/v1/documents/{document_id}/attachments/{attachment['id']}"
+        response = await self._exchange("GET", path, None, [Scope.INTERNAL])
+        if response.status_code != 200:
+            raise ExchangeUnavailable(f"attachment {attachment['id']}: the exchange answered {response.status_code}")
+        return File(name=attachment["file_name"], content_type=attachment["content_type"], data=response.content)
+
+    async def _exchange(
+        self, method: str, path: str, agency: str | None, scopes: list[str], **kwargs: Any
+    ) -> httpx.Response:
+        try:
+            response = await self.exchange.request(
+                method, path, headers={"Authorization": self.authorization(agency, scopes)}, **kwargs
+            )
+        except httpx.HTTPError as exc:
+            raise ExchangeUnavailable(f"the exchange did not answer {method} {path}: {describe_error(exc)}") from exc
+        if response.status_code >= 500:
+            raise ExchangeUnavailable(f"the exchange answered {response.status_code} to {method} {path}")
+        return response
+
+    # --- inbound: packets waiting at the hub -------------------------------------------------------
+
+    async def poll_once(self) -> int:
+        """Take every packet waiting at the hub; return how many were handled (taken or refused)."""
+        handled = 0
+        for item in await self.hub.received_edocs():
+            try:
+                await self.take(item)
+            except ExchangeUnavailable as exc:
+                log.warning("packet %s left at the hub for the next poll: %s", item.doc_id, exc)
+                continue
+            handled += 1
+        return handled
+
+    async def take(self, item: ReceivedEdoc) -> None:
+        """Handle one packet from the hub, then acknowledge it (done, or fail with the reason)."""
+        key = f"hub:{item.doc_id}"
+        async with self.database.session() as session:
+            known = await HubMessageRepository(session).by_key(key)
+        if known is None:
+            known = await self._handle(item, key)
+        if known.outcome == "refused":
+            await self.hub.update_status(item.doc_id, "fail", known.reason)
+        else:
+            await self.hub.update_status(item.doc_id, "done")
+
+    async def _handle(self, item: ReceivedEdoc, key: str) -> HubMessage:
+        raw = await self.hub.get_edoc(item.doc_id)
+        record = HubMessage(
+            key=key, direction="in", kind=item.service_type, hub_message_id=item.doc_id, peer_code=item.from_[:35]
+        )
+        try:
+            if item.service_type == "status":
+                await self._take_status(raw, record)
+            else:
+                await self._take_document(raw, record)
+        except PacketRefused as refused:
+            record.outcome, record.reason = "refused", str(refused)[:2000]
+            log.warning("packet %s from %s refused: %s", item.doc_id, item.from_, refused)
+        async with self.database.session() as session:
+            await HubMessageRepository(session).add(record)
+        return record
+
+    async def _take_document(self, raw: bytes, record: HubMessage) -> None:
+        packet = self._read_document(raw)
+        header = packet.message_header
+        record.edxml_document_id = header.document_id
+        record.peer_code = sender = header.from_.organ_id
+        if packet.bussiness_doc_type != 0:
+            raise PacketRefused(
+                f"BussinessDocType {int(packet.bussiness_doc_type)} (recall, update, replace)"
+                " is not taken from the hub yet"
+            )
+        if not header.document_id:
+            raise PacketRefused("the packet has no DocumentId (edXML/…/MessageHeader/DocumentId)")
+        if await self._agency(sender) is None:
+            raise PacketRefused(f"the sender {sender} is not in the registry: sync the national directory")
+        recipients = [to.organ_id for to in header.to if await self._is_local(to.organ_id)]
+        if not recipients:
+            raise PacketRefused("no recipient of the packet is an agency of the province")
+        metadata, files = submission_of(packet, recipients)
+        response = await self._exchange(
+            "POST",
+            "/v1/documents",
+            sender,
+            [Scope.SEND],
+            data={"metadata": json.dumps(metadata, ensure_ascii=False)},
+            files=[("files", (f.name, f.data, f.content_type)) for f in files],
+        )
+        if response.status_code not in (200, 202):
+            raise PacketRefused(f"the exchange refused the document: {_problem(response)}")
+        record.document_id = uuid.UUID(response.json()["id"])
+        record.outcome = "imported"
+
+    def _read_document(self, raw: bytes) -> Packet:
+        try:
+            if self.require_signature:
+                packet, _check = read_signed_packet(raw)
+                return packet
+            return parse_packet(raw)
+        except PacketSignatureInvalidError as exc:
+            raise PacketRefused(f"signature invalid ({exc.reason}): {exc.detail}") from exc
+        except (PacketInvalidError, PacketTooLargeError) as exc:
+            raise PacketRefused(f"packet invalid ({exc.reason}): {exc.detail}") from exc
+
+    async def _take_status(self, raw: bytes, record: HubMessage) -> None:
+        try:
+            status = parse_status(raw)
+        except (PacketInvalidError, PacketTooLargeError) as exc:
+            raise PacketRefused(f"status packet invalid ({exc.reason}): {exc.detail}") from exc
+        reporter = status.from_.organ_id
+        record.peer_code, record.edxml_document_id = reporter, status.response_for.document_id
+        async with self.database.session() as session:
+            sent = await HubMessageRepository(session).sent_delivery(status.response_for.document_id or "", reporter)
+        if sent is None or sent.delivery_id is None:
+            raise PacketRefused(f"no document {status.response_for.document_id} was sent to {reporter} through the hub")
+        record.document_id, record.delivery_id = sent.document_id, sent.delivery_id
+        code = status.status_code
+        if code not in STATUS_REPORTS:
+            raise PacketRefused(f"status {code} is not one a recipient reports")
+        body = {"status": code, "note": status.description[:2000] if status.description else None}
+        response = await self._exchange(
+            "POST", f"/v1/deliveries/{sent.delivery_id}/status", reporter, [Scope.RECEIVE], json=body
+        )
+        if response.status_code == 200:
+            record.outcome, record.reason = "applied", code
+        elif response.status_code == 409:  # a repeated or out-of-order report: transport done, nothing changed
+            record.outcome, record.reason = "ignored", f"{code}: {_problem(response)}"[:2000]
+        else:
+            raise PacketRefused(f"the exchange refused status {code}: {_problem(response)}")
+
+    async def _agency(self, code: str) -> Any:
+        try:
+            return await self.registry.agency(code)
+        except DependencyUnavailableError as exc:
+            raise ExchangeUnavailable(str(exc)) from exc
+
+    async def _is_local(self, code: str) -> bool:
+        if await self._agency(code) is None:
+            return False
+        try:
+            endpoint = await self.registry.delivery_endpoint(code)
+        except DependencyUnavailableError as exc:
+            raise ExchangeUnavailable(str(exc)) from exc
+        return endpoint is not None and endpoint.mode != "hub"
+
+    # --- the loop ------------------------------------------------------------------------------------
+
+    async def run_polling(self, every: float) -> None:
+        """Poll the hub every ``every`` seconds until cancelled; a hub away is logged once per outage."""
+        away = False
+        while True:
+            try:
+                await self.poll_once()
+                if away:
+                    log.warning("the hub answers again")
+                away = False
+            except HubError as exc:
+                if not away:
+                    log.error("the hub is unavailable (%s); packets wait there until it answers", exc)
+                away = True
+            except Exception:
+                log.exception("polling the hub failed")
+            await asyncio.sleep(every)
+
+
+def response_for_of(edxml_document_id: str) -> ResponseFor:
+    """The ``ResponseFor`` of a status packet on the document with this DocumentId."""
+    organ_id, _, rest = edxml_document_id.partition(",")
+    date_text, _, code = rest.partition(",")
+    try:
+        date = dt.datetime.strptime(date_text, "%Y/%m/%d").date()
+    except ValueError:
+        date = None
+    return ResponseFor(organ_id=organ_id, code=code or None, promulgation_date=date, document_id=edxml_document_id)
+
+
+def _problem(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return f"{response.status_code} {response.text[:300]}"
+    if isinstance(body, dict):
+        return f"{response.status_code} {body.get('code', '')}: {body.get('detail') or body.get('title', '')}"
+    return str(response.status_code)
+
+
+def _uuid(value: object) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value)) if value else None
+    except ValueError:
+        return None

@@ -1,0 +1,43 @@
+"""SQL for the packets the connector sent to or took from the hub."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+
+from services.hub.models import HubMessage
+from shared.repository import Repository
+
+
+class HubMessageRepository(Repository[HubMessage]):
+    model = HubMessage
+
+    async def by_key(self, key: str) -> HubMessage | None:
+        """The packet recorded under ``key`` (``delivery:…``, ``entry:…``, ``hub:…``), if any."""
+        found: HubMessage | None = await self.session.scalar(select(HubMessage).where(HubMessage.key == key))
+        return found
+
+    async def sent_delivery(self, edxml_document_id: str, recipient_code: str) -> HubMessage | None:
+        """The document packet sent to ``recipient_code`` under this edXML DocumentId."""
+        found: HubMessage | None = await self.session.scalar(
+            select(HubMessage)
+            .where(
+                HubMessage.direction == "out",
+                HubMessage.kind == "edoc",
+                HubMessage.edxml_document_id == edxml_document_id,
+                HubMessage.peer_code == recipient_code,
+            )
+            .limit(1)
+        )
+        return found
+
+    async def imported(self, document_id: uuid.UUID) -> HubMessage | None:
+        """The packet from the hub that became the local document ``document_id``."""
+        found: HubMessage | None = await self.session.scalar(
+            select(HubMessage)
+            .where(HubMessage.direction == "in", HubMessage.kind == "edoc", HubMessage.document_id == document_id)
+            .order_by(HubMessage.created_at)
+            .limit(1)
+        )
+        return found
