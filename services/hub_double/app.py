@@ -63,10 +63,27 @@ class HubDouble:
     directory: list[dict[str, Any]] = field(default_factory=list)
     packets: dict[str, StoredPacket] = field(default_factory=dict)
     down: bool = False
+    refused_while_down: int = 0  # calls answered 503 while down (a test's sign that the connector tried)
 
     def add_client(self, client_id: str, secret: str, group: str) -> None:
         """Let ``client_id`` in, answering for the agencies of ``group`` (``H10``, ``G22`` …)."""
         self.clients[client_id] = (secret, group.upper())
+
+    def deposit(
+        self, sender: str, from_code: str, to: list[str], content: bytes, service_type: ServiceType = "edoc"
+    ) -> str:
+        """Keep a packet for its recipients' clients; return its hub message id."""
+        doc_id = str(uuid.uuid4())
+        self.packets[doc_id] = StoredPacket(
+            doc_id=doc_id,
+            sender=sender,
+            from_code=from_code,
+            to=list(to),
+            service_type=service_type,
+            content=content,
+            created_at=dt.datetime.now(dt.UTC),
+        )
+        return doc_id
 
     def pending_for(self, client_id: str) -> list[StoredPacket]:
         """Packets addressed to the client's group that it has not acknowledged, oldest first."""
@@ -104,22 +121,29 @@ def _listed(packet: StoredPacket) -> dict[str, Any]:
     }
 
 
+_basic = HTTPBasic(auto_error=False)
+
+
+def client_of(request: Request, credentials: Annotated[HTTPBasicCredentials | None, Depends(_basic)]) -> str:
+    """The hub client calling (HTTP Basic); 503 while the double is down, 401 for a stranger."""
+    state: HubDouble = request.app.state.double
+    if state.down:
+        state.refused_while_down += 1
+        raise HTTPException(503, "the hub is down (double switched off)")
+    known = state.clients.get(credentials.username) if credentials else None
+    if credentials is None or known is None or not secrets.compare_digest(known[0], credentials.password):
+        raise HTTPException(401, "unknown hub client or wrong secret", headers={"WWW-Authenticate": "Basic"})
+    return credentials.username
+
+
+Client = Annotated[str, Depends(client_of)]
+
+
 def create_app(double: HubDouble | None = None) -> FastAPI:
     """Build the double around ``double`` (a fresh, empty one by default)."""
     state = double or HubDouble()
     app = FastAPI(title="National hub double", description=__doc__)
     app.state.double = state
-    basic = HTTPBasic(auto_error=False)
-
-    def client_of(credentials: Annotated[HTTPBasicCredentials | None, Depends(basic)]) -> str:
-        if state.down:
-            raise HTTPException(503, "the hub is down (double switched off)")
-        known = state.clients.get(credentials.username) if credentials else None
-        if credentials is None or known is None or not secrets.compare_digest(known[0], credentials.password):
-            raise HTTPException(401, "unknown hub client or wrong secret", headers={"WWW-Authenticate": "Basic"})
-        return credentials.username
-
-    Client = Annotated[str, Depends(client_of)]
 
     @app.post("/edocs")
     async def send_edoc(body: SendEdoc, client: Client) -> dict[str, Any]:
@@ -130,17 +154,7 @@ def create_app(double: HubDouble | None = None) -> FastAPI:
             raise HTTPException(422, "content is not base64") from None
         if len(content) > MAX_PACKET_BYTES:
             raise HTTPException(413, "packet too large")
-        doc_id = str(uuid.uuid4())
-        state.packets[doc_id] = StoredPacket(
-            doc_id=doc_id,
-            sender=client,
-            from_code=body.from_,
-            to=list(body.to),
-            service_type=body.service_type,
-            content=content,
-            created_at=dt.datetime.now(dt.UTC),
-        )
-        return {"status": "OK", "doc_id": doc_id}
+        return {"status": "OK", "doc_id": state.deposit(client, body.from_, body.to, content, body.service_type)}
 
     @app.get("/edocs")
     async def received_edoc_list(client: Client) -> dict[str, Any]:

@@ -1,0 +1,298 @@
+"""The hub connector against a hub double served over HTTP (the connector knows only its URL and
+credentials): a commune's document reaches a ministry and the ministry's statuses come back; a
+ministry's packet reaches a department once, and the department's statuses go back; the hub away
+for a while loses nothing and doubles nothing; a tampered packet is refused with the reason; the
+national directory is synced into the registry, idempotently."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from services.demo.pdf import make_pdf
+from services.exchange.edxml import (
+    Attachment,
+    Code,
+    DocumentType,
+    MessageHeader,
+    Organization,
+    Packet,
+    PromulgationInfo,
+    ResponseFor,
+    StatusPacket,
+    parse_status,
+    sign_packet,
+    write_packet,
+    write_status,
+)
+from services.exchange.edxml.signing import read_signed_packet
+from services.hub.dependencies import HubRuntime
+from services.hub.repository import HubMessageRepository
+from services.hub_double import HubDouble, HubDoubleClient
+from services.hub_double import create_app as create_double
+from services.settings import Settings
+from shared.migrations import upgrade
+from tests.conftest import running_system
+from tests.helpers import Api, Client, make_certificate, received_items, report, serving, statuses, wait_until
+
+MINISTRY = "000.00.00.G22"  # Văn phòng Chính phủ: outside the province, reached through the hub
+PROVINCE = ("lienthong", "province-secret-for-tests")
+OTHER_SIDE = ("vpcp", "ministry-secret-for-tests")
+
+
+@dataclass
+class Hub:
+    api: Api
+    double: HubDouble
+    ministry: HubDoubleClient  # the ministry's own system at the hub
+
+    @property
+    def runtime(self) -> HubRuntime:
+        runtime = self.api.service_runtime("hub")
+        assert isinstance(runtime, HubRuntime)
+        return runtime
+
+
+@pytest.fixture(scope="module")
+async def hub(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Hub]:
+    """One system on SQLite with the connector on, and the double on a port of its own; the
+    ministry registered by a directory sync."""
+    double = HubDouble()
+    double.add_client(*PROVINCE, "H10")
+    double.add_client(*OTHER_SIDE, "G22")
+    double.directory = [
+        {"code": MINISTRY, "name": "Văn phòng Chính phủ", "parent": None, "deleted": False},
+        {"code": "000.00.01.G22", "name": "Cục Kiểm soát thủ tục hành chính", "parent": MINISTRY, "deleted": False},
+        {"code": "000.00.09.G22", "name": "Vụ đã giải thể", "parent": MINISTRY, "deleted": True},
+        {"code": "000.00.00.H10", "name": "UBND tỉnh (the province itself: not synced)", "deleted": False},
+    ]
+    var = tmp_path_factory.mktemp("hub") / "var"
+    await upgrade("hub", Settings(var_dir=var).database_url_for("hub"))  # the others are template copies
+    async with serving(create_double(double)) as url:
+        settings: dict[str, Any] = {
+            "enabled": True,
+            "base_url": url,
+            "client_id": PROVINCE[0],
+            "client_secret": PROVINCE[1],
+            "province_group": "H10",
+            "poll_seconds": 0.05,
+            "retry_schedule": [0.1, 0.2, 0.3, 0.5, 1, 1, 1, 1, 1, 1],
+            "directory_sync_hours": 0,
+        }
+        async with running_system(var, hub=settings) as api, httpx.AsyncClient(base_url=url, timeout=10) as http:
+            result = Hub(api, double, HubDoubleClient(http, *OTHER_SIDE))
+            assert result.runtime.directory_sync is not None
+            await result.runtime.directory_sync.run()
+            yield result
+
+
+async def local_agency(api: Api, level: str = "commune") -> Client:
+    code = f"{random.randint(100, 999)}.{random.randint(0, 99):02d}.{random.randint(0, 99):02d}.H10"
+    await api.create_agency(code, level=level)
+    return await api.agency_client(code)
+
+
+def ministry_packet(to: str, subject: str, number: str) -> Packet:
+    return Packet(
+        message_header=MessageHeader(
+            from_=Organization(organ_id=MINISTRY, organ_name="Văn phòng Chính phủ"),
+            to=[Organization(organ_id=to)],
+            document_id=f"{MINISTRY},2026/11/20,{number}/VPCP-KSTT",
+            code=Code(code_number=number, code_notation="VPCP-KSTT"),
+            promulgation_info=PromulgationInfo(place="Hà Nội", promulgation_date=dt.date(2026, 11, 20)),
+            document_type=DocumentType(type_name="Công văn"),
+            subject=subject,
+        ),
+        attachments=[
+            Attachment(
+                content_id="att1",
+                attachment_name="cong-van.pdf",
+                content_type="application/pdf",
+                data=make_pdf([subject]),
+            )
+        ],
+    )
+
+
+SEAL = make_certificate("Văn phòng Chính phủ (test seal)")
+
+
+def signed(packet: Packet) -> bytes:
+    certificate, key = SEAL
+    return sign_packet(write_packet(packet), key=key, certificate=certificate)
+
+
+def status_packet(document_id: str, to: str, code: str) -> bytes:
+    return write_status(
+        StatusPacket(
+            response_for=ResponseFor(organ_id=to, document_id=document_id),
+            from_=Organization(organ_id=MINISTRY, organ_name="Văn phòng Chính phủ"),
+            status_code=code,
+            description=f"Văn phòng Chính phủ: {code}",
+            timestamp=dt.datetime(2026, 11, 29, 9, 0, int(code)),
+        )
+    )
+
+
+async def ministry_edocs(hub: Hub) -> list[dict[str, Any]]:
+    return [item for item in await hub.ministry.received() if item["service_type"] == "edoc"]
+
+
+async def document_of(api: Api, client: Client, document_id: str) -> dict[str, Any]:
+    response = await api.http.get(f"/v1/documents/{document_id}", headers=client.auth)
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def test_directory_sync_registers_the_outside_agencies_idempotently(hub: Hub) -> None:
+    """The ministry and its department come with the hub endpoint; the deleted one never enters,
+    the province's own entry is left to the province; a second run changes nothing; a department
+    deleted upstream is retired to its parent; only the admin marks an agency as reached via the hub."""
+    api, sync = hub.api, hub.runtime.directory_sync
+    assert sync is not None
+    endpoint = await api.http.get(f"/v1/agencies/{MINISTRY}/endpoint", headers=await api.admin())
+    assert endpoint.json()["mode"] == "hub"
+    child = await api.http.get("/v1/agencies/000.00.01.G22", headers=await api.admin())
+    assert child.json()["parent_code"] == MINISTRY
+    assert (await api.http.get("/v1/agencies/000.00.09.G22", headers=await api.admin())).status_code == 404
+    assert (await api.http.get("/v1/agencies/000.00.00.H10", headers=await api.admin())).status_code == 404
+
+    again = await sync.run()
+    assert (again.created, again.updated, again.retired) == ([], [], [])
+
+    hub.double.directory[1] = {**hub.double.directory[1], "deleted": True}
+    gone = await sync.run()
+    assert gone.retired == ["000.00.01.G22"]
+    child = await api.http.get("/v1/agencies/000.00.01.G22", headers=await api.admin())
+    assert (child.json()["status"], child.json()["successor_code"]) == ("retired", MINISTRY)
+
+    commune = await local_agency(api)
+    own = await api.http.put(f"/v1/agencies/{commune.agency_code}/endpoint", json={"mode": "hub"}, headers=commune.auth)
+    assert own.status_code == 403, own.text
+    mixed = {"mode": "hub", "webhook_url": "https://example.org/hook"}
+    refused = await api.http.put(f"/v1/agencies/{MINISTRY}/endpoint", json=mixed, headers=await api.admin())
+    assert refused.status_code == 422, refused.text
+
+
+async def test_a_commune_document_reaches_the_ministry_and_its_statuses_come_back(hub: Hub) -> None:
+    api = hub.api
+    commune = await local_agency(api)
+    sent = await api.send(commune, [MINISTRY], subject="Báo cáo kết quả cải cách hành chính")
+    assert sent.status_code == 202, sent.text
+    document_id, delivery_id = sent.json()["id"], sent.json()["deliveries"][0]["id"]
+
+    await wait_until(lambda: ministry_edocs(hub), what="the packet at the hub")
+    [item] = await ministry_edocs(hub)
+    packet, check = read_signed_packet(await hub.ministry.fetch(item["doc_id"]))
+    header = packet.message_header
+    assert (header.from_.organ_id, [t.organ_id for t in header.to]) == (commune.agency_code, [MINISTRY])
+    assert header.subject == "Báo cáo kết quả cải cách hành chính"
+    assert check.placement == "ds" and packet.attachments[0].data.startswith(b"%PDF")
+    await hub.ministry.ack(item["doc_id"])
+    async with hub.runtime.db.session() as session:
+        kept = await HubMessageRepository(session).by_key(f"delivery:{delivery_id}")
+    assert kept is not None and kept.hub_message_id == item["doc_id"]
+
+    assert header.document_id is not None
+    for code in ("01", "03", "04", "05", "06"):  # 01/03/06 once forward jumps are accepted (status rules)
+        await hub.ministry.send(
+            MINISTRY, [commune.agency_code], status_packet(header.document_id, commune.agency_code, code), "status"
+        )
+
+    async def completed() -> bool:
+        return bool((await document_of(api, commune, document_id))["deliveries"][0]["status"] == "06")
+
+    await wait_until(completed, what="the ministry's 06 at the commune")
+    delivery = (await document_of(api, commune, document_id))["deliveries"][0]
+    assert statuses(delivery)[-5:] == ["01", "03", "04", "05", "06"]
+    status_acks = [
+        p.acks for p in hub.double.packets.values() if p.service_type == "status" and p.to == [commune.agency_code]
+    ]
+    assert status_acks and all(a[PROVINCE[0]]["status"] == "done" for a in status_acks)
+
+
+async def test_a_ministry_packet_reaches_a_department_once_and_its_statuses_go_back(hub: Hub) -> None:
+    api = hub.api
+    department = await local_agency(api, level="department")
+    packet = ministry_packet(department.agency_code, "Về việc rà soát thủ tục hành chính", "4521")
+    raw = signed(packet)
+    first = await hub.ministry.send(MINISTRY, [department.agency_code], raw)
+    second = await hub.ministry.send(MINISTRY, [department.agency_code], raw)  # the hub hands it over twice
+
+    def acknowledged() -> bool:
+        return all(PROVINCE[0] in hub.double.packets[d].acks for d in (first, second))
+
+    await wait_until(acknowledged, what="both packets acknowledged")
+    assert {hub.double.packets[d].acks[PROVINCE[0]]["status"] for d in (first, second)} == {"done"}
+    [received] = await received_items(api, department)
+    assert (received["sender_code"], received["subject"]) == (MINISTRY, "Về việc rà soát thủ tục hành chính")
+
+    delivery_id = received["delivery"]["id"] if "delivery" in received else received["delivery_id"]
+    for code in ("01", "03"):
+        answer = await report(api, department, delivery_id, code)
+        assert answer.status_code == 200, answer.text
+
+    async def statuses_back() -> list[Any]:
+        items = [i for i in await hub.ministry.received() if i["service_type"] == "status"]
+        return items if len(items) >= 2 else []
+
+    await wait_until(statuses_back, what="the department's statuses at the hub")
+    reports = [parse_status(await hub.ministry.fetch(i["doc_id"])) for i in await statuses_back()]
+    assert [r.status_code for r in reports] == ["01", "03"]
+    assert {r.response_for.document_id for r in reports} == {packet.message_header.document_id}
+    assert {r.from_.organ_id for r in reports} == {department.agency_code}
+
+
+async def test_the_hub_away_for_a_while_loses_nothing_and_doubles_nothing(hub: Hub) -> None:
+    api, double = hub.api, hub.double
+    commune = await local_agency(api)
+    department = await local_agency(api, level="department")
+    double.down = True
+    waiting = double.deposit(
+        OTHER_SIDE[0],
+        MINISTRY,
+        [department.agency_code],
+        signed(ministry_packet(department.agency_code, "Khi trục ngừng", "77")),
+    )
+    sent = [await api.send(commune, [MINISTRY], subject=f"Gửi khi trục ngừng {n}") for n in (1, 2)]
+    assert all(r.status_code == 202 for r in sent)
+    tried = double.refused_while_down
+    await wait_until(lambda: double.refused_while_down >= tried + 4, what="the connector trying the hub while down")
+    double.down = False
+
+    def from_commune() -> list[Any]:
+        return [p for p in double.packets.values() if p.from_code == commune.agency_code]
+
+    await wait_until(
+        lambda: len(from_commune()) == 2 and PROVINCE[0] in double.packets[waiting].acks, what="the backlog"
+    )
+    assert len(await received_items(api, department)) == 1
+    subjects = sorted(read_signed_packet(p.content)[0].message_header.subject or "" for p in from_commune())
+    assert subjects == ["Gửi khi trục ngừng 1", "Gửi khi trục ngừng 2"]
+    async with hub.runtime.db.session() as session:
+        repository = HubMessageRepository(session)
+        for response in sent:
+            kept = await repository.by_key(f"delivery:{response.json()['deliveries'][0]['id']}")
+            assert kept is not None and kept.outcome == "sent"
+
+
+async def test_a_tampered_signed_packet_is_refused_with_the_reason(hub: Hub) -> None:
+    api = hub.api
+    department = await local_agency(api, level="department")
+    raw = signed(ministry_packet(department.agency_code, "Văn bản gốc", "12"))
+    tampered = raw.replace("Văn bản gốc".encode(), "Văn bản sửa".encode())
+    assert tampered != raw
+    doc_id = await hub.ministry.send(MINISTRY, [department.agency_code], tampered)
+
+    await wait_until(lambda: PROVINCE[0] in hub.double.packets[doc_id].acks, what="the tampered packet acknowledged")
+    ack = hub.double.packets[doc_id].acks[PROVINCE[0]]
+    assert ack["status"] == "fail"
+    assert ack["reason"].startswith("signature invalid"), ack["reason"]
+    assert await received_items(api, department) == []
