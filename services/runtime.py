@@ -278,5 +278,9 @@ def declared_queues(settings: Settings) -> list[tuple[str, tuple[float, ...]]]:
     for worker in exchange.workers:
         queues.append((f"exchange.{worker.name}", (*worker.retry.delays, worker.retry.defer_seconds)))
     queues += [(f"archive.{c.name}", ()) for c in archive_consumers(settings.archive)]
+    from services.hub.dependencies import HubRuntime
+
+    for worker in HubRuntime(settings).workers:  # the hub connector's outbound work queue
+        queues.append((f"hub.{worker.name}", (*worker.retry.delays, worker.retry.defer_seconds)))
     queues.append(("registry.audit", ()))  # the audit chain's writer (services/registry/consumers.py)
     return queues

@@ -32,6 +32,8 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.runtime import AppRuntime, attach_runtime, runtime_of
+
 ServiceType = Literal["edoc", "status"]
 MAX_PACKET_BYTES = 64 * 1024 * 1024
 
@@ -121,12 +123,20 @@ def _listed(packet: StoredPacket) -> dict[str, Any]:
     }
 
 
+class DoubleRuntime(AppRuntime):
+    """The double's app runtime: its state, nothing else (no database, no tokens)."""
+
+    def __init__(self, double: HubDouble) -> None:
+        super().__init__("hub_double")
+        self.double = double
+
+
 _basic = HTTPBasic(auto_error=False)
 
 
 def client_of(request: Request, credentials: Annotated[HTTPBasicCredentials | None, Depends(_basic)]) -> str:
     """The hub client calling (HTTP Basic); 503 while the double is down, 401 for a stranger."""
-    state: HubDouble = request.app.state.double
+    state = runtime_of(request, DoubleRuntime).double
     if state.down:
         state.refused_while_down += 1
         raise HTTPException(503, "the hub is down (double switched off)")
@@ -143,7 +153,7 @@ def create_app(double: HubDouble | None = None) -> FastAPI:
     """Build the double around ``double`` (a fresh, empty one by default)."""
     state = double or HubDouble()
     app = FastAPI(title="National hub double", description=__doc__)
-    app.state.double = state
+    attach_runtime(app, DoubleRuntime(state))
 
     @app.post("/edocs")
     async def send_edoc(body: SendEdoc, client: Client) -> dict[str, Any]:
