@@ -195,6 +195,11 @@ def create_app(double: HubDouble | None = None) -> FastAPI:
         """The national directory of agencies (deleted ones flagged, not left out)."""
         return {"items": state.directory}
 
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        """Alive (the topology waits for it)."""
+        return {"status": "ok"}
+
     @app.post("/_double/down")
     async def switch(request: Request) -> dict[str, bool]:
         """The double's own: ``{"down": true}`` makes every operation answer 503 until ``false``."""
