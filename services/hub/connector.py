@@ -33,7 +33,7 @@ import json
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -79,6 +79,12 @@ class ExchangeUnavailable(Exception):
     """The exchange did not answer: the packet stays at the hub for the next poll."""
 
 
+# a status packet can overtake the record of the document it answers (the hub handed the packet
+# over before sendEdoc returned its id here): it is left at the hub for this many polls before it
+# is refused as answering nothing sent
+UNMATCHED_STATUS_POLLS = 20
+
+
 @dataclass
 class HubConnector:
     database: Database
@@ -88,6 +94,7 @@ class HubConnector:
     authorization: Authorization
     seal: Seal
     require_signature: bool = True
+    unmatched: dict[str, int] = field(default_factory=dict)  # status packets left at the hub: hub id → polls
 
     # --- outbound: feed entries of hub agencies --------------------------------------------------
 
@@ -349,7 +356,13 @@ class HubConnector:
         async with self.database.session() as session:
             sent = await HubMessageRepository(session).sent_delivery(status.response_for.document_id or "", reporter)
         if sent is None or sent.delivery_id is None:
+            hub_id = record.hub_message_id or ""
+            self.unmatched[hub_id] = polls = self.unmatched.get(hub_id, 0) + 1
+            if polls < UNMATCHED_STATUS_POLLS:
+                raise ExchangeUnavailable(f"status packet {hub_id} answers a document not recorded yet")
+            self.unmatched.pop(hub_id, None)
             raise PacketRefused(f"no document {status.response_for.document_id} was sent to {reporter} through the hub")
+        self.unmatched.pop(record.hub_message_id or "", None)
         record.document_id, record.delivery_id = sent.document_id, sent.delivery_id
         code = status.status_code
         if code not in STATUS_REPORTS:

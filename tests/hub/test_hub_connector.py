@@ -196,9 +196,13 @@ async def test_a_commune_document_reaches_the_ministry_and_its_statuses_come_bac
     assert header.subject == "Báo cáo kết quả cải cách hành chính"
     assert check.placement == "ds" and packet.attachments[0].data.startswith(b"%PDF")
     await hub.ministry.ack(item["doc_id"])
-    async with hub.runtime.db.session() as session:
-        kept = await HubMessageRepository(session).by_key(f"delivery:{delivery_id}")
-    assert kept is not None and kept.hub_message_id == item["doc_id"]
+
+    async def kept() -> Any:
+        async with hub.runtime.db.session() as session:
+            return await HubMessageRepository(session).by_key(f"delivery:{delivery_id}")
+
+    await wait_until(kept, what="the hub's message id kept with the delivery")
+    assert (await kept()).hub_message_id == item["doc_id"]
 
     assert header.document_id is not None
     for code in ("01", "03", "04", "05", "06"):  # 01/03/06 once forward jumps are accepted (status rules)
@@ -276,11 +280,18 @@ async def test_the_hub_away_for_a_while_loses_nothing_and_doubles_nothing(hub: H
     assert len(await received_items(api, department)) == 1
     subjects = sorted(read_signed_packet(p.content)[0].message_header.subject or "" for p in from_commune())
     assert subjects == ["Gửi khi trục ngừng 1", "Gửi khi trục ngừng 2"]
-    async with hub.runtime.db.session() as session:
-        repository = HubMessageRepository(session)
-        for response in sent:
-            kept = await repository.by_key(f"delivery:{response.json()['deliveries'][0]['id']}")
-            assert kept is not None and kept.outcome == "sent"
+
+    async def kept() -> list[str]:
+        async with hub.runtime.db.session() as session:
+            repository = HubMessageRepository(session)
+            rows = [await repository.by_key(f"delivery:{r.json()['deliveries'][0]['id']}") for r in sent]
+        return [row.outcome for row in rows if row is not None]
+
+    async def both() -> bool:
+        return len(await kept()) == 2
+
+    await wait_until(both, what="both deliveries recorded")
+    assert await kept() == ["sent", "sent"]
 
 
 async def test_a_tampered_signed_packet_is_refused_with_the_reason(hub: Hub) -> None:
