@@ -10,7 +10,7 @@ import httpx
 
 from services.hub.client import HubClient, HubError
 from services.hub.connector import HubConnector
-from services.hub.directory import DirectorySync
+from services.hub.directory import DirectorySync, DirectorySyncError
 from services.hub.models import messaging
 from services.hub.seal import Seal, load_seal, local_seal
 from services.settings import Settings
@@ -24,6 +24,7 @@ log = logging.getLogger("lienthong.hub")
 
 CLIENT_ID = "hub-connector"  # the ``sub`` of the tokens the connector signs for its calls
 DOUBLE_URL = "http://hub-double"  # the base URL of an in-process double (embedded mode)
+SYNC_RETRY_SECONDS = 60.0
 
 
 class HubRuntime(ServiceRuntime):
@@ -129,12 +130,18 @@ class HubRuntime(ServiceRuntime):
         await self.connector.on_dead(envelope, reason)
 
     async def _sync_periodically(self) -> None:
+        """Sync the national directory now and every ``directory_sync_hours``; a sync that failed
+        (the hub or the registry not answering yet: the processes start together) again after a minute."""
+        every = self.config.directory_sync_hours * 3600
         while True:
+            wait = every
             if self.directory_sync is not None:
                 try:
                     await self.directory_sync.run()
-                except HubError as exc:
-                    log.error("the national directory was not synced: %s", exc)
+                except (HubError, DirectorySyncError) as exc:
+                    log.error("the national directory was not synced (again in a minute): %s", exc)
+                    wait = min(every, SYNC_RETRY_SECONDS)
                 except Exception:
-                    log.exception("syncing the national directory failed")
-            await asyncio.sleep(self.config.directory_sync_hours * 3600)
+                    log.exception("syncing the national directory failed (again in a minute)")
+                    wait = min(every, SYNC_RETRY_SECONDS)
+            await asyncio.sleep(wait)
