@@ -61,7 +61,8 @@ from shared.auth import Scope
 from shared.clients import DeliveryEndpoint, RegistryClient
 from shared.db import Database, utcnow
 from shared.errors import DependencyUnavailableError
-from shared.messaging import Envelope, RetryLater, describe_error
+from shared.messaging import ATTEMPT_HEADER, Envelope, RetryLater, describe_error
+from shared.types import valid_any_code
 
 log = logging.getLogger("lienthong.hub")
 
@@ -119,25 +120,42 @@ class HubConnector:
             raise RetryLater(str(exc), counts=False) from exc
 
     async def on_dead(self, envelope: Envelope, reason: str) -> None:
-        """Keep a delivery the hub never took after every try (the operator's list: ``outcome`` failed)."""
+        """After every try: keep the failure (``outcome`` failed) and have the exchange record it as
+        the dispatcher records its own — the delivery marked, the sender told in its feed, the
+        admin's ``POST /v1/transfers/failed/{id}/resend`` sends it again. Raises (the message is
+        tried again) while the exchange does not answer."""
         data = envelope.data
-        delivery = data.get("delivery_id")
-        key = f"delivery:{delivery}" if data.get("type") == "delivery.received" else f"entry:{data.get('id')}"
+        kind = data.get("type")
+        key = f"delivery:{data.get('delivery_id')}" if kind == "delivery.received" else f"entry:{data.get('id')}"
         async with self.database.session() as session:
             repository = HubMessageRepository(session)
-            if await repository.by_key(key) is None:
+            row = await repository.by_key(key)
+            if row is None:
                 await repository.add(
                     HubMessage(
                         key=key,
                         direction="out",
-                        kind="edoc" if data.get("type") == "delivery.received" else "status",
+                        kind="edoc" if kind == "delivery.received" else "status",
                         peer_code=str(data.get("agency_code"))[:35],
                         document_id=_uuid(data.get("document_id")),
-                        delivery_id=_uuid(delivery),
+                        delivery_id=_uuid(data.get("delivery_id")),
                         outcome="failed",
                         reason=reason[:2000],
                     )
                 )
+            elif row.outcome == "failed":
+                row.reason = reason[:2000]
+                await repository.flush()
+        report = {
+            "entry": data,
+            "channel": "hub",
+            "target": str(self.hub.http.base_url),
+            "attempts": int(envelope.headers.get(ATTEMPT_HEADER, 1)),
+            "reason": reason[:2000],
+        }
+        response = await self._exchange("POST", "/internal/v1/transfers/failed", None, [Scope.INTERNAL], json=report)
+        if response.status_code != 204:
+            log.error("the exchange did not record the failed transfer of %s: %s", data.get("id"), _problem(response))
         log.error(
             "feed entry %s for %s not taken by the hub after every try: %s",
             data.get("id"),
@@ -158,9 +176,8 @@ class HubConnector:
     async def send_document(self, entry: dict[str, Any]) -> None:
         """Send a document to its recipient outside the province, once per delivery."""
         key = f"delivery:{entry['delivery_id']}"
-        async with self.database.session() as session:
-            if await HubMessageRepository(session).by_key(key) is not None:
-                return
+        if await self._sent(key):
+            return
         data = entry["data"]
         document = data["document"]
         recipient_code = entry["agency_code"]
@@ -176,31 +193,29 @@ class HubConnector:
         hub_id = await self.hub.send_edoc(
             from_code=document["sender_code"], to=[recipient_code], packet=signed, service_type="edoc"
         )
-        async with self.database.session() as session:
-            await HubMessageRepository(session).add(
-                HubMessage(
-                    key=key,
-                    direction="out",
-                    kind="edoc",
-                    hub_message_id=hub_id,
-                    edxml_document_id=packet.message_header.document_id,
-                    peer_code=recipient_code,
-                    document_id=uuid.UUID(entry["document_id"]),
-                    delivery_id=uuid.UUID(entry["delivery_id"]),
-                    outcome="sent",
-                )
+        await self._record_sent(
+            HubMessage(
+                key=key,
+                direction="out",
+                kind="edoc",
+                hub_message_id=hub_id,
+                edxml_document_id=packet.message_header.document_id,
+                peer_code=recipient_code,
+                document_id=uuid.UUID(entry["document_id"]),
+                delivery_id=uuid.UUID(entry["delivery_id"]),
+                outcome="sent",
             )
+        )
         log.info("document %s sent to %s through the hub (message %s)", entry["document_id"], recipient_code, hub_id)
 
     async def send_status(self, entry: dict[str, Any]) -> None:
         """Tell the hub's sender what a local recipient reported on a document that came from the hub."""
         key = f"entry:{entry['id']}"
         document_id = uuid.UUID(entry["document_id"])
+        if await self._sent(key):
+            return
         async with self.database.session() as session:
-            repository = HubMessageRepository(session)
-            if await repository.by_key(key) is not None:
-                return
-            imported = await repository.imported(document_id)
+            imported = await HubMessageRepository(session).imported(document_id)
         if imported is None or imported.edxml_document_id is None:
             log.info("status of document %s not carried: it did not come from the hub", document_id)
             return
@@ -218,21 +233,38 @@ class HubConnector:
             packet=write_status(status),
             service_type="status",
         )
-        async with self.database.session() as session:
-            await HubMessageRepository(session).add(
-                HubMessage(
-                    key=key,
-                    direction="out",
-                    kind="status",
-                    hub_message_id=hub_id,
-                    edxml_document_id=imported.edxml_document_id,
-                    peer_code=imported.peer_code,
-                    document_id=document_id,
-                    delivery_id=_uuid(entry.get("delivery_id")),
-                    outcome="sent",
-                    reason=data["status"],
-                )
+        await self._record_sent(
+            HubMessage(
+                key=key,
+                direction="out",
+                kind="status",
+                hub_message_id=hub_id,
+                edxml_document_id=imported.edxml_document_id,
+                peer_code=imported.peer_code,
+                document_id=document_id,
+                delivery_id=_uuid(entry.get("delivery_id")),
+                outcome="sent",
+                reason=data["status"],
             )
+        )
+
+    async def _sent(self, key: str) -> bool:
+        """Whether the hub took this already (a failed try, re-sent by the admin, goes again)."""
+        async with self.database.session() as session:
+            row = await HubMessageRepository(session).by_key(key)
+        return row is not None and row.outcome == "sent"
+
+    async def _record_sent(self, sent: HubMessage) -> None:
+        """Keep what the hub took, over the failure of an earlier series of tries if there was one."""
+        async with self.database.session() as session:
+            repository = HubMessageRepository(session)
+            row = await repository.by_key(sent.key)
+            if row is None:
+                await repository.add(sent)
+                return
+            row.hub_message_id, row.edxml_document_id = sent.hub_message_id, sent.edxml_document_id
+            row.outcome, row.reason = "sent", sent.reason
+            await repository.flush()
 
     async def _organization(self, code: str) -> Organization:
         try:
@@ -379,6 +411,10 @@ class HubConnector:
             raise PacketRefused(f"the exchange refused status {code}: {_problem(response)}")
 
     async def _agency(self, code: str) -> Any:
+        try:
+            valid_any_code(code)
+        except ValueError:
+            return None  # not a national code: no registry has it
         try:
             return await self.registry.agency(code)
         except DependencyUnavailableError as exc:

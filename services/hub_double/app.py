@@ -113,6 +113,12 @@ class UpdateStatus(BaseModel):
     reason: str | None = Field(default=None, max_length=2000)
 
 
+class Switch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    down: bool
+
+
 def _listed(packet: StoredPacket) -> dict[str, Any]:
     return {
         "doc_id": packet.doc_id,
@@ -201,10 +207,9 @@ def create_app(double: HubDouble | None = None) -> FastAPI:
         return {"status": "ok"}
 
     @app.post("/_double/down")
-    async def switch(request: Request) -> dict[str, bool]:
+    async def switch(body: Switch) -> dict[str, bool]:
         """The double's own: ``{"down": true}`` makes every operation answer 503 until ``false``."""
-        body = await request.json()
-        state.down = bool(body.get("down"))
+        state.down = body.down
         return {"down": state.down}
 
     @app.get("/_double/edocs")

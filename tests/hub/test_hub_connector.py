@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +38,7 @@ from services.hub.repository import HubMessageRepository
 from services.hub_double import HubDouble, HubDoubleClient
 from services.hub_double import create_app as create_double
 from services.settings import Settings
+from shared.messaging import ATTEMPT_HEADER, Envelope
 from shared.migrations import upgrade
 from tests.conftest import running_system
 from tests.helpers import Api, Client, make_certificate, received_items, report, serving, statuses, wait_until
@@ -307,3 +309,50 @@ async def test_a_tampered_signed_packet_is_refused_with_the_reason(hub: Hub) -> 
     assert ack["status"] == "fail"
     assert ack["reason"].startswith("signature invalid"), ack["reason"]
     assert await received_items(api, department) == []
+
+
+async def test_a_delivery_the_hub_never_took_is_a_failed_transfer_the_sender_sees(hub: Hub) -> None:
+    """After the last try the failure is recorded as the dispatcher records its own (listed for the
+    admin with channel hub, the sender told in its feed); a later success is not undone by it."""
+    api, double = hub.api, hub.double
+    commune = await local_agency(api)
+    ministry = await api.agency_client(MINISTRY)
+    double.down = True
+    try:
+        sent = await api.send(commune, [MINISTRY], subject="Trục không nhận")
+        assert sent.status_code == 202, sent.text
+        delivery_id = sent.json()["deliveries"][0]["id"]
+
+        async def entry_of_delivery() -> dict[str, Any] | None:
+            feed = await api.http.get("/v1/feed", params={"limit": 500}, headers=ministry.auth)
+            return next((e for e in feed.json()["entries"] if e["delivery_id"] == delivery_id), None)
+
+        await wait_until(entry_of_delivery, what="the ministry's feed entry")
+        entry = await entry_of_delivery()
+        assert entry is not None and hub.runtime.connector is not None
+        last_try = Envelope(
+            id=str(uuid.uuid4()),
+            type="feed.entry_added.v1",
+            source="exchange",
+            occurred_at=dt.datetime.now(dt.UTC),
+            data=entry,
+            headers={ATTEMPT_HEADER: 11},
+        )
+        await hub.runtime.connector.on_dead(last_try, "the hub answered 503 to POST /edocs")
+    finally:
+        double.down = False
+
+    failed = await api.http.get("/v1/transfers/failed", params={"agency_code": MINISTRY}, headers=await api.admin())
+    [failure] = [f for f in failed.json()["items"] if f["delivery_id"] == delivery_id]
+    assert (failure["channel"], failure["attempts"]) == ("hub", 11)
+    assert failure["reason"] == "the hub answered 503 to POST /edocs"
+    feed = await api.http.get("/v1/feed", params={"limit": 500}, headers=commune.auth)
+    told = [e for e in feed.json()["entries"] if e["type"] == "delivery.transfer_failed"]
+    assert [e["data"]["channel"] for e in told] == ["hub"]
+
+    async def sent_after_all() -> bool:  # the retry still pending goes through: recorded over the failure
+        async with hub.runtime.db.session() as session:
+            row = await HubMessageRepository(session).by_key(f"delivery:{delivery_id}")
+        return row is not None and row.outcome == "sent"
+
+    await wait_until(sent_after_all, what="the delivery sent once the hub is back")
