@@ -39,12 +39,14 @@ from typing import Any
 import httpx
 
 from services.exchange.edxml import (
+    BussinessDocType,
     Organization,
     Packet,
     PacketInvalidError,
     PacketSignatureInvalidError,
     PacketTooLargeError,
     ResponseFor,
+    codes,
     parse_packet,
     parse_status,
     sign_packet,
@@ -53,7 +55,13 @@ from services.exchange.edxml import (
 )
 from services.exchange.edxml.signing import read_signed_packet
 from services.hub.client import HubClient, HubError, HubRefusedError, HubUnavailableError, ReceivedEdoc
-from services.hub.document_packets import File, packet_of_delivery, status_packet_of, submission_of
+from services.hub.document_packets import (
+    File,
+    packet_of_delivery,
+    recall_packet_of,
+    status_packet_of,
+    submission_of,
+)
 from services.hub.models import HubMessage
 from services.hub.repository import HubMessageRepository
 from services.hub.seal import Seal
@@ -110,6 +118,8 @@ class HubConnector:
                 await self.send_document(envelope.data)
             elif kind == "delivery.status_changed":
                 await self.send_status(envelope.data)
+            elif kind == "delivery.recall_requested":
+                await self.send_recall(envelope.data)
             else:
                 log.info("feed entry %s (%s) for %s is not carried to the hub", envelope.data.get("id"), kind, code)
         except HubUnavailableError as exc:
@@ -248,6 +258,45 @@ class HubConnector:
             )
         )
 
+    async def send_recall(self, entry: dict[str, Any]) -> None:
+        """Ask the outside recipient, through the hub, to give back a document it was sent (a recall packet)."""
+        key = f"entry:{entry['id']}"
+        if await self._sent(key):
+            return
+        async with self.database.session() as session:
+            sent = await HubMessageRepository(session).by_key(f"delivery:{entry['delivery_id']}")
+        if sent is None or sent.outcome != "sent":
+            log.warning("recall of delivery %s not carried: the hub never took the document", entry["delivery_id"])
+            return
+        response = await self._exchange("GET", f"/internal/v1/documents/{entry['document_id']}", None, [Scope.INTERNAL])
+        if response.status_code != 200:
+            raise ExchangeUnavailable(f"document {entry['document_id']}: the exchange answered {response.status_code}")
+        document = response.json()
+        packet = recall_packet_of(
+            document,
+            sender=await self._organization(document["sender_code"]),
+            recipient=await self._organization(entry["agency_code"]),
+            reason=entry["data"].get("reason") or "",
+            sent_at=utcnow(),
+        )
+        signed = sign_packet(write_packet(packet), key=self.seal.key, certificate=self.seal.certificate)
+        hub_id = await self.hub.send_edoc(
+            from_code=document["sender_code"], to=[entry["agency_code"]], packet=signed, service_type="edoc"
+        )
+        await self._record_sent(
+            HubMessage(
+                key=key,
+                direction="out",
+                kind="recall",
+                hub_message_id=hub_id,
+                edxml_document_id=packet.message_header.document_id,
+                peer_code=entry["agency_code"],
+                document_id=uuid.UUID(entry["document_id"]),
+                delivery_id=uuid.UUID(entry["delivery_id"]),
+                outcome="sent",
+            )
+        )
+
     async def _sent(self, key: str) -> bool:
         """Whether the hub took this already (a failed try, re-sent by the admin, goes again)."""
         async with self.database.session() as session:
@@ -341,13 +390,15 @@ class HubConnector:
         header = packet.message_header
         record.edxml_document_id = header.document_id
         record.peer_code = sender = header.from_.organ_id
-        if packet.bussiness_doc_type != 0:
-            raise PacketRefused(
-                f"BussinessDocType {int(packet.bussiness_doc_type)} (recall, update, replace)"
-                " is not taken from the hub yet"
-            )
         if not header.document_id:
             raise PacketRefused("the packet has no DocumentId (edXML/…/MessageHeader/DocumentId)")
+        if packet.bussiness_doc_type == BussinessDocType.RECALL:
+            await self._take_recall(packet, record)
+            return
+        if packet.bussiness_doc_type != BussinessDocType.NEW:
+            raise PacketRefused(
+                f"BussinessDocType {int(packet.bussiness_doc_type)} (update, replace) is not taken from the hub yet"
+            )
         if await self._agency(sender) is None:
             raise PacketRefused(f"the sender {sender} is not in the registry: sync the national directory")
         recipients = [to.organ_id for to in header.to if await self._is_local(to.organ_id)]
@@ -366,6 +417,28 @@ class HubConnector:
             raise PacketRefused(f"the exchange refused the document: {_problem(response)}")
         record.document_id = uuid.UUID(response.json()["id"])
         record.outcome = "imported"
+
+    async def _take_recall(self, packet: Packet, record: HubMessage) -> None:
+        """The outside sender recalls a document it sent here: the exchange asks its recipients (13);
+        their 15/16 go back as 03/02."""
+        header = packet.message_header
+        record.kind = "recall"
+        async with self.database.session() as session:
+            imported = await HubMessageRepository(session).received(header.document_id or "", record.peer_code)
+        if imported is None or imported.document_id is None:
+            raise PacketRefused(f"no document {header.document_id} came from {record.peer_code} through the hub")
+        bussiness = packet.trace_header_list.bussiness
+        reason = (bussiness.bussiness_doc_reason if bussiness else None) or "Thu hồi văn bản"
+        response = await self._exchange(
+            "POST",
+            f"/v1/documents/{imported.document_id}/recall",
+            record.peer_code,
+            [Scope.SEND],
+            json={"reason": reason[:2000]},
+        )
+        if response.status_code != 200:
+            raise PacketRefused(f"the exchange refused the recall: {_problem(response)}")
+        record.document_id, record.outcome = imported.document_id, "recalled"
 
     def _read_document(self, raw: bytes) -> Packet:
         try:
@@ -396,7 +469,10 @@ class HubConnector:
             raise PacketRefused(f"no document {status.response_for.document_id} was sent to {reporter} through the hub")
         self.unmatched.pop(record.hub_message_id or "", None)
         record.document_id, record.delivery_id = sent.document_id, sent.delivery_id
-        code = status.status_code
+        async with self.database.session() as session:
+            recall = await HubMessageRepository(session).pending_recall(sent.delivery_id)
+        # while a recall waits for its answer the exchange takes only 15/16: a national 03/02 is that answer
+        code = codes.status_in(status.status_code, BussinessDocType.RECALL if recall else BussinessDocType.NEW)
         if code not in STATUS_REPORTS:
             raise PacketRefused(f"status {code} is not one a recipient reports")
         body = {"status": code, "note": status.description[:2000] if status.description else None}
@@ -405,10 +481,19 @@ class HubConnector:
         )
         if response.status_code == 200:
             record.outcome, record.reason = "applied", code
+            if recall is not None and code in ("15", "16"):
+                await self._answered(recall.key, code)
         elif response.status_code == 409:  # a repeated or out-of-order report: transport done, nothing changed
             record.outcome, record.reason = "ignored", f"{code}: {_problem(response)}"[:2000]
         else:
             raise PacketRefused(f"the exchange refused status {code}: {_problem(response)}")
+
+    async def _answered(self, key: str, code: str) -> None:
+        async with self.database.session() as session:
+            row = await HubMessageRepository(session).by_key(key)
+            if row is not None:
+                row.outcome, row.reason = "answered", code
+                await HubMessageRepository(session).flush()
 
     async def _agency(self, code: str) -> Any:
         try:

@@ -8,6 +8,7 @@ model (``services.exchange.edxml``). When the exchange exports and imports packe
 connector calls those routes instead and this module goes.
 
     packet_of_delivery    a ``delivery.received`` feed entry → a document packet (one recipient)
+    recall_packet_of      a document as its sender reads it → the recall packet (BussinessDocType 1)
     submission_of         a document packet → the ``metadata`` of a send + its files
     status_packet_of      a ``delivery.status_changed`` feed entry → a status packet
 """
@@ -162,7 +163,34 @@ def status_packet_of(
     return StatusPacket(
         response_for=response_for,
         from_=reporter,
-        status_code=codes.status_out(status),
+        # 15/16 answer a recall (the only change carried from the hub): national systems write 03/02
+        status_code=codes.status_out(
+            status, BussinessDocType.RECALL if status in ("15", "16") else BussinessDocType.NEW
+        ),
         description=note,
         timestamp=local_time(reported_at),
     )
+
+
+def feed_shape(document: dict[str, Any]) -> dict[str, Any]:
+    """A document as ``GET /internal/v1/documents/{id}`` answers it, in a feed entry's metadata shape."""
+    signer = document.get("signer") or {}
+    return {
+        **document,
+        "signer_competence": signer.get("competence"),
+        "signer_position": signer.get("position"),
+        "signer_name": signer.get("full_name"),
+    }
+
+
+def recall_packet_of(
+    document: dict[str, Any], *, sender: Organization, recipient: Organization, reason: str, sent_at: dt.datetime
+) -> Packet:
+    """The recall of a document sent through the hub: its header again (same DocumentId), Bussiness
+    RECALL with the reason, no attachments. National systems answer 03 (agree) or 02 (refuse)."""
+    packet = packet_of_delivery(feed_shape(document), sender=sender, recipient=recipient, files=[], sent_at=sent_at)
+    bussiness = packet.trace_header_list.bussiness
+    assert bussiness is not None
+    bussiness.bussiness_doc_type = BussinessDocType.RECALL
+    bussiness.bussiness_doc_reason = reason
+    return packet

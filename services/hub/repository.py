@@ -41,3 +41,33 @@ class HubMessageRepository(Repository[HubMessage]):
             .limit(1)
         )
         return found
+
+    async def received(self, edxml_document_id: str, sender_code: str) -> HubMessage | None:
+        """The document packet taken from ``sender_code`` under this edXML DocumentId (imported)."""
+        found: HubMessage | None = await self.session.scalar(
+            select(HubMessage)
+            .where(
+                HubMessage.direction == "in",
+                HubMessage.kind == "edoc",
+                HubMessage.outcome == "imported",
+                HubMessage.edxml_document_id == edxml_document_id,
+                HubMessage.peer_code == sender_code,
+            )
+            .order_by(HubMessage.created_at)
+            .limit(1)
+        )
+        return found
+
+    async def pending_recall(self, delivery_id: uuid.UUID) -> HubMessage | None:
+        """The recall sent for this delivery and not answered yet."""
+        found: HubMessage | None = await self.session.scalar(
+            select(HubMessage)
+            .where(
+                HubMessage.direction == "out",
+                HubMessage.kind == "recall",
+                HubMessage.delivery_id == delivery_id,
+                HubMessage.outcome == "sent",
+            )
+            .limit(1)
+        )
+        return found

@@ -19,6 +19,8 @@ import pytest
 from services.demo.pdf import make_pdf
 from services.exchange.edxml import (
     Attachment,
+    Bussiness,
+    BussinessDocType,
     Code,
     DocumentType,
     MessageHeader,
@@ -190,8 +192,11 @@ async def test_a_commune_document_reaches_the_ministry_and_its_statuses_come_bac
     assert sent.status_code == 202, sent.text
     document_id, delivery_id = sent.json()["id"], sent.json()["deliveries"][0]["id"]
 
-    await wait_until(lambda: ministry_edocs(hub), what="the packet at the hub")
-    [item] = await ministry_edocs(hub)
+    async def at_the_hub() -> list[dict[str, Any]]:
+        return [i for i in await ministry_edocs(hub) if i["from"] == commune.agency_code]
+
+    await wait_until(at_the_hub, what="the packet at the hub")
+    [item] = await at_the_hub()
     packet, check = read_signed_packet(await hub.ministry.fetch(item["doc_id"]))
     header = packet.message_header
     assert (header.from_.organ_id, [t.organ_id for t in header.to]) == (commune.agency_code, [MINISTRY])
@@ -247,13 +252,14 @@ async def test_a_ministry_packet_reaches_a_department_once_and_its_statuses_go_b
 
     async def statuses_back() -> list[Any]:
         items = [i for i in await hub.ministry.received() if i["service_type"] == "status"]
-        return items if len(items) >= 2 else []
+        reports = [parse_status(await hub.ministry.fetch(i["doc_id"])) for i in items]
+        mine = [r for r in reports if r.from_.organ_id == department.agency_code]
+        return mine if len(mine) >= 2 else []
 
     await wait_until(statuses_back, what="the department's statuses at the hub")
-    reports = [parse_status(await hub.ministry.fetch(i["doc_id"])) for i in await statuses_back()]
+    reports = await statuses_back()
     assert [r.status_code for r in reports] == ["01", "03"]
     assert {r.response_for.document_id for r in reports} == {packet.message_header.document_id}
-    assert {r.from_.organ_id for r in reports} == {department.agency_code}
 
 
 async def test_the_hub_away_for_a_while_loses_nothing_and_doubles_nothing(hub: Hub) -> None:
@@ -356,3 +362,76 @@ async def test_a_delivery_the_hub_never_took_is_a_failed_transfer_the_sender_see
         return row is not None and row.outcome == "sent"
 
     await wait_until(sent_after_all, what="the delivery sent once the hub is back")
+
+
+async def test_recalls_cross_the_hub_both_ways_and_are_answered_03_02(hub: Hub) -> None:
+    """A commune's recall reaches the ministry as a recall packet, whose 03 is the commune's 15; the
+    ministry's recall packet asks the department (13), whose 15 goes back as 03."""
+    api = hub.api
+    commune = await local_agency(api)
+    sent = await api.send(commune, [MINISTRY], subject="Văn bản sẽ thu hồi")
+    document_id = sent.json()["id"]
+
+    async def edocs_about(subject: str) -> list[Packet]:
+        packets = [read_signed_packet(await hub.ministry.fetch(i["doc_id"]))[0] for i in await ministry_edocs(hub)]
+        return [p for p in packets if p.message_header.subject == subject]
+
+    await wait_until(lambda: edocs_about("Văn bản sẽ thu hồi"), what="the document at the ministry")
+    recalled = await api.http.post(
+        f"/v1/documents/{document_id}/recall", json={"reason": "Ban hành nhầm"}, headers=commune.auth
+    )
+    assert recalled.status_code == 200, recalled.text
+
+    async def recall_packet() -> list[Packet]:
+        return [p for p in await edocs_about("Văn bản sẽ thu hồi") if p.bussiness_doc_type == BussinessDocType.RECALL]
+
+    await wait_until(recall_packet, what="the recall packet at the ministry")
+    [recall] = await recall_packet()
+    assert recall.trace_header_list.bussiness is not None
+    assert recall.trace_header_list.bussiness.bussiness_doc_reason == "Ban hành nhầm"
+    document_key = recall.message_header.document_id
+    assert document_key is not None
+    await hub.ministry.send(
+        MINISTRY, [commune.agency_code], status_packet(document_key, commune.agency_code, "03"), "status"
+    )
+
+    async def agreed() -> bool:
+        return bool((await document_of(api, commune, document_id))["deliveries"][0]["recall_status"] == "15")
+
+    await wait_until(agreed, what="the ministry's 03 as the commune's 15")
+
+    department = await local_agency(api, level="department")
+    packet = ministry_packet(department.agency_code, "Văn bản bộ sẽ thu hồi", "88")
+    await hub.ministry.send(MINISTRY, [department.agency_code], signed(packet))
+    await wait_until(lambda: received_items(api, department), what="the ministry's document at the department")
+    [item] = await received_items(api, department)
+    delivery_id = item["delivery"]["id"] if "delivery" in item else item["delivery_id"]
+    assert (await report(api, department, delivery_id, "01")).status_code == 200
+    packet.trace_header_list.bussiness = Bussiness(
+        document_id=packet.message_header.document_id,
+        bussiness_doc_type=BussinessDocType.RECALL,
+        bussiness_doc_reason="Sai thẩm quyền",
+    )
+    await hub.ministry.send(MINISTRY, [department.agency_code], signed(packet))
+
+    async def asked() -> bool:
+        inbox = await api.http.get("/v1/feed", params={"limit": 500}, headers=department.auth)
+        return any(e["type"] == "delivery.recall_requested" for e in inbox.json()["entries"])
+
+    await wait_until(asked, what="the recall (13) at the department")
+    answer = await report(api, department, delivery_id, "15")
+    assert answer.status_code == 200, answer.text
+
+    async def answered() -> list[Any]:
+        statuses_at_hub = [
+            parse_status(await hub.ministry.fetch(i["doc_id"]))
+            for i in await hub.ministry.received()
+            if i["service_type"] == "status"
+        ]
+        return [
+            s
+            for s in statuses_at_hub
+            if s.response_for.document_id == packet.message_header.document_id and s.status_code == "03"
+        ]
+
+    await wait_until(answered, what="the department's 15 as 03 at the ministry")
