@@ -69,7 +69,7 @@ from shared.auth import Scope
 from shared.clients import DeliveryEndpoint, RegistryClient
 from shared.db import Database, utcnow
 from shared.errors import DependencyUnavailableError
-from shared.messaging import ATTEMPT_HEADER, Envelope, RetryLater, describe_error
+from shared.messaging import ATTEMPT_HEADER, DeadLetter, Envelope, RetryLater, describe_error
 from shared.types import valid_any_code
 
 log = logging.getLogger("lienthong.hub")
@@ -190,6 +190,9 @@ class HubConnector:
             return
         data = entry["data"]
         document = data["document"]
+        if document.get("kind", "new") != "new":
+            # the sender is told (a failed transfer it sees, as for a webhook that refused)
+            raise DeadLetter(f"documents sent as an {document['kind']} are not carried across the national hub yet")
         recipient_code = entry["agency_code"]
         files = [await self._download(entry["document_id"], a) for a in data.get("attachments", [])]
         packet = packet_of_delivery(
