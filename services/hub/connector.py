@@ -192,7 +192,8 @@ class HubConnector:
         document = data["document"]
         if document.get("kind", "new") != "new":
             # the sender is told (a failed transfer it sees, as for a webhook that refused)
-            raise DeadLetter(f"documents sent as an {document['kind']} are not carried across the national hub yet")
+            what = {"update": "an update", "replace": "a replacement"}.get(document["kind"], document["kind"])
+            raise DeadLetter(f"{what} of a document is not carried across the national hub yet")
         recipient_code = entry["agency_code"]
         files = [await self._download(entry["document_id"], a) for a in data.get("attachments", [])]
         packet = packet_of_delivery(
