@@ -103,7 +103,10 @@ class HubConnector:
     authorization: Authorization
     seal: Seal
     require_signature: bool = True
+    observe: Callable[[str, str, str], None] = lambda _direction, _kind, _outcome: None
     unmatched: dict[str, int] = field(default_factory=dict)  # status packets left at the hub: hub id → polls
+    last_poll_at: dt.datetime | None = None  # the last poll the hub answered
+    last_poll_error: str | None = None  # why the last poll failed (None: it did not)
 
     # --- outbound: feed entries of hub agencies --------------------------------------------------
 
@@ -137,6 +140,7 @@ class HubConnector:
         data = envelope.data
         kind = data.get("type")
         key = f"delivery:{data.get('delivery_id')}" if kind == "delivery.received" else f"entry:{data.get('id')}"
+        self.observe("out", "edoc" if kind == "delivery.received" else "status", "failed")
         async with self.database.session() as session:
             repository = HubMessageRepository(session)
             row = await repository.by_key(key)
@@ -309,6 +313,7 @@ class HubConnector:
 
     async def _record_sent(self, sent: HubMessage) -> None:
         """Keep what the hub took, over the failure of an earlier series of tries if there was one."""
+        self.observe("out", sent.kind, "sent")
         async with self.database.session() as session:
             repository = HubMessageRepository(session)
             row = await repository.by_key(sent.key)
@@ -387,6 +392,7 @@ class HubConnector:
             log.warning("packet %s from %s refused: %s", item.doc_id, item.from_, refused)
         async with self.database.session() as session:
             await HubMessageRepository(session).add(record)
+        self.observe("in", record.kind, record.outcome)
         return record
 
     async def _take_document(self, raw: bytes, record: HubMessage) -> None:
@@ -526,10 +532,12 @@ class HubConnector:
         while True:
             try:
                 await self.poll_once()
+                self.last_poll_at, self.last_poll_error = utcnow(), None
                 if away:
                     log.warning("the hub answers again")
                 away = False
             except HubError as exc:
+                self.last_poll_error = str(exc)
                 if not away:
                     log.error("the hub is unavailable (%s); packets wait there until it answers", exc)
                 away = True

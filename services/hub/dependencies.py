@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any
 
 import httpx
+from prometheus_client import Counter
 
-from services.hub.client import HubClient, HubError
+from services.hub.client import HubClient, HubError, HubUnavailableError
 from services.hub.connector import HubConnector
 from services.hub.directory import DirectorySync, DirectorySyncError
 from services.hub.models import messaging
@@ -18,6 +20,7 @@ from shared.clients import RegistryClient
 from shared.clients.registry import DIRECTORY_EVENTS, DirectoryCache
 from shared.http import tls_context
 from shared.messaging import Broker, Envelope, RetryLater, RetryPolicy
+from shared.observability import ReadyCheck
 from shared.service import Listener, ServiceRuntime, Worker
 
 log = logging.getLogger("lienthong.hub")
@@ -60,6 +63,12 @@ class HubRuntime(ServiceRuntime):
         )
         self.config = config
         self.directory = directory
+        self.packets = Counter(
+            "lienthong_hub_packets_total",
+            "Packets sent to or taken from the national hub, by direction, kind and outcome",
+            ["direction", "kind", "outcome"],
+            registry=self.metrics.registry,
+        )
         self.hub_transport = hub_transport
         self.connector: HubConnector | None = None
         self.directory_sync: DirectorySync | None = None
@@ -88,6 +97,7 @@ class HubRuntime(ServiceRuntime):
             authorization=self.authorization_for,
             seal=self._seal(),
             require_signature=config.require_signature,
+            observe=lambda direction, kind, outcome: self.packets.labels(direction, kind, outcome).inc(),
         )
         self.directory_sync = DirectorySync(
             hub, self.client("registry"), self.authorization_for, province_group=config.province_group
@@ -104,6 +114,22 @@ class HubRuntime(ServiceRuntime):
                     await task
 
         self.on_shutdown(stop)
+
+    def ready_checks(self) -> dict[str, ReadyCheck]:
+        return {**super().ready_checks(), "hub": self._hub_answers}
+
+    async def _hub_answers(self) -> dict[str, Any]:
+        """Fail while the last poll of the hub failed (packets wait there); show when it last answered."""
+        connector = self.connector
+        if connector is None:
+            raise RuntimeError("the hub connector is starting")
+        details: dict[str, Any] = {
+            "base_url": self.config.base_url or DOUBLE_URL,
+            "last_poll_at": connector.last_poll_at.isoformat() if connector.last_poll_at else None,
+        }
+        if connector.last_poll_error is not None:
+            raise HubUnavailableError(connector.last_poll_error)
+        return details
 
     def _seal(self) -> Seal:
         if self.config.seal_key_file and self.config.seal_certificate_file:

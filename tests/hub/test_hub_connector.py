@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway.runtime import GatewayRuntime
 from services.demo.pdf import make_pdf
 from services.exchange.edxml import (
     Attachment,
@@ -42,6 +43,7 @@ from services.hub_double import create_app as create_double
 from services.settings import Settings
 from shared.messaging import ATTEMPT_HEADER, Envelope
 from shared.migrations import upgrade
+from shared.runtime import app_runtime
 from tests.conftest import running_system
 from tests.helpers import Api, Client, make_certificate, received_items, report, serving, statuses, wait_until
 
@@ -55,6 +57,16 @@ class Hub:
     api: Api
     double: HubDouble
     ministry: HubDoubleClient  # the ministry's own system at the hub
+
+    async def connector_get(self, path: str) -> httpx.Response:
+        """Call the connector's own app (its /ready, /metrics), in the process."""
+        assert self.api.app is not None
+        transport = httpx.ASGITransport(app=app_runtime(self.api.app, GatewayRuntime).embedded["hub"])
+        async with httpx.AsyncClient(transport=transport, base_url="http://hub") as http:
+            return await http.get(path)
+
+    async def connector_call(self, path: str, status: int) -> bool:
+        return (await self.connector_get(path)).status_code == status
 
     @property
     def runtime(self) -> HubRuntime:
@@ -277,6 +289,9 @@ async def test_the_hub_away_for_a_while_loses_nothing_and_doubles_nothing(hub: H
     assert all(r.status_code == 202 for r in sent)
     tried = double.refused_while_down
     await wait_until(lambda: double.refused_while_down >= tried + 4, what="the connector trying the hub while down")
+    await wait_until(lambda: hub.connector_call("/ready", 503), what="the connector not ready while the hub is away")
+    away = (await hub.connector_get("/ready")).json()
+    assert "503" in away["checks"]["hub"], away
     double.down = False
 
     def from_commune() -> list[Any]:
@@ -300,6 +315,9 @@ async def test_the_hub_away_for_a_while_loses_nothing_and_doubles_nothing(hub: H
 
     await wait_until(both, what="both deliveries recorded")
     assert await kept() == ["sent", "sent"]
+    await wait_until(lambda: hub.connector_call("/ready", 200), what="the connector ready again")
+    metrics = (await hub.connector_get("/metrics")).text
+    assert 'lienthong_hub_packets_total{direction="out",kind="edoc",outcome="sent"}' in metrics
 
 
 async def test_a_tampered_signed_packet_is_refused_with_the_reason(hub: Hub) -> None:
