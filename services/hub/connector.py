@@ -362,6 +362,11 @@ class HubConnector:
             except ExchangeUnavailable as exc:
                 log.warning("packet %s left at the hub for the next poll: %s", item.doc_id, exc)
                 continue
+            except HubError:
+                raise  # the hub went away: the next poll
+            except Exception:  # one packet's bug must not hold the others
+                log.exception("packet %s left at the hub: handling it failed", item.doc_id)
+                continue
             handled += 1
         return handled
 
@@ -398,10 +403,18 @@ class HubConnector:
     async def _take_document(self, raw: bytes, record: HubMessage) -> None:
         packet = self._read_document(raw)
         header = packet.message_header
+        sender = header.from_.organ_id
+        record.peer_code = sender[:35]
+        if not header.document_id or len(header.document_id) > 200:
+            raise PacketRefused(
+                "the packet has no DocumentId of at most 200 characters (edXML/…/MessageHeader/DocumentId)"
+            )
         record.edxml_document_id = header.document_id
-        record.peer_code = sender = header.from_.organ_id
-        if not header.document_id:
-            raise PacketRefused("the packet has no DocumentId (edXML/…/MessageHeader/DocumentId)")
+        if not await self._is_outside(sender):
+            raise PacketRefused(
+                f"the sender {sender} is not an agency reached through the hub (unknown to the registry, or of the"
+                " province: its documents do not come through the hub); sync the national directory"
+            )
         if packet.bussiness_doc_type == BussinessDocType.RECALL:
             await self._take_recall(packet, record)
             return
@@ -409,8 +422,6 @@ class HubConnector:
             raise PacketRefused(
                 f"BussinessDocType {int(packet.bussiness_doc_type)} (update, replace) is not taken from the hub yet"
             )
-        if await self._agency(sender) is None:
-            raise PacketRefused(f"the sender {sender} is not in the registry: sync the national directory")
         recipients = [to.organ_id for to in header.to if await self._is_local(to.organ_id)]
         if not recipients:
             raise PacketRefused("no recipient of the packet is an agency of the province")
@@ -467,7 +478,7 @@ class HubConnector:
         except (PacketInvalidError, PacketTooLargeError) as exc:
             raise PacketRefused(f"status packet invalid ({exc.reason}): {exc.detail}") from exc
         reporter = status.from_.organ_id
-        record.peer_code, record.edxml_document_id = reporter, status.response_for.document_id
+        record.peer_code, record.edxml_document_id = reporter[:35], (status.response_for.document_id or "")[:200]
         async with self.database.session() as session:
             sent = await HubMessageRepository(session).sent_delivery(status.response_for.document_id or "", reporter)
         if sent is None or sent.delivery_id is None:
@@ -514,6 +525,16 @@ class HubConnector:
             return await self.registry.agency(code)
         except DependencyUnavailableError as exc:
             raise ExchangeUnavailable(str(exc)) from exc
+
+    async def _is_outside(self, code: str) -> bool:
+        """Whether ``code`` is an agency of the registry reached through the hub (endpoint ``hub``)."""
+        if await self._agency(code) is None:
+            return False
+        try:
+            endpoint = await self.registry.delivery_endpoint(code)
+        except DependencyUnavailableError as exc:
+            raise ExchangeUnavailable(str(exc)) from exc
+        return endpoint is not None and endpoint.mode == "hub"
 
     async def _is_local(self, code: str) -> bool:
         if await self._agency(code) is None:

@@ -321,6 +321,7 @@ async def test_the_hub_away_for_a_while_loses_nothing_and_doubles_nothing(hub: H
 
 
 async def test_a_tampered_signed_packet_is_refused_with_the_reason(hub: Hub) -> None:
+    """And so is an intact one whose sender claims to be an agency of the province."""
     api = hub.api
     department = await local_agency(api, level="department")
     raw = signed(ministry_packet(department.agency_code, "Văn bản gốc", "12"))
@@ -328,10 +329,22 @@ async def test_a_tampered_signed_packet_is_refused_with_the_reason(hub: Hub) -> 
     assert tampered != raw
     doc_id = await hub.ministry.send(MINISTRY, [department.agency_code], tampered)
 
-    await wait_until(lambda: PROVINCE[0] in hub.double.packets[doc_id].acks, what="the tampered packet acknowledged")
+    # signed, intact, but claiming to come from an agency of the province
+    commune = await local_agency(api)
+    impostor = ministry_packet(department.agency_code, "Văn bản giả danh xã", "13")
+    impostor.message_header.from_ = Organization(organ_id=commune.agency_code)
+    impostor_id = await hub.ministry.send(commune.agency_code, [department.agency_code], signed(impostor))
+
+    def acknowledged() -> bool:
+        return all(PROVINCE[0] in hub.double.packets[d].acks for d in (doc_id, impostor_id))
+
+    await wait_until(acknowledged, what="both packets acknowledged")
     ack = hub.double.packets[doc_id].acks[PROVINCE[0]]
     assert ack["status"] == "fail"
     assert ack["reason"].startswith("signature invalid"), ack["reason"]
+    ack = hub.double.packets[impostor_id].acks[PROVINCE[0]]
+    assert ack["status"] == "fail"
+    assert ack["reason"].startswith(f"the sender {commune.agency_code} is not an agency reached through the hub")
     assert await received_items(api, department) == []
 
 
