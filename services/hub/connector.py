@@ -325,11 +325,36 @@ class HubConnector:
             await repository.flush()
 
     async def _organization(self, code: str) -> Organization:
+        """The agency as a packet names it (From, To), from the registry as it is now: the snapshot
+        the packet keeps of it."""
+        try:
+            response = await self.registry.http.get(
+                f"/v1/agencies/{code}", headers={"Authorization": self.registry.authorization()}
+            )
+        except httpx.HTTPError as exc:
+            raise ExchangeUnavailable(f"the registry did not answer: {describe_error(exc)}") from exc
+        if response.status_code != 200:
+            if response.status_code >= 500:
+                raise ExchangeUnavailable(f"the registry answered {response.status_code} for {code}")
+            return Organization(organ_id=code)
+        agency = response.json()
+        parent = agency.get("parent_code")
+        return Organization(
+            organ_id=code,
+            organization_in_charge=await self._name_of(parent) if parent else None,
+            organ_name=agency.get("name"),
+            organ_add=agency.get("address"),
+            email=agency.get("email"),
+            telephone=agency.get("phone"),
+            website=agency.get("website"),
+        )
+
+    async def _name_of(self, code: str) -> str | None:
         try:
             info = await self.registry.agency(code)
         except DependencyUnavailableError as exc:
             raise ExchangeUnavailable(str(exc)) from exc
-        return Organization(organ_id=code, organ_name=info.name if info else None)
+        return info.name if info else None
 
     async def _download(self, document_id: str, attachment: dict[str, Any]) -> File:
         path = f"/internal/v1/documents/{document_id}/attachments/{attachment['id']}"

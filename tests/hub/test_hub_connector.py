@@ -213,6 +213,7 @@ async def test_a_commune_document_reaches_the_ministry_and_its_statuses_come_bac
     header = packet.message_header
     assert (header.from_.organ_id, [t.organ_id for t in header.to]) == (commune.agency_code, [MINISTRY])
     assert header.subject == "Báo cáo kết quả cải cách hành chính"
+    assert header.to[0].organ_name == "Văn phòng Chính phủ" and (header.from_.organ_name or "").startswith("Sở thử")
     assert check.placement == "ds" and packet.attachments[0].data.startswith(b"%PDF")
     await hub.ministry.ack(item["doc_id"])
 
