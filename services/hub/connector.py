@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import json
 import logging
 import uuid
@@ -364,12 +365,17 @@ class HubConnector:
         return File(name=attachment["file_name"], content_type=attachment["content_type"], data=response.content)
 
     async def _exchange(
-        self, method: str, path: str, agency: str | None, scopes: list[str], **kwargs: Any
+        self,
+        method: str,
+        path: str,
+        agency: str | None,
+        scopes: list[str],
+        headers_extra: dict[str, str] | None = None,
+        **kwargs: Any,
     ) -> httpx.Response:
+        headers = {"Authorization": self.authorization(agency, scopes), **(headers_extra or {})}
         try:
-            response = await self.exchange.request(
-                method, path, headers={"Authorization": self.authorization(agency, scopes)}, **kwargs
-            )
+            response = await self.exchange.request(method, path, headers=headers, **kwargs)
         except httpx.HTTPError as exc:
             raise ExchangeUnavailable(f"the exchange did not answer {method} {path}: {describe_error(exc)}") from exc
         if response.status_code >= 500:
@@ -450,7 +456,26 @@ class HubConnector:
         recipients = [to.organ_id for to in header.to if await self._is_local(to.organ_id)]
         if not recipients:
             raise PacketRefused("no recipient of the packet is an agency of the province")
+        async with self.database.session() as session:
+            earlier = await HubMessageRepository(session).imports_of(header.document_id, record.peer_code)
+        reached = {code for row in earlier for code in (row.recipients or "").split(",") if code}
+        recipients = [code for code in dict.fromkeys(recipients) if code not in reached]
+        if not recipients:  # the same packet again (or a copy for recipients it reached already)
+            record.document_id, record.outcome = earlier[0].document_id, "duplicate"
+            return
         metadata, files = submission_of(packet, recipients)
+        if earlier:
+            # a copy naming other local recipients (a sender that sends one packet per recipient): the
+            # exchange holds one document per number, so they get it as an update of the first that
+            # changes only its recipients
+            metadata.pop("sender_document_id", None)
+            metadata["relation"] = {
+                "kind": "update",
+                "document_id": str(earlier[0].document_id),
+                "metadata_changed": False,
+                "recipients_changed": True,
+            }
+        key = hashlib.sha256(f"{record.peer_code}|{header.document_id}|{','.join(sorted(recipients))}".encode())
         response = await self._exchange(
             "POST",
             "/v1/documents",
@@ -458,11 +483,12 @@ class HubConnector:
             [Scope.SEND],
             data={"metadata": json.dumps(metadata, ensure_ascii=False)},
             files=[("files", (f.name, f.data, f.content_type)) for f in files],
+            headers_extra={"Idempotency-Key": f"hub:{key.hexdigest()}"},
         )
         if response.status_code not in (200, 202):
             raise PacketRefused(f"the exchange refused the document: {_problem(response)}")
         record.document_id = uuid.UUID(response.json()["id"])
-        record.outcome = "imported"
+        record.outcome, record.recipients = "imported", ",".join(recipients)
 
     async def _take_recall(self, packet: Packet, record: HubMessage) -> None:
         """The outside sender recalls a document it sent here: the exchange asks its recipients (13);
@@ -470,21 +496,22 @@ class HubConnector:
         header = packet.message_header
         record.kind = "recall"
         async with self.database.session() as session:
-            imported = await HubMessageRepository(session).received(header.document_id or "", record.peer_code)
-        if imported is None or imported.document_id is None:
+            imported = await HubMessageRepository(session).imports_of(header.document_id or "", record.peer_code)
+        if not imported:
             raise PacketRefused(f"no document {header.document_id} came from {record.peer_code} through the hub")
         bussiness = packet.trace_header_list.bussiness
         reason = (bussiness.bussiness_doc_reason if bussiness else None) or "Thu hồi văn bản"
-        response = await self._exchange(
-            "POST",
-            f"/v1/documents/{imported.document_id}/recall",
-            record.peer_code,
-            [Scope.SEND],
-            json={"reason": reason[:2000]},
-        )
-        if response.status_code != 200:
-            raise PacketRefused(f"the exchange refused the recall: {_problem(response)}")
-        record.document_id, record.outcome = imported.document_id, "recalled"
+        for row in imported:  # every document made of the packet's copies
+            response = await self._exchange(
+                "POST",
+                f"/v1/documents/{row.document_id}/recall",
+                record.peer_code,
+                [Scope.SEND],
+                json={"reason": reason[:2000]},
+            )
+            if response.status_code != 200:
+                raise PacketRefused(f"the exchange refused the recall: {_problem(response)}")
+        record.document_id, record.outcome = imported[0].document_id, "recalled"
 
     def _read_document(self, raw: bytes) -> Packet:
         try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import Index, String, Uuid
+from sqlalchemy import Index, String, Text, Uuid
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import UTCDateTime, new_id, new_metadata, utcnow
@@ -40,6 +40,7 @@ class HubMessage(Base):
     delivery_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     outcome: Mapped[str] = mapped_column(String(10))
     reason: Mapped[str | None] = mapped_column(String(2000))
+    recipients: Mapped[str | None] = mapped_column(Text)  # a document taken: the local recipients it went to
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (

@@ -42,9 +42,10 @@ class HubMessageRepository(Repository[HubMessage]):
         )
         return found
 
-    async def received(self, edxml_document_id: str, sender_code: str) -> HubMessage | None:
-        """The document packet taken from ``sender_code`` under this edXML DocumentId (imported)."""
-        found: HubMessage | None = await self.session.scalar(
+    async def imports_of(self, edxml_document_id: str, sender_code: str) -> list[HubMessage]:
+        """The documents made of packets from ``sender_code`` under this edXML DocumentId, oldest first
+        (more than one when copies of the packet named different local recipients)."""
+        rows = await self.session.scalars(
             select(HubMessage)
             .where(
                 HubMessage.direction == "in",
@@ -54,9 +55,8 @@ class HubMessageRepository(Repository[HubMessage]):
                 HubMessage.peer_code == sender_code,
             )
             .order_by(HubMessage.created_at)
-            .limit(1)
         )
-        return found
+        return list(rows)
 
     async def pending_recall(self, delivery_id: uuid.UUID) -> HubMessage | None:
         """The recall sent for this delivery and not answered yet."""

@@ -249,14 +249,19 @@ async def test_a_ministry_packet_reaches_a_department_once_and_its_statuses_go_b
     raw = signed(packet)
     first = await hub.ministry.send(MINISTRY, [department.agency_code], raw)
     second = await hub.ministry.send(MINISTRY, [department.agency_code], raw)  # the hub hands it over twice
+    other = await local_agency(api, level="department")  # a copy of the same document for another one
+    packet.message_header.to = [Organization(organ_id=other.agency_code)]
+    third = await hub.ministry.send(MINISTRY, [other.agency_code], signed(packet))
 
     def acknowledged() -> bool:
-        return all(PROVINCE[0] in hub.double.packets[d].acks for d in (first, second))
+        return all(PROVINCE[0] in hub.double.packets[d].acks for d in (first, second, third))
 
-    await wait_until(acknowledged, what="both packets acknowledged")
-    assert {hub.double.packets[d].acks[PROVINCE[0]]["status"] for d in (first, second)} == {"done"}
+    await wait_until(acknowledged, what="the three packets acknowledged")
+    assert {hub.double.packets[d].acks[PROVINCE[0]]["status"] for d in (first, second, third)} == {"done"}
     [received] = await received_items(api, department)
     assert (received["sender_code"], received["subject"]) == (MINISTRY, "Về việc rà soát thủ tục hành chính")
+    [copy] = await received_items(api, other)
+    assert copy["subject"] == "Về việc rà soát thủ tục hành chính"
 
     delivery_id = received["delivery"]["id"] if "delivery" in received else received["delivery_id"]
     for code in ("01", "03"):

@@ -35,6 +35,7 @@ def upgrade() -> None:
         sa.Column("delivery_id", sa.Uuid()),
         sa.Column("outcome", sa.String(10), nullable=False),
         sa.Column("reason", sa.String(2000)),
+        sa.Column("recipients", sa.Text()),
         sa.Column("created_at", UTCDateTime(), nullable=False),
     )
     op.create_index("ix_hub_message_document", "hub_message", ["edxml_document_id", "peer_code"])
