@@ -28,12 +28,13 @@ its API only, never its tables.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,6 +97,12 @@ UNMATCHED_STATUS_POLLS = 20
 
 
 @dataclass
+class _Turn:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
+@dataclass
 class HubConnector:
     database: Database
     hub: HubClient
@@ -108,6 +115,7 @@ class HubConnector:
     unmatched: dict[str, int] = field(default_factory=dict)  # status packets left at the hub: hub id → polls
     last_poll_at: dt.datetime | None = None  # the last poll the hub answered
     last_poll_error: str | None = None  # why the last poll failed (None: it did not)
+    _locks: dict[str, _Turn] = field(default_factory=dict)
 
     # --- outbound: feed entries of hub agencies --------------------------------------------------
 
@@ -117,6 +125,24 @@ class HubConnector:
         if not isinstance(code, str) or not await self._is_hub(code):
             return
         kind = envelope.data.get("type")
+        async with self._in_order(str(envelope.data.get("document_id"))):
+            await self._carry(kind, code, envelope)
+
+    @contextlib.asynccontextmanager
+    async def _in_order(self, document_id: str) -> AsyncIterator[None]:
+        """One entry of a document at a time, in the order they came (a 01 before its 03): the
+        work queue hands several entries over at once. A turn exists while someone holds or awaits it."""
+        turn = self._locks.setdefault(document_id, _Turn())
+        turn.users += 1
+        try:
+            async with turn.lock:
+                yield
+        finally:
+            turn.users -= 1
+            if turn.users == 0:
+                del self._locks[document_id]
+
+    async def _carry(self, kind: object, code: str, envelope: Envelope) -> None:
         try:
             if kind == "delivery.received":
                 await self.send_document(envelope.data)
