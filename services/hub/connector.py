@@ -52,6 +52,7 @@ from services.exchange.edxml import (
     parse_packet,
     parse_status,
     sign_packet,
+    split_document_id,
     write_packet,
     write_status,
 )
@@ -647,13 +648,15 @@ class HubConnector:
 
 def response_for_of(edxml_document_id: str) -> ResponseFor:
     """The ``ResponseFor`` of a status packet on the document with this DocumentId."""
-    organ_id, _, rest = edxml_document_id.partition(",")
-    date_text, _, code = rest.partition(",")
-    try:
-        date = dt.datetime.strptime(date_text, "%Y/%m/%d").date()
-    except ValueError:
-        date = None
-    return ResponseFor(organ_id=organ_id, code=code or None, promulgation_date=date, document_id=edxml_document_id)
+    parts = split_document_id(edxml_document_id)
+    if parts is None:
+        return ResponseFor(document_id=edxml_document_id)
+    return ResponseFor(
+        organ_id=parts.organ_id,
+        code=f"{parts.code_number}/{parts.code_notation}",
+        promulgation_date=parts.promulgation_date,
+        document_id=edxml_document_id,
+    )
 
 
 def _problem(response: httpx.Response) -> str:

@@ -38,6 +38,7 @@ from services.exchange.edxml import (
     TraceHeaderList,
     codes,
 )
+from services.exchange.edxml import document_id as edxml_document_id
 
 VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")  # packets carry naive local times
 
@@ -45,11 +46,6 @@ VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")  # packets carry naive local times
 def local_time(moment: dt.datetime) -> dt.datetime:
     """A UTC moment as the packets write it: Vietnam's wall clock, no zone."""
     return moment.astimezone(VIETNAM).replace(tzinfo=None, microsecond=0)
-
-
-def edxml_document_id(organ_id: str, promulgation_date: dt.date, code_number: str, code_notation: str) -> str:
-    """``OrganId,yyyy/MM/dd,Number/Notation``, e.g. ``000.00.00.G22,2015/09/30,7816/VPCP-TTĐT``."""
-    return f"{organ_id},{promulgation_date:%Y/%m/%d},{code_number}/{code_notation}"
 
 
 @dataclass
