@@ -168,7 +168,8 @@ class HubConnector:
         data = envelope.data
         kind = data.get("type")
         key = f"delivery:{data.get('delivery_id')}" if kind == "delivery.received" else f"entry:{data.get('id')}"
-        self.observe("out", "edoc" if kind == "delivery.received" else "status", "failed")
+        packet_kind = {"delivery.received": "edoc", "delivery.recall_requested": "recall"}.get(str(kind), "status")
+        self.observe("out", packet_kind, "failed")
         async with self.database.session() as session:
             repository = HubMessageRepository(session)
             row = await repository.by_key(key)
@@ -177,7 +178,7 @@ class HubConnector:
                     HubMessage(
                         key=key,
                         direction="out",
-                        kind="edoc" if kind == "delivery.received" else "status",
+                        kind=packet_kind,
                         peer_code=str(data.get("agency_code"))[:35],
                         document_id=_uuid(data.get("document_id")),
                         delivery_id=_uuid(data.get("delivery_id")),
