@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from cryptography.hazmat.primitives import hashes
 
 from services.exchange.edxml import (
     BussinessDocType,
@@ -56,7 +57,7 @@ from services.exchange.edxml import (
     write_packet,
     write_status,
 )
-from services.exchange.edxml.signing import read_signed_packet
+from services.exchange.edxml.signing import SignatureCheck, read_signed_packet
 from services.hub.client import HubClient, HubError, HubRefusedError, HubUnavailableError, ReceivedEdoc
 from services.hub.document_packets import (
     File,
@@ -460,7 +461,7 @@ class HubConnector:
         return record
 
     async def _take_document(self, raw: bytes, record: HubMessage) -> None:
-        packet = self._read_document(raw)
+        packet, signature = self._read_document(raw)
         header = packet.message_header
         sender = header.from_.organ_id
         record.peer_code = sender[:35]
@@ -474,6 +475,8 @@ class HubConnector:
                 f"the sender {sender} is not an agency reached through the hub (unknown to the registry, or of the"
                 " province: its documents do not come through the hub); sync the national directory"
             )
+        if signature is not None:
+            await self._check_seal(sender, signature)
         if packet.bussiness_doc_type == BussinessDocType.RECALL:
             await self._take_recall(packet, record)
             return
@@ -541,12 +544,28 @@ class HubConnector:
                 raise PacketRefused(f"the exchange refused the recall: {_problem(response)}")
         record.document_id, record.outcome = imported[0].document_id, "recalled"
 
-    def _read_document(self, raw: bytes) -> Packet:
+    async def _check_seal(self, sender: str, signature: SignatureCheck) -> None:
+        """When the registry holds seal certificates for the sender, the packet must be signed with
+        one of them (a packet signed by anyone else is refused); with none registered it is taken on
+        its intact signature alone."""
+        try:
+            certificates = await self.registry.agency_certificates(sender)
+        except DependencyUnavailableError as exc:
+            raise ExchangeUnavailable(str(exc)) from exc
+        seals = {c.sha256.lower() for c in certificates or [] if c.kind == "seal"}
+        thumbprint = signature.certificate.fingerprint(hashes.SHA256()).hex()
+        if seals and thumbprint not in seals:
+            subject = signature.certificate.subject.rfc4514_string()
+            raise PacketRefused(
+                f"signature not the sender's: the packet is signed by {subject} (sha256 {thumbprint}),"
+                f" not by a seal the registry holds for {sender}"
+            )
+
+    def _read_document(self, raw: bytes) -> tuple[Packet, SignatureCheck | None]:
         try:
             if self.require_signature:
-                packet, _check = read_signed_packet(raw)
-                return packet
-            return parse_packet(raw)
+                return read_signed_packet(raw)
+            return parse_packet(raw), None
         except PacketSignatureInvalidError as exc:
             raise PacketRefused(f"signature invalid ({exc.reason}): {exc.detail}") from exc
         except (PacketInvalidError, PacketTooLargeError) as exc:

@@ -45,7 +45,17 @@ from shared.messaging import ATTEMPT_HEADER, Envelope
 from shared.migrations import upgrade
 from shared.runtime import app_runtime
 from tests.conftest import running_system
-from tests.helpers import Api, Client, make_certificate, received_items, report, serving, statuses, wait_until
+from tests.helpers import (
+    Api,
+    Client,
+    make_certificate,
+    received_items,
+    report,
+    serving,
+    statuses,
+    upload_certificate,
+    wait_until,
+)
 
 MINISTRY = "000.00.00.G22"  # Văn phòng Chính phủ: outside the province, reached through the hub
 PROVINCE = ("lienthong", "province-secret-for-tests")
@@ -105,6 +115,7 @@ async def hub(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Hub]:
             result = Hub(api, double, HubDoubleClient(http, *OTHER_SIDE))
             assert result.runtime.directory_sync is not None
             await result.runtime.directory_sync.run()
+            await upload_certificate(api, MINISTRY, SEAL[0], kind="seal")  # its packets must bear this seal
             yield result
 
 
@@ -327,7 +338,8 @@ async def test_the_hub_away_for_a_while_loses_nothing_and_doubles_nothing(hub: H
 
 
 async def test_a_tampered_signed_packet_is_refused_with_the_reason(hub: Hub) -> None:
-    """And so is an intact one whose sender claims to be an agency of the province."""
+    """And so is an intact one whose sender claims to be an agency of the province, or one signed
+    with a key other than the seal the registry holds for its sender."""
     api = hub.api
     department = await local_agency(api, level="department")
     raw = signed(ministry_packet(department.agency_code, "Văn bản gốc", "12"))
@@ -341,8 +353,15 @@ async def test_a_tampered_signed_packet_is_refused_with_the_reason(hub: Hub) -> 
     impostor.message_header.from_ = Organization(organ_id=commune.agency_code)
     impostor_id = await hub.ministry.send(commune.agency_code, [department.agency_code], signed(impostor))
 
+    # intact, from the ministry, but not signed with the seal the registry holds for it
+    other_certificate, other_key = make_certificate("Không phải con dấu của Văn phòng Chính phủ")
+    unbound = write_packet(ministry_packet(department.agency_code, "Văn bản ký bằng khóa lạ", "14"))
+    unbound_id = await hub.ministry.send(
+        MINISTRY, [department.agency_code], sign_packet(unbound, key=other_key, certificate=other_certificate)
+    )
+
     def acknowledged() -> bool:
-        return all(PROVINCE[0] in hub.double.packets[d].acks for d in (doc_id, impostor_id))
+        return all(PROVINCE[0] in hub.double.packets[d].acks for d in (doc_id, impostor_id, unbound_id))
 
     await wait_until(acknowledged, what="both packets acknowledged")
     ack = hub.double.packets[doc_id].acks[PROVINCE[0]]
@@ -351,6 +370,9 @@ async def test_a_tampered_signed_packet_is_refused_with_the_reason(hub: Hub) -> 
     ack = hub.double.packets[impostor_id].acks[PROVINCE[0]]
     assert ack["status"] == "fail"
     assert ack["reason"].startswith(f"the sender {commune.agency_code} is not an agency reached through the hub")
+    ack = hub.double.packets[unbound_id].acks[PROVINCE[0]]
+    assert ack["status"] == "fail"
+    assert ack["reason"].startswith("signature not the sender's"), ack["reason"]
     assert await received_items(api, department) == []
 
 
