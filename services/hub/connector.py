@@ -422,8 +422,11 @@ class HubConnector:
             except ExchangeUnavailable as exc:
                 log.warning("packet %s left at the hub for the next poll: %s", item.doc_id, exc)
                 continue
-            except HubError:
+            except HubUnavailableError:
                 raise  # the hub went away: the next poll
+            except HubRefusedError as exc:  # this packet's call was refused (gone, not ours): the others go on
+                log.warning("packet %s left at the hub: %s", item.doc_id, exc)
+                continue
             except Exception:  # one packet's bug must not hold the others
                 log.exception("packet %s left at the hub: handling it failed", item.doc_id)
                 continue
