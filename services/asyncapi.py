@@ -111,6 +111,12 @@ LISTENERS = (
         "before the first entry.",
     ),
     BroadcastListener(
+        "hub",
+        "directory_cache",
+        DIRECTORY_EVENTS,
+        "The hub connector's cache of agencies and delivery endpoints (which agencies the hub reaches) is emptied.",
+    ),
+    BroadcastListener(
         "signature",
         "directory_cache",
         DIRECTORY_EVENTS,
@@ -188,6 +194,19 @@ def service_queues() -> tuple[ServiceQueue, ...]:
             retry=RetryPolicy(tuple(ExchangeSection().signature_retry_schedule)),
         ),
     )
+    hub = (
+        ServiceQueue(
+            "hub",
+            "outbound",
+            (FEED_ENTRY_ADDED,),
+            "The hub connector carries the feed entries of agencies reached through the national hub (delivery "
+            "endpoint `hub`): a document becomes a signed edXML packet sent to the hub (`sendEdoc`), a local "
+            "recipient's status a status packet; entries of other agencies are left. A hub that does not take it "
+            "waits in a retry queue (the dispatcher's schedule); after the last try the failure is kept in the "
+            "connector's `hub_message` table and the message is dead-lettered (docs/interop.md).",
+            retry=dispatch_retry_policy(),
+        ),
+    )
     registry = (
         ServiceQueue(
             "registry",
@@ -197,7 +216,7 @@ def service_queues() -> tuple[ServiceQueue, ...]:
             "locked, each entry hashed over the one before), each message once (docs/security.md).",
         ),
     )
-    return archive + exchange + registry
+    return archive + exchange + hub + registry
 
 
 class _Schemas:

@@ -139,6 +139,10 @@ def _service_app(service: str, settings: Settings) -> FastAPI:
         from gateway.app import create_app as create_gateway
 
         return create_gateway(settings)
+    if service == "hub":
+        from services.hub.app import create_app as create_hub
+
+        return create_hub(settings)
     from services.runtime import service_factories
 
     return service_factories()[service](settings)
@@ -227,7 +231,7 @@ def dev(
 
 @app.command()
 def serve(
-    service: Annotated[str, typer.Argument(help="gateway, registry, exchange, signature or archive")],
+    service: Annotated[str, typer.Argument(help="gateway, registry, exchange, signature, archive or hub")],
     host: str = "127.0.0.1",
     port: Annotated[int | None, typer.Option(help="default: the port of the service's URL setting")] = None,
     workers: Annotated[
@@ -240,8 +244,13 @@ def serve(
 
     settings = Settings()
     configure_logging(settings.log_level, settings.log_json)
-    if service != "gateway" and service not in SERVICE_NAMES:
-        raise typer.BadParameter(f"unknown service {service!r}; choose gateway, {', '.join(SERVICE_NAMES)}")
+    if service not in ("gateway", *SERVICE_NAMES, "hub"):
+        raise typer.BadParameter(f"unknown service {service!r}; choose gateway, {', '.join(SERVICE_NAMES)} or hub")
+    if service == "hub" and not settings.hub.base_url:
+        raise typer.BadParameter(
+            "the hub connector needs LIENTHONG_HUB__BASE_URL (and _CLIENT_ID, _CLIENT_SECRET): the national hub,"
+            " or a double started with `lienthong hub-double`"
+        )
     section = settings.gateway if service == "gateway" else settings.section(service)
     count = workers or section.workers
     bind_port = port or urlsplit(section.url).port or DEFAULT_PORTS[service]
@@ -307,8 +316,9 @@ def migrate(
     from shared.migrations import current_revision, upgrade
 
     settings = Settings()
-    names = service or list(SERVICE_NAMES)
-    unknown = set(names) - set(SERVICE_NAMES)
+    known = (*SERVICE_NAMES, "hub")  # the hub connector keeps its own small database too
+    names = service or list(known)
+    unknown = set(names) - set(known)
     if unknown:
         raise typer.BadParameter(f"unknown services {sorted(unknown)}")
 
@@ -320,6 +330,88 @@ def migrate(
             console.print(f"[{index}/{len(names)}] {name}: at revision {await current_revision(name, url)}")
 
     asyncio.run(run())
+
+
+@app.command("hub-double")
+def hub_double(
+    port: int = DEFAULT_PORTS["hub_double"],
+    host: str = "127.0.0.1",
+    client: Annotated[
+        list[str] | None,
+        typer.Option(help="a hub account ID:SECRET:GROUP (repeatable; default: the connector's own settings)"),
+    ] = None,
+    directory: Annotated[
+        Path | None,
+        typer.Option(exists=True, dir_okay=False, help="the national directory to serve: a JSON list of agencies"),
+    ] = None,
+) -> None:
+    """Run a stand-in for the national document hub (packets in memory; docs/interop.md)."""
+    from services.hub_double import HubDouble, create_app
+
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_json)
+    double = HubDouble()
+    accounts = client or []
+    if not accounts:
+        secret = settings.hub.client_secret
+        if secret is None:
+            raise typer.BadParameter("give --client ID:SECRET:GROUP, or set LIENTHONG_HUB__CLIENT_SECRET")
+        accounts = [f"{settings.hub.client_id}:{secret.get_secret_value()}:{settings.hub.province_group}"]
+    for account in accounts:
+        client_id, _, rest = account.partition(":")
+        secret_text, _, group = rest.rpartition(":")
+        if not client_id or not secret_text or not group:
+            raise typer.BadParameter(f"--client {account!r}: expected ID:SECRET:GROUP, e.g. vpcp:s3cret:G22")
+        double.add_client(client_id, secret_text, group)
+    if directory is not None:
+        double.directory = json.loads(directory.read_text(encoding="utf-8"))
+    console.print(f"Hub double on http://{host}:{port} for {', '.join(a.split(':')[0] for a in accounts)}")
+    _serve(create_app(double), host, port)
+
+
+hub_app = typer.Typer(help="The national document hub (docs/interop.md).", no_args_is_help=True)
+app.add_typer(hub_app, name="hub")
+
+
+@hub_app.command("sync-directory")
+def hub_sync_directory() -> None:
+    """Sync the national directory into the running registry (idempotent; deleted agencies retired)."""
+    from services.hub.client import HubClient, HubError
+    from services.hub.dependencies import CLIENT_ID
+    from services.hub.directory import DirectorySync, DirectorySyncError
+    from shared.auth import load_issuer
+
+    settings = Settings()
+    config = settings.hub
+    if not config.base_url:
+        raise typer.BadParameter("set LIENTHONG_HUB__BASE_URL (and _CLIENT_ID, _CLIENT_SECRET): the hub to ask")
+    issuer = load_issuer(settings.private_key_file, settings.auth.issuer, settings.auth.audience, 300)
+
+    def authorization(agency: str | None, scopes: list[str]) -> str:
+        return f"Bearer {issuer.issue(CLIENT_ID, agency, scopes)}"
+
+    async def run() -> None:
+        secret = config.client_secret.get_secret_value() if config.client_secret else ""
+        async with (
+            httpx.AsyncClient(base_url=config.base_url or "", timeout=config.timeout_seconds) as hub_http,
+            httpx.AsyncClient(base_url=settings.registry.url, timeout=settings.http.timeout_seconds) as registry,
+        ):
+            sync = DirectorySync(
+                HubClient(hub_http, config.client_id, secret), registry, authorization, config.province_group
+            )
+            report = await sync.run()
+        console.print(
+            f"national directory: {len(report.created)} created, {len(report.updated)} updated, "
+            f"{len(report.retired)} retired, {report.unchanged} unchanged, {len(report.skipped)} skipped"
+        )
+        for line in report.skipped:
+            console.print(f"  skipped {line}")
+
+    try:
+        asyncio.run(run())
+    except (HubError, DirectorySyncError) as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from exc
 
 
 @app.command()

@@ -81,6 +81,7 @@ def build_embedded_app(settings: Settings, *, broker: Broker | None = None) -> F
     transports.update({name: httpx.ASGITransport(app=app, raise_app_exceptions=False) for name, app in apps.items()})
     gateway = create_gateway(settings, transports=transports, broker=broker)
     gateway_lifespan = gateway.router.lifespan_context
+    hub = _embedded_hub(settings, broker, transports, gateway) if settings.hub.enabled else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -89,13 +90,50 @@ def build_embedded_app(settings: Settings, *, broker: Broker | None = None) -> F
             stack.push_async_callback(broker.close)
             for name in SERVICE_NAMES:  # registry first: the others ask it
                 await stack.enter_async_context(apps[name].router.lifespan_context(apps[name]))
+            if hub is not None:  # a task beside the services: it asks the registry and the exchange
+                await stack.enter_async_context(hub.router.lifespan_context(hub))
             await stack.enter_async_context(gateway_lifespan(app))
             yield
 
     gateway.router.lifespan_context = lifespan
-    app_runtime(gateway, GatewayRuntime).embedded = apps
+    app_runtime(gateway, GatewayRuntime).embedded = apps if hub is None else {**apps, "hub": hub}
     gateway.include_router(_service_operations_router(transports))
     return gateway
+
+
+def _embedded_hub(
+    settings: Settings, broker: Broker, transports: dict[str, httpx.AsyncBaseTransport], gateway: FastAPI
+) -> FastAPI:
+    """The hub connector as a task of the embedded process. With no hub configured
+    (``LIENTHONG_HUB__BASE_URL`` unset) it talks to a hub double in the same process, mounted on
+    the gateway at ``/hub-double`` so that a developer can play the other side (docs/interop.md)."""
+    from services.hub.app import create_app as create_hub
+
+    if settings.hub.base_url:
+        return create_hub(settings, broker=broker, transports=transports)
+    from services.hub_double import HubDouble
+    from services.hub_double import create_app as create_double
+
+    secret = settings.hub.client_secret.get_secret_value() if settings.hub.client_secret else secrets.token_urlsafe(24)
+    double = HubDouble()
+    double.add_client(settings.hub.client_id, secret, settings.hub.province_group)
+    # the other side, for a developer to play: the Government Office's account and its directory entry
+    other = {"client_id": "vpcp-demo", "client_secret": secrets.token_urlsafe(24), "group": "G22"}
+    double.add_client(other["client_id"], other["client_secret"], other["group"])
+    double.directory = [{"code": "000.00.00.G22", "name": "Văn phòng Chính phủ", "parent": None, "deleted": False}]
+    path = settings.var_dir / "hub-double-credentials.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(other))
+    path.chmod(0o600)
+    double_app = create_double(double)
+    gateway.mount("/hub-double", double_app)
+    settings = settings.model_copy(update={"hub": settings.hub.model_copy(update={"client_secret": SecretStr(secret)})})
+    return create_hub(
+        settings,
+        broker=broker,
+        transports=transports,
+        hub_transport=httpx.ASGITransport(app=double_app),
+    )
 
 
 def _service_operations_router(transports: dict[str, httpx.AsyncBaseTransport]) -> APIRouter:
@@ -128,20 +166,34 @@ def topology_env(settings: Settings, base_env: dict[str, str] | None = None) -> 
     _, secret = admin_credentials(settings)
     env["LIENTHONG_REGISTRY__ADMIN_CLIENT_SECRET"] = secret
     env["LIENTHONG_EXCHANGE__BLOB_DIR"] = str(Path(settings.blob_dir).resolve())
-    for name in ("gateway", *SERVICE_NAMES):
+    for name in ("gateway", *SERVICE_NAMES, "hub"):
         env.setdefault(f"LIENTHONG_{name.upper()}__URL", f"http://127.0.0.1:{DEFAULT_PORTS[name]}")
+    env["LIENTHONG_HUB__ENABLED"] = "true" if settings.hub.enabled else "false"
+    if settings.hub.enabled and not settings.hub.base_url:  # no hub configured: a double beside the connector
+        env.setdefault("LIENTHONG_HUB_DOUBLE__URL", f"http://127.0.0.1:{DEFAULT_PORTS['hub_double']}")
+        env["LIENTHONG_HUB__BASE_URL"] = env["LIENTHONG_HUB_DOUBLE__URL"]
+        hub_secret = settings.hub.client_secret.get_secret_value() if settings.hub.client_secret else None
+        env["LIENTHONG_HUB__CLIENT_SECRET"] = hub_secret or secrets.token_urlsafe(24)
+        env["LIENTHONG_HUB_DOUBLE__CLIENT"] = (
+            f"{settings.hub.client_id}:{env['LIENTHONG_HUB__CLIENT_SECRET']}:{settings.hub.province_group}"
+        )
     return env
 
 
 class Topology:
     """The production topology on one machine: each service its own process, the gateway in front."""
 
-    ORDER = ("registry", "exchange", "signature", "archive", "gateway")
+    SERVICES = ("registry", "exchange", "signature", "archive", "gateway")
 
     def __init__(self, env: dict[str, str], log_dir: Path) -> None:
         self.env = env
         self.log_dir = log_dir
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        hub: tuple[str, ...] = ()
+        if env.get("LIENTHONG_HUB__ENABLED", "true").lower() not in ("false", "0", "no"):
+            # the hub connector, and the hub double when topology_env put one in place of a real hub
+            hub = ("hub_double", "hub") if "LIENTHONG_HUB_DOUBLE__CLIENT" in env else ("hub",)
+        self.ORDER = (*self.SERVICES[:-1], *hub, self.SERVICES[-1])
 
     def url(self, name: str) -> str:
         return self.env[f"LIENTHONG_{name.upper()}__URL"]
@@ -162,9 +214,12 @@ class Topology:
 
     def _spawn(self, name: str) -> None:
         port = urlsplit(self.url(name)).port
+        command = ["serve", name, "--port", str(port)]
+        if name == "hub_double":
+            command = ["hub-double", "--port", str(port), "--client", self.env["LIENTHONG_HUB_DOUBLE__CLIENT"]]
         with (self.log_dir / f"{name}.log").open("ab") as log:
             self.processes[name] = subprocess.Popen(
-                [sys.executable, "-m", "services.cli", "serve", name, "--port", str(port)],
+                [sys.executable, "-m", "services.cli", *command],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -248,5 +303,10 @@ def declared_queues(settings: Settings) -> list[tuple[str, tuple[float, ...]]]:
     for worker in exchange.workers:
         queues.append((f"exchange.{worker.name}", (*worker.retry.delays, worker.retry.defer_seconds)))
     queues += [(f"archive.{c.name}", ()) for c in archive_consumers(settings.archive)]
+    from services.hub.dependencies import HubRuntime
+
+    if settings.hub.enabled:  # the hub connector's outbound work queue
+        for worker in HubRuntime(settings).workers:
+            queues.append((f"hub.{worker.name}", (*worker.retry.delays, worker.retry.defer_seconds)))
     queues.append(("registry.audit", ()))  # the audit chain's writer (services/registry/consumers.py)
     return queues

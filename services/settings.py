@@ -12,6 +12,7 @@ from pathlib import Path
 from gateway.config import GatewaySection
 from services.archive.config import ArchiveSection
 from services.exchange.config import ExchangeSection
+from services.hub.config import HubSection
 from services.registry.config import RegistrySection
 from services.signature.config import SignatureSection
 from shared.config import CoreSettings
@@ -25,6 +26,7 @@ class Settings(CoreSettings):
     exchange: ExchangeSection = ExchangeSection()
     signature: SignatureSection = SignatureSection()
     archive: ArchiveSection = ArchiveSection()
+    hub: HubSection = HubSection()
 
     @property
     def blob_dir(self) -> Path:

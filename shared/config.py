@@ -22,6 +22,8 @@ DEFAULT_PORTS: dict[str, int] = {
     "exchange": 8002,
     "signature": 8003,
     "archive": 8004,
+    "hub": 8005,  # the hub connector (not a service others call: health, ready and metrics only)
+    "hub_double": 8009,  # the national hub's stand-in beside `lienthong up` when no hub is configured
 }
 
 

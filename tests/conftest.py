@@ -257,6 +257,8 @@ def make_settings(var_dir: Path, **overrides: object) -> Settings:
     if isinstance(archive, BaseModel):
         archive = archive.model_dump(exclude_unset=True)
     values["archive"] = {"extract_text": EXTRACT_TEXT, **(archive or {})}  # type: ignore[dict-item]
+    # nor the hub connector (its database, a poller): tests/hub turns it on with a hub double
+    values["hub"] = {"enabled": False}
     values.update(overrides)
     settings = Settings(**values)  # type: ignore[arg-type]
     settings = settings.model_copy(

@@ -215,6 +215,9 @@ def test_the_queues_are_those_the_services_declare() -> None:
 
     audit = audit_consumer(RegistryRuntime(Settings()))
     declared |= {("registry", audit.name, audit.bindings, None, None)}
+    from services.hub.dependencies import HubRuntime
+
+    declared |= {("hub", w.name, w.bindings, w.retry, w.prefetch) for w in HubRuntime(Settings()).workers}
     assert {(q.service, q.name, q.bindings, q.retry, q.prefetch) for q in service_queues()} == declared
     listened = {(listener.service, listener.bindings) for listener in LISTENERS}
     assert {("exchange", listener.bindings) for listener in runtime.listeners} == {

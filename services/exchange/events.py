@@ -245,13 +245,14 @@ class StatusChanged(BaseModel):
 
 
 class TransferFailed(BaseModel):
-    """``delivery.transfer_failed`` (to the sender): the recipient's webhook or bus queue did not
-    take a delivery after every try; the delivery is still in the recipient's pull feed."""
+    """``delivery.transfer_failed`` (to the sender): the recipient's webhook or bus queue (or, for an
+    agency outside the province, the national hub) did not take a delivery after every try; the
+    delivery is still in the recipient's pull feed."""
 
     delivery_id: uuid.UUID
     document_id: uuid.UUID
     recipient_code: str
-    channel: Literal["push", "amqp"]
+    channel: Literal["push", "amqp", "hub"]
     attempts: int
     reason: str
 
@@ -270,7 +271,7 @@ class DeliveryTransferFailed(BaseModel):
 
     entry_id: uuid.UUID
     agency_code: str
-    channel: Literal["push", "amqp"]
+    channel: Literal["push", "amqp", "hub"]
     entry_type: FeedEntryType
     document_id: uuid.UUID
     delivery_id: uuid.UUID | None

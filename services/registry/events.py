@@ -63,7 +63,7 @@ class AgencyFieldsUpdated(BaseModel):
 
 
 class DeliveryEndpointState(BaseModel):
-    mode: Literal["pull", "push", "amqp"]
+    mode: Literal["pull", "push", "amqp", "hub"]
     webhook_url: str | None
     amqp_queue: str | None
 

@@ -86,10 +86,11 @@ class GrantedClient(_Answer):
 
 class DeliveryEndpoint(_Answer):
     """How an agency receives: ``pull`` (its feed only), ``push`` (a webhook, HMAC-signed with the
-    secret) or ``amqp`` (a queue on the provincial bus)."""
+    secret), ``amqp`` (a queue on the provincial bus) or ``hub`` (outside the province: the hub
+    connector forwards across the national hub)."""
 
     agency_code: str
-    mode: Literal["pull", "push", "amqp"]
+    mode: Literal["pull", "push", "amqp", "hub"]
     webhook_url: str | None = None
     webhook_secret: str | None = None
     amqp_queue: str | None = None

@@ -2,7 +2,9 @@
 
 It consumes ``feed.entry_added.v1`` from the ``exchange.dispatch`` work queue. ``pull`` agencies
 need nothing (the entry is in their feed); ``push`` agencies get an HMAC-signed POST to their
-webhook; ``amqp`` agencies get the entry in their own durable queue on the bus. A refusal or an
+webhook; ``amqp`` agencies get the entry in their own durable queue on the bus; ``hub`` agencies
+(outside the province) are the hub connector's: it takes their entries from its own work queue
+(services/hub/, docs/interop.md), so the dispatcher leaves them as it leaves pull. A refusal or an
 unreachable receiver raises :class:`RetryLater`: the broker tries again after the next delay of
 the schedule, and after the last try :meth:`Dispatcher.on_dead` records the failure (the sender is
 told) before the message goes to the dead-letter queue.
@@ -78,7 +80,7 @@ class Dispatcher:
         """Deliver one feed entry to its agency's channel (raise RetryLater to try again)."""
         code = envelope.data.get("agency_code")
         endpoint = await self.endpoint_of(code) if isinstance(code, str) else None
-        if isinstance(code, str) and (endpoint is None or endpoint.mode == "pull"):
+        if isinstance(code, str) and (endpoint is None or endpoint.mode in ("pull", "hub")):
             return  # most agencies: nothing more to do, and no need to read the whole entry
         entry = self.entry_of(envelope)
         if endpoint is None:

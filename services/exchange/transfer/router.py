@@ -8,12 +8,14 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from services.exchange.dependencies import TransferServiceDep
-from services.exchange.transfer.schemas import ResendRequest, Resent, TransferFailurePage
+from services.exchange.transfer.schemas import ResendRequest, Resent, TransferFailurePage, TransferFailureReport
 from shared.auth import Principal, Scope, require_scope
 from shared.types import AgencyCode
 
 router = APIRouter(prefix="/v1/transfers", tags=["transfers"])
+internal_router = APIRouter(tags=["transfers"], include_in_schema=False)
 AdminDep = Annotated[Principal, require_scope(Scope.REGISTRY_ADMIN)]
+InternalDep = Annotated[Principal, require_scope(Scope.INTERNAL)]
 
 
 @router.get("/failed", response_model=TransferFailurePage)
@@ -39,3 +41,14 @@ async def resend_failed_transfer(failure_id: uuid.UUID, transfers: TransferServi
 async def resend_failed_transfers(body: ResendRequest, transfers: TransferServiceDep, _admin: AdminDep) -> Resent:
     """Queue again every failed entry not re-sent since (of one agency, or all), oldest first."""
     return await transfers.resend_all(agency_code=body.agency_code, limit=body.limit)
+
+
+@internal_router.post("/internal/v1/transfers/failed", status_code=204)
+async def record_failed_transfer(
+    body: TransferFailureReport, transfers: TransferServiceDep, _internal: InternalDep
+) -> None:
+    """Record a feed entry the hub connector could not deliver after every try (the delivery is
+    marked, the sender told, the admin can re-send it); internal scope only."""
+    await transfers.record_failure(
+        body.entry, channel=body.channel, target=body.target, attempts=body.attempts, reason=body.reason
+    )

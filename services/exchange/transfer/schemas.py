@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.exchange.events import FeedEntryAdded
 from shared.types import AgencyCode, StrictInt
 
 
@@ -15,8 +16,8 @@ class TransferFailureRead(BaseModel):
     id: uuid.UUID
     entry_id: uuid.UUID = Field(description="the feed entry (the receiver's X-LienThong-Delivery)")
     agency_code: str
-    channel: Literal["push", "amqp"]
-    target: str | None = Field(description="the webhook URL or bus queue tried")
+    channel: Literal["push", "amqp", "hub"]
+    target: str | None = Field(description="the webhook URL, bus queue or national hub tried")
     entry_type: str
     document_id: uuid.UUID
     delivery_id: uuid.UUID | None
@@ -41,3 +42,16 @@ class ResendRequest(BaseModel):
 
 class Resent(BaseModel):
     resent: list[uuid.UUID] = Field(description="the failures whose entries are queued again")
+
+
+class TransferFailureReport(BaseModel):
+    """A feed entry another process of the deployment could not deliver after every try (the hub
+    connector: the national hub did not take it): recorded as the dispatcher records its own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    entry: FeedEntryAdded
+    channel: Literal["hub"]
+    target: str | None = Field(default=None, max_length=2000)
+    attempts: StrictInt = Field(ge=1, le=1000)
+    reason: str = Field(min_length=1, max_length=2000)

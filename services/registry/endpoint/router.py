@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from services.registry.dependencies import AgencyOrAdminDep, EndpointServiceDep, InternalDep, require_admin_or_own
 from services.registry.endpoint.schemas import EndpointChanged, EndpointInternal, EndpointRead, EndpointUpdate
+from shared.errors import ForbiddenError
 
 router = APIRouter(tags=["delivery endpoints"])
 
@@ -23,11 +24,14 @@ async def set_endpoint(
     code: str, body: EndpointUpdate, endpoints: EndpointServiceDep, principal: AgencyOrAdminDep
 ) -> EndpointChanged:
     """Choose pull (REST inbox), push (webhook, HMAC-signed with the secret shown once) or amqp
-    (a queue on the provincial bus) (admin, or the agency itself); the next feed entry goes by it
-    (docs/channels.md).
+    (a queue on the provincial bus) (admin, or the agency itself), or hub (an agency outside the
+    province, reached through the national hub: registry admin only); the next feed entry goes by
+    it (docs/channels.md, docs/interop.md).
     A webhook URL into the deployment's own network is refused (422 webhook_url_refused), and so is
     amqp where the broker is the in-process bus (422 amqp_needs_broker)."""
     require_admin_or_own(principal, (await endpoints.get(code)).agency_code)
+    if body.mode == "hub" and not principal.is_admin:
+        raise ForbiddenError("Only the registry admin marks an agency as reached through the national hub")
     return await endpoints.set(code, body)
 
 

@@ -7,12 +7,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
-DeliveryMode = Literal["pull", "push", "amqp"]
+DeliveryMode = Literal["pull", "push", "amqp", "hub"]
 
 
 class EndpointUpdate(BaseModel):
     """How the agency receives. ``push`` needs ``webhook_url``; a signing secret is generated (and
-    shown once) unless given; ``amqp`` needs ``amqp_queue`` on the provincial bus. Which webhook
+    shown once) unless given; ``amqp`` needs ``amqp_queue`` on the provincial bus; ``hub`` (an
+    agency outside the province, reached through the national hub: registry admin only) takes
+    nothing more. Which webhook
     URLs a deployment accepts is the endpoint service's rule (``LIENTHONG_WEBHOOKS__*``)."""
 
     model_config = ConfigDict(extra="forbid")
