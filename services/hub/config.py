@@ -22,9 +22,9 @@ class HubSection(ServiceSection):
     client_id: str = Field(default="lienthong", min_length=1, max_length=200, description="the province's hub account")
     client_secret: SecretStr | None = Field(default=None, description="its secret (unset: generated for the double)")
     province_group: str = Field(
-        default="H41",
+        default="H10",
         pattern=r"^[A-Z][0-9]{2}$",
-        description="the level-1 group of the province's codes (H41: …H41, H41.…): what the double routes to it"
+        description="the level-1 group of the province's codes (H10: …H10, H10.…): what the double routes to it"
         " (the default is the demo province's)",
     )
     poll_seconds: float = Field(default=10.0, gt=0, le=3600, description="how often the hub is asked for packets")

@@ -35,13 +35,14 @@ import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import httpx
 from cryptography.hazmat.primitives import hashes
 
 from services.exchange.edxml import (
+    VIETNAM_TIME,
     BussinessDocType,
     Organization,
     Packet,
@@ -82,6 +83,11 @@ Authorization = Callable[[str | None, list[str]], str]
 """An ``Authorization`` header for a call to the exchange as ``agency`` (None: internal) with scopes."""
 
 STATUS_REPORTS = ("01", "02", "03", "04", "05", "06", "15", "16")
+
+
+# the exchange's lengths of a reporter's StaffInfo (services/exchange/events.py): a longer field from
+# a national system is cut, not a reason to refuse its status
+STAFF_LIMITS = {"department": 200, "staff": 100, "email": 254, "mobile": 30}
 
 
 class PacketRefused(Exception):
@@ -598,7 +604,12 @@ class HubConnector:
         code = codes.status_in(status.status_code, BussinessDocType.RECALL if recall else BussinessDocType.NEW)
         if code not in STATUS_REPORTS:
             raise PacketRefused(f"status {code} is not one a recipient reports")
-        body = {"status": code, "note": status.description[:2000] if status.description else None}
+        body: dict[str, Any] = {"status": code, "note": status.description[:2000] if status.description else None}
+        if status.timestamp is not None:  # the reporter's own clock: an older report does not undo a newer one
+            stamp = status.timestamp
+            body["timestamp"] = (stamp if stamp.tzinfo else stamp.replace(tzinfo=VIETNAM_TIME)).isoformat()
+        if (staff := status.staff_info) is not None and any(asdict(staff).values()):
+            body["staff"] = {k: v[: STAFF_LIMITS[k]] if v else None for k, v in asdict(staff).items()}
         response = await self._exchange(
             "POST", f"/v1/deliveries/{sent.delivery_id}/status", reporter, [Scope.RECEIVE], json=body
         )

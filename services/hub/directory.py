@@ -60,7 +60,7 @@ class DirectorySync:
     hub: HubClient
     registry: httpx.AsyncClient
     authorization: Callable[[str | None, list[str]], str]
-    province_group: str = "H41"
+    province_group: str = "H10"
 
     async def run(self) -> DirectoryReport:
         """Bring the registry in line with the hub's directory; return what changed."""

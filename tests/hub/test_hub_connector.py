@@ -29,6 +29,7 @@ from services.exchange.edxml import (
     Packet,
     PromulgationInfo,
     ResponseFor,
+    StaffInfo,
     StatusPacket,
     parse_status,
     sign_packet,
@@ -163,6 +164,7 @@ def status_packet(document_id: str, to: str, code: str) -> bytes:
             status_code=code,
             description=f"Văn phòng Chính phủ: {code}",
             timestamp=dt.datetime(2026, 11, 29, 9, 0, int(code)),
+            staff_info=StaffInfo(department="Vụ Tổng hợp", staff="Nguyễn Văn A"),
         )
     )
 
@@ -236,7 +238,7 @@ async def test_a_commune_document_reaches_the_ministry_and_its_statuses_come_bac
     assert (await kept()).hub_message_id == item["doc_id"]
 
     assert header.document_id is not None
-    for code in ("01", "03", "04", "05", "06"):  # 01/03/06 once forward jumps are accepted (status rules)
+    for code in ("01", "03", "06"):  # what national systems send: 03 to 06 is a forward jump
         await hub.ministry.send(
             MINISTRY, [commune.agency_code], status_packet(header.document_id, commune.agency_code, code), "status"
         )
@@ -246,7 +248,10 @@ async def test_a_commune_document_reaches_the_ministry_and_its_statuses_come_bac
 
     await wait_until(completed, what="the ministry's 06 at the commune")
     delivery = (await document_of(api, commune, document_id))["deliveries"][0]
-    assert statuses(delivery)[-5:] == ["01", "03", "04", "05", "06"]
+    assert statuses(delivery)[-3:] == ["01", "03", "06"]
+    last = delivery["history"][-1]  # the packet's StaffInfo and Timestamp (Vietnam time) kept with the report
+    assert last["staff"] == {"department": "Vụ Tổng hợp", "staff": "Nguyễn Văn A", "email": None, "mobile": None}
+    assert last["timestamp"].startswith("2026-11-29T02:00:06")
     status_acks = [
         p.acks for p in hub.double.packets.values() if p.service_type == "status" and p.to == [commune.agency_code]
     ]
