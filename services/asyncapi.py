@@ -30,7 +30,7 @@ from pydantic import BaseModel
 from services.exchange import events as exchange_events
 from services.exchange.config import ExchangeSection
 from shared.audit import AUDIT_EVENT, AuditRecorded
-from shared.clients import CREDENTIAL_EVENTS, DIRECTORY_EVENTS
+from shared.clients import CREDENTIAL_EVENTS, DIRECTORY_EVENTS, HUB_ENTRY_EVENT
 from shared.config import SERVICE_NAMES
 from shared.messaging import ATTEMPT_HEADER, DEAD_REASON_HEADER, RetryPolicy, delay_label
 
@@ -177,7 +177,8 @@ def service_queues() -> tuple[ServiceQueue, ...]:
             "dispatch",
             (FEED_ENTRY_ADDED,),
             "The dispatcher delivers each feed entry to its agency's channel: an HMAC-signed POST to the "
-            "agency's webhook (push) or a message on its bus queue (amqp); nothing for pull. A failed try "
+            "agency's webhook (push), a message on its bus queue (amqp), or `hub.entry_forwarded.v1` to the hub "
+            "connector (hub); nothing for pull. A failed try "
             "waits in a retry queue; after the last try the failure is recorded (`delivery.transfer_failed.v1`, "
             "a `delivery.transfer_failed` entry in the sender's feed) and the message is dead-lettered.",
             retry=dispatch_retry_policy(),
@@ -198,10 +199,10 @@ def service_queues() -> tuple[ServiceQueue, ...]:
         ServiceQueue(
             "hub",
             "outbound",
-            (FEED_ENTRY_ADDED,),
+            (HUB_ENTRY_EVENT,),
             "The hub connector carries the feed entries of agencies reached through the national hub (delivery "
-            "endpoint `hub`): a document becomes a signed edXML packet sent to the hub (`sendEdoc`), a local "
-            "recipient's status a status packet; entries of other agencies are left. A hub that does not take it "
+            "endpoint `hub`), which the exchange's dispatcher forwards to it: a document becomes a signed edXML "
+            "packet sent to the hub (`sendEdoc`), a local recipient's status a status packet. A hub that does not take it "
             "waits in a retry queue (the dispatcher's schedule); after the last try the failure is kept in the "
             "connector's `hub_message` table and the message is dead-lettered (docs/interop.md).",
             retry=dispatch_retry_policy(),

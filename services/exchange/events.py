@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from shared.clients import HUB_ENTRY_EVENT
 from shared.types import OptionalText
 
 Outcome = Literal["applied", "repeated"]
@@ -307,6 +308,8 @@ EVENTS: dict[str, type[BaseModel]] = {
     "document.recalled.v1": DocumentRecalled,
     "document.replaced.v1": DocumentReplaced,
     "feed.entry_added.v1": FeedEntryAdded,
+    # the same entry, forwarded by the dispatcher for an agency reached through the national hub
+    HUB_ENTRY_EVENT: FeedEntryAdded,
     "delivery.transfer_failed.v1": DeliveryTransferFailed,
     "document.signature_pending.v1": DocumentSignaturePending,
     "document.signature_checked.v1": DocumentSignatureChecked,

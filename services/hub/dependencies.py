@@ -16,7 +16,7 @@ from services.hub.directory import DirectorySync, DirectorySyncError
 from services.hub.models import messaging
 from services.hub.seal import Seal, load_seal, local_seal
 from services.settings import Settings
-from shared.clients import RegistryClient
+from shared.clients import HUB_ENTRY_EVENT, RegistryClient
 from shared.clients.registry import DIRECTORY_EVENTS, DirectoryCache
 from shared.http import tls_context
 from shared.messaging import Broker, Envelope, RetryLater, RetryPolicy
@@ -52,7 +52,7 @@ class HubRuntime(ServiceRuntime):
             workers=[
                 Worker(
                     "outbound",
-                    ("feed.entry_added.v1",),
+                    (HUB_ENTRY_EVENT,),  # the exchange's dispatcher forwards the hub agencies' entries only
                     self._outbound,
                     retry=RetryPolicy(tuple(schedule), defer_seconds=settings.exchange.dispatch_defer_seconds),
                     on_dead=self._outbound_failed,

@@ -3,6 +3,7 @@
 from shared.clients.registry import (
     CREDENTIAL_EVENTS,
     DIRECTORY_EVENTS,
+    HUB_ENTRY_EVENT,
     AgencyInfo,
     ClientStatus,
     DeliveryEndpoint,
@@ -20,6 +21,7 @@ from shared.clients.registry import (
 __all__ = [
     "CREDENTIAL_EVENTS",
     "DIRECTORY_EVENTS",
+    "HUB_ENTRY_EVENT",
     "AgencyInfo",
     "ClientStatus",
     "DeliveryEndpoint",

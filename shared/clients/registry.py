@@ -84,6 +84,11 @@ class GrantedClient(_Answer):
     scopes: list[str] = Field(default_factory=list)
 
 
+HUB_ENTRY_EVENT = "hub.entry_forwarded.v1"
+"""A feed entry of an agency whose endpoint is ``hub``, forwarded by the exchange's dispatcher to
+the hub connector's work queue (the connector sees no other entry)."""
+
+
 class DeliveryEndpoint(_Answer):
     """How an agency receives: ``pull`` (its feed only), ``push`` (a webhook, HMAC-signed with the
     secret), ``amqp`` (a queue on the provincial bus) or ``hub`` (outside the province: the hub

@@ -3,8 +3,8 @@
 It consumes ``feed.entry_added.v1`` from the ``exchange.dispatch`` work queue. ``pull`` agencies
 need nothing (the entry is in their feed); ``push`` agencies get an HMAC-signed POST to their
 webhook; ``amqp`` agencies get the entry in their own durable queue on the bus; ``hub`` agencies
-(outside the province) are the hub connector's: it takes their entries from its own work queue
-(services/hub/, docs/interop.md), so the dispatcher leaves them as it leaves pull. A refusal or an
+(outside the province) get it forwarded as ``hub.entry_forwarded.v1`` to the hub connector's work
+queue (services/hub/, docs/interop.md), which sees no other entry. A refusal or an
 unreachable receiver raises :class:`RetryLater`: the broker tries again after the next delay of
 the schedule, and after the last try :meth:`Dispatcher.on_dead` records the failure (the sender is
 told) before the message goes to the dead-letter queue.
@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import uuid
 from collections import defaultdict
 from collections.abc import Callable
 
@@ -30,7 +31,7 @@ from services.exchange.events import FeedEntryAdded
 from services.exchange.feed.repository import FeedRepository
 from services.exchange.transfer.repository import TransferRepository
 from services.exchange.transfer.service import TransferService
-from shared.clients import DeliveryEndpoint, RegistryClient
+from shared.clients import HUB_ENTRY_EVENT, DeliveryEndpoint, RegistryClient
 from shared.config import WebhookSection
 from shared.db import Database
 from shared.errors import DependencyUnavailableError
@@ -46,6 +47,8 @@ from shared.messaging import (
 from shared.webhooks import WebhookUrlRefusedError, post_webhook, resolve_webhook, signed_headers
 
 log = logging.getLogger("lienthong.exchange.dispatch")
+
+HUB_FORWARD_NAMESPACE = uuid.UUID("6f1d8a52-3c1b-4d5e-9a57-2f0d7b1c9e44")
 
 # how long an entry waits for its agency's free slot before it is put back: a healthy receiver frees
 # one in milliseconds, a hanging one holds it up to the webhook timeout
@@ -80,8 +83,11 @@ class Dispatcher:
         """Deliver one feed entry to its agency's channel (raise RetryLater to try again)."""
         code = envelope.data.get("agency_code")
         endpoint = await self.endpoint_of(code) if isinstance(code, str) else None
-        if isinstance(code, str) and (endpoint is None or endpoint.mode in ("pull", "hub")):
+        if isinstance(code, str) and (endpoint is None or endpoint.mode == "pull"):
             return  # most agencies: nothing more to do, and no need to read the whole entry
+        if endpoint is not None and endpoint.mode == "hub":
+            await self.forward_to_hub(envelope)
+            return
         entry = self.entry_of(envelope)
         if endpoint is None:
             return
@@ -143,6 +149,22 @@ class Dispatcher:
             raise DeadLetter(str(exc)) from exc
         except Exception as exc:
             raise RetryLater(f"bus queue {queue}: {describe_error(exc)}") from exc
+
+    async def forward_to_hub(self, envelope: Envelope) -> None:
+        """Hand the entry of an agency outside the province to the hub connector's work queue (its
+        id derived from the entry's message: a forward repeated after a crash is the same message)."""
+        forwarded = Envelope(
+            id=str(uuid.uuid5(HUB_FORWARD_NAMESPACE, envelope.id)),
+            type=HUB_ENTRY_EVENT,
+            source="exchange",
+            occurred_at=envelope.occurred_at,
+            data=envelope.data,
+            request_id=envelope.request_id,
+        )
+        try:
+            await self.broker().publish(forwarded)
+        except Exception as exc:
+            raise RetryLater(f"forward to the hub connector: {describe_error(exc)}", counts=False) from exc
 
     async def on_endpoint_changed(self, envelope: Envelope) -> None:
         """``agency.updated.v1``: declare the queue of an agency that chose the bus, so that the bus
