@@ -203,8 +203,8 @@ def service_queues() -> tuple[ServiceQueue, ...]:
             "The hub connector carries the feed entries of agencies reached through the national hub (delivery "
             "endpoint `hub`), which the exchange's dispatcher forwards to it: a document becomes a signed edXML "
             "packet sent to the hub (`sendEdoc`), a local recipient's status a status packet. A hub that does "
-            "not take it waits in a retry queue (the dispatcher's schedule); after the last try the failure is kept in the "
-            "connector's `hub_message` table and the message is dead-lettered (docs/interop.md).",
+            "not take it waits in a retry queue (the dispatcher's schedule); after the last try the failure is "
+            "kept in the connector's `hub_message` table and the message is dead-lettered (docs/interop.md).",
             retry=dispatch_retry_policy(),
         ),
     )
