@@ -563,6 +563,61 @@ def registry_export(
     console.print(f"wrote {asyncio.run(run())} agencies to {output}")
 
 
+@registry_app.command("create-user")
+def registry_create_user(
+    username: Annotated[str, typer.Option(help="the sign-in name (lower case)")],
+    agency: Annotated[str, typer.Option(help="the code of the agency the user acts for")],
+    name: Annotated[str, typer.Option(help="the user's full name")],
+    role: Annotated[str, typer.Option(help="agency, registry_admin, auditor or statistics")] = "registry_admin",
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt=True,
+            hide_input=True,
+            confirmation_prompt=True,
+            envvar="LIENTHONG_NEW_USER_PASSWORD",
+            help="at least 12 characters (asked for when not given)",
+        ),
+    ] = "",
+) -> None:
+    """Create a web console user straight in the registry's database: the first registry admin
+    (the console's admins create the others)."""
+    from pydantic import ValidationError
+
+    from services.registry.dependencies import user_service
+    from services.registry.user.schemas import UserCreate
+    from shared.auth import configure_secret_hashing
+    from shared.db import Database
+    from shared.errors import LienThongError
+    from shared.migrations import upgrade
+
+    settings = Settings()
+    configure_secret_hashing(settings.auth.secret_hash_time_cost, settings.auth.secret_hash_memory_kib)
+    try:
+        body = UserCreate(username=username, display_name=name, agency_code=agency, role=role, password=password)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        for error in exc.errors():
+            console.print(f"[red]{'.'.join(map(str, error['loc']))}: {error['msg']}[/]")
+        raise typer.Exit(1) from exc
+
+    async def run() -> None:
+        url = settings.database_url_for("registry")
+        await upgrade("registry", url)
+        database = Database(url, "registry")
+        try:
+            async with database.session() as session:
+                await user_service(session, "cli").create(body)
+        finally:
+            await database.dispose()
+
+    try:
+        asyncio.run(run())
+    except LienThongError as exc:
+        console.print(f"[red]{exc.detail}[/]")
+        raise typer.Exit(1) from exc
+    console.print(f"created {body.role.value} user {body.username} of {body.agency_code}; sign in at /console")
+
+
 def _outboxes(service: list[str] | None) -> list[str]:
     names = service or list(SERVICE_NAMES)
     unknown = set(names) - set(SERVICE_NAMES)
