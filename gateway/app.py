@@ -10,6 +10,7 @@ import httpx
 from fastapi import FastAPI
 
 from gateway.auth import router as auth_router
+from gateway.console.router import install_console
 from gateway.headers import EdgeMiddleware
 from gateway.limits import GatewayLimits, attach_limits
 from gateway.openapi import router as openapi_router
@@ -71,6 +72,7 @@ def create_app(
     app.include_router(observability_router("gateway", checks, metrics))
     app.include_router(auth_router)
     app.include_router(openapi_router)
+    install_console(app)  # before the proxy: /console is the gateway's own
     app.include_router(proxy_router)
     return app
 

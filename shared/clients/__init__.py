@@ -15,6 +15,7 @@ from shared.clients.registry import (
     RegistryClient,
     Resolution,
     ResolvedAgency,
+    SignedInUser,
 )
 
 __all__ = [
@@ -32,4 +33,5 @@ __all__ = [
     "RegistryClient",
     "Resolution",
     "ResolvedAgency",
+    "SignedInUser",
 ]

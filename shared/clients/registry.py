@@ -84,6 +84,17 @@ class GrantedClient(_Answer):
     scopes: list[str] = Field(default_factory=list)
 
 
+class SignedInUser(_Answer):
+    """A console user whose name and password were right: what the console's token may carry."""
+
+    client_id: str
+    username: str
+    display_name: str
+    agency_code: str
+    role: str
+    scopes: list[str] = Field(default_factory=list)
+
+
 class DeliveryEndpoint(_Answer):
     """How an agency receives: ``pull`` (its feed only), ``push`` (a webhook, HMAC-signed with the
     secret) or ``amqp`` (a queue on the provincial bus)."""
@@ -251,6 +262,21 @@ class RegistryClient:
         if response.status_code != 200:
             raise self._unexpected(response, "a certificate check")
         return GrantedClient.model_validate(response.json())
+
+    async def sign_in(self, username: str, password: str) -> SignedInUser:
+        """Check a console user's name and password (internal call); errors as :meth:`verify_credentials`
+        (``InvalidClientError`` whatever is wrong, ``AgencyInactiveError`` for a suspended agency)."""
+        response = await self._call(
+            "POST", "/internal/v1/users/sign-in", json={"username": username, "password": password}
+        )
+        if response.status_code == 403:
+            body: dict[str, Any] = response.json()
+            raise AgencyInactiveError(str(body.get("detail")), agency_status=body.get("agency_status"))
+        if response.status_code in (400, 401, 404, 422):
+            raise InvalidClientError("Wrong user name or password", error="invalid_grant")
+        if response.status_code != 200:
+            raise self._unexpected(response, "a sign-in check")
+        return SignedInUser.model_validate(response.json())
 
     async def subtree(self, code: str, *, limit: int = 5000) -> list[str] | None:
         """Return ``code`` and the codes of every agency below it, at any depth (None: unknown

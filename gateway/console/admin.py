@@ -1,0 +1,193 @@
+"""The province admin's console pages (agencies and hierarchy, API clients, users, groups,
+failed webhook pushes, trust store), the auditor's audit trail and the leaders' statistics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import HTMLResponse, Response
+
+from gateway.console.calls import ConsoleApiError
+from gateway.console.pages import api_for, posted, redirect, render, signed_in
+from shared.auth import Scope
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+
+ADMIN = Scope.REGISTRY_ADMIN
+
+
+@router.get("/admin/agencies", response_class=HTMLResponse)
+async def agencies(request: Request) -> Response:
+    """The directory: top-level agencies (or those matching the words), the form to add one."""
+    session = signed_in(request, ADMIN)
+    q = request.query_params.get("q", "")[:200]
+    async with api_for(request, session) as api:
+        page = await api.get("/v1/agencies", q=q or None, limit=100, cursor=request.query_params.get("cursor"))
+        levels = await api.get("/v1/agency-levels")
+    return render(
+        request,
+        "admin_agencies.html",
+        session=session,
+        page=page,
+        levels=levels,
+        q=q,
+        flash=request.query_params.get("flash"),
+        values={},
+    )
+
+
+@router.post("/admin/agencies", response_class=HTMLResponse)
+async def create_agency(request: Request) -> Response:
+    """Add an agency to the directory (under a parent, at a level)."""
+    session, form = await posted(request, ADMIN)
+    values = {k: str(v).strip() for k, v in form.items() if isinstance(v, str) and k != "csrf"}
+    body: dict[str, Any] = {
+        "code": values.get("code", "").upper(),
+        "name": values.get("name", ""),
+        "level": values.get("level", ""),
+    }
+    if values.get("parent_code"):
+        body["parent_code"] = values["parent_code"].upper()
+    async with api_for(request, session) as api:
+        try:
+            created = await api.json("POST", "/v1/agencies", json=body)
+        except ConsoleApiError as exc:
+            page = await api.get("/v1/agencies", limit=100)
+            levels = await api.get("/v1/agency-levels")
+            return render(
+                request,
+                "admin_agencies.html",
+                session=session,
+                page=page,
+                levels=levels,
+                q="",
+                error=exc.detail,
+                values=values,
+                status_code=exc.status if exc.status < 500 else 502,
+            )
+    return redirect(f"/console/admin/agencies/{created['code']}", flash="agency_created")
+
+
+async def _agency_page(request: Request, code: str, **extra: Any) -> Response:
+    session = signed_in(request, ADMIN)
+    async with api_for(request, session) as api:
+        agency = await api.get(f"/v1/agencies/{code}")
+        children = await api.get("/v1/agencies", parent=agency["code"], limit=200)
+        clients = await api.get(f"/v1/agencies/{agency['code']}/clients")
+        users = await api.get("/v1/users", agency=agency["code"])
+        endpoint = await api.get(f"/v1/agencies/{agency['code']}/endpoint")
+        certificates = await api.get(f"/v1/agencies/{agency['code']}/certificates")
+    return render(
+        request,
+        "admin_agency.html",
+        session=session,
+        agency=agency,
+        children=children["items"],
+        clients=clients,
+        users=users,
+        endpoint=endpoint,
+        certificates=certificates,
+        flash=request.query_params.get("flash"),
+        **extra,
+    )
+
+
+@router.get("/admin/agencies/{code}", response_class=HTMLResponse)
+async def agency(code: str, request: Request) -> Response:
+    """An agency: its place in the hierarchy, API clients, users, delivery endpoint, certificates."""
+    return await _agency_page(request, code)
+
+
+@router.post("/admin/agencies/{code}/clients", response_class=HTMLResponse)
+async def issue_client(code: str, request: Request) -> Response:
+    """Issue an API client for the agency; its secret is shown on this answer only."""
+    session, form = await posted(request, ADMIN)
+    body = {"name": str(form.get("name") or ""), "role": str(form.get("role") or "agency")}
+    async with api_for(request, session) as api:
+        created = await api.json("POST", f"/v1/agencies/{code}/clients", json=body)
+    return await _agency_page(request, code, secret=created, secret_key="client_issued")
+
+
+@router.post("/admin/clients/{client_id}/rotate", response_class=HTMLResponse)
+async def rotate_client(client_id: str, request: Request) -> Response:
+    """Rotate an API client's secret (the old one stays valid a day); the new one is shown once."""
+    session, form = await posted(request, ADMIN)
+    async with api_for(request, session) as api:
+        rotated = await api.json("POST", f"/v1/clients/{client_id}/rotate", json={})
+    return await _agency_page(request, str(form.get("agency") or ""), secret=rotated, secret_key="client_rotated")
+
+
+@router.post("/admin/clients/{client_id}/revoke")
+async def revoke_client(client_id: str, request: Request) -> Response:
+    """Revoke an API client at once."""
+    session, form = await posted(request, ADMIN)
+    async with api_for(request, session) as api:
+        await api.json("POST", f"/v1/clients/{client_id}/revoke")
+    return redirect(f"/console/admin/agencies/{form.get('agency') or ''}", flash="client_revoked")
+
+
+@router.post("/admin/agencies/{code}/users")
+async def create_user(code: str, request: Request) -> Response:
+    """Add a console user to the agency, with a role and a first password."""
+    session, form = await posted(request, ADMIN)
+    body = {
+        "username": str(form.get("username") or "").strip().lower(),
+        "display_name": str(form.get("display_name") or ""),
+        "agency_code": code,
+        "role": str(form.get("role") or "agency"),
+        "password": str(form.get("password") or ""),
+    }
+    async with api_for(request, session) as api:
+        await api.json("POST", "/v1/users", json=body)
+    return redirect(f"/console/admin/agencies/{code}", flash="user_created")
+
+
+@router.get("/admin/groups", response_class=HTMLResponse)
+async def groups(request: Request) -> Response:
+    """The recipient groups: members and rules."""
+    session = signed_in(request, ADMIN)
+    async with api_for(request, session) as api:
+        found = await api.get("/v1/groups")
+    return render(request, "admin_groups.html", session=session, groups=found)
+
+
+@router.get("/admin/failed-pushes", response_class=HTMLResponse)
+async def failed_pushes(request: Request) -> Response:
+    """Feed entries a webhook or bus queue did not take after every try."""
+    session = signed_in(request, ADMIN)
+    async with api_for(request, session) as api:
+        page = await api.get("/v1/transfers/failed", limit=100, cursor=request.query_params.get("cursor"))
+    return render(request, "admin_failed.html", session=session, page=page, flash=request.query_params.get("flash"))
+
+
+@router.post("/admin/failed-pushes/{failure_id}/resend")
+async def resend(failure_id: str, request: Request) -> Response:
+    """Queue a failed entry again for its agency's channel."""
+    session, _form = await posted(request, ADMIN)
+    async with api_for(request, session) as api:
+        await api.json("POST", f"/v1/transfers/failed/{failure_id}/resend")
+    return redirect("/console/admin/failed-pushes", flash="resent")
+
+
+@router.get("/admin/truststore", response_class=HTMLResponse)
+async def truststore(request: Request) -> Response:
+    """The trust store: its roots and intermediates, its CRLs."""
+    session = signed_in(request, ADMIN)
+    async with api_for(request, session) as api:
+        summary = await api.get("/v1/signatures/trust-store")
+        certificates = await api.get("/v1/signatures/trust-store/certificates", limit=200)
+        crls = await api.get("/v1/signatures/trust-store/crls", limit=200)
+    return render(
+        request, "admin_truststore.html", session=session, summary=summary, certificates=certificates, crls=crls
+    )
+
+
+@router.get("/admin/audit", response_class=HTMLResponse)
+async def audit(request: Request) -> Response:
+    """The audit trail, newest first, filtered by agency, actor or action (auditors)."""
+    session = signed_in(request, Scope.AUDIT)
+    filters = {k: request.query_params.get(k, "")[:64] for k in ("agency", "actor", "action", "cursor")}
+    async with api_for(request, session) as api:
+        page = await api.get("/v1/audit/entries", limit=100, **filters)
+    return render(request, "admin_audit.html", session=session, page=page, filters=filters)
