@@ -1,0 +1,181 @@
+"""The web console without a browser: users in the registry, sign-in and its refusals, the
+session cookie's flags, CSRF on every POST, who may open which page, and a clerk's round trip
+(send, receive, report 03) through the console's forms. The browser tests are in
+tests/e2e/test_console_browser.py."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from services.demo.pdf import make_pdf
+from tests.conftest import running_system
+from tests.helpers import Api, random_code, wait_until
+
+PASSWORD = "mat-khau-rat-dai-123"
+
+
+@dataclass
+class Console:
+    api: Api
+
+    def browser(self) -> httpx.AsyncClient:
+        """A new visitor of the console (its own cookie jar)."""
+        assert self.api.app is not None
+        transport = httpx.ASGITransport(app=self.api.app, client=("10.1.2.3", 50000))
+        return httpx.AsyncClient(transport=transport, base_url="http://gateway", timeout=30)
+
+    async def user(self, agency_code: str, role: str = "agency", username: str | None = None) -> str:
+        username = username or f"u{random_code().replace('.', '')}".lower()
+        body = {
+            "username": username,
+            "display_name": "Nguyễn Thị Văn Thư",
+            "agency_code": agency_code,
+            "role": role,
+            "password": PASSWORD,
+        }
+        response = await self.api.http.post("/v1/users", json=body, headers=await self.api.admin())
+        assert response.status_code == 201, response.text
+        return username
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, html[:500]
+    return found.group(1)
+
+
+async def sign_in(browser: httpx.AsyncClient, username: str, password: str = PASSWORD) -> httpx.Response:
+    form = await browser.get("/console/sign-in")
+    return await browser.post(
+        "/console/sign-in", data={"csrf": csrf_of(form.text), "username": username, "password": password}
+    )
+
+
+@pytest.fixture(scope="module")
+async def console(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Console]:
+    var = tmp_path_factory.mktemp("console") / "var"
+    async with running_system(var) as api:
+        yield Console(api)
+
+
+async def test_users_are_created_by_the_admin_only_and_validated(console: Console) -> None:
+    api = console.api
+    agency = await api.create_agency()
+    username = await console.user(agency["code"])
+    admin = await api.admin()
+    again = await api.http.post(
+        "/v1/users",
+        json={"username": username, "display_name": "X", "agency_code": agency["code"], "password": PASSWORD},
+        headers=admin,
+    )
+    assert again.status_code == 409 and again.json()["code"] == "user_exists"
+    short = await api.http.post(
+        "/v1/users",
+        json={"username": "short-pw", "display_name": "X", "agency_code": agency["code"], "password": "abc"},
+        headers=admin,
+    )
+    assert short.status_code == 422
+    unknown = await api.http.post(
+        "/v1/users",
+        json={"username": "nobody-here", "display_name": "X", "agency_code": random_code(), "password": PASSWORD},
+        headers=admin,
+    )
+    assert unknown.status_code == 404 and unknown.json()["code"] == "agency_not_found"
+    clerk = await api.agency_client(agency["code"])
+    refused = await api.http.get("/v1/users", headers=clerk.auth)
+    assert refused.status_code == 403
+    listed = await api.http.get("/v1/users", params={"agency": agency["code"]}, headers=admin)
+    assert [u["username"] for u in listed.json()] == [username]
+    read = listed.json()[0]
+    assert read["role"] == "agency" and read["status"] == "active" and "password" not in str(read)
+
+
+async def test_sign_in_refusals_session_cookie_and_csrf(console: Console) -> None:
+    agency = await console.api.create_agency()
+    username = await console.user(agency["code"])
+    async with console.browser() as browser:
+        assert (await browser.get("/console/inbox")).headers["location"].startswith("/console/sign-in")
+        wrong = await sign_in(browser, username, "not-the-password-at-all")
+        assert wrong.status_code == 401 and "Sai tên đăng nhập" in wrong.text
+        nobody = await sign_in(browser, "no-such-user", PASSWORD)
+        assert nobody.status_code == 401
+        forged = await browser.post("/console/sign-in", data={"csrf": "x", "username": username, "password": PASSWORD})
+        assert forged.status_code == 400
+        ok = await sign_in(browser, username)
+        assert ok.status_code == 303 and ok.headers["location"] == "/console/inbox"
+        cookie = ok.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=strict" in cookie and "path=/console" in cookie
+        inbox = await browser.get("/console/inbox")
+        assert inbox.status_code == 200 and "Văn bản đến" in inbox.text
+        assert "script-src 'self'" in inbox.headers["content-security-policy"]
+        # a POST without the session's token changes nothing
+        nowhere = "/console/documents/00000000-0000-0000-0000-000000000000/recall"
+        no_csrf = await browser.post(nowhere, data={"reason": "x"})
+        assert no_csrf.status_code == 403
+        # the clerk's role does not open the admin's pages
+        assert (await browser.get("/console/admin/agencies")).status_code == 403
+        english = await browser.get("/console/inbox", headers={"Accept-Language": "en-GB,en;q=0.9"})
+        assert "Received" in english.text
+    admin = await console.api.admin()
+    disabled = await console.api.http.patch(f"/v1/users/{username}", json={"status": "disabled"}, headers=admin)
+    assert disabled.status_code == 200 and disabled.json()["status"] == "disabled"
+    async with console.browser() as browser:
+        assert (await sign_in(browser, username)).status_code == 401
+
+    actions: set[str] = set()
+
+    async def all_recorded() -> bool:
+        response = await console.api.http.get("/v1/audit/entries", params={"agency": agency["code"]}, headers=admin)
+        actions.update(e["action"] for e in response.json()["items"])
+        return {"user.created", "user.signed_in", "user.updated"} <= actions
+
+    await wait_until(all_recorded, what="user.created, user.signed_in and user.updated")
+    refused = await console.api.http.get("/v1/audit/entries", params={"action": "user.sign_in_refused"}, headers=admin)
+    assert username in {e["target"] for e in refused.json()["items"]}
+
+
+async def test_clerks_round_trip_through_the_console(console: Console) -> None:
+    api = console.api
+    sender_agency, recipient_agency = await api.create_agency(), await api.create_agency()
+    sender_user = await console.user(sender_agency["code"])
+    recipient_user = await console.user(recipient_agency["code"])
+    async with console.browser() as sender, console.browser() as recipient:
+        await sign_in(sender, sender_user)
+        await sign_in(recipient, recipient_user)
+        form = await sender.get("/console/send")
+        sent = await sender.post(
+            "/console/send",
+            data={
+                "csrf": csrf_of(form.text),
+                "code_number": "15",
+                "code_notation": "CV-UBND",
+                "type_name": "Công văn",
+                "promulgation_date": "2026-11-20",
+                "subject": "Về việc thử nghiệm bàn làm việc điện tử",
+                "recipients": recipient_agency["code"],
+                "urgency": "0",
+            },
+            files=[("files", ("cong-van.pdf", make_pdf(["Cong van thu nghiem"]), "application/pdf"))],
+        )
+        assert sent.status_code == 303, sent.text
+        document_path = sent.headers["location"].split("?")[0]
+        inbox = await recipient.get("/console/inbox")
+        assert "Về việc thử nghiệm bàn làm việc điện tử" in inbox.text
+        page = await recipient.get(document_path)
+        delivery = re.search(r"/console/deliveries/([0-9a-f-]+)/status", page.text)
+        assert delivery
+        for status in ("01", "03"):
+            reported = await recipient.post(
+                f"/console/deliveries/{delivery.group(1)}/status",
+                data={"csrf": csrf_of(page.text), "status": status, "document_id": document_path.rsplit("/", 1)[1]},
+            )
+            assert reported.status_code == 303, reported.text
+        seen = await sender.get(document_path)
+        assert "03 Đã tiếp nhận" in seen.text
+        bad = await sender.post("/console/send", data={"csrf": csrf_of(form.text), "subject": "x"})
+        assert bad.status_code == 422 and "error" in bad.text
