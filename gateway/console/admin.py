@@ -3,12 +3,15 @@ failed webhook pushes, trust store), the auditor's audit trail and the leaders' 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.responses import HTMLResponse, Response
 
 from gateway.console.calls import ConsoleApiError
+from gateway.console.charts import bar_chart
+from gateway.console.i18n import language_of, translator
 from gateway.console.pages import api_for, posted, redirect, render, signed_in
 from shared.auth import Scope
 
@@ -191,3 +194,83 @@ async def audit(request: Request) -> Response:
     async with api_for(request, session) as api:
         page = await api.get("/v1/audit/entries", limit=100, **filters)
     return render(request, "admin_audit.html", session=session, page=page, filters=filters)
+
+
+# -- leaders -----------------------------------------------------------------------------------
+
+_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+_TABLES = ("summary", "levels", "months", "agencies")
+
+
+def _selection(request: Request) -> dict[str, str]:
+    """The statistics' selection from the query: months ``from``/``to`` (YYYY-MM), ``root`` agency."""
+    chosen: dict[str, str] = {}
+    for name in ("from", "to"):
+        value = request.query_params.get(name, "")
+        if _MONTH.match(value):
+            chosen[name] = value
+    root = request.query_params.get("root", "").strip().upper()[:30]
+    if root:
+        chosen["root"] = root
+    return chosen
+
+
+@router.get("/statistics", response_class=HTMLResponse)
+async def statistics(request: Request) -> Response:
+    """Directive 15's figures: the summary, by administrative level, by month, the slowest
+    agencies, each as a chart and as a table of the same numbers."""
+    session = signed_in(request, Scope.STATS, ADMIN)
+    chosen = _selection(request)
+    async with api_for(request, session) as api:
+        summary = await api.get("/v1/statistics/summary", **chosen)
+        levels = await api.get("/v1/statistics/levels", **chosen)
+        months = await api.get("/v1/statistics/months", **chosen)
+        slowest = await api.get("/v1/statistics/agencies", sort="slowest", limit=10, **chosen)
+    t = translator(language_of(request))
+    slow_rows = [r for r in slowest["rows"] if r.get("p90_hours_to_01") is not None]
+    charts = {
+        "levels": bar_chart(
+            [(r.get("level_name") or r["level"], r["documents_sent"]) for r in levels["rows"]],
+            title=f"{t('by_level')}: {t('documents_sent')}",
+        ),
+        "adoption": bar_chart(
+            [(r.get("level_name") or r["level"], 100 * (r.get("adoption_share") or 0)) for r in levels["rows"]],
+            title=f"{t('by_level')}: {t('adoption')} (%)",
+        ),
+        "months": bar_chart(
+            [(r["month"], r["documents_sent"]) for r in months["rows"]], title=f"{t('by_month')}: {t('documents_sent')}"
+        ),
+        "slowest": bar_chart(
+            [(f"{r['agency_code']} {r.get('agency_name') or ''}", r["p90_hours_to_01"]) for r in slow_rows],
+            title=f"{t('slowest')}: p90 01 (h)",
+        ),
+    }
+    query = "&".join(f"{k}={v}" for k, v in chosen.items())
+    return render(
+        request,
+        "statistics.html",
+        session=session,
+        summary=summary["rows"][0] if summary["rows"] else None,
+        selection=summary,
+        levels=levels["rows"],
+        months=months["rows"],
+        slowest=slow_rows,
+        charts=charts,
+        chosen=chosen,
+        query=query,
+    )
+
+
+@router.get("/statistics/{table}.{extension}")
+async def statistics_export(table: str, extension: str, request: Request) -> Response:
+    """A statistics table as the API exports it (CSV or XLSX), to paste into a report."""
+    session = signed_in(request, Scope.STATS, ADMIN)
+    if table not in _TABLES or extension not in ("csv", "xlsx"):
+        return render(request, "error.html", message_key="not_found", status_code=404)
+    params = {**_selection(request), "format": extension}
+    if table == "agencies":
+        params["sort"] = "slowest"
+    async with api_for(request, session) as api:
+        answer = await api.call("GET", f"/v1/statistics/{table}/export", params=params)
+    keep = ("content-type", "content-disposition")
+    return Response(answer.content, headers={k: v for k, v in answer.headers.items() if k.lower() in keep})
