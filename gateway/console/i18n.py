@@ -70,6 +70,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "history": ("Lịch sử", "History"),
     "report_status": ("Cập nhật trạng thái", "Report a status"),
     "note": ("Ghi chú (bắt buộc khi từ chối)", "Note (required to reject)"),
+    "note_short": ("Ghi chú", "Note"),
     "save": ("Lưu", "Save"),
     "recall": ("Thu hồi", "Recall"),
     "recall_reason": ("Lý do thu hồi", "Reason for the recall"),
