@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from fastapi import APIRouter, Request
+from markupsafe import Markup
 from starlette.responses import HTMLResponse, Response
 
 from gateway.console.calls import ConsoleApiError
@@ -215,6 +216,11 @@ def _selection(request: Request) -> dict[str, str]:
     return chosen
 
 
+def figure(rows: list[tuple[str, float]], *, title: str) -> Markup:
+    """A chart with its title shown above it."""
+    return Markup("<figure><figcaption>{}</figcaption>{}</figure>").format(title, bar_chart(rows, title=title))
+
+
 @router.get("/statistics", response_class=HTMLResponse)
 async def statistics(request: Request) -> Response:
     """Directive 15's figures: the summary, by administrative level, by month, the slowest
@@ -229,18 +235,18 @@ async def statistics(request: Request) -> Response:
     t = translator(language_of(request))
     slow_rows = [r for r in slowest["rows"] if r.get("p90_hours_to_01") is not None]
     charts = {
-        "levels": bar_chart(
+        "levels": figure(
             [(r.get("level_name") or r["level"], r["documents_sent"]) for r in levels["rows"]],
             title=f"{t('by_level')}: {t('documents_sent')}",
         ),
-        "adoption": bar_chart(
+        "adoption": figure(
             [(r.get("level_name") or r["level"], 100 * (r.get("adoption_share") or 0)) for r in levels["rows"]],
             title=f"{t('by_level')}: {t('adoption')} (%)",
         ),
-        "months": bar_chart(
+        "months": figure(
             [(r["month"], r["documents_sent"]) for r in months["rows"]], title=f"{t('by_month')}: {t('documents_sent')}"
         ),
-        "slowest": bar_chart(
+        "slowest": figure(
             [(f"{r['agency_code']} {r.get('agency_name') or ''}", r["p90_hours_to_01"]) for r in slow_rows],
             title=f"{t('slowest')}: p90 01 (h)",
         ),

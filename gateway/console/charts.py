@@ -25,13 +25,13 @@ def bar_chart(rows: Sequence[tuple[str, float]], *, title: str) -> Markup:
     height = max(1, len(rows)) * ROW_HEIGHT + 4
     top = max((value for _, value in rows), default=0) or 1
     parts = [
-        f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="100%"'
-        f' preserveAspectRatio="xMinYMin meet"><title>{escape(title)}</title>'
+        f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}"'
+        f' aria-label="{escape(title)}"><title>{escape(title)}</title>'
     ]
     for i, (label, value) in enumerate(rows):
         y = i * ROW_HEIGHT + 2
         bar = max(0.0, value) / top * BAR_WIDTH
-        short = label if len(label) <= 28 else label[:27] + "…"
+        short = label if len(label) <= 24 else label[:23] + "…"
         parts.append(
             f'<text class="chart-label" x="{LABEL_WIDTH - 6}" y="{y + 17}" text-anchor="end">{escape(short)}</text>'
             f'<rect class="chart-bar" x="{LABEL_WIDTH}" y="{y + 3}" width="{bar:.1f}" height="{ROW_HEIGHT - 8}"/>'

@@ -133,6 +133,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "by_month": ("Theo tháng", "By month"),
     "slowest": ("Cơ quan xử lý chậm nhất", "Slowest agencies"),
     "month": ("Tháng", "Month"),
+    "month_from": ("Từ tháng", "From month"),
+    "month_to": ("Đến tháng", "To month"),
     "documents_sent": ("Văn bản gửi", "Documents sent"),
     "documents_received": ("Văn bản nhận", "Documents received"),
     "answered_in_time": ("Tỷ lệ xác nhận đúng hạn", "Answered 01 in time"),

@@ -20,7 +20,7 @@ from playwright.async_api import Browser, Page, async_playwright
 from services.demo.pdf import make_pdf
 from services.exchange.config import ExchangeSection
 from tests.conftest import running_system
-from tests.helpers import Api, random_code, serving, wait_until
+from tests.helpers import Api, random_code, report, serving, wait_until
 
 pytestmark = pytest.mark.heavy  # a browser process: with the other process-starting tests, one at a time
 
@@ -83,11 +83,13 @@ async def unlabelled(page: Page) -> list[str]:
 
 
 def statistics_settings() -> dict[str, Any]:
-    """Rollups refreshed at once in this system, where the statistics exist (their own branch)."""
+    """Rollups refreshed five times a second in this system, counting what is a second old (a
+    settling time of 0 can miss a row whose transaction commits after a refresh has passed its time),
+    where the statistics exist."""
     fields = ExchangeSection.model_fields
     if "statistics_refresh_seconds" not in fields:
         return {}
-    return {"exchange": {"statistics_refresh_seconds": 0.2, "statistics_settle_seconds": 0}}
+    return {"exchange": {"statistics_refresh_seconds": 0.2, "statistics_settle_seconds": 1}}
 
 
 @pytest.fixture(scope="module")
@@ -186,25 +188,41 @@ async def test_a_leaders_dashboard_shows_a_seeded_month(site: Site) -> None:
     probe = await site.api.http.get("/v1/statistics/summary", headers=await site.api.admin())
     if probe.status_code == 404 and probe.json().get("code") == "route_not_found":
         pytest.skip("the statistics API is not in this tree")
-    sender = await site.api.agency_client((await site.api.create_agency(level="district"))["code"])
-    recipient = await site.api.agency_client()
+    # a district that sent 3 documents to two of its communes; one commune reported 01 and 03
+    district = await site.api.create_agency(name="UBND huyện Hưng Nguyên", level="district")
+    sender = await site.api.agency_client(district["code"])
+    communes = [
+        await site.api.agency_client(
+            (await site.api.create_agency(name=f"UBND xã Hưng {n}", level="commune", parent_code=district["code"]))[
+                "code"
+            ]
+        )
+        for n in ("Đạo", "Tây")
+    ]
     for _ in range(3):
-        sent = await site.api.send(sender, [recipient.agency_code])
+        sent = await site.api.send(sender, [c.agency_code for c in communes])
         assert sent.status_code == 202, sent.text
+        delivery = next(d for d in sent.json()["deliveries"] if d["recipient_code"] == communes[0].agency_code)
+        for status in ("01", "03"):
+            assert (await report(site.api, communes[0], delivery["id"], status)).status_code == 200
     month = dt.datetime.now(dt.UTC).strftime("%Y-%m")
 
     async def counted() -> bool:
         rows = await site.api.http.get(
             "/v1/statistics/months", params={"root": sender.agency_code}, headers=await site.api.admin()
         )
-        return any(r["month"] == month and r["documents_sent"] == 3 for r in rows.json()["rows"])
+        return any(
+            r["month"] == month and r["documents_sent"] == 3 and r["answered_01"] == 3 for r in rows.json()["rows"]
+        )
 
     await wait_until(counted, within=20, what="the rollups to count the seeded month")
     leader = await site.signed_in(await site.user(sender.agency_code, role="statistics"))
     await leader.wait_for_url("**/console/statistics")
     await leader.goto(f"{site.url}/console/statistics?root={sender.agency_code}")
     row = leader.locator("#table-months tr", has=leader.locator("th", has_text=month))
-    assert (await row.locator("td").first.inner_text()).strip() == "3"
+    assert [(await cell.inner_text()).strip() for cell in await row.locator("td").all()][:2] == ["3", "6"]
+    slowest = leader.locator("#table-slowest tbody tr")
+    assert await slowest.count() == 1 and communes[0].agency_code in await slowest.inner_text()
     assert await leader.locator("svg.chart title").count() >= 3  # the charts beside the tables
     assert await unlabelled(leader) == []
     await leader.screenshot(path=SCREENSHOTS / "console-statistics.png", full_page=True)
