@@ -146,14 +146,18 @@ def _service_app(service: str, settings: Settings) -> FastAPI:
 
 async def _seed(http: httpx.AsyncClient, base_url: str, settings: Settings, mode: str) -> None:
     """Seed the demo province through the API, then print how to get a token."""
-    from services.demo import Credentials, DemoError, seed_demo_province
+    from services.demo import Credentials, DemoError, seed_demo_province, seed_demo_users
     from services.runtime import admin_credentials
 
     client_id, secret = admin_credentials(settings)
     credentials_file = settings.var_dir / "demo-credentials.json"
+    users_file = settings.var_dir / "demo-console-users.json"
     try:
         creds = await seed_demo_province(
             http, Credentials(client_id, secret), credentials_file, say=lambda m: console.print(f"  [dim]{m}[/]")
+        )
+        await seed_demo_users(
+            http, Credentials(client_id, secret), users_file, say=lambda m: console.print(f"  [dim]{m}[/]")
         )
     except (DemoError, httpx.HTTPError) as exc:
         console.print(f"[red]Seeding the demo province failed:[/] {exc}")
@@ -162,6 +166,7 @@ async def _seed(http: httpx.AsyncClient, base_url: str, settings: Settings, mode
     console.print(
         f"\n[bold green]LienThong is running[/] on {base_url} ({mode}).\n"
         f"  API docs:           {base_url}/docs\n"
+        f"  web console:        {base_url}/console (demo users and passwords: {users_file})\n"
         f"  demo credentials:   {credentials_file} (admin: {settings.var_dir / 'admin-credentials.json'})\n"
         f"  get a token (Sở Nội vụ, 000.00.01.H41):\n"
         f"    curl -s -X POST {base_url}/v1/auth/token -d grant_type=client_credentials \\\n"
