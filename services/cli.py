@@ -599,7 +599,7 @@ def registry_create_user(
     settings = Settings()
     configure_secret_hashing(settings.auth.secret_hash_time_cost, settings.auth.secret_hash_memory_kib)
     try:
-        body = UserCreate(username=username, display_name=name, agency_code=agency, role=role, password=password)  # type: ignore[arg-type]
+        body = UserCreate(username=username, display_name=name, agency_code=agency, role=role, password=password)
     except ValidationError as exc:
         for error in exc.errors():
             console.print(f"[red]{'.'.join(map(str, error['loc']))}: {error['msg']}[/]")
