@@ -22,7 +22,7 @@ from shared.messaging import Envelope
 # Events after which a cached directory answer may be wrong.
 DIRECTORY_EVENTS = ("agency.created.v1", "agency.updated.v1", "agency.status_changed.v1", "group.updated.v1")
 # Events after which a cached client status may be wrong.
-CREDENTIAL_EVENTS = ("client.revoked.v1", "client.rotated.v1", "agency.status_changed.v1")
+CREDENTIAL_EVENTS = ("client.revoked.v1", "client.rotated.v1", "agency.status_changed.v1", "user.updated.v1")
 
 
 class _Answer(BaseModel):
@@ -74,6 +74,7 @@ class ClientStatus(_Answer):
     reason: str | None
     agency_code: str | None
     agency_status: str | None
+    scopes: list[str] | None = None  # a console user's: what its role holds now (None: not checked)
 
 
 class GrantedClient(_Answer):

@@ -179,3 +179,25 @@ async def test_clerks_round_trip_through_the_console(console: Console) -> None:
         assert "03 Đã tiếp nhận" in seen.text
         bad = await sender.post("/console/send", data={"csrf": csrf_of(form.text), "subject": "x"})
         assert bad.status_code == 422 and "error" in bad.text
+
+
+async def test_a_changed_role_or_a_disabled_user_ends_open_sessions(console: Console) -> None:
+    agency = await console.api.create_agency()
+    admin = await console.api.admin()
+    demoted, disabled = await console.user(agency["code"]), await console.user(agency["code"])
+    async with console.browser() as first, console.browser() as second:
+        await sign_in(first, demoted)
+        await sign_in(second, disabled)
+        assert (await first.get("/console/inbox")).status_code == 200  # the guard has the status cached
+        assert (await second.get("/console/inbox")).status_code == 200
+        for username, change in ((demoted, {"role": "auditor"}), (disabled, {"status": "disabled"})):
+            response = await console.api.http.patch(f"/v1/users/{username}", json=change, headers=admin)
+            assert response.status_code == 200, response.text
+
+        async def signed_out(browser: httpx.AsyncClient) -> bool:
+            page = await browser.get("/console/inbox")
+            return page.status_code == 303 and "session_expired" in page.headers["location"]
+
+        # user.updated.v1 empties the guard's cache: refused at the next page, not 30 s later
+        await wait_until(lambda: signed_out(first), within=5, what="the demoted user's session to end")
+        await wait_until(lambda: signed_out(second), within=5, what="the disabled user's session to end")

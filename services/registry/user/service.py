@@ -11,6 +11,7 @@ from services.registry.agency.repository import AgencyRepository
 from services.registry.agency.service import require_agency
 from services.registry.client.schemas import ClientStatus
 from services.registry.errors import UserCredentialsInvalidError, UserExistsError, UserNotFoundError
+from services.registry.events import UserUpdated, record
 from services.registry.models import Agency, AgencyUser, messaging
 from services.registry.user.repository import UserRepository
 from services.registry.user.schemas import SignedIn, UserCreate, UserRead, UserUpdate
@@ -127,6 +128,15 @@ class UserService:
             agency = await self._agency(user)
             details: dict[str, object] = {"changed": changed, "role": user.role, "status": user.status}
             await self._audit("user.updated", user, agency.code, details)
+            updated = UserUpdated(
+                client_id=user_client_id(user.username),
+                username=user.username,
+                agency_code=agency.code,
+                role=user.role,
+                status=user.status,
+                changed=changed,
+            )
+            await record(self.users, updated, ordering_key=f"user:{user.username}")
         return await self._read(user)
 
     async def sign_in(self, username: str, password: str) -> SignedIn:
@@ -193,4 +203,5 @@ class UserService:
             reason=reason,
             agency_code=agency.code,
             agency_status=agency.status,
+            scopes=scopes_of(Role(user.role)),
         )
