@@ -104,6 +104,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "rotate": ("Đổi mật khẩu", "Rotate"),
     "revoke": ("Thu hồi", "Revoke"),
     "revoked": ("Đã thu hồi", "Revoked"),
+    "confirm_revoke": ("Thu hồi ngay tài khoản kết nối", "Revoke at once the API client"),
+    "confirm_recall": ("Yêu cầu mọi nơi nhận trả lại văn bản này?", "Ask every recipient to give this document back?"),
     "client_rotated": (
         "Đã đổi mật khẩu. Mật khẩu mới chỉ hiển thị một lần:",
         "Rotated. The new secret is shown this once:",

@@ -201,3 +201,33 @@ async def test_a_changed_role_or_a_disabled_user_ends_open_sessions(console: Con
         # user.updated.v1 empties the guard's cache: refused at the next page, not 30 s later
         await wait_until(lambda: signed_out(first), within=5, what="the demoted user's session to end")
         await wait_until(lambda: signed_out(second), within=5, what="the disabled user's session to end")
+
+
+async def test_hostile_console_input_gets_a_page_never_a_500(console: Console) -> None:
+    agency = await console.api.create_agency()
+    clerk, admin = await console.user(agency["code"]), await console.user(agency["code"], role="registry_admin")
+    async with console.browser() as as_clerk, console.browser() as as_admin:
+        await sign_in(as_clerk, clerk)
+        await sign_in(as_admin, admin)
+        csrf = csrf_of((await as_clerk.get("/console/send")).text)
+        admin_csrf = csrf_of((await as_admin.get("/console/admin/agencies")).text)
+        answers = [
+            await as_clerk.get("/console/documents/not-a-uuid"),
+            await as_clerk.get("/console/documents/00000000-0000-0000-0000-000000000000"),
+            await as_clerk.get("/console/documents/x/attachments/y"),
+            await as_clerk.get("/console/inbox", params={"status": "99", "date_from": "tomorrow", "cursor": "%%%"}),
+            await as_clerk.get("/console/send", params={"relation": "update", "of": "nope"}),
+            await as_clerk.get("/console/search", params={"q": "\x00\u202e" * 10}),
+            await as_clerk.get("/console/language/xx", params={"back": "https://evil.example/"}),
+            await as_clerk.post("/console/deliveries/nope/status", data={"csrf": csrf, "status": "07"}),
+            await as_clerk.post("/console/send", data={"csrf": csrf, "urgency": "x", "relation": "replace", "of": "y"}),
+            await as_admin.get("/console/admin/agencies/..%2F..%2Fetc"),
+            await as_admin.get("/console/statistics/levels.exe"),
+            await as_admin.post("/console/admin/agencies", data={"csrf": admin_csrf, "code": "<script>", "level": "?"}),
+            await as_admin.post("/console/admin/clients/nope/rotate", data={"csrf": admin_csrf, "agency": "x"}),
+            await as_admin.post("/console/admin/failed-pushes/nope/resend", data={"csrf": admin_csrf}),
+            await as_admin.post(f"/console/admin/agencies/{agency['code']}/users", data={"csrf": admin_csrf}),
+        ]
+        assert [a.status_code for a in answers if a.status_code >= 500] == []
+        assert answers[6].headers["location"] == "/console"  # never sent off-site
+        assert "&lt;script&gt;" in answers[11].text and "<script>" not in answers[11].text.split("</head>")[1]
