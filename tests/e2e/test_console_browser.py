@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, FilePayload, Page, ViewportSize, async_playwright
 
 from services.demo.pdf import make_pdf
 from services.exchange.config import ExchangeSection
@@ -37,8 +37,8 @@ CHROMIUM_ARGS = [
 ]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "img"
 PASSWORD = "mat-khau-rat-dai-123"
-LAPTOP = {"width": 1280, "height": 860}
-PHONE = {"width": 390, "height": 844}
+LAPTOP: ViewportSize = {"width": 1280, "height": 860}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 
 # the form fields a keyboard and a screen reader must reach by a label
 UNLABELLED = """() => [...document.querySelectorAll('input, select, textarea')]
@@ -65,9 +65,9 @@ class Site:
         assert response.status_code == 201, response.text
         return username
 
-    async def signed_in(self, username: str, *, viewport: dict[str, int] = LAPTOP, lang: str = "vi") -> Page:
+    async def signed_in(self, username: str, *, viewport: ViewportSize = LAPTOP, lang: str = "vi") -> Page:
         """A new browser context (its own cookies) signed in as ``username``."""
-        context = await self.browser.new_context(viewport=viewport, locale=lang)  # type: ignore[arg-type]
+        context = await self.browser.new_context(viewport=viewport, locale=lang)
         page = await context.new_page()
         await page.goto(f"{self.url}/console/sign-in")
         await page.get_by_label("Tên đăng nhập" if lang == "vi" else "User name").fill(username)
@@ -123,7 +123,7 @@ async def test_a_clerk_sends_another_marks_03_and_the_sender_sees_it(site: Site)
     await sender.get_by_label("Họ tên người ký").fill("Trần Văn Bình")
     await sender.get_by_label("Mã định danh nơi nhận").fill(recipient_agency["code"])
     await sender.get_by_label("Tệp đính kèm").set_input_files(
-        [{"name": "cong-van-127.pdf", "mimeType": "application/pdf", "buffer": make_pdf(["Cong van 127"])}]
+        [FilePayload(name="cong-van-127.pdf", mimeType="application/pdf", buffer=make_pdf(["Cong van 127"]))]
     )
     await sender.screenshot(path=SCREENSHOTS / "console-send.png", full_page=True)
     await sender.get_by_role("button", name="Gửi văn bản").click()

@@ -9,8 +9,7 @@ import os
 import sqlite3
 from pathlib import Path
 
-from click.testing import Result
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from services.cli import app as cli
 
