@@ -103,6 +103,14 @@ async def agency(code: str, request: Request) -> Response:
     return await _agency_page(request, code)
 
 
+def _credential_rows(answer: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """A client's id and secret, as the page shows them once: (label, value, element id)."""
+    return [
+        ("client_id", answer["client_id"], "client-id"),
+        ("client_secret", answer["client_secret"], "client-secret"),
+    ]
+
+
 @router.post("/admin/agencies/{code}/clients", response_class=HTMLResponse)
 async def issue_client(code: str, request: Request) -> Response:
     """Issue an API client for the agency; its secret is shown on this answer only."""
@@ -110,7 +118,8 @@ async def issue_client(code: str, request: Request) -> Response:
     body = {"name": str(form.get("name") or ""), "role": str(form.get("role") or "agency")}
     async with api_for(request, session) as api:
         created = await api.json("POST", f"/v1/agencies/{code}/clients", json=body)
-    return await _agency_page(request, code, secret=created, secret_key="client_issued")
+    rows = _credential_rows(created)
+    return await _agency_page(request, code, secret_rows=rows, secret_key="client_issued")
 
 
 @router.post("/admin/clients/{client_id}/rotate", response_class=HTMLResponse)
@@ -119,7 +128,8 @@ async def rotate_client(client_id: str, request: Request) -> Response:
     session, form = await posted(request, ADMIN)
     async with api_for(request, session) as api:
         rotated = await api.json("POST", f"/v1/clients/{client_id}/rotate", json={})
-    return await _agency_page(request, str(form.get("agency") or ""), secret=rotated, secret_key="client_rotated")
+    rows = _credential_rows(rotated)
+    return await _agency_page(request, str(form.get("agency") or ""), secret_rows=rows, secret_key="client_rotated")
 
 
 @router.post("/admin/clients/{client_id}/revoke")
@@ -153,7 +163,15 @@ async def groups(request: Request) -> Response:
     session = signed_in(request, ADMIN)
     async with api_for(request, session) as api:
         found = await api.get("/v1/groups")
-    return render(request, "admin_groups.html", session=session, groups=found)
+        levels = await api.get("/v1/agency-levels")
+    return render(
+        request,
+        "admin_groups.html",
+        session=session,
+        groups=found,
+        levels=levels,
+        flash=request.query_params.get("flash"),
+    )
 
 
 @router.get("/admin/failed-pushes", response_class=HTMLResponse)
@@ -183,7 +201,13 @@ async def truststore(request: Request) -> Response:
         certificates = await api.get("/v1/signatures/trust-store/certificates", limit=200)
         crls = await api.get("/v1/signatures/trust-store/crls", limit=200)
     return render(
-        request, "admin_truststore.html", session=session, summary=summary, certificates=certificates, crls=crls
+        request,
+        "admin_truststore.html",
+        session=session,
+        summary=summary,
+        certificates=certificates,
+        crls=crls,
+        flash=request.query_params.get("flash"),
     )
 
 
@@ -280,3 +304,105 @@ async def statistics_export(table: str, extension: str, request: Request) -> Res
         answer = await api.call("GET", f"/v1/statistics/{table}/export", params=params)
     keep = ("content-type", "content-disposition")
     return Response(answer.content, headers={k: v for k, v in answer.headers.items() if k.lower() in keep})
+
+
+# -- more of the admin's changes ---------------------------------------------------------------
+
+
+@router.post("/admin/agencies/{code}/status")
+async def agency_status(code: str, request: Request) -> Response:
+    """Suspend, reactivate or retire an agency (retiring names its successor)."""
+    session, form = await posted(request, ADMIN)
+    body: dict[str, Any] = {"status": str(form.get("status") or "")}
+    for field in ("reason", "successor_code"):
+        if value := str(form.get(field) or "").strip():
+            body[field] = value.upper() if field == "successor_code" else value
+    async with api_for(request, session) as api:
+        await api.json("POST", f"/v1/agencies/{code}/status", json=body)
+    return redirect(f"/console/admin/agencies/{code}", flash="saved")
+
+
+@router.post("/admin/agencies/{code}/endpoint", response_class=HTMLResponse)
+async def endpoint(code: str, request: Request) -> Response:
+    """Set how the agency receives: pull, a webhook (its signing secret shown once) or a bus queue."""
+    session, form = await posted(request, ADMIN)
+    body: dict[str, Any] = {"mode": str(form.get("mode") or "")}
+    for field in ("webhook_url", "amqp_queue"):
+        if value := str(form.get(field) or "").strip():
+            body[field] = value
+    async with api_for(request, session) as api:
+        changed = await api.json("PUT", f"/v1/agencies/{code}/endpoint", json=body)
+    if changed.get("webhook_secret"):
+        rows = [
+            ("webhook_url", changed["webhook_url"], "webhook-url"),
+            ("secret", changed["webhook_secret"], "webhook-secret"),
+        ]
+        return await _agency_page(request, code, secret_rows=rows, secret_key="webhook_secret_shown")
+    return redirect(f"/console/admin/agencies/{code}", flash="saved")
+
+
+@router.post("/admin/users/{username}")
+async def change_user(username: str, request: Request) -> Response:
+    """Disable or enable a console user, or give it a new password."""
+    session, form = await posted(request, ADMIN)
+    body: dict[str, Any] = {}
+    if (status := str(form.get("status") or "")) in ("active", "disabled"):
+        body["status"] = status
+    if password := str(form.get("password") or ""):
+        body["password"] = password
+    async with api_for(request, session) as api:
+        await api.json("PATCH", f"/v1/users/{username}", json=body)
+    return redirect(f"/console/admin/agencies/{form.get('agency') or ''}", flash="saved")
+
+
+@router.get("/admin/hierarchy", response_class=HTMLResponse)
+async def hierarchy(request: Request) -> Response:
+    """The whole directory as a tree: each agency under its parent."""
+    session = signed_in(request, ADMIN)
+    async with api_for(request, session) as api:
+        tree = await api.get("/v1/agencies/tree")
+    return render(request, "admin_hierarchy.html", session=session, tree=tree)
+
+
+_CODES = re.compile(r"[\s,;]+")
+
+
+@router.post("/admin/groups", response_class=HTMLResponse)
+async def create_group(request: Request) -> Response:
+    """Create a recipient group: static members by code and/or one rule (a level, under an agency)."""
+    session, form = await posted(request, ADMIN)
+    body: dict[str, Any] = {
+        "name": str(form.get("name") or "").strip(),
+        "title": str(form.get("title") or ""),
+        "members": [c.upper() for c in _CODES.split(str(form.get("members") or "")) if c],
+        "rules": [],
+    }
+    rule = {k: v for k in ("level", "under") if (v := str(form.get(f"rule_{k}") or "").strip())}
+    if rule:
+        body["rules"].append({**rule, **({"under": rule["under"].upper()} if "under" in rule else {})})
+    async with api_for(request, session) as api:
+        try:
+            await api.json("POST", "/v1/groups", json=body)
+        except ConsoleApiError as exc:
+            found = await api.get("/v1/groups")
+            levels = await api.get("/v1/agency-levels")
+            return render(
+                request,
+                "admin_groups.html",
+                session=session,
+                groups=found,
+                levels=levels,
+                error=exc.detail,
+                status_code=exc.status if exc.status < 500 else 502,
+            )
+    return redirect("/console/admin/groups", flash="saved")
+
+
+@router.post("/admin/truststore", response_class=HTMLResponse)
+async def trust(request: Request) -> Response:
+    """Add a root or intermediate CA certificate (PEM) to the trust store."""
+    session, form = await posted(request, ADMIN)
+    body = {"kind": str(form.get("kind") or "root"), "certificate": str(form.get("certificate") or "")}
+    async with api_for(request, session) as api:
+        await api.json("POST", "/v1/signatures/trust-store/certificates", json=body)
+    return redirect("/console/admin/truststore", flash="saved")

@@ -141,6 +141,7 @@ def _nav(session: ConsoleSession | None) -> list[tuple[str, str]]:
     if Scope.REGISTRY_ADMIN in scopes:
         items += [
             ("/console/admin/agencies", "agencies"),
+            ("/console/admin/hierarchy", "hierarchy"),
             ("/console/admin/groups", "group_list"),
             ("/console/admin/failed-pushes", "failed_pushes"),
             ("/console/admin/truststore", "truststore"),

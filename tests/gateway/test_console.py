@@ -231,3 +231,46 @@ async def test_hostile_console_input_gets_a_page_never_a_500(console: Console) -
         assert [a.status_code for a in answers if a.status_code >= 500] == []
         assert answers[6].headers["location"] == "/console"  # never sent off-site
         assert "&lt;script&gt;" in answers[11].text and "<script>" not in answers[11].text.split("</head>")[1]
+
+
+async def test_the_admins_pages_change_the_directory_through_the_api(console: Console) -> None:
+    api = console.api
+    province = await api.create_agency(level="province")
+    district = await api.create_agency(level="district", parent_code=province["code"])
+    clerk = await console.user(district["code"])
+    admin_user = await console.user(province["code"], role="registry_admin")
+    admin = await api.admin()
+    async with console.browser() as browser:
+        await sign_in(browser, admin_user)
+        tree = await browser.get("/console/admin/hierarchy")
+        assert tree.status_code == 200 and district["code"] in tree.text
+        page = await browser.get(f"/console/admin/agencies/{district['code']}")
+        csrf = csrf_of(page.text)
+        assert clerk in page.text
+
+        async def post(path: str, **data: str) -> httpx.Response:
+            return await browser.post(path, data={"csrf": csrf, **data})
+
+        suspended = await post(f"/console/admin/agencies/{district['code']}/status", status="suspended", reason="thử")
+        assert suspended.status_code == 303
+        assert (await api.http.get(f"/v1/agencies/{district['code']}", headers=admin)).json()["status"] == "suspended"
+        assert (await post(f"/console/admin/agencies/{district['code']}/status", status="active")).status_code == 303
+        pull = await post(f"/console/admin/agencies/{district['code']}/endpoint", mode="pull")
+        assert pull.status_code == 303
+        disabled = await post(f"/console/admin/users/{clerk}", status="disabled", agency=district["code"])
+        assert disabled.status_code == 303
+        assert (await api.http.get(f"/v1/users/{clerk}", headers=admin)).json()["status"] == "disabled"
+        renewed = await post(f"/console/admin/users/{clerk}", status="active", password="mat-khau-moi-hoan-toan")
+        assert renewed.status_code == 303
+        group = await post(
+            "/console/admin/groups", name="cac-huyen", title="Các huyện", rule_level="district", members=""
+        )
+        assert group.status_code == 303
+        members = await api.http.get("/v1/groups/cac-huyen/members", headers=admin)
+        assert district["code"] in {m["code"] for m in members.json()["members"]}
+        refused = await post("/console/admin/groups", name="Bad Name", title="x")
+        assert refused.status_code == 422 and "error" in refused.text
+        not_a_certificate = await post("/console/admin/truststore", kind="root", certificate="không phải PEM")
+        assert 400 <= not_a_certificate.status_code < 500
+    async with console.browser() as browser:  # the clerk's new password works
+        assert (await sign_in(browser, clerk, "mat-khau-moi-hoan-toan")).status_code == 303
