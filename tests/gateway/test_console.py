@@ -179,6 +179,34 @@ async def test_clerks_round_trip_through_the_console(console: Console) -> None:
         assert "03 Đã tiếp nhận" in seen.text
         bad = await sender.post("/console/send", data={"csrf": csrf_of(form.text), "subject": "x"})
         assert bad.status_code == 422 and "error" in bad.text
+        # a replacement, its form filled in from the original; then a recall of the replacement
+        original_id = document_path.rsplit("/", 1)[1]
+        prefilled = await sender.get("/console/send", params={"relation": "replace", "of": original_id})
+        assert "Về việc thử nghiệm bàn làm việc điện tử" in prefilled.text
+        assert recipient_agency["code"] in prefilled.text
+        replaced = await sender.post(
+            "/console/send",
+            data={
+                "csrf": csrf_of(form.text),
+                "relation": "replace",
+                "of": original_id,
+                "code_number": "16",
+                "code_notation": "CV-UBND",
+                "type_name": "Công văn",
+                "promulgation_date": "2026-11-21",
+                "subject": "Về việc thử nghiệm (thay thế)",
+                "recipients": recipient_agency["code"],
+            },
+            files=[("files", ("thay-the.pdf", make_pdf(["Thay the"]), "application/pdf"))],
+        )
+        assert replaced.status_code == 303, replaced.text
+        replacement = await sender.get(replaced.headers["location"])
+        assert "Văn bản thay thế" in replacement.text and original_id in replacement.text
+        recalled = await sender.post(
+            replaced.headers["location"].split("?")[0] + "/recall", data={"csrf": csrf_of(form.text), "reason": "Nhầm"}
+        )
+        assert recalled.status_code == 303
+        assert "13 Yêu cầu thu hồi" in (await sender.get(recalled.headers["location"])).text
 
 
 async def test_a_changed_role_or_a_disabled_user_ends_open_sessions(console: Console) -> None:
