@@ -39,6 +39,7 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "img"
 PASSWORD = "mat-khau-rat-dai-123"
 LAPTOP: ViewportSize = {"width": 1280, "height": 860}
 PHONE: ViewportSize = {"width": 390, "height": 844}
+TIMEOUT_MS = 10_000  # a page that never shows what is awaited fails in 10 s, not Playwright's 30
 
 # the form fields a keyboard and a screen reader must reach by a label
 UNLABELLED = """() => [...document.querySelectorAll('input, select, textarea')]
@@ -68,6 +69,7 @@ class Site:
     async def signed_in(self, username: str, *, viewport: ViewportSize = LAPTOP, lang: str = "vi") -> Page:
         """A new browser context (its own cookies) signed in as ``username``."""
         context = await self.browser.new_context(viewport=viewport, locale=lang)
+        context.set_default_timeout(TIMEOUT_MS)
         page = await context.new_page()
         await page.goto(f"{self.url}/console/sign-in")
         await page.get_by_label("Tên đăng nhập" if lang == "vi" else "User name").fill(username)
@@ -163,6 +165,11 @@ async def test_an_admin_creates_an_agency_and_issues_it_a_client(site: Site) -> 
     admin = await site.signed_in(await site.user(province["code"], role="registry_admin"), lang="en")
     await admin.wait_for_url("**/console/admin/agencies")
     assert await unlabelled(admin) == []
+    await admin.get_by_label("Agency code").fill("not-a-code")  # refused: the API's answer on the form
+    await admin.get_by_label("Name", exact=True).last.fill("Sở Khoa học và Công nghệ")
+    await admin.get_by_role("button", name="Add an agency").click()
+    await admin.get_by_role("alert").wait_for()
+    assert "not-a-code" in await admin.get_by_label("Agency code").input_value()  # kept for correcting
     code = random_code()
     await admin.get_by_label("Agency code").fill(code)
     await admin.get_by_label("Name", exact=True).last.fill("Sở Khoa học và Công nghệ")
@@ -232,6 +239,7 @@ async def test_sign_in_by_keyboard_alone(site: Site) -> None:
     agency = await site.api.create_agency()
     username = await site.user(agency["code"])
     context = await site.browser.new_context(viewport=LAPTOP)
+    context.set_default_timeout(TIMEOUT_MS)
     page = await context.new_page()
     await page.goto(f"{site.url}/console/sign-in")
     assert await unlabelled(page) == []
