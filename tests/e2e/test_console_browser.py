@@ -238,7 +238,7 @@ async def test_a_leaders_dashboard_shows_a_seeded_month(site: Site) -> None:
 async def test_sign_in_by_keyboard_alone(site: Site) -> None:
     agency = await site.api.create_agency()
     username = await site.user(agency["code"])
-    context = await site.browser.new_context(viewport=LAPTOP)
+    context = await site.browser.new_context(viewport=LAPTOP, locale="vi-VN")
     context.set_default_timeout(TIMEOUT_MS)
     page = await context.new_page()
     await page.goto(f"{site.url}/console/sign-in")
@@ -264,6 +264,8 @@ async def test_sign_in_by_keyboard_alone(site: Site) -> None:
         await page.keyboard.press("Tab")
         if (await page.evaluate("document.activeElement.textContent")).strip() == "Văn bản đi":
             break
+    else:
+        raise AssertionError("Tab never reached the menu's 'Văn bản đi'")
     assert await page.evaluate("getComputedStyle(document.activeElement).outlineStyle") != "none"
     await page.keyboard.press("Enter")
     await page.wait_for_url("**/console/sent")
