@@ -72,8 +72,8 @@ def create_app(
     app.include_router(observability_router("gateway", checks, metrics))
     app.include_router(auth_router)
     app.include_router(openapi_router)
-    install_console(app)  # before the proxy: /console is the gateway's own
     app.include_router(proxy_router)
+    install_console(app)  # after the proxy: an API request never tries the console's routes first
     return app
 
 
