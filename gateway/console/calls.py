@@ -26,10 +26,19 @@ class ConsoleApiError(Exception):
 class ConsoleApi:
     """One user's caller of the API, for the length of one console request."""
 
-    def __init__(self, app: ASGIApp, gateway: GatewayRuntime, *, client_id: str, agency_code: str, scopes: list[str]):
+    def __init__(
+        self,
+        app: ASGIApp,
+        gateway: GatewayRuntime,
+        *,
+        client_id: str,
+        agency_code: str,
+        scopes: list[str],
+        address: str = "127.0.0.1",
+    ):
         token = gateway.issuer.issue(client_id, agency_code, scopes)
-        self.http = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app, client=("127.0.0.1", 0)),
+        self.http = httpx.AsyncClient(  # the user's address: the services' logs and limits see the person's
+            transport=httpx.ASGITransport(app=app, client=(address, 0)),
             base_url="http://console.internal",
             headers={"Authorization": f"Bearer {token}"},
             timeout=gateway.settings.gateway.service_timeout_seconds,

@@ -109,6 +109,7 @@ def api_for(request: Request, session: ConsoleSession) -> ConsoleApi:
         client_id=f"user:{session.username}",
         agency_code=session.agency_code,
         scopes=list(session.scopes),
+        address=request.client.host if request.client else "127.0.0.1",
     )
 
 
