@@ -149,7 +149,7 @@ def _nav(session: ConsoleSession | None) -> list[tuple[str, str]]:
         ]
     if Scope.AUDIT in scopes:
         items.append(("/console/admin/audit", "audit"))
-    if Scope.STATS in scopes:
+    if Scope.STATS in scopes or Scope.REGISTRY_ADMIN in scopes:  # the statistics API answers both
         items.append(("/console/statistics", "statistics"))
     return items
 

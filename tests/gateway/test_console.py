@@ -300,5 +300,22 @@ async def test_the_admins_pages_change_the_directory_through_the_api(console: Co
         assert refused.status_code == 422 and "error" in refused.text
         not_a_certificate = await post("/console/admin/truststore", kind="root", certificate="không phải PEM")
         assert 400 <= not_a_certificate.status_code < 500
+        for path, shows in (
+            ("/console/admin/groups", "cac-huyen"),
+            ("/console/admin/failed-pushes", "Gửi webhook thất bại"),
+            ("/console/admin/truststore", "Kho chứng thư tin cậy"),
+        ):
+            page = await browser.get(path)
+            assert page.status_code == 200 and shows in page.text, path
+        assert (await browser.get("/console/admin/audit")).status_code == 403  # the auditor's page
     async with console.browser() as browser:  # the clerk's new password works
         assert (await sign_in(browser, clerk, "mat-khau-moi-hoan-toan")).status_code == 303
+    auditor = await console.user(province["code"], role="auditor")
+    async with console.browser() as browser:
+        assert (await sign_in(browser, auditor)).headers["location"] == "/console/admin/audit"
+
+        async def listed() -> bool:
+            trail = await browser.get("/console/admin/audit", params={"action": "user.created"})
+            return trail.status_code == 200 and f"<td>{auditor}</td>" in trail.text
+
+        await wait_until(listed, what="the auditor's own creation in the audit trail page")
