@@ -39,6 +39,11 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "img"
 PASSWORD = "mat-khau-rat-dai-123"
 LAPTOP: ViewportSize = {"width": 1280, "height": 860}
 PHONE: ViewportSize = {"width": 390, "height": 844}
+NAMES = {
+    "agency": "Nguyễn Thị Lan",
+    "registry_admin": "Trần Quốc Huy",
+    "statistics": "Lê Văn Thành",
+}
 TIMEOUT_MS = 10_000  # a page that never shows what is awaited fails in 10 s, not Playwright's 30
 
 # the form fields a keyboard and a screen reader must reach by a label
@@ -57,7 +62,7 @@ class Site:
         username = f"u{random_code().replace('.', '')}".lower()
         body = {
             "username": username,
-            "display_name": f"Người dùng {role}",
+            "display_name": NAMES[role],
             "agency_code": agency_code,
             "role": role,
             "password": PASSWORD,
