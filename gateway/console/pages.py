@@ -179,7 +179,7 @@ def render(
         csrf=session.csrf,
         nav=_nav(session),
         here=request.url.path,
-        here_full=quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""), safe="/?=&"),
+        here_full=quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""), safe="/"),
         status_name=lambda code: t(code) if code in STATUS_NAMES else code,
         **context,
     )

@@ -121,6 +121,15 @@ async def test_sign_in_refusals_session_cookie_and_csrf(console: Console) -> Non
         assert (await browser.get("/console/admin/agencies")).status_code == 403
         english = await browser.get("/console/inbox", headers={"Accept-Language": "en-GB,en;q=0.9"})
         assert "Received" in english.text
+        filtered = await browser.get("/console/inbox", params={"status": "03", "overdue": "true"})
+        switch = re.search(r'href="(/console/language/en\?back=[^"]+)"', filtered.text)
+        assert switch, filtered.text
+        chosen = await browser.get(switch.group(1).replace("&amp;", "&"))
+        assert chosen.headers["location"] == "/console/inbox?status=03&overdue=true"  # back with the filters
+        assert "Received" in (await browser.get(chosen.headers["location"])).text  # the cookie's language
+        signed_out = await browser.post("/console/sign-out", data={"csrf": csrf_of(inbox.text)})
+        assert signed_out.status_code == 303
+        assert (await browser.get("/console/inbox")).headers["location"].startswith("/console/sign-in")
     admin = await console.api.admin()
     disabled = await console.api.http.patch(f"/v1/users/{username}", json={"status": "disabled"}, headers=admin)
     assert disabled.status_code == 200 and disabled.json()["status"] == "disabled"
