@@ -183,6 +183,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
 }
 
 STATUS_NAMES: dict[str, tuple[str, str]] = {
+    "pending": ("Chờ xác nhận đến", "Awaiting 01"),
     "01": ("01 Đã đến", "01 Arrived"),
     "02": ("02 Từ chối", "02 Rejected"),
     "03": ("03 Đã tiếp nhận", "03 Accepted"),
