@@ -175,6 +175,8 @@ async def test_clerks_round_trip_through_the_console(console: Console) -> None:
         document_path = sent.headers["location"].split("?")[0]
         inbox = await recipient.get("/console/inbox")
         assert "Về việc thử nghiệm bàn làm việc điện tử" in inbox.text
+        for status in ("pending", "01", "02", "03", "04", "05", "06"):  # every filter offered is one the API takes
+            assert (await recipient.get("/console/inbox", params={"status": status})).status_code == 200
         page = await recipient.get(document_path)
         delivery = re.search(r"/console/deliveries/([0-9a-f-]+)/status", page.text)
         assert delivery
