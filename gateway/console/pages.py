@@ -3,6 +3,7 @@ the CSRF check of every POST, and the answers (a page, a redirect, a refusal).""
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -53,16 +54,16 @@ def gateway_of(request: Request) -> GatewayRuntime:
     return runtime_of(request, GatewayRuntime)
 
 
-_codecs: dict[int, SessionCodec] = {}
+_codecs: weakref.WeakKeyDictionary[GatewayRuntime, SessionCodec] = weakref.WeakKeyDictionary()
 
 
 def codec(request: Request) -> SessionCodec:
-    """The gateway's session codec (made on first use from its signing key)."""
+    """The gateway's session codec, made on first use from its signing key as it is then."""
     gateway = gateway_of(request)
-    found = _codecs.get(id(gateway))
+    found = _codecs.get(gateway)
     if found is None:
         key = derive_key(gateway.settings.private_key_file)
-        found = _codecs[id(gateway)] = SessionCodec(key, gateway.settings.gateway.console_session_seconds)
+        found = _codecs[gateway] = SessionCodec(key, gateway.settings.gateway.console_session_seconds)
     return found
 
 

@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import UploadFile
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from gateway.auth import _throttle as auth_throttle
+from gateway.auth import auth_throttle
 from gateway.console import admin as admin_pages
 from gateway.console.calls import ConsoleApiError
 from gateway.console.i18n import LANG_COOKIE, LANGUAGES

@@ -3,7 +3,8 @@ session's CSRF token, checked on every POST.
 
 The cookie is ``HttpOnly``, ``SameSite=Strict``, ``Secure`` when the request came over TLS, and
 signed with a key derived from the gateway's token signing key (HMAC-SHA256, itsdangerous), so a
-deployment has no second secret to manage; it expires ``console_session_seconds`` after sign-in.
+deployment has no second secret to manage (a gateway restarted after a key rotation ends every
+session); it expires ``console_session_seconds`` after sign-in.
 A user disabled (or whose agency is suspended) is refused at the next page: the console's calls
 carry a token naming ``user:<name>`` and the gateway's credential guard checks it like a client's.
 """
