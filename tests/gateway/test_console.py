@@ -135,6 +135,11 @@ async def test_sign_in_refusals_session_cookie_and_csrf(console: Console) -> Non
     assert disabled.status_code == 200 and disabled.json()["status"] == "disabled"
     async with console.browser() as browser:
         assert (await sign_in(browser, username)).status_code == 401
+        # guessing is throttled per user name as token requests are per client id (10 in 5 minutes)
+        target = await console.user(agency["code"])
+        answers = [(await sign_in(browser, target, f"doan-mo-{n:04d}-sai")).status_code for n in range(11)]
+        assert answers == [401] * 10 + [429]
+        assert (await sign_in(browser, target)).status_code == 429  # the right password waits too
 
     actions: set[str] = set()
 
