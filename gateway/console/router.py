@@ -36,6 +36,7 @@ from gateway.console.pages import (
     signed_in,
 )
 from gateway.console.session import ConsoleSession, csrf_matches, new_session
+from shared.audit import audit_throttled
 from shared.auth import Scope
 from shared.clients import InvalidClientError
 from shared.errors import AgencyInactiveError, DependencyUnavailableError
@@ -74,7 +75,16 @@ async def sign_in(request: Request) -> Response:
     gateway = gateway_of(request)
     throttle = auth_throttle(gateway)
     address = request.client.host if request.client else "unknown"
-    if throttle.refused(f"user:{username}", address) is not None:
+    refused = throttle.refused(f"user:{username}", address)
+    if refused is not None:
+        await audit_throttled(  # as a throttled token request: the first per user name or address and window
+            gateway,
+            gateway.broker,
+            client_id=f"user:{username}",
+            address=address,
+            what=refused[0],
+            window_seconds=gateway.settings.limits.auth_failure_window_seconds,
+        )
         return render(request, "sign_in.html", error="too_many", username=username, status_code=429)
     succeeded = throttle.attempt(f"user:{username}", address)
     try:

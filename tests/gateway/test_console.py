@@ -141,6 +141,12 @@ async def test_sign_in_refusals_session_cookie_and_csrf(console: Console) -> Non
         assert answers == [401] * 10 + [429]
         assert (await sign_in(browser, target)).status_code == 429  # the right password waits too
 
+    async def throttled() -> bool:
+        response = await console.api.http.get("/v1/audit/entries", params={"action": "token.throttled"}, headers=admin)
+        return f"user:{target}" in {e["target"] for e in response.json()["items"]}
+
+    await wait_until(throttled, what="the throttled sign-in's audit entry")
+
     actions: set[str] = set()
 
     async def all_recorded() -> bool:
