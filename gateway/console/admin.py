@@ -355,6 +355,16 @@ async def change_user(username: str, request: Request) -> Response:
     return redirect(f"/console/admin/agencies/{form.get('agency') or ''}", flash="saved")
 
 
+@router.post("/admin/agencies/{code}/certificates")
+async def add_certificate(code: str, request: Request) -> Response:
+    """Register a certificate of the agency: its seal's or a signer's (PEM)."""
+    session, form = await posted(request, ADMIN)
+    body = {"kind": str(form.get("kind") or "seal"), "certificate": str(form.get("certificate") or "")}
+    async with api_for(request, session) as api:
+        await api.json("POST", f"/v1/agencies/{code}/certificates", json=body)
+    return redirect(f"/console/admin/agencies/{code}", flash="saved")
+
+
 @router.get("/admin/hierarchy", response_class=HTMLResponse)
 async def hierarchy(request: Request) -> Response:
     """The whole directory as a tree: each agency under its parent."""

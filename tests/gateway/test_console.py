@@ -11,10 +11,11 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from services.demo.pdf import make_pdf
 from tests.conftest import running_system
-from tests.helpers import Api, random_code, wait_until
+from tests.helpers import Api, make_certificate, random_code, wait_until
 
 PASSWORD = "mat-khau-rat-dai-123"
 
@@ -305,6 +306,12 @@ async def test_the_admins_pages_change_the_directory_through_the_api(console: Co
         assert suspended.status_code == 303
         assert (await api.http.get(f"/v1/agencies/{district['code']}", headers=admin)).json()["status"] == "suspended"
         assert (await post(f"/console/admin/agencies/{district['code']}/status", status="active")).status_code == 303
+        certificate, _key = make_certificate(f"UBND {district['code']}")
+        pem = certificate.public_bytes(serialization.Encoding.PEM).decode()
+        added = await post(f"/console/admin/agencies/{district['code']}/certificates", kind="seal", certificate=pem)
+        assert added.status_code == 303
+        listed = await api.http.get(f"/v1/agencies/{district['code']}/certificates", headers=admin)
+        assert [c["kind"] for c in listed.json()] == ["seal"]
         pull = await post(f"/console/admin/agencies/{district['code']}/endpoint", mode="pull")
         assert pull.status_code == 303
         disabled = await post(f"/console/admin/users/{clerk}", status="disabled", agency=district["code"])
