@@ -104,6 +104,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "rotate": ("Đổi mật khẩu", "Rotate"),
     "revoke": ("Thu hồi", "Revoke"),
     "revoked": ("Đã thu hồi", "Revoked"),
+    "in_use": ("Đang dùng", "In use"),
     "saved": ("Đã lưu.", "Saved."),
     "hierarchy": ("Sơ đồ tổ chức", "Hierarchy"),
     "change_status": ("Đổi trạng thái", "Change the status"),
