@@ -348,3 +348,97 @@ async def test_the_admins_pages_change_the_directory_through_the_api(console: Co
             return trail.status_code == 200 and f"<td>{auditor}</td>" in trail.text
 
         await wait_until(listed, what="the auditor's own creation in the audit trail page")
+
+
+# Who opens each console page: the roles whose users get it; any other role gets 403, an
+# anonymous visitor the sign-in form. Every console route has a row (checked below).
+PAGES: dict[tuple[str, str], set[str]] = {
+    ("GET", "/console/inbox"): {"agency"},
+    ("GET", "/console/sent"): {"agency"},
+    ("GET", "/console/send"): {"agency"},
+    ("POST", "/console/send"): {"agency"},
+    ("GET", "/console/search"): {"agency"},
+    ("GET", "/console/documents/{document_id}"): {"agency"},
+    ("GET", "/console/documents/{document_id}/attachments/{attachment_id}"): {"agency"},
+    ("POST", "/console/documents/{document_id}/recall"): {"agency"},
+    ("POST", "/console/deliveries/{delivery_id}/status"): {"agency"},
+    ("GET", "/console/admin/agencies"): {"registry_admin"},
+    ("POST", "/console/admin/agencies"): {"registry_admin"},
+    ("GET", "/console/admin/agencies/{code}"): {"registry_admin"},
+    ("POST", "/console/admin/agencies/{code}/clients"): {"registry_admin"},
+    ("POST", "/console/admin/agencies/{code}/users"): {"registry_admin"},
+    ("POST", "/console/admin/agencies/{code}/status"): {"registry_admin"},
+    ("POST", "/console/admin/agencies/{code}/endpoint"): {"registry_admin"},
+    ("POST", "/console/admin/agencies/{code}/certificates"): {"registry_admin"},
+    ("POST", "/console/admin/clients/{client_id}/rotate"): {"registry_admin"},
+    ("POST", "/console/admin/clients/{client_id}/revoke"): {"registry_admin"},
+    ("POST", "/console/admin/users/{username}"): {"registry_admin"},
+    ("GET", "/console/admin/hierarchy"): {"registry_admin"},
+    ("GET", "/console/admin/groups"): {"registry_admin"},
+    ("POST", "/console/admin/groups"): {"registry_admin"},
+    ("GET", "/console/admin/failed-pushes"): {"registry_admin"},
+    ("POST", "/console/admin/failed-pushes/{failure_id}/resend"): {"registry_admin"},
+    ("GET", "/console/admin/truststore"): {"registry_admin"},
+    ("POST", "/console/admin/truststore"): {"registry_admin"},
+    ("GET", "/console/admin/audit"): {"auditor"},
+    ("GET", "/console/statistics"): {"statistics", "registry_admin"},
+    ("GET", "/console/statistics/{table}.{extension}"): {"statistics", "registry_admin"},
+}
+OPEN = {  # no session needed: the console's entry, the sign-in, the language switch
+    ("GET", "/console"),
+    ("GET", "/console/sign-in"),
+    ("POST", "/console/sign-in"),
+    ("POST", "/console/sign-out"),
+    ("GET", "/console/language/{language}"),
+}
+ROLES = ("agency", "registry_admin", "auditor", "statistics")
+FORBIDDEN = "Bạn không có quyền xem trang này."  # the console's own refusal, not the API's
+
+
+def test_every_console_route_has_a_rule() -> None:
+    from gateway.console.admin import router as admin_pages
+    from gateway.console.router import router as pages
+
+    routes = {
+        (method, route.path)
+        for module_router in (pages, admin_pages)
+        for route in module_router.routes
+        for method in getattr(route, "methods", ())
+    }
+    assert routes == set(PAGES) | OPEN, routes ^ (set(PAGES) | OPEN)
+
+
+async def test_each_role_opens_its_pages_only(console: Console) -> None:
+    agency = await console.api.create_agency()
+    browsers: dict[str, httpx.AsyncClient] = {}
+    tokens: dict[str, str] = {}
+    async with console.browser() as anonymous:
+        for role in ROLES:
+            browsers[role] = console.browser()
+            await browsers[role].__aenter__()
+            await sign_in(browsers[role], await console.user(agency["code"], role=role))
+            tokens[role] = csrf_of((await browsers[role].get("/console/sign-in")).text)
+        try:
+            for (method, path), allowed in PAGES.items():
+                concrete = path.format(
+                    document_id="00000000-0000-0000-0000-000000000000",
+                    attachment_id="00000000-0000-0000-0000-000000000000",
+                    delivery_id="00000000-0000-0000-0000-000000000000",
+                    code=agency["code"],
+                    client_id="lt_nobody",
+                    username="nobody-here",
+                    failure_id="00000000-0000-0000-0000-000000000000",
+                    table="months",
+                    extension="csv",
+                )
+                nobody = await anonymous.request(method, concrete)
+                assert nobody.status_code == 303 and "/console/sign-in" in nobody.headers["location"], path
+                for role in ROLES:
+                    data = {"csrf": tokens[role]} if method == "POST" else None
+                    answer = await browsers[role].request(method, concrete, data=data)
+                    refused = answer.status_code == 403 and FORBIDDEN in answer.text
+                    # allowed: past the page's check, the API answers (a 404 for what is not there)
+                    assert refused == (role not in allowed), (method, path, role, answer.status_code)
+        finally:
+            for browser in browsers.values():
+                await browser.__aexit__(None, None, None)
