@@ -22,7 +22,9 @@ from services.exchange.config import ExchangeSection
 from tests.conftest import running_system
 from tests.helpers import Api, random_code, report, serving, wait_until
 
-pytestmark = pytest.mark.heavy  # a browser process: with the other process-starting tests, one at a time
+# the module's tests on one xdist worker (one system and one browser for them all), beside the
+# other groups rather than queued behind the topology tests
+pytestmark = pytest.mark.xdist_group("console-browser")
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -18,6 +18,7 @@ from tests.conftest import running_system
 from tests.helpers import Api, make_certificate, random_code, wait_until
 
 PASSWORD = "mat-khau-rat-dai-123"
+pytestmark = pytest.mark.xdist_group("console-system")  # one xdist worker, one system for the module
 
 
 @dataclass
