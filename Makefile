@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-12)
 
-.PHONY: run up test lint bench demo migrate services ocr clean
+.PHONY: run up test lint bench demo migrate services ocr browser clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,13 +31,16 @@ services: ## make sure PostgreSQL and RabbitMQ answer (starts them if installed 
 ocr: ## make sure Tesseract with Vietnamese is installed (apt-get install tesseract-ocr tesseract-ocr-vie as root)
 	@bash .ci/ocr.sh
 
+browser: ## make sure Chromium is installed for the console's browser tests (apt-get install chromium as root)
+	@bash .ci/browser.sh
+
 # pytest-xdist workers: one more than the cores (the tests wait on PostgreSQL, RabbitMQ and their
 # own subprocesses a good part of the time: on 2 cores, 3 workers ran the suite in 155 s against 182 s
 # with 2); 0: everything in one process. Each worker has its own databases, broker prefix and
 # templates; the tests that start processes share one worker.
 PYTEST_WORKERS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 1 )))
 
-test: $(STAMP) services ocr ## the whole suite, against the real PostgreSQL and RabbitMQ
+test: $(STAMP) services ocr browser ## the whole suite, against the real PostgreSQL and RabbitMQ
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 lint: $(STAMP)

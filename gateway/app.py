@@ -10,6 +10,7 @@ import httpx
 from fastapi import FastAPI
 
 from gateway.auth import router as auth_router
+from gateway.console.router import install_console
 from gateway.headers import EdgeMiddleware
 from gateway.limits import GatewayLimits, attach_limits
 from gateway.openapi import router as openapi_router
@@ -72,6 +73,7 @@ def create_app(
     app.include_router(auth_router)
     app.include_router(openapi_router)
     app.include_router(proxy_router)
+    install_console(app)  # after the proxy: an API request never tries the console's routes first
     return app
 
 

@@ -48,8 +48,9 @@ def _basic_credentials(authorization: str | None) -> tuple[str, str] | None:
 _throttles: weakref.WeakKeyDictionary[GatewayRuntime, AuthThrottle] = weakref.WeakKeyDictionary()
 
 
-def _throttle(gateway: GatewayRuntime) -> AuthThrottle:
-    """The gateway's counter of failed authentications (one per gateway, made on first use)."""
+def auth_throttle(gateway: GatewayRuntime) -> AuthThrottle:
+    """The gateway's counter of failed authentications (one per gateway, made on first use): the
+    token endpoint's and the web console's sign-in."""
     throttle = _throttles.get(gateway)
     if throttle is None:
         limits = gateway.settings.limits
@@ -115,7 +116,7 @@ async def issue_token(
         )
 
     address = request.client.host if request.client else "unknown"
-    throttle = _throttle(gateway)
+    throttle = auth_throttle(gateway)
     metrics = app_metrics(request.app)
     refused = throttle.refused(client_id, address)
     if refused is not None:

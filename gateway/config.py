@@ -121,3 +121,6 @@ class GatewaySection(BaseModel):
         default=False,
         description="take X-Forwarded-Proto: https as TLS (only behind a TLS-terminating proxy that sets it)",
     )
+    console_session_seconds: int = Field(
+        default=8 * 3600, gt=0, le=7 * 86400, description="a web console session's lifetime from its sign-in"
+    )

@@ -1,8 +1,10 @@
 """The gateway's check of every proxied token: the client is not revoked and its agency is active.
 
 Answers from the registry are cached (``LIENTHONG_GATEWAY__CREDENTIAL_CACHE_SECONDS``, 30 s) and
-dropped at once by ``client.revoked.v1``, ``client.rotated.v1`` and ``agency.status_changed.v1``:
-a revoked client or a suspended agency is refused within the time an event takes to arrive.
+dropped at once by ``client.revoked.v1``, ``client.rotated.v1``, ``agency.status_changed.v1`` and
+``user.updated.v1``: a revoked client, a disabled console user or a suspended agency is refused
+within the time an event takes to arrive. A console user's token (``user:<name>``) is also refused
+once it holds scopes the user's role no longer gives.
 """
 
 from __future__ import annotations
@@ -52,8 +54,10 @@ class CredentialGuard:
                 " certificate"
             )
         status = await self._status(principal.client_id)
-        if status.active:
+        if status.active and (status.scopes is None or principal.scopes <= set(status.scopes)):
             return principal
+        if status.active:  # a console user whose role changed since its session began
+            raise TokenRevokedError("This user's role has changed; sign in again")
         if status.reason in ("revoked", "unknown"):
             raise TokenRevokedError("This client has been revoked; ask the province IT office for a new one")
         raise AgencyInactiveError(

@@ -34,7 +34,7 @@ ROUTE_CLASSES = ("token", "send", "write", "read", "search", "admin")
 TOKEN_PATH = "/v1/auth/token"
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _REGISTRY_READS_BY_POST = frozenset({"/v1/agencies/lookup", "/v1/agencies/resolve"})
-_ADMIN_PREFIXES = ("/v1/clients", "/v1/transfers")
+_ADMIN_PREFIXES = ("/v1/clients", "/v1/transfers", "/v1/users")
 
 
 def route_class(method: str, path: str) -> str:
@@ -46,7 +46,7 @@ def route_class(method: str, path: str) -> str:
     if path == "/v1/archive/search":
         return "search"
     if path.startswith(_ADMIN_PREFIXES) or (path.startswith("/v1/agencies/") and path.endswith("/clients")):
-        return "admin"  # API clients and their secrets, failed transfers: any method
+        return "admin"  # API clients and their secrets, console users, failed transfers: any method
     if method in _READ_METHODS or path in _REGISTRY_READS_BY_POST:
         return "read"
     if service_for(path) == "registry" or path.startswith("/v1/signatures/trust-store"):

@@ -8,6 +8,7 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("/v1/groups", "registry"),
     ("/v1/clients", "registry"),
     ("/v1/audit", "registry"),
+    ("/v1/users", "registry"),
     ("/v1/documents", "exchange"),
     ("/v1/inbox", "exchange"),
     ("/v1/deliveries", "exchange"),

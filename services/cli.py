@@ -150,14 +150,18 @@ def _service_app(service: str, settings: Settings) -> FastAPI:
 
 async def _seed(http: httpx.AsyncClient, base_url: str, settings: Settings, mode: str) -> None:
     """Seed the demo province through the API, then print how to get a token."""
-    from services.demo import Credentials, DemoError, demo_pair, seed_demo_province
+    from services.demo import Credentials, DemoError, demo_pair, seed_demo_province, seed_demo_users
     from services.runtime import admin_credentials
 
     client_id, secret = admin_credentials(settings)
     credentials_file = settings.var_dir / "demo-credentials.json"
+    users_file = settings.var_dir / "demo-console-users.json"
     try:
         creds = await seed_demo_province(
             http, Credentials(client_id, secret), credentials_file, say=lambda m: console.print(f"  [dim]{m}[/]")
+        )
+        await seed_demo_users(
+            http, Credentials(client_id, secret), users_file, say=lambda m: console.print(f"  [dim]{m}[/]")
         )
     except (DemoError, httpx.HTTPError) as exc:
         console.print(f"[red]Seeding the demo province failed:[/] {exc}")
@@ -167,6 +171,7 @@ async def _seed(http: httpx.AsyncClient, base_url: str, settings: Settings, mode
     console.print(
         f"\n[bold green]LienThong is running[/] on {base_url} ({mode}).\n"
         f"  API docs:           {base_url}/docs\n"
+        f"  web console:        {base_url}/console (demo users and passwords: {users_file})\n"
         f"  demo credentials:   {credentials_file} (admin: {settings.var_dir / 'admin-credentials.json'})\n"
         f"  get a token ({pair.sender_name} tỉnh {pair.place}, {pair.sender}):\n"
         f"    curl -s -X POST {base_url}/v1/auth/token -d grant_type=client_credentials \\\n"
@@ -691,6 +696,61 @@ def registry_export(
         return len(rows)
 
     console.print(f"wrote {asyncio.run(run())} agencies to {output}")
+
+
+@registry_app.command("create-user")
+def registry_create_user(
+    username: Annotated[str, typer.Option(help="the sign-in name (lower case)")],
+    agency: Annotated[str, typer.Option(help="the code of the agency the user acts for")],
+    name: Annotated[str, typer.Option(help="the user's full name")],
+    role: Annotated[str, typer.Option(help="agency, registry_admin, auditor or statistics")] = "registry_admin",
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt=True,
+            hide_input=True,
+            confirmation_prompt=True,
+            envvar="LIENTHONG_NEW_USER_PASSWORD",
+            help="at least 12 characters (asked for when not given)",
+        ),
+    ] = "",
+) -> None:
+    """Create a web console user straight in the registry's database: the first registry admin
+    (the console's admins create the others)."""
+    from pydantic import ValidationError
+
+    from services.registry.dependencies import user_service
+    from services.registry.user.schemas import UserCreate
+    from shared.auth import configure_secret_hashing
+    from shared.db import Database
+    from shared.errors import LienThongError
+    from shared.migrations import upgrade
+
+    settings = Settings()
+    configure_secret_hashing(settings.auth.secret_hash_time_cost, settings.auth.secret_hash_memory_kib)
+    try:
+        body = UserCreate(username=username, display_name=name, agency_code=agency, role=role, password=password)
+    except ValidationError as exc:
+        for error in exc.errors():
+            console.print(f"[red]{'.'.join(map(str, error['loc']))}: {error['msg']}[/]")
+        raise typer.Exit(1) from exc
+
+    async def run() -> None:
+        url = settings.database_url_for("registry")
+        await upgrade("registry", url)
+        database = Database(url, "registry")
+        try:
+            async with database.session() as session:
+                await user_service(session, "cli").create(body)
+        finally:
+            await database.dispose()
+
+    try:
+        asyncio.run(run())
+    except LienThongError as exc:
+        console.print(f"[red]{exc.detail}[/]")
+        raise typer.Exit(1) from exc
+    console.print(f"created {body.role.value} user {body.username} of {body.agency_code}; sign in at /console")
 
 
 def _outboxes(service: list[str] | None) -> list[str]:

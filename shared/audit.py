@@ -72,6 +72,10 @@ ACTIONS = (
     "truststore.certificate_removed",
     "truststore.crl_added",
     "truststore.crl_removed",
+    "user.created",
+    "user.updated",
+    "user.signed_in",
+    "user.sign_in_refused",
 )
 
 

@@ -10,6 +10,7 @@ import csv
 import hashlib
 import io
 import json
+import secrets
 import time
 import uuid
 from collections.abc import Callable
@@ -289,6 +290,46 @@ async def run_merger_demo(http: httpx.AsyncClient, creds: dict[str, Credentials]
 def demo_pair(creds: dict[str, Credentials]) -> DemoPair:
     """Return the era's demo pair whose credentials are there (the merged province's after the merger)."""
     return next((p for p in DEMO_PAIRS if p.sender in creds and p.recipient in creds), DEMO_PAIRS[0])
+
+
+DEMO_USERS = (  # (user name, agency, role): the console's demo accounts
+    ("vanthu.snv", "000.00.01.H10", "agency", "Văn thư Sở Nội vụ"),
+    ("vanthu.stc", "000.00.02.H10", "agency", "Văn thư Sở Tài chính"),
+    ("quantri", "000.00.00.H10", "registry_admin", "Quản trị hệ thống tỉnh"),
+    ("lanhdao", "000.00.00.H10", "statistics", "Lãnh đạo UBND tỉnh"),
+)
+
+
+async def seed_demo_users(
+    http: httpx.AsyncClient, admin: Credentials, users_file: Path, say: Say = lambda _m: None
+) -> None:
+    """Create the console's demo users that do not exist yet, each with a new random password,
+    written to ``users_file`` (0600); users created before keep theirs (in the file already)."""
+    token = await get_token(http, admin)
+    if token is None:
+        raise DemoError("the bootstrap admin credential was refused; check LIENTHONG_REGISTRY__ADMIN_CLIENT_SECRET")
+    auth = {"Authorization": f"Bearer {token}"}
+    stored = await asyncio.to_thread(_read_users, users_file)
+    for username, agency, role, name in DEMO_USERS:
+        if (await http.get(f"/v1/users/{username}", headers=auth)).status_code == 200:
+            continue
+        password = secrets.token_urlsafe(12)
+        body = {"username": username, "display_name": name, "agency_code": agency, "role": role, "password": password}
+        _check(await http.post("/v1/users", json=body, headers=auth), f"creating the console user {username}")
+        stored[username] = {"password": password, "agency_code": agency, "role": role}
+        say(f"created console user {username} ({role}, {agency})")
+    await asyncio.to_thread(_write_private, users_file, json.dumps(stored, indent=2, ensure_ascii=False))
+
+
+def _read_users(path: Path) -> dict[str, dict[str, str]]:
+    users: dict[str, dict[str, str]] = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    return users
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    path.chmod(0o600)
 
 
 def _read_credentials(path: Path) -> dict[str, Credentials]:

@@ -18,6 +18,7 @@ from services.registry.dependencies import RegistryRuntime, audit_service, clien
 from services.registry.endpoint.router import router as endpoint_router
 from services.registry.group.router import router as group_router
 from services.registry.transfer.router import router as transfer_router
+from services.registry.user.router import router as user_router
 from services.settings import Settings
 from shared.audit import AnchorKey
 from shared.auth import configure_secret_hashing, configure_secret_verification
@@ -97,5 +98,6 @@ def create_app(
             certificate_router,
             client_router,
             audit_router,
+            user_router,
         ],
     )

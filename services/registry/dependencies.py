@@ -29,6 +29,8 @@ from services.registry.group.service import GroupService
 from services.registry.models import messaging
 from services.registry.transfer.repository import TransferRepository
 from services.registry.transfer.service import TransferService
+from services.registry.user.repository import UserRepository
+from services.registry.user.service import UserService
 from services.settings import Settings
 from shared.audit import AnchorKey
 from shared.auth import Principal, PrincipalDep, Scope, require_scope
@@ -131,6 +133,11 @@ def client_service(session: SessionDep, actor: str | None = None) -> ClientServi
     return ClientService(ClientRepository(session), AgencyRepository(session), actor=actor)
 
 
+def user_service(session: SessionDep, actor: str | None = None) -> UserService:
+    """Build the console users' service on a session (acting as ``actor``, for the audit trail)."""
+    return UserService(UserRepository(session), AgencyRepository(session), actor=actor)
+
+
 def transfer_service(session: SessionDep, actor: ActorDep) -> TransferService:
     """Build the bulk import and export on a session, writing as ``actor``."""
     return TransferService(TransferRepository(session), agency_service(session, actor))
@@ -156,6 +163,10 @@ async def _transfer_service(session: SessionDep, actor: ActorDep) -> TransferSer
     return transfer_service(session, actor)
 
 
+async def _user_service(session: SessionDep, actor: ActorDep) -> UserService:
+    return user_service(session, actor)
+
+
 async def _audit_service(session: SessionDep, runtime: RegistryRuntimeDep) -> AuditService:
     return audit_service(session, runtime)
 
@@ -167,3 +178,4 @@ CertificateServiceDep = Annotated[CertificateService, Depends(certificate_servic
 ClientServiceDep = Annotated[ClientService, Depends(_client_service)]
 TransferServiceDep = Annotated[TransferService, Depends(_transfer_service)]
 AuditServiceDep = Annotated[AuditService, Depends(_audit_service)]
+UserServiceDep = Annotated[UserService, Depends(_user_service)]

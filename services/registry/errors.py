@@ -4,6 +4,7 @@
 from shared.errors import (
     ConflictError,
     NotFoundError,
+    UnauthorizedError,
     UnprocessableError,
 )
 
@@ -78,3 +79,17 @@ class ImportInvalidError(UnprocessableError):
 
 class AmqpNeedsBrokerError(UnprocessableError):
     code, title = "amqp_needs_broker", "AMQP delivery needs RabbitMQ"
+
+
+class UserNotFoundError(NotFoundError):
+    code, title = "user_not_found", "User not found"
+
+
+class UserExistsError(ConflictError):
+    code, title = "user_exists", "A user with this name exists already"
+
+
+class UserCredentialsInvalidError(UnauthorizedError):
+    """Unknown user, wrong password, or disabled user: the registry does not say which."""
+
+    code, title = "user_credentials_invalid", "Wrong user name or password"

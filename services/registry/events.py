@@ -123,6 +123,18 @@ class ApiClientRevoked(BaseModel):
     agency_code: str | None
 
 
+class UserUpdated(BaseModel):
+    """``user.updated.v1``: a console user's role, status or password changed; the tokens of its
+    open sessions (``client_id`` ``user:<name>``) are checked anew."""
+
+    client_id: str
+    username: str
+    agency_code: str
+    role: str
+    status: str
+    changed: list[str]
+
+
 class GroupUpdated(BaseModel):
     """``group.updated.v1``: a recipient group was created, replaced or deleted."""
 
@@ -138,6 +150,7 @@ EVENTS: dict[str, type[BaseModel]] = {
     "client.rotated.v1": ApiClientRotated,
     "client.revoked.v1": ApiClientRevoked,
     "group.updated.v1": GroupUpdated,
+    "user.updated.v1": UserUpdated,
 }
 _NAMES = {model: name for name, model in EVENTS.items()}
 

@@ -220,3 +220,21 @@ class AuditAnchor(Base):
     key_fingerprint: Mapped[str] = mapped_column(String(64))
     public_key: Mapped[str] = mapped_column(String(100))
     signature: Mapped[str] = mapped_column(String(200))
+
+
+class AgencyUser(Base):
+    """A person's account for the web console, bound to one agency with one role (its scopes are
+    the role's, ``shared.roles``); the password is stored as an argon2id hash only."""
+
+    __tablename__ = "agency_user"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    agency_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("agency.id"), index=True)
+    role: Mapped[str] = mapped_column(String(40))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), default="active")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_sign_in_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

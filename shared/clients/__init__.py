@@ -16,6 +16,7 @@ from shared.clients.registry import (
     RegistryClient,
     Resolution,
     ResolvedAgency,
+    SignedInUser,
 )
 
 __all__ = [
@@ -34,4 +35,5 @@ __all__ = [
     "RegistryClient",
     "Resolution",
     "ResolvedAgency",
+    "SignedInUser",
 ]

@@ -22,7 +22,7 @@ from shared.messaging import Envelope
 # Events after which a cached directory answer may be wrong.
 DIRECTORY_EVENTS = ("agency.created.v1", "agency.updated.v1", "agency.status_changed.v1", "group.updated.v1")
 # Events after which a cached client status may be wrong.
-CREDENTIAL_EVENTS = ("client.revoked.v1", "client.rotated.v1", "agency.status_changed.v1")
+CREDENTIAL_EVENTS = ("client.revoked.v1", "client.rotated.v1", "agency.status_changed.v1", "user.updated.v1")
 
 
 class _Answer(BaseModel):
@@ -74,6 +74,7 @@ class ClientStatus(_Answer):
     reason: str | None
     agency_code: str | None
     agency_status: str | None
+    scopes: list[str] | None = None  # a console user's: what its role holds now (None: not checked)
 
 
 class GrantedClient(_Answer):
@@ -81,6 +82,17 @@ class GrantedClient(_Answer):
 
     client_id: str
     agency_code: str | None
+    scopes: list[str] = Field(default_factory=list)
+
+
+class SignedInUser(_Answer):
+    """A console user whose name and password were right: what the console's token may carry."""
+
+    client_id: str
+    username: str
+    display_name: str
+    agency_code: str
+    role: str
     scopes: list[str] = Field(default_factory=list)
 
 
@@ -257,6 +269,21 @@ class RegistryClient:
         if response.status_code != 200:
             raise self._unexpected(response, "a certificate check")
         return GrantedClient.model_validate(response.json())
+
+    async def sign_in(self, username: str, password: str) -> SignedInUser:
+        """Check a console user's name and password (internal call); errors as :meth:`verify_credentials`
+        (``InvalidClientError`` whatever is wrong, ``AgencyInactiveError`` for a suspended agency)."""
+        response = await self._call(
+            "POST", "/internal/v1/users/sign-in", json={"username": username, "password": password}
+        )
+        if response.status_code == 403:
+            body: dict[str, Any] = response.json()
+            raise AgencyInactiveError(str(body.get("detail")), agency_status=body.get("agency_status"))
+        if response.status_code in (400, 401, 404, 422):
+            raise InvalidClientError("Wrong user name or password", error="invalid_grant")
+        if response.status_code != 200:
+            raise self._unexpected(response, "a sign-in check")
+        return SignedInUser.model_validate(response.json())
 
     async def subtree(self, code: str, *, limit: int = 5000) -> list[str] | None:
         """Return ``code`` and the codes of every agency below it, at any depth (None: unknown

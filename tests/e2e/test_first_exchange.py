@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -19,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.demo import Credentials, run_demo, seed_demo_province
+from services.demo import Credentials, run_demo, seed_demo_province, seed_demo_users
 from services.runtime import Topology
 from services.settings import Settings
 from tests.conftest import free_port, topology_running
@@ -35,6 +36,7 @@ async def _exchange_and_check_archive(base_url: str, admin: Credentials, var_dir
         assert len(creds) == 7
         again = await seed_demo_province(http, admin, var_dir / "demo-credentials.json")  # idempotent
         assert again == creds
+        await _console_sign_in(http, admin, var_dir / "demo-console-users.json")
         seen = await run_demo(http, creds, steps.append)
         assert [s[:2] for s in steps] == ["1.", "2.", "3.", "4.", "5.", "6.", "7."]
         assert "status 01" in steps[-1]
@@ -62,6 +64,25 @@ async def _exchange_and_check_archive(base_url: str, admin: Credentials, var_dir
         record = response.json()
         assert record["sender_code"] == "000.00.01.H10"
         assert record["recipient_codes"] == ["000.00.02.H10"]
+
+
+async def _console_sign_in(http: httpx.AsyncClient, admin: Credentials, users_file: Path) -> None:
+    """The demo's console users exist (seeded once: a second seeding keeps their passwords) and a
+    clerk signs in to the web console."""
+    await seed_demo_users(http, admin, users_file)
+    users = json.loads(await asyncio.to_thread(users_file.read_text))
+    await seed_demo_users(http, admin, users_file)
+    assert json.loads(await asyncio.to_thread(users_file.read_text)) == users and len(users) == 4
+    form = await http.get("/console/sign-in")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert csrf, form.text
+    signed_in = await http.post(
+        "/console/sign-in",
+        data={"csrf": csrf.group(1), "username": "vanthu.snv", "password": users["vanthu.snv"]["password"]},
+    )
+    assert signed_in.status_code == 303 and signed_in.headers["location"] == "/console/inbox", signed_in.text
+    inbox = await http.get("/console/inbox")
+    assert inbox.status_code == 200 and "000.00.01.H41" in inbox.text
 
 
 @pytest.fixture

@@ -58,6 +58,8 @@ def test_route_classes() -> None:
         ("POST", "/v1/deliveries/1/status"): "write",
         ("POST", "/v1/signatures/verify"): "write",
         ("GET", "/v1/archive/search"): "search",
+        ("GET", "/v1/users"): "admin",
+        ("PATCH", "/v1/users/van.thu"): "admin",
         ("GET", "/v1/feed"): "read",
         ("POST", "/v1/agencies/lookup"): "read",
         ("POST", "/v1/agencies/resolve"): "read",

@@ -65,6 +65,9 @@ async def test_every_published_payload_is_its_documented_model(api: Api, dns: Fa
     client = await ok("POST", f"/v1/agencies/{code}/clients", json={"name": "hệ thống thử"})
     await ok("POST", f"/v1/clients/{client['client_id']}/rotate", json={"overlap_seconds": 60})
     await ok("POST", f"/v1/clients/{client['client_id']}/revoke")
+    user = {"username": f"u-{code.lower()}", "display_name": "Văn thư", "agency_code": code, "password": "x" * 12}
+    await ok("POST", "/v1/users", json=user)
+    await ok("PATCH", f"/v1/users/{user['username']}", json={"status": "disabled"})
     await ok("POST", f"/v1/agencies/{code}/status", json={"status": "retired", "successor_code": province["code"]})
 
     async with api.service_runtime("registry").db.session() as session:

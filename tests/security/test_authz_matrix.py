@@ -110,6 +110,11 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/v1/clients/{client_id}/certificates"): Rule(registry_admin=201),
     ("GET", "/v1/clients/{client_id}/certificates"): Rule(agency=(200, 404), registry_admin=200),
     ("DELETE", "/v1/clients/{client_id}/certificates/{thumbprint}"): Rule(registry_admin=204),
+    # the web console's users: the registry admin's alone
+    ("POST", "/v1/users"): Rule(registry_admin=201),
+    ("GET", "/v1/users"): Rule(registry_admin=200),
+    ("GET", "/v1/users/{username}"): Rule(registry_admin=200),
+    ("PATCH", "/v1/users/{username}"): Rule(registry_admin=200),
     # the exchange: an agency acts only as itself; an auditor reads every document's metadata
     ("POST", "/v1/documents"): Rule(agency=202),
     ("GET", "/v1/documents"): Rule(agency=(200, 403), auditor=200),  # ?agency=<own or another>
@@ -464,6 +469,36 @@ async def _ingest(world: World, caller: str, target: str) -> Call:
     }
     scan = ("scan.pdf", make_pdf([f"Quyet dinh {uuid.uuid4().hex}"]), "application/pdf")
     return Call("POST", "/v1/archive/records", {"data": {"metadata": json.dumps(body)}, "files": {"file": scan}})
+
+
+def user_body(world: World) -> dict[str, str]:
+    return {
+        "username": f"u-{uuid.uuid4().hex[:12]}",
+        "display_name": "Người dùng thử",
+        "agency_code": world.a,
+        "password": "mat-khau-du-dai-12",
+    }
+
+
+async def fresh_user(world: World) -> str:
+    made = await world.api.http.post("/v1/users", json=user_body(world), headers=await world.admin())
+    assert made.status_code == 201, made.text
+    return str(made.json()["username"])
+
+
+@builds("POST", "/v1/users")
+async def _user(world: World, caller: str, target: str) -> Call:
+    return Call("POST", "/v1/users", {"json": user_body(world)})
+
+
+@builds("GET", "/v1/users/{username}")
+async def _get_user(world: World, caller: str, target: str) -> Call:
+    return Call("GET", f"/v1/users/{await fresh_user(world)}")
+
+
+@builds("PATCH", "/v1/users/{username}")
+async def _patch_user(world: World, caller: str, target: str) -> Call:
+    return Call("PATCH", f"/v1/users/{await fresh_user(world)}", {"json": {"display_name": "Tên mới"}})
 
 
 async def default_call(world: World, method: str, path: str, target: str) -> Call:

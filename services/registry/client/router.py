@@ -18,7 +18,8 @@ from services.registry.client.schemas import (
     Rotated,
     Rotation,
 )
-from services.registry.dependencies import AdminDep, AgencyOrAdminDep, ClientServiceDep, InternalDep
+from services.registry.dependencies import AdminDep, AgencyOrAdminDep, ClientServiceDep, InternalDep, UserServiceDep
+from services.registry.user.service import USER_PREFIX
 from shared.clients import InvalidClientError
 from shared.errors import AgencyInactiveError, problem_response
 
@@ -118,6 +119,11 @@ async def verify_credentials(
 
 
 @router.get("/internal/v1/clients/{client_id}/status", response_model=ClientStatus, include_in_schema=False)
-async def client_status(client_id: str, clients: ClientServiceDep, _gateway: InternalDep) -> ClientStatus:
-    """Whether a client's tokens are still honoured (for the gateway's cache)."""
+async def client_status(
+    client_id: str, clients: ClientServiceDep, users: UserServiceDep, _gateway: InternalDep
+) -> ClientStatus:
+    """Whether a client's tokens are still honoured (for the gateway's cache); ``user:<name>``: a
+    console user's (active user of an active agency)."""
+    if client_id.startswith(USER_PREFIX):
+        return await users.status(client_id)
     return await clients.status(client_id)

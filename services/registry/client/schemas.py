@@ -97,6 +97,9 @@ class ClientStatus(BaseModel):
     reason: str | None
     agency_code: str | None
     agency_status: str | None
+    scopes: list[str] | None = Field(
+        default=None, description="a console user's: the scopes its role holds now (a token holding more is refused)"
+    )
 
 
 class ClientCertificateUpload(BaseModel):
