@@ -4,11 +4,14 @@ Playwright, against the whole system served by uvicorn. One system and one brows
 A clerk sends a document that another clerk receives and marks 03, and the sender sees 03; an
 admin creates an agency and issues it an API client; a leader's dashboard shows a seeded month's
 numbers; the sign-in works from the keyboard alone and every form field has a label. The
-screenshots in docs/img/console-*.png (docs/operations.md, "The web console") are made here."""
+screenshots in docs/img/console-*.png (docs/operations.md, "The web console") are made here, with
+``LIENTHONG_TEST_SCREENSHOTS=docs/img``."""
 
 from __future__ import annotations
 
 import datetime as dt
+import os
+import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +40,10 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "img"
+# the pictures of docs/operations.md are made by these tests when asked to
+# (`LIENTHONG_TEST_SCREENSHOTS=docs/img make test`); otherwise into a scratch directory, so that a
+# test run leaves the work tree as it found it
+SCREENSHOTS = Path(os.environ.get("LIENTHONG_TEST_SCREENSHOTS") or tempfile.mkdtemp(prefix="lt-console-shots-"))
 PASSWORD = "mat-khau-rat-dai-123"
 LAPTOP: ViewportSize = {"width": 1280, "height": 860}
 PHONE: ViewportSize = {"width": 390, "height": 844}
@@ -104,7 +110,7 @@ def statistics_settings() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 async def site(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Site]:
     var = tmp_path_factory.mktemp("console-browser") / "var"
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 (once, at set-up)
     async with (
         running_system(var, **statistics_settings()) as api,
         serving(api.app) as url,
