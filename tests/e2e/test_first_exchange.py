@@ -82,7 +82,7 @@ async def _console_sign_in(http: httpx.AsyncClient, admin: Credentials, users_fi
     )
     assert signed_in.status_code == 303 and signed_in.headers["location"] == "/console/inbox", signed_in.text
     inbox = await http.get("/console/inbox")
-    assert inbox.status_code == 200 and "000.00.01.H41" in inbox.text
+    assert inbox.status_code == 200 and "000.00.01.H10" in inbox.text
 
 
 @pytest.fixture

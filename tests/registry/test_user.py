@@ -25,7 +25,7 @@ async def test_the_first_admin_is_created_from_the_command_line(tmp_path: Path) 
 
     imported = await asyncio.to_thread(run, "registry", "import", str(DEMO_CSV))
     assert imported.exit_code == 0, imported.output
-    create = ("registry", "create-user", "--username", "quantri", "--agency", "000.00.00.H41", "--name", "Quản trị")
+    create = ("registry", "create-user", "--username", "quantri", "--agency", "000.00.00.H10", "--name", "Quản trị")
     created = await asyncio.to_thread(run, *create)
     assert created.exit_code == 0, created.output
     assert "created registry_admin user quantri" in created.output
