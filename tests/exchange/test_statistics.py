@@ -7,18 +7,24 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import json
+import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
+import yaml
 from openpyxl import load_workbook
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import update
 
 from services.exchange.dependencies import ExchangeRuntime
 from services.exchange.models import Delivery, DeliveryEvent, Document
 from services.exchange.statistics.histogram import BOUNDS, bucket_of, percentile
+from shared.config import SERVICE_NAMES
 from shared.db import utcnow
 from shared.roles import Role
 from tests.conftest import TEMPLATES, running_system
@@ -250,4 +256,34 @@ async def test_business_metrics_by_level_and_status(history: World) -> None:
     assert 'lienthong_delivery_status_latency_seconds_bucket{le="3600.0",level="commune",status="01"}' in metrics
     assert 'lienthong_deliveries_overdue{level="commune"}' in metrics
     assert 'lienthong_transfer_failures{channel="push"} 0.0' in metrics
+    assert 'lienthong_consumer_lag_messages{queue="exchange.dispatch",service="exchange"}' in metrics
+    assert 'lienthong_dead_letters{queue="exchange.dispatch",service="exchange"} 0.0' in metrics
     assert history.commune_1.agency_code not in metrics  # no agency label
+
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+METRIC = re.compile(r"\b((?:lienthong|process)_[a-z0-9_]+)")
+
+
+def queried_metrics() -> dict[str, set[str]]:
+    """The metric names each of deploy/'s files queries (the dashboard's panels, the alert rules)."""
+    dashboard = json.loads((DEPLOY / "grafana" / "lienthong.json").read_text())
+    panels = [p for p in dashboard["panels"] if p["type"] != "row"]
+    assert panels and all(p["targets"] for p in panels)
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())
+    alerts = [rule for group in rules["groups"] for rule in group["rules"]]
+    assert {"OutboxLagging", "DeadLetters", "OverdueGrowing", "HighErrorRate"} <= {a["alert"] for a in alerts}
+    return {
+        "dashboard": {m for p in panels for t in p["targets"] for m in METRIC.findall(t["expr"])},
+        "alerts": {m for a in alerts for m in METRIC.findall(a["expr"])},
+    }
+
+
+async def test_the_dashboard_and_the_alerts_query_only_exported_metrics(history: World) -> None:
+    exported: set[str] = set()
+    for path in ("/metrics", *(f"/services/{name}/metrics" for name in SERVICE_NAMES)):
+        answer = await history.api.http.get(path)
+        assert answer.status_code == 200, path
+        exported |= {s.name for family in text_string_to_metric_families(answer.text) for s in family.samples}
+    for source, names in queried_metrics().items():
+        assert names and sorted(names - exported) == [], f"{source} queries metrics no service exports"
