@@ -236,7 +236,7 @@ async def main() -> None:
                 index = now.year * 12 + now.month - 1 - (MONTHS - 1)
                 first_month = f"{index // 12:04d}-{index % 12 + 1:02d}"
                 sums = ", ".join(f"sum({c})" for c in ("received", "arrived", "arrived_in_time", "completed"))
-                hist = ", ".join(f"sum(h01_{b:02d})" for b in range(28))
+                hist = ", ".join(f"sum(h01_{b:02d})" for b in range(33))
                 raw_agency = (
                     f"SELECT agency_code, {sums}, {hist} FROM stat_agency_month "
                     "WHERE month BETWEEN $1 AND $2 GROUP BY agency_code"

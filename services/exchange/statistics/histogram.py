@@ -11,13 +11,19 @@ from collections.abc import Sequence
 
 MINUTE, HOUR, DAY = 60, 3600, 86400
 
-# upper bounds in seconds; the last bucket (30 days and more) is open
+# upper bounds in seconds, each at most 1.5 times the one before from 1 minute on; the last bucket
+# (30 days and more) is open. Frozen by migration 0008 (its columns): change both together.
 BOUNDS: tuple[int, ...] = (
-    1 * MINUTE,
+    60,  # 1 min
+    90,
     2 * MINUTE,
+    3 * MINUTE,
+    4 * MINUTE,
     5 * MINUTE,
+    450,  # 7.5 min
     10 * MINUTE,
     15 * MINUTE,
+    20 * MINUTE,
     30 * MINUTE,
     45 * MINUTE,
     1 * HOUR,

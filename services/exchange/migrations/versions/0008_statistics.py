@@ -21,7 +21,7 @@ depends_on: str | Sequence[str] | None = None
 SENDER = ("documents_sent", "deliveries_sent", "recipients_reached", "recalls_requested", "recalls_agreed")
 SENDER += ("recalls_refused",)
 RECIPIENT = ("received", "arrived", "arrived_in_time", "rejected", "accepted", "assigned", "processing", "completed")
-BUCKETS = 28  # services/exchange/statistics/histogram.py: len(BOUNDS) + 1, frozen here
+BUCKETS = 33  # services/exchange/statistics/histogram.py: len(BOUNDS) + 1, frozen here
 HISTOGRAMS = tuple(f"h{m}_{b:02d}" for m in ("01", "03", "06") for b in range(BUCKETS))
 
 
