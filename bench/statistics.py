@@ -54,38 +54,36 @@ WITH docs AS (
            $4::timestamptz + ($5::timestamptz - $4::timestamptz) * ((i - $6)::float8 / $7)
     FROM generate_series($6::bigint, $6::bigint + $7 - 1) AS i
     RETURNING id, sender_code, code_number, created_at
+), planned AS MATERIALIZED (
+    SELECT gen_random_uuid() AS id, d.id AS document_id, d.sender_code, d.created_at,
+           ($1::text[])[1 + ((d.code_number::bigint + j * 37) % $2)] AS recipient_code, p.luck,
+           d.created_at + interval '1 second' * (60 + 86400 * power(p.r1, 3)) AS arrived,
+           d.created_at + interval '1 second' * (60 + 86400 * power(p.r1, 3) + 600 + 3 * 86400 * power(p.r2, 3))
+               AS registered,
+           d.created_at + interval '1 second' * (60 + 86400 * power(p.r1, 3) + 600 + 3 * 86400 * power(p.r2, 3)
+               + 3600 + 20 * 86400 * power(p.r3, 2)) AS completed
+    FROM docs d, generate_series(1, $3) AS j,
+    LATERAL (SELECT random() + j * 0 AS luck, random() + j * 0 AS r1, random() + j * 0 AS r2,
+                    random() + j * 0 AS r3) AS p
 ), deliveries AS (
     INSERT INTO delivery (id, document_id, recipient_code, status, arrival_deadline, created_at, updated_at)
-    SELECT gen_random_uuid(), d.id, ($1::text[])[1 + ((d.code_number::bigint + j * 37) % $2)], 'pending',
-           d.created_at + interval '10 hours', d.created_at, d.created_at
-    FROM docs d, generate_series(1, $3) AS j
-    RETURNING id, document_id, recipient_code, created_at, arrival_deadline
-), timed AS (
-    SELECT v.id, v.recipient_code, v.created_at, d.sender_code, random() AS luck,
-           v.created_at + interval '1 second' * (60 + 86400 * power(random(), 3)) AS arrived,
-           interval '1 second' * (600 + 3 * 86400 * power(random(), 3)) AS to_register,
-           interval '1 second' * (3600 + 20 * 86400 * power(random(), 2)) AS to_complete
-    FROM deliveries v JOIN docs d ON d.id = v.document_id
+    SELECT id, document_id, recipient_code,
+           CASE WHEN luck < 0.75 AND completed < $8 THEN '06' WHEN luck < 0.90 AND registered < $8 THEN '03'
+                WHEN luck < 0.97 AND arrived < $8 THEN '01' ELSE 'pending' END,
+           created_at + interval '10 hours', created_at, created_at
+    FROM planned
 )
 INSERT INTO delivery_event (id, delivery_id, status, actor_code, created_at)
 SELECT gen_random_uuid(), t.id, e.status, e.actor, e.at
-FROM timed t,
+FROM planned t,
 LATERAL (VALUES
     ('pending', t.sender_code, t.created_at, true),
     ('01', t.recipient_code, t.arrived, t.luck < 0.97),
-    ('03', t.recipient_code, t.arrived + t.to_register, t.luck < 0.90),
-    ('06', t.recipient_code, t.arrived + t.to_register + t.to_complete, t.luck < 0.75),
+    ('03', t.recipient_code, t.registered, t.luck < 0.90),
+    ('06', t.recipient_code, t.completed, t.luck < 0.75),
     ('13', t.sender_code, t.arrived + interval '1 hour', t.luck > 0.995)
 ) AS e(status, actor, at, happened)
 WHERE e.happened AND e.at < $8::timestamptz
-"""
-
-# the statuses the history reached, onto the deliveries (the overdue snapshot reads them)
-STATUS_SQL = """
-UPDATE delivery v SET status = last.status, updated_at = last.created_at
-FROM (SELECT DISTINCT ON (delivery_id) delivery_id, status, created_at FROM delivery_event
-      WHERE status IN ('01', '03', '06') ORDER BY delivery_id, created_at DESC) AS last
-WHERE last.delivery_id = v.id
 """
 
 # what the levels table would cost without rollups: a scan of the year's history per request
@@ -151,7 +149,6 @@ async def _history(dsn: str, progress: Progress, end: dt.datetime) -> float:
             await connection.execute(HISTORY_SQL, AGENCIES, len(AGENCIES), RECIPIENTS, low, high, first, count, end)
             first += count
             progress.advance(task, count * RECIPIENTS)
-        await connection.execute(STATUS_SQL)
         await connection.execute("ANALYZE document; ANALYZE delivery; ANALYZE delivery_event")
     finally:
         await connection.close()

@@ -171,8 +171,13 @@ def _hours(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds / 3600, 2)
 
 
+HISTOGRAMS = {measure: tuple(column(measure, b) for b in range(BUCKETS)) for measure in MEASURES}
+
+
 def figures(totals: Mapping[str, Any]) -> dict[str, Any]:
     """The figures of a row of summed rollups."""
+    if not totals:
+        return dict(NOTHING)
 
     def get(name: str) -> int:
         return int(totals.get(name) or 0)
@@ -190,11 +195,14 @@ def figures(totals: Mapping[str, Any]) -> dict[str, Any]:
         "recalls_requested": get("recalls_requested"),
         "recalls_agreed": get("recalls_agreed"),
     }
-    for measure in MEASURES:
-        counts = [get(column(measure, b)) for b in range(BUCKETS)]
+    for measure, names in HISTOGRAMS.items():
+        counts = [totals.get(name) or 0 for name in names]
         result[f"median_hours_to_{measure}"] = _hours(percentile(counts, 0.5))
         result[f"p90_hours_to_{measure}"] = _hours(percentile(counts, 0.9))
     return result
+
+
+NOTHING = figures({"documents_sent": 0})
 
 
 def add_up(rows: Iterable[Mapping[str, Any]]) -> dict[str, int]:
