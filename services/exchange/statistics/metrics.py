@@ -77,7 +77,7 @@ class BusinessMetrics(Collector):
             per_agency = await repository.totals("0000-01", "9999-12", None, "agency")
             overdue = await repository.overdue()
             failures = await repository.transfer_failures()
-            state = await repository.state()
+            state = await repository.refresh_state()
         sent: dict[str, int] = defaultdict(int)
         recipient: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         for row in per_agency:

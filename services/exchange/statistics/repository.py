@@ -64,7 +64,7 @@ class StatisticsRepository:
         result = await self.session.execute(text("SELECT pg_try_advisory_xact_lock(hashtext(:k))"), {"k": LOCK_KEY})
         return bool(result.scalar())
 
-    async def state(self) -> tuple[dt.datetime, dt.datetime] | None:
+    async def refresh_state(self) -> tuple[dt.datetime, dt.datetime] | None:
         """The watermark (history before it is counted) and when the last refresh ran."""
         row = (
             await self.session.execute(

@@ -103,7 +103,7 @@ class StatisticsRefresher:
             high = until or now - dt.timedelta(seconds=self.settle_seconds)
             if not await repository.try_lock():
                 return RefreshReport(None, high, 0, 0, skipped=True)
-            state = await repository.state()
+            state = await repository.refresh_state()
             low = state[0] if state is not None else await repository.first_history_at()
             changes = rows = 0
             if low is not None and low < high:
@@ -258,7 +258,7 @@ class StatisticsService:
         return directory, codes
 
     async def _selection(self, selection: Filter, first: str, last: str) -> dict[str, Any]:
-        state = await self.statistics.state()
+        state = await self.statistics.refresh_state()
         return {
             "from_month": first,
             "to_month": last,
