@@ -305,7 +305,12 @@ class ServiceRuntime(AppRuntime):
             await self.outbox_stats()
         if self.broker is not None:
             queues = [f"{self.name}.{c.name}" for c in self.consumers] + [f"{self.name}.{w.name}" for w in self.workers]
-            for queue, (waiting, dead) in (await self.broker.queue_depths(queues)).items():
+            try:
+                depths = await self.broker.queue_depths(queues)
+            except Exception as exc:  # the broker away: the gauges keep their last values, broker_up says why
+                log.debug("%s: queue depths unavailable: %s", self.name, exc)
+                depths = {}
+            for queue, (waiting, dead) in depths.items():
                 self.metrics.consumer_lag.labels(self.name, queue).set(waiting)
                 self.metrics.dead_letters.labels(self.name, queue).set(dead)
 
