@@ -5,7 +5,8 @@ production topology (five processes, PostgreSQL, RabbitMQ).
    through the registry's API); ``LIENTHONG_BENCH_STATISTICS_DELIVERIES`` deliveries (default
    10,000,000; four recipients per document) over the last twelve months, with their history
    (pending, 01 for 97 %, 03 for 90 %, 06 for 75 %, recalls for 0.5 %), written by SQL
-   (``generate_series``) straight into the exchange's tables, month by month;
+   (``generate_series``) straight into the exchange's tables, month by month, their keys and
+   indexes dropped during the load and made again after it (as a bulk import does);
 2. refresh: the first refresh of the rollups over the whole history (timed), then one incremental
    refresh after a thousand new deliveries, as the exchange's background task does every minute;
 3. reads: p50 / p95 of each statistics endpoint through the gateway (one call at a time,
@@ -133,15 +134,46 @@ async def _directory(http: httpx.AsyncClient, admin: dict[str, str]) -> dict[str
     return {"Authorization": f"Bearer {await token(http, secret['client_id'], secret['client_secret'])}"}
 
 
-async def _history(dsn: str, progress: Progress, end: dt.datetime) -> float:
-    """Write the history month by month; return the seconds it took."""
+TABLES = ("document", "delivery", "delivery_event")
+
+
+async def _without_indexes(connection: asyncpg.Connection) -> tuple[list[str], list[str]]:
+    """Drop the history tables' indexes and constraints (as a bulk import does); return the
+    statements that make them again: keys and indexes first, then foreign keys."""
+    tables = "ARRAY['exchange.document', 'exchange.delivery', 'exchange.delivery_event']::regclass[]"
+    constraints = await connection.fetch(
+        f"SELECT conname, conrelid::regclass::text AS tab, contype::text AS contype, pg_get_constraintdef(oid) AS def "
+        f"FROM pg_constraint WHERE contype IN ('p', 'u', 'f') AND (conrelid = ANY({tables}) "
+        f"OR (contype = 'f' AND confrelid = ANY({tables})))"
+    )
+    named = {row["conname"] for row in constraints}
+    indexes = await connection.fetch(
+        "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'exchange' AND tablename = ANY($1::text[])",
+        list(TABLES),
+    )
+    foreign = [row for row in constraints if row["contype"] == "f"]
+    keys = [row for row in constraints if row["contype"] != "f"]
+    for row in foreign + keys:
+        await connection.execute(f'ALTER TABLE {row["tab"]} DROP CONSTRAINT "{row["conname"]}"')
+    plain = [row for row in indexes if row["indexname"] not in named]
+    for row in plain:
+        await connection.execute(f'DROP INDEX exchange."{row["indexname"]}"')
+    first = [f'ALTER TABLE {row["tab"]} ADD CONSTRAINT "{row["conname"]}" {row["def"]}' for row in keys]
+    first += [row["indexdef"] for row in plain]
+    then = [f'ALTER TABLE {row["tab"]} ADD CONSTRAINT "{row["conname"]}" {row["def"]}' for row in foreign]
+    return first, then
+
+
+async def _history(dsn: str, progress: Progress, end: dt.datetime) -> tuple[float, float]:
+    """Write the history month by month without indexes, then index it; return both durations."""
     connection = await asyncpg.connect(dsn, server_settings={"search_path": "exchange"})
     documents = DELIVERIES // RECIPIENTS
     starts = [*_month_starts(end)[1:], end]
     per_month = documents // MONTHS
     task = progress.add_task("writing the history (deliveries)", total=documents * RECIPIENTS)
-    started = time.perf_counter()
     try:
+        first_steps, then_steps = await _without_indexes(connection)
+        started = time.perf_counter()
         first = 0
         for month in range(MONTHS):
             count = per_month if month < MONTHS - 1 else documents - first
@@ -149,10 +181,19 @@ async def _history(dsn: str, progress: Progress, end: dt.datetime) -> float:
             await connection.execute(HISTORY_SQL, AGENCIES, len(AGENCIES), RECIPIENTS, low, high, first, count, end)
             first += count
             progress.advance(task, count * RECIPIENTS)
+        written = time.perf_counter() - started
+        await connection.execute("SET maintenance_work_mem = '1GB'")
+        steps = progress.add_task(
+            "indexing it (the exchange's keys and indexes)", total=len(first_steps) + len(then_steps)
+        )
+        for statement in first_steps + then_steps:
+            await connection.execute(statement)
+            progress.advance(steps)
         await connection.execute("ANALYZE document; ANALYZE delivery; ANALYZE delivery_event")
+        indexed = time.perf_counter() - started - written
     finally:
         await connection.close()
-    return time.perf_counter() - started
+    return written, indexed
 
 
 async def _recent(dsn: str, count: int, now: dt.datetime) -> None:
@@ -208,8 +249,12 @@ async def main() -> None:
             reader = await _directory(http, admin)
             columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
             with Progress(*columns) as progress:
-                written = await _history(dsn, progress, now - dt.timedelta(minutes=2))
-            print(f"history written in {written:,.0f} s ({DELIVERIES / written:,.0f} deliveries/s)", flush=True)
+                written, indexed = await _history(dsn, progress, now - dt.timedelta(minutes=2))
+            print(
+                f"history written in {written:,.0f} s ({DELIVERIES / written:,.0f} deliveries/s), "
+                f"indexed in {indexed:,.0f} s",
+                flush=True,
+            )
 
             database = Database(running.database_url, "exchange")
             refresher = StatisticsRefresher(database, timezone=TIMEZONE, settle_seconds=0)
