@@ -234,7 +234,6 @@ stat_overdue = Table(
     "stat_overdue",
     Base.metadata,
     Column("agency_code", String(13), primary_key=True),
-    Column("open", Integer, nullable=False),
     Column("overdue", Integer, nullable=False),
 )
 
@@ -246,11 +245,20 @@ stat_state = Table(
     Column("refreshed_at", UTCDateTime, nullable=False),
 )
 
-# the refresh reads the history by time, and the overdue snapshot only the deliveries still open
+# the refresh reads the history by time, and the overdue snapshot only the deliveries past their
+# arrival deadline or due date (not every open one: informational documents stay open for ever)
 Index("ix_delivery_event_created_at", DeliveryEvent.created_at)
 Index(
-    "ix_delivery_open",
+    "ix_delivery_pending_deadline",
+    Delivery.arrival_deadline,
     Delivery.recipient_code,
-    sqlite_where=text("status NOT IN ('02', '06')"),
-    postgresql_where=text("status NOT IN ('02', '06')"),
+    sqlite_where=text("status = 'pending'"),
+    postgresql_where=text("status = 'pending'"),
+)
+Index(
+    "ix_delivery_open_due",
+    Delivery.due_date,
+    Delivery.recipient_code,
+    sqlite_where=text("due_date IS NOT NULL AND status NOT IN ('02', '06')"),
+    postgresql_where=text("due_date IS NOT NULL AND status NOT IN ('02', '06')"),
 )

@@ -127,6 +127,9 @@ async def history(world: World) -> World:
     await seed_times(world, delivery_for(first, c2), {"pending": 0, "01": 20 * 60, "13": 21 * 60, "15": 22 * 60})
     await seed_times(world, delivery_for(first, d), {"pending": 0, "01": 5, "03": 10})
     await execute(world, update(Document).where(Document.id == uuid.UUID(first["id"])).values(created_at=SEEDED))
+    # the district registered it (03) but has not completed it by its due date: overdue too
+    late = update(Delivery).where(Delivery.id == uuid.UUID(delivery_for(first, d)))
+    await execute(world, late.values(due_date=dt.date(2026, 10, 20)))
     second = await send_ok(world.api, d, [c1])
     overdue = update(Delivery).where(Delivery.id == uuid.UUID(delivery_for(second, c1)))
     await execute(world, overdue.values(arrival_deadline=utcnow() - dt.timedelta(hours=1)))
@@ -187,13 +190,14 @@ async def test_levels_months_summary_and_adoption(history: World) -> None:
     assert (communes["agencies_active_30d"], communes["adoption_share"], communes["overdue_now"]) == (0, 0.0, 1)
     district = row_of(levels["rows"], "level", "district")
     assert (district["agencies"], district["agencies_active_30d"], district["adoption_share"]) == (1, 1, 1.0)
+    assert district["overdue_now"] == 1  # past its due date
     months = await w.get("/v1/statistics/months", root=root, **{"from": "2026-09", "to": w.this_month})
     assert months["rows"][0] == {**months["rows"][0], "month": "2026-09", "documents_received": 0}
     october = row_of(months["rows"], "month", "2026-10")
     now = row_of(months["rows"], "month", w.this_month)
     assert (october["documents_received"], now["documents_received"], now["documents_sent"]) == (3, 1, 1)
     summary = (await w.get("/v1/statistics/summary", root=root, **{"from": "2026-10", "to": w.this_month}))["rows"]
-    assert summary[0]["agencies"] == 3 and summary[0]["agencies_active_30d"] == 1 and summary[0]["overdue_now"] == 1
+    assert summary[0]["agencies"] == 3 and summary[0]["agencies_active_30d"] == 1 and summary[0]["overdue_now"] == 2
     assert (await w.get("/v1/statistics/summary", level="commune", root=root))["rows"][0]["agencies"] == 2
 
 

@@ -59,7 +59,7 @@ class BusinessMetrics(Collector):
         self.runtime = runtime
         self.sent: dict[str, int] = {}
         self.recipient: dict[str, dict[str, int]] = {}
-        self.overdue: dict[str, tuple[int, int]] = {}
+        self.overdue: dict[str, int] = {}
         self.failures: dict[str, int] = {}
         self.watermark: float | None = None
         registry.register(self)
@@ -85,15 +85,13 @@ class BusinessMetrics(Collector):
             sent[level] += int(row["documents_sent"] or 0)
             for name in STAT_COUNTERS:
                 recipient[level][name] += int(row[name] or 0)
-        late: dict[str, tuple[int, int]] = {}
-        for code, (open_count, overdue_count) in overdue.items():
-            level = level_of.get(code, UNKNOWN)
-            before = late.get(level, (0, 0))
-            late[level] = (before[0] + open_count, before[1] + overdue_count)
+        late: dict[str, int] = defaultdict(int)
+        for code, overdue_count in overdue.items():
+            late[level_of.get(code, UNKNOWN)] += overdue_count
         for level in set(level_of.values()):
             sent.setdefault(level, 0)
-            late.setdefault(level, (0, 0))
-        self.sent, self.recipient, self.overdue, self.failures = dict(sent), dict(recipient), late, failures
+            late.setdefault(level, 0)
+        self.sent, self.recipient, self.overdue, self.failures = dict(sent), dict(recipient), dict(late), failures
         self.watermark = state[0].timestamp() if state else None
 
     def collect(self) -> Iterator[Metric]:
@@ -139,17 +137,21 @@ class BusinessMetrics(Collector):
         yield latency
 
         open_gauge = GaugeMetricFamily(
-            "lienthong_deliveries_open", "Deliveries not completed nor rejected, by recipient level", labels=["level"]
+            "lienthong_deliveries_open",
+            "Deliveries neither completed nor rejected (given back on a recall included), by recipient level",
+            labels=["level"],
         )
+        for level, totals in sorted(self.recipient.items()):
+            now = current_statuses(totals)
+            open_gauge.add_metric([level], max(0, sum(now[s] for s in ("pending", "01", "03", "04", "05"))))
+        yield open_gauge
         overdue_gauge = GaugeMetricFamily(
             "lienthong_deliveries_overdue",
             "Deliveries past their arrival deadline or due date, by recipient level",
             labels=["level"],
         )
-        for level, (open_count, overdue_count) in sorted(self.overdue.items()):
-            open_gauge.add_metric([level], open_count)
+        for level, overdue_count in sorted(self.overdue.items()):
             overdue_gauge.add_metric([level], overdue_count)
-        yield open_gauge
         yield overdue_gauge
 
         failures = GaugeMetricFamily(

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, case, delete, func, literal, select, text
+from sqlalchemy import ColumnElement, Select, and_, bindparam, case, delete, func, literal, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.exchange.delivery.repository import overdue_clause
+from services.exchange.delivery.repository import not_withdrawn
+from services.exchange.delivery.status import StatusCode
 from services.exchange.models import (
     STAT_COUNTERS,
     Delivery,
@@ -206,20 +208,32 @@ class StatisticsRepository:
         )
 
     async def replace_overdue(self, now: dt.datetime, today: dt.date) -> None:
-        """Count again, per recipient, the deliveries still open and those overdue (the partial
-        index on open deliveries keeps this to the open ones)."""
-        overdue = func.sum(case((overdue_clause(now, today), 1), else_=0))
-        query = (
-            select(Delivery.recipient_code, func.count(), overdue)
-            .where(text("delivery.status NOT IN ('02', '06')"))
+        """Count again, per recipient, the deliveries overdue: pending past the arrival deadline, or
+        open past the due date (two partial indexes: only the late rows are read)."""
+        late_arrival = (
+            select(Delivery.recipient_code, func.count())
+            .where(text("delivery.status = 'pending'"), Delivery.arrival_deadline < now, not_withdrawn())
             .group_by(Delivery.recipient_code)
         )
-        rows = (await self.session.execute(query)).all()
+        late_completion = (
+            select(Delivery.recipient_code, func.count())
+            .where(
+                text("delivery.due_date IS NOT NULL AND delivery.status NOT IN ('02', '06')"),
+                Delivery.due_date < today,
+                not_withdrawn(),
+                # counted once: a pending one past its arrival deadline is in the first count
+                or_(Delivery.status != StatusCode.PENDING.value, Delivery.arrival_deadline >= now),
+            )
+            .group_by(Delivery.recipient_code)
+        )
+        overdue: dict[str, int] = defaultdict(int)
+        for query in (late_arrival, late_completion):
+            for code, count in await self.session.execute(query):
+                overdue[code] += int(count)
         await self.session.execute(delete(stat_overdue))
-        if rows:
+        if overdue:
             await self.session.execute(
-                stat_overdue.insert(),
-                [{"agency_code": code, "open": int(n), "overdue": int(late or 0)} for code, n, late in rows],
+                stat_overdue.insert(), [{"agency_code": code, "overdue": n} for code, n in overdue.items()]
             )
 
     # --- the reads -----------------------------------------------------------------------------
@@ -235,12 +249,10 @@ class StatisticsRepository:
         result = await self.session.execute(totals_statement(by, codes is not None), params)
         return [dict(row._mapping) for row in result]
 
-    async def overdue(self) -> dict[str, tuple[int, int]]:
-        """Per agency: deliveries open and overdue at the last refresh."""
-        rows = await self.session.execute(
-            select(stat_overdue.c.agency_code, stat_overdue.c.open, stat_overdue.c.overdue)
-        )
-        return {code: (int(n), int(late)) for code, n, late in rows}
+    async def overdue(self) -> dict[str, int]:
+        """Per agency: deliveries overdue at the last refresh."""
+        rows = await self.session.execute(select(stat_overdue.c.agency_code, stat_overdue.c.overdue))
+        return {code: int(late) for code, late in rows}
 
     async def last_active(self) -> dict[str, dt.datetime]:
         """Per agency: its latest action counted."""

@@ -2,7 +2,7 @@
 
 The refresh counts the history written since the watermark (minus ``settle_seconds``, so that a
 transaction still open when it runs is counted next time) into per-agency monthly rows, keeps each
-agency's last action, and counts the open and overdue deliveries again. The tables sum those rows
+agency's last action, and counts the overdue deliveries again. The tables sum those rows
 over the months asked for, and group them by level, month or agency with the registry's directory.
 """
 
@@ -284,7 +284,7 @@ class StatisticsService:
         active = await self.statistics.last_active()
         pool = codes if codes is not None else list(directory.agencies)
         chosen = None if codes is None else set(codes)
-        late = sum(n for code, (_, n) in overdue.items() if chosen is None or code in chosen)
+        late = sum(n for code, n in overdue.items() if chosen is None or code in chosen)
         row = SummaryRow(**figures(add_up(totals)), **self._adoption(directory, pool, active), overdue_now=late)
         return SummaryTable(**await self._selection(selection, first, last), rows=[row])
 
@@ -312,7 +312,7 @@ class StatisticsService:
                     level_name=level.name,
                     **figures(add_up(per_agency[c] for c in members if c in per_agency)),
                     **self._adoption(directory, members, active),
-                    overdue_now=sum(overdue[c][1] for c in members if c in overdue),
+                    overdue_now=sum(overdue.get(c, 0) for c in members),
                 )
             )
         return LevelTable(**await self._selection(selection, first, last), rows=rows)
@@ -348,7 +348,7 @@ class StatisticsService:
                     parent_code=node.parent_code if node else None,
                     status=node.status if node else None,
                     **figures(per_agency.get(code, {})),
-                    overdue_now=overdue.get(code, (0, 0))[1],
+                    overdue_now=overdue.get(code, 0),
                     last_active_at=active.get(code),
                 )
             )

@@ -1,5 +1,6 @@
 """Statistics: monthly rollups per agency of the delivery history, activity, the overdue snapshot,
-the refresh watermark; an index on the history's time and a partial index on open deliveries.
+the refresh watermark; an index on the history's time, partial indexes on pending deliveries by
+deadline and on open deliveries with a due date.
 
 Revision ID: 0008
 Revises: 0005
@@ -43,7 +44,6 @@ def upgrade() -> None:
     op.create_table(
         "stat_overdue",
         sa.Column("agency_code", sa.String(13), primary_key=True),
-        sa.Column("open", sa.Integer(), nullable=False),
         sa.Column("overdue", sa.Integer(), nullable=False),
     )
     op.create_table(
@@ -54,16 +54,24 @@ def upgrade() -> None:
     )
     op.create_index("ix_delivery_event_created_at", "delivery_event", ["created_at"])
     op.create_index(
-        "ix_delivery_open",
+        "ix_delivery_pending_deadline",
         "delivery",
-        ["recipient_code"],
-        sqlite_where=sa.text("status NOT IN ('02', '06')"),
-        postgresql_where=sa.text("status NOT IN ('02', '06')"),
+        ["arrival_deadline", "recipient_code"],
+        sqlite_where=sa.text("status = 'pending'"),
+        postgresql_where=sa.text("status = 'pending'"),
+    )
+    op.create_index(
+        "ix_delivery_open_due",
+        "delivery",
+        ["due_date", "recipient_code"],
+        sqlite_where=sa.text("due_date IS NOT NULL AND status NOT IN ('02', '06')"),
+        postgresql_where=sa.text("due_date IS NOT NULL AND status NOT IN ('02', '06')"),
     )
 
 
 def downgrade() -> None:
-    op.drop_index("ix_delivery_open", table_name="delivery")
+    op.drop_index("ix_delivery_open_due", table_name="delivery")
+    op.drop_index("ix_delivery_pending_deadline", table_name="delivery")
     op.drop_index("ix_delivery_event_created_at", table_name="delivery_event")
     op.drop_table("stat_state")
     op.drop_table("stat_overdue")
