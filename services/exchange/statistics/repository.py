@@ -88,14 +88,13 @@ class StatisticsRepository:
             )
 
     async def first_history_at(self) -> dt.datetime | None:
-        """The time of the oldest change in the history (None when there is none)."""
-        result = await self.session.execute(select(func.min(DeliveryEvent.created_at)))
-        value = result.scalar()
-        if value is None:
-            return None
-        if isinstance(value, str):  # SQLite's min() gives the stored text back
-            value = dt.datetime.fromisoformat(value)
-        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
+        """The time of the oldest document or change in the history (None when there is none)."""
+        found = []
+        for column in (DeliveryEvent.created_at, Document.created_at):
+            value = (await self.session.execute(select(func.min(column)))).scalar()
+            if value is not None:
+                found.append(_aware(value))
+        return min(found) if found else None
 
     def _window(self, column: Any, low: dt.datetime, high: dt.datetime) -> ColumnElement[bool]:
         return and_(column >= low, column < high)
