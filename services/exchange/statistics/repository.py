@@ -59,12 +59,19 @@ class StatisticsRepository:
 
     # --- the refresh ---------------------------------------------------------------------------
 
-    async def try_lock(self) -> bool:
-        """Take the refresh lock for this transaction (PostgreSQL); False when a replica holds it."""
+    async def lock(self, *, wait: bool = False) -> bool:
+        """Take the refresh lock for this transaction (PostgreSQL): wait for it, or give up at once
+        (False) when a replica holds it."""
         if not self.postgres:
             return True
-        result = await self.session.execute(text("SELECT pg_try_advisory_xact_lock(hashtext(:k))"), {"k": LOCK_KEY})
-        return bool(result.scalar())
+        function = "pg_advisory_xact_lock" if wait else "pg_try_advisory_xact_lock"
+        result = await self.session.execute(text(f"SELECT {function}(hashtext(:k))::text"), {"k": LOCK_KEY})
+        return result.scalar() != "false"
+
+    async def clear(self) -> None:
+        """Forget every rollup and the watermark (the next refresh counts the whole history again)."""
+        for table in (stat_agency_month, stat_agency_activity, stat_overdue, stat_state):
+            await self.session.execute(delete(table))
 
     async def refresh_state(self) -> tuple[dt.datetime, dt.datetime] | None:
         """The watermark (history before it is counted) and when the last refresh ran."""

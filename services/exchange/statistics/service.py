@@ -93,16 +93,22 @@ class StatisticsRefresher:
         self.clock = clock
         self._lock = asyncio.Lock()
 
-    async def refresh(self, *, until: dt.datetime | None = None) -> RefreshReport:
-        """Count the history from the watermark up to ``until`` (default: now less the settle time)."""
+    async def refresh(
+        self, *, until: dt.datetime | None = None, rebuild: bool = False, wait: bool = False
+    ) -> RefreshReport:
+        """Count the history from the watermark up to ``until`` (default: now less the settle time);
+        ``rebuild``: forget the rollups first and count the whole history again; ``wait``: wait for
+        a replica's refresh to end instead of skipping this one."""
         async with self._lock, self.database.session() as session:
             now = self.clock()
             repository = StatisticsRepository(
                 session, timezone=self.timezone, utc_offset_minutes=utc_offset_minutes(self.timezone, now)
             )
             high = until or now - dt.timedelta(seconds=self.settle_seconds)
-            if not await repository.try_lock():
+            if not await repository.lock(wait=wait or rebuild):
                 return RefreshReport(None, high, 0, 0, skipped=True)
+            if rebuild:
+                await repository.clear()
             state = await repository.refresh_state()
             low = state[0] if state is not None else await repository.first_history_at()
             changes = rows = 0
