@@ -38,16 +38,15 @@ CHANNELS = ("push", "amqp")
 
 
 def current_statuses(totals: dict[str, int]) -> dict[str, int]:
-    """Deliveries in each status now, from the counts of statuses reached (each is reached once,
-    in the national order: pending → 01 → 02 | 03 → 04 → 05 → 06)."""
+    """Deliveries in each status now, from the counts of statuses reached (each reached once, in
+    the national order; 04 and 05 may be skipped, so ``03`` stands for accepted and not completed
+    yet: 03, 04 or 05)."""
     get = totals.get
     return {
         "pending": get("received", 0) - get("arrived", 0),
         "01": get("arrived", 0) - get("rejected", 0) - get("accepted", 0),
         "02": get("rejected", 0),
-        "03": get("accepted", 0) - get("assigned", 0),
-        "04": get("assigned", 0) - get("processing", 0),
-        "05": get("processing", 0) - get("completed", 0),
+        "03": get("accepted", 0) - get("completed", 0),
         "06": get("completed", 0),
     }
 
@@ -104,7 +103,7 @@ class BusinessMetrics(Collector):
 
         deliveries = GaugeMetricFamily(
             "lienthong_deliveries",
-            "Deliveries in each status now, by the recipient's administrative level",
+            "Deliveries in each status now (03: accepted, not completed: 03, 04 or 05), by the recipient's level",
             labels=["level", "status"],
         )
         reached = CounterMetricFamily(
@@ -143,7 +142,7 @@ class BusinessMetrics(Collector):
         )
         for level, totals in sorted(self.recipient.items()):
             now = current_statuses(totals)
-            open_gauge.add_metric([level], max(0, sum(now[s] for s in ("pending", "01", "03", "04", "05"))))
+            open_gauge.add_metric([level], max(0, now["pending"] + now["01"] + now["03"]))
         yield open_gauge
         overdue_gauge = GaugeMetricFamily(
             "lienthong_deliveries_overdue",
