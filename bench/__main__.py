@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from bench import archive, channels, edxml, exchange, gateway, outbox_relay, registry, send, signature
+from bench import archive, channels, edxml, exchange, gateway, outbox_relay, registry, send, signature, statistics
 
 BENCHMARKS = {
     "outbox_relay": outbox_relay.main,
@@ -17,6 +17,7 @@ BENCHMARKS = {
     "gateway": gateway.main,
     "archive": archive.main,
     "edxml": edxml.main,
+    "statistics": statistics.main,
 }
 
 

@@ -14,6 +14,7 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("/v1/deliveries", "exchange"),
     ("/v1/feed", "exchange"),
     ("/v1/transfers", "exchange"),
+    ("/v1/statistics", "exchange"),
     ("/v1/signatures", "signature"),
     ("/v1/archive", "archive"),
 )

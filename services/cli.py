@@ -43,6 +43,8 @@ blobs_app = typer.Typer(
     help="The exchange's attachment store: find and delete blobs no document references.", no_args_is_help=True
 )
 app.add_typer(blobs_app, name="blobs")
+statistics_app = typer.Typer(help="The statistics' rollups (docs/operations.md).", no_args_is_help=True)
+app.add_typer(statistics_app, name="statistics")
 archive_app = typer.Typer(
     help="The archive: rebuild its search index, import digitised records, report retention.", no_args_is_help=True
 )
@@ -905,6 +907,39 @@ def blobs_sweep(
             f"would delete {len(report.unreferenced)} blob(s), {report.unreferenced_bytes} bytes; "
             "nothing deleted (dry run: pass --apply to delete them)"
         )
+
+
+@statistics_app.command("refresh")
+def statistics_refresh(
+    rebuild: Annotated[
+        bool, typer.Option("--rebuild", help="forget the rollups and count the whole history again")
+    ] = False,
+) -> None:
+    """Bring the statistics' rollups up to date now (the exchange also does it every minute)."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    from services.exchange.statistics.service import RefreshReport, StatisticsRefresher
+    from shared.db import Database
+
+    settings = Settings()
+
+    async def run() -> RefreshReport:
+        database = Database(settings.database_url_for("exchange"), "exchange")
+        refresher = StatisticsRefresher(
+            database, timezone=settings.exchange.timezone, settle_seconds=settings.exchange.statistics_settle_seconds
+        )
+        try:
+            with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console) as progress:
+                progress.add_task("counting the history" + (" again, all of it" if rebuild else ""), total=None)
+                return await refresher.refresh(rebuild=rebuild, wait=True)
+        finally:
+            await database.dispose()
+
+    report = asyncio.run(run())
+    console.print(
+        f"counted {report.changes} change(s) into {report.rows} rollup row(s); "
+        f"the statistics now count the history up to {report.high.isoformat()}"
+    )
 
 
 @archive_app.command("reindex")

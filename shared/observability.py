@@ -157,6 +157,19 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.consumer_lag = Gauge(
+            "lienthong_consumer_lag_messages",
+            "Messages waiting in a consumer's or worker's queue (in-process bus: its work queues)",
+            ["service", "queue"],
+            registry=self.registry,
+        )
+        self.dead_letters = Gauge(
+            "lienthong_dead_letters",
+            "Messages in a queue's dead-letter queue (given up after every try)",
+            ["service", "queue"],
+            registry=self.registry,
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 

@@ -27,7 +27,7 @@ class Role(StrEnum):
     AUDITOR = "auditor"
     """Reads the audit trail and every document's and delivery's metadata, never content."""
     STATISTICS = "statistics"
-    """Reads aggregates only, never a document (no statistics API yet: refused everywhere)."""
+    """Reads aggregates only, never a document: the statistics API (``/v1/statistics/...``), nothing else."""
 
 
 ROLE_SCOPES: dict[Role, frozenset[str]] = {

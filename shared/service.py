@@ -300,9 +300,19 @@ class ServiceRuntime(AppRuntime):
         return stats
 
     async def refresh_metrics(self) -> None:
-        """Bring the gauges read from the database up to date (called on each scrape)."""
+        """Bring the gauges read from the database and the broker up to date (called on each scrape)."""
         if self.database is not None:
             await self.outbox_stats()
+        if self.broker is not None:
+            queues = [f"{self.name}.{c.name}" for c in self.consumers] + [f"{self.name}.{w.name}" for w in self.workers]
+            try:
+                depths = await self.broker.queue_depths(queues)
+            except Exception as exc:  # the broker away: the gauges keep their last values, broker_up says why
+                log.debug("%s: queue depths unavailable: %s", self.name, exc)
+                depths = {}
+            for queue, (waiting, dead) in depths.items():
+                self.metrics.consumer_lag.labels(self.name, queue).set(waiting)
+                self.metrics.dead_letters.labels(self.name, queue).set(dead)
 
 
 def load_verifier(settings: CoreSettings, *, remote: bool = True) -> TokenVerifier:

@@ -11,6 +11,7 @@ from services.exchange.document.router import router as document_router
 from services.exchange.feed.router import router as feed_router
 from services.exchange.signatures.router import router as signature_router
 from services.exchange.transfer.router import internal_router as transfer_internal_router
+from services.exchange.statistics.router import router as statistics_router
 from services.exchange.transfer.router import router as transfer_router
 from services.settings import Settings
 from shared.messaging import Broker
@@ -28,6 +29,7 @@ def create_app(
     runtime.on_startup(runtime.open_blob_store)
     runtime.on_startup(runtime.open_dispatcher)
     runtime.on_startup(runtime.start_blob_sweeper)
+    runtime.on_startup(runtime.start_statistics_refresher)
     return create_service_app(
         runtime,
         title="LienThong exchange",
@@ -39,5 +41,6 @@ def create_app(
             transfer_router,
             transfer_internal_router,
             signature_router,
+            statistics_router,
         ],
     )

@@ -63,6 +63,15 @@ class ExchangeSection(ServiceSection):
     dispatch_defer_seconds: float = Field(
         default=5.0, gt=0, description="wait of an entry put back because its agency has the most calls in flight"
     )
+    statistics_refresh_seconds: float = Field(
+        default=60.0, ge=0, description="how often the statistics' rollups count the new delivery history (0: never)"
+    )
+    statistics_settle_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        le=3600,
+        description="history younger than this is left for the next refresh (a transaction still open is not missed)",
+    )
 
     signature_policy: dict[str, SignatureMode] = Field(
         default_factory=dict,

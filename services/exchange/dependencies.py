@@ -26,6 +26,10 @@ from services.exchange.models import messaging
 from services.exchange.signatures.client import SignatureClient
 from services.exchange.signatures.repository import SignatureRepository
 from services.exchange.signatures.service import FlaggedVerifier, SignaturePolicy, SignatureService
+from services.exchange.statistics.directory import DirectorySource
+from services.exchange.statistics.metrics import BusinessMetrics
+from services.exchange.statistics.repository import StatisticsRepository
+from services.exchange.statistics.service import StatisticsRefresher, StatisticsService, utc_offset_minutes
 from services.exchange.transfer.dispatcher import Dispatcher
 from services.exchange.transfer.repository import TransferRepository
 from services.exchange.transfer.service import TransferService
@@ -53,6 +57,9 @@ class ExchangeRuntime(ServiceRuntime):
     ) -> None:
         config = settings.exchange
         directory = DirectoryCache(config.directory_cache_seconds)
+        statistics_directory = DirectorySource(
+            lambda: self.client("registry"), self.internal_authorization, config.directory_cache_seconds
+        )
         notifier = FeedNotifier()
         retry = RetryPolicy(tuple(config.push_retry_schedule), defer_seconds=config.dispatch_defer_seconds)
         super().__init__(
@@ -61,6 +68,7 @@ class ExchangeRuntime(ServiceRuntime):
             messaging,
             listeners=[
                 Listener(DIRECTORY_EVENTS, directory.on_event),
+                Listener(DIRECTORY_EVENTS, statistics_directory.on_event),
                 Listener(("feed.entry_added.v1",), notifier.on_event),
                 Listener(("agency.updated.v1",), self._endpoint_changed),
             ],
@@ -87,6 +95,9 @@ class ExchangeRuntime(ServiceRuntime):
         )
         self.config = config
         self.directory = directory
+        self.statistics_directory = statistics_directory
+        self._statistics_refresher: StatisticsRefresher | None = None
+        self.business_metrics = BusinessMetrics(self.metrics.registry, self)
         self.feed_notifier = notifier
         self.calendar = WorkingCalendar(
             config.holidays,
@@ -168,6 +179,50 @@ class ExchangeRuntime(ServiceRuntime):
         if self._dispatcher is None:
             raise RuntimeError("the exchange is starting")
         await self._dispatcher.on_dead(envelope, reason)
+
+    @property
+    def statistics_refresher(self) -> StatisticsRefresher:
+        if self._statistics_refresher is None:
+            self._statistics_refresher = StatisticsRefresher(
+                self.db, timezone=self.config.timezone, settle_seconds=self.config.statistics_settle_seconds
+            )
+        return self._statistics_refresher
+
+    async def start_statistics_refresher(self) -> None:
+        """Refresh the statistics' rollups every ``statistics_refresh_seconds`` (0: never) until the
+        service stops; a failed refresh is logged and tried again at the next turn."""
+        interval = self.config.statistics_refresh_seconds
+        if interval <= 0:
+            return
+        task = asyncio.create_task(self._refresh_every(interval), name="exchange-statistics-refresh")
+
+        async def stop() -> None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+        self.on_shutdown(stop)
+
+    async def _refresh_every(self, interval: float) -> None:
+        while True:
+            try:
+                report = await self.statistics_refresher.refresh()
+                if report.changes:
+                    log.info("statistics refreshed: %d change(s) into %d row(s)", report.changes, report.rows)
+            except Exception:
+                log.exception("statistics refresh failed; next try in %g s", interval)
+            await asyncio.sleep(interval)
+
+    async def refresh_metrics(self) -> None:
+        """The outbox gauges, then the business gauges read from the rollups (on each scrape)."""
+        await super().refresh_metrics()
+        if self.database is not None:
+            await self.business_metrics.refresh()
+
+    def statistics_repository(self, session: AsyncSession) -> StatisticsRepository:
+        return StatisticsRepository(
+            session, timezone=self.config.timezone, utc_offset_minutes=utc_offset_minutes(self.config.timezone)
+        )
 
     async def open_blob_store(self) -> None:
         """Open the attachment store, deleting what a killed process was uploading."""
@@ -295,3 +350,14 @@ async def signature_service(session: SessionDep) -> SignatureService:
 
 
 SignatureServiceDep = Annotated[SignatureService, Depends(signature_service)]
+
+
+async def statistics_service(session: SessionDep, runtime: ExchangeRuntimeDep) -> StatisticsService:
+    return StatisticsService(
+        statistics=runtime.statistics_repository(session),
+        directory=runtime.statistics_directory.get,
+        timezone=runtime.config.timezone,
+    )
+
+
+StatisticsServiceDep = Annotated[StatisticsService, Depends(statistics_service)]

@@ -69,3 +69,15 @@ class SignatureRequiredError(UnprocessableError):
 
 class SignatureNotCheckableError(ConflictError):
     code, title = "signature_not_checkable", "The document has no file whose signatures could be verified"
+
+
+class StatisticsRangeInvalidError(UnprocessableError):
+    code, title = "statistics_range_invalid", "The months asked for do not form a valid range"
+
+
+class StatisticsAgencyNotFoundError(NotFoundError):
+    code, title = "statistics_agency_not_found", "The directory has no such agency"
+
+
+class StatisticsLevelNotFoundError(NotFoundError):
+    code, title = "statistics_level_not_found", "The directory has no such administrative level"

@@ -8,12 +8,14 @@ import uuid
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Column,
     Date,
     ForeignKey,
     Index,
     Integer,
     SmallInteger,
     String,
+    Table,
     Text,
     UniqueConstraint,
     Uuid,
@@ -21,6 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from services.exchange.statistics.histogram import HISTOGRAM_COLUMNS
 from shared.db import UTCDateTime, new_id, new_metadata, utcnow
 from shared.messaging import define_messaging_tables
 
@@ -207,3 +210,77 @@ class TransferFailure(Base):
     failed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     resent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     resend_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+# --- statistics: rollups of the delivery history (services/exchange/statistics) -----------------
+
+# the counters of one agency in one month: as a sender (documents, deliveries, recipients reached,
+# recalls) and as a recipient (received, each status reached, 01 in time); then the histograms of
+# the time from sending to 01, 03 and 06 of the deliveries it received (histogram.BOUNDS)
+STAT_SENDER_COUNTERS = (
+    "documents_sent",
+    "deliveries_sent",
+    "recipients_reached",
+    "recalls_requested",
+    "recalls_agreed",
+    "recalls_refused",
+)
+STAT_RECIPIENT_COUNTERS = (
+    "received",
+    "arrived",
+    "arrived_in_time",
+    "rejected",
+    "accepted",
+    "assigned",
+    "processing",
+    "completed",
+)
+STAT_COUNTERS = STAT_SENDER_COUNTERS + STAT_RECIPIENT_COUNTERS + HISTOGRAM_COLUMNS
+
+stat_agency_month = Table(
+    "stat_agency_month",
+    Base.metadata,
+    Column("agency_code", String(13), primary_key=True),
+    Column("month", String(7), primary_key=True),  # YYYY-MM in the exchange's time zone
+    *(Column(name, Integer, nullable=False, server_default=text("0")) for name in STAT_COUNTERS),
+)
+
+stat_agency_activity = Table(
+    "stat_agency_activity",
+    Base.metadata,
+    Column("agency_code", String(13), primary_key=True),
+    Column("last_active_at", UTCDateTime, nullable=False),
+)
+
+stat_overdue = Table(
+    "stat_overdue",
+    Base.metadata,
+    Column("agency_code", String(13), primary_key=True),
+    Column("overdue", Integer, nullable=False),
+)
+
+stat_state = Table(
+    "stat_state",
+    Base.metadata,
+    Column("name", String(40), primary_key=True),
+    Column("watermark", UTCDateTime, nullable=False),
+    Column("refreshed_at", UTCDateTime, nullable=False),
+)
+
+# the refresh reads the history by time, and the overdue snapshot only the deliveries past their
+# arrival deadline or due date (not every open one: informational documents stay open for ever)
+Index("ix_delivery_event_created_at", DeliveryEvent.created_at)
+Index(
+    "ix_delivery_pending_deadline",
+    Delivery.arrival_deadline,
+    Delivery.recipient_code,
+    sqlite_where=text("status = 'pending'"),
+    postgresql_where=text("status = 'pending'"),
+)
+Index(
+    "ix_delivery_open_due",
+    Delivery.due_date,
+    Delivery.recipient_code,
+    sqlite_where=text("due_date IS NOT NULL AND status NOT IN ('02', '06')"),
+    postgresql_where=text("due_date IS NOT NULL AND status NOT IN ('02', '06')"),
+)

@@ -125,6 +125,7 @@ class Broker(Protocol):
     async def declare_queue(self, queue: str) -> None: ...
     async def unsubscribe(self, queue: str) -> None: ...
     async def deliver_batches(self, envelopes: Sequence[Envelope]) -> None: ...
+    async def queue_depths(self, queues: Sequence[str]) -> dict[str, tuple[int, int]]: ...
 
 
 class ExternalQueuesUnsupportedError(RuntimeError):
@@ -268,6 +269,15 @@ class InProcessBroker:
                     continue
                 self._taken.setdefault(sub.queue, set()).update(e.id for e in batch)
 
+    async def queue_depths(self, queues: Sequence[str]) -> dict[str, tuple[int, int]]:
+        """Per work queue among ``queues``: messages waiting and dead. Consumers of the in-process
+        bus have no queue (the outbox is theirs: its lag is theirs), so only work queues answer."""
+        depths: dict[str, tuple[int, int]] = {}
+        for queue in queues:
+            if queue in self._queues:
+                depths[queue] = await self.store.depth(queue)
+        return depths
+
     async def publish_to_queue(self, queue: str, body: bytes, *, message_id: str, message_type: str) -> None:
         raise ExternalQueuesUnsupportedError(
             f"cannot deliver to AMQP queue {queue!r}: the in-process bus has no queues another system can read; "
@@ -380,6 +390,26 @@ class RabbitBroker:
         await self._publish_channel.default_exchange.publish(
             message, routing_key=queue, mandatory=True, timeout=self.publish_timeout
         )
+
+    async def queue_depths(self, queues: Sequence[str]) -> dict[str, tuple[int, int]]:
+        """Per queue: messages ready in it and in its dead-letter queue (a passive declaration each;
+        a queue not declared yet is left out)."""
+        if self._connection is None:
+            raise RuntimeError("broker not started")
+        depths: dict[str, tuple[int, int]] = {}
+        for queue in queues:
+            name = self.queue_name(queue)
+            try:
+                async with self._connection.channel() as channel:
+                    ready = await channel.declare_queue(name, passive=True)
+                    dead = await channel.declare_queue(f"{name}.dead", passive=True)
+            except aiormq.exceptions.ChannelNotFoundEntity:
+                continue
+            depths[queue] = (
+                int(ready.declaration_result.message_count or 0),
+                int(dead.declaration_result.message_count or 0),
+            )
+        return depths
 
     async def declare_queue(self, queue: str) -> None:
         """Declare (once per process) a durable quorum queue another system consumes; one that

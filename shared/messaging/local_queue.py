@@ -141,6 +141,13 @@ class LocalQueueStore:
         rows = await self.run("SELECT COUNT(*) FROM work_message WHERE queue = ? AND dead_at IS NULL", (queue,))
         return int(rows[0][0])
 
+    async def depth(self, queue: str) -> tuple[int, int]:
+        """How many messages of a queue wait (or are being handled), and how many are dead."""
+        rows = await self.run(
+            "SELECT COUNT(*) - COUNT(dead_at), COUNT(dead_at) FROM work_message WHERE queue = ?", (queue,)
+        )
+        return int(rows[0][0] or 0), int(rows[0][1] or 0)
+
 
 class LocalWorkQueue:
     """One subscription's queue: workers run its handler with its retry policy."""

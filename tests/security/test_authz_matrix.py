@@ -65,6 +65,7 @@ def readers(ok: int = 200) -> Rule:
 
 PUBLIC = Rule(agency=200, registry_admin=200, auditor=200, statistics=200, anonymous=200)
 OWN_OR_ADMIN = Rule(agency=(200, 403), registry_admin=200)  # an agency's own settings
+STATISTICS = Rule(statistics=200, registry_admin=200)  # aggregates: the statistics reader, the IT office
 
 RULES: dict[tuple[str, str], Rule] = {
     # the gateway
@@ -143,6 +144,12 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/v1/archive/records"): Rule(agency=201),
     ("GET", "/v1/archive/retention"): Rule(agency=200, auditor=200),
     ("GET", "/v1/archive/search"): Rule(agency=200),
+    # the statistics: aggregates, never documents, for the statistics reader and the province IT office
+    ("GET", "/v1/statistics/summary"): STATISTICS,
+    ("GET", "/v1/statistics/levels"): STATISTICS,
+    ("GET", "/v1/statistics/months"): STATISTICS,
+    ("GET", "/v1/statistics/agencies"): STATISTICS,
+    ("GET", "/v1/statistics/{table}/export"): STATISTICS,
 }
 
 
@@ -395,6 +402,11 @@ async def _send(world: World, caller: str, target: str) -> Call:
 @builds("GET", "/v1/documents")
 async def _list(world: World, caller: str, target: str) -> Call:
     return Call("GET", "/v1/documents", {"params": {"box": "sent", "agency": world.code(target)}})
+
+
+@builds("GET", "/v1/statistics/{table}/export")
+async def _export(world: World, caller: str, target: str) -> Call:
+    return Call("GET", "/v1/statistics/levels/export", {"params": {"format": "xlsx"}})
 
 
 @builds("POST", "/v1/documents/{document_id}/recall")

@@ -131,6 +131,11 @@ async def test_dead_letter_from_the_handler_is_not_retried(bus: Broker) -> None:
     assert recorder.tries == [("m-3", 1)]
     assert recorder.buried == [("m-3", "cannot ever work")]
 
+    async def counted() -> bool:  # what /metrics shows: lienthong_consumer_lag_messages, lienthong_dead_letters
+        return await bus.queue_depths(["work", "unknown"]) == {"work": (0, 1)}
+
+    await wait_until(counted, within=5, what="the queue's depths: none waiting, one dead")
+
 
 async def test_an_unreadable_message_goes_to_the_dead_letter_queue_with_the_reason(broker_prefix: str) -> None:
     broker = RabbitBroker(AMQP_URL, broker_prefix)
