@@ -116,7 +116,8 @@ async def history(world: World) -> World:
     the district sends one to commune 1 this month, left pending and overdue."""
     d, c1, c2, s = world.district, world.commune_1, world.commune_2, world.department
     first = await send_ok(world.api, s, [d, c1, c2])
-    await advance(world.api, c1, delivery_for(first, c1), ["01", "03", "04", "05", "06"])
+    # a further 05 (a progress note) is logged, not counted again
+    await advance(world.api, c1, delivery_for(first, c1), ["01", "03", "04", "05", "05", "06"])
     await advance(world.api, c2, delivery_for(first, c2), ["01"])
     await advance(world.api, d, delivery_for(first, d), ["01", "03"])
     assert (await recall(world.api, s, first["id"], "Sai sót", recipients=[c2.agency_code])).status_code == 200
@@ -135,7 +136,7 @@ async def history(world: World) -> World:
     overdue = update(Delivery).where(Delivery.id == uuid.UUID(delivery_for(second, c1)))
     await execute(world, overdue.values(arrival_deadline=utcnow() - dt.timedelta(hours=1)))
     report = await world.exchange.statistics_refresher.refresh()
-    assert report.changes == 14  # 4 pending, 10 statuses (recall included)
+    assert report.changes == 14  # 4 pending, 10 statuses (recall included); the repeated 05 not counted
     return world
 
 
@@ -263,7 +264,8 @@ async def test_bad_selections_are_refused_and_agencies_are_not_readers(history: 
 
 async def test_business_metrics_by_level_and_status(history: World) -> None:
     metrics = (await history.api.http.get("/services/exchange/metrics")).text
-    assert 'lienthong_deliveries{level="commune",status="06"}' in metrics
+    assert 'lienthong_deliveries{level="commune",status="06"} 1.0' in metrics
+    assert 'lienthong_delivery_statuses_total{level="commune",status="05"} 1.0' in metrics  # the repeat not counted
     assert 'lienthong_delivery_status_latency_seconds_bucket{le="3600.0",level="commune",status="01"}' in metrics
     assert 'lienthong_deliveries_overdue{level="commune"}' in metrics
     assert 'lienthong_transfer_failures{channel="push"} 0.0' in metrics

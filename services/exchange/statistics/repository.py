@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.exchange.delivery.repository import not_withdrawn
-from services.exchange.delivery.status import StatusCode
+from services.exchange.delivery.status import Outcome, StatusCode
 from services.exchange.models import (
     STAT_COUNTERS,
     Delivery,
@@ -127,7 +127,7 @@ class StatisticsRepository:
                 in_time.label("in_time"),
             )
             .join(Delivery, Delivery.id == DeliveryEvent.delivery_id)
-            .where(self._window(DeliveryEvent.created_at, low, high))
+            .where(self._window(DeliveryEvent.created_at, low, high), applied())
             .subquery()
         )
         query = select(
@@ -148,7 +148,12 @@ class StatisticsRepository:
             .join(Document, Document.id == Delivery.document_id)
             .where(
                 self._window(DeliveryEvent.created_at, low, high),
-                DeliveryEvent.status.in_(("pending", "01", "13", "15", "16")),
+                applied(),
+                or_(
+                    DeliveryEvent.status.in_(("pending", "01", "13")),
+                    # 15 and 16 also answer an update or a replacement: a recall's answer only here
+                    and_(DeliveryEvent.status.in_(("15", "16")), Delivery.recall_status.is_not(None)),
+                ),
             )
             .subquery()
         )
@@ -277,6 +282,12 @@ class StatisticsRepository:
             .group_by(TransferFailure.channel)
         )
         return {channel: int(n) for channel, n in rows}
+
+
+def applied() -> ColumnElement[bool]:
+    """A change that moved the delivery: the exchange's or the sender's (no outcome), or a report
+    applied; not a repeated 04/05 nor a stale report (each status counts once per delivery)."""
+    return or_(DeliveryEvent.outcome.is_(None), DeliveryEvent.outcome == Outcome.APPLIED.value)
 
 
 def _aware(value: dt.datetime | str) -> dt.datetime:
