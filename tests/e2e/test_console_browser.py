@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.async_api import Browser, FilePayload, Page, ViewportSize, async_playwright
@@ -225,7 +226,8 @@ async def test_a_leaders_dashboard_shows_a_seeded_month(site: Site) -> None:
         delivery = next(d for d in sent.json()["deliveries"] if d["recipient_code"] == communes[0].agency_code)
         for status in ("01", "03"):
             assert (await report(site.api, communes[0], delivery["id"], status)).status_code == 200
-    month = dt.datetime.now(dt.UTC).strftime("%Y-%m")
+    # the statistics count months by Vietnam's calendar, not UTC's
+    month = dt.datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")).strftime("%Y-%m")
 
     async def counted() -> bool:
         rows = await site.api.http.get(
