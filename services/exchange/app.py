@@ -10,8 +10,8 @@ from services.exchange.dependencies import ExchangeRuntime
 from services.exchange.document.router import router as document_router
 from services.exchange.feed.router import router as feed_router
 from services.exchange.signatures.router import router as signature_router
-from services.exchange.transfer.router import internal_router as transfer_internal_router
 from services.exchange.statistics.router import router as statistics_router
+from services.exchange.transfer.router import internal_router as transfer_internal_router
 from services.exchange.transfer.router import router as transfer_router
 from services.settings import Settings
 from shared.messaging import Broker
