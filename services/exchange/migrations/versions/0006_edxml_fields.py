@@ -1,0 +1,94 @@
+"""edXML (QCVN 102) fields: codes of either form, the DocumentId and the packet's other fields.
+
+Code columns widen to the Decision 20/2020 form's 35 characters. ``response_for`` becomes a list
+(a stored object is wrapped in one). Nested, rarely queried parts are JSON.
+
+Revision ID: 0006
+Revises: 0005
+Create Date: 2026-11-29
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0006"
+down_revision: str | None = "0005"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+DOCUMENT_COLUMNS = (
+    ("edxml_document_id", sa.String(100)),
+    ("type_number", sa.Integer()),
+    ("type_detail", sa.Integer()),
+    ("copy_form", sa.String(3)),
+    ("circulation", sa.String(100)),
+    ("content", sa.Text()),
+    ("language", sa.String(30)),
+    ("sphere_of_promulgation", sa.String(100)),
+    ("typer_notation", sa.String(100)),
+    ("promulgation_amount", sa.Integer()),
+    ("direction", sa.Boolean()),
+    ("to_places", sa.JSON()),
+    ("appendixes", sa.JSON()),
+    ("sender_organ", sa.JSON()),
+    ("trace", sa.JSON()),
+    ("business", sa.JSON()),
+)
+
+
+def _wrap_response_for(as_list: bool) -> None:
+    """Rewrite ``response_for`` as a list (upgrade) or back to its first item (downgrade)."""
+    document = sa.table("document", sa.column("id", sa.Uuid()), sa.column("response_for", sa.JSON()))
+    bind = op.get_bind()
+    rows = bind.execute(sa.select(document.c.id, document.c.response_for).where(document.c.response_for.isnot(None)))
+    for document_id, value in rows.all():
+        if as_list and isinstance(value, dict):
+            new = [value]
+        elif not as_list and isinstance(value, list):
+            new = value[0] if value else None
+        else:
+            continue
+        bind.execute(sa.update(document).where(document.c.id == document_id).values(response_for=new))
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("document") as batch:
+        batch.alter_column("sender_code", type_=sa.String(35), existing_type=sa.String(13), existing_nullable=False)
+        for name, type_ in DOCUMENT_COLUMNS:
+            batch.add_column(sa.Column(name, type_, nullable=True))
+    op.create_index(
+        "uq_document_edxml_id",
+        "document",
+        ["sender_code", "edxml_document_id"],
+        unique=True,
+        sqlite_where=sa.text("kind = 'new'"),
+        postgresql_where=sa.text("kind = 'new'"),
+    )
+    with op.batch_alter_table("delivery") as batch:
+        batch.alter_column("recipient_code", type_=sa.String(35), existing_type=sa.String(13), existing_nullable=False)
+        batch.add_column(sa.Column("organ", sa.JSON(), nullable=True))
+    with op.batch_alter_table("delivery_event") as batch:
+        batch.alter_column("actor_code", type_=sa.String(35), existing_type=sa.String(13), existing_nullable=False)
+    with op.batch_alter_table("attachment") as batch:
+        batch.add_column(sa.Column("content_id", sa.String(100), nullable=True))
+        batch.add_column(sa.Column("description", sa.String(500), nullable=True))
+    _wrap_response_for(as_list=True)
+
+
+def downgrade() -> None:
+    _wrap_response_for(as_list=False)
+    with op.batch_alter_table("attachment") as batch:
+        batch.drop_column("description")
+        batch.drop_column("content_id")
+    with op.batch_alter_table("delivery_event") as batch:
+        batch.alter_column("actor_code", type_=sa.String(13), existing_type=sa.String(35), existing_nullable=False)
+    with op.batch_alter_table("delivery") as batch:
+        batch.drop_column("organ")
+        batch.alter_column("recipient_code", type_=sa.String(13), existing_type=sa.String(35), existing_nullable=False)
+    op.drop_index("uq_document_edxml_id", table_name="document")
+    with op.batch_alter_table("document") as batch:
+        for name, _type in reversed(DOCUMENT_COLUMNS):
+            batch.drop_column(name)
+        batch.alter_column("sender_code", type_=sa.String(13), existing_type=sa.String(35), existing_nullable=False)
