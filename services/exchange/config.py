@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from services.exchange.document.types import document_type
+from services.exchange.document.types import strict_document_type
 from shared.config import DEFAULT_PORTS, ServiceSection
 
 SignatureMode = Literal["require", "flag", "off"]
@@ -73,7 +73,7 @@ class ExchangeSection(ServiceSection):
         policy: dict[str, SignatureMode] = {}
         for key, mode in value.items():
             try:
-                policy[document_type(key)[1]] = mode
+                policy[strict_document_type(key)[1]] = mode
             except ValueError as exc:
                 raise ValueError(f"signature_policy: {key!r} is not a document type; {exc}") from exc
         return policy

@@ -57,6 +57,12 @@ _SEND_LOOKUPS = union_all(
         DOCUMENT.c.sender_document_id == bindparam("sender_document_id"),
     ),
     select(_SAME_NUMBER.subquery().c.id, literal("number").label("why")),
+    # an edXML DocumentId the sender gave (a packet's): unique per sender among new documents
+    select(DOCUMENT.c.id, literal("edxml_document_id").label("why")).where(
+        DOCUMENT.c.sender_code == bindparam("sender_code"),
+        DOCUMENT.c.edxml_document_id == bindparam("edxml_document_id"),
+        DOCUMENT.c.kind == "new",
+    ),
 )
 
 
@@ -67,6 +73,7 @@ class SendLookups:
     by_key: uuid.UUID | None = None
     by_sender_document_id: uuid.UUID | None = None
     same_number: uuid.UUID | None = None
+    by_edxml_document_id: uuid.UUID | None = None
 
 
 class DocumentRepository(Repository[Document]):
@@ -81,6 +88,7 @@ class DocumentRepository(Repository[Document]):
         number: str,
         notation: str,
         year: int,
+        edxml_document_id: str | None = None,
     ) -> SendLookups:
         """The documents a send may repeat or collide with, in one query."""
         values = {
@@ -90,9 +98,12 @@ class DocumentRepository(Repository[Document]):
             "number": number,
             "notation": notation,
             "year": year,
+            "edxml_document_id": edxml_document_id,
         }
         found = {why: document_id for document_id, why in (await self.session.execute(_SEND_LOOKUPS, values)).all()}
-        return SendLookups(found.get("key"), found.get("sender_document_id"), found.get("number"))
+        return SendLookups(
+            found.get("key"), found.get("sender_document_id"), found.get("number"), found.get("edxml_document_id")
+        )
 
     async def attachments(self, document_id: uuid.UUID) -> Sequence[Attachment]:
         """Return a document's attachments in the order they were sent."""

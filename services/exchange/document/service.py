@@ -23,8 +23,10 @@ from services.exchange.document.attachments import ZIP, refine_zip, sanitize_fil
 from services.exchange.document.repository import DocumentRepository, SendLookups
 from services.exchange.document.schemas import (
     AttachmentDownload,
+    AttachmentInfo,
     AttachmentRead,
     AttachmentUpload,
+    Business,
     DeliveryEventRead,
     DeliveryRead,
     DeliverySummary,
@@ -34,14 +36,18 @@ from services.exchange.document.schemas import (
     InboxItem,
     InboxPage,
     ListFilters,
+    Organ,
     RecallRequest,
     RecallRequested,
     Redirect,
     Relation,
+    ReplacementInfo,
     ResponseFor,
     SentItem,
     SentPage,
     Signer,
+    TraceHop,
+    edxml_document_id,
 )
 from services.exchange.document.types import document_type
 from services.exchange.errors import (
@@ -71,6 +77,7 @@ from services.exchange.signatures.schemas import SignatureVerdictRead
 from services.exchange.signatures.service import PENDING, MainFile, SignaturePolicy, pending_event
 from shared.audit import AUDIT_EVENT, audit_payload, record_audit
 from shared.clients import RegistryClient, Resolution
+from shared.clients.registry import AgencyInfo, ResolvedAgency
 from shared.db import new_id, utcnow
 from shared.errors import AgencyInactiveError, BadRequestError, ConflictError
 from shared.safezip import ArchiveLimits
@@ -95,26 +102,81 @@ def fingerprint_of(data: DocumentSubmit) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def check_confidentiality(value: str | None) -> None:
-    """Refuse state secrets: they never enter the system (Decision 28/2018)."""
+def check_confidentiality(value: str | None, *, circulation: bool = False) -> None:
+    """Refuse state secrets: they never enter the system (Decision 28/2018). A circulation mark
+    (``circulation``) may be any text but a secrecy level."""
     folded = fold(value or "").strip()
     if folded in SECRET_MARKS:
         raise DocumentClassifiedError(
             f"Documents marked {value!r} are state secrets: they must not be sent through this system"
         )
-    if folded not in NOT_SECRET:
+    if not circulation and folded not in NOT_SECRET:
         raise MetadataInvalidError(
             "confidentiality must be empty (normal) — Mật, Tối mật and Tuyệt mật documents are refused",
             errors=[{"loc": ["confidentiality"], "msg": f"unknown value {value!r}", "type": "value_error"}],
         )
 
 
-def check_attachments(*, files: Sequence[AttachmentUpload], max_attachments: int) -> None:
-    """Refuse a document without files, or with more than a document may carry."""
+def check_attachments(*, files: Sequence[AttachmentUpload], max_attachments: int, described: int = 0) -> None:
+    """Refuse a document without files, with more than a document may carry, or with more
+    descriptions (``attachments`` in the metadata) than files."""
     if not files:
         raise AttachmentMissingError("Send at least one file in the `files` part")
     if len(files) > max_attachments:
         raise BadRequestError(f"At most {max_attachments} files per document", max_attachments=max_attachments)
+    if described > len(files):
+        raise MetadataInvalidError(
+            f"`attachments` describes {described} files but {len(files)} were sent",
+            errors=[{"loc": ["attachments"], "msg": "more entries than files", "type": "value_error"}],
+        )
+
+
+def sender_organ(sender: AgencyInfo | None, sender_code: str) -> dict[str, str | None]:
+    """The sender's organ info (edXML From) as the registry knows it at send time."""
+    if sender is None:
+        return Organ(organ_id=sender_code).model_dump(mode="json")
+    return organ_of(sender_code, sender.name, sender.email, sender.phone, sender.address, sender.website)
+
+
+def organ_of(
+    code: str, name: str, email: str | None, phone: str | None, address: str | None, website: str | None
+) -> dict[str, str | None]:
+    """An agency's organ info (edXML From/To) from its registry entry."""
+    return Organ(
+        organ_id=code, organ_name=name, email=email, telephone=phone, organ_add=address, website=website
+    ).model_dump(mode="json")
+
+
+def recipient_organs(resolution: Resolution) -> dict[str, dict[str, str | None]]:
+    """Each recipient's organ info (edXML To) as the registry resolved it at send time."""
+    return {r.code: resolved_organ(r) for r in resolution.recipients}
+
+
+def resolved_organ(recipient: ResolvedAgency) -> dict[str, str | None]:
+    """One resolved recipient's organ info."""
+    return organ_of(
+        recipient.code, recipient.name, recipient.email, recipient.phone, recipient.address, recipient.website
+    )
+
+
+def business_of(data: DocumentSubmit, original: Document | None, recipients: Sequence[str]) -> Business:
+    """The edXML Bussiness block of a document sent through the API: its kind, reason, paper, clerk."""
+    relation = data.relation
+    kind = relation.kind if relation else "new"
+    business = Business(
+        bussiness_doc_type={"new": 0, "update": 2, "replace": 3}[kind],
+        bussiness_doc_reason=relation.reason if relation else None,
+        paper=data.paper,
+        staff_info=data.staff_info,
+    )
+    if relation is not None and relation.kind == "update":
+        business.document_info = relation.metadata_changed
+        business.document_receiver = relation.recipients_changed
+    if relation is not None and relation.kind == "replace" and original is not None and original.edxml_document_id:
+        business.replacement_info_list = [
+            ReplacementInfo(document_id=original.edxml_document_id, organ_ids=sorted(recipients))
+        ]
+    return business
 
 
 def resolve_recipients(*, resolution: Resolution, recipients: Sequence[str], sender_code: str) -> list[str]:
@@ -190,8 +252,11 @@ def new_document(
     original: Document | None,
     resolution: Resolution,
     now: dt.datetime,
+    sender: AgencyInfo | None = None,
+    recipients: Sequence[str] = (),
 ) -> Document:
-    """Build the document row from the metadata as sent."""
+    """Build the document row from the metadata as sent (the edXML DocumentId made from the sender,
+    the date and the number when the sender gave none; its organ info and the first hop frozen now)."""
     relation = data.relation
     return Document(
         id=new_id(),
@@ -219,8 +284,25 @@ def new_document(
         steering_type=data.steering_type,
         page_count=data.page_count,
         description=data.description,
-        response_for=data.response_for.model_dump(mode="json") if data.response_for else None,
+        response_for=[r.model_dump(mode="json") for r in data.response_for] or None,
         redirected=[r.model_dump() for r in resolution.redirected] or None,
+        edxml_document_id=data.edxml_document_id
+        or edxml_document_id(sender_code, data.promulgation_date, data.code_number, data.code_notation),
+        type_number=data.type_number,
+        type_detail=data.type_detail,
+        copy_form=data.copy_form,
+        circulation=data.circulation,
+        content=data.content,
+        language=data.language,
+        sphere_of_promulgation=data.sphere_of_promulgation,
+        typer_notation=data.typer_notation,
+        promulgation_amount=data.promulgation_amount,
+        direction=data.direction,
+        to_places=data.to_places or None,
+        appendixes=data.appendixes or None,
+        sender_organ=sender_organ(sender, sender_code),
+        trace=[TraceHop(organ_id=sender_code, timestamp=now).model_dump(mode="json")],
+        business=business_of(data, original, recipients).model_dump(mode="json", exclude_defaults=True),
         created_at=now,
     )
 
@@ -240,6 +322,8 @@ def attachment_read(attachment: Attachment) -> AttachmentRead:
         content_type=attachment.content_type,
         size=attachment.size,
         sha256=attachment.sha256,
+        content_id=attachment.content_id,
+        description=attachment.description,
     )
 
 
@@ -288,6 +372,7 @@ def delivery_read(
         updated_at=delivery.updated_at,
         transfer_failed_at=delivery.transfer_failed_at,
         transfer_error=delivery.transfer_error,
+        organ=Organ.model_validate(delivery.organ) if delivery.organ else None,
         history=[
             DeliveryEventRead(status=e.status, actor_code=e.actor_code, note=e.note, created_at=e.created_at)
             for e in history
@@ -312,6 +397,7 @@ def document_read(
         id=document.id,
         sender_code=document.sender_code,
         sender_document_id=document.sender_document_id,
+        edxml_document_id=document.edxml_document_id,
         kind=document.kind,
         original_document_id=document.original_id,
         update_info=document.update_info,
@@ -334,12 +420,34 @@ def document_read(
         steering_type=document.steering_type,
         page_count=document.page_count,
         description=document.description,
-        response_for=ResponseFor.model_validate(document.response_for) if document.response_for else None,
+        type_number=document.type_number,
+        type_detail=document.type_detail,
+        copy_form=document.copy_form,
+        circulation=document.circulation,
+        content=document.content,
+        to_places=document.to_places or [],
+        language=document.language,
+        sphere_of_promulgation=document.sphere_of_promulgation,
+        typer_notation=document.typer_notation,
+        promulgation_amount=document.promulgation_amount,
+        direction=document.direction,
+        appendixes=document.appendixes or [],
+        response_for=[ResponseFor.model_validate(r) for r in response_for_list(document.response_for)],
+        sender_organ=Organ.model_validate(document.sender_organ) if document.sender_organ else None,
+        trace=[TraceHop.model_validate(h) for h in document.trace or []],
+        business=Business.model_validate(document.business) if document.business is not None else None,
         created_at=document.created_at,
         signature=signature_read(document),
         attachments=[attachment_read(a) for a in attachments],
         deliveries=[delivery_read(d, history=by_delivery.get(d.id, []), now=now, today=today) for d in deliveries],
     )
+
+
+def response_for_list(value: object) -> list[dict[str, object]]:
+    """The stored ``response_for`` as a list (rows written before it was one hold an object)."""
+    if isinstance(value, dict):
+        return [value]
+    return list(value) if isinstance(value, list) else []
 
 
 def inbox_item(delivery: Delivery, document: Document, *, now: dt.datetime, today: dt.date) -> InboxItem:
@@ -519,16 +627,18 @@ class DocumentService:
             number=data.code_number,
             notation=data.code_notation,
             year=data.promulgation_date.year,
+            edxml_document_id=data.edxml_document_id if data.relation is None else None,
         )
         replayed = await self.check_replay(lookups=lookups, data=data, fingerprint=fingerprint)
         if replayed is not None:
             return await self.accepted(replayed), False
         check_confidentiality(data.confidentiality)
-        check_attachments(files=files, max_attachments=self.max_attachments)
+        check_confidentiality(data.circulation, circulation=True)
+        check_attachments(files=files, max_attachments=self.max_attachments, described=len(data.attachments))
         original = await self.find_original(sender_code=sender_code, relation=data.relation)
         if original is None:
             check_number_unused(lookups=lookups, data=data)
-        await self.check_sender_active(sender_code=sender_code)
+        sender = await self.check_sender_active(sender_code=sender_code)
         resolution = await self.registry.resolve(data.recipients, data.groups)
         recipient_codes = resolve_recipients(resolution=resolution, recipients=data.recipients, sender_code=sender_code)
         staged = await stage_files(
@@ -548,14 +658,18 @@ class DocumentService:
                 original=original,
                 resolution=resolution,
                 now=now,
+                sender=sender,
+                recipients=recipient_codes,
             )
             document.signature_verdict = signature.verdict
             if signature.check is not None:
                 document.signature_reasons = signature.check.reasons
                 document.signature_checked_at = signature.check.checked_at
             document = await self.store_document(document=document, original=original)
-            attachments = await self.attach_files(document=document, staged=staged)
-            deliveries = await self.create_deliveries(document=document, recipient_codes=recipient_codes, now=now)
+            attachments = await self.attach_files(document=document, staged=staged, described=data.attachments)
+            deliveries = await self.create_deliveries(
+                document=document, recipient_codes=recipient_codes, now=now, organs=recipient_organs(resolution)
+            )
             events = submitted_events(
                 document=document, original=original, deliveries=deliveries, attachments=attachments
             )
@@ -572,7 +686,7 @@ class DocumentService:
         """Return the document this request repeats (by its Idempotency-Key, else by the sender's own
         id); refuse its key reused for other metadata."""
         replayed = None
-        if (document_id := lookups.by_key or lookups.by_sender_document_id) is not None:
+        if (document_id := lookups.by_key or lookups.by_sender_document_id or lookups.by_edxml_document_id) is not None:
             replayed = await self.documents.get(document_id)
         if replayed is not None and replayed.request_fingerprint not in (None, fingerprint):
             raise IdempotencyKeyReusedError(
@@ -594,11 +708,12 @@ class DocumentService:
             )
         return original
 
-    async def check_sender_active(self, *, sender_code: str) -> None:
-        """Refuse a sender the registry does not know as active."""
+    async def check_sender_active(self, *, sender_code: str) -> AgencyInfo:
+        """Refuse a sender the registry does not know as active; return its entry."""
         sender = await self.registry.agency(sender_code)
         if sender is None or sender.status != "active":
             raise AgencyInactiveError(f"Agency {sender_code} is not active: it cannot send", agency_code=sender_code)
+        return sender
 
     async def store_document(self, *, document: Document, original: Document | None) -> Document:
         """Write the document row (and mark the original of a replacement as superseded)."""
@@ -611,26 +726,38 @@ class DocumentService:
             original.superseded_by_id = document.id
         return document
 
-    async def attach_files(self, *, document: Document, staged: Sequence[StagedFile]) -> list[Attachment]:
-        """Write one attachment row per staged file, in the order they were sent."""
-        attachments = [
-            Attachment(
-                document_id=document.id,
-                position=position,
-                file_name=file.file_name,
-                content_type=file.content_type,
-                size=file.blob.size,
-                sha256=file.blob.sha256,
+    async def attach_files(
+        self, *, document: Document, staged: Sequence[StagedFile], described: Sequence[AttachmentInfo] = ()
+    ) -> list[Attachment]:
+        """Write one attachment row per staged file, in the order they were sent, with its edXML
+        ContentId (given, else made from its position and hash) and description."""
+        attachments = []
+        for position, file in enumerate(staged):
+            info = described[position] if position < len(described) else AttachmentInfo()
+            attachments.append(
+                Attachment(
+                    document_id=document.id,
+                    position=position,
+                    file_name=file.file_name,
+                    content_type=file.content_type,
+                    size=file.blob.size,
+                    sha256=file.blob.sha256,
+                    content_id=info.content_id or f"{position + 1}.{file.blob.sha256[:16]}",
+                    description=info.description,
+                )
             )
-            for position, file in enumerate(staged)
-        ]
         await self.documents.add_attachments(attachments)
         return attachments
 
     async def create_deliveries(
-        self, *, document: Document, recipient_codes: Sequence[str], now: dt.datetime
+        self,
+        *,
+        document: Document,
+        recipient_codes: Sequence[str],
+        now: dt.datetime,
+        organs: dict[str, dict[str, str | None]] | None = None,
     ) -> list[Delivery]:
-        """Write one pending delivery per recipient, and its first history event."""
+        """Write one pending delivery per recipient (its organ info frozen), and its first history event."""
         deadline = self.calendar.arrival_deadline(now)
         deliveries = [
             Delivery(
@@ -642,6 +769,7 @@ class DocumentService:
                 due_date=document.due_date,
                 created_at=now,
                 updated_at=now,
+                organ=(organs or {}).get(code),
             )
             for code in sorted(recipient_codes)
         ]
