@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
@@ -52,6 +52,13 @@ class ResponseFor(BaseModel):
     code: VietnameseText | None = Field(default=None, max_length=42)
     promulgation_date: PromulgationDate | None = None
     edxml_document_id: EdxmlDocumentId | None = None
+
+
+def response_for_list(value: object) -> list[dict[str, Any]]:
+    """The stored ``response_for`` as a list (rows written before it was one hold an object)."""
+    if isinstance(value, dict):
+        return [value]
+    return list(value) if isinstance(value, list) else []
 
 
 def _as_list(value: object) -> object:

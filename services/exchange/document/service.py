@@ -48,6 +48,7 @@ from services.exchange.document.schemas import (
     Signer,
     TraceHop,
     edxml_document_id,
+    response_for_list,
 )
 from services.exchange.document.types import document_type
 from services.exchange.errors import (
@@ -443,13 +444,6 @@ def document_read(
     )
 
 
-def response_for_list(value: object) -> list[dict[str, object]]:
-    """The stored ``response_for`` as a list (rows written before it was one hold an object)."""
-    if isinstance(value, dict):
-        return [value]
-    return list(value) if isinstance(value, list) else []
-
-
 def inbox_item(delivery: Delivery, document: Document, *, now: dt.datetime, today: dt.date) -> InboxItem:
     """Show a delivery in the recipient's received list."""
     return InboxItem(
@@ -684,10 +678,18 @@ class DocumentService:
 
     async def check_replay(self, *, lookups: SendLookups, data: DocumentSubmit, fingerprint: str) -> Document | None:
         """Return the document this request repeats (by its Idempotency-Key, else by the sender's own
-        id); refuse its key reused for other metadata."""
+        id, else by the edXML DocumentId it gave); refuse its key reused for other metadata, and a
+        DocumentId already sent with other metadata."""
         replayed = None
         if (document_id := lookups.by_key or lookups.by_sender_document_id or lookups.by_edxml_document_id) is not None:
             replayed = await self.documents.get(document_id)
+        by_edxml_id_only = lookups.by_key is None and lookups.by_sender_document_id is None
+        if replayed is not None and replayed.request_fingerprint not in (None, fingerprint) and by_edxml_id_only:
+            raise DocumentDuplicateError(
+                f"The DocumentId {data.edxml_document_id} was already sent (document {replayed.id}); "
+                "to change it, send an update or a replacement (`relation`)",
+                document_id=str(replayed.id),
+            )
         if replayed is not None and replayed.request_fingerprint not in (None, fingerprint):
             raise IdempotencyKeyReusedError(
                 f"Document {replayed.id} was sent with this Idempotency-Key or sender_document_id and other "
