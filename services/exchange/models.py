@@ -99,8 +99,9 @@ class Document(Base):
     response_for: Mapped[list[dict[str, str]] | None] = mapped_column(JSON)
     # edXML (QCVN 102) fields beside the Decree 30 ones
     edxml_document_id: Mapped[str | None] = mapped_column(String(100))
-    type_number: Mapped[int | None] = mapped_column(Integer)  # DocumentType/Type
-    type_detail: Mapped[int | None] = mapped_column(Integer)  # DocumentType/TypeDetail
+    # DocumentType/Type and TypeDetail: numbers that differ between systems, kept as written
+    type_number: Mapped[str | None] = mapped_column(String(20))
+    type_detail: Mapped[str | None] = mapped_column(String(20))
     copy_form: Mapped[str | None] = mapped_column(String(3))  # SY, TrS, SL: a copy, not a type
     circulation: Mapped[str | None] = mapped_column(String(100))  # Lưu hành nội bộ, Xem xong trả lại
     content: Mapped[str | None] = mapped_column(Text)

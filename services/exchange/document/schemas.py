@@ -34,6 +34,7 @@ class Signer(BaseModel):
 EDXML_DOCUMENT_ID = r"^[^,\s][^,]{0,34},\d{4}/\d{2}/\d{2},[^,]{1,42}$"
 """An edXML DocumentId: ``OrganId,yyyy/MM/dd,Number/Notation`` (e.g. ``000.00.00.G22,2015/09/30,7816/VPCP-TTĐT``)."""
 EdxmlDocumentId = Annotated[str, Field(max_length=100, pattern=EDXML_DOCUMENT_ID)]
+TypeNumber = Annotated[str, Field(max_length=20, pattern=r"^[0-9A-Za-z._-]{1,20}$")]
 
 
 def edxml_document_id(organ_id: str, promulgation_date: dt.date, number: str, notation: str) -> str:
@@ -125,6 +126,9 @@ class Business(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    document_id: str | None = Field(
+        default=None, max_length=100, description="Bussiness/DocumentId: this document's, or the one it changes"
+    )
     bussiness_doc_type: int = Field(default=0, ge=0, le=3)
     bussiness_doc_reason: str | None = Field(default=None, max_length=2000)
     paper: bool = False
@@ -179,8 +183,10 @@ class DocumentSubmit(BaseModel):
         description="The type: a Decree 30 type or Công văn by name or abbreviation (stored canonically), "
         "or any other type name (Nghị định, Thông tư, Kết luận …); a copy form is `copy_form`, not a type",
     )
-    type_number: StrictInt | None = Field(default=None, ge=0, le=999, description="edXML DocumentType/Type")
-    type_detail: StrictInt | None = Field(default=None, ge=0, le=999, description="edXML DocumentType/TypeDetail")
+    type_number: TypeNumber | None = Field(
+        default=None, description="edXML DocumentType/Type (numbering differs between systems: kept as given)"
+    )
+    type_detail: TypeNumber | None = Field(default=None, description="edXML DocumentType/TypeDetail")
     copy_form: Literal["SY", "TrS", "SL"] | None = Field(
         default=None, description="A copy: Sao y (SY), Trích sao (TrS) or Sao lục (SL), by name or abbreviation"
     )
@@ -351,8 +357,8 @@ class DocumentRead(BaseModel):
     steering_type: int
     page_count: int | None
     description: str | None
-    type_number: int | None = None
-    type_detail: int | None = None
+    type_number: str | None = None
+    type_detail: str | None = None
     copy_form: str | None = None
     circulation: str | None = None
     content: str | None = None

@@ -160,11 +160,15 @@ def resolved_organ(recipient: ResolvedAgency) -> dict[str, str | None]:
     )
 
 
-def business_of(data: DocumentSubmit, original: Document | None, recipients: Sequence[str]) -> Business:
-    """The edXML Bussiness block of a document sent through the API: its kind, reason, paper, clerk."""
+def business_of(
+    data: DocumentSubmit, original: Document | None, recipients: Sequence[str], document_id: str
+) -> Business:
+    """The edXML Bussiness block of a document sent through the API: its kind, reason, paper, clerk;
+    its DocumentId is the document's own (new) or the one it updates or replaces."""
     relation = data.relation
     kind = relation.kind if relation else "new"
     business = Business(
+        document_id=original.edxml_document_id if original is not None and original.edxml_document_id else document_id,
         bussiness_doc_type={"new": 0, "update": 2, "replace": 3}[kind],
         bussiness_doc_reason=relation.reason if relation else None,
         paper=data.paper,
@@ -259,6 +263,9 @@ def new_document(
     """Build the document row from the metadata as sent (the edXML DocumentId made from the sender,
     the date and the number when the sender gave none; its organ info and the first hop frozen now)."""
     relation = data.relation
+    document_id = data.edxml_document_id or edxml_document_id(
+        sender_code, data.promulgation_date, data.code_number, data.code_notation
+    )
     return Document(
         id=new_id(),
         sender_code=sender_code,
@@ -287,8 +294,7 @@ def new_document(
         description=data.description,
         response_for=[r.model_dump(mode="json") for r in data.response_for] or None,
         redirected=[r.model_dump() for r in resolution.redirected] or None,
-        edxml_document_id=data.edxml_document_id
-        or edxml_document_id(sender_code, data.promulgation_date, data.code_number, data.code_notation),
+        edxml_document_id=document_id,
         type_number=data.type_number,
         type_detail=data.type_detail,
         copy_form=data.copy_form,
@@ -303,7 +309,7 @@ def new_document(
         appendixes=data.appendixes or None,
         sender_organ=sender_organ(sender, sender_code),
         trace=[TraceHop(organ_id=sender_code, timestamp=now).model_dump(mode="json")],
-        business=business_of(data, original, recipients).model_dump(mode="json", exclude_defaults=True),
+        business=business_of(data, original, recipients, document_id).model_dump(mode="json", exclude_defaults=True),
         created_at=now,
     )
 

@@ -23,8 +23,8 @@ async def test_codes_of_either_form_and_the_edxml_fields_are_kept(api: Api) -> N
     new = await api.agency_client(LONGEST)
     fields: dict[str, Any] = {
         "type_name": "Nghị định",
-        "type_number": 2,
-        "type_detail": 0,
+        "type_number": "2",
+        "type_detail": "0",
         "copy_form": "Sao y",
         "confidentiality": "Lưu hành nội bộ",
         "content": "Nội dung văn bản",
@@ -54,6 +54,7 @@ async def test_codes_of_either_form_and_the_edxml_fields_are_kept(api: Api) -> N
     assert (seen["sender_organ"]["email"], seen["sender_organ"]["telephone"]) == (d20["email"], d20["phone"])
     assert seen["trace"][0]["organ_id"] == LONGEST
     assert seen["business"] == {
+        "document_id": seen["edxml_document_id"],
         "bussiness_doc_type": 0,
         "bussiness_doc_reason": None,
         "paper": True,
