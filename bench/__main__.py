@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from bench import archive, channels, exchange, gateway, outbox_relay, registry, send, signature
+from bench import archive, channels, edxml, exchange, gateway, outbox_relay, registry, send, signature
 
 BENCHMARKS = {
     "outbox_relay": outbox_relay.main,
@@ -16,6 +16,7 @@ BENCHMARKS = {
     "signature": signature.main,
     "gateway": gateway.main,
     "archive": archive.main,
+    "edxml": edxml.main,
 }
 
 

@@ -35,11 +35,17 @@ SESSION_VERBS = {
     "rollback",
 }
 SQL_FREE = ("router.py", "service.py", "consumers.py", "dependencies.py")
+# Libraries inside a service: no routes, no tables, so none of a capability's four files
+LIBRARIES = ("services/exchange/edxml",)
 
 
 def capabilities(service: str) -> list[Path]:
     base = ROOT / "services" / service
-    return sorted(p for p in base.iterdir() if (p / "__init__.py").exists() and p.name != "migrations")
+    return sorted(
+        p
+        for p in base.iterdir()
+        if (p / "__init__.py").exists() and p.name != "migrations" and _rel(p) not in LIBRARIES
+    )
 
 
 def python_files(*parts: str) -> Iterator[Path]:
