@@ -6,7 +6,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from services.exchange.document.types import strict_document_type
 from shared.config import DEFAULT_PORTS, ServiceSection
@@ -46,6 +46,24 @@ class ExchangeSection(ServiceSection):
     dispatch_defer_seconds: float = Field(
         default=5.0, gt=0, description="wait of an entry put back because its agency has the most calls in flight"
     )
+
+    seal_key_file: Path | None = Field(
+        default=None,
+        description="the province's seal key (PEM, RSA or EC) that signs the edXML packets the exchange writes"
+        " (default: a self-signed key generated under <var_dir>/keys, for development)",
+    )
+    seal_certificate_file: Path | None = Field(
+        default=None, description="the seal key's certificate (PEM; the chain may follow it), with seal_key_file"
+    )
+    max_packet_bytes: int = Field(
+        default=64 * 1024 * 1024, gt=0, description="the largest edXML packet read or written (base64 attachments in)"
+    )
+
+    @model_validator(mode="after")
+    def _seal_files_together(self) -> ExchangeSection:
+        if (self.seal_key_file is None) != (self.seal_certificate_file is None):
+            raise ValueError("seal_key_file and seal_certificate_file are configured together, or neither")
+        return self
 
     signature_policy: dict[str, SignatureMode] = Field(
         default_factory=dict,

@@ -1,6 +1,13 @@
 """Exchange errors, each with a stable problem code."""
 
-from shared.errors import BadRequestError, ConflictError, NotFoundError, UnprocessableError, UnsupportedMediaTypeError
+from shared.errors import (
+    BadRequestError,
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+    UnprocessableError,
+    UnsupportedMediaTypeError,
+)
 
 
 class DocumentNotFoundError(NotFoundError):
@@ -69,3 +76,9 @@ class SignatureRequiredError(UnprocessableError):
 
 class SignatureNotCheckableError(ConflictError):
     code, title = "signature_not_checkable", "The document has no file whose signatures could be verified"
+
+
+class PacketSenderMismatchError(ForbiddenError):
+    """An edXML packet's From is another agency than the caller's: an agency sends only as itself."""
+
+    code, title = "packet_sender_mismatch", "The packet is not from your agency"

@@ -105,6 +105,17 @@ class DocumentRepository(Repository[Document]):
             found.get("key"), found.get("sender_document_id"), found.get("number"), found.get("edxml_document_id")
         )
 
+    async def by_edxml_document_id(self, sender_code: str, edxml_document_id: str) -> Document | None:
+        """Return the sender's document with this edXML DocumentId: the new one it was first sent as
+        (an update keeps its original's DocumentId)."""
+        query = (
+            select(Document)
+            .where(Document.sender_code == sender_code, Document.edxml_document_id == edxml_document_id)
+            .order_by((Document.kind != "new"), Document.created_at)
+            .limit(1)
+        )
+        return (await self.session.execute(query)).scalar_one_or_none()
+
     async def attachments(self, document_id: uuid.UUID) -> Sequence[Attachment]:
         """Return a document's attachments in the order they were sent."""
         query = select(Attachment).where(Attachment.document_id == document_id).order_by(Attachment.position)

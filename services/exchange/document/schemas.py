@@ -281,6 +281,16 @@ class DocumentSubmit(BaseModel):
 
 
 @dataclass(frozen=True)
+class PacketDetails:
+    """What a document taken in as an edXML packet keeps as the packet says it, not as the API
+    would make it: the sender's organ info (From), the hops, the Bussiness block."""
+
+    sender_organ: dict[str, Any]
+    trace: list[dict[str, Any]]
+    business: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
 class AttachmentUpload:
     """A file as sent: the name its sender gave it, and its bytes as a stream (its type is read
     from them, never from the sender's label)."""

@@ -37,6 +37,7 @@ from services.exchange.document.schemas import (
     InboxPage,
     ListFilters,
     Organ,
+    PacketDetails,
     RecallRequest,
     RecallRequested,
     Redirect,
@@ -312,6 +313,15 @@ def new_document(
         business=business_of(data, original, recipients, document_id).model_dump(mode="json", exclude_defaults=True),
         created_at=now,
     )
+
+
+def keep_packet_details(document: Document, packet: PacketDetails) -> None:
+    """Keep what the packet says of its sender, its hops and its Bussiness block."""
+    document.sender_organ = packet.sender_organ
+    if packet.trace:
+        document.trace = packet.trace
+    if packet.business is not None:
+        document.business = packet.business
 
 
 def update_info(relation: Relation | None) -> dict[str, bool] | None:
@@ -613,11 +623,13 @@ class DocumentService:
         data: DocumentSubmit,
         files: Sequence[AttachmentUpload],
         idempotency_key: str | None,
+        packet: PacketDetails | None = None,
     ) -> tuple[DocumentAccepted, bool]:
         """Accept a document: one delivery per recipient, attachments in the blob store, its events.
 
         Everything is checked before anything is stored. Returns the answer and whether it was
-        created now (False: an idempotent replay of an earlier request).
+        created now (False: an idempotent replay of an earlier request). A document taken in as an
+        edXML packet keeps the packet's sender organ info, hops and Bussiness block (``packet``).
         """
         fingerprint = fingerprint_of(data)
         lookups = await self.documents.send_lookups(
@@ -661,6 +673,8 @@ class DocumentService:
                 sender=sender,
                 recipients=recipient_codes,
             )
+            if packet is not None:
+                keep_packet_details(document, packet)
             document.signature_verdict = signature.verdict
             if signature.check is not None:
                 document.signature_reasons = signature.check.reasons
