@@ -33,6 +33,7 @@ from services.exchange.document.schemas import (
     PacketDetails,
     RecallRequest,
     RecallRequested,
+    edxml_document_id,
     response_for_list,
 )
 from services.exchange.document.service import DocumentService
@@ -92,8 +93,15 @@ def _timestamp(value: str) -> dt.datetime:
     return dt.datetime.fromisoformat(value).astimezone(VIETNAM_TIME).replace(microsecond=0)
 
 
+def document_id_of(document: Document) -> str:
+    """The document's edXML DocumentId (made from its metadata for a row stored before it was kept)."""
+    return document.edxml_document_id or edxml_document_id(
+        document.sender_code, document.promulgation_date, document.code_number, document.code_notation
+    )
+
+
 def _bussiness(business: dict[str, Any] | None, document: Document) -> edxml.Bussiness:
-    found = Business.model_validate(business or {"document_id": document.edxml_document_id})
+    found = Business.model_validate(business or {"document_id": document_id_of(document)})
     info = None
     if found.document_info is not None or found.document_receiver is not None or found.receiver_list:
         info = edxml.BussinessDocumentInfo(
@@ -125,7 +133,7 @@ def packet_of(
     header = edxml.MessageHeader(
         from_=_organization(document.sender_organ, document.sender_code),
         to=[_organization(d.organ, d.recipient_code) for d in deliveries],
-        document_id=document.edxml_document_id,
+        document_id=document_id_of(document),
         code=edxml.Code(code_number=document.code_number, code_notation=document.code_notation),
         promulgation_info=edxml.PromulgationInfo(
             place=document.promulgation_place, promulgation_date=document.promulgation_date
