@@ -30,7 +30,7 @@ from services.exchange.document.types import document_type
 from services.exchange.edxml import PacketTooLargeError
 from services.exchange.errors import MetadataInvalidError
 from shared.auth import Principal, Scope, agency_of, require_scope
-from shared.errors import BadRequestError, ForbiddenError
+from shared.errors import BadRequestError, ForbiddenError, RequestValidationProblem
 from shared.roles import require_any_scope
 from shared.types import AgencyCode
 
@@ -162,12 +162,12 @@ async def submit_document(
         )
         status = 202 if created else 200
         return JSONResponse(answer.model_dump(mode="json"), status_code=status)
-    if metadata is None:
-        raise MetadataInvalidError(
+    if metadata is None or files is None:  # as the schema would say of a multipart request without them
+        missing = [name for name, part in (("metadata", metadata), ("files", files)) if part is None]
+        raise RequestValidationProblem(
             "Send a `metadata` part and `files` (multipart), or an edXML packet (application/xml or a `packet` part)",
-            errors=[{"loc": ["metadata"], "msg": "Field required", "type": "missing"}],
+            errors=[{"loc": ["body", name], "msg": "Field required", "type": "missing"} for name in missing],
         )
-    files = files or []
     data = _parse_metadata(metadata)
     accepted, created = await documents.submit(
         sender_code=agency_of(principal),
