@@ -19,6 +19,8 @@ async def test_codes_of_either_form_and_the_edxml_fields_are_kept(api: Api) -> N
     for code, new_code in [("H4", None), ("H41.1234", None), ("H41" + ".1" * 17, None), ("H41.1", "H42")]:
         body = {"code": code, "name": "Sở", "level": "department", "new_code": new_code}
         assert_problem(await api.http.post("/v1/agencies", json=body, headers=admin), 422, "validation_failed")
+    renamed = await api.http.patch(f"/v1/agencies/{LONGEST}", json={"new_code": "H42"}, headers=admin)
+    assert_problem(renamed, 422, "validation_failed")  # its code is its Decision 20 code, for good
     old = await api.agency_client()
     new = await api.agency_client(LONGEST)
     fields: dict[str, Any] = {
