@@ -6,11 +6,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.helpers import Api, assert_problem, document, send_ok, snapshot
 
 LONGEST = "H41" + ".123" * 8  # a Decision 20/2020 code of 35 characters
 
 
+# PostgreSQL only: it is the database that holds a code to its column's width (SQLite does not)
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 async def test_codes_of_either_form_and_the_edxml_fields_are_kept(api: Api) -> None:
     admin = await api.admin()
     # an agency known only by its Decision 20 code: registered, addressed and sending
