@@ -146,7 +146,7 @@ def _service_app(service: str, settings: Settings) -> FastAPI:
 
 async def _seed(http: httpx.AsyncClient, base_url: str, settings: Settings, mode: str) -> None:
     """Seed the demo province through the API, then print how to get a token."""
-    from services.demo import Credentials, DemoError, seed_demo_province
+    from services.demo import Credentials, DemoError, demo_pair, seed_demo_province
     from services.runtime import admin_credentials
 
     client_id, secret = admin_credentials(settings)
@@ -158,15 +158,17 @@ async def _seed(http: httpx.AsyncClient, base_url: str, settings: Settings, mode
     except (DemoError, httpx.HTTPError) as exc:
         console.print(f"[red]Seeding the demo province failed:[/] {exc}")
         return
-    sender = creds["000.00.01.H41"]
+    pair = demo_pair(creds)
+    sender = creds[pair.sender]
     console.print(
         f"\n[bold green]LienThong is running[/] on {base_url} ({mode}).\n"
         f"  API docs:           {base_url}/docs\n"
         f"  demo credentials:   {credentials_file} (admin: {settings.var_dir / 'admin-credentials.json'})\n"
-        f"  get a token (Sở Nội vụ, 000.00.01.H41):\n"
+        f"  get a token ({pair.sender_name} tỉnh {pair.place}, {pair.sender}):\n"
         f"    curl -s -X POST {base_url}/v1/auth/token -d grant_type=client_credentials \\\n"
         f"      -d client_id={sender.client_id} -d client_secret={sender.client_secret}\n"
         f"  try the whole exchange:  make demo\n"
+        f"  then the 2025 merger into Đồng Nai:  lienthong demo --merger-2025\n"
     )
 
 
@@ -324,29 +326,65 @@ def migrate(
 def demo(
     url: str = f"http://127.0.0.1:{DEFAULT_PORTS['gateway']}",
     credentials: Annotated[Path | None, typer.Option(help="default: <var>/demo-credentials.json")] = None,
+    merger_2025: Annotated[
+        bool,
+        typer.Option(
+            "--merger-2025",
+            help="then merge the demo's Bình Phước into Đồng Nai (as on 1 July 2025: district level retired, "
+            "agencies retired with successors) and send to a retired district (needs the admin credentials)",
+        ),
+    ] = False,
 ) -> None:
     """Run the demo exchange against a running instance and print each step."""
     from services.demo import DemoError
 
-    path = credentials or Settings().var_dir / "demo-credentials.json"
+    settings = Settings()
+    path = credentials or settings.var_dir / "demo-credentials.json"
     try:
-        seen = asyncio.run(_demo(url, path))
+        seen = asyncio.run(_demo(url, path, settings if merger_2025 else None))
     except httpx.HTTPError as exc:
         console.print(f"[red]Cannot reach LienThong at {url}:[/] {exc}. Start it with `make run`.")
         raise typer.Exit(1) from exc
     except DemoError as exc:
         console.print(f"[red]Demo failed:[/] {exc}")
         raise typer.Exit(1) from exc
-    console.print(f"[bold green]Demo complete[/]: document {seen['id']} delivered and acknowledged.")
+    if merger_2025:
+        console.print(f"[bold green]Demo complete[/]: document {seen['id']} redirected from a retired district.")
+    else:
+        console.print(f"[bold green]Demo complete[/]: document {seen['id']} delivered and acknowledged.")
 
 
-async def _demo(url: str, credentials: Path) -> dict[str, object]:
-    from services.demo import load_credentials, run_demo
+def _demo_admin(settings: Settings) -> tuple[str, str]:
+    """The bootstrap admin's credentials: from the settings, else from <var>/admin-credentials.json."""
+    from services.demo import DemoError
+
+    secret = settings.registry.admin_client_secret
+    if secret is not None:
+        return settings.registry.admin_client_id, secret.get_secret_value()
+    path = settings.var_dir / "admin-credentials.json"
+    if not path.exists():
+        raise DemoError(f"{path} not found: set LIENTHONG_REGISTRY__ADMIN_CLIENT_SECRET or LIENTHONG_VAR_DIR")
+    body = json.loads(path.read_text())
+    return body["client_id"], body["client_secret"]
+
+
+async def _demo(url: str, credentials: Path, merger: Settings | None) -> dict[str, object]:
+    """The demo exchange; with ``merger`` (the settings giving the admin) then the 2025 merger and a
+    document to a retired district."""
+    from services.demo import Credentials, apply_merger_2025, load_credentials, run_demo, run_merger_demo
+
+    def say(message: str) -> None:
+        console.print(message)
 
     async with httpx.AsyncClient(base_url=url, timeout=60) as http:
         (await http.get("/health")).raise_for_status()
         creds = await asyncio.to_thread(load_credentials, credentials)
-        return await run_demo(http, creds, say=lambda m: console.print(m))
+        seen = await run_demo(http, creds, say=say)  # Bình Phước's, or Đồng Nai's after the merger
+        if merger is None:
+            return seen
+        admin = Credentials(*_demo_admin(merger))
+        creds = await apply_merger_2025(http, admin, credentials, say=lambda m: console.print(f"  [dim]{m}[/]"))
+        return await run_merger_demo(http, creds, say=say)
 
 
 @app.command()

@@ -181,6 +181,17 @@ class Database:
         if self.writers is not None:
             self.writers.install(session_class)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False, sync_session_class=session_class)
+        # one-statement reads on PostgreSQL: no BEGIN and COMMIT round trips around the SELECT (the
+        # statement is its own snapshot); SQLite's BEGIN costs no round trip, its sessions serve
+        self.readmaker = (
+            self.sessionmaker
+            if self.is_sqlite
+            else async_sessionmaker(
+                self.engine.execution_options(isolation_level="AUTOCOMMIT"),
+                expire_on_commit=False,
+                sync_session_class=session_class,
+            )
+        )
 
     @property
     def is_sqlite(self) -> bool:
@@ -197,6 +208,19 @@ class Database:
                 await session.rollback()
                 raise
             finally:
+                if self.writers is not None:
+                    self.writers.release(session.sync_session)
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncSession]:
+        """Open a session for a read of one statement (a long-poll's page): nothing it does is
+        committed, and on PostgreSQL it runs outside a transaction. Two statements in it may see two
+        different snapshots: use :meth:`session` for a read that must be consistent across queries."""
+        async with self.readmaker() as session:
+            try:
+                yield session
+            finally:
+                await session.close()  # the connection back to the pool; the rows read stay loaded
                 if self.writers is not None:
                     self.writers.release(session.sync_session)
 

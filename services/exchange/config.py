@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from services.exchange.calendar import parse_office_hours, read_calendar_file
 from services.exchange.document.types import strict_document_type
 from shared.config import DEFAULT_PORTS, ServiceSection
 
@@ -23,7 +24,23 @@ class ExchangeSection(ServiceSection):
     max_attachments: int = Field(default=50, gt=0, le=1000)
     timezone: str = "Asia/Ho_Chi_Minh"
     holidays: list[dt.date] = Field(
-        default_factory=list, description='public holidays, e.g. LIENTHONG_EXCHANGE__HOLIDAYS=["2027-01-01"]'
+        default_factory=list,
+        description='extra days off on top of the calendar, e.g. LIENTHONG_EXCHANGE__HOLIDAYS=["2027-01-01"]',
+    )
+    calendar_file: Path | None = Field(
+        default=None,
+        description='a TOML file of days off and make-up working days per year (docs/exchange.md, "Working'
+        ' calendar"): the years it lists replace the national data shipped',
+    )
+    office_hours: str = Field(
+        default="07:30-17:00", description="the office hours of a working day (HH:MM-HH:MM, local time)"
+    )
+    urgent_deadline_hours: float = Field(
+        default=2.0,
+        gt=0,
+        le=80,
+        description="an urgent document (Khẩn, Thượng khẩn, Hỏa tốc) is registered or returned within this"
+        " many office hours of its arrival (Decree 30: at once)",
     )
     blob_sweep_interval_hours: float = Field(
         default=6.0, ge=0, description="how often unreferenced attachment blobs are deleted (0: never)"
@@ -83,6 +100,19 @@ class ExchangeSection(ServiceSection):
         description="seconds between tries of a flagged document's verification while the signature service is"
         " unavailable; after the last the verdict is indeterminate",
     )
+
+    @field_validator("calendar_file")
+    @classmethod
+    def _readable_calendar(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            read_calendar_file(value)  # refuse a bad file at start, naming the problem
+        return value
+
+    @field_validator("office_hours")
+    @classmethod
+    def _office_hours(cls, value: str) -> str:
+        parse_office_hours(value)
+        return value
 
     @field_validator("signature_policy")
     @classmethod

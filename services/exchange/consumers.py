@@ -22,6 +22,7 @@ async def report_status_over_bus(session: AsyncSession, envelope: Envelope, regi
     """``delivery.status_reported.v1``: apply a status the bus reported, as the REST call would."""
     try:
         report = StatusReportedOverBus.model_validate(envelope.data)
+        status = StatusReport(status=report.status, note=report.note, timestamp=report.timestamp, staff=report.staff)
     except ValidationError as exc:
         errors = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
         raise DeadLetter(f"validation_failed: {errors}") from exc
@@ -39,9 +40,7 @@ async def report_status_over_bus(session: AsyncSession, envelope: Envelope, regi
         feed=FeedService(FeedRepository(session)),
     )
     try:
-        await service.report_status(
-            report.agency_code, report.delivery_id, StatusReport(status=report.status, note=report.note)
-        )
+        await service.report_status(report.agency_code, report.delivery_id, status)
     except DependencyUnavailableError:
         raise  # tried again: the message is fine
     except LienThongError as exc:  # what the REST call would answer 4xx: never to succeed

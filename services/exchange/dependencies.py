@@ -14,7 +14,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.exchange.blobstore import BlobStore, ReferenceCheck, SweepReport, sweep_unreferenced
-from services.exchange.calendar import WorkingCalendar
+from services.exchange.calendar import WorkingCalendar, read_calendar_file
 from services.exchange.consumers import report_status_over_bus
 from services.exchange.delivery.repository import DeliveryRepository
 from services.exchange.delivery.service import DeliveryService
@@ -90,7 +90,13 @@ class ExchangeRuntime(ServiceRuntime):
         self.config = config
         self.directory = directory
         self.feed_notifier = notifier
-        self.calendar = WorkingCalendar(config.holidays, config.timezone)
+        self.calendar = WorkingCalendar(
+            config.holidays,
+            config.timezone,
+            years=read_calendar_file(config.calendar_file) if config.calendar_file else None,
+            office_hours=config.office_hours,
+            urgent_hours=config.urgent_deadline_hours,
+        )
         self.blob_dir = settings.blob_dir
         self._blobs: BlobStore | None = None
         self._dispatcher: Dispatcher | None = None

@@ -10,7 +10,23 @@ import json
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from shared.types import OptionalText
+
+Outcome = Literal["applied", "repeated"]
+Answers = Literal["recall", "update"]
+
+
+class StaffInfo(BaseModel):
+    """Who reported a status (edXML StaffInfo): the department, the person, their e-mail and mobile."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    department: OptionalText | None = Field(default=None, max_length=200)
+    staff: OptionalText | None = Field(default=None, max_length=100)
+    email: OptionalText | None = Field(default=None, max_length=254)
+    mobile: OptionalText | None = Field(default=None, max_length=30)
 
 
 class DeliveryRef(BaseModel):
@@ -75,6 +91,16 @@ class DeliveryStatusChanged(BaseModel):
     actor_code: str
     note: str | None
     occurred_at: dt.datetime
+    outcome: Outcome | None = Field(
+        default=None,
+        description="applied: the delivery is now in `status`; repeated: a further 04/05 with its note, the"
+        " delivery stays in `previous_status`; None: the sender's recall (13)",
+    )
+    answers: Answers | None = Field(
+        default=None, description="for 15/16: what they answer, a recall (13) or an update / replacement"
+    )
+    timestamp: dt.datetime | None = Field(default=None, description="the reporter's own time (edXML Timestamp)")
+    staff: StaffInfo | None = Field(default=None, description="who reported it (edXML StaffInfo)")
 
 
 class DocumentRecallRequested(BaseModel):
@@ -177,7 +203,10 @@ class DeliveryReceived(BaseModel):
 
     delivery_id: uuid.UUID
     status: str
-    arrival_deadline: dt.datetime
+    arrival_deadline: dt.datetime = Field(
+        description="register (03) or return (02) it by then (Decree 30, Art. 4; urgent documents within office"
+        " hours): past it the delivery is overdue"
+    )
     document: FeedDocument
     attachments: list[AttachmentLink]
     links: dict[str, Link]
@@ -195,7 +224,8 @@ class RecallRequested(BaseModel):
 
 
 class StatusChanged(BaseModel):
-    """``delivery.status_changed`` (to the sender): a recipient reported 01…06, 15 or 16."""
+    """``delivery.status_changed`` (to the sender): a recipient reported 01…06, 15 or 16 (a stale
+    report, older than the one stored, is only kept in the delivery's history)."""
 
     delivery_id: uuid.UUID
     document_id: uuid.UUID
@@ -203,8 +233,18 @@ class StatusChanged(BaseModel):
     previous_status: str
     status: str
     note: str | None
-    reported_at: dt.datetime
+    reported_at: dt.datetime = Field(description="when the exchange received the report")
     links: dict[str, Link]
+    outcome: Outcome = Field(
+        default="applied",
+        description="applied: the delivery is now in `status`; repeated: a further 04/05 with its note, the"
+        " delivery stays in `previous_status`",
+    )
+    answers: Answers | None = Field(
+        default=None, description="for 15/16: what they answer, a recall (13) or an update / replacement"
+    )
+    timestamp: dt.datetime | None = Field(default=None, description="the reporter's own time (edXML Timestamp)")
+    staff: StaffInfo | None = Field(default=None, description="who reported it (edXML StaffInfo)")
 
 
 class TransferFailed(BaseModel):
@@ -287,6 +327,10 @@ class StatusReportedOverBus(BaseModel):
     delivery_id: uuid.UUID
     status: Literal["01", "02", "03", "04", "05", "06", "15", "16"]
     note: str | None = Field(default=None, max_length=2000, description="required for 02")
+    timestamp: AwareDatetime | None = Field(
+        default=None, description="the reporter's own time: a report older than the one stored is stale"
+    )
+    staff: StaffInfo | None = None
 
 
 INBOUND: dict[str, type[BaseModel]] = {"delivery.status_reported.v1": StatusReportedOverBus}

@@ -26,6 +26,15 @@ from shared.db import UTCDateTime, new_id, new_metadata, utcnow
 from shared.messaging import define_messaging_tables
 from shared.types import CODE_MAX_LENGTH
 
+# The number as the duplicate check compares it: without leading zeros. The index and the query
+# (services/exchange/document/repository.py) use this exact expression, so the index serves it.
+NUMBER_KEY_SQL = "ltrim(code_number, '0')"
+
+
+def number_key(code_number: str) -> str:
+    """A document number as the duplicate check compares it ("05" and "5" are one number)."""
+    return code_number.lstrip("0")
+
 
 class Base(DeclarativeBase):
     metadata = new_metadata()
@@ -39,7 +48,8 @@ class Document(Base):
 
     ``kind`` is ``new``, ``update`` (metadata or recipients of ``original_id`` changed) or
     ``replace`` (supersedes ``original_id``). A number and notation is unique per sender and year
-    among new documents, and so is its edXML DocumentId (``OrganId,yyyy/MM/dd,Number/Notation``).
+    among new documents, the number compared without its leading zeros, and so is its edXML
+    DocumentId (``OrganId,yyyy/MM/dd,Number/Notation``).
 
     The edXML (QCVN 102) parts that are nested and rarely queried are JSON: ``to_places``,
     ``appendixes``, ``response_for`` (a list), ``sender_organ`` (the sender's organ info frozen at
@@ -49,10 +59,11 @@ class Document(Base):
     __table_args__ = (
         UniqueConstraint("sender_code", "idempotency_key", name="uq_document_sender_idempotency"),
         UniqueConstraint("sender_code", "sender_document_id", name="uq_document_sender_document_id"),
+        # "5" and "05" are the same number (Decree 30 writes numbers below 10 with a leading zero)
         Index(
             "uq_document_number",
             "sender_code",
-            "code_number",
+            text(NUMBER_KEY_SQL),
             "code_notation",
             "promulgation_year",
             unique=True,
@@ -152,10 +163,15 @@ class Delivery(Base):
     status: Mapped[str] = mapped_column(String(10))
     recall_status: Mapped[str | None] = mapped_column(String(2))
     recalled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # by then the recipient registers (03) or returns (02) it: Decree 30, Art. 4 (services/exchange/calendar.py)
     arrival_deadline: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     due_date: Mapped[dt.date | None] = mapped_column(Date)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # the reporter's own timestamp of the latest report counted: an older one is stale
+    reported_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # the recipient's answer to an update or a replacement: 15 agreed, 16 refused
+    update_answer: Mapped[str | None] = mapped_column(String(2))
     # the recipient's webhook or bus queue refused it after every try (cleared by a re-send)
     transfer_failed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     transfer_error: Mapped[str | None] = mapped_column(String(2000))
@@ -174,6 +190,13 @@ class DeliveryEvent(Base):
     actor_code: Mapped[str] = mapped_column(String(CODE_MAX_LENGTH))
     note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # the reporter's own timestamp (``created_at`` is when the exchange received it)
+    reported_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # who reported it: Department, Staff, Email, Mobile (edXML StaffInfo)
+    staff: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    # applied, repeated (a further 04/05: logged only) or stale (older than the report stored);
+    # None: a change made by the exchange or the sender (pending, 13)
+    outcome: Mapped[str | None] = mapped_column(String(10))
 
 
 class FeedEntry(Base):

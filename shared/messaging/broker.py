@@ -662,10 +662,14 @@ class RabbitBroker:
             await queue.bind(exchange, routing_key=pattern)
 
         async def on_message(message: AbstractIncomingMessage) -> None:
-            async with message.process(requeue=False, ignore_processed=True):
+            try:
                 await handler(Envelope.from_json(message.body))
+            except Exception:  # a wake-up or a cache hint: nothing to redeliver
+                log.exception("broadcast %s: the handler failed", message.routing_key)
 
-        await queue.consume(on_message)
+        # no acknowledgements: the queue is this process's own and dies with it, and an ack frame per
+        # event (every feed entry wakes the long polls) was a good part of what listening cost
+        await queue.consume(on_message, no_ack=True)
 
     async def delete_all(self, queues: list[str], *, retry_delays: tuple[float, ...] = ()) -> None:
         """Delete the exchanges and the named queues with their dead and retry queues (tests clean

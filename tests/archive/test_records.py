@@ -175,7 +175,7 @@ def test_the_archive_consumes_in_batches_as_its_settings_say() -> None:
         "documents",
         EVENTS,
         64,
-        0.05,
+        0.25,
     )
     (tuned,) = consumers(ArchiveSection(batch_size=8, batch_linger_seconds=0.2))
     assert (tuned.size, tuned.linger_seconds) == (8, 0.2)

@@ -48,8 +48,8 @@ async def _exchange_and_check_archive(base_url: str, admin: Credentials, var_dir
                 "/v1/auth/token",
                 data={
                     "grant_type": "client_credentials",
-                    "client_id": creds["000.00.02.H41"].client_id,
-                    "client_secret": creds["000.00.02.H41"].client_secret,
+                    "client_id": creds["000.00.02.H10"].client_id,
+                    "client_secret": creds["000.00.02.H10"].client_secret,
                 },
             )
         ).json()["access_token"]
@@ -60,8 +60,8 @@ async def _exchange_and_check_archive(base_url: str, admin: Credentials, var_dir
         )
         assert response.status_code == 200, f"the archive never recorded the document: {response.text}"
         record = response.json()
-        assert record["sender_code"] == "000.00.01.H41"
-        assert record["recipient_codes"] == ["000.00.02.H41"]
+        assert record["sender_code"] == "000.00.01.H10"
+        assert record["recipient_codes"] == ["000.00.02.H10"]
 
 
 @pytest.fixture

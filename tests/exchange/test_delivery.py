@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import update
 
 from services.exchange.calendar import WorkingCalendar
+from services.exchange.delivery.service import accepted_next
 from services.exchange.delivery.status import TRANSITIONS
 from services.exchange.models import Delivery
 from shared.db import utcnow
@@ -45,9 +46,9 @@ ALLOWED_NEXT: dict[str, list[str]] = {
     "pending": ["01"],
     "01": ["02", "03"],
     "02": [],
-    "03": ["04"],
-    "04": ["05"],
-    "05": ["06"],
+    "03": ["04", "05", "06"],
+    "04": ["04", "05", "06"],  # 04 again: logged, the status stays
+    "05": ["04", "05", "06"],
     "06": [],
 }
 
@@ -138,8 +139,8 @@ async def test_rejection_needs_a_reason(api: Api) -> None:
 # --- statuses: the national order --------------------------------------------------------------
 
 
-def test_allowed_next_table_is_what_transitions_says() -> None:
-    assert {k.value: [v.value for v in vs] for k, vs in TRANSITIONS.items()} == ALLOWED_NEXT
+def test_allowed_next_table_is_what_transitions_and_repeats_say() -> None:
+    assert {k.value: accepted_next(k) for k in TRANSITIONS} == ALLOWED_NEXT
 
 
 async def test_full_forward_path_pending_01_03_04_05_06(api: Api) -> None:
@@ -195,8 +196,8 @@ async def test_rejection_01_to_02_needs_a_note_and_ends_the_delivery(api: Api) -
 
 async def test_every_invalid_jump_is_refused_with_the_allowed_next(api: Api) -> None:
     """From each status, every national code (and 15/16, with no recall pending) that TRANSITIONS
-    does not allow is refused with 409 delivery_transition_invalid, `current_status` and
-    `allowed_next` exactly as TRANSITIONS says; pending→03, 01→04, 03→06, 06→anything and
+    does not allow (nor REPEATABLE) is refused with 409 delivery_transition_invalid, `current_status`
+    and `allowed_next` exactly as they say; pending→03, 01→04, 04→03, 06→anything and
     02→anything are among them. Nothing changes."""
     sender, recipient = await api.agency_client(), await api.agency_client()
     deliveries: dict[str, tuple[str, str]] = {}
@@ -217,7 +218,7 @@ async def test_every_invalid_jump_is_refused_with_the_allowed_next(api: Api) -> 
             assert body["current_status"] == state, (state, wanted)
             assert body["allowed_next"] == ALLOWED_NEXT[state], (state, wanted)
             tried.append((state, wanted))
-    for jump in [("pending", "03"), ("01", "04"), ("03", "06"), ("06", "01"), ("06", "06"), ("02", "03")]:
+    for jump in [("pending", "03"), ("01", "04"), ("04", "03"), ("06", "01"), ("06", "06"), ("02", "03")]:
         assert jump in tried
     assert {w for s, w in tried if s == "06"} == {*NATIONAL, "15", "16"}
     assert {w for s, w in tried if s == "02"} == {*NATIONAL, "15", "16"}
@@ -329,7 +330,7 @@ async def test_recall_agreed_by_one_recipient_and_refused_by_the_other(api: Api)
     # 15/16 without a pending recall
     for answer in ("15", "16"):
         body = assert_problem(await report(api, b, b_delivery, answer), 409, "delivery_transition_invalid")
-        assert (body["current_status"], body["allowed_next"]) == ("03", ["04"])
+        assert (body["current_status"], body["allowed_next"]) == ("03", ["04", "05", "06"])
     b_seen = delivery_seen(await document(api, sender, document_id), b)
     assert (b_seen["status"], b_seen["recall_status"]) == ("03", "16")
     assert statuses(b_seen) == ["pending", "13", "16", "01", "03"]
@@ -395,7 +396,7 @@ async def test_recall_limited_to_some_recipients_affects_only_them(api: Api) -> 
     assert body["allowed_next"] == ["15", "16"]
     # A has nothing to answer
     body = assert_problem(await report(api, a, a_delivery, "15"), 409, "delivery_transition_invalid")
-    assert (body["current_status"], body["allowed_next"]) == ("03", ["04"])
+    assert (body["current_status"], body["allowed_next"]) == ("03", ["04", "05", "06"])
 
 
 async def test_recall_of_a_document_you_did_not_send_is_404(api: Api) -> None:
@@ -447,12 +448,12 @@ def test_calendar_arrival_deadline_is_the_end_of_the_next_working_day() -> None:
     assert calendar.today(thursday_late + dt.timedelta(hours=1)) == dt.date(2026, 11, 20)
 
     # holidays are not working days
-    monday_off = WorkingCalendar(holidays=[dt.date(2026, 11, 23)])
+    monday_off = WorkingCalendar(holidays=[dt.date(2026, 11, 23)], national=False)  # only the days given
     assert monday_off.arrival_deadline(at("2026-11-20", "15:30")) == end_of("2026-11-24")
     assert monday_off.arrival_deadline(at("2026-11-21", "10:00")) == end_of("2026-11-24")
     assert monday_off.arrival_deadline(at("2026-11-23", "10:00")) == end_of("2026-11-24")  # sent on the holiday
     # a week off (Tết 2027: Friday 5 to Friday 12 February) → the Monday after
-    tet = WorkingCalendar(holidays=[dt.date(2027, 2, 5) + dt.timedelta(days=n) for n in range(8)])
+    tet = WorkingCalendar(holidays=[dt.date(2027, 2, 5) + dt.timedelta(days=n) for n in range(8)], national=False)
     assert tet.arrival_deadline(at("2027-02-04", "16:00")) == end_of("2027-02-15")
     assert not tet.is_working_day(dt.date(2027, 2, 8)) and tet.is_working_day(dt.date(2027, 2, 15))
 
@@ -507,8 +508,9 @@ async def test_delivery_past_its_due_date_is_overdue_until_completed(api: Api) -
     assert await sent_ids(api, sender, overdue="false") == [on_time["id"], overdue_doc["id"]]
 
 
-async def test_pending_delivery_past_its_arrival_deadline_is_overdue_until_reported(api: Api) -> None:
-    """The arrival deadline is computed by the working-day calendar at send time. A working day
+async def test_delivery_past_its_arrival_deadline_is_overdue_until_registered(api: Api) -> None:
+    """The deadline to register (03) or return (02) is computed by the working-day calendar at send
+    time (Decree 30, Art. 4); 01 alone does not meet it. A working day
     cannot pass during a test: the deadline of the stored delivery is moved into the past, as it
     would be once the next working day has ended."""
     sender, recipient = await api.agency_client(), await api.agency_client()
@@ -518,7 +520,7 @@ async def test_pending_delivery_past_its_arrival_deadline_is_overdue_until_repor
     calendar = WorkingCalendar(api.settings.exchange.holidays, api.settings.exchange.timezone)
     created = dt.datetime.fromisoformat(seen["created_at"])
     deadline = dt.datetime.fromisoformat(delivery_seen(seen, recipient)["arrival_deadline"])
-    assert deadline == calendar.arrival_deadline(created)
+    assert deadline == calendar.arrival_deadline(created, urgent=False)
     assert deadline > utcnow()
     assert delivery_seen(seen, recipient)["overdue"] is False
     assert await inbox_ids(api, recipient, overdue="true") == []
@@ -537,7 +539,10 @@ async def test_pending_delivery_past_its_arrival_deadline_is_overdue_until_repor
     assert await inbox_ids(api, recipient, overdue="false") == []
     assert await sent_ids(api, sender, overdue="true") == [accepted["id"]]
 
-    await advance(api, recipient, delivery_id, ["01"])  # arrived: the arrival deadline no longer applies
+    await advance(api, recipient, delivery_id, ["01"])  # arrived, not registered: still late
+    assert delivery_seen(await document(api, sender, accepted["id"]), recipient)["overdue"] is True
+    assert await sent_ids(api, sender, overdue="true") == [accepted["id"]]
+    await advance(api, recipient, delivery_id, ["03"])  # registered: the deadline no longer applies
     assert delivery_seen(await document(api, sender, accepted["id"]), recipient)["overdue"] is False
     assert await inbox_ids(api, recipient, overdue="true") == []
     assert await inbox_ids(api, recipient, overdue="false") == [accepted["id"]]

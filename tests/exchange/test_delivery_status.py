@@ -1,11 +1,12 @@
-"""The national order of delivery statuses (pending → 01 → 03 → 04 → 05 → 06, or 01 → 02), and the
+"""The national order of delivery statuses (pending → 01 → 03 → 04 → 05 → 06, or 01 → 02; forward
+jumps from 03 and 04; 04/05 repeated without moving), and the
 recall answers (15, 16) kept apart from it."""
 
 from __future__ import annotations
 
 from itertools import pairwise
 
-from services.exchange.delivery.status import RECALL_ANSWERS, REPORTABLE, TRANSITIONS, StatusCode
+from services.exchange.delivery.status import RECALL_ANSWERS, REPEATABLE, REPORTABLE, TRANSITIONS, StatusCode
 
 S = StatusCode
 MAIN = {S.PENDING, S.ARRIVED, S.REJECTED, S.ACCEPTED, S.ASSIGNED, S.PROCESSING, S.COMPLETED}
@@ -62,3 +63,16 @@ def test_recipients_report_01_to_06_and_answer_recalls_with_15_or_16() -> None:
     assert RECALL_ANSWERS == (S.RECALL_AGREED, S.RECALL_REFUSED)
     assert set(REPORTABLE) == (MAIN - {S.PENDING}) | {S.RECALL_AGREED, S.RECALL_REFUSED}
     assert S.RECALL_REQUESTED not in REPORTABLE  # 13 is the sender's
+
+
+def test_repeats_are_04_and_05_only_and_never_move_back() -> None:
+    assert set(REPEATABLE) == {S.ASSIGNED, S.PROCESSING}
+    for current, repeated in REPEATABLE.items():
+        assert set(repeated) <= {S.ASSIGNED, S.PROCESSING}
+        assert not set(repeated) & set(TRANSITIONS[current])  # a repeat is never also a move
+        assert all(list(StatusCode).index(code) <= list(StatusCode).index(current) for code in repeated)
+
+
+def test_registered_documents_may_skip_to_in_progress_or_completed() -> None:
+    assert set(TRANSITIONS[S.ACCEPTED]) == {S.ASSIGNED, S.PROCESSING, S.COMPLETED}
+    assert set(TRANSITIONS[S.ASSIGNED]) == {S.PROCESSING, S.COMPLETED}

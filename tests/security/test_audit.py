@@ -105,7 +105,11 @@ async def test_actions_land_in_the_chain_with_who_and_never_content(api: Api) ->
     assert sent["details"] == {"kind": "new", "recipients": 1, "attachments": 1}
     assert by_action["document.read"]["actor"] == recipient.client_id
     assert by_action["document.downloaded"]["target"] == accepted["attachments"][0]["id"]
-    assert by_action["delivery.status_reported"]["details"] == {"previous_status": "pending", "status": "01"}
+    assert by_action["delivery.status_reported"]["details"] == {
+        "previous_status": "pending",
+        "status": "01",
+        "outcome": "applied",
+    }
     assert by_action["document.recall_requested"]["details"] == {"recipients": [recipient.agency_code]}
     assert SUBJECT not in json.dumps(found, ensure_ascii=False)  # ids, codes, who, when: no content
 

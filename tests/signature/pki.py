@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import io
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +17,7 @@ from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from lxml import etree
@@ -327,6 +328,38 @@ def sign_edxml_default_namespace(packet: bytes, identity: Identity) -> bytes:
     el(signature, "SignatureValue").text = base64.b64encode(r.to_bytes(32, "big") + s.to_bytes(32, "big")).decode()
     x509_data = el(el(signature, "KeyInfo"), "X509Data")
     el(x509_data, "X509Certificate").text = base64.b64encode(identity.der).decode()
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+
+
+def sign_edxml_as_the_samples(data: bytes, identity: Identity) -> bytes:
+    """Sign as the national samples are signed: an unprefixed ``<Signature>`` in the edXML default
+    namespace, SignedInfo canonicalised inclusively (c14n 1.0), rsa-sha1, the packet digested with
+    the enveloped-signature and exclusive c14n transforms."""
+    root = etree.fromstring(data)
+    header = root.find(f"{{{EDXML_NS}}}edXMLEnvelope/{{{EDXML_NS}}}edXMLHeader")
+    assert header is not None
+    digest = hashlib.sha1(etree.tostring(root, method="c14n", exclusive=True)).digest()
+
+    def el(parent: etree._Element, tag: str, **attrs: str) -> etree._Element:
+        return etree.SubElement(parent, f"{{{EDXML_NS}}}{tag}", attrs, nsmap={None: EDXML_NS})
+
+    signature = el(header, "Signature")
+    signed_info = el(signature, "SignedInfo")
+    el(signed_info, "CanonicalizationMethod", Algorithm="http://www.w3.org/TR/2001/REC-xml-c14n-20010315")
+    el(signed_info, "SignatureMethod", Algorithm="http://www.w3.org/2000/09/xmldsig#rsa-sha1")
+    reference = el(signed_info, "Reference", URI="")
+    transforms = el(reference, "Transforms")
+    el(transforms, "Transform", Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature")
+    el(transforms, "Transform", Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#")
+    el(reference, "DigestMethod", Algorithm="http://www.w3.org/2000/09/xmldsig#sha1")
+    el(reference, "DigestValue").text = base64.b64encode(digest).decode()
+    # c14n 1.0 of SignedInfo as a correct signer (.NET's SignedXml) computes it: on a copy that is its
+    # own document (lxml's c14n of a nested element adds xmlns="" below it: see shared.xmldsig.PlacedVerifier)
+    canonical = etree.tostring(etree.fromstring(etree.tostring(signed_info, with_tail=False)), method="c14n")
+    assert b'xmlns=""' not in canonical
+    value = identity.key.sign(canonical, padding.PKCS1v15(), hashes.SHA1())
+    el(signature, "SignatureValue").text = base64.b64encode(value).decode()
+    el(el(el(signature, "KeyInfo"), "X509Data"), "X509Certificate").text = base64.b64encode(identity.der).decode()
     return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
 
 

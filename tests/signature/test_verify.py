@@ -10,6 +10,7 @@ import pytest
 
 from tests.helpers import Api, assert_problem
 from tests.signature.conftest import Samples, verify
+from tests.signature.pki import Pki, edxml_packet, sign_edxml_as_the_samples
 
 
 def _reasons(body: dict[str, Any]) -> str:
@@ -167,3 +168,14 @@ async def test_the_internal_verification_for_the_exchange(signature_api: Api, sa
     # never routed by the gateway
     through_gateway = await signature_api.http.post("/internal/v1/signatures/verify", files=files, headers=internal)
     assert through_gateway.status_code == 404
+
+
+async def test_an_edxml_packet_signed_as_the_national_samples_is_valid(signature_api: Api, pki: Pki) -> None:
+    """The samples' layout: SignedInfo in the edXML default namespace, canonicalised inclusively
+    (libxml2 alone would add ``xmlns=""`` below it and never match what the signer signed)."""
+    signed = sign_edxml_as_the_samples(edxml_packet(), pki.tsa)
+    good = (await verify(signature_api, signed, name="packet.edxml")).json()
+    assert good["signatures"][0]["integrity"]["intact"] is True, good["reasons"]
+    tampered = signed.replace("Kế hoạch chuyển đổi số".encode(), "Kế hoạch khác".encode())
+    bad = (await verify(signature_api, tampered, name="packet.edxml")).json()
+    assert bad["verdict"] == "invalid" and "changed after signing" in _reasons(bad)

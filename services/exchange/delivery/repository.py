@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import ColumnElement, and_, case, func, or_, select
 
-from services.exchange.delivery.status import FINISHED, StatusCode
+from services.exchange.delivery.status import FINISHED, UNREGISTERED, StatusCode
 from services.exchange.models import Delivery, DeliveryEvent
 from shared.repository import Repository
 
@@ -22,12 +22,12 @@ def not_withdrawn() -> ColumnElement[bool]:
 
 
 def overdue_clause(now: dt.datetime, today: dt.date) -> ColumnElement[bool]:
-    """A delivery not reported arrived by its deadline, or not completed by its due date
+    """A delivery not registered (03) or returned (02) by its deadline, or not completed by its due date
     (the SQL twin of :func:`services.exchange.delivery.status.is_overdue`)."""
     return and_(
         not_withdrawn(),
         or_(
-            and_(Delivery.status == StatusCode.PENDING.value, Delivery.arrival_deadline < now),
+            and_(Delivery.status.in_([code.value for code in UNREGISTERED]), Delivery.arrival_deadline < now),
             and_(
                 Delivery.status.not_in([code.value for code in FINISHED]),
                 Delivery.due_date.is_not(None),

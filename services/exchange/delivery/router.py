@@ -19,8 +19,12 @@ ReceiverDep = Annotated[Principal, require_scope(Scope.RECEIVE)]
 async def report_status(
     delivery_id: uuid.UUID, body: StatusReport, deliveries: DeliveryServiceDep, principal: ReceiverDep
 ) -> StatusReported:
-    """Report a national status (01 arrived … 06 completed) for a delivery addressed to your agency.
+    """Report a national status (01 arrived … 06 completed) for a delivery addressed to your agency,
+    or answer a recall, an update or a replacement (15 agreed, 16 refused).
 
-    Out-of-order statuses are refused with 409 and the allowed next statuses.
+    Forward jumps (03→05, 03→06, 04→06) move the delivery; a further 04/05 is logged with its note
+    (`outcome: repeated`); a report whose `timestamp` is older than the latest one counted is
+    recorded and changes nothing (`outcome: stale`, still 200). Other out-of-order statuses are
+    refused with 409 and the allowed next statuses.
     """
     return await deliveries.report_status(agency_of(principal), delivery_id, body, actor=principal.client_id)

@@ -7,11 +7,11 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Row, Table, bindparam, literal, select, union_all
+from sqlalchemy import ColumnElement, Row, Table, bindparam, literal, literal_column, select, union_all
 
 from services.exchange.delivery.repository import not_withdrawn, overdue_clause
 from services.exchange.document.schemas import ListFilters
-from services.exchange.models import Attachment, Delivery, Document
+from services.exchange.models import NUMBER_KEY_SQL, Attachment, Delivery, Document, number_key
 from shared.repository import Page, Repository
 
 
@@ -37,10 +37,10 @@ _SAME_NUMBER = (
     select(DOCUMENT.c.id)
     .where(
         DOCUMENT.c.sender_code == bindparam("sender_code"),
-        DOCUMENT.c.code_number == bindparam("number"),
+        literal_column(NUMBER_KEY_SQL) == bindparam("number"),  # the index's own expression
         DOCUMENT.c.code_notation == bindparam("notation"),
         DOCUMENT.c.promulgation_year == bindparam("year"),
-        DOCUMENT.c.kind == "new",
+        DOCUMENT.c.kind == literal_column("'new'"),  # a literal, as in the partial index: SQLite then uses it
     )
     .limit(1)
 )
@@ -95,7 +95,7 @@ class DocumentRepository(Repository[Document]):
             "sender_code": sender_code,
             "key": key,
             "sender_document_id": sender_document_id,
-            "number": number,
+            "number": number_key(number),
             "notation": notation,
             "year": year,
             "edxml_document_id": edxml_document_id,

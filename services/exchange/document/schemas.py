@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from services.exchange.document.types import circulation_mark, copy_form, document_type
+from services.exchange.events import StaffInfo
 from services.exchange.signatures.schemas import SignatureVerdictRead
 from shared.types import (
     AgencyCode,
@@ -65,17 +66,6 @@ def response_for_list(value: object) -> list[dict[str, Any]]:
 def _as_list(value: object) -> object:
     """One object where a list is expected (the earlier form of ``response_for``) is a list of one."""
     return [value] if isinstance(value, dict) else value
-
-
-class StaffInfo(BaseModel):
-    """The clerk who handled a document or a status (edXML StaffInfo)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    department: VietnameseText | None = Field(default=None, max_length=200)
-    staff: VietnameseText | None = Field(default=None, max_length=100)
-    email: OptionalText | None = Field(default=None, max_length=200)
-    mobile: OptionalText | None = Field(default=None, max_length=50)
 
 
 class Organ(BaseModel):
@@ -324,7 +314,14 @@ class DeliveryEventRead(BaseModel):
     status: str
     actor_code: str
     note: str | None
-    created_at: dt.datetime
+    created_at: dt.datetime = Field(description="when the exchange recorded it")
+    outcome: str | None = Field(
+        default=None,
+        description="a recipient's report: applied, repeated (a further 04/05, the status stayed) or stale"
+        " (older than the report stored, nothing changed)",
+    )
+    timestamp: dt.datetime | None = Field(default=None, description="the reporter's own time (edXML Timestamp)")
+    staff: StaffInfo | None = Field(default=None, description="who reported it (edXML StaffInfo)")
 
 
 class DeliveryRead(BaseModel):
@@ -332,8 +329,13 @@ class DeliveryRead(BaseModel):
     recipient_code: str
     status: str
     recall_status: str | None = Field(description="13 recall requested, 15 agreed (copy withdrawn), 16 refused")
+    update_answer: str | None = Field(
+        default=None, description="the recipient's answer to this update or replacement: 15 agreed, 16 refused"
+    )
     overdue: bool
-    arrival_deadline: dt.datetime
+    arrival_deadline: dt.datetime = Field(
+        description="by then the recipient registers (03) or returns (02) it (Decree 30, Art. 4)"
+    )
     updated_at: dt.datetime
     transfer_failed_at: dt.datetime | None = Field(
         default=None,

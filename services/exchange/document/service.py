@@ -71,6 +71,7 @@ from services.exchange.events import (
     DocumentRecallRequested,
     DocumentReplaced,
     DocumentSubmitted,
+    StaffInfo,
     payload,
 )
 from services.exchange.feed.service import FeedService, OutboxEvent, recall_entry, received_entries
@@ -384,6 +385,7 @@ def delivery_read(
         recipient_code=delivery.recipient_code,
         status=delivery.status,
         recall_status=delivery.recall_status,
+        update_answer=delivery.update_answer,
         overdue=is_overdue(delivery, now, today),
         arrival_deadline=delivery.arrival_deadline,
         updated_at=delivery.updated_at,
@@ -391,7 +393,15 @@ def delivery_read(
         transfer_error=delivery.transfer_error,
         organ=Organ.model_validate(delivery.organ) if delivery.organ else None,
         history=[
-            DeliveryEventRead(status=e.status, actor_code=e.actor_code, note=e.note, created_at=e.created_at)
+            DeliveryEventRead(
+                status=e.status,
+                actor_code=e.actor_code,
+                note=e.note,
+                created_at=e.created_at,
+                outcome=e.outcome,
+                timestamp=e.reported_at,
+                staff=StaffInfo.model_validate(e.staff) if e.staff else None,
+            )
             for e in history
         ],
     )
@@ -780,7 +790,7 @@ class DocumentService:
         organs: dict[str, dict[str, str | None]] | None = None,
     ) -> list[Delivery]:
         """Write one pending delivery per recipient (its organ info frozen), and its first history event."""
-        deadline = self.calendar.arrival_deadline(now)
+        deadline = self.calendar.arrival_deadline(now, urgent=document.urgency > 0)
         deliveries = [
             Delivery(
                 id=new_id(),

@@ -18,7 +18,8 @@ systems with 03 (agree) or 02 (refuse); the exchange records those answers as 15
     | 0 new                      | 01 … 06          | same          | 01 … 06           | same              |
     | 1 recall, 2 update, 3 repl.| 03 agree         | 15            | 15                | 03                |
     | 1 recall, 2 update, 3 repl.| 02 refuse        | 16            | 16                | 02                |
-    | any                        | 13, 15, 16       | same          | 13                | 13                |
+    | any                        | 13, 15, 16       | same          | 13, 15, 16        | same              |
+    | any                        | 14 (one source)  | 15            | —                 | —                 |
 
 Urgency (``OtherInfo/Priority``): 0 normal, 1 khẩn, 2 thượng khẩn, 3 hỏa tốc; 4 "hỏa tốc hẹn giờ"
 comes from older packets (Circular 01/2011): it is read and mapped to hỏa tốc, never written for a
@@ -104,6 +105,8 @@ ARRIVED, REJECTED, ACCEPTED, ASSIGNED, PROCESSING, COMPLETED = "01", "02", "03",
 RECALL_REQUESTED, RECALL_AGREED, RECALL_REFUSED = "13", "15", "16"
 STATUS_CODES: tuple[str, ...] = (ARRIVED, REJECTED, ACCEPTED, ASSIGNED, PROCESSING, COMPLETED)
 STATUS_CODES += (RECALL_REQUESTED, RECALL_AGREED, RECALL_REFUSED)
+LEGACY_RECALL_AGREED = "14"  # one source writes 14 for "agrees": read as 15, never written
+_READABLE = (*STATUS_CODES, LEGACY_RECALL_AGREED)
 _CHANGES = (BussinessDocType.RECALL, BussinessDocType.UPDATE, BussinessDocType.REPLACE)
 
 
@@ -113,12 +116,14 @@ def normalise_status_code(text: str) -> str | None:
     if not text.isdigit():
         return None
     code = f"{int(text):02d}"
-    return code if code in STATUS_CODES else None
+    return code if code in _READABLE else None
 
 
 def status_in(code: str, answering: BussinessDocType = BussinessDocType.NEW) -> str:
     """The exchange's status for a national status packet answering a packet of type ``answering``:
     03 / 02 answering a recall, update or replacement packet are 15 / 16."""
+    if code == LEGACY_RECALL_AGREED:
+        return RECALL_AGREED
     if answering in _CHANGES:
         return {ACCEPTED: RECALL_AGREED, REJECTED: RECALL_REFUSED}.get(code, code)
     return code

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from services.exchange.edxml.codes import BussinessDocType
 
@@ -228,3 +228,32 @@ class StatusPacket:
     timestamp: dt.datetime | None = None
     staff_info: StaffInfo | None = None
     wrapper: StatusWrapper = "edxml"
+
+
+class DocumentIdParts(NamedTuple):
+    """The parts of a DocumentId ``OrganId,yyyy/MM/dd,Number/Notation``."""
+
+    organ_id: str
+    promulgation_date: dt.date
+    code_number: str
+    code_notation: str
+
+
+def document_id(organ_id: str, promulgation_date: dt.date, code_number: str, code_notation: str) -> str:
+    """The DocumentId of a document: ``000.00.00.G22,2015/09/30,7816/VPCP-TTĐT``."""
+    return f"{organ_id},{promulgation_date:%Y/%m/%d},{code_number}/{code_notation}"
+
+
+def split_document_id(value: str) -> DocumentIdParts | None:
+    """The parts of a DocumentId; None when it is not of that form (systems also send UUIDs, and
+    the SDK sample's ``2014/02/30`` is no date)."""
+    organ_id, _, rest = value.strip().partition(",")
+    day, _, code = rest.partition(",")
+    number, _, notation = code.partition("/")
+    try:
+        promulgation_date = dt.datetime.strptime(day, "%Y/%m/%d").date()
+    except ValueError:
+        return None
+    if not (organ_id and number and notation):
+        return None
+    return DocumentIdParts(organ_id, promulgation_date, number, notation)

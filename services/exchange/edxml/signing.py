@@ -27,9 +27,9 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from lxml import etree
 from signxml.algorithms import DigestAlgorithm, SignatureMethod
-from signxml.exceptions import InvalidCertificate, InvalidDigest, InvalidInput, InvalidSignature, SignXMLException
+from signxml.exceptions import InvalidCertificate, InvalidDigest, InvalidSignature, SignXMLException
 from signxml.signer import XMLSigner
-from signxml.verifier import SignatureConfiguration, XMLVerifier
+from signxml.verifier import SignatureConfiguration
 
 from services.exchange.edxml.errors import PacketInvalidError, PacketSignatureInvalidError
 from services.exchange.edxml.packet import Packet, SignaturePlacement
@@ -40,16 +40,17 @@ from services.exchange.edxml.parse import (
     read_xml,
 )
 from services.exchange.edxml.write import EDXML_NS, to_bytes
+from shared.xmldsig import SIGNATURES, PlacedVerifier
 
 DS_NS = "http://www.w3.org/2000/09/xmldsig#"
 DSIG11_NS = "http://www.w3.org/2009/xmldsig11#"
 EXC_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
 WEAK = ("sha1",)
-_SIGNATURES = etree.XPath("//*[local-name()='Signature' and *[local-name()='SignedInfo']]")
 _ANY_METHOD = SignatureConfiguration(
     require_x509=True,
     expect_references=True,
-    signature_methods=frozenset(SignatureMethod),  # the samples sign with rsa-sha1: reported, not refused
+    # the samples sign with rsa-sha1: reported, not refused; a shared secret (HMAC) proves no sender
+    signature_methods=frozenset(m for m in SignatureMethod if not m.name.startswith("HMAC")),
     digest_algorithms=frozenset(DigestAlgorithm),
 )
 
@@ -107,33 +108,6 @@ def sign_packet(
 # --- verification ---------------------------------------------------------------------------------
 
 
-class _PlacedVerifier(XMLVerifier):
-    """signxml's verifier for the signature at ``index``, in whatever namespace it sits."""
-
-    def __init__(self, index: int, namespace: str) -> None:
-        super().__init__()
-        self.index = index
-        self.namespace = namespace
-
-    def _get_signature(self, root: Any) -> Any:
-        return _SIGNATURES(root)[self.index]
-
-    def _namespace(self, query: str) -> tuple[str, str]:
-        prefix, _, local = query.rpartition(":")
-        return (self.namespace if prefix in ("", "ds") else DSIG11_NS), local
-
-    def _find(self, element: Any, query: str, require: bool = True, xpath: str = "") -> Any:
-        namespace, local = self._namespace(query)
-        result = element.find(f"{xpath}{{{namespace}}}{local}")
-        if require and result is None:
-            raise InvalidInput(f"Expected to find the XML element {local} in {element.tag}")
-        return result
-
-    def _findall(self, element: Any, query: str, xpath: str = "") -> Any:
-        namespace, local = self._namespace(query)
-        return element.findall(f"{xpath}{{{namespace}}}{local}")
-
-
 def _certificates(signature: Any) -> list[x509.Certificate]:
     found = []
     for element in signature.iter():
@@ -148,7 +122,7 @@ def _certificates(signature: Any) -> list[x509.Certificate]:
 
 
 def _pick_signature(root: Any) -> tuple[int, Any]:
-    signatures = _SIGNATURES(root)
+    signatures = SIGNATURES(root)
     if not signatures:
         raise PacketSignatureInvalidError("The packet carries no XML-DSig signature", reason="signature_missing")
     for index, element in enumerate(signatures):  # the packet's own: the one in edXMLHeader
@@ -183,7 +157,7 @@ def verify_root(root: Any) -> SignatureCheck:
     error: tuple[str, str] | None = None
     for certificate in certificates:  # X509Data may hold the chain: the signer is whose key verifies
         try:
-            _PlacedVerifier(index, namespace).verify(
+            PlacedVerifier(index, namespace).verify(
                 root, x509_cert=certificate, expect_config=_ANY_METHOD, validate_schema=placement == "ds"
             )
         except InvalidDigest as exc:

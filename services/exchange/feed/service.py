@@ -12,7 +12,7 @@ import asyncio
 import datetime as dt
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from services.exchange.document.schemas import response_for_list
 from services.exchange.events import (
@@ -22,6 +22,7 @@ from services.exchange.events import (
     FeedEntryAdded,
     Link,
     RecallRequested,
+    StaffInfo,
     StatusChanged,
     TransferFailed,
     payload,
@@ -123,7 +124,17 @@ def recall_entry(document: Document, delivery: Delivery, reason: str, at: dt.dat
 
 
 def status_entry(
-    document: Document, delivery: Delivery, *, previous: str, status: str, note: str | None, at: dt.datetime
+    document: Document,
+    delivery: Delivery,
+    *,
+    previous: str,
+    status: str,
+    note: str | None,
+    at: dt.datetime,
+    outcome: Literal["applied", "repeated"] = "applied",
+    answers: Literal["recall", "update"] | None = None,
+    timestamp: dt.datetime | None = None,
+    staff: StaffInfo | None = None,
 ) -> dict[str, Any]:
     """The ``delivery.status_changed`` entry telling the sender what a recipient reported."""
     data = StatusChanged(
@@ -135,6 +146,10 @@ def status_entry(
         note=note,
         reported_at=at,
         links={"document": Link(href=f"/v1/documents/{document.id}")},
+        outcome=outcome,
+        answers=answers,
+        timestamp=timestamp,
+        staff=staff,
     )
     return _entry(document.sender_code, "delivery.status_changed", document.id, delivery.id, data, at)
 
@@ -236,7 +251,8 @@ class FeedNotifier:
 
 
 class FeedReader:
-    """Reads an agency's feed; each check is its own short transaction, none held while waiting."""
+    """Reads an agency's feed; each check is one statement (no transaction on PostgreSQL), none held
+    while waiting."""
 
     def __init__(self, database: Database, notifier: FeedNotifier) -> None:
         self.database = database
@@ -247,7 +263,7 @@ class FeedReader:
         after = self.seq_of(cursor)
         deadline = asyncio.get_running_loop().time() + min(wait, MAX_WAIT_SECONDS)
         while True:
-            async with self.database.session() as session:
+            async with self.database.reading() as session:
                 rows = await FeedRepository(session).after(agency_code, after, limit)
             if rows:
                 break

@@ -27,12 +27,17 @@ class AuditRepository(Repository[AuditEntry]):
     model = AuditEntry
 
     async def lock_head(self) -> tuple[int, str]:
-        """Lock the chain's head row for this transaction and return its (seq, hash).
+        """Lock the chain's head row for this transaction and return its (seq, hash), in one statement.
 
         The UPDATE takes the row lock on PostgreSQL and the writer's turn on SQLite before the head
-        is read: two appends never start from the same head."""
-        await self.session.execute(update(AuditHead).where(AuditHead.id == 1).values(updated_at=utcnow()))
-        row = (await self.session.execute(select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1))).one()
+        is read (its RETURNING): two appends never start from the same head."""
+        statement = (
+            update(AuditHead)
+            .where(AuditHead.id == 1)
+            .values(updated_at=utcnow())
+            .returning(AuditHead.seq, AuditHead.hash)
+        )
+        row = (await self.session.execute(statement)).one()
         return int(row.seq), str(row.hash)
 
     async def head(self) -> tuple[int, str]:

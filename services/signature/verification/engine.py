@@ -36,8 +36,10 @@ from pyhanko.sign.validation.status import SignatureCoverageLevel, StandardCMSSi
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBackend
 from signxml.algorithms import DigestAlgorithm, SignatureMethod
-from signxml.exceptions import InvalidInput, SignXMLException
-from signxml.verifier import SignatureConfiguration, XMLVerifier
+from signxml.exceptions import SignXMLException
+from signxml.verifier import SignatureConfiguration
+
+from shared.xmldsig import SIGNATURES, PlacedVerifier
 
 Format = Literal["pdf", "cms", "xml"]
 Verdict = Literal["valid", "invalid", "indeterminate"]
@@ -594,37 +596,6 @@ async def _verify_cms(job: Job) -> Outcome:
 # --- XML-DSig --------------------------------------------------------------------------------
 
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, remove_comments=False)
-_SIGNATURES = etree.XPath("//*[local-name()='Signature' and *[local-name()='SignedInfo']]")
-
-
-class _PlacedVerifier(XMLVerifier):
-    """signxml's verifier for one signature element, in whatever namespace it sits.
-
-    Stock signxml looks for ``ds:Signature`` only; the national edXML samples write ``<Signature>``
-    without a namespace of its own, so it and its children are in the edXML namespace. The signed
-    bytes are what they are: SignedInfo is canonicalised as found (never moved into ``ds``), and the
-    enveloped-signature transform removes that very element."""
-
-    def __init__(self, index: int, namespace: str) -> None:
-        super().__init__()
-        self.index = index
-        self.namespace = namespace
-
-    def _get_signature(self, root: Any) -> Any:
-        return _SIGNATURES(root)[self.index]
-
-    def _find(self, element: Any, query: str, require: bool = True, xpath: str = "") -> Any:
-        prefix, _, local = query.rpartition(":")
-        namespace = self.namespace if prefix in ("", "ds") else "http://www.w3.org/2009/xmldsig11#"
-        result = element.find(f"{xpath}{{{namespace}}}{local}")
-        if require and result is None:
-            raise InvalidInput(f"Expected to find the XML element {local} in {element.tag}")
-        return result
-
-    def _findall(self, element: Any, query: str, xpath: str = "") -> Any:
-        prefix, _, local = query.rpartition(":")
-        namespace = self.namespace if prefix in ("", "ds") else "http://www.w3.org/2009/xmldsig11#"
-        return element.findall(f"{xpath}{{{namespace}}}{local}")
 
 
 def _xml_root(data: bytes) -> Any:
@@ -647,7 +618,7 @@ def _embedded_certs(signature: Any) -> list[bytes]:
 
 async def _verify_xml(job: Job) -> Outcome:
     root = _xml_root(job.data)
-    signatures = _SIGNATURES(root)
+    signatures = SIGNATURES(root)
     if not signatures:
         raise InputRefused("signature_not_found", "The XML document carries no XML-DSig signature")
     outcome = Outcome(format="xml")
@@ -681,7 +652,7 @@ async def _xml_signature(job: Job, root: Any, index: int, element: Any) -> Findi
     results: Any = None
     for der, cert in certs:  # X509Data may hold the chain too: the signer is whose key verifies
         try:
-            results = _PlacedVerifier(index, namespace).verify(
+            results = PlacedVerifier(index, namespace).verify(
                 root, x509_cert=cert, expect_config=config, validate_schema=placement == "ds"
             )
         except SignXMLException as exc:

@@ -121,12 +121,16 @@ async def test_a_delivery_reaches_the_agencys_queue_and_its_status_comes_back_ov
     assert entry == listed and message.message_id == listed["id"] and message.type == "delivery.received"
     status_id = str(uuid.uuid4())
     await publish_status(api, {"agency_code": recipient.agency_code, "delivery_id": delivery_id, "status": "01"})
-    await publish_status(  # the same message again (a redelivery): changes nothing twice
-        api, {"agency_code": recipient.agency_code, "delivery_id": delivery_id, "status": "03"}, status_id
-    )
-    await publish_status(
-        api, {"agency_code": recipient.agency_code, "delivery_id": delivery_id, "status": "03"}, status_id
-    )
+    # the reporter's timestamp and StaffInfo travel as in the REST call
+    registered = {
+        "agency_code": recipient.agency_code,
+        "delivery_id": delivery_id,
+        "status": "03",
+        "timestamp": "2026-11-20T09:15:00+07:00",
+        "staff": {"department": "Văn phòng", "staff": "Trần Thị B"},
+    }
+    await publish_status(api, registered, status_id)  # the same message again (a redelivery): changes nothing twice
+    await publish_status(api, registered, status_id)
 
     async def accepted() -> bool:
         return (await document(api, sender, sent["id"]))["deliveries"][0]["status"] == "03"
@@ -134,6 +138,8 @@ async def test_a_delivery_reaches_the_agencys_queue_and_its_status_comes_back_ov
     await wait_until(accepted, what="01 then 03 applied")
     history = (await document(api, sender, sent["id"]))["deliveries"][0]["history"]
     assert [h["status"] for h in history] == ["pending", "01", "03"]
+    assert dt.datetime.fromisoformat(history[-1]["timestamp"]) == dt.datetime.fromisoformat(registered["timestamp"])
+    assert history[-1]["staff"] == {"department": "Văn phòng", "staff": "Trần Thị B", "email": None, "mobile": None}
     assert [e["data"]["status"] for e in (await get_json(api, sender, "/v1/feed"))["entries"]] == ["01", "03"]
 
 

@@ -26,16 +26,24 @@ from services.exchange.edxml import (
     PacketTooLargeError,
     StatusPacket,
     codes,
+    document_id,
     parse_any,
     parse_packet,
     parse_status,
     read_signed_packet,
     sign_packet,
+    split_document_id,
     verify_packet,
     write_packet,
     write_status,
 )
-from tests.signature.pki import Pki, build_pki, edxml_packet, sign_edxml_default_namespace
+from tests.signature.pki import (
+    Pki,
+    build_pki,
+    edxml_packet,
+    sign_edxml_as_the_samples,
+    sign_edxml_default_namespace,
+)
 
 SAMPLES = Path(__file__).parent / "samples"
 SDK_SAMPLE = SAMPLES / "sdk_edoc_new_three_recipients.edxml"
@@ -198,6 +206,18 @@ def test_a_signature_in_the_edxml_namespace_is_verified_as_found(pki: Pki) -> No
     assert refused.value.reason == "digest_mismatch"
 
 
+def test_a_packet_signed_as_the_national_samples_verifies(pki: Pki) -> None:
+    unsigned = write_packet(parse_packet(SDK_SAMPLE.read_bytes()))
+    signed = sign_edxml_as_the_samples(unsigned, pki.tsa)  # the test PKI's RSA identity
+    assert b"<Signature><SignedInfo>" in signed.replace(b"\n", b"").replace(b" ", b"")
+    packet, check = read_signed_packet(signed)
+    assert check.placement == "edXML" and packet.signature == "edXML"
+    assert check.algorithms == ["rsa-sha1", "sha1"] and "SHA-1" in check.notes[0]
+    with pytest.raises(PacketSignatureInvalidError) as refused:
+        verify_packet(signed.replace(b"000.00.00.H14", b"000.00.00.H15"))
+    assert refused.value.reason == "digest_mismatch"
+
+
 # --- hostile and broken input ----------------------------------------------------------------------
 
 XXE = b"""<?xml version="1.0"?>
@@ -231,16 +251,26 @@ def _sdk_with(old: bytes, new: bytes) -> bytes:
 def test_hostile_xml_is_refused_before_anything_is_expanded() -> None:
     assert _refused(XXE).reason == "doctype_forbidden"
     assert _refused(LAUGHS).reason == "doctype_forbidden"
+    utf16_laughs = LAUGHS.replace(b'<?xml version="1.0"?>', b'<?xml version="1.0" encoding="UTF-16"?>')
+    assert _refused(utf16_laughs.decode().encode("utf-16")).reason == "doctype_forbidden"
     with pytest.raises(PacketTooLargeError) as too_large:
         parse_packet(SDK_SAMPLE.read_bytes(), max_bytes=10_000)
     assert too_large.value.status == 413 and too_large.value.code == "packet_too_large"
     assert _refused(b"<edXML>" + b"<a/>" * 300_000 + b"</edXML>").reason == "too_many_elements"
-    huge_text = b"<edXML><Subject>" + b"A" * 10_000_001 + b"</Subject></edXML>"
-    assert _refused(huge_text).reason == "element_too_large"
     malformed = _refused((SAMPLES / "sdk_edoc_malformed.edxml").read_bytes())
     assert malformed.reason == "not_well_formed" and "MessageHeader" in malformed.detail
     assert _refused(b"").reason == "not_well_formed"
     assert _refused(b"<html><body/></html>").reason == "not_a_packet"
+
+
+def test_an_attachment_larger_than_libxml2_s_text_limit_is_read() -> None:
+    """libxml2 refuses a text node over 10 MB unless its limits are lifted: a packet carrying one
+    of the exchange's own attachments (up to 50 MiB) must still be read."""
+    packet = parse_packet(SDK_SAMPLE.read_bytes())
+    big = bytes(range(256)) * (11 * 1024 * 1024 // 256)  # 11 MiB: 14.7 MB of base64
+    packet.attachments = [Attachment(content_id="big", attachment_name="scan.pdf", data=big)]
+    again = parse_packet(write_packet(packet))
+    assert [a.data == big for a in again.attachments] == [True]
 
 
 def test_a_wrong_element_is_named_by_its_path() -> None:
@@ -293,9 +323,18 @@ def test_the_code_tables_map_both_ways() -> None:
         assert codes.status_out("15", kind) == "03" and codes.status_out("16", kind) == "02"
     assert codes.status_in("03") == "03" and codes.status_out("15") == "15"
     assert codes.normalise_status_code("3") == "03" and codes.normalise_status_code("07") is None
+    assert codes.status_in(codes.normalise_status_code("14") or "") == "15"  # one source's "agrees"
     assert {codes.DOC_TYPE_OF[a] for a in ("new", "recall", "update", "replace")} == set(BussinessDocType)
     assert codes.priority_from_text("Hỏa tốc hẹn giờ") == 4 and codes.priority_from_text("Thượng khẩn") == 2
     assert codes.urgency_of(4) is codes.Urgency.HOA_TOC
+
+
+def test_a_document_id_is_made_and_split() -> None:
+    made = document_id("000.00.00.G22", dt.date(2015, 9, 30), "7816", "VPCP-TTĐT")
+    assert made == "000.00.00.G22,2015/09/30,7816/VPCP-TTĐT"
+    assert split_document_id(made) == ("000.00.00.G22", dt.date(2015, 9, 30), "7816", "VPCP-TTĐT")
+    assert split_document_id("000.00.00.G22,2014/02/30,7806/VPCP-TTĐT") is None  # the SDK sample's
+    assert split_document_id("9fbfbad2-f1f8-4256-a2eb-50fb1061cddb") is None
 
 
 def test_an_aware_time_is_written_as_vietnam_s_clock_shows_it() -> None:
