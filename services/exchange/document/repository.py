@@ -46,8 +46,9 @@ _SAME_NUMBER = (
 )
 
 
-# a send's three look-ups in one round trip: the document a replay repeats (by Idempotency-Key, by
-# the sender's own id) and the new document already holding its number this year
+# a send's four look-ups in one round trip: the document a replay repeats (by Idempotency-Key, by
+# the sender's own id, by the edXML DocumentId it gave) and the new document already holding its
+# number this year
 _SEND_LOOKUPS = union_all(
     select(DOCUMENT.c.id, literal("key").label("why")).where(
         DOCUMENT.c.sender_code == bindparam("sender_code"), DOCUMENT.c.idempotency_key == bindparam("key")
@@ -61,7 +62,7 @@ _SEND_LOOKUPS = union_all(
     select(DOCUMENT.c.id, literal("edxml_document_id").label("why")).where(
         DOCUMENT.c.sender_code == bindparam("sender_code"),
         DOCUMENT.c.edxml_document_id == bindparam("edxml_document_id"),
-        DOCUMENT.c.kind == "new",
+        DOCUMENT.c.kind == literal_column("'new'"),  # as in the partial index uq_document_edxml_id
     ),
 )
 
