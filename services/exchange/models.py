@@ -71,9 +71,9 @@ class Document(Base):
             postgresql_where=text("kind = 'new'"),
         ),
         Index(
-            "uq_document_edxml_id",
-            "sender_code",
+            "uq_document_edxml_id",  # the DocumentId first: never a candidate for a sender's other look-ups
             "edxml_document_id",
+            "sender_code",
             unique=True,
             sqlite_where=text("kind = 'new'"),
             postgresql_where=text("kind = 'new'"),

@@ -99,8 +99,8 @@ async def test_registry_upgrade_from_0001_keeps_agencies_and_client_secrets(tmp_
     assert verify_secret(secret_hash, "s3cret")
 
 
-async def test_exchange_upgrade_to_0006_makes_response_for_a_list(tmp_path):
-    """A document stored with one ``response_for`` object reads as a list of one after 0006."""
+async def test_exchange_upgrade_to_0008_makes_response_for_a_list(tmp_path):
+    """A document stored with one ``response_for`` object reads as a list of one after 0008."""
     import sqlalchemy as sa
 
     url = f"sqlite+aiosqlite:///{tmp_path / 'exchange.db'}"

@@ -17,13 +17,23 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+COLUMNS = (("sender_code", False), ("ingested_by", True))
+
+
+def _width(column: str, old: int, new: int, nullable: bool) -> None:
+    """Not on SQLite: it does not hold a VARCHAR to its length (and a type change rebuilds the table)."""
+    if op.get_bind().dialect.name == "sqlite":
+        return
+    op.alter_column(
+        "archive_record", column, type_=sa.String(new), existing_type=sa.String(old), existing_nullable=nullable
+    )
+
+
 def upgrade() -> None:
-    with op.batch_alter_table("archive_record") as batch:
-        batch.alter_column("sender_code", type_=sa.String(35), existing_type=sa.String(13), existing_nullable=False)
-        batch.alter_column("ingested_by", type_=sa.String(35), existing_type=sa.String(13), existing_nullable=True)
+    for column, nullable in COLUMNS:
+        _width(column, 13, 35, nullable)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("archive_record") as batch:
-        batch.alter_column("ingested_by", type_=sa.String(13), existing_type=sa.String(35), existing_nullable=True)
-        batch.alter_column("sender_code", type_=sa.String(13), existing_type=sa.String(35), existing_nullable=False)
+    for column, nullable in reversed(COLUMNS):
+        _width(column, 35, 13, nullable)

@@ -6,7 +6,7 @@ stale) and the answer to an update or a replacement (15/16). The number index co
 without their leading zeros.
 
 Revision ID: 0007
-Revises: 0006
+Revises: 0005
 Create Date: 2026-11-29
 """
 
@@ -18,7 +18,7 @@ from alembic import op
 from shared.db import UTCDateTime
 
 revision: str = "0007"
-down_revision: str | None = "0006"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -3,8 +3,8 @@
 Code columns widen to the Decision 20/2020 form's 35 characters. ``response_for`` becomes a list
 (a stored object is wrapped in one). Nested, rarely queried parts are JSON.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-11-29
 """
 
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0006"
-down_revision: str | None = "0005"
+revision: str = "0008"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -53,24 +53,31 @@ def _wrap_response_for(as_list: bool) -> None:
         bind.execute(sa.update(document).where(document.c.id == document_id).values(response_for=new))
 
 
+def _width(table: str, column: str, old: int, new: int) -> None:
+    """Change a code column's width. Not on SQLite: it does not hold a VARCHAR to its length, and
+    changing a type there rebuilds the table, which loses its expression index (uq_document_number)."""
+    if op.get_bind().dialect.name == "sqlite":
+        return
+    op.alter_column(table, column, type_=sa.String(new), existing_type=sa.String(old), existing_nullable=False)
+
+
 def upgrade() -> None:
-    with op.batch_alter_table("document") as batch:
-        batch.alter_column("sender_code", type_=sa.String(35), existing_type=sa.String(13), existing_nullable=False)
+    _width("document", "sender_code", 13, 35)
+    _width("delivery", "recipient_code", 13, 35)
+    _width("delivery_event", "actor_code", 13, 35)
+    with op.batch_alter_table("document") as batch:  # columns added: no rebuild on SQLite
         for name, type_ in DOCUMENT_COLUMNS:
             batch.add_column(sa.Column(name, type_, nullable=True))
     op.create_index(
         "uq_document_edxml_id",
         "document",
-        ["sender_code", "edxml_document_id"],
+        ["edxml_document_id", "sender_code"],  # the DocumentId first (the number check keeps its own index)
         unique=True,
         sqlite_where=sa.text("kind = 'new'"),
         postgresql_where=sa.text("kind = 'new'"),
     )
     with op.batch_alter_table("delivery") as batch:
-        batch.alter_column("recipient_code", type_=sa.String(35), existing_type=sa.String(13), existing_nullable=False)
         batch.add_column(sa.Column("organ", sa.JSON(), nullable=True))
-    with op.batch_alter_table("delivery_event") as batch:
-        batch.alter_column("actor_code", type_=sa.String(35), existing_type=sa.String(13), existing_nullable=False)
     with op.batch_alter_table("attachment") as batch:
         batch.add_column(sa.Column("content_id", sa.String(100), nullable=True))
         batch.add_column(sa.Column("description", sa.String(500), nullable=True))
@@ -78,17 +85,16 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # codes longer than 13 characters must be removed first: narrowing fails on them (PostgreSQL)
     _wrap_response_for(as_list=False)
-    with op.batch_alter_table("attachment") as batch:
-        batch.drop_column("description")
-        batch.drop_column("content_id")
-    with op.batch_alter_table("delivery_event") as batch:
-        batch.alter_column("actor_code", type_=sa.String(13), existing_type=sa.String(35), existing_nullable=False)
-    with op.batch_alter_table("delivery") as batch:
-        batch.drop_column("organ")
-        batch.alter_column("recipient_code", type_=sa.String(13), existing_type=sa.String(35), existing_nullable=False)
     op.drop_index("uq_document_edxml_id", table_name="document")
-    with op.batch_alter_table("document") as batch:
-        for name, _type in reversed(DOCUMENT_COLUMNS):
-            batch.drop_column(name)
-        batch.alter_column("sender_code", type_=sa.String(13), existing_type=sa.String(35), existing_nullable=False)
+    for table, columns in (
+        ("attachment", ("description", "content_id")),
+        ("delivery", ("organ",)),
+        ("document", tuple(name for name, _type in reversed(DOCUMENT_COLUMNS))),
+    ):
+        for column in columns:  # one at a time: SQLite drops a column without rebuilding the table
+            op.drop_column(table, column)
+    _width("delivery_event", "actor_code", 35, 13)
+    _width("delivery", "recipient_code", 35, 13)
+    _width("document", "sender_code", 35, 13)
