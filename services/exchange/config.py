@@ -76,12 +76,6 @@ class ExchangeSection(ServiceSection):
         default=64 * 1024 * 1024, gt=0, description="the largest edXML packet read or written (base64 attachments in)"
     )
 
-    @model_validator(mode="after")
-    def _seal_files_together(self) -> ExchangeSection:
-        if (self.seal_key_file is None) != (self.seal_certificate_file is None):
-            raise ValueError("seal_key_file and seal_certificate_file are configured together, or neither")
-        return self
-
     signature_policy: dict[str, SignatureMode] = Field(
         default_factory=dict,
         description="per document type (its name or abbreviation): 'require' a valid signature on the main file"
@@ -136,3 +130,10 @@ class ExchangeSection(ServiceSection):
         if any(delay <= 0 for delay in value):
             raise ValueError("every retry delay must be positive")
         return value
+
+    @model_validator(mode="after")
+    def _seal_files_together(self) -> ExchangeSection:
+        """The seal's key and certificate come together (or neither: a development seal is generated)."""
+        if (self.seal_key_file is None) != (self.seal_certificate_file is None):
+            raise ValueError("seal_key_file and seal_certificate_file are configured together, or neither")
+        return self
