@@ -392,14 +392,20 @@ class PacketService:
                 relation["reason"] = bussiness.bussiness_doc_reason
         submission = submission_of(packet, relation=relation)
         header = packet.message_header
+        try:
+            business = _business(bussiness)
+        except ValidationError as exc:  # StaffInfo was checked with the submission: nothing else is bounded
+            raise edxml.PacketInvalidError(
+                f"{BUSINESS}: {exc.errors()[0]['msg']}", reason="element_invalid", element=BUSINESS
+            ) from exc
         details = PacketDetails(
-            sender_organ={k: v for k, v in vars(header.from_).items()},
+            sender_organ=dict(vars(header.from_)),
             trace=[
                 {"organ_id": h.organ_id, "timestamp": stamp}
                 for h in packet.trace_header_list.trace_header
                 if (stamp := _aware(h.timestamp)) is not None
             ],
-            business=_business(bussiness),
+            business=business,
         )
         files = [AttachmentUpload(file_name=a.attachment_name, chunks=_chunks(a.data)) for a in packet.attachments]
         return await self.documents.submit(

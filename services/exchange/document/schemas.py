@@ -68,19 +68,21 @@ def _as_list(value: object) -> object:
     return [value] if isinstance(value, dict) else value
 
 
+# Organ, TraceHop, Receiver, ReplacementInfo and Business are what the exchange made or a packet
+# said, shown as kept: no limits of their own (a packet is bounded by its size), never refused on read.
 class Organ(BaseModel):
     """An agency as an edXML packet names it (From, To), frozen at send time."""
 
     model_config = ConfigDict(extra="forbid")
 
-    organ_id: str = Field(max_length=35)
-    organization_in_charge: str | None = Field(default=None, max_length=200)
-    organ_name: str | None = Field(default=None, max_length=200)
-    organ_add: str | None = Field(default=None, max_length=500)
-    email: str | None = Field(default=None, max_length=200)
-    telephone: str | None = Field(default=None, max_length=50)
-    fax: str | None = Field(default=None, max_length=50)
-    website: str | None = Field(default=None, max_length=300)
+    organ_id: str
+    organization_in_charge: str | None = None
+    organ_name: str | None = None
+    organ_add: str | None = None
+    email: str | None = None
+    telephone: str | None = None
+    fax: str | None = None
+    website: str | None = None
 
 
 class TraceHop(BaseModel):
@@ -88,7 +90,7 @@ class TraceHop(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    organ_id: str = Field(max_length=35)
+    organ_id: str
     timestamp: dt.datetime
 
 
@@ -97,8 +99,8 @@ class Receiver(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    receiver_type: int = Field(ge=0, le=99)
-    organ_id: AgencyCode
+    receiver_type: int
+    organ_id: str
 
 
 class ReplacementInfo(BaseModel):
@@ -106,8 +108,8 @@ class ReplacementInfo(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    document_id: EdxmlDocumentId
-    organ_ids: list[AgencyCode] = Field(default_factory=list, max_length=10000)
+    document_id: str
+    organ_ids: list[str] = Field(default_factory=list)
 
 
 class Business(BaseModel):
@@ -117,16 +119,16 @@ class Business(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     document_id: str | None = Field(
-        default=None, max_length=100, description="Bussiness/DocumentId: this document's, or the one it changes"
+        default=None, description="Bussiness/DocumentId: this document's, or the one it changes"
     )
     bussiness_doc_type: int = Field(default=0, ge=0, le=3)
-    bussiness_doc_reason: str | None = Field(default=None, max_length=2000)
+    bussiness_doc_reason: str | None = None
     paper: bool = False
     staff_info: StaffInfo | None = None
     document_info: bool | None = Field(default=None, description="update: the metadata changed")
     document_receiver: bool | None = Field(default=None, description="update: the recipients changed")
-    receiver_list: list[Receiver] = Field(default_factory=list, max_length=10000)
-    replacement_info_list: list[ReplacementInfo] = Field(default_factory=list, max_length=1000)
+    receiver_list: list[Receiver] = Field(default_factory=list)
+    replacement_info_list: list[ReplacementInfo] = Field(default_factory=list)
 
 
 class AttachmentInfo(BaseModel):

@@ -175,7 +175,29 @@ async def test_packets_recall_update_and_bad_packets_change_nothing(api: Api) ->
     unknown = rewritten(unsigned, lambda p: _business(p, 1, "000.00.07.H41,2026/11/20,99/STP-VP"))
     missing = await api.http.post("/v1/documents", content=unknown, headers={**sender.auth, **XML})
     assert assert_problem(missing, 404, "document_not_found")["element"].endswith("Bussiness/DocumentId")
+    replaced = rewritten(
+        unsigned, lambda p: _business(p, 3, "f3a1c2de-0000-4000-8000-000000000000")
+    )  # seen in the wild
+    absent = await api.http.post("/v1/documents", content=replaced, headers={**sender.auth, **XML})
+    assert assert_problem(absent, 404, "document_not_found")["element"].endswith("Bussiness/DocumentId")
     assert await snapshot(api, sender, recipient) == before
+
+    # what a packet says of itself is kept as said, and read back, however long or odd
+    def odd(packet: edxml.Packet) -> None:
+        packet.message_header.from_.organ_name = "Ủy ban nhân dân" * 100
+        packet.message_header.document_id = f"{sender.agency_code},2026/11/20,13/STP-VP"
+        packet.message_header.code = edxml.Code(code_number="13", code_notation="STP-VP")
+        _business(packet, 0, "a-document-id-of-another-system")
+        receivers = [edxml.Receiver(organ_id="not a code", receiver_type=150)]
+        assert packet.trace_header_list.bussiness is not None
+        packet.trace_header_list.bussiness.bussiness_document_info = edxml.BussinessDocumentInfo(
+            receiver_list=receivers
+        )
+
+    kept = await take(api, sender, rewritten(unsigned, odd))
+    read = await document(api, recipient, kept["id"])
+    assert read["sender_organ"]["organ_name"] == "Ủy ban nhân dân" * 100
+    assert read["business"]["receiver_list"] == [{"receiver_type": 150, "organ_id": "not a code"}]
 
     # an update packet (BussinessDocType 2), then a recall packet (1), of the document above
     update = rewritten(unsigned, lambda p: _business(p, 2, p.message_header.document_id, subject="Nghị định sửa"))
