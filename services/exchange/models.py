@@ -111,8 +111,8 @@ class Document(Base):
     # edXML (QCVN 102) fields beside the Decree 30 ones
     edxml_document_id: Mapped[str | None] = mapped_column(String(100))
     # DocumentType/Type and TypeDetail: numbers that differ between systems, kept as written
-    type_number: Mapped[str | None] = mapped_column(String(20))
-    type_detail: Mapped[str | None] = mapped_column(String(20))
+    type_number: Mapped[str | None] = mapped_column(String(50))
+    type_detail: Mapped[str | None] = mapped_column(String(50))
     copy_form: Mapped[str | None] = mapped_column(String(3))  # SY, TrS, SL: a copy, not a type
     circulation: Mapped[str | None] = mapped_column(String(100))  # Lưu hành nội bộ, Xem xong trả lại
     content: Mapped[str | None] = mapped_column(Text)

@@ -32,10 +32,10 @@ class Signer(BaseModel):
     full_name: VietnameseText | None = Field(default=None, max_length=50, examples=["Nguyễn Văn A"])
 
 
-EDXML_DOCUMENT_ID = r"^[^,\s][^,]{0,34},\d{4}/\d{2}/\d{2},[^,]{1,42}$"
-"""An edXML DocumentId: ``OrganId,yyyy/MM/dd,Number/Notation`` (e.g. ``000.00.00.G22,2015/09/30,7816/VPCP-TTĐT``)."""
-EdxmlDocumentId = Annotated[str, Field(max_length=100, pattern=EDXML_DOCUMENT_ID)]
-TypeNumber = Annotated[str, Field(max_length=20, pattern=r"^[0-9A-Za-z._-]{1,20}$")]
+EdxmlDocumentId = Annotated[VietnameseText, Field(max_length=100)]
+"""An edXML DocumentId: ``OrganId,yyyy/MM/dd,Number/Notation`` (``000.00.00.G22,2015/09/30,7816/VPCP-TTĐT``)
+as this exchange makes it; other systems' ids (UUIDs are seen in the wild) are kept as given."""
+TypeNumber = Annotated[VietnameseText, Field(max_length=50)]
 
 
 def edxml_document_id(organ_id: str, promulgation_date: dt.date, number: str, notation: str) -> str:
@@ -166,8 +166,8 @@ class DocumentSubmit(BaseModel):
     code_notation: VietnameseText = Field(max_length=30, examples=["KH-UBND"])
     edxml_document_id: EdxmlDocumentId | None = Field(
         default=None,
-        description="The edXML DocumentId `OrganId,yyyy/MM/dd,Number/Notation`, unique per sender "
-        "(default: made from the sender, the date and the number/notation)",
+        description="The edXML DocumentId, unique per sender: `OrganId,yyyy/MM/dd,Number/Notation` (the default,"
+        " made from the sender, the date and the number/notation), or another system's id as it gave it",
     )
     type_name: VietnameseText = Field(
         max_length=100,

@@ -350,7 +350,7 @@ def test_response_for_names_a_national_code() -> None:
         "H41.1.2",
         None,
     ]
-    assert error_locs(submit(response_for=[{"edxml_document_id": "7816/VPCP"}])) == {
+    assert error_locs(submit(response_for=[{"edxml_document_id": "x" * 101}])) == {
         ("response_for", 0, "edxml_document_id")
     }
 

@@ -20,8 +20,8 @@ depends_on: str | Sequence[str] | None = None
 
 DOCUMENT_COLUMNS = (
     ("edxml_document_id", sa.String(100)),
-    ("type_number", sa.String(20)),
-    ("type_detail", sa.String(20)),
+    ("type_number", sa.String(50)),
+    ("type_detail", sa.String(50)),
     ("copy_form", sa.String(3)),
     ("circulation", sa.String(100)),
     ("content", sa.Text()),
