@@ -51,6 +51,7 @@ ACTIONS = (
     "document.sent",
     "document.read",
     "document.downloaded",
+    "document.exported",
     "delivery.status_reported",
     "document.recall_requested",
     "agency.created",

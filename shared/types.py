@@ -14,10 +14,15 @@ from pydantic import AfterValidator, BeforeValidator, Strict
 
 from shared.text import storable
 
-# QCVN 102:2016 form NNN.NN.NN.Lnn, e.g. 000.00.00.H41
+# The one definition of an agency code. Two forms travel between agencies, and a code of either
+# form is stored and accepted wherever a code is (documents, deliveries, history, the registry):
+# QCVN 102:2016 form NNN.NN.NN.Lnn, 13 characters, e.g. 000.00.00.H41
 CODE_PATTERN = re.compile(r"^\d{3}\.\d{2}\.\d{2}\.[A-Z]\d{2}$")
-# Decision 20/2020 form: level 1 first (a letter and two digits), then up to three numeric levels.
-NEW_CODE_PATTERN = re.compile(r"^[A-Z]\d{2}(\.\d{1,3}){0,3}$")
+# Decision 20/2020 form (amended 2025): level 1 first (a letter and two digits), then numeric levels
+# of one to three digits separated by dots, e.g. H41, H52.101.114; at most 35 characters in all.
+NEW_CODE_PATTERN = re.compile(r"^[A-Z]\d{2}(\.\d{1,3})*$")
+CODE_MAX_LENGTH = 35
+"""The longest agency code of either form: the width of every column that stores one."""
 
 
 def valid_code(value: str) -> str:
@@ -31,17 +36,28 @@ def valid_code(value: str) -> str:
 def valid_new_code(value: str) -> str:
     """Return an agency code in the Decision 20/2020 form; raise ValueError otherwise."""
     value = value.strip().upper()
-    if not NEW_CODE_PATTERN.fullmatch(value):
-        raise ValueError("must be a code in the Decision 20/2020 form, e.g. H41 or H52.101.114")
+    if len(value) > CODE_MAX_LENGTH or not NEW_CODE_PATTERN.fullmatch(value):
+        raise ValueError(
+            f"must be a code in the Decision 20/2020 form (at most {CODE_MAX_LENGTH} characters), "
+            "e.g. H41 or H52.101.114"
+        )
     return value
 
 
 def valid_any_code(value: str) -> str:
     """Return an agency code in either form; raise ValueError otherwise."""
     value = value.strip().upper()
-    if not (CODE_PATTERN.fullmatch(value) or NEW_CODE_PATTERN.fullmatch(value)):
-        raise ValueError("must be an agency code: NNN.NN.NN.Lnn (QCVN 102) or the Decision 20/2020 form, e.g. H41")
+    if not is_agency_code(value):
+        raise ValueError(
+            "must be an agency code: NNN.NN.NN.Lnn (QCVN 102, e.g. 000.00.00.H41) or the Decision 20/2020 form "
+            f"(e.g. H41 or H52.101.114, at most {CODE_MAX_LENGTH} characters)"
+        )
     return value
+
+
+def is_agency_code(value: str) -> bool:
+    """Whether ``value`` (already stripped and upper-cased) is an agency code of either form."""
+    return bool(CODE_PATTERN.fullmatch(value) or (len(value) <= CODE_MAX_LENGTH and NEW_CODE_PATTERN.fullmatch(value)))
 
 
 def _nfc_first(value: object) -> object:
@@ -55,12 +71,14 @@ def _not_blank(value: str) -> str:
     return value
 
 
-AgencyCode = Annotated[str, AfterValidator(valid_code)]
-"""An agency code in the QCVN 102 form."""
+QcvnAgencyCode = Annotated[str, AfterValidator(valid_code)]
+"""An agency code in the QCVN 102 form only (where only that form may stand)."""
 NewAgencyCode = Annotated[str, AfterValidator(valid_new_code)]
 """An agency code in the Decision 20/2020 form."""
 AnyAgencyCode = Annotated[str, AfterValidator(valid_any_code)]
-"""A reference to an agency: either form."""
+"""An agency code of either form: QCVN 102 or Decision 20/2020."""
+AgencyCode = AnyAgencyCode
+"""An agency's code wherever one is stored or accepted: either form (see :data:`AnyAgencyCode`)."""
 VietnameseText = Annotated[str, BeforeValidator(_nfc_first), AfterValidator(_not_blank)]
 """Text stored as given, in NFC, stripped, not blank, without NUL or lone surrogates."""
 OptionalText = Annotated[str, BeforeValidator(_nfc_first)]

@@ -12,6 +12,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import UTCDateTime, new_metadata
 from shared.messaging import define_messaging_tables
+from shared.types import CODE_MAX_LENGTH
 
 
 class Base(DeclarativeBase):
@@ -31,7 +32,7 @@ class ArchiveRecord(Base):
     kind: Mapped[str] = mapped_column(String(10), default="new")  # new | update | replace
     original_document_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, default=None)
     superseded_by: Mapped[uuid.UUID | None] = mapped_column(Uuid, default=None)
-    sender_code: Mapped[str] = mapped_column(String(13), index=True)  # the issuing agency
+    sender_code: Mapped[str] = mapped_column(String(CODE_MAX_LENGTH), index=True)  # the issuing agency
     code: Mapped[str] = mapped_column(String(42))  # number/notation as issued: 24/KH-UBND
     type_name: Mapped[str] = mapped_column(String(100))
     subject: Mapped[str] = mapped_column(String(500))
@@ -52,7 +53,7 @@ class ArchiveRecord(Base):
     file_name: Mapped[str | None] = mapped_column(String(255), default=None)
     file_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
     content_type: Mapped[str | None] = mapped_column(String(100), default=None)
-    ingested_by: Mapped[str | None] = mapped_column(String(13), default=None)
+    ingested_by: Mapped[str | None] = mapped_column(String(CODE_MAX_LENGTH), default=None)
     submitted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     archived_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

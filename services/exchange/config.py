@@ -6,10 +6,10 @@ import datetime as dt
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from services.exchange.calendar import parse_office_hours, read_calendar_file
-from services.exchange.document.types import document_type
+from services.exchange.document.types import strict_document_type
 from shared.config import DEFAULT_PORTS, ServiceSection
 
 SignatureMode = Literal["require", "flag", "off"]
@@ -73,6 +73,18 @@ class ExchangeSection(ServiceSection):
         description="history younger than this is left for the next refresh (a transaction still open is not missed)",
     )
 
+    seal_key_file: Path | None = Field(
+        default=None,
+        description="the province's seal key (PEM, RSA or EC) that signs the edXML packets the exchange writes"
+        " (default: a self-signed key generated under <var_dir>/keys, for development)",
+    )
+    seal_certificate_file: Path | None = Field(
+        default=None, description="the seal key's certificate (PEM; the chain may follow it), with seal_key_file"
+    )
+    max_packet_bytes: int = Field(
+        default=64 * 1024 * 1024, gt=0, description="the largest edXML packet read or written (base64 attachments in)"
+    )
+
     signature_policy: dict[str, SignatureMode] = Field(
         default_factory=dict,
         description="per document type (its name or abbreviation): 'require' a valid signature on the main file"
@@ -112,7 +124,7 @@ class ExchangeSection(ServiceSection):
         policy: dict[str, SignatureMode] = {}
         for key, mode in value.items():
             try:
-                policy[document_type(key)[1]] = mode
+                policy[strict_document_type(key)[1]] = mode
             except ValueError as exc:
                 raise ValueError(f"signature_policy: {key!r} is not a document type; {exc}") from exc
         return policy
@@ -127,3 +139,10 @@ class ExchangeSection(ServiceSection):
         if any(delay <= 0 for delay in value):
             raise ValueError("every retry delay must be positive")
         return value
+
+    @model_validator(mode="after")
+    def _seal_files_together(self) -> ExchangeSection:
+        """The seal's key and certificate come together (or neither: a development seal is generated)."""
+        if (self.seal_key_file is None) != (self.seal_certificate_file is None):
+            raise ValueError("seal_key_file and seal_certificate_file are configured together, or neither")
+        return self

@@ -18,11 +18,13 @@ from services.exchange.calendar import WorkingCalendar, read_calendar_file
 from services.exchange.consumers import report_status_over_bus
 from services.exchange.delivery.repository import DeliveryRepository
 from services.exchange.delivery.service import DeliveryService
+from services.exchange.document.packets import PacketService
 from services.exchange.document.repository import DocumentRepository
 from services.exchange.document.service import DocumentService
 from services.exchange.feed.repository import FeedRepository
 from services.exchange.feed.service import FeedNotifier, FeedReader, FeedService
 from services.exchange.models import messaging
+from services.exchange.seal import Seal, generate_seal, load_seal
 from services.exchange.signatures.client import SignatureClient
 from services.exchange.signatures.repository import SignatureRepository
 from services.exchange.signatures.service import FlaggedVerifier, SignaturePolicy, SignatureService
@@ -111,6 +113,7 @@ class ExchangeRuntime(ServiceRuntime):
         self._dispatcher: Dispatcher | None = None
         self._signatures: SignatureClient | None = None
         self._verifier: FlaggedVerifier | None = None
+        self._seal: Seal | None = None
 
     @property
     def blobs(self) -> BlobStore:
@@ -141,6 +144,19 @@ class ExchangeRuntime(ServiceRuntime):
             self.client("signature"), self.internal_authorization, self.config.signature_timeout_seconds
         )
         self._verifier = FlaggedVerifier(self.db, self.blobs.path, self._signatures)
+
+    async def seal(self) -> Seal:
+        """The key and certificate that sign the packets the exchange writes: configured, else
+        generated under ``<var_dir>/keys`` at first use (development)."""
+        if self._seal is None:
+            self._seal = await asyncio.to_thread(self._load_seal)
+        return self._seal
+
+    def _load_seal(self) -> Seal:
+        key_file, certificate_file = self.config.seal_key_file, self.config.seal_certificate_file
+        if key_file is None or certificate_file is None:
+            key_file, certificate_file = generate_seal(self.settings.var_dir / "keys")
+        return load_seal(key_file, certificate_file)
 
     @property
     def signature_policy(self) -> SignaturePolicy:
@@ -340,6 +356,22 @@ async def feed_reader(runtime: ExchangeRuntimeDep) -> FeedReader:
 
 
 DocumentServiceDep = Annotated[DocumentService, Depends(document_service)]
+
+
+async def packet_service(
+    session: SessionDep, runtime: ExchangeRuntimeDep, documents: DocumentServiceDep
+) -> PacketService:
+    return PacketService(
+        documents=documents,
+        repository=DocumentRepository(session),
+        deliveries=DeliveryRepository(session),
+        blobs=runtime.blobs,
+        seal=runtime.seal,
+        max_packet_bytes=runtime.config.max_packet_bytes,
+    )
+
+
+PacketServiceDep = Annotated[PacketService, Depends(packet_service)]
 DeliveryServiceDep = Annotated[DeliveryService, Depends(delivery_service)]
 FeedReaderDep = Annotated[FeedReader, Depends(feed_reader)]
 TransferServiceDep = Annotated[TransferService, Depends(transfer_service)]

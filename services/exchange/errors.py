@@ -1,6 +1,13 @@
 """Exchange errors, each with a stable problem code."""
 
-from shared.errors import BadRequestError, ConflictError, NotFoundError, UnprocessableError, UnsupportedMediaTypeError
+from shared.errors import (
+    BadRequestError,
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+    UnprocessableError,
+    UnsupportedMediaTypeError,
+)
 
 
 class DocumentNotFoundError(NotFoundError):
@@ -81,3 +88,9 @@ class StatisticsAgencyNotFoundError(NotFoundError):
 
 class StatisticsLevelNotFoundError(NotFoundError):
     code, title = "statistics_level_not_found", "The directory has no such administrative level"
+
+
+class PacketSenderMismatchError(ForbiddenError):
+    """An edXML packet's From is another agency than the caller's: an agency sends only as itself."""
+
+    code, title = "packet_sender_mismatch", "The packet is not from your agency"

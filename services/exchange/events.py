@@ -191,7 +191,10 @@ class FeedDocument(BaseModel):
     steering_type: int
     page_count: int | None
     description: str | None
-    response_for: dict[str, Any] | None
+    response_for: list[dict[str, Any]] = Field(
+        default_factory=list, description="the documents it answers (edXML ResponseFor, a list)"
+    )
+    edxml_document_id: str | None = Field(default=None, description="edXML DocumentId")
     created_at: dt.datetime
 
 

@@ -8,6 +8,7 @@ import uuid
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     Date,
     ForeignKey,
@@ -26,6 +27,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from services.exchange.statistics.histogram import HISTOGRAM_COLUMNS
 from shared.db import UTCDateTime, new_id, new_metadata, utcnow
 from shared.messaging import define_messaging_tables
+from shared.types import CODE_MAX_LENGTH
 
 # The number as the duplicate check compares it: without leading zeros. The index and the query
 # (services/exchange/document/repository.py) use this exact expression, so the index serves it.
@@ -49,7 +51,12 @@ class Document(Base):
 
     ``kind`` is ``new``, ``update`` (metadata or recipients of ``original_id`` changed) or
     ``replace`` (supersedes ``original_id``). A number and notation is unique per sender and year
-    among new documents, the number compared without its leading zeros."""
+    among new documents, the number compared without its leading zeros, and so is its edXML
+    DocumentId (``OrganId,yyyy/MM/dd,Number/Notation``).
+
+    The edXML (QCVN 102) parts that are nested and rarely queried are JSON: ``to_places``,
+    ``appendixes``, ``response_for`` (a list), ``sender_organ`` (the sender's organ info frozen at
+    send time), ``trace`` (TraceHeader hops) and ``business`` (the Bussiness block)."""
 
     __tablename__ = "document"
     __table_args__ = (
@@ -66,10 +73,18 @@ class Document(Base):
             sqlite_where=text("kind = 'new'"),
             postgresql_where=text("kind = 'new'"),
         ),
+        Index(
+            "uq_document_edxml_id",  # the DocumentId first: never a candidate for a sender's other look-ups
+            "edxml_document_id",
+            "sender_code",
+            unique=True,
+            sqlite_where=text("kind = 'new'"),
+            postgresql_where=text("kind = 'new'"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
-    sender_code: Mapped[str] = mapped_column(String(13), index=True)
+    sender_code: Mapped[str] = mapped_column(String(CODE_MAX_LENGTH), index=True)
     sender_client_id: Mapped[str] = mapped_column(String(64))
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     sender_document_id: Mapped[str | None] = mapped_column(String(100))
@@ -95,7 +110,25 @@ class Document(Base):
     steering_type: Mapped[int] = mapped_column(SmallInteger, default=0)
     page_count: Mapped[int | None] = mapped_column(Integer)
     description: Mapped[str | None] = mapped_column(String(500))
-    response_for: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    response_for: Mapped[list[dict[str, str]] | None] = mapped_column(JSON)
+    # edXML (QCVN 102) fields beside the Decree 30 ones
+    edxml_document_id: Mapped[str | None] = mapped_column(String(100))
+    # DocumentType/Type and TypeDetail: numbers that differ between systems, kept as written
+    type_number: Mapped[str | None] = mapped_column(String(50))
+    type_detail: Mapped[str | None] = mapped_column(String(50))
+    copy_form: Mapped[str | None] = mapped_column(String(3))  # SY, TrS, SL: a copy, not a type
+    circulation: Mapped[str | None] = mapped_column(String(100))  # Lưu hành nội bộ, Xem xong trả lại
+    content: Mapped[str | None] = mapped_column(Text)
+    language: Mapped[str | None] = mapped_column(String(30))
+    sphere_of_promulgation: Mapped[str | None] = mapped_column(String(100))
+    typer_notation: Mapped[str | None] = mapped_column(String(100))
+    promulgation_amount: Mapped[int | None] = mapped_column(Integer)
+    direction: Mapped[bool | None] = mapped_column(Boolean)
+    to_places: Mapped[list[str] | None] = mapped_column(JSON)
+    appendixes: Mapped[list[str] | None] = mapped_column(JSON)
+    sender_organ: Mapped[dict[str, str | None] | None] = mapped_column(JSON)
+    trace: Mapped[list[dict[str, str]] | None] = mapped_column(JSON)
+    business: Mapped[dict[str, object] | None] = mapped_column(JSON)
     redirected: Mapped[list[dict[str, str]] | None] = mapped_column(JSON)
     # the main file's signatures (the signature policy): valid, invalid, indeterminate, unsigned, or
     # pending until a flagged document is verified; None when its type's policy is off
@@ -117,6 +150,8 @@ class Attachment(Base):
     content_type: Mapped[str] = mapped_column(String(200))
     size: Mapped[int] = mapped_column(Integer)
     sha256: Mapped[str] = mapped_column(String(64))
+    content_id: Mapped[str | None] = mapped_column(String(100))  # edXML ContentId (the packet links cid:)
+    description: Mapped[str | None] = mapped_column(String(500))
 
 
 class Delivery(Base):
@@ -127,7 +162,7 @@ class Delivery(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     document_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("document.id"), index=True)
-    recipient_code: Mapped[str] = mapped_column(String(13), index=True)
+    recipient_code: Mapped[str] = mapped_column(String(CODE_MAX_LENGTH), index=True)
     status: Mapped[str] = mapped_column(String(10))
     recall_status: Mapped[str | None] = mapped_column(String(2))
     recalled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
@@ -143,6 +178,8 @@ class Delivery(Base):
     # the recipient's webhook or bus queue refused it after every try (cleared by a re-send)
     transfer_failed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     transfer_error: Mapped[str | None] = mapped_column(String(2000))
+    # the recipient's organ info (edXML To) frozen at send time
+    organ: Mapped[dict[str, str | None] | None] = mapped_column(JSON)
 
 
 class DeliveryEvent(Base):
@@ -153,7 +190,7 @@ class DeliveryEvent(Base):
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     delivery_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("delivery.id"), index=True)
     status: Mapped[str] = mapped_column(String(10))
-    actor_code: Mapped[str] = mapped_column(String(13))
+    actor_code: Mapped[str] = mapped_column(String(CODE_MAX_LENGTH))
     note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     # the reporter's own timestamp (``created_at`` is when the exchange received it)

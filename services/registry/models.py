@@ -12,6 +12,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import UTCDateTime, new_id, new_metadata, utcnow
 from shared.messaging import define_messaging_tables
+from shared.types import CODE_MAX_LENGTH
 
 
 class Base(DeclarativeBase):
@@ -37,8 +38,9 @@ class Agency(Base):
     __tablename__ = "agency"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
-    code: Mapped[str] = mapped_column(String(13), unique=True)
-    new_code: Mapped[str | None] = mapped_column(String(30), unique=True)
+    # either form (an agency known only by its Decision 20/2020 code has it in both columns)
+    code: Mapped[str] = mapped_column(String(CODE_MAX_LENGTH), unique=True)
+    new_code: Mapped[str | None] = mapped_column(String(CODE_MAX_LENGTH), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     short_name: Mapped[str | None] = mapped_column(String(100))
     search_text: Mapped[str] = mapped_column(String(400), default="")
@@ -184,7 +186,7 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(60), index=True)
     outcome: Mapped[str] = mapped_column(String(20))
     actor: Mapped[str | None] = mapped_column(String(64), index=True)
-    agency_code: Mapped[str | None] = mapped_column(String(30), index=True)
+    agency_code: Mapped[str | None] = mapped_column(String(CODE_MAX_LENGTH), index=True)
     document_id: Mapped[str | None] = mapped_column(String(40), index=True)
     target: Mapped[str | None] = mapped_column(String(200))
     details: Mapped[dict[str, Any]] = mapped_column(JSON)

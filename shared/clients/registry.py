@@ -30,20 +30,30 @@ class _Answer(BaseModel):
 
 
 class AgencyInfo(_Answer):
-    """An agency as the other services need it."""
+    """An agency as the other services need it (its contact details: the edXML From of a packet)."""
 
     code: str
     name: str
     status: Literal["active", "suspended", "retired"]
+    new_code: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    address: str | None = None
+    website: str | None = None
 
 
 class ResolvedAgency(_Answer):
-    """A recipient a document goes to, and why (`code`, `group:<name>`, `successor:<retired code>`)."""
+    """A recipient a document goes to, and why (`code`, `group:<name>`, `successor:<retired code>`),
+    with its contact details (the edXML To of a packet)."""
 
     code: str
     name: str
     level: str
     via: str
+    email: str | None = None
+    phone: str | None = None
+    address: str | None = None
+    website: str | None = None
 
 
 class Redirect(_Answer):

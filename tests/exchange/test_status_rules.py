@@ -267,7 +267,7 @@ async def test_migration_0007_refuses_numbers_that_collide_and_goes_back(tmp_pat
             await upgrade("exchange", url)
         async with engine.begin() as conn:
             await conn.execute(sa.text("UPDATE document SET kind = 'update' WHERE code_number = '05'"))
-        await upgrade("exchange", url)
+        await upgrade("exchange", url, "0007")
         assert await current_revision("exchange", url) == "0007"
         async with engine.connect() as conn:
             await conn.run_sync(_run, "exchange", "downgrade", revision="0005")

@@ -295,11 +295,12 @@ async def test_qcvn_102_code_forms(api: Api) -> None:
 
 
 async def test_decision_20_new_code_forms(api: Api) -> None:
-    for new_code in ["H41", "H52.101.114", "h40.1"]:
+    # level 1 first, then numeric levels of one to three digits, at most 35 characters in all
+    for new_code in ["H41", "H52.101.114", "h40.1", "H52.1.2.3.4", "G22" + ".123" * 8]:
         created = await api.create_agency(new_code=new_code)
         assert created["new_code"] == new_code.upper()
 
-    for new_code in ["52.H", "H5", "H52.1234", "H52.1.2.3.4", "41", ""]:
+    for new_code in ["52.H", "H5", "H52.1234", "H52" + ".1" * 17, "H52.", "41", ""]:
         code = random_code()
         response = await api.http.post(
             "/v1/agencies",
@@ -309,7 +310,7 @@ async def test_decision_20_new_code_forms(api: Api) -> None:
         body = assert_problem(response, 422, "validation_failed")
         assert ["body", "new_code"] in [e["loc"] for e in body["errors"]], new_code
         assert_problem(await api.http.get(f"/v1/agencies/{code}", headers=await api.admin()), 404, "agency_not_found")
-    assert len(await agency_codes(api)) == 3
+    assert len(await agency_codes(api)) == 5
 
 
 async def test_new_code_is_unique(api: Api) -> None:

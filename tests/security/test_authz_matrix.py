@@ -123,6 +123,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/documents/{document_id}"): Rule(agency=(200, 404), auditor=200),
     ("POST", "/v1/documents/{document_id}/recall"): Rule(agency=(200, 404)),
     ("GET", "/v1/documents/{document_id}/attachments/{attachment_id}"): Rule(agency=(200, 404)),  # content
+    ("GET", "/v1/documents/{document_id}/edxml"): Rule(agency=(200, 404)),  # the packet: content too
     ("POST", "/v1/deliveries/{delivery_id}/status"): Rule(agency=(200, 404)),
     ("GET", "/v1/feed"): Rule(agency=200),
     ("GET", "/v1/transfers/failed"): Rule(registry_admin=200),

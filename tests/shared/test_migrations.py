@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import asyncpg
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -95,3 +97,30 @@ async def test_registry_upgrade_from_0001_keeps_agencies_and_client_secrets(tmp_
     await engine.dispose()
     assert search == "uy ban nhan dan tinh"
     assert verify_secret(secret_hash, "s3cret")
+
+
+async def test_exchange_upgrade_to_0008_makes_response_for_a_list(tmp_path):
+    """A document stored with one ``response_for`` object reads as a list of one after 0008."""
+    import sqlalchemy as sa
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'exchange.db'}"
+    await upgrade("exchange", url, "0005")
+    engine = create_engine(url, None, poolclass=NullPool)
+    answered = '{"organ_id": "000.00.00.G22", "code": "12/KH-UBND"}'
+    async with engine.begin() as conn:
+        for number, response_for in (("1", answered), ("2", None)):
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO document (id, sender_code, sender_client_id, code_number, code_notation, type_name,"
+                    " subject, promulgation_date, urgency, steering_type, response_for, created_at)"
+                    " VALUES (:id, '000.00.01.H41', 'c1', :n, 'KH-UBND', 'Kế hoạch', 'S', '2026-11-20', 0, 0, :r,"
+                    " '2026-11-20 00:00:00')"
+                ),
+                {"id": f"0123456789abcdef0123456789abcde{number}", "n": number, "r": response_for},
+            )
+    await upgrade("exchange", url)
+    async with engine.connect() as conn:
+        query = sa.text("SELECT code_number, response_for FROM document ORDER BY code_number")
+        rows = (await conn.execute(query)).all()
+    await engine.dispose()
+    assert [(n, json.loads(r) if r else None) for n, r in rows] == [("1", [json.loads(answered)]), ("2", None)]

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator
 
 from shared.text import storable
+from shared.types import CODE_MAX_LENGTH
 
 
 class DeliveryView(BaseModel):
@@ -52,7 +53,7 @@ class DigitisedRecordCreate(BaseModel):
     type_name: str = Field(min_length=1, max_length=100)
     subject: str = Field(min_length=1, max_length=500)
     promulgation_date: dt.date
-    issuer_code: str = Field(min_length=1, max_length=13, description="the agency that issued the paper")
+    issuer_code: str = Field(min_length=1, max_length=CODE_MAX_LENGTH, description="the agency that issued the paper")
     retention_years: int | None = Field(
         default=None, ge=1, le=200, description="years to keep it after its date; omitted: permanent"
     )

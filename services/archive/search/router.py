@@ -11,10 +11,11 @@ from services.archive.dependencies import SearchServiceDep, reader_of
 from services.archive.search.schemas import SearchPage
 from services.archive.search.service import SearchFilters
 from shared.auth import Principal, Scope, require_scope
+from shared.types import CODE_MAX_LENGTH
 
 router = APIRouter(prefix="/v1/archive", tags=["archive"])
 SearcherDep = Annotated[Principal, require_scope(Scope.SEARCH)]
-Code = Annotated[str | None, Query(max_length=13, pattern=r"^[0-9A-Za-z.]+$")]
+Code = Annotated[str | None, Query(max_length=CODE_MAX_LENGTH, pattern=r"^[0-9A-Za-z.]+$")]
 
 
 @router.get("/search", response_model=SearchPage, responses={400: {"model": None}})

@@ -46,8 +46,9 @@ _SAME_NUMBER = (
 )
 
 
-# a send's three look-ups in one round trip: the document a replay repeats (by Idempotency-Key, by
-# the sender's own id) and the new document already holding its number this year
+# a send's four look-ups in one round trip: the document a replay repeats (by Idempotency-Key, by
+# the sender's own id, by the edXML DocumentId it gave) and the new document already holding its
+# number this year
 _SEND_LOOKUPS = union_all(
     select(DOCUMENT.c.id, literal("key").label("why")).where(
         DOCUMENT.c.sender_code == bindparam("sender_code"), DOCUMENT.c.idempotency_key == bindparam("key")
@@ -57,6 +58,12 @@ _SEND_LOOKUPS = union_all(
         DOCUMENT.c.sender_document_id == bindparam("sender_document_id"),
     ),
     select(_SAME_NUMBER.subquery().c.id, literal("number").label("why")),
+    # an edXML DocumentId the sender gave (a packet's): unique per sender among new documents
+    select(DOCUMENT.c.id, literal("edxml_document_id").label("why")).where(
+        DOCUMENT.c.sender_code == bindparam("sender_code"),
+        DOCUMENT.c.edxml_document_id == bindparam("edxml_document_id"),
+        DOCUMENT.c.kind == literal_column("'new'"),  # as in the partial index uq_document_edxml_id
+    ),
 )
 
 
@@ -67,6 +74,7 @@ class SendLookups:
     by_key: uuid.UUID | None = None
     by_sender_document_id: uuid.UUID | None = None
     same_number: uuid.UUID | None = None
+    by_edxml_document_id: uuid.UUID | None = None
 
 
 class DocumentRepository(Repository[Document]):
@@ -81,6 +89,7 @@ class DocumentRepository(Repository[Document]):
         number: str,
         notation: str,
         year: int,
+        edxml_document_id: str | None = None,
     ) -> SendLookups:
         """The documents a send may repeat or collide with, in one query."""
         values = {
@@ -90,9 +99,23 @@ class DocumentRepository(Repository[Document]):
             "number": number_key(number),
             "notation": notation,
             "year": year,
+            "edxml_document_id": edxml_document_id,
         }
         found = {why: document_id for document_id, why in (await self.session.execute(_SEND_LOOKUPS, values)).all()}
-        return SendLookups(found.get("key"), found.get("sender_document_id"), found.get("number"))
+        return SendLookups(
+            found.get("key"), found.get("sender_document_id"), found.get("number"), found.get("edxml_document_id")
+        )
+
+    async def by_edxml_document_id(self, sender_code: str, edxml_document_id: str) -> Document | None:
+        """Return the sender's document with this edXML DocumentId: the new one it was first sent as
+        (an update keeps its original's DocumentId)."""
+        query = (
+            select(Document)
+            .where(Document.sender_code == sender_code, Document.edxml_document_id == edxml_document_id)
+            .order_by((Document.kind != "new"), Document.created_at)
+            .limit(1)
+        )
+        return (await self.session.execute(query)).scalar_one_or_none()
 
     async def attachments(self, document_id: uuid.UUID) -> Sequence[Attachment]:
         """Return a document's attachments in the order they were sent."""

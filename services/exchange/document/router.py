@@ -9,12 +9,12 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 from urllib.parse import quote
 
-from fastapi import APIRouter, File, Form, Header, Query, UploadFile
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi import APIRouter, File, Form, Header, Query, Request, UploadFile
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
 
 from services.exchange.blobstore import CHUNK
-from services.exchange.dependencies import DocumentServiceDep
+from services.exchange.dependencies import DocumentServiceDep, PacketServiceDep
 from services.exchange.document.schemas import (
     AttachmentUpload,
     DocumentAccepted,
@@ -27,9 +27,10 @@ from services.exchange.document.schemas import (
     SentPage,
 )
 from services.exchange.document.types import document_type
+from services.exchange.edxml import PacketTooLargeError
 from services.exchange.errors import MetadataInvalidError
 from shared.auth import Principal, Scope, agency_of, require_scope
-from shared.errors import BadRequestError, ForbiddenError
+from shared.errors import BadRequestError, ForbiddenError, RequestValidationProblem
 from shared.roles import require_any_scope
 from shared.types import AgencyCode
 
@@ -88,26 +89,85 @@ def _filters(
     )
 
 
+XML_TYPES = ("application/xml", "text/xml")
+PACKET_BODY = {
+    "requestBody": {
+        "content": {
+            "application/xml": {
+                "schema": {"type": "string", "format": "binary"},
+                "description": "An edXML (QCVN 102) packet: new, recall, update or replace by BussinessDocType",
+            }
+        }
+    }
+}
+
+
+async def _read_limited(stream: AsyncIterator[bytes], limit: int) -> bytes:
+    """The bytes of a packet; 413 as soon as there are more than ``limit``."""
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in stream:
+        size += len(chunk)
+        if size > limit:
+            raise PacketTooLargeError(size, limit)
+        parts.append(chunk)
+    return b"".join(parts)
+
+
 @router.post(
     "/v1/documents",
     status_code=202,
     response_model=DocumentAccepted,
-    responses={200: {"description": "Idempotent replay: the original answer", "model": DocumentAccepted}},
+    responses={
+        200: {
+            "description": "Idempotent replay: the original answer; or the answer to a recall packet",
+            "model": DocumentAccepted | RecallRequested,
+        }
+    },
+    openapi_extra=PACKET_BODY,
 )
 async def submit_document(
+    request: Request,
     documents: DocumentServiceDep,
+    packets: PacketServiceDep,
     principal: SenderDep,
-    metadata: Annotated[str, Form(description="The document metadata as JSON (DocumentSubmit)")],
-    files: Annotated[list[UploadFile], File(description="One or more attachments")],
+    metadata: Annotated[str | None, Form(description="The document metadata as JSON (DocumentSubmit)")] = None,
+    files: Annotated[list[UploadFile] | None, File(description="One or more attachments")] = None,
+    packet: Annotated[UploadFile | None, File(description="An edXML packet, instead of metadata and files")] = None,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
 ) -> JSONResponse:
     """Send a document from your agency to agencies and/or groups: one delivery per recipient.
 
-    Multipart: a `metadata` part (JSON: Decree 30 fields, `recipients`, `groups`, optional
-    `relation` for an update or a replacement) and one or more `files`. Replaying the same
-    `Idempotency-Key` or `sender_document_id` returns the original answer (200), never a second
-    document. Retired recipients are redirected to their successor (`redirected`).
+    Multipart: a `metadata` part (JSON: Decree 30 and edXML fields, `recipients`, `groups`,
+    optional `relation` for an update or a replacement) and one or more `files`. Replaying the same
+    `Idempotency-Key`, `sender_document_id` or `edxml_document_id` returns the original answer
+    (200), never a second document. Retired recipients are redirected to their successor
+    (`redirected`).
+
+    Or an edXML (QCVN 102) packet, as the body (`Content-Type: application/xml`) or as a `packet`
+    part: its BussinessDocType makes it a new document (0), a recall (1, answered as the recall
+    route answers), an update (2) or a replacement (3) of the document its Bussiness DocumentId
+    names. Its `From` must be your agency; a signed packet must verify; a wrong element is named.
     """
+    content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if content_type in XML_TYPES or packet is not None:
+        stream = request.stream() if packet is None else _chunks(packet)
+        body = await _read_limited(stream, packets.max_packet_bytes)
+        answer, created = await packets.take(
+            body,
+            sender_code=agency_of(principal),
+            sender_client_id=principal.client_id,
+            idempotency_key=idempotency_key,
+            actor=principal.client_id,
+        )
+        status = 202 if created else 200
+        return JSONResponse(answer.model_dump(mode="json"), status_code=status)
+    if metadata is None or files is None:  # as the schema would say of a multipart request without them
+        missing = [name for name, part in (("metadata", metadata), ("files", files)) if part is None]
+        raise RequestValidationProblem(
+            "Send a `metadata` part and `files` (multipart), or an edXML packet (application/xml or a `packet` part)",
+            errors=[{"loc": ["body", name], "msg": "Field required", "type": "missing"} for name in missing],
+        )
     data = _parse_metadata(metadata)
     accepted, created = await documents.submit(
         sender_code=agency_of(principal),
@@ -180,6 +240,27 @@ async def get_document(document_id: uuid.UUID, documents: DocumentServiceDep, pr
     if Scope.AUDIT in principal.scopes:
         return await documents.internal_get(document_id, actor=principal.client_id)
     return await documents.get(document_id, agency_of(principal), actor=principal.client_id)
+
+
+@router.get(
+    "/v1/documents/{document_id}/edxml",
+    response_class=Response,
+    responses={200: {"content": {"application/xml": {}}, "description": "The signed edXML packet"}},
+)
+async def export_document(document_id: uuid.UUID, packets: PacketServiceDep, principal: ReceiverDep) -> Response:
+    """The document as an edXML (QCVN 102) packet, for its sender and its recipients: its metadata,
+    recipients and hops, its files base64 in `AttachmentEncoded` linked by `cid:`, signed with the
+    province's seal (enveloped XML-DSig, exc-c14n, X509Data)."""
+    data = await packets.export(document_id, agency_of(principal), actor=principal.client_id)
+    return Response(
+        data,
+        media_type="application/xml",
+        headers={
+            "Content-Disposition": f'attachment; filename="{document_id}.edxml"',
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "sandbox",
+        },
+    )
 
 
 @router.post("/v1/documents/{document_id}/recall", response_model=RecallRequested)

@@ -20,11 +20,14 @@ from services.exchange.delivery.repository import DeliveryRepository
 from services.exchange.delivery.service import record_status_change
 from services.exchange.delivery.status import StatusCode, is_overdue
 from services.exchange.document.attachments import ZIP, refine_zip, sanitize_file_name, sniff_head
+from services.exchange.document.edxml_fields import business_of, keep_packet_details, recipient_organs, sender_organ
 from services.exchange.document.repository import DocumentRepository, SendLookups
 from services.exchange.document.schemas import (
     AttachmentDownload,
+    AttachmentInfo,
     AttachmentRead,
     AttachmentUpload,
+    Business,
     DeliveryEventRead,
     DeliveryRead,
     DeliverySummary,
@@ -34,6 +37,8 @@ from services.exchange.document.schemas import (
     InboxItem,
     InboxPage,
     ListFilters,
+    Organ,
+    PacketDetails,
     RecallRequest,
     RecallRequested,
     Redirect,
@@ -42,6 +47,9 @@ from services.exchange.document.schemas import (
     SentItem,
     SentPage,
     Signer,
+    TraceHop,
+    edxml_document_id,
+    response_for_list,
 )
 from services.exchange.document.types import document_type
 from services.exchange.errors import (
@@ -72,6 +80,7 @@ from services.exchange.signatures.schemas import SignatureVerdictRead
 from services.exchange.signatures.service import PENDING, MainFile, SignaturePolicy, pending_event
 from shared.audit import AUDIT_EVENT, audit_payload, record_audit
 from shared.clients import RegistryClient, Resolution
+from shared.clients.registry import AgencyInfo
 from shared.db import new_id, utcnow
 from shared.errors import AgencyInactiveError, BadRequestError, ConflictError
 from shared.safezip import ArchiveLimits
@@ -96,26 +105,33 @@ def fingerprint_of(data: DocumentSubmit) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def check_confidentiality(value: str | None) -> None:
-    """Refuse state secrets: they never enter the system (Decision 28/2018)."""
+def check_confidentiality(value: str | None, *, circulation: bool = False) -> None:
+    """Refuse state secrets: they never enter the system (Decision 28/2018). A circulation mark
+    (``circulation``) may be any text but a secrecy level."""
     folded = fold(value or "").strip()
     if folded in SECRET_MARKS:
         raise DocumentClassifiedError(
             f"Documents marked {value!r} are state secrets: they must not be sent through this system"
         )
-    if folded not in NOT_SECRET:
+    if not circulation and folded not in NOT_SECRET:
         raise MetadataInvalidError(
             "confidentiality must be empty (normal) — Mật, Tối mật and Tuyệt mật documents are refused",
             errors=[{"loc": ["confidentiality"], "msg": f"unknown value {value!r}", "type": "value_error"}],
         )
 
 
-def check_attachments(*, files: Sequence[AttachmentUpload], max_attachments: int) -> None:
-    """Refuse a document without files, or with more than a document may carry."""
+def check_attachments(*, files: Sequence[AttachmentUpload], max_attachments: int, described: int = 0) -> None:
+    """Refuse a document without files, with more than a document may carry, or with more
+    descriptions (``attachments`` in the metadata) than files."""
     if not files:
         raise AttachmentMissingError("Send at least one file in the `files` part")
     if len(files) > max_attachments:
         raise BadRequestError(f"At most {max_attachments} files per document", max_attachments=max_attachments)
+    if described > len(files):
+        raise MetadataInvalidError(
+            f"`attachments` describes {described} files but {len(files)} were sent",
+            errors=[{"loc": ["attachments"], "msg": "more entries than files", "type": "value_error"}],
+        )
 
 
 def resolve_recipients(*, resolution: Resolution, recipients: Sequence[str], sender_code: str) -> list[str]:
@@ -191,9 +207,15 @@ def new_document(
     original: Document | None,
     resolution: Resolution,
     now: dt.datetime,
+    sender: AgencyInfo | None = None,
+    recipients: Sequence[str] = (),
 ) -> Document:
-    """Build the document row from the metadata as sent."""
+    """Build the document row from the metadata as sent (the edXML DocumentId made from the sender,
+    the date and the number when the sender gave none; its organ info and the first hop frozen now)."""
     relation = data.relation
+    document_id = data.edxml_document_id or edxml_document_id(
+        sender_code, data.promulgation_date, data.code_number, data.code_notation
+    )
     return Document(
         id=new_id(),
         sender_code=sender_code,
@@ -220,8 +242,24 @@ def new_document(
         steering_type=data.steering_type,
         page_count=data.page_count,
         description=data.description,
-        response_for=data.response_for.model_dump(mode="json") if data.response_for else None,
+        response_for=[r.model_dump(mode="json") for r in data.response_for] or None,
         redirected=[r.model_dump() for r in resolution.redirected] or None,
+        edxml_document_id=document_id,
+        type_number=data.type_number,
+        type_detail=data.type_detail,
+        copy_form=data.copy_form,
+        circulation=data.circulation,
+        content=data.content,
+        language=data.language,
+        sphere_of_promulgation=data.sphere_of_promulgation,
+        typer_notation=data.typer_notation,
+        promulgation_amount=data.promulgation_amount,
+        direction=data.direction,
+        to_places=data.to_places or None,
+        appendixes=data.appendixes or None,
+        sender_organ=sender_organ(sender, sender_code),
+        trace=[TraceHop(organ_id=sender_code, timestamp=now).model_dump(mode="json")],
+        business=business_of(data, original, recipients, document_id).model_dump(mode="json", exclude_defaults=True),
         created_at=now,
     )
 
@@ -241,6 +279,8 @@ def attachment_read(attachment: Attachment) -> AttachmentRead:
         content_type=attachment.content_type,
         size=attachment.size,
         sha256=attachment.sha256,
+        content_id=attachment.content_id,
+        description=attachment.description,
     )
 
 
@@ -290,6 +330,7 @@ def delivery_read(
         updated_at=delivery.updated_at,
         transfer_failed_at=delivery.transfer_failed_at,
         transfer_error=delivery.transfer_error,
+        organ=Organ.model_validate(delivery.organ) if delivery.organ else None,
         history=[
             DeliveryEventRead(
                 status=e.status,
@@ -322,6 +363,7 @@ def document_read(
         id=document.id,
         sender_code=document.sender_code,
         sender_document_id=document.sender_document_id,
+        edxml_document_id=document.edxml_document_id,
         kind=document.kind,
         original_document_id=document.original_id,
         update_info=document.update_info,
@@ -344,7 +386,22 @@ def document_read(
         steering_type=document.steering_type,
         page_count=document.page_count,
         description=document.description,
-        response_for=ResponseFor.model_validate(document.response_for) if document.response_for else None,
+        type_number=document.type_number,
+        type_detail=document.type_detail,
+        copy_form=document.copy_form,
+        circulation=document.circulation,
+        content=document.content,
+        to_places=document.to_places or [],
+        language=document.language,
+        sphere_of_promulgation=document.sphere_of_promulgation,
+        typer_notation=document.typer_notation,
+        promulgation_amount=document.promulgation_amount,
+        direction=document.direction,
+        appendixes=document.appendixes or [],
+        response_for=[ResponseFor.model_validate(r) for r in response_for_list(document.response_for)],
+        sender_organ=Organ.model_validate(document.sender_organ) if document.sender_organ else None,
+        trace=[TraceHop.model_validate(h) for h in document.trace or []],
+        business=Business.model_validate(document.business) if document.business is not None else None,
         created_at=document.created_at,
         signature=signature_read(document),
         attachments=[attachment_read(a) for a in attachments],
@@ -515,11 +572,13 @@ class DocumentService:
         data: DocumentSubmit,
         files: Sequence[AttachmentUpload],
         idempotency_key: str | None,
+        packet: PacketDetails | None = None,
     ) -> tuple[DocumentAccepted, bool]:
         """Accept a document: one delivery per recipient, attachments in the blob store, its events.
 
         Everything is checked before anything is stored. Returns the answer and whether it was
-        created now (False: an idempotent replay of an earlier request).
+        created now (False: an idempotent replay of an earlier request). A document taken in as an
+        edXML packet keeps the packet's sender organ info, hops and Bussiness block (``packet``).
         """
         fingerprint = fingerprint_of(data)
         lookups = await self.documents.send_lookups(
@@ -529,16 +588,18 @@ class DocumentService:
             number=data.code_number,
             notation=data.code_notation,
             year=data.promulgation_date.year,
+            edxml_document_id=data.edxml_document_id if data.relation is None else None,
         )
         replayed = await self.check_replay(lookups=lookups, data=data, fingerprint=fingerprint)
         if replayed is not None:
             return await self.accepted(replayed), False
         check_confidentiality(data.confidentiality)
-        check_attachments(files=files, max_attachments=self.max_attachments)
+        check_confidentiality(data.circulation, circulation=True)
+        check_attachments(files=files, max_attachments=self.max_attachments, described=len(data.attachments))
         original = await self.find_original(sender_code=sender_code, relation=data.relation)
         if original is None:
             check_number_unused(lookups=lookups, data=data)
-        await self.check_sender_active(sender_code=sender_code)
+        sender = await self.check_sender_active(sender_code=sender_code)
         resolution = await self.registry.resolve(data.recipients, data.groups)
         recipient_codes = resolve_recipients(resolution=resolution, recipients=data.recipients, sender_code=sender_code)
         staged = await stage_files(
@@ -558,14 +619,20 @@ class DocumentService:
                 original=original,
                 resolution=resolution,
                 now=now,
+                sender=sender,
+                recipients=recipient_codes,
             )
+            if packet is not None:
+                keep_packet_details(document, packet)
             document.signature_verdict = signature.verdict
             if signature.check is not None:
                 document.signature_reasons = signature.check.reasons
                 document.signature_checked_at = signature.check.checked_at
             document = await self.store_document(document=document, original=original)
-            attachments = await self.attach_files(document=document, staged=staged)
-            deliveries = await self.create_deliveries(document=document, recipient_codes=recipient_codes, now=now)
+            attachments = await self.attach_files(document=document, staged=staged, described=data.attachments)
+            deliveries = await self.create_deliveries(
+                document=document, recipient_codes=recipient_codes, now=now, organs=recipient_organs(resolution)
+            )
             events = submitted_events(
                 document=document, original=original, deliveries=deliveries, attachments=attachments
             )
@@ -580,10 +647,18 @@ class DocumentService:
 
     async def check_replay(self, *, lookups: SendLookups, data: DocumentSubmit, fingerprint: str) -> Document | None:
         """Return the document this request repeats (by its Idempotency-Key, else by the sender's own
-        id); refuse its key reused for other metadata."""
+        id, else by the edXML DocumentId it gave); refuse its key reused for other metadata, and a
+        DocumentId already sent with other metadata."""
         replayed = None
-        if (document_id := lookups.by_key or lookups.by_sender_document_id) is not None:
+        if (document_id := lookups.by_key or lookups.by_sender_document_id or lookups.by_edxml_document_id) is not None:
             replayed = await self.documents.get(document_id)
+        by_edxml_id_only = lookups.by_key is None and lookups.by_sender_document_id is None
+        if replayed is not None and replayed.request_fingerprint not in (None, fingerprint) and by_edxml_id_only:
+            raise DocumentDuplicateError(
+                f"The DocumentId {data.edxml_document_id} was already sent (document {replayed.id}); "
+                "to change it, send an update or a replacement (`relation`)",
+                document_id=str(replayed.id),
+            )
         if replayed is not None and replayed.request_fingerprint not in (None, fingerprint):
             raise IdempotencyKeyReusedError(
                 f"Document {replayed.id} was sent with this Idempotency-Key or sender_document_id and other "
@@ -604,11 +679,12 @@ class DocumentService:
             )
         return original
 
-    async def check_sender_active(self, *, sender_code: str) -> None:
-        """Refuse a sender the registry does not know as active."""
+    async def check_sender_active(self, *, sender_code: str) -> AgencyInfo:
+        """Refuse a sender the registry does not know as active; return its entry."""
         sender = await self.registry.agency(sender_code)
         if sender is None or sender.status != "active":
             raise AgencyInactiveError(f"Agency {sender_code} is not active: it cannot send", agency_code=sender_code)
+        return sender
 
     async def store_document(self, *, document: Document, original: Document | None) -> Document:
         """Write the document row (and mark the original of a replacement as superseded)."""
@@ -621,26 +697,38 @@ class DocumentService:
             original.superseded_by_id = document.id
         return document
 
-    async def attach_files(self, *, document: Document, staged: Sequence[StagedFile]) -> list[Attachment]:
-        """Write one attachment row per staged file, in the order they were sent."""
-        attachments = [
-            Attachment(
-                document_id=document.id,
-                position=position,
-                file_name=file.file_name,
-                content_type=file.content_type,
-                size=file.blob.size,
-                sha256=file.blob.sha256,
+    async def attach_files(
+        self, *, document: Document, staged: Sequence[StagedFile], described: Sequence[AttachmentInfo] = ()
+    ) -> list[Attachment]:
+        """Write one attachment row per staged file, in the order they were sent, with its edXML
+        ContentId (given, else made from its position and hash) and description."""
+        attachments = []
+        for position, file in enumerate(staged):
+            info = described[position] if position < len(described) else AttachmentInfo()
+            attachments.append(
+                Attachment(
+                    document_id=document.id,
+                    position=position,
+                    file_name=file.file_name,
+                    content_type=file.content_type,
+                    size=file.blob.size,
+                    sha256=file.blob.sha256,
+                    content_id=info.content_id or f"{position + 1}.{file.blob.sha256[:16]}",
+                    description=info.description,
+                )
             )
-            for position, file in enumerate(staged)
-        ]
         await self.documents.add_attachments(attachments)
         return attachments
 
     async def create_deliveries(
-        self, *, document: Document, recipient_codes: Sequence[str], now: dt.datetime
+        self,
+        *,
+        document: Document,
+        recipient_codes: Sequence[str],
+        now: dt.datetime,
+        organs: dict[str, dict[str, str | None]] | None = None,
     ) -> list[Delivery]:
-        """Write one pending delivery per recipient, and its first history event."""
+        """Write one pending delivery per recipient (its organ info frozen), and its first history event."""
         deadline = self.calendar.arrival_deadline(now, urgent=document.urgency > 0)
         deliveries = [
             Delivery(
@@ -652,6 +740,7 @@ class DocumentService:
                 due_date=document.due_date,
                 created_at=now,
                 updated_at=now,
+                organ=(organs or {}).get(code),
             )
             for code in sorted(recipient_codes)
         ]

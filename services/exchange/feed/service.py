@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, Literal
 
+from services.exchange.document.schemas import response_for_list
 from services.exchange.events import (
     AttachmentLink,
     DeliveryReceived,
@@ -68,7 +69,8 @@ def feed_document(document: Document) -> FeedDocument:
         steering_type=document.steering_type,
         page_count=document.page_count,
         description=document.description,
-        response_for=document.response_for,
+        response_for=response_for_list(document.response_for),
+        edxml_document_id=document.edxml_document_id,
         created_at=document.created_at,
     )
 

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, HttpUrl, model_validator
 
 from shared.types import (
+    NEW_CODE_PATTERN,
     AgencyCode,
     AgencyStatus,
     AnyAgencyCode,
@@ -38,7 +39,21 @@ class AgencyFields(BaseModel):
 
 
 class AgencyCreate(AgencyFields):
-    code: AgencyCode = Field(examples=["000.00.00.H41"])
+    code: AgencyCode = Field(
+        examples=["000.00.00.H41", "H52.101.114"],
+        description="The agency's code: the QCVN 102 form, or the Decision 20/2020 form for an agency known only by it",
+    )
+
+    @model_validator(mode="after")
+    def _one_new_code(self) -> AgencyCreate:
+        """An agency known only by its Decision 20/2020 code has that code as its ``new_code`` too."""
+        if NEW_CODE_PATTERN.fullmatch(self.code):
+            if self.new_code not in (None, self.code):
+                raise ValueError(
+                    f"code {self.code} is already in the Decision 20/2020 form: new_code must be empty or the same"
+                )
+            self.new_code = self.code
+        return self
 
 
 class AgencyUpdate(BaseModel):

@@ -32,7 +32,9 @@ from services.registry.errors import (
 from services.registry.events import AgencyCreated, AgencyFieldsUpdated, AgencyStatusChanged, AgencyUpdated, record
 from services.registry.models import Agency, AgencyLevel, messaging
 from shared.audit import record_audit
+from shared.errors import RequestValidationProblem
 from shared.text import fold
+from shared.types import NEW_CODE_PATTERN
 
 EDITABLE = ("new_code", "name", "short_name", "level", "email", "phone", "address", "website")
 TREE_DEPTH = 50  # GET /v1/agencies/tree shows this many levels at most
@@ -229,6 +231,12 @@ class AgencyService:
         if "level" in values and values["level"] != agency.level:
             await self._check_level(values["level"])
         if "new_code" in values:
+            if NEW_CODE_PATTERN.fullmatch(agency.code) and values["new_code"] != agency.code:
+                # an agency known by its Decision 20/2020 code has that code as its new_code, always
+                raise RequestValidationProblem(
+                    f"Agency {agency.code} is known by its Decision 20/2020 code: new_code stays {agency.code}",
+                    errors=[{"loc": ["body", "new_code"], "msg": f"must be {agency.code}", "type": "value_error"}],
+                )
             await self._check_new_code_free(values["new_code"], agency_id=agency.id)
         changes = self._set_fields(agency, values)
         if "parent_code" in values:

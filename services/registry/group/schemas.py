@@ -67,6 +67,11 @@ class ResolvedAgency(BaseModel):
     name: str
     level: str
     via: str = Field(description="`code`, `group:<name>`, or `successor:<retired code>`")
+    # its contact details, frozen by the exchange into each delivery (the edXML To of the packet)
+    email: str | None = None
+    phone: str | None = None
+    address: str | None = None
+    website: str | None = None
 
 
 class GroupMembers(BaseModel):

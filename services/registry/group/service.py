@@ -36,7 +36,17 @@ class _Collector:
     def add(self, agency: Agency, via: str) -> None:
         """Keep ``agency``, reached ``via`` this way, unless it was reached before."""
         self.by_code.setdefault(
-            agency.code, ResolvedAgency(code=agency.code, name=agency.name, level=agency.level, via=via)
+            agency.code,
+            ResolvedAgency(
+                code=agency.code,
+                name=agency.name,
+                level=agency.level,
+                via=via,
+                email=agency.email,
+                phone=agency.phone,
+                address=agency.address,
+                website=agency.website,
+            ),
         )
 
 

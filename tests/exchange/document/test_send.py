@@ -320,6 +320,8 @@ async def test_document_types_by_name_or_abbreviation_are_stored_canonically(api
         ("Công văn", "Công văn", None),
         ("cong van", "Công văn", None),
         ("Tờ trình", "Tờ trình", "TTr"),
+        ("NĐ", "Nghị định", "NĐ"),
+        ("Hướng dẫn liên ngành", "Hướng dẫn liên ngành", None),  # any other type, as given
     ]
     for given, name, abbreviation in cases:
         accepted = await send_ok(api, sender, [recipient], type_name=given)
@@ -329,7 +331,7 @@ async def test_document_types_by_name_or_abbreviation_are_stored_canonically(api
         assert item["type_name"] == name
 
     before = await snapshot(api, sender, recipient)
-    for unknown in ["Bí kíp", "hd", "XYZ"]:  # hd: Hướng dẫn or Hợp đồng, ambiguous without diacritics
+    for unknown in ["Sao y", "hd", "x" * 101]:  # a copy form; Hướng dẫn or Hợp đồng; too long
         response = await api.send(sender, [recipient.agency_code], type_name=unknown)
         body = assert_problem(response, 422, "metadata_invalid")
         assert [e["loc"] for e in body["errors"]] == [["type_name"]], unknown
@@ -344,7 +346,8 @@ async def test_field_limits_and_dates(api: Api) -> None:
         ({"code_notation": "K" * 31}, ["code_notation"]),
         ({"code_number": "1" * 12}, ["code_number"]),
         ({"signer": {"position": "Chủ tịch", "full_name": "N" * 51}}, ["signer", "full_name"]),
-        ({"urgency": 5}, ["urgency"]),
+        ({"urgency": 4}, ["urgency"]),  # hỏa tốc hẹn giờ: read from old packets, not offered
+        ({"page_count": 1000}, ["page_count"]),
         ({"urgency": -1}, ["urgency"]),
         ({"promulgation_date": "2026-11-20", "due_date": "2026-11-19"}, []),
     ]
@@ -364,13 +367,14 @@ async def test_field_limits_and_dates(api: Api) -> None:
         subject="Ề" * 500,
         code_notation="K" * 30,
         signer={"position": "Chủ tịch", "full_name": "N" * 50},
-        urgency=4,
+        urgency=3,
+        page_count=999,
         promulgation_date="2026-11-20",
         due_date="2026-11-20",
     )
     seen = await document(api, recipient, accepted["id"])
     assert (seen["subject"], seen["code_notation"], seen["signer"]["full_name"]) == ("Ề" * 500, "K" * 30, "N" * 50)
-    assert (seen["urgency"], seen["due_date"]) == (4, "2026-11-20")
+    assert (seen["urgency"], seen["page_count"], seen["due_date"]) == (3, 999, "2026-11-20")
 
 
 async def test_length_limits_apply_to_the_stored_nfc_text(api: Api) -> None:

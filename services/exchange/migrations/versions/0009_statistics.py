@@ -2,8 +2,8 @@
 the refresh watermark; an index on the history's time, partial indexes on pending deliveries by
 deadline and on open deliveries with a due date.
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-11-29
 """
 
@@ -14,8 +14,8 @@ from alembic import op
 
 from shared.db import UTCDateTime
 
-revision: str = "0008"
-down_revision: str | None = "0007"
+revision: str = "0009"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
