@@ -250,7 +250,12 @@ def make_settings(var_dir: Path, **overrides: object) -> Settings:
     exchange = overrides.pop("exchange", None)
     if isinstance(exchange, BaseModel):
         exchange = exchange.model_dump(exclude_unset=True)
-    values["exchange"] = {"signature_policy_default": "off", **(exchange or {})}  # type: ignore[dict-item]
+    # nor the statistics' background refresh (tests/exchange/test_statistics.py refreshes when it wants)
+    values["exchange"] = {
+        "signature_policy_default": "off",
+        "statistics_refresh_seconds": 0,
+        **(exchange or {}),
+    }  # type: ignore[dict-item]
     # nor attachment text extraction (a pool of worker processes per system) unless a test asks for
     # it: tests/archive turns it on (tests/archive/conftest.py)
     archive = overrides.pop("archive", None)

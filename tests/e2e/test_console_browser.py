@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,9 +41,17 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 # the pictures of docs/operations.md are made by these tests when asked to
-# (`LIENTHONG_TEST_SCREENSHOTS=docs/img make test`); otherwise into a scratch directory, so that a
-# test run leaves the work tree as it found it
-SCREENSHOTS = Path(os.environ.get("LIENTHONG_TEST_SCREENSHOTS") or tempfile.mkdtemp(prefix="lt-console-shots-"))
+# (`LIENTHONG_TEST_SCREENSHOTS=docs/img`); a plain run takes none and leaves the work tree as it was
+SCREENSHOTS = Path(os.environ["LIENTHONG_TEST_SCREENSHOTS"]) if os.environ.get("LIENTHONG_TEST_SCREENSHOTS") else None
+
+
+async def shoot(page: Page, name: str, *, full: bool = False) -> None:
+    """Save the page as docs/operations.md shows it, when screenshots are asked for (encoding a
+    full page costs a browser's CPU: a plain test run takes none)."""
+    if SCREENSHOTS is not None:
+        await page.screenshot(path=SCREENSHOTS / name, full_page=full)
+
+
 PASSWORD = "mat-khau-rat-dai-123"
 LAPTOP: ViewportSize = {"width": 1280, "height": 860}
 PHONE: ViewportSize = {"width": 390, "height": 844}
@@ -111,7 +118,8 @@ def statistics_settings() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 async def site(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Site]:
     var = tmp_path_factory.mktemp("console-browser") / "var"
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 (once, at set-up)
+    if SCREENSHOTS is not None:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     async with (
         running_system(var, **statistics_settings()) as api,
         serving(api.app) as url,
@@ -141,7 +149,7 @@ async def test_a_clerk_sends_another_marks_03_and_the_sender_sees_it(site: Site)
     await sender.get_by_label("Tệp đính kèm").set_input_files(
         [FilePayload(name="cong-van-127.pdf", mimeType="application/pdf", buffer=make_pdf(["Cong van 127"]))]
     )
-    await sender.screenshot(path=SCREENSHOTS / "console-send.png", full_page=True)
+    await shoot(sender, "console-send.png", full=True)
     await sender.get_by_role("button", name="Gửi văn bản").click()
     await sender.wait_for_url("**/console/documents/**")
     document_url = sender.url.split("?")[0]
@@ -150,7 +158,7 @@ async def test_a_clerk_sends_another_marks_03_and_the_sender_sees_it(site: Site)
     await recipient.reload()
     row = recipient.get_by_role("link", name="Về việc triển khai nền tảng số dùng chung năm 2027")
     await row.wait_for()
-    await recipient.screenshot(path=SCREENSHOTS / "console-inbox.png", full_page=True)
+    await shoot(recipient, "console-inbox.png", full=True)
     await row.click()
     await recipient.wait_for_url("**/console/documents/**")
     assert await unlabelled(recipient) == []
@@ -158,7 +166,7 @@ async def test_a_clerk_sends_another_marks_03_and_the_sender_sees_it(site: Site)
         await recipient.get_by_label("Trạng thái", exact=True).select_option(status)
         await recipient.get_by_role("button", name="Lưu").click()
         await recipient.locator("#own-status").filter(has_text=status).wait_for()
-    await recipient.screenshot(path=SCREENSHOTS / "console-document.png", full_page=True)
+    await shoot(recipient, "console-document.png", full=True)
 
     await sender.goto(document_url)
     delivery = sender.locator("section.delivery", has_text=recipient_agency["code"])
@@ -169,7 +177,7 @@ async def test_a_clerk_sends_another_marks_03_and_the_sender_sees_it(site: Site)
     assert "03 Đã tiếp nhận: 1" in await sender.locator("table").inner_text()
 
     phone = await site.signed_in(await site.user(recipient_agency["code"]), viewport=PHONE)
-    await phone.screenshot(path=SCREENSHOTS / "console-inbox-phone.png", full_page=True)
+    await shoot(phone, "console-inbox-phone.png", full=True)
     width = await phone.evaluate("document.documentElement.scrollWidth")
     assert width <= PHONE["width"]  # no sideways scrolling of the page on a phone (tables scroll alone)
 
@@ -197,7 +205,7 @@ async def test_an_admin_creates_an_agency_and_issues_it_a_client(site: Site) -> 
     secret = admin.locator("#client-secret")
     await secret.wait_for()
     client_id = await admin.locator("#client-id").inner_text()
-    await admin.screenshot(path=SCREENSHOTS / "console-admin-agency.png", full_page=True)
+    await shoot(admin, "console-admin-agency.png", full=True)
     token = await site.api.token(client_id, await secret.inner_text())
     assert token.status_code == 200 and token.json()["agency_code"] == code  # the client works at once
 
@@ -247,7 +255,7 @@ async def test_a_leaders_dashboard_shows_a_seeded_month(site: Site) -> None:
     assert await slowest.count() == 1 and communes[0].agency_code in await slowest.inner_text()
     assert await leader.locator("svg.chart title").count() >= 3  # the charts beside the tables
     assert await unlabelled(leader) == []
-    await leader.screenshot(path=SCREENSHOTS / "console-statistics.png", full_page=True)
+    await shoot(leader, "console-statistics.png", full=True)
 
 
 async def test_sign_in_by_keyboard_alone(site: Site) -> None:
@@ -258,7 +266,7 @@ async def test_sign_in_by_keyboard_alone(site: Site) -> None:
     page = await context.new_page()
     await page.goto(f"{site.url}/console/sign-in")
     assert await unlabelled(page) == []
-    await page.screenshot(path=SCREENSHOTS / "console-sign-in.png")
+    await shoot(page, "console-sign-in.png")
     await page.keyboard.press("Tab")  # the first stop: the skip link
     assert await page.evaluate("document.activeElement.className") == "skip"
     focused = []

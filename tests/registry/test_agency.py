@@ -11,6 +11,7 @@ import unicodedata
 from typing import Any
 
 from shared.auth import Scope
+from tests.conftest import ONE_DATABASE
 from tests.helpers import (
     Api,
     add_level,
@@ -148,6 +149,7 @@ async def test_concurrent_duplicate_creations_answer_409(api: Api) -> None:
 INVALID_CODES = ["", "000.00.00", "00.00.00.H41", "000.00.00.H4", "000.00.00.H411", "000-00-00-H41", "000.00.00.141"]
 
 
+@ONE_DATABASE  # refused by validation, before any database
 async def test_invalid_code_forms_are_refused(api: Api) -> None:
     for code in [*INVALID_CODES, "ABC.00.00.H41"]:
         response = await api.http.post(
@@ -158,6 +160,7 @@ async def test_invalid_code_forms_are_refused(api: Api) -> None:
     assert await agency_codes(api) == []
 
 
+@ONE_DATABASE  # refused by validation, before any database
 async def test_invalid_agency_fields_are_refused(api: Api) -> None:
     for field, value in [
         ("name", "   "),
@@ -244,6 +247,7 @@ async def test_parent_filter_takes_any_spelling_of_a_known_code(api: Api) -> Non
     assert_problem(unknown, 404, "agency_not_found")
 
 
+@ONE_DATABASE  # refused by validation, before any database
 async def test_bad_list_parameters_are_refused(api: Api) -> None:
     for params, status, code in [
         ({"limit": 0}, 422, "validation_failed"),
@@ -269,6 +273,7 @@ async def test_lookup_returns_found_and_missing(api: Api) -> None:
     assert body["missing"] == [unknown]
 
 
+@ONE_DATABASE  # refused by validation, before any database
 async def test_lookup_needs_codes_and_a_token(api: Api) -> None:
     empty = await api.http.post("/v1/agencies/lookup", json={"codes": []}, headers=await api.admin())
     assert_problem(empty, 422, "validation_failed")
@@ -576,6 +581,7 @@ async def test_reform_moves_communes_to_the_province_and_retires_the_district(ap
     assert [d["recipient_code"] for d in sent.json()["deliveries"]] == [province]
 
 
+@ONE_DATABASE  # refused by validation, before any database
 async def test_patch_with_null_for_a_required_field_is_refused(api: Api) -> None:
     agency = await api.create_agency(name="Sở Nội vụ")
     response = await api.http.patch(f"/v1/agencies/{agency['code']}", json={"name": None}, headers=await api.admin())
