@@ -45,7 +45,7 @@ from starlette.routing import Route
 
 from bench.common import (
     AMQP_URL,
-    SERVICES,
+    METERED,
     Running,
     asyncpg_dsn,
     bench_pdf,
@@ -188,7 +188,8 @@ class Meter:
     to be idle again after a run."""
 
     def __init__(self, running: Running) -> None:
-        self.pids = {name: running.topology.processes[name].pid for name in SERVICES}
+        processes = running.topology.processes
+        self.pids = {name: processes[name].pid for name in METERED if name in processes}
         self.idle: dict[str, float] = {}  # CPU ms/s of each, nothing being sent
 
     def snapshot(self) -> dict[str, float]:
@@ -464,7 +465,7 @@ def _latency(result: Result) -> str:
 
 
 def _report(results: list[Result]) -> None:
-    lienthong = list(SERVICES)
+    lienthong = list(METERED)
     header = (
         f"{'channel':<8} {'senders':>7} {'docs':>5} {'docs/s':>7} {'sent/s':>7}  {'p50/p95/p99 ms':>16}"
         + "".join(f" {name[:9]:>9}" for name in lienthong)
@@ -478,8 +479,8 @@ def _report(results: list[Result]) -> None:
             own = "".join(f" {'':>9}" for _ in lienthong) + f" {'—':>9}"
             sent = "—"
         else:
-            own = "".join(f" {r.cpu_ms[name]:>9.1f}" for name in lienthong)
-            own += f" {sum(r.cpu_ms[name] for name in lienthong):>9.1f}"
+            own = "".join(f" {r.cpu_ms.get(name, 0.0):>9.1f}" for name in lienthong)
+            own += f" {sum(r.cpu_ms.get(name, 0.0) for name in lienthong):>9.1f}"
             sent = f"{r.accept_rate:,.1f}"
         print(
             f"{r.what:<8} {r.concurrency:>7} {r.count:>5} {r.rate:>7,.1f} {sent:>7}  {_latency(r):>16}{own}"
@@ -507,10 +508,10 @@ def _report(results: list[Result]) -> None:
                 + f" {r.cpu_ms['bench']:.1f} (client) | {r.cpu_ms['postgres']:.1f} | {r.cpu_ms['rabbitmq']:.1f} |"
             )
             continue
-        total = sum(r.cpu_ms[name] for name in lienthong)
+        total = sum(r.cpu_ms.get(name, 0.0) for name in lienthong)
         print(
             f"| {r.what}, {r.concurrency} senders |"
-            + "".join(f" {r.cpu_ms[name]:.1f} |" for name in lienthong)
+            + "".join(f" {r.cpu_ms.get(name, 0.0):.1f} |" for name in lienthong)
             + f" **{total:.1f}** | {r.cpu_ms['postgres']:.1f} | {r.cpu_ms['rabbitmq']:.1f} |"
         )
 

@@ -28,6 +28,9 @@ from shared.messaging import RabbitBroker
 PG_ADMIN_DSN = os.environ.get("LIENTHONG_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 AMQP_URL = os.environ.get("LIENTHONG_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 SERVICES = ("gateway", "registry", "exchange", "signature", "archive")
+# the processes whose CPU counts as LienThong's: the services and the national hub connector, a
+# process of the production topology too (it polls the hub; it sees only the hub agencies' entries)
+METERED = (*SERVICES, "hub")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 

@@ -41,8 +41,8 @@ from rich.progress import Progress
 
 from bench.channels import Arrivals, Meter, _ceiling_run, _read_feed, _until_arrived
 from bench.common import (
+    METERED,
     PG_ADMIN_DSN,
-    SERVICES,
     SIGNATURE_POLICY_OFF,
     bench_pdf,
     free_port,
@@ -401,12 +401,13 @@ async def main() -> None:
 def _own_cpu(case: Case) -> tuple[list[str], str]:
     """The per-process CPU columns (gateway … archive) and the total of LienThong's (or the server's)."""
     if case.what == "production":
-        return [f"{case.cpu_ms[n]:.1f}" for n in SERVICES], f"{sum(case.cpu_ms[n] for n in SERVICES):.1f}"
+        own = [case.cpu_ms.get(n, 0.0) for n in METERED]
+        return [f"{v:.1f}" for v in own], f"{sum(own):.1f}"
     if case.what == "embedded":
-        return ["—"] * len(SERVICES), f"{case.cpu_ms['embedded']:.1f} (one process)"
+        return ["—"] * len(METERED), f"{case.cpu_ms['embedded']:.1f} (one process)"
     if "bare" in case.what:
-        return ["—"] * len(SERVICES), f"{case.cpu_ms['bare']:.1f} (server)"
-    return ["—"] * len(SERVICES), f"{case.cpu_ms['bench']:.1f} (client)"  # ceiling (a): publishers and consumer
+        return ["—"] * len(METERED), f"{case.cpu_ms['bare']:.1f} (server)"
+    return ["—"] * len(METERED), f"{case.cpu_ms['bench']:.1f} (client)"  # ceiling (a): publishers and consumer
 
 
 def _unit(case: Case) -> str:
@@ -429,7 +430,7 @@ def _report(cases: list[Case]) -> None:
     header = (
         f"{'case':<30} {'senders':>7} {'count':>5} {'rate':>18} {'POST p50/p95/p99':>18}"
         f" {'feed docs/s':>11} {'feed p50/p95/p99':>18} {'(after the 202)':>17}"
-        + "".join(f" {n[:9]:>9}" for n in SERVICES)
+        + "".join(f" {n[:9]:>9}" for n in METERED)
         + f" {'total':>20} {'postgres':>8} {'rabbitmq':>8} {'bench':>6}"
     )
     print(header)

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.exchange.blobstore import BlobStore, ReferenceCheck, SweepReport, sweep_unreferenced
 from services.exchange.calendar import WorkingCalendar, read_calendar_file
 from services.exchange.consumers import report_status_over_bus
+from services.exchange.delivery.packets import StatusPacketService
 from services.exchange.delivery.repository import DeliveryRepository
 from services.exchange.delivery.service import DeliveryService
 from services.exchange.document.packets import PacketService
@@ -43,6 +44,7 @@ from shared.messaging import Broker, Envelope, RetryLater, RetryPolicy
 from shared.runtime import runtime_of
 from shared.safezip import ArchiveLimits
 from shared.service import Consumer, Listener, ServiceRuntime, Worker
+from shared.types import is_agency_code
 
 log = logging.getLogger("lienthong.exchange.blobs")
 
@@ -371,7 +373,28 @@ async def packet_service(
     )
 
 
+async def status_packet_service(
+    session: SessionDep, runtime: ExchangeRuntimeDep, registry: RegistryClientDep
+) -> StatusPacketService:
+    async def canonical_code(code: str) -> str | None:
+        if not is_agency_code(code):  # a packet's text, not asked of the registry unless it is a code
+            return None
+        agency = await registry.agency(code)
+        return agency.code if agency is not None else None
+
+    deliveries = DeliveryRepository(session)
+    documents = DocumentRepository(session)
+    return StatusPacketService(
+        statuses=DeliveryService(deliveries=deliveries, documents=documents, feed=FeedService(FeedRepository(session))),
+        documents=documents,
+        deliveries=deliveries,
+        canonical_code=canonical_code,
+        max_packet_bytes=runtime.config.max_packet_bytes,
+    )
+
+
 PacketServiceDep = Annotated[PacketService, Depends(packet_service)]
+StatusPacketServiceDep = Annotated[StatusPacketService, Depends(status_packet_service)]
 DeliveryServiceDep = Annotated[DeliveryService, Depends(delivery_service)]
 FeedReaderDep = Annotated[FeedReader, Depends(feed_reader)]
 TransferServiceDep = Annotated[TransferService, Depends(transfer_service)]

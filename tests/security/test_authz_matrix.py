@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from services.demo.pdf import make_pdf
+from services.exchange import edxml
 from shared.roles import Role
 from tests.conftest import running_system
 from tests.helpers import Api, Client, make_certificate, random_code, send, upload_certificate, wait_until
@@ -124,6 +125,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/v1/documents/{document_id}/recall"): Rule(agency=(200, 404)),
     ("GET", "/v1/documents/{document_id}/attachments/{attachment_id}"): Rule(agency=(200, 404)),  # content
     ("GET", "/v1/documents/{document_id}/edxml"): Rule(agency=(200, 404)),  # the packet: content too
+    ("POST", "/v1/deliveries/status-packets"): Rule(agency=(200, 404)),  # a status packet on its own delivery
+    ("GET", "/v1/deliveries/{delivery_id}/status-packet"): Rule(agency=(200, 404)),
     ("POST", "/v1/deliveries/{delivery_id}/status"): Rule(agency=(200, 404)),
     ("GET", "/v1/feed"): Rule(agency=200),
     ("GET", "/v1/transfers/failed"): Rule(registry_admin=200),
@@ -424,6 +427,40 @@ async def _report(world: World, caller: str, target: str) -> Call:
     # a delivery of its own to report on each time: own, addressed to A; foreign, to C
     document = await fresh_document(world, world.agency_b, world.a if target == OWN else world.c)
     return Call("POST", f"/v1/deliveries/{document['deliveries'][0]['id']}/status", {"json": {"status": "01"}})
+
+
+async def sent_document(world: World, recipient: str) -> dict[str, Any]:
+    """A document B sends to ``recipient``, as B reads it (its edXML DocumentId, its deliveries)."""
+    document = await fresh_document(world, world.agency_b, recipient)
+    response = await world.api.http.get(f"/v1/documents/{document['id']}", headers=world.agency_b.auth)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+@builds("POST", "/v1/deliveries/status-packets")
+async def _report_packet(world: World, caller: str, target: str) -> Call:
+    # A reports 01 as a packet: own, on a document B sent A; foreign, on one B sent C
+    document = await sent_document(world, world.a if target == OWN else world.c)
+    packet = edxml.StatusPacket(
+        response_for=edxml.ResponseFor(organ_id=world.b, document_id=document["edxml_document_id"]),
+        from_=edxml.Organization(organ_id=world.a),
+        status_code="01",
+    )
+    return Call("POST", "/v1/deliveries/status-packets", {"content": edxml.write_status(packet)})
+
+
+@builds("GET", "/v1/deliveries/{delivery_id}/status-packet")
+async def _status_packet(world: World, caller: str, target: str) -> Call:
+    # a delivery whose recipient reported 01: own, B sent it to A; foreign, B sent it to C
+    recipient = world.callers[Role.AGENCY] if target == OWN else world.agency_c
+    assert recipient is not None
+    document = await sent_document(world, recipient.agency_code)
+    delivery_id = document["deliveries"][0]["id"]
+    reported = await world.api.http.post(
+        f"/v1/deliveries/{delivery_id}/status", json={"status": "01"}, headers=recipient.auth
+    )
+    assert reported.status_code == 200, reported.text
+    return Call("GET", f"/v1/deliveries/{delivery_id}/status-packet")
 
 
 @builds("POST", "/v1/transfers/failed/resend")

@@ -102,7 +102,7 @@ PACKET_BODY = {
 }
 
 
-async def _read_limited(stream: AsyncIterator[bytes], limit: int) -> bytes:
+async def read_limited(stream: AsyncIterator[bytes], limit: int) -> bytes:
     """The bytes of a packet; 413 as soon as there are more than ``limit``."""
     parts: list[bytes] = []
     size = 0
@@ -152,7 +152,7 @@ async def submit_document(
     content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     if content_type in XML_TYPES or packet is not None:
         stream = request.stream() if packet is None else _chunks(packet)
-        body = await _read_limited(stream, packets.max_packet_bytes)
+        body = await read_limited(stream, packets.max_packet_bytes)
         answer, created = await packets.take(
             body,
             sender_code=agency_of(principal),
