@@ -189,11 +189,11 @@ def _trace_header_list(parent: Element, trace: TraceHeaderList) -> None:
     if not trace.trace_header and trace.bussiness is None:
         return
     element = _el(parent, "TraceHeaderList")
+    _bussiness(element, trace.bussiness)  # first, as the national SDK writes it (DOMAIN.md lists it after)
     for hop in trace.trace_header:
         item = _el(element, "TraceHeader")
         _leaf(item, "OrganId", hop.organ_id)
         _leaf(item, "Timestamp", hop.timestamp)
-    _bussiness(element, trace.bussiness)
 
 
 def _zipped(attachment: Attachment) -> bytes:

@@ -14,6 +14,7 @@ from lxml import etree
 
 from services.exchange import edxml
 from tests.conftest import ONE_DATABASE, running_system
+from tests.exchange.edxml.shape import shape_errors
 from tests.helpers import PDF, Api, Client, assert_problem, document, make_pdf, metadata, snapshot
 
 XML = {"Content-Type": "application/xml"}
@@ -92,6 +93,7 @@ async def test_export_import_export_gives_the_same_packet(api: Api, tmp_path: Pa
 
     first = await export(api, sender, accepted["id"])
     assert edxml.verify_packet(first).placement == "ds"  # signed by the province's seal
+    assert shape_errors(first) == []  # the national samples' shape (tests/exchange/edxml/edxml-shape.xsd)
     packet = edxml.parse_packet(first)
     header = packet.message_header
     assert header.document_id == "000.00.07.H41,2026/11/20,07/STP-VP"

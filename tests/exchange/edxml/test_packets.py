@@ -37,6 +37,7 @@ from services.exchange.edxml import (
     write_packet,
     write_status,
 )
+from tests.exchange.edxml.shape import shape_errors
 from tests.signature.pki import (
     Pki,
     build_pki,
@@ -99,6 +100,27 @@ def test_the_sdk_sample_reads_as_the_sdk_wrote_it() -> None:
     assert encoded is not None and encoded.text
     with zipfile.ZipFile(io.BytesIO(base64.b64decode(encoded.text))) as archive:
         assert archive.read(archive.namelist()[0]) == attachment.data
+
+
+def test_the_sample_and_every_packet_written_here_have_the_samples_shape(pki: Pki) -> None:
+    """edxml-shape.xsd: element names, order, required elements, date and number forms as the
+    national SDK's packet has them. Ours (rewritten samples, a signed packet) keep them; a packet
+    that breaks them is caught."""
+    assert shape_errors(SDK_SAMPLE.read_bytes()) == []
+    for path in sorted(SAMPLES.glob("*.edxml")):
+        if "malformed" in path.name or "status" in path.name:
+            continue
+        assert shape_errors(write_packet(parse_packet(path.read_bytes()))) == [], path.name
+    signed = sign_packet(
+        write_packet(parse_packet(SDK_SAMPLE.read_bytes())), key=pki.seal.key, certificate=pki.seal.cert
+    )
+    assert shape_errors(signed) == []
+    for broken in (
+        _sdk_with(b"<edXML:PageAmount>22<", b"<edXML:PageAmount>1000<"),
+        _sdk_with(b"<edXML:DueDate>2019/04/11<", b"<edXML:DueDate>11/04/2019<"),
+        _sdk_with(b"<edXML:TypeName>", b"<edXML:TypeNam>").replace(b"</edXML:TypeName>", b"</edXML:TypeNam>", 1),
+    ):
+        assert shape_errors(broken)
 
 
 def test_the_writer_keeps_the_sample_layout_order_and_spellings() -> None:
