@@ -418,12 +418,21 @@ class PacketService:
         )
 
     def _read(self, data: bytes) -> edxml.Packet:
-        """Read the packet safely; a signed one must verify (a changed packet is refused with the reason)."""
-        packet = edxml.parse_packet(data, max_bytes=self.max_packet_bytes, max_attachment_bytes=self.max_packet_bytes)
-        if packet.signature is not None:
-            packet, _check = edxml.read_signed_packet(
-                data, max_bytes=self.max_packet_bytes, max_attachment_bytes=self.max_packet_bytes
-            )
+        """Read the packet safely; a signed one must verify (a changed packet is refused with the reason).
+
+        Parsed once: a packet that names a signature is read by the verifier, which reads the very
+        tree it verified; only one that turns out to carry none is read again, unsigned."""
+        limits = {"max_bytes": self.max_packet_bytes, "max_attachment_bytes": self.max_packet_bytes}
+        if b"SignatureValue" in data:
+            try:
+                packet, _check = edxml.read_signed_packet(data, **limits)
+                return packet
+            except edxml.PacketSignatureInvalidError as exc:
+                if exc.reason != "signature_missing":
+                    raise
+        packet = edxml.parse_packet(data, **limits)
+        if packet.signature is not None:  # a signature element without its value: the verifier says why
+            packet, _check = edxml.read_signed_packet(data, **limits)
         return packet
 
     async def _check_sender(self, packet: edxml.Packet, sender_code: str) -> None:
