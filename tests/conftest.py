@@ -20,6 +20,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -50,6 +51,58 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("topology") or item.get_closest_marker("heavy"):
             item.add_marker(pytest.mark.xdist_group("processes"))
+
+
+ROUTE_CONTEXTS = 4000  # the shared route states kept at most (the least recently used go first)
+
+
+def _share_route_states() -> None:
+    """Every test builds its own apps, and FastAPI (0.165) works out each included route's state
+    (its dependencies, body and response models, handler) at the first request an app matches,
+    for every route of the router: about a fifth of a second per system, a quarter of the suite's
+    CPU. The routes are the same module objects from one system to the next, included the same
+    way, so the state worked out once is handed to every later app (keyed by the route and its
+    inclusion; the dependency-overrides provider aside: no test overrides a dependency). A server
+    builds its apps once; this is the test process's concern only."""
+    from collections import OrderedDict
+
+    from fastapi import routing
+
+    context_class = getattr(routing, "_EffectiveRouteContext", None)
+    build = getattr(context_class, "from_api_route", None)
+    if context_class is None or build is None:  # another FastAPI: nothing to share
+        return
+    states: OrderedDict[tuple[object, ...], object] = OrderedDict()
+
+    def from_api_route(cls: type, *, original_route: object, include_context: object) -> object:
+        c: Any = include_context
+        key = (
+            id(original_route),
+            id(c.included_router),
+            c.prefix,
+            tuple(c.tags),
+            tuple(id(d) for d in c.dependencies),
+            repr(c.default_response_class),
+            tuple(sorted(map(str, c.responses))),
+            c.deprecated,
+            c.include_in_schema,
+            repr(c.strict_content_type),
+            c.max_body_size,
+            repr(c.form_limits),
+        )
+        state = states.get(key)
+        if state is None:
+            state = states[key] = build(original_route=original_route, include_context=include_context)
+            if len(states) > ROUTE_CONTEXTS:
+                states.popitem(last=False)
+        else:
+            states.move_to_end(key)
+        return state
+
+    context_class.from_api_route = classmethod(from_api_route)  # type: ignore[method-assign]
+
+
+_share_route_states()
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
