@@ -25,7 +25,6 @@ from services.exchange.document.service import DocumentService
 from services.exchange.feed.repository import FeedRepository
 from services.exchange.feed.service import FeedNotifier, FeedReader, FeedService
 from services.exchange.models import messaging
-from services.exchange.seal import Seal, generate_seal, load_seal
 from services.exchange.signatures.client import SignatureClient
 from services.exchange.signatures.repository import SignatureRepository
 from services.exchange.signatures.service import FlaggedVerifier, SignaturePolicy, SignatureService
@@ -43,6 +42,7 @@ from shared.http import tls_context
 from shared.messaging import Broker, Envelope, RetryLater, RetryPolicy
 from shared.runtime import runtime_of
 from shared.safezip import ArchiveLimits
+from shared.seal import Seal, province_seal
 from shared.service import Consumer, Listener, ServiceRuntime, Worker
 from shared.types import is_agency_code
 
@@ -155,10 +155,7 @@ class ExchangeRuntime(ServiceRuntime):
         return self._seal
 
     def _load_seal(self) -> Seal:
-        key_file, certificate_file = self.config.seal_key_file, self.config.seal_certificate_file
-        if key_file is None or certificate_file is None:
-            key_file, certificate_file = generate_seal(self.settings.var_dir / "keys")
-        return load_seal(key_file, certificate_file)
+        return province_seal(self.config.seal_key_file, self.config.seal_certificate_file, self.settings.var_dir)
 
     @property
     def signature_policy(self) -> SignaturePolicy:

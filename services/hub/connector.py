@@ -69,12 +69,12 @@ from services.hub.document_packets import (
 )
 from services.hub.models import HubMessage
 from services.hub.repository import HubMessageRepository
-from services.hub.seal import Seal
 from shared.auth import Scope
 from shared.clients import DeliveryEndpoint, RegistryClient
 from shared.db import Database, utcnow
 from shared.errors import DependencyUnavailableError
 from shared.messaging import ATTEMPT_HEADER, DeadLetter, Envelope, RetryLater, describe_error
+from shared.seal import Seal
 from shared.types import valid_any_code
 
 log = logging.getLogger("lienthong.hub")
@@ -223,6 +223,11 @@ class HubConnector:
         except DependencyUnavailableError as exc:
             raise RetryLater(str(exc), counts=False) from exc
 
+    def _signed(self, packet: Packet) -> bytes:
+        """The packet written and signed with the province's seal (its chain in X509Data)."""
+        seal = self.seal
+        return sign_packet(write_packet(packet), key=seal.key, certificate=seal.certificate, chain=seal.chain)
+
     async def send_document(self, entry: dict[str, Any]) -> None:
         """Send a document to its recipient outside the province, once per delivery."""
         key = f"delivery:{entry['delivery_id']}"
@@ -243,7 +248,9 @@ class HubConnector:
             files=files,
             sent_at=utcnow(),
         )
-        signed = sign_packet(write_packet(packet), key=self.seal.key, certificate=self.seal.certificate)
+        signed = sign_packet(
+            write_packet(packet), key=self.seal.key, certificate=self.seal.certificate, chain=self.seal.chain
+        )
         hub_id = await self.hub.send_edoc(
             from_code=document["sender_code"], to=[recipient_code], packet=signed, service_type="edoc"
         )
@@ -323,7 +330,9 @@ class HubConnector:
             reason=entry["data"].get("reason") or "",
             sent_at=utcnow(),
         )
-        signed = sign_packet(write_packet(packet), key=self.seal.key, certificate=self.seal.certificate)
+        signed = sign_packet(
+            write_packet(packet), key=self.seal.key, certificate=self.seal.certificate, chain=self.seal.chain
+        )
         hub_id = await self.hub.send_edoc(
             from_code=document["sender_code"], to=[entry["agency_code"]], packet=signed, service_type="edoc"
         )

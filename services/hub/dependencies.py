@@ -14,13 +14,13 @@ from services.hub.client import HubClient, HubError, HubUnavailableError
 from services.hub.connector import HubConnector
 from services.hub.directory import DirectorySync, DirectorySyncError
 from services.hub.models import messaging
-from services.hub.seal import Seal, load_seal, local_seal
 from services.settings import Settings
 from shared.clients import HUB_ENTRY_EVENT, RegistryClient
 from shared.clients.registry import DIRECTORY_EVENTS, DirectoryCache
 from shared.http import tls_context
 from shared.messaging import Broker, Envelope, RetryLater, RetryPolicy
 from shared.observability import ReadyCheck
+from shared.seal import Seal, province_seal
 from shared.service import Listener, ServiceRuntime, Worker
 
 log = logging.getLogger("lienthong.hub")
@@ -31,7 +31,7 @@ SYNC_RETRY_SECONDS = 60.0
 
 
 class HubRuntime(ServiceRuntime):
-    """The connector: outbound a work queue on ``feed.entry_added.v1``, inbound a polling task."""
+    """The connector: outbound a work queue on ``hub.entry_forwarded.v1``, inbound a polling task."""
 
     def __init__(
         self,
@@ -62,6 +62,7 @@ class HubRuntime(ServiceRuntime):
             transports=transports,
         )
         self.config = config
+        self.exchange_config = settings.exchange  # its seal is the province's, the hub's too by default
         self.directory = directory
         self.packets = Counter(
             "lienthong_hub_packets_total",
@@ -132,9 +133,11 @@ class HubRuntime(ServiceRuntime):
         return details
 
     def _seal(self) -> Seal:
-        if self.config.seal_key_file and self.config.seal_certificate_file:
-            return load_seal(self.config.seal_key_file, self.config.seal_certificate_file)
-        return local_seal(self.settings.var_dir / "keys", f"LienThong {self.config.province_group} (development seal)")
+        """The hub's own seal files if set, else the exchange's: the province has one seal."""
+        config, exchange = self.config, self.exchange_config
+        if config.seal_key_file and config.seal_certificate_file:
+            return province_seal(config.seal_key_file, config.seal_certificate_file, self.settings.var_dir)
+        return province_seal(exchange.seal_key_file, exchange.seal_certificate_file, self.settings.var_dir)
 
     def authorization_for(self, agency: str | None, scopes: list[str]) -> str:
         """A short-lived token for the connector's own call: as ``agency`` (an agency outside the

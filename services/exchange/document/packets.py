@@ -41,9 +41,9 @@ from services.exchange.edxml import VIETNAM_TIME
 from services.exchange.edxml.codes import BussinessDocType, priority_of, urgency_of
 from services.exchange.errors import DocumentNotFoundError, PacketSenderMismatchError
 from services.exchange.models import Attachment, Delivery, Document, messaging
-from services.exchange.seal import Seal
 from shared.audit import record_audit
 from shared.errors import PayloadTooLargeError
+from shared.seal import Seal
 
 HEADER = "edXML/edXMLEnvelope/edXMLHeader/MessageHeader"
 BUSINESS = "edXML/edXMLEnvelope/edXMLHeader/TraceHeaderList/Bussiness"

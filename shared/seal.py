@@ -1,4 +1,5 @@
-"""The province's seal: the key and certificate that sign the edXML packets the exchange writes.
+"""The province's seal: the key and certificate that sign the edXML packets the province writes —
+the exchange's exports and the hub connector's packets alike (one seal, one identity).
 
 In production both files are configured (``LIENTHONG_EXCHANGE__SEAL_KEY_FILE`` and
 ``LIENTHONG_EXCHANGE__SEAL_CERTIFICATE_FILE``: the province's organisation certificate from the
@@ -77,3 +78,10 @@ def generate_seal(directory: Path) -> tuple[Path, Path]:
     write_atomically(certificate_path, certificate.public_bytes(serialization.Encoding.PEM))
     write_atomically(key_path, pem, 0o600)
     return key_path, certificate_path
+
+
+def province_seal(key_file: Path | None, certificate_file: Path | None, var_dir: Path) -> Seal:
+    """The configured seal, or the development one under ``<var_dir>/keys`` (made at first use)."""
+    if key_file is None or certificate_file is None:
+        key_file, certificate_file = generate_seal(var_dir / "keys")
+    return load_seal(key_file, certificate_file)
