@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
 from services.exchange.dependencies import StatisticsServiceDep
@@ -22,6 +22,7 @@ from services.exchange.statistics.schemas import (
 from services.exchange.statistics.service import Filter
 from shared.auth import Principal, Scope
 from shared.roles import require_any_scope
+from shared.types import CODE_MAX_LENGTH
 
 router = APIRouter(prefix="/v1/statistics", tags=["statistics"])
 ReaderDep = Annotated[Principal, require_any_scope(Scope.STATS, Scope.REGISTRY_ADMIN)]
@@ -36,65 +37,59 @@ ToQuery = Annotated[
 ]
 RootQuery = Annotated[
     str | None,
-    Query(min_length=1, max_length=30, description="an agency code: only it and the agencies below it"),
+    Query(min_length=1, max_length=CODE_MAX_LENGTH, description="an agency code: only it and the agencies below it"),
 ]
 LevelQuery = Annotated[
     str | None, Query(min_length=1, max_length=40, description="an administrative level: only its agencies")
 ]
 
 
-def selection(from_month: str | None, to_month: str | None, root: str | None, level: str | None) -> Filter:
+async def selection(
+    from_month: FromQuery = None, to_month: ToQuery = None, root: RootQuery = None, level: LevelQuery = None
+) -> Filter:
+    """The months, subtree and level every table is asked for (the same query parameters on each)."""
     return Filter(from_month=from_month, to_month=to_month, root=root, level=level)
+
+
+SelectionDep = Annotated[Filter, Depends(selection)]
 
 
 @router.get("/summary", response_model=SummaryTable)
 async def summary(
     statistics: StatisticsServiceDep,
     _reader: ReaderDep,
-    from_month: FromQuery = None,
-    to_month: ToQuery = None,
-    root: RootQuery = None,
-    level: LevelQuery = None,
+    chosen: SelectionDep,
 ) -> SummaryTable:
     """Return one row of figures over the selection: documents, deliveries, times to 01/03/06,
     overdue now, recalls, and the adoption figure (agencies active in the last 30 days)."""
-    return await statistics.summary(selection(from_month, to_month, root, level))
+    return await statistics.summary(chosen)
 
 
 @router.get("/levels", response_model=LevelTable)
 async def levels(
     statistics: StatisticsServiceDep,
     _reader: ReaderDep,
-    from_month: FromQuery = None,
-    to_month: ToQuery = None,
-    root: RootQuery = None,
-    level: LevelQuery = None,
+    chosen: SelectionDep,
 ) -> LevelTable:
     """Return one row per administrative level (by the level's rank): its figures and its adoption."""
-    return await statistics.levels(selection(from_month, to_month, root, level))
+    return await statistics.levels(chosen)
 
 
 @router.get("/months", response_model=MonthTable)
 async def months(
     statistics: StatisticsServiceDep,
     _reader: ReaderDep,
-    from_month: FromQuery = None,
-    to_month: ToQuery = None,
-    root: RootQuery = None,
-    level: LevelQuery = None,
+    chosen: SelectionDep,
 ) -> MonthTable:
     """Return one row per month of the range (months without traffic included, as zeros)."""
-    return await statistics.months(selection(from_month, to_month, root, level))
+    return await statistics.months(chosen)
 
 
 @router.get("/agencies", response_model=AgencyTable)
 async def agencies(
     statistics: StatisticsServiceDep,
     _reader: ReaderDep,
-    from_month: FromQuery = None,
-    to_month: ToQuery = None,
-    root: RootQuery = None,
-    level: LevelQuery = None,
+    chosen: SelectionDep,
     sort: Annotated[AgencySort, Query(description="`slowest`: by p90 hours to 01, the slowest first")] = (
         AgencySort.CODE
     ),
@@ -102,7 +97,7 @@ async def agencies(
 ) -> AgencyTable:
     """Return one row per agency of the selection (every agency of the directory's subtree, with
     or without traffic), sorted as asked."""
-    return await statistics.agencies(selection(from_month, to_month, root, level), sort=sort, limit=limit)
+    return await statistics.agencies(chosen, sort=sort, limit=limit)
 
 
 @router.get(
@@ -122,15 +117,11 @@ async def export(
     table: TableName,
     statistics: StatisticsServiceDep,
     _reader: ReaderDep,
+    chosen: SelectionDep,
     format: Annotated[ExportFormat, Query(description="csv (UTF-8 with BOM) or xlsx")] = ExportFormat.CSV,
-    from_month: FromQuery = None,
-    to_month: ToQuery = None,
-    root: RootQuery = None,
-    level: LevelQuery = None,
     sort: AgencySort = AgencySort.CODE,
 ) -> Response:
     """Return a table (summary, levels, months or agencies) as a CSV or XLSX file, with the same
     columns as its JSON rows, to paste into a report."""
-    chosen = selection(from_month, to_month, root, level)
     result = await statistics.table(table, chosen, sort=sort)
     return render(table, result, format)
