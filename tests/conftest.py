@@ -53,6 +53,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.xdist_group("processes"))
 
 
+SYSTEM_STOP_SECONDS = 45  # a test system must stop within this, or the test fails naming its tasks
 ROUTE_CONTEXTS = 4000  # the shared route states kept at most (the least recently used go first)
 
 
@@ -383,7 +384,9 @@ async def running_system(
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway", timeout=30) as http:
             yield Api(http, settings, app)
     finally:
-        await _stop_within(lifespan, 20)
+        # longer than SQLite's busy_timeout (30 s): a connection closed at shutdown while its thread
+        # waits for a lock ends when that wait does (seen once in a full run, 2026-11-29)
+        await _stop_within(lifespan, SYSTEM_STOP_SECONDS)
 
 
 async def _stop_within(lifespan: AbstractAsyncContextManager[object], seconds: float) -> None:
