@@ -69,7 +69,9 @@ async def test_status_packets_in_both_wrappers_move_the_delivery_and_come_back_o
         )
         assert out.status_code == 200, out.text
         read = edxml.parse_status(out.content)
-        assert (read.wrapper, read.status_code, read.from_.organ_id) == (wrapper, "06", recipient.agency_code)
+        # the status the delivery stands at, 03: the stale 06 is history, not status
+        assert (read.wrapper, read.status_code, read.from_.organ_id) == (wrapper, "03", recipient.agency_code)
+        assert read.timestamp == dt.datetime(2026, 11, 29, 8, 0, 3)  # the reporter's own time, Vietnam's clock
         assert read.response_for.document_id == sent["edxml_document_id"]
         assert read.staff_info is not None and read.staff_info.staff == "Lê Thị C"
     outsider = await api.agency_client()

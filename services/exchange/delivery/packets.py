@@ -20,7 +20,7 @@ from services.exchange import edxml
 from services.exchange.delivery.repository import DeliveryRepository
 from services.exchange.delivery.schemas import StatusReport, StatusReported
 from services.exchange.delivery.service import DeliveryService
-from services.exchange.delivery.status import StatusCode
+from services.exchange.delivery.status import Outcome, StatusCode
 from services.exchange.document.packets import document_id_of
 from services.exchange.document.repository import DocumentRepository
 from services.exchange.errors import DeliveryNotFoundError, PacketSenderMismatchError
@@ -90,7 +90,12 @@ class StatusPacketService:
         document = await self.documents.get(delivery.document_id) if delivery is not None else None
         if delivery is None or document is None or agency_code not in (delivery.recipient_code, document.sender_code):
             raise DeliveryNotFoundError(f"No delivery {delivery_id} of a document your agency sent or received")
-        reports = [e for e in await self.deliveries.history([delivery.id]) if e.status != StatusCode.PENDING]
+        # what the delivery stands at: a stale report (older than one counted) is history, not status
+        reports = [
+            e
+            for e in await self.deliveries.history([delivery.id])
+            if e.status != StatusCode.PENDING and e.outcome != Outcome.STALE
+        ]
         if not reports:
             raise DeliveryNotFoundError(
                 f"Delivery {delivery_id} has no reported status yet: its recipient has not reported 01",
