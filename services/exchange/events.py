@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from services.exchange.edxml.packet import STAFF_INFO_LIMITS
 from shared.clients import HUB_ENTRY_EVENT
 from shared.types import OptionalText
 
@@ -24,10 +25,10 @@ class StaffInfo(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    department: OptionalText | None = Field(default=None, max_length=200)
-    staff: OptionalText | None = Field(default=None, max_length=100)
-    email: OptionalText | None = Field(default=None, max_length=254)
-    mobile: OptionalText | None = Field(default=None, max_length=30)
+    department: OptionalText | None = Field(default=None, max_length=STAFF_INFO_LIMITS["department"])
+    staff: OptionalText | None = Field(default=None, max_length=STAFF_INFO_LIMITS["staff"])
+    email: OptionalText | None = Field(default=None, max_length=STAFF_INFO_LIMITS["email"])
+    mobile: OptionalText | None = Field(default=None, max_length=STAFF_INFO_LIMITS["mobile"])
 
 
 class DeliveryRef(BaseModel):

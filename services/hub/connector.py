@@ -35,14 +35,13 @@ import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 from cryptography.hazmat.primitives import hashes
 
 from services.exchange.edxml import (
-    VIETNAM_TIME,
     BussinessDocType,
     Organization,
     Packet,
@@ -57,6 +56,7 @@ from services.exchange.edxml import (
     split_document_id,
     write_packet,
     write_status,
+    zoned,
 )
 from services.exchange.edxml.signing import SignatureCheck, read_signed_packet
 from services.hub.client import HubClient, HubError, HubRefusedError, HubUnavailableError, ReceivedEdoc
@@ -83,11 +83,6 @@ Authorization = Callable[[str | None, list[str]], str]
 """An ``Authorization`` header for a call to the exchange as ``agency`` (None: internal) with scopes."""
 
 STATUS_REPORTS = ("01", "02", "03", "04", "05", "06", "15", "16")
-
-
-# the exchange's lengths of a reporter's StaffInfo (services/exchange/events.py): a longer field from
-# a national system is cut, not a reason to refuse its status
-STAFF_LIMITS = {"department": 200, "staff": 100, "email": 254, "mobile": 30}
 
 
 class PacketRefused(Exception):
@@ -614,11 +609,10 @@ class HubConnector:
         if code not in STATUS_REPORTS:
             raise PacketRefused(f"status {code} is not one a recipient reports")
         body: dict[str, Any] = {"status": code, "note": status.description[:2000] if status.description else None}
-        if status.timestamp is not None:  # the reporter's own clock: an older report does not undo a newer one
-            stamp = status.timestamp
-            body["timestamp"] = (stamp if stamp.tzinfo else stamp.replace(tzinfo=VIETNAM_TIME)).isoformat()
-        if (staff := status.staff_info) is not None and any(asdict(staff).values()):
-            body["staff"] = {k: v[: STAFF_LIMITS[k]] if v else None for k, v in asdict(staff).items()}
+        if (stamp := zoned(status.timestamp)) is not None:  # the reporter's clock: older cannot undo newer
+            body["timestamp"] = stamp.isoformat()
+        if status.staff_info is not None and (staff := status.staff_info.kept()) is not None:
+            body["staff"] = staff  # cut to the exchange's lengths, not a reason to refuse the status
         response = await self._exchange(
             "POST", f"/v1/deliveries/{sent.delivery_id}/status", reporter, [Scope.RECEIVE], json=body
         )

@@ -9,7 +9,6 @@ national 03 / 02 answering a pending recall is our 15 / 16 (``edxml.codes``)."""
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Literal
@@ -28,8 +27,6 @@ from services.exchange.events import StaffInfo
 from services.exchange.models import Delivery, DeliveryEvent, Document
 
 STATUS = "Status"
-# the exchange's lengths of a reporter's StaffInfo: a longer field from another system is cut
-STAFF_LIMITS = {"department": 200, "staff": 100, "email": 254, "mobile": 30}
 
 CanonicalCode = Callable[[str], Awaitable[str | None]]
 """The agency's code as the registry keeps it, for a code of either form (None: no such agency)."""
@@ -68,8 +65,8 @@ class StatusPacketService:
             report = StatusReport(
                 status=code,
                 note=packet.description[:2000] if packet.description else None,
-                timestamp=_aware(packet.timestamp),
-                staff=_staff(packet.staff_info),
+                timestamp=edxml.zoned(packet.timestamp),
+                staff=StaffInfo(**kept) if packet.staff_info and (kept := packet.staff_info.kept()) else None,
             )
         except ValidationError as exc:
             error = exc.errors()[0]
@@ -166,22 +163,6 @@ def status_packet(
         status_code=edxml.codes.status_out(report.status, answering),
         description=report.note,
         timestamp=report.reported_at or report.created_at,
-        staff_info=edxml.StaffInfo(**{k: staff.get(k) for k in STAFF_LIMITS}) if staff else None,
+        staff_info=edxml.StaffInfo(**{k: staff.get(k) for k in edxml.STAFF_INFO_LIMITS}) if staff else None,
         wrapper=wrapper,
     )
-
-
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    """A packet's time (Vietnam's clock when it names no zone) with its zone."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=edxml.VIETNAM_TIME)
-    return value
-
-
-def _staff(info: edxml.StaffInfo | None) -> StaffInfo | None:
-    if info is None:
-        return None
-    values = {k: (getattr(info, k) or None) for k in STAFF_LIMITS}
-    if not any(values.values()):
-        return None
-    return StaffInfo(**{k: v[: STAFF_LIMITS[k]] if v else None for k, v in values.items()})

@@ -204,10 +204,8 @@ def written_packet(packet: edxml.Packet, seal: Seal, max_bytes: int) -> bytes:
 
 def _aware(value: dt.datetime | None) -> str | None:
     """A packet's time (Vietnam's clock, no zone) as the stored ISO UTC time."""
-    if value is None:
-        return None
-    zoned = value.replace(tzinfo=VIETNAM_TIME) if value.tzinfo is None else value
-    return zoned.astimezone(dt.UTC).isoformat()
+    stamp = edxml.zoned(value)
+    return stamp.astimezone(dt.UTC).isoformat() if stamp is not None else None
 
 
 def _clean(values: dict[str, Any]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from services.exchange.edxml import codes
 from services.exchange.edxml.codes import BussinessDocType
 from services.exchange.edxml.errors import PacketInvalidError, PacketSignatureInvalidError, PacketTooLargeError
 from services.exchange.edxml.packet import (
+    STAFF_INFO_LIMITS,
     VIETNAM_TIME,
     Attachment,
     Bussiness,
@@ -37,6 +38,7 @@ from services.exchange.edxml.packet import (
     TraceHeaderList,
     document_id,
     split_document_id,
+    zoned,
 )
 from services.exchange.edxml.parse import (
     DEFAULT_MAX_ATTACHMENT_BYTES,
@@ -52,6 +54,7 @@ __all__ = [
     "DEFAULT_MAX_ATTACHMENT_BYTES",
     "DEFAULT_MAX_PACKET_BYTES",
     "EDXML_NS",
+    "STAFF_INFO_LIMITS",
     "VIETNAM_TIME",
     "Attachment",
     "Bussiness",
@@ -89,4 +92,5 @@ __all__ = [
     "verify_packet",
     "write_packet",
     "write_status",
+    "zoned",
 ]

@@ -19,6 +19,15 @@ from services.exchange.edxml.codes import BussinessDocType
 VIETNAM_TIME = dt.timezone(dt.timedelta(hours=7), "ICT")
 """The zone the packets' naive timestamps are in; the writer turns an aware time into it."""
 
+STAFF_INFO_LIMITS = {"department": 200, "staff": 100, "email": 254, "mobile": 30}
+"""The lengths the exchange keeps of StaffInfo's fields: another system's longer ones are cut."""
+
+
+def zoned(value: dt.datetime | None) -> dt.datetime | None:
+    """A packet's timestamp with its zone (Vietnam's clock when it names none)."""
+    return value.replace(tzinfo=VIETNAM_TIME) if value is not None and value.tzinfo is None else value
+
+
 SignaturePlacement = Literal["ds", "edXML"]
 StatusWrapper = Literal["edxml", "soap"]
 
@@ -130,6 +139,13 @@ class StaffInfo:
     staff: str | None = None
     email: str | None = None
     mobile: str | None = None
+
+    def kept(self) -> dict[str, str | None] | None:
+        """The fields as the exchange keeps them (cut to :data:`STAFF_INFO_LIMITS`; None when all are empty)."""
+        values: dict[str, str | None] = {
+            name: value[:limit] if (value := getattr(self, name)) else None for name, limit in STAFF_INFO_LIMITS.items()
+        }
+        return values if any(values.values()) else None
 
 
 @dataclass(kw_only=True)
