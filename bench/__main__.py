@@ -5,7 +5,19 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from bench import archive, channels, edxml, exchange, gateway, outbox_relay, registry, send, signature, statistics
+from bench import (
+    archive,
+    channels,
+    edxml,
+    exchange,
+    gateway,
+    outbox_relay,
+    registry,
+    send,
+    signature,
+    statistics,
+    test_systems,
+)
 
 BENCHMARKS = {
     "outbox_relay": outbox_relay.main,
@@ -18,6 +30,7 @@ BENCHMARKS = {
     "archive": archive.main,
     "edxml": edxml.main,
     "statistics": statistics.main,
+    "test_systems": test_systems.main,
 }
 
 

@@ -103,7 +103,10 @@ def _share_route_states() -> None:
     context_class.from_api_route = classmethod(from_api_route)  # type: ignore[method-assign]
 
 
-_share_route_states()
+# LIENTHONG_TEST_SHARE_ROUTE_STATES=0: every app works its routes out itself (`python -m bench test_systems`
+# measures both)
+if os.environ.get("LIENTHONG_TEST_SHARE_ROUTE_STATES", "1") != "0":
+    _share_route_states()
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
