@@ -13,11 +13,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
-from sqlalchemy import Select, Table, insert, tuple_
+from sqlalchemy import Select, Table, tuple_
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
+from shared.bulk import insert_rows
 from shared.messaging import MessagingTables, record_event, record_events
 from shared.pagination import decode_cursor, encode_cursor
 
@@ -58,7 +59,8 @@ class Repository(Generic[ModelT]):
         await self.session.flush()
 
     async def insert_new(self, rows: Sequence[Any]) -> None:
-        """Insert new rows of one model in one statement, outside the unit of work (the hot path).
+        """Insert new rows of one model in one statement, outside the unit of work (the hot path); in
+        a :func:`shared.bulk.deferred_inserts` block, with the block's other rows.
 
         The objects are completed first (their column defaults: ids, timestamps) so that the caller
         can read them, and stay transient: later changes to them are not saved."""
@@ -72,7 +74,7 @@ class Repository(Generic[ModelT]):
                 if key not in state and default is not None:
                     setattr(row, key, default())
             values.append({column_key: state[key] for key, column_key, _ in columns if key in state})
-        await self.session.execute(insert(table), values)
+        await insert_rows(self.session, table, values)
 
     async def flush(self) -> None:
         """Send pending changes to the database (the edge commits)."""

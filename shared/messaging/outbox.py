@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from sqlalchemy import and_, case, delete, func, insert, or_, select, text, update
+from sqlalchemy import and_, case, delete, func, or_, select, text, update
 from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.bulk import insert_rows
 from shared.config import OutboxSection
 from shared.db import Database, new_id, utcnow
 from shared.messaging.broker import Broker
@@ -74,7 +75,7 @@ async def record_events(
         }
         for event_type, data, ordering_key in events
     ]
-    await session.execute(insert(tables.outbox), rows)
+    await insert_rows(session, tables.outbox, rows)  # deferred with the others in a deferred_inserts block
     session.info[PENDING_KEY] = True  # the relay's listener on commit wakes it
     return [str(row["id"]) for row in rows]
 

@@ -79,6 +79,7 @@ from services.exchange.models import Attachment, Delivery, DeliveryEvent, Docume
 from services.exchange.signatures.schemas import SignatureVerdictRead
 from services.exchange.signatures.service import PENDING, MainFile, SignaturePolicy, pending_event
 from shared.audit import AUDIT_EVENT, audit_payload, record_audit
+from shared.bulk import deferred_inserts
 from shared.clients import RegistryClient, Resolution
 from shared.clients.registry import AgencyInfo
 from shared.db import new_id, utcnow
@@ -628,16 +629,25 @@ class DocumentService:
             if signature.check is not None:
                 document.signature_reasons = signature.check.reasons
                 document.signature_checked_at = signature.check.checked_at
-            document = await self.store_document(document=document, original=original)
-            attachments = await self.attach_files(document=document, staged=staged, described=data.attachments)
-            deliveries = await self.create_deliveries(
-                document=document, recipient_codes=recipient_codes, now=now, organs=recipient_organs(resolution)
-            )
+            # the document, its attachments, deliveries and their history: one statement on
+            # PostgreSQL (shared.bulk); then the feed's entries and the outbox events, another
+            try:
+                async with deferred_inserts(self.documents.session):
+                    await self.documents.insert_new([document])
+                    attachments = await self.attach_files(document=document, staged=staged, described=data.attachments)
+                    deliveries = await self.create_deliveries(
+                        document=document, recipient_codes=recipient_codes, now=now, organs=recipient_organs(resolution)
+                    )
+            except IntegrityError as exc:
+                # a concurrent request with the same key, sender id or number won the race
+                raise ConflictError("A concurrent request sent the same document; retry to get its answer") from exc
             events = submitted_events(
                 document=document, original=original, deliveries=deliveries, attachments=attachments
             )
             events.append(sent_audit(document, sender_client_id, len(deliveries), len(attachments)))
             await self.feed.add(received_entries(document, deliveries, attachments), with_events=events)
+            if original is not None and document.kind == "replace":  # after the new row: its foreign key
+                original.superseded_by_id = document.id
             # the files go into the store before the transaction commits, so a committed document
             # never lacks a file; a failed commit leaves unreferenced blobs, never missing ones
             await commit_files(staged=staged, blobs=self.blobs)
@@ -685,17 +695,6 @@ class DocumentService:
         if sender is None or sender.status != "active":
             raise AgencyInactiveError(f"Agency {sender_code} is not active: it cannot send", agency_code=sender_code)
         return sender
-
-    async def store_document(self, *, document: Document, original: Document | None) -> Document:
-        """Write the document row (and mark the original of a replacement as superseded)."""
-        try:
-            await self.documents.insert_new([document])
-        except IntegrityError as exc:
-            # a concurrent request with the same key, sender id or number won the race
-            raise ConflictError("A concurrent request sent the same document; retry to get its answer") from exc
-        if original is not None and document.kind == "replace":
-            original.superseded_by_id = document.id
-        return document
 
     async def attach_files(
         self, *, document: Document, staged: Sequence[StagedFile], described: Sequence[AttachmentInfo] = ()

@@ -8,10 +8,11 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from services.exchange.models import FeedCounter, FeedEntry
+from shared.bulk import insert_rows
 from shared.db import new_id
 from shared.repository import Repository
 
@@ -30,9 +31,6 @@ def _counter_upsert(dialect_name: str) -> Any:
         index_elements=[counter.agency_code],
         set_={"last_seq": counter.last_seq + upsert.excluded.last_seq},
     ).returning(counter.agency_code, counter.last_seq)
-
-
-_INSERT_ENTRIES = insert(FEED_ENTRY)
 
 
 class FeedRepository(Repository[FeedEntry]):
@@ -59,8 +57,9 @@ class FeedRepository(Repository[FeedEntry]):
             code = entry["agency_code"]
             numbered.append({**entry, "id": entry.get("id") or new_id(), "seq": next_seq[code]})
             next_seq[code] += 1
-        # Core, not the ORM bulk machinery: the rows are plain values
-        await self.session.execute(_INSERT_ENTRIES, numbered)
+        # Core, not the ORM bulk machinery: the rows are plain values (deferred with the others in a
+        # deferred_inserts block: the counters' rows stay locked until the transaction ends)
+        await insert_rows(self.session, FEED_ENTRY, numbered)
         return numbered
 
     async def after(self, agency_code: str, seq: int, limit: int) -> Sequence[FeedEntry]:

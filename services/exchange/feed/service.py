@@ -30,6 +30,7 @@ from services.exchange.events import (
 from services.exchange.feed.repository import FeedRepository
 from services.exchange.feed.schemas import FeedPage
 from services.exchange.models import Attachment, Delivery, Document, FeedEntry, messaging
+from shared.bulk import deferred_inserts
 from shared.db import Database
 from shared.messaging import Envelope
 from shared.pagination import CursorInvalidError, decode_cursor, encode_cursor
@@ -208,12 +209,15 @@ class FeedService:
     ) -> list[FeedEntryAdded]:
         """Number and store the entries, and record each for its agency's channel (outbox), after
         ``with_events`` (the change's own events), all in one outbox statement."""
-        added = [entry_read(row) for row in await self.feed.append(entries)]
-        events = [
-            *with_events,
-            *(("feed.entry_added.v1", payload(e), f"feed:{e.agency_code}") for e in added),
-        ]
-        await self.feed.record_events(messaging, events)
+        # the entries and the events: one statement on PostgreSQL (shared.bulk), after the
+        # counters' upsert that numbers the entries
+        async with deferred_inserts(self.feed.session):
+            added = [entry_read(row) for row in await self.feed.append(entries)]
+            events = [
+                *with_events,
+                *(("feed.entry_added.v1", payload(e), f"feed:{e.agency_code}") for e in added),
+            ]
+            await self.feed.record_events(messaging, events)
         return added
 
 

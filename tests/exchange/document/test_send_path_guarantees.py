@@ -17,7 +17,9 @@ from services.demo.pdf import make_pdf
 from services.exchange.models import messaging
 from tests.helpers import Api, delivery_for, exchange_db, recall, report
 
-_INSERT = re.compile(r"^\s*INSERT\s+INTO\s+\"?(?:\w+\"?\.\"?)?(\w+)", re.IGNORECASE)
+# every table a statement inserts into: one INSERT, or on PostgreSQL the send's one statement of
+# several (shared.bulk: WITH w0 AS (INSERT INTO document …) … INSERT INTO outbox_message …)
+_INSERT = re.compile(r"\bINSERT\s+INTO\s+\"?(?:\w+\"?\.\"?)?(\w+)", re.IGNORECASE)
 
 
 class Watch:
@@ -39,8 +41,8 @@ class Watch:
         return self._open[key]
 
     def on_execute(self, connection: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if match := _INSERT.match(statement):
-            self.inserts.append((match.group(1), self._number(connection)))
+        for table in _INSERT.findall(statement):
+            self.inserts.append((table, self._number(connection)))
 
     def on_commit(self, connection: Any) -> None:
         key = id(connection.connection)

@@ -1,0 +1,185 @@
+"""New rows of several tables written together: on PostgreSQL one statement, one round trip.
+
+A change that inserts into five or six tables (a send: the document, its attachments, deliveries,
+their history, feed entries, outbox events) pays a round trip and the ORM's execution per table.
+Inside :func:`deferred_inserts`, :func:`insert_rows` collects the rows instead; when the block
+ends they are written:
+
+- on PostgreSQL, in **one statement**: a data-modifying CTE per table, each table's rows one JSON
+  parameter read by ``json_to_recordset`` with the columns' own types, e.g.::
+
+      WITH w0 AS (INSERT INTO document (id, …) SELECT r.id, … FROM json_to_recordset(CAST($1 AS json))
+                  AS r(id UUID, …))
+      INSERT INTO attachment (…) SELECT … FROM json_to_recordset(CAST($2 AS json)) AS r(…)
+
+  Foreign keys between the tables hold: PostgreSQL checks them when the statement ends. The
+  statement's text depends only on the tables and their column lists, so it is built once;
+- elsewhere (SQLite), one ``INSERT`` with the rows per table, in the order they were given, as
+  :func:`insert_rows` does outside the block.
+
+Values are converted as SQLAlchemy would bind them: a column type's own bind step first (a
+``TypeDecorator`` such as :class:`shared.db.UTCDateTime` refuses naive datetimes), then to JSON;
+a ``JSON`` column's value travels as its serialized text and is cast back, so Python ``None`` is
+stored as JSON ``null`` there, exactly as an ``INSERT`` through SQLAlchemy stores it.
+
+Rows are not visible to the transaction's own queries until the block ends: only code that writes
+new rows and reads none of them back may defer (the send path).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import JSON, Table, TypeDecorator, insert, text
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import StatementError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import TextClause
+
+_BATCH = "lienthong_deferred_inserts"
+
+
+class InsertBatch:
+    """Rows for several tables, in the order they were added; written by :meth:`write`."""
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[Table, list[dict[str, Any]]]] = []
+
+    def add(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            _columns_of(table, rows)
+            self.parts.append((table, list(rows)))
+
+    async def write(self, session: AsyncSession) -> None:
+        """Insert every row: one statement on PostgreSQL, one per table elsewhere."""
+        parts, self.parts = self.parts, []
+        if not parts:
+            return
+        dialect = session.get_bind().dialect
+        if dialect.name != "postgresql" or len(parts) == 1:
+            for table, rows in parts:
+                await session.execute(insert(table), rows)
+            return
+        shape = tuple((table, _columns_of(table, rows)) for table, rows in parts)
+        statement = _statement(shape, dialect)
+        serialize = getattr(dialect, "_json_serializer", None) or json.dumps  # what SQLAlchemy binds JSON with
+        try:
+            params = {
+                f"w{i}": json.dumps(_encoded(table, columns, rows, dialect, serialize), separators=(",", ":"))
+                for i, ((table, columns), (_table, rows)) in enumerate(zip(shape, parts, strict=True))
+            }
+        except (TypeError, ValueError) as exc:  # a value no column takes: as SQLAlchemy's binding says it
+            raise StatementError(str(exc), str(statement), None, exc) from exc
+        await session.execute(statement, params)
+
+
+async def insert_rows(session: AsyncSession, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert rows (every row the same keys: column keys) now, or with the block's others when a
+    :func:`deferred_inserts` block is open on the session."""
+    if not rows:
+        return
+    batch: InsertBatch | None = session.info.get(_BATCH)
+    if batch is not None:
+        batch.add(table, rows)
+    else:
+        _columns_of(table, rows)
+        await session.execute(insert(table), list(rows))
+
+
+@asynccontextmanager
+async def deferred_inserts(session: AsyncSession) -> AsyncIterator[InsertBatch]:
+    """Collect the rows :func:`insert_rows` is given inside the block and write them together when
+    it ends without an error (nothing is written when it raises). A block opened inside another
+    adds to the outer one's batch."""
+    outer: InsertBatch | None = session.info.get(_BATCH)
+    if outer is not None:
+        yield outer
+        return
+    batch = session.info[_BATCH] = InsertBatch()
+    try:
+        yield batch
+    finally:
+        session.info.pop(_BATCH, None)
+    await batch.write(session)
+
+
+def _columns_of(table: Table, rows: Sequence[dict[str, Any]]) -> tuple[str, ...]:
+    keys = tuple(rows[0])
+    for row in rows[1:]:
+        if len(row) != len(keys) or any(key not in row for key in keys):
+            raise ValueError(f"rows for {table.name} differ in their keys: {sorted(keys)} and {sorted(row)}")
+    return keys
+
+
+_STATEMENTS: dict[tuple[tuple[str, tuple[str, ...]], ...], TextClause] = {}
+
+
+def _statement(shape: tuple[tuple[Table, tuple[str, ...]], ...], dialect: Dialect) -> TextClause:
+    key = tuple((table.fullname, columns) for table, columns in shape)
+    statement = _STATEMENTS.get(key)
+    if statement is None:
+        inserts = [_insert_sql(table, columns, f"w{i}", dialect) for i, (table, columns) in enumerate(shape)]
+        ctes = ", ".join(f"w{i} AS ({sql})" for i, sql in enumerate(inserts[:-1]))
+        statement = _STATEMENTS[key] = text(f"WITH {ctes} {inserts[-1]}")
+    return statement
+
+
+def _insert_sql(table: Table, columns: tuple[str, ...], param: str, dialect: Dialect) -> str:
+    quote = dialect.identifier_preparer.quote
+    names, selected, declared = [], [], []
+    for key in columns:
+        column = table.c[key]
+        name = quote(column.name)
+        names.append(name)
+        if _is_json(column.type):  # its serialized text, cast back: None stays JSON null
+            declared.append(f"{name} TEXT")
+            selected.append(f"CAST(r.{name} AS {column.type.compile(dialect=dialect)})")
+        else:
+            declared.append(f"{name} {column.type.compile(dialect=dialect)}")
+            selected.append(f"r.{name}")
+    return (
+        f"INSERT INTO {dialect.identifier_preparer.format_table(table)} ({', '.join(names)}) "
+        f"SELECT {', '.join(selected)} FROM json_to_recordset(CAST(:{param} AS JSON)) AS r({', '.join(declared)})"
+    )
+
+
+def _is_json(type_: Any) -> bool:
+    impl = type_.impl_instance if isinstance(type_, TypeDecorator) else type_
+    return isinstance(impl, JSON)
+
+
+def _encoded(
+    table: Table,
+    columns: tuple[str, ...],
+    rows: list[dict[str, Any]],
+    dialect: Dialect,
+    serialize: Callable[[Any], str],
+) -> list[dict[str, Any]]:
+    converters = [(key, _converter(table.c[key].type, dialect, serialize)) for key in columns]
+    return [{key: convert(row[key]) for key, convert in converters} for row in rows]
+
+
+def _converter(type_: Any, dialect: Dialect, serialize: Callable[[Any], str]) -> Callable[[Any], Any]:
+    if _is_json(type_):
+        return serialize  # None too: JSON null, as SQLAlchemy binds it
+    if isinstance(type_, TypeDecorator):
+        bind = type_.process_bind_param
+        return lambda value: None if value is None else _plain(bind(value, dialect))
+    return _plain
+
+
+def _plain(value: Any) -> Any:
+    """A bound value as JSON carries it (PostgreSQL parses it back into the column's type)."""
+    if isinstance(value, uuid.UUID | decimal.Decimal):
+        return str(value)
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return f"{value.total_seconds()} seconds"
+    return value

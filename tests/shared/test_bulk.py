@@ -1,0 +1,199 @@
+"""``shared.bulk``: rows of several tables written together (one statement on PostgreSQL) are the
+rows an ``INSERT`` through SQLAlchemy writes, value for value, or nothing at all."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Date,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    Uuid,
+    event,
+    insert,
+    select,
+)
+from sqlalchemy.exc import IntegrityError, StatementError
+
+from shared.bulk import deferred_inserts, insert_rows
+from shared.db import Database, UTCDateTime, new_id, utcnow
+from tests.conftest import scratch_database
+
+metadata = MetaData()
+PARENT = Table(
+    "bulk_parent",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("code", String(35), nullable=False, unique=True),
+    Column("subject", Text),
+    Column("issued", Date),
+    Column("at", UTCDateTime),
+    Column("flag", Boolean),
+    Column("count", Integer),
+    Column("details", JSON),
+)
+CHILD = Table(
+    "bulk_child",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("parent_id", ForeignKey("bulk_parent.id"), nullable=False),
+    Column("note", String(200)),
+)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    if request.param == "sqlite":
+        database = Database(f"sqlite+aiosqlite:///{tmp_path / 'bulk.db'}", "bulk")
+        async with database.engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+        yield database
+        await database.dispose()
+        return
+    async with scratch_database("_bulk") as url:
+        database = Database(url, "public")
+        async with database.engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+        yield database
+        await database.dispose()
+
+
+def parent(code: str, **values: Any) -> dict[str, Any]:
+    row = {
+        "id": new_id(),
+        "code": code,
+        "subject": 'Về việc tổ chức hội nghị "tổng kết" năm 2026 — đ/ệ/ữ \\ \n tab\t',
+        "issued": dt.date(2026, 11, 29),
+        "at": dt.datetime(2026, 11, 29, 8, 30, 15, 123456, tzinfo=dt.timezone(dt.timedelta(hours=7))),
+        "flag": True,
+        "count": 7,
+        "details": {"to_places": ["Sở Tư pháp", "UBND huyện"], "n": 1.5, "none": None},
+    }
+    row.update(values)
+    return row
+
+
+async def rows_of(db: Database, table: Table) -> list[tuple[Any, ...]]:
+    async with db.session() as session:
+        return [tuple(r) for r in (await session.execute(select(table).order_by(*table.primary_key))).all()]
+
+
+class Statements:
+    """The statements sent to the database while the block runs."""
+
+    def __init__(self, db: Database) -> None:
+        self.engine = db.engine.sync_engine
+        self.sent: list[str] = []
+
+    def on_execute(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        self.sent.append(statement)
+
+    def __enter__(self) -> Statements:
+        event.listen(self.engine, "before_cursor_execute", self.on_execute)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        event.remove(self.engine, "before_cursor_execute", self.on_execute)
+
+
+async def test_rows_written_together_are_the_rows_an_insert_writes(db: Database) -> None:
+    """Text with quotes, backslashes and Vietnamese, dates, aware datetimes (stored in UTC), JSON with
+    a null inside, a JSON column given None (JSON null, as SQLAlchemy binds it), a NULL column."""
+    plain = [parent("A-1"), parent("A-2", details=None, at=None, subject=None)]
+    together = [parent("B-1"), parent("B-2", details=None, at=None, subject=None)]
+    async with db.session() as session:
+        await session.execute(insert(PARENT), plain)
+    async with db.session() as session, deferred_inserts(session):
+        await insert_rows(session, PARENT, together)
+        await insert_rows(session, CHILD, [{"parent_id": together[0]["id"], "note": "con"}])
+    written = {row[1]: row[2:] for row in await rows_of(db, PARENT)}
+    assert written["B-1"] == written["A-1"]
+    assert written["B-2"] == written["A-2"]
+    assert written["B-1"][2] == dt.datetime(2026, 11, 29, 1, 30, 15, 123456, tzinfo=dt.UTC)
+    assert written["B-1"][5] == {"to_places": ["Sở Tư pháp", "UBND huyện"], "n": 1.5, "none": None}
+    # None in a JSON column is JSON null, not SQL NULL, both ways
+    async with db.session() as session:
+        nulls = (await session.execute(select(PARENT.c.code).where(PARENT.c.details.is_(None)))).scalars().all()
+    assert nulls == []
+    assert [row[1:] for row in await rows_of(db, CHILD)] == [(together[0]["id"], "con")]
+
+
+async def test_on_postgresql_the_tables_rows_are_one_statement_and_their_foreign_keys_hold(db: Database) -> None:
+    first = parent("C-1")
+    with Statements(db) as statements:
+        async with db.session() as session, deferred_inserts(session):
+            await insert_rows(session, PARENT, [first])
+            await insert_rows(session, CHILD, [{"parent_id": first["id"], "note": str(i)} for i in range(3)])
+            assert await rows_of(db, PARENT) == []  # nothing sent yet
+    inserts = [s for s in statements.sent if "INSERT" in s.upper()]
+    assert len(inserts) == (1 if not db.is_sqlite else 2), inserts
+    assert len(await rows_of(db, CHILD)) == 3
+
+    orphan = parent("C-2")
+    with pytest.raises(IntegrityError):  # a child whose parent is not in the statement: refused
+        async with db.session() as session, deferred_inserts(session):
+            await insert_rows(session, PARENT, [orphan])
+            await insert_rows(session, CHILD, [{"parent_id": uuid.uuid4(), "note": "mồ côi"}])
+    assert [row[1] for row in await rows_of(db, PARENT)] == ["C-1"]  # the whole statement undone
+
+
+async def test_a_block_that_raises_writes_nothing_and_a_conflict_writes_nothing(db: Database) -> None:
+    with pytest.raises(RuntimeError):
+        async with db.session() as session, deferred_inserts(session):
+            await insert_rows(session, PARENT, [parent("D-1")])
+            raise RuntimeError("changed my mind")
+    assert await rows_of(db, PARENT) == []
+
+    async with db.session() as session:
+        await session.execute(insert(PARENT), [parent("D-2")])
+    with pytest.raises(IntegrityError):
+        async with db.session() as session, deferred_inserts(session):
+            await insert_rows(session, PARENT, [parent("D-3")])
+            await insert_rows(session, PARENT, [parent("D-2")])  # the unique code again
+    assert [row[1] for row in await rows_of(db, PARENT)] == ["D-2"]
+
+
+async def test_a_naive_datetime_is_refused_as_an_insert_refuses_it(db: Database) -> None:
+    with pytest.raises(StatementError, match="naive"):
+        async with db.session() as session, deferred_inserts(session):
+            await insert_rows(session, PARENT, [parent("E-0")])
+            await insert_rows(session, CHILD, [])
+            await insert_rows(session, PARENT, [parent("E-1", at=dt.datetime(2026, 1, 1))])
+    assert await rows_of(db, PARENT) == []
+
+
+async def test_a_nested_block_adds_to_the_outer_one_and_rows_must_share_their_keys(db: Database) -> None:
+    first = parent("F-1")
+    async with db.session() as session, deferred_inserts(session) as outer:
+        async with deferred_inserts(session) as inner:
+            assert inner is outer
+            await insert_rows(session, PARENT, [first])
+        assert await rows_of(db, PARENT) == []  # the inner block's end wrote nothing
+        await insert_rows(session, CHILD, [{"parent_id": first["id"], "note": None}])
+    assert [row[1] for row in await rows_of(db, PARENT)] == ["F-1"]
+
+    uneven = [parent("F-2"), {k: v for k, v in parent("F-3").items() if k != "subject"}]
+    with pytest.raises(ValueError, match="differ in their keys"):
+        async with db.session() as session, deferred_inserts(session):
+            await insert_rows(session, PARENT, uneven)
+            await insert_rows(session, CHILD, [{"parent_id": first["id"], "note": "x"}])
+    assert len(await rows_of(db, PARENT)) == 1
+
+
+async def test_outside_a_block_rows_are_inserted_at_once(db: Database) -> None:
+    async with db.session() as session:
+        await insert_rows(session, PARENT, [parent("G-1", at=utcnow())])
+        assert [row[1] for row in (await session.execute(select(PARENT))).all()] == ["G-1"]
