@@ -54,7 +54,7 @@ class InsertBatch:
     def add(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
         if rows:
             _columns_of(table, rows)
-            self.parts.append((table, list(rows)))
+            self.parts.append((table, _with_defaults(table, rows)))
 
     async def write(self, session: AsyncSession) -> None:
         """Insert every row: one statement on PostgreSQL, one per table elsewhere."""
@@ -66,17 +66,26 @@ class InsertBatch:
             for table, rows in parts:
                 await session.execute(insert(table), rows)
             return
-        shape = tuple((table, _columns_of(table, rows)) for table, rows in parts)
-        statement = _statement(shape, dialect)
-        serialize = getattr(dialect, "_json_serializer", None) or json.dumps  # what SQLAlchemy binds JSON with
-        try:
-            params = {
-                f"w{i}": json.dumps(_encoded(table, columns, rows, dialect, serialize), separators=(",", ":"))
-                for i, ((table, columns), (_table, rows)) in enumerate(zip(shape, parts, strict=True))
-            }
-        except (TypeError, ValueError) as exc:  # a value no column takes: as SQLAlchemy's binding says it
-            raise StatementError(str(exc), str(statement), None, exc) from exc
+        statement, params = postgresql_statement(parts, dialect)
         await session.execute(statement, params)
+
+
+def postgresql_statement(
+    parts: Sequence[tuple[Table, Sequence[dict[str, Any]]]], dialect: Dialect
+) -> tuple[TextClause, dict[str, str]]:
+    """The one statement that inserts every table's rows on PostgreSQL, and its parameters (each
+    table's rows as JSON: ``w0``, ``w1`` …)."""
+    shape = tuple((table, _columns_of(table, rows)) for table, rows in parts)
+    statement = _statement(shape, dialect)
+    serialize = getattr(dialect, "_json_serializer", None) or json.dumps  # what SQLAlchemy binds JSON with
+    try:
+        params = {
+            f"w{i}": json.dumps(_encoded(table, columns, list(rows), dialect, serialize), separators=(",", ":"))
+            for i, ((table, columns), (_table, rows)) in enumerate(zip(shape, parts, strict=True))
+        }
+    except (TypeError, ValueError) as exc:  # a value no column takes: as SQLAlchemy's binding says it
+        raise StatementError(str(exc), str(statement), None, exc) from exc
+    return statement, params
 
 
 async def insert_rows(session: AsyncSession, table: Table, rows: Sequence[dict[str, Any]]) -> None:
@@ -107,6 +116,25 @@ async def deferred_inserts(session: AsyncSession) -> AsyncIterator[InsertBatch]:
     finally:
         session.info.pop(_BATCH, None)
     await batch.write(session)
+
+
+def _with_defaults(table: Table, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows with the Python-side defaults of the columns they leave out, as an ``INSERT``
+    through SQLAlchemy fills them (a server default is the database's to fill)."""
+    missing = [
+        (column.key, column.default)
+        for column in table.columns
+        if column.key not in rows[0] and column.default is not None and not column.default.is_sequence
+    ]
+    if not missing:
+        return list(rows)
+    completed = []
+    for row in rows:
+        row = dict(row)
+        for key, default in missing:
+            row[key] = default.arg if default.is_scalar else default.arg(None)  # type: ignore[attr-defined]
+        completed.append(row)
+    return completed
 
 
 def _columns_of(table: Table, rows: Sequence[dict[str, Any]]) -> tuple[str, ...]:

@@ -197,3 +197,21 @@ async def test_outside_a_block_rows_are_inserted_at_once(db: Database) -> None:
     async with db.session() as session:
         await insert_rows(session, PARENT, [parent("G-1", at=utcnow())])
         assert [row[1] for row in (await session.execute(select(PARENT))).all()] == ["G-1"]
+
+
+async def test_a_column_left_out_takes_its_python_default_as_an_insert_gives_it(db: Database) -> None:
+    table = Table(
+        "bulk_defaults",
+        MetaData(),
+        Column("id", Uuid, primary_key=True, default=new_id),
+        Column("kind", String(10), nullable=False, default="new"),
+        Column("note", String(20)),
+    )
+    async with db.engine.begin() as conn:
+        await conn.run_sync(table.metadata.create_all)
+    async with db.session() as session, deferred_inserts(session):
+        await insert_rows(session, table, [{"note": "một"}, {"note": "hai"}])
+        await insert_rows(session, PARENT, [parent("H-1")])
+    rows = await rows_of(db, table)
+    assert sorted((kind, note) for _id, kind, note in rows) == [("new", "hai"), ("new", "một")]
+    assert all(isinstance(row[0], uuid.UUID) for row in rows)
