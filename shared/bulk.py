@@ -80,7 +80,9 @@ def postgresql_statement(
     serialize = getattr(dialect, "_json_serializer", None) or json.dumps  # what SQLAlchemy binds JSON with
     try:
         params = {
-            f"w{i}": json.dumps(_encoded(table, columns, list(rows), dialect, serialize), separators=(",", ":"))
+            f"w{i}": json.dumps(
+                _encoded(table, columns, list(rows), dialect, serialize), separators=(",", ":"), default=json_default
+            )
             for i, ((table, columns), (_table, rows)) in enumerate(zip(shape, parts, strict=True))
         }
     except (TypeError, ValueError) as exc:  # a value no column takes: as SQLAlchemy's binding says it
@@ -189,25 +191,39 @@ def _encoded(
     dialect: Dialect,
     serialize: Callable[[Any], str],
 ) -> list[dict[str, Any]]:
-    converters = [(key, _converter(table.c[key].type, dialect, serialize)) for key in columns]
-    return [{key: convert(row[key]) for key, convert in converters} for row in rows]
+    """The rows as ``json_to_recordset`` reads them: only the columns whose binding converts (JSON,
+    a ``TypeDecorator``) are touched here; ids, dates and times become text in ``json.dumps``."""
+    key = (table.fullname, columns, dialect.name)
+    converting = _CONVERTING.get(key)
+    if converting is None:
+        converting = _CONVERTING[key] = [
+            (name, convert)
+            for name in columns
+            if (convert := _converter(table.c[name].type, dialect, serialize)) is not None
+        ]
+    if not converting:
+        return rows
+    return [row | {name: convert(row[name]) for name, convert in converting} for row in rows]
 
 
-def _converter(type_: Any, dialect: Dialect, serialize: Callable[[Any], str]) -> Callable[[Any], Any]:
+_CONVERTING: dict[tuple[str, tuple[str, ...], str], list[tuple[str, Callable[[Any], Any]]]] = {}
+
+
+def _converter(type_: Any, dialect: Dialect, serialize: Callable[[Any], str]) -> Callable[[Any], Any] | None:
     if _is_json(type_):
         return serialize  # None too: JSON null, as SQLAlchemy binds it
     if isinstance(type_, TypeDecorator):
         bind = type_.process_bind_param
-        return lambda value: None if value is None else _plain(bind(value, dialect))
-    return _plain
+        return lambda value: None if value is None else bind(value, dialect)
+    return None
 
 
-def _plain(value: Any) -> Any:
-    """A bound value as JSON carries it (PostgreSQL parses it back into the column's type)."""
+def json_default(value: Any) -> Any:
+    """A bound value JSON has no type for, as text PostgreSQL parses back into the column's type."""
     if isinstance(value, uuid.UUID | decimal.Decimal):
         return str(value)
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, dt.timedelta):
         return f"{value.total_seconds()} seconds"
-    return value
+    raise TypeError(f"{type(value).__name__} is not a value a column takes")
