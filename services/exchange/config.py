@@ -59,6 +59,13 @@ class ExchangeSection(ServiceSection):
         max_length=30,
         description="seconds between tries of a webhook or bus delivery (default: 9 tries over about 22.6 h)",
     )
+    feed_linger_seconds: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="a long poll woken by a new entry answers this much later, with the entries committed meanwhile"
+        " (one page for a burst, not one each)",
+    )
     dispatch_prefetch: int = Field(default=64, ge=1, le=1000, description="feed entries delivered at once per process")
     dispatch_defer_seconds: float = Field(
         default=5.0, gt=0, description="wait of an entry put back because its agency has the most calls in flight"

@@ -351,7 +351,7 @@ async def transfer_service(session: SessionDep) -> TransferService:
 
 async def feed_reader(runtime: ExchangeRuntimeDep) -> FeedReader:
     """The feed reader: no request session (a long poll holds no database connection)."""
-    return FeedReader(runtime.db, runtime.feed_notifier)
+    return FeedReader(runtime.db, runtime.feed_notifier, linger=runtime.config.feed_linger_seconds)
 
 
 DocumentServiceDep = Annotated[DocumentService, Depends(document_service)]

@@ -237,15 +237,16 @@ class FeedNotifier:
         if isinstance(code, str):
             self.notify(code)
 
-    async def wait(self, agency_code: str, seconds: float) -> None:
-        """Return when an entry for the agency is published, or after ``seconds``."""
+    async def wait(self, agency_code: str, seconds: float) -> bool:
+        """Return True when an entry for the agency is published, False after ``seconds``."""
         event = asyncio.Event()
         self._waiters.setdefault(agency_code, set()).add(event)
         try:
             async with asyncio.timeout(seconds):
                 await event.wait()
+            return True
         except TimeoutError:
-            pass
+            return False
         finally:
             waiters = self._waiters.get(agency_code)
             if waiters is not None:
@@ -256,11 +257,14 @@ class FeedNotifier:
 
 class FeedReader:
     """Reads an agency's feed; each check is one statement (no transaction on PostgreSQL), none held
-    while waiting."""
+    while waiting. A long poll woken by a new entry reads ``linger`` seconds later, so that a burst
+    of entries (a broadcast, a busy sender) is one page, not a request each; entries already there
+    when the call comes are answered at once."""
 
-    def __init__(self, database: Database, notifier: FeedNotifier) -> None:
+    def __init__(self, database: Database, notifier: FeedNotifier, *, linger: float = 0.0) -> None:
         self.database = database
         self.notifier = notifier
+        self.linger = linger
 
     async def read(self, agency_code: str, *, cursor: str | None, limit: int, wait: float) -> FeedPage:
         """Return the entries after ``cursor``; with ``wait``, hold the call until one arrives."""
@@ -274,7 +278,9 @@ class FeedReader:
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:
                 break
-            await self.notifier.wait(agency_code, min(remaining, RECHECK_SECONDS))
+            woken = await self.notifier.wait(agency_code, min(remaining, RECHECK_SECONDS))
+            if woken and self.linger > 0:
+                await asyncio.sleep(min(self.linger, max(0.0, deadline - asyncio.get_running_loop().time())))
         entries = [entry_read(row) for row in rows]
         last = entries[-1].seq if entries else after
         return FeedPage(entries=entries, next_cursor=encode_cursor(last), last_seq=last)

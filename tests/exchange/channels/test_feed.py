@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 
+from services.exchange.feed.service import FeedReader
 from shared.pagination import encode_cursor
 from tests.helpers import Api, assert_problem, get_json, recall, report, send_ok
 
@@ -116,3 +118,36 @@ async def test_bad_feed_parameters_are_refused(api: Api) -> None:
     assert_problem(await api.http.get("/v1/feed", params={"wait": 99}, headers=auth), 422, "validation_failed")
     assert_problem(await api.http.get("/v1/feed", params={"limit": 0}, headers=auth), 422, "validation_failed")
     assert (await api.http.get("/v1/feed")).status_code == 401
+
+
+async def test_a_woken_long_poll_lingers_and_answers_a_burst_in_one_page(api: Api) -> None:
+    """``LIENTHONG_EXCHANGE__FEED_LINGER_SECONDS``: woken by the first entry of a burst, the poll
+    reads a moment later, with what was committed meanwhile; entries already there are answered at
+    once."""
+    sender, recipient = await api.agency_client(), await api.agency_client()
+    runtime = api.service_runtime("exchange")
+    lingering = FeedReader(runtime.db, runtime.feed_notifier, linger=1.5)
+    started = time.monotonic()
+    waiting = asyncio.create_task(lingering.read(recipient.agency_code, cursor=None, limit=100, wait=20))
+    await asyncio.sleep(0.2)
+    first = await send_ok(api, sender, [recipient])
+    await asyncio.sleep(0.1)
+    second = await send_ok(api, sender, [recipient])
+    page = await asyncio.wait_for(waiting, 10)
+    assert [e.delivery_id for e in page.entries] == [
+        uuid.UUID(first["deliveries"][0]["id"]),
+        uuid.UUID(second["deliveries"][0]["id"]),
+    ]
+    assert time.monotonic() - started >= 1.5
+    # nothing to wait for: the entries are there, answered without lingering
+    started = time.monotonic()
+    again = await lingering.read(recipient.agency_code, cursor=None, limit=100, wait=20)
+    assert len(again.entries) == 2 and time.monotonic() - started < 1.0
+    # without a linger the woken poll answers the first entry alone
+    eager = FeedReader(runtime.db, runtime.feed_notifier, linger=0)
+    waiting = asyncio.create_task(eager.read(recipient.agency_code, cursor=page.next_cursor, limit=100, wait=20))
+    await asyncio.sleep(0.2)
+    third = await send_ok(api, sender, [recipient])
+    alone = await asyncio.wait_for(waiting, 10)
+    await send_ok(api, sender, [recipient])
+    assert [e.delivery_id for e in alone.entries] == [uuid.UUID(third["deliveries"][0]["id"])]
