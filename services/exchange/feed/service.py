@@ -301,11 +301,6 @@ class FeedNotifier:
                 if not waiters:
                     del self._waiters[agency_code]
 
-    async def wait(self, agency_code: str, seconds: float) -> None:
-        """Return when an entry for the agency is committed, or after ``seconds``."""
-        with self.listening(agency_code) as event:
-            await wait_for_event(event, seconds)
-
 
 async def wait_for_event(event: asyncio.Event, seconds: float) -> None:
     """Return when ``event`` is set, or after ``seconds``."""
