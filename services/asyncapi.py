@@ -99,12 +99,6 @@ LISTENERS = (
     ),
     BroadcastListener(
         "exchange",
-        "feed_notifier",
-        (FEED_ENTRY_ADDED,),
-        "Wakes the feed readers long-polling in this process (GET /v1/feed?wait=…).",
-    ),
-    BroadcastListener(
-        "exchange",
         "bus_queues",
         ("agency.updated.v1",),
         "Declares an agency's bus queue as soon as it chooses amqp delivery, so the bus can consume it "
@@ -178,7 +172,10 @@ def service_queues() -> tuple[ServiceQueue, ...]:
             (FEED_ENTRY_ADDED,),
             "The dispatcher delivers each feed entry to its agency's channel: an HMAC-signed POST to the "
             "agency's webhook (push), a message on its bus queue (amqp), or `hub.entry_forwarded.v1` to the hub "
-            "connector (hub); nothing for pull. A failed try "
+            "connector (hub). The exchange records the event only for the entries of agencies that do not pull "
+            "(decided when the entry is written, by the cached delivery endpoint; an unknown agency or an "
+            "unreachable registry gets it, and the dispatcher decides): a pull agency's entries are in its feed "
+            "only, and one that still comes needs nothing. A failed try "
             "waits in a retry queue; after the last try the failure is recorded (`delivery.transfer_failed.v1`, "
             "a `delivery.transfer_failed` entry in the sender's feed) and the message is dead-lettered.",
             retry=dispatch_retry_policy(),

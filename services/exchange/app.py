@@ -28,6 +28,7 @@ def create_app(
     runtime = ExchangeRuntime(settings or Settings(), broker=broker, transports=transports)
     runtime.on_startup(runtime.open_blob_store)
     runtime.on_startup(runtime.open_dispatcher)
+    runtime.on_startup(runtime.start_feed_wakeups)
     runtime.on_startup(runtime.start_blob_sweeper)
     runtime.on_startup(runtime.start_statistics_refresher)
     return create_service_app(

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated
 
 import httpx
@@ -23,7 +23,8 @@ from services.exchange.document.packets import PacketService
 from services.exchange.document.repository import DocumentRepository
 from services.exchange.document.service import DocumentService
 from services.exchange.feed.repository import FeedRepository
-from services.exchange.feed.service import FeedNotifier, FeedReader, FeedService
+from services.exchange.feed.service import DispatchRule, FeedNotifier, FeedReader, FeedService
+from services.exchange.feed.wakeup import FeedListener, listen_parameters, wake_after_commit
 from services.exchange.models import messaging
 from services.exchange.signatures.client import SignatureClient
 from services.exchange.signatures.repository import SignatureRepository
@@ -73,7 +74,6 @@ class ExchangeRuntime(ServiceRuntime):
             listeners=[
                 Listener(DIRECTORY_EVENTS, directory.on_event),
                 Listener(DIRECTORY_EVENTS, statistics_directory.on_event),
-                Listener(("feed.entry_added.v1",), notifier.on_event),
                 Listener(("agency.updated.v1",), self._endpoint_changed),
             ],
             consumers=[Consumer("status_reports", ("delivery.status_reported.v1",), self._status_reported)],
@@ -103,6 +103,8 @@ class ExchangeRuntime(ServiceRuntime):
         self._statistics_refresher: StatisticsRefresher | None = None
         self.business_metrics = BusinessMetrics(self.metrics.registry, self)
         self.feed_notifier = notifier
+        self.feed_listener: FeedListener | None = None
+        self._feed_rule: DispatchRule | None = None
         self.calendar = WorkingCalendar(
             config.holidays,
             config.timezone,
@@ -116,6 +118,28 @@ class ExchangeRuntime(ServiceRuntime):
         self._signatures: SignatureClient | None = None
         self._verifier: FlaggedVerifier | None = None
         self._seal: Seal | None = None
+
+    @property
+    def feed_rule(self) -> DispatchRule:
+        """Which entries get a ``feed.entry_added.v1`` event (the dispatcher's registry client and cache)."""
+        if self._feed_rule is None:
+            raise RuntimeError("the exchange is not started: no dispatcher")
+        return self._feed_rule
+
+    def feed_service(self, session: AsyncSession) -> FeedService:
+        return FeedService(FeedRepository(session), self.feed_rule)
+
+    async def start_feed_wakeups(self) -> None:
+        """Wake the long-polling readers when entries are committed: on PostgreSQL one LISTEN
+        connection per process (the feed_entry trigger's NOTIFY), on SQLite the session's commit."""
+        notifier = self.feed_notifier
+        if self.db.is_sqlite:
+            self.on_shutdown(_async(wake_after_commit(self.db, notifier.notify)))
+            return
+        listener = FeedListener(listen_parameters(self.db), notifier.notify, notifier.notify_all)
+        listener.start()
+        self.on_shutdown(listener.stop)
+        self.feed_listener = listener
 
     @property
     def blobs(self) -> BlobStore:
@@ -142,6 +166,7 @@ class ExchangeRuntime(ServiceRuntime):
             webhooks=settings.webhooks,
             http=http,
         )
+        self._feed_rule = DispatchRule(self._dispatcher.registry.delivery_endpoint)
         self._signatures = SignatureClient(
             self.client("signature"), self.internal_authorization, self.config.signature_timeout_seconds
         )
@@ -293,6 +318,13 @@ class ExchangeRuntime(ServiceRuntime):
                 log.exception("blob sweep failed; next try in %g h", interval / 3600)
 
 
+def _async(call: Callable[[], None]) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        call()
+
+    return run
+
+
 def attachment_references(database: Database) -> ReferenceCheck:
     """Return the blob sweep's question to the database: which of these hashes an attachment names."""
 
@@ -326,7 +358,7 @@ async def document_service(
     return DocumentService(
         documents=DocumentRepository(session),
         deliveries=DeliveryRepository(session),
-        feed=FeedService(FeedRepository(session)),
+        feed=runtime.feed_service(session),
         registry=registry,
         blobs=runtime.blobs,
         calendar=runtime.calendar,
@@ -337,11 +369,11 @@ async def document_service(
     )
 
 
-async def delivery_service(session: SessionDep) -> DeliveryService:
+async def delivery_service(session: SessionDep, runtime: ExchangeRuntimeDep) -> DeliveryService:
     return DeliveryService(
         deliveries=DeliveryRepository(session),
         documents=DocumentRepository(session),
-        feed=FeedService(FeedRepository(session)),
+        feed=runtime.feed_service(session),
     )
 
 
@@ -382,7 +414,7 @@ async def status_packet_service(
     deliveries = DeliveryRepository(session)
     documents = DocumentRepository(session)
     return StatusPacketService(
-        statuses=DeliveryService(deliveries=deliveries, documents=documents, feed=FeedService(FeedRepository(session))),
+        statuses=DeliveryService(deliveries=deliveries, documents=documents, feed=runtime.feed_service(session)),
         documents=documents,
         deliveries=deliveries,
         canonical_code=canonical_code,

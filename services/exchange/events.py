@@ -142,7 +142,8 @@ class FeedEntryAdded(BaseModel):
     (the pull feed lists it, a webhook receives it as the POST body, a bus queue as the message).
 
     ``seq`` numbers an agency's entries 1, 2, 3 … in the order they happened; ``id`` is the same
-    on every re-send (dedupe by it)."""
+    on every re-send (dedupe by it). The exchange publishes it for the dispatcher only for agencies
+    whose channel is not ``pull`` (decided when the entry is written); every entry is in the pull feed."""
 
     id: uuid.UUID
     seq: int

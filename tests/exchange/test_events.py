@@ -6,13 +6,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import uuid
 from pathlib import Path
 
 from sqlalchemy import select
 
 from services.exchange import errors as exchange_errors
 from services.exchange.events import EVENTS
-from services.exchange.models import messaging
+from services.exchange.models import FeedEntry, messaging
 from shared.audit import AUDIT_EVENT
 from shared.db import utcnow
 from shared.errors import LienThongError
@@ -48,14 +49,27 @@ async def test_send_recall_and_agreement_write_their_events_to_the_outbox(api: A
         if r["payload"].get("document_id") == document_id and r["routing_key"] != AUDIT_EVENT  # tests/security
     ]
     all_events = [(key, EVENTS[key].model_validate(data)) for key, data in mine]  # every payload matches its schema
-    feed = [event for key, event in all_events if key == "feed.entry_added.v1"]
-    assert [(e.type, e.agency_code) for e in feed] == [  # type: ignore[attr-defined]
-        ("delivery.received", min(a.agency_code, b.agency_code)),
-        ("delivery.received", max(a.agency_code, b.agency_code)),
-        ("delivery.recall_requested", min(a.agency_code, b.agency_code)),
-        ("delivery.recall_requested", max(a.agency_code, b.agency_code)),
-        ("delivery.status_changed", sender.agency_code),
-    ]
+    # every agency here pulls: its entries (two deliveries, two recalls, the sender's status) are in
+    # its feed only and record no feed.entry_added.v1 for the dispatcher (a push agency's do:
+    # tests/exchange/channels/test_push.py)
+    assert [key for key, _ in all_events if key == "feed.entry_added.v1"] == []
+    async with exchange_db(api).reading() as session:
+        entries = (
+            await session.execute(
+                select(FeedEntry.type, FeedEntry.agency_code)
+                .where(FeedEntry.document_id == uuid.UUID(document_id))
+                .order_by(FeedEntry.id)
+            )
+        ).all()
+    assert sorted(entries) == sorted(
+        [
+            ("delivery.received", a.agency_code),
+            ("delivery.received", b.agency_code),
+            ("delivery.recall_requested", a.agency_code),
+            ("delivery.recall_requested", b.agency_code),
+            ("delivery.status_changed", sender.agency_code),
+        ]
+    )
     events = [(key, event) for key, event in all_events if key != "feed.entry_added.v1"]
     assert [key for key, _ in events] == [
         "document.submitted.v1",

@@ -1,8 +1,13 @@
 """Rules for agencies' feeds: what enters whose feed, and reading it with a long poll.
 
 Entries are written in the transaction of the change they tell (a delivery created, a recall, a
-status reported), each with its ``feed.entry_added.v1`` outbox event: the dispatcher pushes it to
-the agency's webhook or bus queue, and every exchange process wakes the readers waiting on it.
+status reported). Every entry stays readable in the agency's pull feed, whatever its channel. The
+channel an entry takes is decided when it is written: an entry of an agency whose delivery
+endpoint is ``push``, ``amqp`` or ``hub`` (or unknown, or the registry unreachable: the dispatcher
+decides then, as it always did) gets a ``feed.entry_added.v1`` outbox event, which the dispatcher
+delivers to the webhook, bus queue or hub connector; an entry of a ``pull`` agency gets none and
+takes no trip through the broker. The commit wakes the readers long-polling the agency's feed
+(services/exchange/feed/wakeup.py: PostgreSQL's NOTIFY, or the session's commit on SQLite).
 Reading the feed changes nothing (status 01 is the acknowledgement).
 """
 
@@ -11,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Literal
 
 from services.exchange.document.schemas import response_for_list
@@ -29,10 +35,12 @@ from services.exchange.events import (
 )
 from services.exchange.feed.repository import FeedRepository
 from services.exchange.feed.schemas import FeedPage
+from services.exchange.feed.wakeup import mark_woken
 from services.exchange.models import Attachment, Delivery, Document, FeedEntry, messaging
 from shared.bulk import deferred_inserts
+from shared.clients import DeliveryEndpoint
 from shared.db import Database
-from shared.messaging import Envelope
+from shared.errors import DependencyUnavailableError
 from shared.pagination import CursorInvalidError, decode_cursor, encode_cursor
 
 OutboxEvent = tuple[str, dict[str, Any], str | None]  # type, payload, ordering key
@@ -198,31 +206,70 @@ def entry_read(row: FeedEntry | dict[str, Any]) -> FeedEntryAdded:
     )
 
 
-class FeedService:
-    """Adds entries to agencies' feeds within the caller's transaction."""
+class DispatchRule:
+    """Which agencies' entries the dispatcher must see: all but those whose delivery endpoint is
+    ``pull``. The endpoint is the registry client's, cached (``directory_cache_seconds``, emptied
+    by the registry's directory events) and shared with the dispatcher: no call per send once
+    cached. An unknown agency, or a registry that does not answer, gets the event: the dispatcher
+    decides, as it always did."""
 
-    def __init__(self, feed: FeedRepository) -> None:
+    def __init__(self, endpoint: Callable[[str], Awaitable[DeliveryEndpoint | None]]) -> None:
+        self.endpoint = endpoint
+
+    async def needs_dispatch(self, agency_code: str) -> bool:
+        try:
+            endpoint = await self.endpoint(agency_code)
+        except DependencyUnavailableError:
+            return True
+        return endpoint is None or endpoint.mode != "pull"
+
+    async def dispatched(self, codes: set[str]) -> set[str]:
+        """The agencies among ``codes`` whose entries get a ``feed.entry_added.v1`` event."""
+        if len(codes) == 1:  # the usual send: no gather
+            [code] = codes
+            return codes if await self.needs_dispatch(code) else set()
+        ordered = sorted(codes)
+        needs = await asyncio.gather(*(self.needs_dispatch(code) for code in ordered))
+        return {code for code, needed in zip(ordered, needs, strict=True) if needed}
+
+
+class FeedService:
+    """Adds entries to agencies' feeds within the caller's transaction.
+
+    Without a ``rule`` every entry gets its ``feed.entry_added.v1`` event (the dispatcher decides)."""
+
+    def __init__(self, feed: FeedRepository, rule: DispatchRule | None = None) -> None:
         self.feed = feed
+        self.rule = rule
 
     async def add(
         self, entries: Sequence[dict[str, Any]], *, with_events: Sequence[OutboxEvent] = ()
     ) -> list[FeedEntryAdded]:
-        """Number and store the entries, and record each for its agency's channel (outbox), after
-        ``with_events`` (the change's own events), all in one outbox statement."""
-        # the entries and the events: one statement on PostgreSQL (shared.bulk), after the
-        # counters' upsert that numbers the entries
+        """Number and store the entries, and record those whose agency's channel needs the
+        dispatcher (outbox), after ``with_events`` (the change's own events): on PostgreSQL the
+        entries and the events are one statement (shared.bulk), after the counters' upsert that
+        numbers the entries. The commit wakes the agencies' long-polling readers."""
+        codes = {entry["agency_code"] for entry in entries}
+        # asked before the counters are locked: an endpoint the cache lacks costs one registry call
+        dispatched = codes if self.rule is None else await self.rule.dispatched(codes)
         async with deferred_inserts(self.feed.session):
             added = [entry_read(row) for row in await self.feed.append(entries)]
             events = [
                 *with_events,
-                *(("feed.entry_added.v1", payload(e), f"feed:{e.agency_code}") for e in added),
+                *(
+                    ("feed.entry_added.v1", payload(e), f"feed:{e.agency_code}")
+                    for e in added
+                    if e.agency_code in dispatched
+                ),
             ]
             await self.feed.record_events(messaging, events)
+        mark_woken(self.feed.session.info, codes)  # SQLite: the commit wakes the readers
         return added
 
 
 class FeedNotifier:
-    """Wakes the readers long-polling an agency's feed when an entry for it is published."""
+    """Wakes the readers long-polling an agency's feed in this process when an entry for it is
+    committed (services/exchange/feed/wakeup.py tells it)."""
 
     def __init__(self) -> None:
         self._waiters: dict[str, set[asyncio.Event]] = {}
@@ -231,28 +278,40 @@ class FeedNotifier:
         for event in self._waiters.get(agency_code, ()):
             event.set()
 
-    async def on_event(self, envelope: Envelope) -> None:
-        """Listen to ``feed.entry_added.v1`` (every process of the exchange gets it)."""
-        code = envelope.data.get("agency_code")
-        if isinstance(code, str):
-            self.notify(code)
+    def readers(self, agency_code: str) -> int:
+        """How many readers of the agency's feed are registered for a wake-up now."""
+        return len(self._waiters.get(agency_code, ()))
 
-    async def wait(self, agency_code: str, seconds: float) -> bool:
-        """Return True when an entry for the agency is published, False after ``seconds``."""
+    def notify_all(self) -> None:
+        """Wake every reader (the wake-ups were lost for a while: each reads again)."""
+        for waiters in self._waiters.values():
+            for event in waiters:
+                event.set()
+
+    @contextmanager
+    def listening(self, agency_code: str) -> Iterator[asyncio.Event]:
+        """An event set by every wake-up for the agency while the block runs: a reader registers
+        before it reads, so an entry committed during the read still wakes it."""
         event = asyncio.Event()
         self._waiters.setdefault(agency_code, set()).add(event)
         try:
-            async with asyncio.timeout(seconds):
-                await event.wait()
-            return True
-        except TimeoutError:
-            return False
+            yield event
         finally:
             waiters = self._waiters.get(agency_code)
             if waiters is not None:
                 waiters.discard(event)
                 if not waiters:
                     del self._waiters[agency_code]
+
+
+async def wait_for_event(event: asyncio.Event, seconds: float) -> bool:
+    """Return True when ``event`` is set, False after ``seconds``."""
+    try:
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True
 
 
 class FeedReader:
@@ -269,18 +328,21 @@ class FeedReader:
     async def read(self, agency_code: str, *, cursor: str | None, limit: int, wait: float) -> FeedPage:
         """Return the entries after ``cursor``; with ``wait``, hold the call until one arrives."""
         after = self.seq_of(cursor)
-        deadline = asyncio.get_running_loop().time() + min(wait, MAX_WAIT_SECONDS)
-        while True:
-            async with self.database.reading() as session:
-                rows = await FeedRepository(session).after(agency_code, after, limit)
-            if rows:
-                break
-            remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
-                break
-            woken = await self.notifier.wait(agency_code, min(remaining, RECHECK_SECONDS))
-            if woken and self.linger > 0:
-                await asyncio.sleep(min(self.linger, max(0.0, deadline - asyncio.get_running_loop().time())))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + min(wait, MAX_WAIT_SECONDS)
+        with self.notifier.listening(agency_code) as woken:
+            while True:
+                woken.clear()  # before the read: a wake-up during it is kept
+                async with self.database.reading() as session:
+                    rows = await FeedRepository(session).after(agency_code, after, limit)
+                if rows:
+                    break
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                if await wait_for_event(woken, min(remaining, RECHECK_SECONDS)) and self.linger > 0:
+                    # woken by an entry: read a moment later, with the entries committed meanwhile
+                    await asyncio.sleep(min(self.linger, max(0.0, deadline - loop.time())))
         entries = [entry_read(row) for row in rows]
         last = entries[-1].seq if entries else after
         return FeedPage(entries=entries, next_cursor=encode_cursor(last), last_seq=last)

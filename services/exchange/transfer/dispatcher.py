@@ -1,10 +1,13 @@
 """The dispatcher: delivers each feed entry to its agency's channel.
 
-It consumes ``feed.entry_added.v1`` from the ``exchange.dispatch`` work queue. ``pull`` agencies
-need nothing (the entry is in their feed); ``push`` agencies get an HMAC-signed POST to their
-webhook; ``amqp`` agencies get the entry in their own durable queue on the bus; ``hub`` agencies
-(outside the province) get it forwarded as ``hub.entry_forwarded.v1`` to the hub connector's work
-queue (services/hub/, docs/interop.md), which sees no other entry. A refusal or an
+It consumes ``feed.entry_added.v1`` from the ``exchange.dispatch`` work queue. The entries of
+``pull`` agencies get no such event (the feed service decides when it writes an entry, with the
+same cached endpoint: services/exchange/feed/service.py); one that still comes (the registry did
+not answer then, or the agency chose pull since) needs nothing (the entry is in its feed).
+``push`` agencies get an HMAC-signed POST to their webhook; ``amqp`` agencies get the entry in
+their own durable queue on the bus; ``hub`` agencies (outside the province) get it forwarded as
+``hub.entry_forwarded.v1`` to the hub connector's work queue (services/hub/, docs/interop.md),
+which sees no other entry. A refusal or an
 unreachable receiver raises :class:`RetryLater`: the broker tries again after the next delay of
 the schedule, and after the last try :meth:`Dispatcher.on_dead` records the failure (the sender is
 told) before the message goes to the dead-letter queue.
@@ -29,6 +32,7 @@ from pydantic import ValidationError
 
 from services.exchange.events import FeedEntryAdded
 from services.exchange.feed.repository import FeedRepository
+from services.exchange.feed.service import DispatchRule
 from services.exchange.transfer.repository import TransferRepository
 from services.exchange.transfer.service import TransferService
 from shared.clients import HUB_ENTRY_EVENT, DeliveryEndpoint, RegistryClient
@@ -187,6 +191,10 @@ class Dispatcher:
         target = (endpoint.webhook_url if channel == "push" else endpoint.amqp_queue) if endpoint else None
         attempts = int(envelope.headers.get(ATTEMPT_HEADER, 1))
         async with self.database.session() as session:
-            service = TransferService(transfers=TransferRepository(session), feed=FeedRepository(session))
+            service = TransferService(
+                transfers=TransferRepository(session),
+                feed=FeedRepository(session),
+                rule=DispatchRule(self.registry.delivery_endpoint),
+            )
             await service.record_failure(entry, channel=channel, target=target, attempts=attempts, reason=reason)
         log.warning("feed entry %s for %s not delivered by %s: %s", entry.id, entry.agency_code, channel, reason)

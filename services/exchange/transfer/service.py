@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from services.exchange.errors import TransferFailureNotFoundError
 from services.exchange.events import DeliveryTransferFailed, FeedEntryAdded, payload
 from services.exchange.feed.repository import FeedRepository
-from services.exchange.feed.service import FeedService, entry_read, transfer_failed_entry
+from services.exchange.feed.service import DispatchRule, FeedService, entry_read, transfer_failed_entry
 from services.exchange.models import TransferFailure, messaging
 from services.exchange.transfer.repository import TransferRepository
 from services.exchange.transfer.schemas import Resent, TransferFailurePage, TransferFailureRead
@@ -23,10 +23,12 @@ def failure_read(failure: TransferFailure) -> TransferFailureRead:
 
 
 class TransferService:
-    def __init__(self, *, transfers: TransferRepository, feed: FeedRepository) -> None:
+    def __init__(
+        self, *, transfers: TransferRepository, feed: FeedRepository, rule: DispatchRule | None = None
+    ) -> None:
         self.transfers = transfers
         self.feed_repository = feed
-        self.feed = FeedService(feed)
+        self.feed = FeedService(feed, rule)
 
     async def record_failure(
         self, entry: FeedEntryAdded, *, channel: str, target: str | None, attempts: int, reason: str

@@ -7,16 +7,20 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
+from services.exchange.events import EVENTS
+from services.exchange.models import messaging
 from shared.messaging import InProcessBroker
 from shared.webhooks import sign, verify
 from tests.conftest import running_system
 from tests.exchange.channels.receiver import WebhookReceiver
-from tests.helpers import Api, Client, document, get_json, report, send_ok, wait_until
+from tests.helpers import Api, Client, document, exchange_db, get_json, report, send_ok, wait_until
 
 LOCAL_WEBHOOKS = {"allow_http": True, "allowed_networks": ["127.0.0.0/8"], "timeout_seconds": 1.0}
 FAST_RETRIES = {"push_retry_schedule": [0.2, 0.4, 0.8], "dispatch_defer_seconds": 0.2}
@@ -58,6 +62,29 @@ async def test_a_delivery_is_posted_signed_with_the_same_body_as_the_feed_entry(
     [entry] = (await get_json(api, recipient, "/v1/feed"))["entries"]
     assert call.delivery_id == entry["id"]
     assert call.entry == entry and call.entry["data"]["delivery_id"] == sent["deliveries"][0]["id"]
+
+
+async def test_only_the_entries_of_agencies_that_do_not_pull_go_to_the_dispatcher(
+    api: Api, receiver: WebhookReceiver
+) -> None:
+    """The channel an entry takes is decided when it is written: one document to a pull agency and a
+    push agency records one ``feed.entry_added.v1`` event, the push agency's (delivered); the pull
+    agency's entry takes no trip through the broker, and both are in their feeds."""
+    sender, pulling, pushing = await api.agency_client(), await api.agency_client(), await api.agency_client()
+    await use_webhook(api, pushing, receiver)
+    sent = await send_ok(api, sender, [pulling, pushing])
+    await wait_until(lambda: receiver.accepted, what="the webhook call")
+    outbox = messaging.outbox
+    async with exchange_db(api).reading() as session:
+        rows = (await session.execute(select(outbox).where(outbox.c.routing_key == "feed.entry_added.v1"))).all()
+    recorded = [EVENTS["feed.entry_added.v1"].model_validate(row.payload) for row in rows]  # the schema holds
+    mine = [e for e in recorded if e.document_id == uuid.UUID(sent["id"])]  # type: ignore[attr-defined]
+    assert [(e.agency_code, e.type) for e in mine] == [(pushing.agency_code, "delivery.received")]  # type: ignore[attr-defined]
+    [call] = receiver.calls
+    assert call.entry["id"] == str(mine[0].id)  # type: ignore[attr-defined]
+    for agency in (pulling, pushing):
+        [entry] = (await get_json(api, agency, "/v1/feed"))["entries"]
+        assert entry["document_id"] == sent["id"] and entry["type"] == "delivery.received"
 
 
 async def test_a_tampered_body_fails_the_signature_check(api: Api, receiver: WebhookReceiver) -> None:
