@@ -25,10 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import update
 
 from services.archive.extractor import TextExtractor
-from services.archive.models import ArchiveRecord
 from services.archive.record.repository import ArchiveRecordRepository
 from services.archive.record.service import ATTACHMENT_FIELDS, TEXTUAL
 from services.archive.search.index import ArchiveIndex
@@ -167,6 +165,8 @@ class TextEnricher:
         max_bytes: int,
         max_chars: int,
         changed: Callable[[], None],
+        batch: int = 32,
+        linger: float = 0.0,
     ) -> None:
         self.database = database
         self.extractor = extractor
@@ -177,10 +177,17 @@ class TextEnricher:
         self.max_bytes = max_bytes
         self.max_chars = max_chars
         self.changed = changed
+        self.batch = batch
+        self.linger = linger
         self._wake = asyncio.Event()
+        self._waiting = 0  # records said to wait for their text since the last claim
         self._stopping = False
+        self.passes = 0  # claims made, and records claimed: what the batches hold on average
+        self.claimed = 0
 
-    def wake(self) -> None:
+    def wake(self, waiting: int = 1) -> None:
+        """Records wait for their text (``waiting`` of them, when the caller knows): a claim soon."""
+        self._waiting += waiting
         self._wake.set()
 
     def stop(self) -> None:
@@ -194,46 +201,68 @@ class TextEnricher:
     async def run(self) -> None:
         while not self._stopping:
             try:
-                while not self._stopping and await self.enrich_some():
+                # a full batch claimed: more may be waiting, claim again at once
+                while not self._stopping and await self.enrich_some(self.batch) >= self.batch:
                     pass
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("text extraction pass failed")
-            with contextlib.suppress(TimeoutError):
+            with contextlib.suppress(TimeoutError):  # woken, or a look every 2 s (claims gone stale)
                 await asyncio.wait_for(self._wake.wait(), 2.0)
+            if self._wake.is_set():
+                await self._linger()
+
+    async def _linger(self) -> None:
+        """After a wake-up, ``linger`` seconds for the records that follow it (the batch consumers'
+        linger): a claim of a batch, not one per record, unless a full batch is already waiting."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.linger
+        while not self._stopping and self._waiting < self.batch and (left := deadline - loop.time()) > 0:
             self._wake.clear()
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for may swallow the cancellation
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(left):
+                    await self._wake.wait()
+        self._wake.clear()
+        self._waiting = 0
 
     async def enrich_some(self, limit: int = 32) -> int:
         """Claim up to ``limit`` records waiting for text and fill them; return how many were claimed.
 
-        A batch: one transaction claims them, one reads them, their files are read and extracted
-        side by side, one transaction writes every result (not three per record)."""
+        A batch: one statement claims them and returns what their extraction needs, their files are
+        read and extracted side by side, one transaction writes every result (an executemany
+        UPDATE, not a statement per record)."""
         now = utcnow()
         async with self.database.session() as session:
-            ids = await ArchiveRecordRepository(session).claim_pending_text(now, now - dt.timedelta(minutes=10), limit)
-        if not ids:
+            claimed = await ArchiveRecordRepository(session).claim_pending_text(
+                now, now - dt.timedelta(minutes=10), limit
+            )
+        self.passes += 1
+        if not claimed:
             return 0
-        async with self.database.session() as session:
-            records = await ArchiveRecordRepository(session).by_document_ids(ids)
-            claimed = [
-                (record.document_id, record.source, record.file_sha256, record.content_type, dict(record.details or {}))
-                for record in records.values()
-            ]
-        results = await asyncio.gather(*(self._values(*record) for record in claimed))
-        later = False
-        async with self.database.session() as session:
-            for (document_id, *_rest), (values, retry) in zip(claimed, results, strict=True):
-                later = later or retry
-                await session.execute(
-                    update(ArchiveRecord)
-                    .where(ArchiveRecord.document_id == document_id)
-                    .values(**values, changed_at=utcnow())
+        self.claimed += len(claimed)
+        results = await asyncio.gather(
+            *(
+                self._values(
+                    record.document_id,
+                    record.source,
+                    record.file_sha256,
+                    record.content_type,
+                    dict(record.details or {}),
                 )
+                for record in claimed
+            )
+        )
+        async with self.database.session() as session:
+            await ArchiveRecordRepository(session).write_texts(
+                [(record.document_id, values) for record, (values, _later) in zip(claimed, results, strict=True)],
+                utcnow(),
+            )
         self.changed()
-        if later:  # the exchange is away: the next batch a moment later
+        if any(later for _values, later in results):  # the exchange is away: the next batch a moment later
             await asyncio.sleep(1)
-        return len(ids)
+        return len(claimed)
 
     async def _values(
         self,

@@ -121,9 +121,10 @@ class RecordService:
     def __init__(self, records: ArchiveRecordRepository) -> None:
         self.records = records
 
-    async def apply_events(self, envelopes: Sequence[Envelope]) -> None:
+    async def apply_events(self, envelopes: Sequence[Envelope]) -> int:
         """Reflect a batch of exchange events on the records, in the order they came (one query to
-        load the records they touch, new ones inserted together)."""
+        load the records they touch, new ones inserted together); return how many new records wait
+        for their text."""
         ids = {uuid.UUID(str(e.data["document_id"])) for e in envelopes if "document_id" in e.data}
         known = await self.records.by_document_ids(list(ids))
         now = utcnow()
@@ -142,6 +143,7 @@ class RecordService:
             apply_change(target, envelope, now)
         await self.records.insert_records(list(new.values()))
         await self.records.flush()
+        return sum(row["text_status"] == "pending" for row in new.values())
 
     async def record_all(self, envelopes: Sequence[Envelope]) -> None:
         """Keep the archive records of documents just submitted (``document.submitted.v1``)."""
