@@ -26,11 +26,10 @@ from typing import Any
 
 import httpx
 
-from services.archive.extractor import TextExtractor
+from services.archive.extractor import Extracted, TextExtractor
 from services.archive.record.repository import ArchiveRecordRepository
 from services.archive.record.service import ATTACHMENT_FIELDS, TEXTUAL
 from services.archive.search.index import ArchiveIndex
-from shared.blobs import read_blob
 from shared.db import Database, utcnow
 from shared.messaging import Envelope
 
@@ -312,10 +311,9 @@ class TextEnricher:
         for attachment in details["attachments"]:
             if attachment.get("content_type") not in TEXTUAL or int(attachment.get("size", 0)) > self.max_bytes:
                 continue
-            data = await self._attachment(document_id, attachment)
-            if data is None:
+            extracted = await self._attachment_text(document_id, attachment)
+            if extracted is None:
                 continue
-            extracted = await self.extractor.extract(data, attachment["content_type"])
             if extracted.error:
                 errors.append(f"{attachment.get('file_name')}: {extracted.error}")
             elif extracted.text.strip():
@@ -327,17 +325,19 @@ class TextEnricher:
             "text_error": "; ".join(errors)[:500] or None,
         }
 
-    async def _attachment(self, document_id: uuid.UUID, attachment: dict[str, Any]) -> bytes | None:
-        """An attachment's bytes: straight from the blob store by their hash when this process sees
-        it (the embedded mode, or a host or volume shared with the exchange), else from the
-        exchange's internal route; None when the exchange has no such attachment."""
+    async def _attachment_text(self, document_id: uuid.UUID, attachment: dict[str, Any]) -> Extracted | None:
+        """An attachment's text: its file read by the extraction's worker straight from the blob
+        store by its hash when this process sees it (the embedded mode, or a host or volume shared
+        with the exchange; the worker checks the hash), else its bytes from the exchange's internal
+        route; None when the exchange has no such attachment."""
         sha256 = attachment.get("sha256")
+        content_type = attachment["content_type"]
         if self.blob_dir is not None and isinstance(sha256, str):
-            data = await asyncio.to_thread(read_blob, self.blob_dir, sha256)
-            if data is not None:
-                return data
+            extracted = await self.extractor.extract_blob(self.blob_dir, sha256, content_type, self.max_bytes)
+            if extracted is not None:
+                return extracted
         response = await self._get(f"/internal/v1/documents/{document_id}/attachments/{attachment['id']}")
-        return None if response is None else response.content
+        return None if response is None else await self.extractor.extract(response.content, content_type)
 
     async def _get(self, path: str) -> httpx.Response | None:
         try:

@@ -1,6 +1,7 @@
 """The text enricher's batches: records claimed and returned by one statement, their results written
 by an executemany per set of columns, the claim's semantics (a stale claim taken again, the
-exchange away: the record waits)."""
+exchange away: the record waits), and the attachments read by the extraction's worker from the
+blob store when the archive sees it."""
 
 from __future__ import annotations
 
@@ -158,6 +159,29 @@ async def test_a_batch_is_filled_done_failed_or_later_with_one_update_per_kind(
     assert second.text_status == "failed" and second.text_error and "PDF" in second.text_error
     assert (third.text_status, third.text_claimed_at) == ("pending", None)  # waits, tried again next pass
     assert first.changed_at > first.archived_at
+    await filler.exchange.aclose()
+
+
+async def test_a_blob_whose_hash_does_not_match_is_not_read(
+    database: Database, extractor: TextExtractor, tmp_path: Path
+) -> None:
+    """The worker reads the attachment from the store by its hash, and refuses a file whose bytes do
+    not have that hash (the record then waits for the exchange to send the bytes)."""
+    text = make_pdf(["Van ban that"])
+    sha256 = store(tmp_path / "blobs", text)
+    assert (await extractor.extract_blob(tmp_path / "blobs", sha256, PDF, 1_000_000)) is not None
+    blob_path(tmp_path / "blobs", sha256).write_bytes(make_pdf(["Van ban gia"]))
+    assert await extractor.extract_blob(tmp_path / "blobs", sha256, PDF, 1_000_000) is None
+    assert await extractor.extract_blob(tmp_path / "blobs", "f" * 64, PDF, 1_000_000) is None  # not there
+    assert await extractor.extract_blob(tmp_path / "blobs", "../../etc/passwd", PDF, 1_000_000) is None
+    small = store(tmp_path / "blobs", make_pdf(["Van ban nho"]))
+    assert await extractor.extract_blob(tmp_path / "blobs", small, PDF, 100) is None  # beyond the size limit
+
+    tampered = await record(database, 1, [pdf_attachment(sha256)])
+    filler = enricher(database, extractor, tmp_path)
+    assert await filler.enrich_some() == 1
+    kept = await state(database, tampered)
+    assert (kept.text_status, kept.text) == ("pending", "")  # not the forged text: the exchange, later
     await filler.exchange.aclose()
 
 
