@@ -60,6 +60,14 @@ class ArchiveRecordRepository(Repository[ArchiveRecord]):
         rows = await self.session.scalars(select(ArchiveRecord).where(ArchiveRecord.document_id.in_(set(ids))))
         return {row.document_id: row for row in rows}
 
+    async def existing(self, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        """Which of these documents have a record (their ids only: no record loaded)."""
+        if not ids:
+            return set()
+        return set(
+            (await self.session.scalars(select(_RECORDS.c.document_id).where(_RECORDS.c.document_id.in_(ids)))).all()
+        )
+
     async def insert_records(self, rows: Sequence[dict[str, Any]]) -> None:
         """Insert new records, given as column values, with one statement (a batch of events)."""
         if rows:
