@@ -290,6 +290,7 @@ class TextEnricher:
         return {"text": extracted.text[: self.max_chars], "text_status": "done", "text_error": None}
 
     async def _exchanged(self, document_id: uuid.UUID, details: dict[str, Any]) -> dict[str, Any]:
+        filled: dict[str, Any] = {}  # the details, when they are fetched (else the record has them)
         if "attachments" not in details:  # an event of an exchange that did not carry the details
             document = await self._get(f"/internal/v1/documents/{document_id}")
             if document is None:
@@ -306,6 +307,7 @@ class TextEnricher:
                 "description": body.get("description"),
                 "attachments": [{k: a.get(k) for k in ATTACHMENT_FIELDS} for a in body.get("attachments", [])],
             }
+            filled = {"details": details}
         texts: list[str] = []
         errors: list[str] = []
         for attachment in details["attachments"]:
@@ -319,7 +321,7 @@ class TextEnricher:
             elif extracted.text.strip():
                 texts.append(extracted.text)
         return {
-            "details": details,
+            **filled,
             "text": "\n".join(texts)[: self.max_chars],
             "text_status": "failed" if errors and not texts else "done",
             "text_error": "; ".join(errors)[:500] or None,

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import event, select, update
 
 from services.archive.consumers import recording
@@ -232,3 +233,37 @@ async def test_the_consumer_tells_how_many_new_records_wait_for_text_once_commit
     assert told == [2]  # the PDF's text, and the older exchange's details; the picture has none
     await consumer.handle_batch([pdf, picture, older])  # delivered again: nothing new
     assert told == [2]
+
+
+async def test_the_details_an_older_exchange_left_out_are_fetched_and_written(
+    database: Database, extractor: TextExtractor, tmp_path: Path
+) -> None:
+    """A record of an event without the details gets them from the exchange's internal route (here
+    a stand-in application serving that route) with its text; a record whose event carried them
+    keeps them as they are."""
+    sha256 = store(tmp_path / "blobs", make_pdf(["Ke hoach nam"]))
+    older = await record(database, 1, None)
+    current = await record(database, 2, [pdf_attachment(sha256)])
+    exchange = FastAPI()
+
+    @exchange.get("/internal/v1/documents/{document_id}")
+    async def document(document_id: uuid.UUID) -> dict[str, Any]:
+        assert document_id == older
+        return {
+            "promulgation_place": "Đồng Xoài",
+            "signer": {"full_name": "Nguyễn Văn A", "position": "Chủ tịch"},
+            "page_count": 3,
+            "attachments": [pdf_attachment(sha256)],
+        }
+
+    before = (await state(database, current)).details
+    filler = enricher(database, extractor, tmp_path)
+    filler.exchange = httpx.AsyncClient(transport=httpx.ASGITransport(app=exchange), base_url="http://exchange")
+    assert await filler.enrich_some() == 2
+    fetched, kept = await state(database, older), await state(database, current)
+    assert (fetched.text_status, kept.text_status) == ("done", "done")
+    assert "Ke hoach nam" in fetched.text and "Ke hoach nam" in kept.text
+    assert fetched.details["signer_name"] == "Nguyễn Văn A" and fetched.details["page_count"] == 3
+    assert fetched.details["attachments"][0]["sha256"] == sha256
+    assert kept.details == before and kept.details["page_count"] == 1
+    await filler.exchange.aclose()
