@@ -5,6 +5,7 @@ never change once in place)."""
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 
@@ -21,7 +22,12 @@ def read_blob(root: Path, sha256: str, max_bytes: int | None = None) -> bytes | 
         return None
     try:
         with blob_path(root, sha256).open("rb") as file:
-            data = file.read() if max_bytes is None else file.read(max_bytes + 1)
+            size = os.fstat(file.fileno()).st_size
+            if max_bytes is not None and size > max_bytes:
+                return None
+            # a read of the size it has (one more byte: it never grows, its hash would not match);
+            # not a read of max_bytes, whose buffer would be allocated whole first
+            data = file.read(size + 1)
     except OSError:
         return None
     if max_bytes is not None and len(data) > max_bytes:

@@ -175,8 +175,10 @@ async def test_a_blob_whose_hash_does_not_match_is_not_read(
     assert await extractor.extract_blob(tmp_path / "blobs", sha256, PDF, 1_000_000) is None
     assert await extractor.extract_blob(tmp_path / "blobs", "f" * 64, PDF, 1_000_000) is None  # not there
     assert await extractor.extract_blob(tmp_path / "blobs", "../../etc/passwd", PDF, 1_000_000) is None
-    small = store(tmp_path / "blobs", make_pdf(["Van ban nho"]))
-    assert await extractor.extract_blob(tmp_path / "blobs", small, PDF, 100) is None  # beyond the size limit
+    small = make_pdf(["Van ban nho"])
+    small_sha256 = store(tmp_path / "blobs", small)
+    assert await extractor.extract_blob(tmp_path / "blobs", small_sha256, PDF, len(small)) is not None
+    assert await extractor.extract_blob(tmp_path / "blobs", small_sha256, PDF, len(small) - 1) is None  # too large
 
     tampered = await record(database, 1, [pdf_attachment(sha256)])
     filler = enricher(database, extractor, tmp_path)
