@@ -5,6 +5,7 @@ never change once in place)."""
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 
@@ -13,13 +14,22 @@ def blob_path(root: Path, sha256: str) -> Path:
     return root / sha256[:2] / sha256[2:4] / sha256
 
 
-def read_blob(root: Path, sha256: str) -> bytes | None:
+def read_blob(root: Path, sha256: str, max_bytes: int | None = None) -> bytes | None:
     """The bytes of a blob read straight from the store, when this process sees the store and the
-    file there is whole (its hash checked); None otherwise (the caller asks the exchange)."""
+    file there is whole (its hash checked) and, with ``max_bytes``, no larger than that; None
+    otherwise (the caller asks the exchange)."""
     if len(sha256) != 64 or not all(c in "0123456789abcdef" for c in sha256):
         return None
     try:
-        data = blob_path(root, sha256).read_bytes()
+        with blob_path(root, sha256).open("rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            if max_bytes is not None and size > max_bytes:
+                return None
+            # a read of the size it has (one more byte: it never grows, its hash would not match);
+            # not a read of max_bytes, whose buffer would be allocated whole first
+            data = file.read(size + 1)
     except OSError:
+        return None
+    if max_bytes is not None and len(data) > max_bytes:
         return None
     return data if hashlib.sha256(data).hexdigest() == sha256 else None

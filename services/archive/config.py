@@ -17,7 +17,11 @@ class ArchiveSection(ServiceSection):
         default=64, ge=1, le=1000, description="exchange events recorded in one transaction at most"
     )
     batch_linger_seconds: float = Field(
-        default=0.25, ge=0, le=5, description="how long a batch waits for more events after its first arrived"
+        default=0.25,
+        ge=0,
+        le=5,
+        description="how long a batch waits for more events after its first arrived (and the text enricher, once "
+        "woken, for more records to claim together)",
     )
     index_dir: Path | None = Field(
         default=None, description="where each replica keeps its Tantivy index (default: <var_dir>/archive-index)"

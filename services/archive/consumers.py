@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.archive.config import ArchiveSection
 from services.archive.record.repository import ArchiveRecordRepository
 from services.archive.record.service import EVENTS, RecordService
-from shared.messaging import Envelope
+from shared.messaging import BatchEventHandler, Envelope
 from shared.service import BatchConsumer
 
 
@@ -27,13 +27,27 @@ async def on_document_submitted(session: AsyncSession, envelope: Envelope) -> No
     await on_documents_submitted(session, [envelope])
 
 
-def consumers(section: ArchiveSection) -> tuple[BatchConsumer, ...]:
-    """The archive's consumers, batched as its settings say."""
+def recording(waiting: Callable[[int], None]) -> BatchEventHandler:
+    """:func:`on_documents_submitted`, and once the batch has committed ``waiting`` told how many
+    new records wait for their text (the replica's text enricher: it claims what this replica
+    recorded, and only once it is there to claim)."""
+
+    async def handler(session: AsyncSession, envelopes: Sequence[Envelope]) -> None:
+        records = ArchiveRecordRepository(session)
+        pending = await RecordService(records).apply_events(envelopes)
+        if pending:
+            records.after_commit(lambda: waiting(pending))
+
+    return handler
+
+
+def consumers(section: ArchiveSection, waiting: Callable[[int], None] | None = None) -> tuple[BatchConsumer, ...]:
+    """The archive's consumers, batched as its settings say (``waiting``: see :func:`recording`)."""
     return (
         BatchConsumer(
             "documents",
             EVENTS,
-            on_documents_submitted,
+            on_documents_submitted if waiting is None else recording(waiting),
             size=section.batch_size,
             linger_seconds=section.batch_linger_seconds,
         ),

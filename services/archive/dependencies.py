@@ -45,7 +45,7 @@ class ArchiveRuntime(ServiceRuntime):
             "archive",
             settings,
             messaging,
-            consumers=consumers(settings.archive),
+            consumers=consumers(settings.archive, self._recorded),
             listeners=[Listener(EVENTS, self._event), Listener(DIRECTORY_EVENTS, self._directory_changed)],
             broker=broker,
             transports=transports,
@@ -126,6 +126,7 @@ class ArchiveRuntime(ServiceRuntime):
             max_bytes=self.config.extract_max_bytes,
             max_chars=self.config.max_text_chars,
             changed=feeder.wake,
+            linger=self.config.batch_linger_seconds,
         )
         tasks = [asyncio.create_task(feeder.run(), name="archive-index-feeder")]
         if self.config.extract_text:
@@ -147,10 +148,16 @@ class ArchiveRuntime(ServiceRuntime):
         self.on_shutdown(stop)
 
     async def _event(self, envelope: object) -> None:
+        # the text enricher is woken by this replica's consumer once it has recorded what waits for
+        # text (:meth:`_recorded`), not by the events: woken by an event it would claim before the
+        # record is committed
         if self.feeder is not None:
             self.feeder.wake()
+
+    def _recorded(self, waiting: int) -> None:
+        """This replica's consumer committed new records waiting for their text."""
         if self.enricher is not None:
-            self.enricher.wake()
+            self.enricher.wake(waiting)
 
     async def _directory_changed(self, _envelope: object) -> None:
         self._subtrees.clear()

@@ -17,6 +17,9 @@ import subprocess
 import sys
 import zipfile
 from collections.abc import Iterator
+from pathlib import Path
+
+from shared.blobs import read_blob
 
 PDF = "application/pdf"
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -206,6 +209,16 @@ def run(data: bytes, content_type: str, mode: str, max_chars: int) -> dict[str, 
         return {"error": str(exc)}
     except MemoryError:
         return {"error": "the file needs more memory to read than an extraction may use"}
+
+
+def run_blob(root: str, sha256: str, content_type: str, mode: str, max_chars: int, max_bytes: int) -> dict[str, str]:
+    """:func:`run` on a file of the blob store the worker reads itself (the parent sends its hash,
+    not its bytes through the pool's pipe): ``{"missing": …}`` when it is not there whole (its hash
+    checked, as when the parent reads it) or is larger than ``max_bytes``."""
+    data = read_blob(Path(root), sha256, max_bytes)
+    if data is None:
+        return {"missing": "no such blob, or not whole"}
+    return run(data, content_type, mode, max_chars)
 
 
 def main() -> None:

@@ -13,11 +13,13 @@ import asyncio
 import logging
 import multiprocessing
 import resource
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from pathlib import Path
 
-from services.archive.extraction import run
+from services.archive.extraction import run, run_blob
 from shared.pools import discard_pool, kill_pool
 from shared.text import nfc
 
@@ -56,11 +58,21 @@ class TextExtractor:
 
     async def check(self, data: bytes, content_type: str) -> str | None:
         """Why a scan cannot be read (None: it can), checked in the same bounded workers."""
-        return (await self._run(data, content_type, "--check")).error
+        checked = await self._run(run, data, content_type, "--check", self.max_chars)
+        assert checked is not None  # only a blob can be missing
+        return checked.error
 
     async def extract(self, data: bytes, content_type: str) -> Extracted:
         """The file's text, or why there is none (a malformed file, a time or memory overrun)."""
-        return await self._run(data, content_type, self.languages)
+        extracted = await self._run(run, data, content_type, self.languages, self.max_chars)
+        assert extracted is not None  # only a blob can be missing
+        return extracted
+
+    async def extract_blob(self, root: Path, sha256: str, content_type: str, max_bytes: int) -> Extracted | None:
+        """The text of a file of the blob store, read by the worker itself (its hash checked there:
+        the bytes do not travel through the pool's pipe); None when the store has no whole file of
+        that hash within ``max_bytes`` (the caller gets the bytes elsewhere)."""
+        return await self._run(run_blob, str(root), sha256, content_type, self.languages, self.max_chars, max_bytes)
 
     async def shutdown(self) -> None:
         """Stop the workers (the service's shutdown hook)."""
@@ -81,13 +93,13 @@ class TextExtractor:
             )
         return self._executor
 
-    async def _run(self, data: bytes, content_type: str, mode: str) -> Extracted:
+    async def _run(self, function: Callable[..., dict[str, str]], *args: object) -> Extracted | None:
+        """``function(*args)`` in a worker: its text, why there is none, or None when the blob it
+        was to read is missing."""
         async with self._slots:
             for attempt in (1, 2):
                 executor = self._pool()
-                future = asyncio.get_running_loop().run_in_executor(
-                    executor, run, data, content_type, mode, self.max_chars
-                )
+                future = asyncio.get_running_loop().run_in_executor(executor, function, *args)
                 try:
                     answer = await asyncio.wait_for(future, self.timeout_seconds)
                 except TimeoutError:
@@ -100,6 +112,8 @@ class TextExtractor:
                     if attempt == 2:
                         return Extracted("", "extraction failed (its worker died)")
                     continue
+                if "missing" in answer:
+                    return None
                 if "error" in answer:
                     return Extracted("", str(answer["error"])[:500])
                 return Extracted(nfc(str(answer.get("text", ""))))

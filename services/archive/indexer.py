@@ -25,14 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import update
 
-from services.archive.extractor import TextExtractor
-from services.archive.models import ArchiveRecord
+from services.archive.extractor import Extracted, TextExtractor
 from services.archive.record.repository import ArchiveRecordRepository
 from services.archive.record.service import ATTACHMENT_FIELDS, TEXTUAL
 from services.archive.search.index import ArchiveIndex
-from shared.blobs import read_blob
 from shared.db import Database, utcnow
 from shared.messaging import Envelope
 
@@ -167,6 +164,8 @@ class TextEnricher:
         max_bytes: int,
         max_chars: int,
         changed: Callable[[], None],
+        batch: int = 32,
+        linger: float = 0.0,
     ) -> None:
         self.database = database
         self.extractor = extractor
@@ -177,10 +176,17 @@ class TextEnricher:
         self.max_bytes = max_bytes
         self.max_chars = max_chars
         self.changed = changed
+        self.batch = batch
+        self.linger = linger
         self._wake = asyncio.Event()
+        self._waiting = 0  # records said to wait for their text since the last claim
         self._stopping = False
+        self.passes = 0  # claims made, and records claimed: what the batches hold on average
+        self.claimed = 0
 
-    def wake(self) -> None:
+    def wake(self, waiting: int = 1) -> None:
+        """Records wait for their text (``waiting`` of them, when the caller knows): a claim soon."""
+        self._waiting += waiting
         self._wake.set()
 
     def stop(self) -> None:
@@ -194,46 +200,68 @@ class TextEnricher:
     async def run(self) -> None:
         while not self._stopping:
             try:
-                while not self._stopping and await self.enrich_some():
+                # a full batch claimed: more may be waiting, claim again at once
+                while not self._stopping and await self.enrich_some(self.batch) >= self.batch:
                     pass
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("text extraction pass failed")
-            with contextlib.suppress(TimeoutError):
+            with contextlib.suppress(TimeoutError):  # woken, or a look every 2 s (claims gone stale)
                 await asyncio.wait_for(self._wake.wait(), 2.0)
+            if self._wake.is_set():
+                await self._linger()
+
+    async def _linger(self) -> None:
+        """After a wake-up, ``linger`` seconds for the records that follow it (the batch consumers'
+        linger): a claim of a batch, not one per record, unless a full batch is already waiting."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.linger
+        while not self._stopping and self._waiting < self.batch and (left := deadline - loop.time()) > 0:
             self._wake.clear()
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for may swallow the cancellation
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(left):
+                    await self._wake.wait()
+        self._wake.clear()
+        self._waiting = 0
 
     async def enrich_some(self, limit: int = 32) -> int:
         """Claim up to ``limit`` records waiting for text and fill them; return how many were claimed.
 
-        A batch: one transaction claims them, one reads them, their files are read and extracted
-        side by side, one transaction writes every result (not three per record)."""
+        A batch: one statement claims them and returns what their extraction needs, their files are
+        read and extracted side by side, one transaction writes every result (an executemany
+        UPDATE, not a statement per record)."""
         now = utcnow()
         async with self.database.session() as session:
-            ids = await ArchiveRecordRepository(session).claim_pending_text(now, now - dt.timedelta(minutes=10), limit)
-        if not ids:
+            claimed = await ArchiveRecordRepository(session).claim_pending_text(
+                now, now - dt.timedelta(minutes=10), limit
+            )
+        self.passes += 1
+        if not claimed:
             return 0
-        async with self.database.session() as session:
-            records = await ArchiveRecordRepository(session).by_document_ids(ids)
-            claimed = [
-                (record.document_id, record.source, record.file_sha256, record.content_type, dict(record.details or {}))
-                for record in records.values()
-            ]
-        results = await asyncio.gather(*(self._values(*record) for record in claimed))
-        later = False
-        async with self.database.session() as session:
-            for (document_id, *_rest), (values, retry) in zip(claimed, results, strict=True):
-                later = later or retry
-                await session.execute(
-                    update(ArchiveRecord)
-                    .where(ArchiveRecord.document_id == document_id)
-                    .values(**values, changed_at=utcnow())
+        self.claimed += len(claimed)
+        results = await asyncio.gather(
+            *(
+                self._values(
+                    record.document_id,
+                    record.source,
+                    record.file_sha256,
+                    record.content_type,
+                    dict(record.details or {}),
                 )
+                for record in claimed
+            )
+        )
+        async with self.database.session() as session:
+            await ArchiveRecordRepository(session).write_texts(
+                [(record.document_id, values) for record, (values, _later) in zip(claimed, results, strict=True)],
+                utcnow(),
+            )
         self.changed()
-        if later:  # the exchange is away: the next batch a moment later
+        if any(later for _values, later in results):  # the exchange is away: the next batch a moment later
             await asyncio.sleep(1)
-        return len(ids)
+        return len(claimed)
 
     async def _values(
         self,
@@ -262,6 +290,7 @@ class TextEnricher:
         return {"text": extracted.text[: self.max_chars], "text_status": "done", "text_error": None}
 
     async def _exchanged(self, document_id: uuid.UUID, details: dict[str, Any]) -> dict[str, Any]:
+        filled: dict[str, Any] = {}  # the details, when they are fetched (else the record has them)
         if "attachments" not in details:  # an event of an exchange that did not carry the details
             document = await self._get(f"/internal/v1/documents/{document_id}")
             if document is None:
@@ -278,37 +307,39 @@ class TextEnricher:
                 "description": body.get("description"),
                 "attachments": [{k: a.get(k) for k in ATTACHMENT_FIELDS} for a in body.get("attachments", [])],
             }
+            filled = {"details": details}
         texts: list[str] = []
         errors: list[str] = []
         for attachment in details["attachments"]:
             if attachment.get("content_type") not in TEXTUAL or int(attachment.get("size", 0)) > self.max_bytes:
                 continue
-            data = await self._attachment(document_id, attachment)
-            if data is None:
+            extracted = await self._attachment_text(document_id, attachment)
+            if extracted is None:
                 continue
-            extracted = await self.extractor.extract(data, attachment["content_type"])
             if extracted.error:
                 errors.append(f"{attachment.get('file_name')}: {extracted.error}")
             elif extracted.text.strip():
                 texts.append(extracted.text)
         return {
-            "details": details,
+            **filled,
             "text": "\n".join(texts)[: self.max_chars],
             "text_status": "failed" if errors and not texts else "done",
             "text_error": "; ".join(errors)[:500] or None,
         }
 
-    async def _attachment(self, document_id: uuid.UUID, attachment: dict[str, Any]) -> bytes | None:
-        """An attachment's bytes: straight from the blob store by their hash when this process sees
-        it (the embedded mode, or a host or volume shared with the exchange), else from the
-        exchange's internal route; None when the exchange has no such attachment."""
+    async def _attachment_text(self, document_id: uuid.UUID, attachment: dict[str, Any]) -> Extracted | None:
+        """An attachment's text: its file read by the extraction's worker straight from the blob
+        store by its hash when this process sees it (the embedded mode, or a host or volume shared
+        with the exchange; the worker checks the hash), else its bytes from the exchange's internal
+        route; None when the exchange has no such attachment."""
         sha256 = attachment.get("sha256")
+        content_type = attachment["content_type"]
         if self.blob_dir is not None and isinstance(sha256, str):
-            data = await asyncio.to_thread(read_blob, self.blob_dir, sha256)
-            if data is not None:
-                return data
+            extracted = await self.extractor.extract_blob(self.blob_dir, sha256, content_type, self.max_bytes)
+            if extracted is not None:
+                return extracted
         response = await self._get(f"/internal/v1/documents/{document_id}/attachments/{attachment['id']}")
-        return None if response is None else response.content
+        return None if response is None else await self.extractor.extract(response.content, content_type)
 
     async def _get(self, path: str) -> httpx.Response | None:
         try:

@@ -3,6 +3,7 @@ per batch), each once; statuses, recalls, replacements and verdicts reflected.""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import uuid
 
@@ -72,6 +73,21 @@ async def test_a_batch_of_documents_is_recorded_once_each(database: Database) ->
         assert (await records.get(uuid.UUID(events[0].data["document_id"]), SENDER)).subject == "Kế hoạch số 1"
         with pytest.raises(ArchiveRecordNotFoundError):
             await records.get(uuid.UUID(events[0].data["document_id"]), "000.00.09.H41")
+
+
+async def test_a_document_submitted_again_under_another_message_keeps_its_record(database: Database) -> None:
+    """The exchange published the same document's event twice (two message ids: the consumer's
+    dedupe does not see it): the second finds the record there and leaves it as it was."""
+    consumer = IdempotentBatchConsumer(database, messaging, "archive.documents", on_documents_submitted)
+    first = submitted(1, "000.00.02.H41")
+    again = dataclasses.replace(first, id=str(uuid.uuid4()), data={**first.data, "subject": "changed"})
+    await consumer.handle_batch([first, submitted(2)])
+    await consumer.handle_batch([again, submitted(3)])  # a batch of the duplicate and a new one
+    await consumer(dataclasses.replace(again, id=str(uuid.uuid4())))  # and alone
+    assert await _count(database, ArchiveRecord.__table__) == 3
+    async with database.session() as session:
+        kept = await ArchiveRecordRepository(session).by_document_id(uuid.UUID(first.data["document_id"]))
+    assert kept is not None and kept.subject == "Kế hoạch số 1"
 
 
 async def test_the_details_an_event_carries_are_kept_and_only_text_is_left_to_fetch(database: Database) -> None:

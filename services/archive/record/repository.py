@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from typing import Any, cast
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Table, and_, func, insert, or_, select, tuple_, update
+from sqlalchemy import Table, and_, bindparam, event, func, insert, or_, select, tuple_, update
 
 from services.archive.models import ArchiveRecord
 from shared.repository import Repository
@@ -23,6 +23,25 @@ _INDEXED = select(
     )
 )
 
+# what a record's text extraction needs, returned by the claim
+_CLAIMED = (
+    _RECORDS.c.document_id,
+    _RECORDS.c.source,
+    _RECORDS.c.file_sha256,
+    _RECORDS.c.content_type,
+    _RECORDS.c.details,
+)
+
+
+class Claimed(NamedTuple):
+    """A record claimed for its text: what its extraction needs."""
+
+    document_id: uuid.UUID
+    source: str
+    file_sha256: str | None
+    content_type: str | None
+    details: dict[str, Any] | None
+
 
 class ArchiveRecordRepository(Repository[ArchiveRecord]):
     model = ArchiveRecord
@@ -30,12 +49,24 @@ class ArchiveRecordRepository(Repository[ArchiveRecord]):
     async def by_document_id(self, document_id: uuid.UUID) -> ArchiveRecord | None:
         return await self.get(document_id)
 
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """``callback`` called once this session's transaction has committed (never if it rolls back)."""
+        event.listen(self.session.sync_session, "after_commit", lambda _session: callback(), once=True)
+
     async def by_document_ids(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, ArchiveRecord]:
         """The records of these documents that exist, by id (one query)."""
         if not ids:
             return {}
         rows = await self.session.scalars(select(ArchiveRecord).where(ArchiveRecord.document_id.in_(set(ids))))
         return {row.document_id: row for row in rows}
+
+    async def existing(self, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        """Which of these documents have a record (their ids only: no record loaded)."""
+        if not ids:
+            return set()
+        return set(
+            (await self.session.scalars(select(_RECORDS.c.document_id).where(_RECORDS.c.document_id.in_(ids)))).all()
+        )
 
     async def insert_records(self, rows: Sequence[dict[str, Any]]) -> None:
         """Insert new records, given as column values, with one statement (a batch of events)."""
@@ -75,22 +106,50 @@ class ArchiveRecordRepository(Repository[ArchiveRecord]):
     async def count(self) -> int:
         return int((await self.session.execute(select(func.count()).select_from(_RECORDS))).scalar_one())
 
-    async def claim_pending_text(self, now: dt.datetime, stale_before: dt.datetime, limit: int) -> list[uuid.UUID]:
-        """Mark up to ``limit`` records waiting for their text as being extracted (by this replica)."""
+    async def claim_pending_text(self, now: dt.datetime, stale_before: dt.datetime, limit: int) -> list[Claimed]:
+        """Mark up to ``limit`` records waiting for their text as being extracted (by this replica)
+        and return what their extraction needs: one statement (an UPDATE … RETURNING of the records
+        a CTE picks; on PostgreSQL the rows another replica is claiming are skipped, not waited
+        for). A record claimed ``stale_before`` and never finished (its replica stopped) is claimed
+        again."""
         waiting = or_(
-            ArchiveRecord.text_status == "pending",
-            and_(ArchiveRecord.text_status == "extracting", ArchiveRecord.text_claimed_at < stale_before),
+            _RECORDS.c.text_status == "pending",
+            and_(_RECORDS.c.text_status == "extracting", _RECORDS.c.text_claimed_at < stale_before),
         )
-        ids = list((await self.session.scalars(select(ArchiveRecord.document_id).where(waiting).limit(limit))).all())
-        if not ids:
-            return []
+        # a materialised CTE, evaluated once: as a subquery of the UPDATE, PostgreSQL may run it again
+        # for each row and claim more than ``limit`` (each run locks and returns other rows)
+        picked = (
+            select(_RECORDS.c.document_id)
+            .where(waiting)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .cte("picked")
+            .prefix_with("MATERIALIZED")
+        )
         claimed = await self.session.execute(
-            update(ArchiveRecord)
-            .where(ArchiveRecord.document_id.in_(ids), waiting)
+            update(_RECORDS)
+            .where(_RECORDS.c.document_id.in_(select(picked.c.document_id)), waiting)
             .values(text_status="extracting", text_claimed_at=now)
-            .returning(ArchiveRecord.document_id)
+            .returning(*_CLAIMED)
         )
-        return [row[0] for row in claimed]
+        return [Claimed(*row) for row in claimed]
+
+    async def write_texts(self, results: Sequence[tuple[uuid.UUID, dict[str, Any]]], changed_at: dt.datetime) -> None:
+        """Write the extraction's results (a record's id, the columns it fills): an executemany UPDATE
+        per set of columns filled (usually one for the whole batch), not a statement per record."""
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for document_id, values in results:
+            columns = tuple(sorted(values))
+            groups.setdefault(columns, []).append(
+                {"key": document_id, "at": changed_at, **{f"v_{name}": value for name, value in values.items()}}
+            )
+        for columns, rows in groups.items():
+            await self.session.execute(
+                update(_RECORDS)
+                .where(_RECORDS.c.document_id == bindparam("key"))
+                .values(changed_at=bindparam("at"), **{name: bindparam(f"v_{name}") for name in columns}),
+                rows,
+            )
 
     async def retention_ended(self, today: dt.date, *, cursor: uuid.UUID | None, limit: int) -> list[ArchiveRecord]:
         """Records with a retention period, in id order (the caller keeps those past their end)."""

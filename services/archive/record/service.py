@@ -121,18 +121,22 @@ class RecordService:
     def __init__(self, records: ArchiveRecordRepository) -> None:
         self.records = records
 
-    async def apply_events(self, envelopes: Sequence[Envelope]) -> None:
-        """Reflect a batch of exchange events on the records, in the order they came (one query to
-        load the records they touch, new ones inserted together)."""
-        ids = {uuid.UUID(str(e.data["document_id"])) for e in envelopes if "document_id" in e.data}
-        known = await self.records.by_document_ids(list(ids))
+    async def apply_events(self, envelopes: Sequence[Envelope]) -> int:
+        """Reflect a batch of exchange events on the records, in the order they came (the records
+        they change loaded with one query, the ids of those they may create checked with another,
+        new ones inserted together); return how many new records wait for their text."""
+        changing = {uuid.UUID(str(e.data["document_id"])) for e in envelopes if e.type != "document.submitted.v1"}
+        created = {uuid.UUID(str(e.data["document_id"])) for e in envelopes if e.type == "document.submitted.v1"}
+        # a submitted document needs no record loaded, only to be known or not (most batches)
+        known = await self.records.by_document_ids(list(changing))
+        existing = await self.records.existing(list(created - changing))
         now = utcnow()
         new: dict[uuid.UUID, dict[str, Any]] = {}
         for envelope in envelopes:
             data = envelope.data
             document_id = uuid.UUID(str(data["document_id"]))
             if envelope.type == "document.submitted.v1":
-                if document_id not in known and document_id not in new:
+                if document_id not in known and document_id not in existing and document_id not in new:
                     new[document_id] = submitted_row(envelope, now)
                 continue
             target: ArchiveRecord | dict[str, Any] | None = known.get(document_id) or new.get(document_id)
@@ -142,6 +146,7 @@ class RecordService:
             apply_change(target, envelope, now)
         await self.records.insert_records(list(new.values()))
         await self.records.flush()
+        return sum(row["text_status"] == "pending" for row in new.values())
 
     async def record_all(self, envelopes: Sequence[Envelope]) -> None:
         """Keep the archive records of documents just submitted (``document.submitted.v1``)."""
