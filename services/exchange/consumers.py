@@ -12,7 +12,7 @@ from services.exchange.delivery.service import DeliveryService
 from services.exchange.document.repository import DocumentRepository
 from services.exchange.events import StatusReportedOverBus
 from services.exchange.feed.repository import FeedRepository
-from services.exchange.feed.service import FeedService
+from services.exchange.feed.service import DispatchRule, FeedService
 from shared.clients import RegistryClient
 from shared.errors import DependencyUnavailableError, LienThongError
 from shared.messaging import DeadLetter, Envelope
@@ -37,7 +37,7 @@ async def report_status_over_bus(session: AsyncSession, envelope: Envelope, regi
     service = DeliveryService(
         deliveries=DeliveryRepository(session),
         documents=DocumentRepository(session),
-        feed=FeedService(FeedRepository(session)),
+        feed=FeedService(FeedRepository(session), DispatchRule(registry.delivery_endpoint)),
     )
     try:
         await service.report_status(report.agency_code, report.delivery_id, status)

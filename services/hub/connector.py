@@ -1,7 +1,8 @@
 """The hub connector: the province's side of the national document hub (docs/interop.md).
 
-Outbound, it is a work queue on ``feed.entry_added.v1`` (``hub.outbound``, the dispatcher's retry
-schedule): an entry in the feed of an agency whose delivery endpoint is ``hub`` is
+Outbound, it is a work queue on ``hub.entry_forwarded.v1`` (``hub.outbound``, the dispatcher's
+retry schedule): the exchange's dispatcher forwards the ``feed.entry_added.v1`` of an agency whose
+delivery endpoint is ``hub``, and such an entry is
 
 - ``delivery.received`` (a local agency sent it a document): the document becomes an edXML
   packet, signed with the province's seal, and goes to the hub (``sendEdoc``); the hub's message
