@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -54,10 +53,13 @@ CHILD = Table(
 )
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+async def bulk_database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Database]:
+    """One database per module and kind (the tables made once); each test starts them empty."""
     if request.param == "sqlite":
-        database = Database(f"sqlite+aiosqlite:///{tmp_path / 'bulk.db'}", "bulk")
+        database = Database(f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('bulk') / 'bulk.db'}", "bulk")
         async with database.engine.begin() as conn:
             await conn.run_sync(metadata.create_all)
         yield database
@@ -69,6 +71,14 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Da
             await conn.run_sync(metadata.create_all)
         yield database
         await database.dispose()
+
+
+@pytest.fixture
+async def db(bulk_database: Database) -> AsyncIterator[Database]:
+    async with bulk_database.session() as session:
+        for table in reversed(metadata.sorted_tables):
+            await session.execute(table.delete())
+    yield bulk_database
 
 
 def parent(code: str, **values: Any) -> dict[str, Any]:
