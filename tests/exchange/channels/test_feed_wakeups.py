@@ -76,14 +76,19 @@ async def listening(api: Api) -> None:
         await listener.wait_listening(10)
 
 
-async def test_a_long_poll_answers_at_the_commit_not_at_its_recheck(api: Api, no_recheck: None) -> None:
-    sender, recipient = await api.agency_client(), await api.agency_client()
-    await listening(api)
+async def woken_by_a_send(api: Api, sender: Any, recipient: Any) -> None:
+    """A long poll of the recipient's feed answers the sender's document soon after its commit."""
     waiting = await long_poll(api, recipient)
     await send_ok(api, sender, [recipient])
     entries, elapsed = await answered_within(waiting, time.monotonic())
     assert [e["type"] for e in entries] == ["delivery.received"]
     assert elapsed < WOKEN_WITHIN, f"answered {elapsed:.2f} s after the commit"
+
+
+async def test_a_long_poll_answers_at_the_commit_not_at_its_recheck(api: Api, no_recheck: None) -> None:
+    sender, recipient = await api.agency_client(), await api.agency_client()
+    await listening(api)
+    await woken_by_a_send(api, sender, recipient)
 
 
 @POSTGRES_ONLY
@@ -137,11 +142,7 @@ async def test_the_listening_connection_comes_back_after_it_is_terminated(api: A
         await admin.close()
     await wait_until(lambda: listener.connections > connections and listener.listening, what="the reconnection")
     assert listener.server_pid not in (None, first_pid)
-    waiting = await long_poll(api, recipient)
-    await send_ok(api, sender, [recipient])
-    entries, elapsed = await answered_within(waiting, time.monotonic())
-    assert [e["type"] for e in entries] == ["delivery.received"]
-    assert elapsed < WOKEN_WITHIN, f"answered {elapsed:.2f} s after the commit"
+    await woken_by_a_send(api, sender, recipient)
 
 
 @POSTGRES_ONLY
