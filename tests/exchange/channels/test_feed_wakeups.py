@@ -185,3 +185,28 @@ async def test_the_dispatcher_gets_every_entry_but_those_of_agencies_that_pull(a
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{free_port()}", timeout=2) as nowhere:
         away = DispatchRule(RegistryClient(nowhere, runtime.internal_authorization).delivery_endpoint)
         assert await away.needs_dispatch(pulling.agency_code)
+
+
+async def test_a_registry_that_answers_slowly_never_holds_the_entries_transaction_past_the_budget() -> None:
+    """The transaction adding entries may hold a delivery's row: endpoints the registry is slow to
+    give get the event (the dispatcher decides) once ``BUDGET_SECONDS`` pass, not after its timeout."""
+    hanging: list[asyncio.StreamWriter] = []
+
+    async def never_answer(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        hanging.append(writer)  # reads nothing, answers nothing
+
+    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as slow:
+            rule = DispatchRule(RegistryClient(slow, lambda: "").delivery_endpoint)
+            codes = {f"000.00.{n:02d}.H10" for n in range(20)}
+            started = time.monotonic()
+            assert await rule.dispatched(codes) == codes
+            assert await rule.dispatched({"000.00.99.H10"}) == {"000.00.99.H10"}
+            assert time.monotonic() - started < 2 * DispatchRule.BUDGET_SECONDS + 1.0
+    finally:
+        for writer in hanging:
+            writer.close()
+        server.close()
+        await server.wait_closed()
