@@ -29,14 +29,14 @@ async def on_document_submitted(session: AsyncSession, envelope: Envelope) -> No
 
 def recording(waiting: Callable[[int], None]) -> BatchEventHandler:
     """:func:`on_documents_submitted`, and once the batch has committed ``waiting`` told how many
-    new records wait for their text (the replica's text enricher: it claims what this replica
-    recorded, and only once it is there to claim)."""
+    new records wait for their text (0: records changed, none waiting): the replica's index feeder
+    takes the changes, its text enricher claims what this replica recorded — each only once it is
+    there to take."""
 
     async def handler(session: AsyncSession, envelopes: Sequence[Envelope]) -> None:
         records = ArchiveRecordRepository(session)
         pending = await RecordService(records).apply_events(envelopes)
-        if pending:
-            records.after_commit(lambda: waiting(pending))
+        records.after_commit(lambda: waiting(pending))
 
     return handler
 

@@ -15,7 +15,7 @@ from services.archive.extractor import TextExtractor
 from services.archive.indexer import IndexFeeder, TextEnricher, rebuild
 from services.archive.models import messaging
 from services.archive.record.repository import ArchiveRecordRepository
-from services.archive.record.service import EVENTS, Reader, RecordService
+from services.archive.record.service import Reader, RecordService
 from services.archive.search.index import ArchiveIndex, claim_slot
 from services.archive.search.repository import SearchRepository
 from services.archive.search.service import SearchService
@@ -46,7 +46,10 @@ class ArchiveRuntime(ServiceRuntime):
             settings,
             messaging,
             consumers=consumers(settings.archive, self._recorded),
-            listeners=[Listener(EVENTS, self._event), Listener(DIRECTORY_EVENTS, self._directory_changed)],
+            # the exchange's events come once, through the consumer's queue: its commit wakes the
+            # index feeder and the text enricher (:meth:`_recorded`); another replica's records
+            # reach this replica's index at the feeder's next look (``index_commit_seconds``)
+            listeners=[Listener(DIRECTORY_EVENTS, self._directory_changed)],
             broker=broker,
             transports=transports,
         )
@@ -147,16 +150,12 @@ class ArchiveRuntime(ServiceRuntime):
 
         self.on_shutdown(stop)
 
-    async def _event(self, envelope: object) -> None:
-        # the text enricher is woken by this replica's consumer once it has recorded what waits for
-        # text (:meth:`_recorded`), not by the events: woken by an event it would claim before the
-        # record is committed
+    def _recorded(self, waiting: int) -> None:
+        """This replica's consumer committed its batch: records changed, ``waiting`` of them new and
+        waiting for their text."""
         if self.feeder is not None:
             self.feeder.wake()
-
-    def _recorded(self, waiting: int) -> None:
-        """This replica's consumer committed new records waiting for their text."""
-        if self.enricher is not None:
+        if self.enricher is not None and waiting:
             self.enricher.wake(waiting)
 
     async def _directory_changed(self, _envelope: object) -> None:

@@ -31,7 +31,6 @@ from services.archive.record.repository import ArchiveRecordRepository
 from services.archive.record.service import ATTACHMENT_FIELDS, TEXTUAL
 from services.archive.search.index import ArchiveIndex
 from shared.db import Database, utcnow
-from shared.messaging import Envelope
 
 log = logging.getLogger("lienthong.archive.indexer")
 
@@ -84,10 +83,6 @@ class IndexFeeder:
     def stop(self) -> None:
         self._stopping = True
         self._wake.set()
-
-    async def on_event(self, _envelope: Envelope) -> None:
-        """An exchange event reached this replica: a record is about to change, look soon."""
-        self.wake()
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -192,10 +187,6 @@ class TextEnricher:
     def stop(self) -> None:
         self._stopping = True
         self._wake.set()
-
-    async def on_event(self, envelope: Envelope) -> None:
-        if envelope.type == "document.submitted.v1":
-            self.wake()
 
     async def run(self) -> None:
         while not self._stopping:

@@ -225,7 +225,7 @@ async def test_the_enricher_lingers_for_a_batch_after_a_wake_up(
     assert statuses == ["done"] * 3
 
 
-async def test_the_consumer_tells_how_many_new_records_wait_for_text_once_committed(database: Database) -> None:
+async def test_the_consumer_tells_once_committed_how_many_new_records_wait_for_text(database: Database) -> None:
     told: list[int] = []
     consumer = IdempotentBatchConsumer(database, messaging, "archive.documents", recording(told.append))
     pdf, picture, older = submitted(1), submitted(2), submitted(3)
@@ -235,6 +235,12 @@ async def test_the_consumer_tells_how_many_new_records_wait_for_text_once_commit
     assert told == [2]  # the PDF's text, and the older exchange's details; the picture has none
     await consumer.handle_batch([pdf, picture, older])  # delivered again: nothing new
     assert told == [2]
+    # a batch that changes records, none of them waiting for text, tells too (0): the replica's
+    # index feeder takes the change at once, woken by the commit (no broadcast of the events)
+    another_picture = submitted(4)
+    another_picture.data.update(details={}, attachments=[{**pdf_attachment("c" * 64), "content_type": "image/svg+xml"}])
+    await consumer.handle_batch([another_picture])
+    assert told == [2, 0]
 
 
 async def test_the_details_an_older_exchange_left_out_are_fetched_and_written(
