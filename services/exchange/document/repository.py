@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Row, Table, bindparam, literal, literal_column, select, union_all
+from sqlalchemy import ColumnElement, Row, Table, bindparam, literal, literal_column, select, union_all, update
 
 from services.exchange.delivery.repository import not_withdrawn, overdue_clause
 from services.exchange.document.schemas import ListFilters
@@ -105,6 +105,21 @@ class DocumentRepository(Repository[Document]):
         return SendLookups(
             found.get("key"), found.get("sender_document_id"), found.get("number"), found.get("edxml_document_id")
         )
+
+    async def mark_superseded(self, original_id: uuid.UUID, replacement_id: uuid.UUID) -> uuid.UUID | None:
+        """Mark a document replaced, unless it is already: return None when this replacement is the
+        one, else the replacement that was first (the check and the change are one statement: of
+        two concurrent replacements one wins, the other sees it)."""
+        marked = await self.session.execute(
+            update(DOCUMENT)
+            .where(DOCUMENT.c.id == original_id, DOCUMENT.c.superseded_by_id.is_(None))
+            .values(superseded_by_id=replacement_id)
+        )
+        if marked.rowcount == 1:  # type: ignore[attr-defined]
+            return None
+        first = select(DOCUMENT.c.superseded_by_id).where(DOCUMENT.c.id == original_id)
+        winner: uuid.UUID = (await self.session.execute(first)).scalar_one()
+        return winner
 
     async def by_edxml_document_id(self, sender_code: str, edxml_document_id: str) -> Document | None:
         """Return the sender's document with this edXML DocumentId: the new one it was first sent as

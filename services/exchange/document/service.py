@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 
 from services.exchange.blobstore import BlobStore, StagedBlob
 from services.exchange.calendar import WorkingCalendar
@@ -641,13 +642,13 @@ class DocumentService:
             except IntegrityError as exc:
                 # a concurrent request with the same key, sender id or number won the race
                 raise ConflictError("A concurrent request sent the same document; retry to get its answer") from exc
+            if original is not None and document.kind == "replace":  # after the new row: its foreign key
+                await self.supersede(original, document)
             events = submitted_events(
                 document=document, original=original, deliveries=deliveries, attachments=attachments
             )
             events.append(sent_audit(document, sender_client_id, len(deliveries), len(attachments)))
             await self.feed.add(received_entries(document, deliveries, attachments), with_events=events)
-            if original is not None and document.kind == "replace":  # after the new row: its foreign key
-                original.superseded_by_id = document.id
             # the files go into the store before the transaction commits, so a committed document
             # never lacks a file; a failed commit leaves unreferenced blobs, never missing ones
             await commit_files(staged=staged, blobs=self.blobs)
@@ -688,6 +689,17 @@ class DocumentService:
                 superseded_by=str(original.superseded_by_id),
             )
         return original
+
+    async def supersede(self, original: Document, replacement: Document) -> None:
+        """Mark the original replaced by this replacement; refuse the replacement (its transaction
+        rolls back) when a concurrent one was first."""
+        first = await self.documents.mark_superseded(original.id, replacement.id)
+        if first is not None:
+            raise RelationInvalidError(
+                f"Document {original.id} was replaced by {first} meanwhile; refer to that one",
+                superseded_by=str(first),
+            )
+        set_committed_value(original, "superseded_by_id", replacement.id)  # as stored: nothing left to flush
 
     async def check_sender_active(self, *, sender_code: str) -> AgencyInfo:
         """Refuse a sender the registry does not know as active; return its entry."""

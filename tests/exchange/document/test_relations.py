@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import uuid
 
@@ -128,3 +129,30 @@ async def test_relation_to_a_document_you_did_not_send_is_404(api: Api) -> None:
             assert_problem(response, 404, "document_not_found")
     assert await snapshot(api, sender, recipient) == before
     assert (await document(api, other, theirs["id"]))["superseded_by"] is None
+
+
+async def test_two_concurrent_replacements_of_one_document_one_wins_the_other_is_refused(api: Api) -> None:
+    """The check that the original is not replaced yet and the mark are one statement: of two
+    replacements sent at once, one is accepted and supersedes the original, the other is refused
+    (409 relation_invalid naming the first) and leaves nothing behind."""
+    sender, recipient = await api.agency_client(), await api.agency_client()
+    original = await send_ok(api, sender, [recipient])
+    relation = {"kind": "replace", "document_id": original["id"]}
+    for _round in range(3):  # each round a fresh original: the race taken several times
+        answers = await asyncio.gather(
+            *(
+                api.send(sender, [recipient.agency_code], relation=relation, code_number=str(secrets.randbelow(10**9)))
+                for _ in range(2)
+            )
+        )
+        statuses = sorted(a.status_code for a in answers)
+        assert statuses == [202, 409], [a.text for a in answers]
+        [accepted] = [a.json() for a in answers if a.status_code == 202]
+        [refused] = [a for a in answers if a.status_code == 409]
+        assert assert_problem(refused, 409, "relation_invalid")["superseded_by"] == accepted["id"]
+        assert (await document(api, sender, original["id"]))["superseded_by"] == accepted["id"]
+        assert [i["document_id"] for i in await sent_items(api, sender)].count(accepted["id"]) == 1
+        relation = {"kind": "replace", "document_id": accepted["id"]}
+        original = accepted
+    # nothing of the refused ones stayed: the sender sent the first and its three replacements
+    assert len(await sent_items(api, sender)) == 4
