@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, Row, Table, bindparam, literal, literal_column, select, union_all, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from services.exchange.delivery.repository import not_withdrawn, overdue_clause
 from services.exchange.document.schemas import ListFilters
@@ -106,18 +107,20 @@ class DocumentRepository(Repository[Document]):
             found.get("key"), found.get("sender_document_id"), found.get("number"), found.get("edxml_document_id")
         )
 
-    async def mark_superseded(self, original_id: uuid.UUID, replacement_id: uuid.UUID) -> uuid.UUID | None:
+    async def mark_superseded(self, original: Document, replacement_id: uuid.UUID) -> uuid.UUID | None:
         """Mark a document replaced, unless it is already: return None when this replacement is the
-        one, else the replacement that was first (the check and the change are one statement: of
-        two concurrent replacements one wins, the other sees it)."""
+        one (the loaded original says so too, nothing left to flush), else the replacement that was
+        first (the check and the change are one statement: of two concurrent replacements one wins,
+        the other sees it)."""
         marked = await self.session.execute(
             update(DOCUMENT)
-            .where(DOCUMENT.c.id == original_id, DOCUMENT.c.superseded_by_id.is_(None))
+            .where(DOCUMENT.c.id == original.id, DOCUMENT.c.superseded_by_id.is_(None))
             .values(superseded_by_id=replacement_id)
         )
         if marked.rowcount == 1:  # type: ignore[attr-defined]
+            set_committed_value(original, "superseded_by_id", replacement_id)
             return None
-        first = select(DOCUMENT.c.superseded_by_id).where(DOCUMENT.c.id == original_id)
+        first = select(DOCUMENT.c.superseded_by_id).where(DOCUMENT.c.id == original.id)
         winner: uuid.UUID = (await self.session.execute(first)).scalar_one()
         return winner
 

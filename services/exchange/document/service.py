@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm.attributes import set_committed_value
 
 from services.exchange.blobstore import BlobStore, StagedBlob
 from services.exchange.calendar import WorkingCalendar
@@ -693,13 +692,12 @@ class DocumentService:
     async def supersede(self, original: Document, replacement: Document) -> None:
         """Mark the original replaced by this replacement; refuse the replacement (its transaction
         rolls back) when a concurrent one was first."""
-        first = await self.documents.mark_superseded(original.id, replacement.id)
+        first = await self.documents.mark_superseded(original, replacement.id)
         if first is not None:
             raise RelationInvalidError(
                 f"Document {original.id} was replaced by {first} meanwhile; refer to that one",
                 superseded_by=str(first),
             )
-        set_committed_value(original, "superseded_by_id", replacement.id)  # as stored: nothing left to flush
 
     async def check_sender_active(self, *, sender_code: str) -> AgencyInfo:
         """Refuse a sender the registry does not know as active; return its entry."""
