@@ -3,6 +3,7 @@ failed webhook pushes, trust store), the auditor's audit trail and the leaders' 
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -36,7 +37,6 @@ async def agencies(request: Request) -> Response:
         page=page,
         levels=levels,
         q=q,
-        flash=request.query_params.get("flash"),
         values={},
     )
 
@@ -77,11 +77,19 @@ async def _agency_page(request: Request, code: str, **extra: Any) -> Response:
     session = signed_in(request, ADMIN)
     async with api_for(request, session) as api:
         agency = await api.get(f"/v1/agencies/{code}")
-        children = await api.get("/v1/agencies", parent=agency["code"], limit=200)
-        clients = await api.get(f"/v1/agencies/{agency['code']}/clients")
-        users = await api.get("/v1/users", agency=agency["code"])
-        endpoint = await api.get(f"/v1/agencies/{agency['code']}/endpoint")
-        certificates = await api.get(f"/v1/agencies/{agency['code']}/certificates")
+        known = agency["code"]  # the code as the registry spells it; the rest asked side by side
+        answers: tuple[Any, ...] = await asyncio.gather(
+            api.get("/v1/agencies", parent=known, limit=200),
+            api.get(f"/v1/agencies/{known}/clients"),
+            api.get("/v1/users", agency=known),
+            api.get(f"/v1/agencies/{known}/endpoint"),
+            api.get(f"/v1/agencies/{known}/certificates"),
+            return_exceptions=True,  # every call over before the client closes; the first refusal shown
+        )
+        for answer in answers:
+            if isinstance(answer, BaseException):
+                raise answer
+        children, clients, users, endpoint, certificates = answers
     return render(
         request,
         "admin_agency.html",
@@ -92,7 +100,6 @@ async def _agency_page(request: Request, code: str, **extra: Any) -> Response:
         users=users,
         endpoint=endpoint,
         certificates=certificates,
-        flash=request.query_params.get("flash"),
         **extra,
     )
 
@@ -170,7 +177,6 @@ async def groups(request: Request) -> Response:
         session=session,
         groups=found,
         levels=levels,
-        flash=request.query_params.get("flash"),
     )
 
 
@@ -180,7 +186,7 @@ async def failed_pushes(request: Request) -> Response:
     session = signed_in(request, ADMIN)
     async with api_for(request, session) as api:
         page = await api.get("/v1/transfers/failed", limit=100, cursor=request.query_params.get("cursor"))
-    return render(request, "admin_failed.html", session=session, page=page, flash=request.query_params.get("flash"))
+    return render(request, "admin_failed.html", session=session, page=page)
 
 
 @router.post("/admin/failed-pushes/{failure_id}/resend")
@@ -207,7 +213,6 @@ async def truststore(request: Request) -> Response:
         summary=summary,
         certificates=certificates,
         crls=crls,
-        flash=request.query_params.get("flash"),
     )
 
 

@@ -15,7 +15,7 @@ from starlette.datastructures import FormData
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from gateway.console.calls import ConsoleApi
-from gateway.console.i18n import STATUS_NAMES, language_of, translator
+from gateway.console.i18n import MESSAGES, STATUS_NAMES, language_of, translator
 from gateway.console.session import CSRF_FIELD, CSRF_HEADER, ConsoleSession, SessionCodec, csrf_matches, new_session
 from gateway.console.session import session_key as derive_key
 from gateway.runtime import GatewayRuntime
@@ -172,6 +172,10 @@ def render(
             session = fresh = new_session()
     language = language_of(request)
     t: Callable[[str], str] = translator(language)
+    # the message a redirect after a POST names (``redirect(…, flash=key)``): one of the catalogue's,
+    # never a text of the address's own
+    flash = request.query_params.get("flash")
+    context.setdefault("flash", flash if flash in MESSAGES else None)
     html = templates.get_template(template).render(
         request=request,
         t=t,

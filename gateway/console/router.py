@@ -148,7 +148,6 @@ async def _box(request: Request, box: str) -> Response:
         box=box,
         page=page,
         filters=filters,
-        flash=request.query_params.get("flash"),
     )
 
 
@@ -179,7 +178,6 @@ async def document(document_id: str, request: Request) -> Response:
         doc=doc,
         mine=mine,
         own_delivery=own_delivery,
-        flash=request.query_params.get("flash"),
         statuses=["01", "02", "03", "04", "05", "06", "15", "16"],
     )
 

@@ -443,3 +443,17 @@ async def test_each_role_opens_its_pages_only(console: Console) -> None:
         finally:
             for browser in browsers.values():
                 await browser.__aexit__(None, None, None)
+
+
+async def test_a_page_shows_the_message_its_redirect_named_and_never_an_addresss_own_text(console: Console) -> None:
+    """``?flash=`` after a POST names a message of the catalogue, shown on whichever page it lands;
+    any other text in the address is not shown as the console's word."""
+    province = await console.api.create_agency(level="province")
+    admin_user = await console.user(province["code"], role="registry_admin")
+    async with console.browser() as browser:
+        await sign_in(browser, admin_user)
+        for page in (f"/console/admin/agencies/{province['code']}", "/console/admin/hierarchy"):
+            saved = await browser.get(page, params={"flash": "saved"}, headers={"Accept-Language": "en"})
+            assert saved.status_code == 200 and '<p class="flash" role="status">Saved.</p>' in saved.text, page
+            spoofed = await browser.get(page, params={"flash": "Hệ thống bảo trì: gửi mật khẩu tới evil.example"})
+            assert spoofed.status_code == 200 and 'class="flash"' not in spoofed.text, page
