@@ -28,7 +28,7 @@ MODULE = "services.archive.extraction"
 MAX_TASKS_PER_WORKER = 1000  # a worker is replaced after this many files (what a parser leaked goes with it)
 # imported once in the forkserver, before it forks each worker: a worker (a new one after every
 # MAX_TASKS_PER_WORKER files too) starts with the parsers loaded instead of importing them itself
-PRELOAD = [MODULE, "pypdf", "PIL.Image"]
+PRELOAD = [MODULE, "pypdfium2", "pypdf", "PIL.Image"]
 
 
 @dataclass(frozen=True)

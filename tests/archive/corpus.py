@@ -69,3 +69,44 @@ def scanned_pdf(lines: list[str]) -> bytes:
     out = io.BytesIO()
     page.convert("RGB").save(out, "PDF", resolution=150)
     return out.getvalue()
+
+
+def typeset_pdf(lines: list[str], font: str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf") -> bytes:
+    """A PDF whose text layer is ``lines`` in an embedded TrueType font (CID-keyed, with a ToUnicode
+    map, as a word processor's export of Vietnamese text is), written by PDFium."""
+    import ctypes
+
+    import pypdfium2 as pdfium
+    import pypdfium2.raw as raw
+
+    document = pdfium.PdfDocument.new()
+    page = document.new_page(595, 842)
+    with open(font, "rb") as file:
+        font_bytes = file.read()
+    font_buffer = (ctypes.c_uint8 * len(font_bytes)).from_buffer_copy(font_bytes)
+    loaded = raw.FPDFText_LoadFont(document, font_buffer, len(font_bytes), raw.FPDF_FONT_TRUETYPE, True)
+    for number, line in enumerate(lines):
+        text_object = raw.FPDFPageObj_CreateTextObj(document, loaded, 12.0)
+        encoded = (line + "\0").encode("utf-16-le")
+        assert raw.FPDFText_SetText(text_object, (ctypes.c_ushort * (len(encoded) // 2)).from_buffer_copy(encoded))
+        raw.FPDFPageObj_Transform(text_object, 1, 0, 0, 1, 50, 800 - 20 * number)
+        raw.FPDFPage_InsertObject(page, text_object)
+    assert raw.FPDFPage_GenerateContent(page)
+    raw.FPDFFont_Close(loaded)
+    out = io.BytesIO()
+    document.save(out)
+    page.close()
+    document.close()
+    return out.getvalue()
+
+
+def encrypted_pdf(password: str = "mat-khau") -> bytes:
+    """A PDF that opens only with a password."""
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    writer.add_blank_page(595, 842)
+    writer.encrypt(password, algorithm="AES-256")
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()

@@ -10,7 +10,7 @@ import pytest
 from services.archive.extraction import DOCX, ODT, PDF, ExtractionError, extract
 from services.archive.extractor import TextExtractor
 from services.demo.pdf import make_pdf
-from tests.archive.corpus import docx, odt, zip_bomb
+from tests.archive.corpus import docx, encrypted_pdf, odt, typeset_pdf, zip_bomb
 
 
 def test_docx_odt_and_pdf_text_is_read() -> None:
@@ -19,12 +19,19 @@ def test_docx_odt_and_pdf_text_is_read() -> None:
     assert "Hop giao ban" in extract(make_pdf(["Hop giao ban quy IV"]), PDF)
 
 
+def test_a_pdf_in_an_embedded_font_gives_its_vietnamese_text_whole() -> None:
+    lines = ["Ủy ban nhân dân thị xã Đồng Xoài", "Về việc tổ chức hội nghị tổng kết năm 2026"]
+    assert extract(typeset_pdf(lines), PDF).splitlines() == lines
+
+
 @pytest.mark.parametrize(
     ("data", "kind", "why"),
     [
         (zip_bomb(), DOCX, "inflate"),
         (b"PK\x03\x04 not a zip at all", DOCX, "ZIP"),
         (b"%PDF-1.7\n garbage without objects", PDF, "PDF"),
+        (encrypted_pdf(), PDF, "encrypted"),
+        (b"%PDF-1.7\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF", PDF, "PDF"),
     ],
 )
 def test_hostile_files_fail_with_a_reason(data: bytes, kind: str, why: str) -> None:
