@@ -629,28 +629,31 @@ class DocumentService:
             if signature.check is not None:
                 document.signature_reasons = signature.check.reasons
                 document.signature_checked_at = signature.check.checked_at
-            # the document, its attachments, deliveries and their history: one statement on
-            # PostgreSQL (shared.bulk); then the feed's entries and the outbox events, another
+            # the files go into the store before the rows are written, so a committed document never
+            # lacks a file (a failed transaction leaves unreferenced blobs, swept later, never missing
+            # ones), and no lock is held while they are synced
+            await commit_files(staged=staged, blobs=self.blobs)
+            # the document, its attachments, deliveries, their history, the feed's entries and the
+            # outbox events: one statement on PostgreSQL, one call of the database's thread on SQLite
+            # (shared.bulk), after the feed counters' upsert that numbers the entries
             try:
-                async with deferred_inserts(self.documents.session):
+                async with deferred_inserts(self.documents.session) as batch:
                     await self.documents.insert_new([document])
                     attachments = await self.attach_files(document=document, staged=staged, described=data.attachments)
                     deliveries = await self.create_deliveries(
                         document=document, recipient_codes=recipient_codes, now=now, organs=recipient_organs(resolution)
                     )
+                    if original is not None and document.kind == "replace":
+                        await batch.write(self.documents.session)  # the new row first: the mark's foreign key
+                        await self.supersede(original, document)
+                    events = submitted_events(
+                        document=document, original=original, deliveries=deliveries, attachments=attachments
+                    )
+                    events.append(sent_audit(document, sender_client_id, len(deliveries), len(attachments)))
+                    await self.feed.add(received_entries(document, deliveries, attachments), with_events=events)
             except IntegrityError as exc:
                 # a concurrent request with the same key, sender id or number won the race
                 raise ConflictError("A concurrent request sent the same document; retry to get its answer") from exc
-            if original is not None and document.kind == "replace":  # after the new row: its foreign key
-                await self.supersede(original, document)
-            events = submitted_events(
-                document=document, original=original, deliveries=deliveries, attachments=attachments
-            )
-            events.append(sent_audit(document, sender_client_id, len(deliveries), len(attachments)))
-            await self.feed.add(received_entries(document, deliveries, attachments), with_events=events)
-            # the files go into the store before the transaction commits, so a committed document
-            # never lacks a file; a failed commit leaves unreferenced blobs, never missing ones
-            await commit_files(staged=staged, blobs=self.blobs)
         finally:
             discard_files(staged=staged, blobs=self.blobs)  # what was not committed
         return document_accepted(document, deliveries=deliveries, attachments=attachments), True
