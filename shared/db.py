@@ -128,33 +128,38 @@ class SQLiteWriters:
 
     def install(self, session_class: type[Session]) -> None:
         """Make every session of ``session_class`` queue for the lock at its first write (the
-        listeners are set once on the class: per session they would cost more than the queue saves)."""
-
-        def acquire(sync: Session) -> None:
-            if sync.info.get(_HOLDS_WRITER):
-                return
-            task = asyncio.current_task()
-            if task is not None and self._owner is task:
-                return
-            # the connection first, then the turn: a session that waited for the pool while holding
-            # the turn would deadlock with sessions that hold connections and wait for the turn
-            sync.connection()
-            self.queued += 1
-            try:
-                await_only(self._lock.acquire())
-            finally:
-                self.queued -= 1
-            self._owner = task
-            sync.info[_HOLDS_WRITER] = True
+        listeners are set once on the class: per session they would cost more than the queue saves).
+        A write that goes around the session's execution (shared.bulk on SQLite) takes its turn with
+        ``session.run_sync(session.sync_session.sqlite_writers.acquire)``."""
 
         def on_execute(state: ORMExecuteState) -> None:
             if state.is_insert or state.is_update or state.is_delete:
-                acquire(state.session)
+                self.acquire(state.session)
 
+        session_class.sqlite_writers = self  # type: ignore[attr-defined]
         event.listen(session_class, "do_orm_execute", on_execute)
-        event.listen(session_class, "before_flush", lambda sync, *_args: acquire(sync))
+        event.listen(session_class, "before_flush", lambda sync, *_args: self.acquire(sync))
         event.listen(session_class, "after_commit", self.release)
         event.listen(session_class, "after_rollback", self.release)
+
+    def acquire(self, sync: Session) -> None:
+        """Wait for the session's turn to write, unless it has it (called inside SQLAlchemy's
+        greenlet: a listener, or ``run_sync``)."""
+        if sync.info.get(_HOLDS_WRITER):
+            return
+        task = asyncio.current_task()
+        if task is not None and self._owner is task:
+            return
+        # the connection first, then the turn: a session that waited for the pool while holding
+        # the turn would deadlock with sessions that hold connections and wait for the turn
+        sync.connection()
+        self.queued += 1
+        try:
+            await_only(self._lock.acquire())
+        finally:
+            self.queued -= 1
+        self._owner = task
+        sync.info[_HOLDS_WRITER] = True
 
     def release(self, sync: Session) -> None:
         """Give the lock back if the session holds it (its transaction ended)."""

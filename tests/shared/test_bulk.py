@@ -3,6 +3,7 @@ rows an ``INSERT`` through SQLAlchemy writes, value for value, or nothing at all
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
@@ -30,6 +31,7 @@ from sqlalchemy.exc import IntegrityError, StatementError
 from shared.bulk import deferred_inserts, insert_rows
 from shared.db import Database, UTCDateTime, new_id, utcnow
 from tests.conftest import scratch_database
+from tests.helpers import wait_until
 
 metadata = MetaData()
 PARENT = Table(
@@ -225,3 +227,43 @@ async def test_a_column_left_out_takes_its_python_default_as_an_insert_gives_it(
     rows = await rows_of(db, table)
     assert sorted((kind, note) for _id, kind, note in rows) == [("new", "hai"), ("new", "một")]
     assert all(isinstance(row[0], uuid.UUID) for row in rows)
+
+
+async def test_on_sqlite_the_tables_rows_are_one_call_of_the_connections_thread_in_the_writers_turn(
+    db: Database,
+) -> None:
+    """One hand-over to aiosqlite's thread for both tables (not one per table), taken in the
+    database's queue of writers: another session's write waits until this transaction ends."""
+    if not db.is_sqlite:
+        pytest.skip("SQLite's path (PostgreSQL's is one statement: the test above)")
+    assert db.writers is not None
+    first = parent("K-1")
+    handovers: list[object] = []
+    async with db.session() as session:
+        driver = (await (await session.connection()).get_raw_connection()).driver_connection
+        assert driver is not None
+        execute = driver._execute
+
+        async def counted(function: Any, *args: Any, **kwargs: Any) -> Any:
+            handovers.append(function)
+            return await execute(function, *args, **kwargs)
+
+        driver._execute = counted
+        try:
+            async with deferred_inserts(session):
+                await insert_rows(session, PARENT, [first])
+                await insert_rows(session, CHILD, [{"parent_id": first["id"], "note": str(i)} for i in range(3)])
+        finally:
+            del driver._execute
+        assert len(handovers) == 1, handovers
+
+        async def another_write() -> None:
+            async with db.session() as other:
+                await other.execute(insert(PARENT), [parent("K-2")])
+
+        waiting = asyncio.create_task(another_write())
+        await wait_until(lambda: db.writers is not None and db.writers.queued == 1, 5, "the other writer to queue")
+        assert not waiting.done()
+    await waiting  # this session committed: the other's turn
+    assert sorted(row[1] for row in await rows_of(db, PARENT)) == ["K-1", "K-2"]
+    assert len(await rows_of(db, CHILD)) == 3
