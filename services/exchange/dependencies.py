@@ -335,31 +335,29 @@ def attachment_references(database: Database) -> ReferenceCheck:
     return referenced
 
 
-async def exchange_runtime(request: Request) -> ExchangeRuntime:
-    """The runtime of the exchange serving the request."""
+# The services' dependencies take the request and the session only, and find the runtime and the
+# registry client themselves: FastAPI resolves every sub-dependency on every request (its cache
+# keys, its checks of each callable), and the send's tree of seventeen dependants cost more CPU than
+# its SQL statements (docs/performance.md, "FastAPI's dependency tree").
+
+
+def _runtime(request: Request) -> ExchangeRuntime:
     return runtime_of(request, ExchangeRuntime)
 
 
-ExchangeRuntimeDep = Annotated[ExchangeRuntime, Depends(exchange_runtime)]
-
-
-async def registry_client(request: Request, runtime: ExchangeRuntimeDep) -> RegistryClient:
+def _registry(request: Request, runtime: ExchangeRuntime) -> RegistryClient:
     """The registry, asked on behalf of the calling agency (with its own token)."""
     authorization = request.headers.get("authorization", "")
     return RegistryClient(runtime.client("registry"), lambda: authorization, cache=runtime.directory)
 
 
-RegistryClientDep = Annotated[RegistryClient, Depends(registry_client)]
-
-
-async def document_service(
-    session: SessionDep, runtime: ExchangeRuntimeDep, registry: RegistryClientDep
-) -> DocumentService:
+async def document_service(request: Request, session: SessionDep) -> DocumentService:
+    runtime = _runtime(request)
     return DocumentService(
         documents=DocumentRepository(session),
         deliveries=DeliveryRepository(session),
         feed=runtime.feed_service(session),
-        registry=registry,
+        registry=_registry(request, runtime),
         blobs=runtime.blobs,
         calendar=runtime.calendar,
         max_attachments=runtime.config.max_attachments,
@@ -369,11 +367,11 @@ async def document_service(
     )
 
 
-async def delivery_service(session: SessionDep, runtime: ExchangeRuntimeDep) -> DeliveryService:
+async def delivery_service(request: Request, session: SessionDep) -> DeliveryService:
     return DeliveryService(
         deliveries=DeliveryRepository(session),
         documents=DocumentRepository(session),
-        feed=runtime.feed_service(session),
+        feed=_runtime(request).feed_service(session),
     )
 
 
@@ -381,30 +379,37 @@ async def transfer_service(session: SessionDep) -> TransferService:
     return TransferService(transfers=TransferRepository(session), feed=FeedRepository(session))
 
 
-async def feed_reader(runtime: ExchangeRuntimeDep) -> FeedReader:
+async def feed_reader(request: Request) -> FeedReader:
     """The feed reader: no request session (a long poll holds no database connection)."""
+    runtime = _runtime(request)
     return FeedReader(runtime.db, runtime.feed_notifier, linger=runtime.config.feed_linger_seconds)
 
 
 DocumentServiceDep = Annotated[DocumentService, Depends(document_service)]
 
 
-async def packet_service(
-    session: SessionDep, runtime: ExchangeRuntimeDep, documents: DocumentServiceDep
-) -> PacketService:
+def packets_of(request: Request, documents: DocumentService) -> PacketService:
+    """The packet service of a request whose document service is built already (the send route
+    builds it only for a packet)."""
+    runtime = _runtime(request)
     return PacketService(
         documents=documents,
-        repository=DocumentRepository(session),
-        deliveries=DeliveryRepository(session),
+        repository=documents.documents,
+        deliveries=documents.deliveries,
         blobs=runtime.blobs,
         seal=runtime.seal,
         max_packet_bytes=runtime.config.max_packet_bytes,
     )
 
 
-async def status_packet_service(
-    session: SessionDep, runtime: ExchangeRuntimeDep, registry: RegistryClientDep
-) -> StatusPacketService:
+async def packet_service(request: Request, documents: DocumentServiceDep) -> PacketService:
+    return packets_of(request, documents)
+
+
+async def status_packet_service(request: Request, session: SessionDep) -> StatusPacketService:
+    runtime = _runtime(request)
+    registry = _registry(request, runtime)
+
     async def canonical_code(code: str) -> str | None:
         if not is_agency_code(code):  # a packet's text, not asked of the registry unless it is a code
             return None
@@ -436,7 +441,8 @@ async def signature_service(session: SessionDep) -> SignatureService:
 SignatureServiceDep = Annotated[SignatureService, Depends(signature_service)]
 
 
-async def statistics_service(session: SessionDep, runtime: ExchangeRuntimeDep) -> StatisticsService:
+async def statistics_service(request: Request, session: SessionDep) -> StatisticsService:
+    runtime = _runtime(request)
     return StatisticsService(
         statistics=runtime.statistics_repository(session),
         directory=runtime.statistics_directory.get,

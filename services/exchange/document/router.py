@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
 
 from services.exchange.blobstore import CHUNK
-from services.exchange.dependencies import DocumentServiceDep, PacketServiceDep
+from services.exchange.dependencies import DocumentServiceDep, PacketServiceDep, packets_of
 from services.exchange.document.schemas import (
     AttachmentUpload,
     DocumentAccepted,
@@ -129,7 +129,6 @@ async def read_limited(stream: AsyncIterator[bytes], limit: int) -> bytes:
 async def submit_document(
     request: Request,
     documents: DocumentServiceDep,
-    packets: PacketServiceDep,
     principal: SenderDep,
     metadata: Annotated[str | None, Form(description="The document metadata as JSON (DocumentSubmit)")] = None,
     files: Annotated[list[UploadFile] | None, File(description="One or more attachments")] = None,
@@ -151,6 +150,7 @@ async def submit_document(
     """
     content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     if content_type in XML_TYPES or packet is not None:
+        packets = packets_of(request, documents)
         stream = request.stream() if packet is None else _chunks(packet)
         body = await read_limited(stream, packets.max_packet_bytes)
         answer, created = await packets.take(
