@@ -24,6 +24,8 @@ from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.types import TypeDecorator
 from sqlalchemy.util import await_only
 
+from shared.sqlite import use_one_call_cursors
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -81,6 +83,7 @@ def create_engine(url: str, schema: str | None = None, **kwargs: Any) -> AsyncEn
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            use_one_call_cursors(dbapi_connection)  # a statement is one call of aiosqlite's thread
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
