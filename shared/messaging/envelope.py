@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,8 +48,11 @@ class Envelope:
         )
 
 
+@functools.lru_cache(maxsize=4096)
 def topic_matches(pattern: str, routing_key: str) -> bool:
-    """AMQP topic matching: ``*`` is exactly one word, ``#`` zero or more words."""
+    """AMQP topic matching: ``*`` is exactly one word, ``#`` zero or more words (a process meets few
+    patterns and event types: each pair is worked out once; the in-memory broker asks it for every
+    subscription of every event)."""
     return _match(tuple(pattern.split(".")), tuple(routing_key.split(".")))
 
 
