@@ -39,10 +39,13 @@ class ExtractionError(Exception):
     """The file cannot be read for text: said why, in words an operator can act on."""
 
 
-def extract(data: bytes, content_type: str, *, languages: str = "vie", max_chars: int = 200_000) -> str:
-    """The text of a file, by its (sniffed) content type; empty for kinds that carry none."""
+def extract(
+    data: bytes, content_type: str, *, languages: str = "vie", max_chars: int = 200_000, pdf_engine: str = "pdfium"
+) -> str:
+    """The text of a file, by its (sniffed) content type; empty for kinds that carry none. A PDF's
+    text layer is read by PDFium, or by pypdf with ``pdf_engine="pypdf"`` (see :func:`pdf_text`)."""
     if content_type == PDF:
-        text = pdf_text(data)
+        text = pdf_text(data, engine=pdf_engine)
         if not text.strip():
             text = "\n".join(ocr_image(image, languages) for image in pdf_images(data))
     elif content_type == DOCX:
@@ -85,10 +88,14 @@ def check(data: bytes, content_type: str) -> None:
             raise ExtractionError(f"not a readable image: {exc}") from exc
 
 
-def pdf_text(data: bytes) -> str:
+def pdf_text(data: bytes, *, engine: str = "pdfium") -> str:
     """The text layer of a PDF, page by page, read by PDFium (pypdfium2: about a quarter of pypdf's
-    CPU for the same page, docs/performance.md "The archive's PDF text by PDFium"). PDFium is C++:
-    it runs only in the extractor's bounded worker processes, where a crash is a dead worker."""
+    CPU for the same page, docs/performance.md "The sixth session's changes"). PDFium is C++: it
+    runs only in the extractor's bounded worker processes, and where it fails by aborting its process
+    (a stream that inflates past the worker's memory limit) the extractor reads the file again with
+    ``engine="pypdf"``, which bounds what it inflates and says why it stops."""
+    if engine == "pypdf":
+        return _pypdf_text(data)
     import pypdfium2 as pdfium
 
     try:
@@ -114,6 +121,26 @@ def pdf_text(data: bytes) -> str:
         raise ExtractionError(f"not a readable PDF: {exc}") from exc
     finally:
         document.close()
+
+
+def _pypdf_text(data: bytes) -> str:
+    from pypdf import PdfReader
+    from pypdf.errors import PyPdfError
+
+    try:
+        reader = PdfReader(io.BytesIO(data), strict=False)
+        if reader.is_encrypted:
+            raise ExtractionError("the PDF is encrypted")
+        pages = []
+        for number, page in enumerate(reader.pages):
+            if number >= MAX_PDF_PAGES:
+                break
+            pages.append(page.extract_text() or "")
+        return "\n".join(pages)
+    except ExtractionError:
+        raise
+    except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError) as exc:
+        raise ExtractionError(f"not a readable PDF: {exc}") from exc
 
 
 def pdf_images(data: bytes) -> Iterator[bytes]:
@@ -207,28 +234,30 @@ def xml_text(xml: str, *, paragraph: str, run: str | None) -> str:
     return html.unescape(text)
 
 
-def run(data: bytes, content_type: str, mode: str, max_chars: int) -> dict[str, str]:
+def run(data: bytes, content_type: str, mode: str, max_chars: int, pdf_engine: str = "pdfium") -> dict[str, str]:
     """One file's text (``mode``: the OCR languages) or, with ``mode`` ``--check``, whether a scan can
     be read: ``{"text": …}`` or ``{"error": …}``. What a worker of the extractor's pool runs."""
     try:
         if mode == "--check":
             check(data, content_type)
             return {"text": ""}
-        return {"text": extract(data, content_type, languages=mode, max_chars=max_chars)}
+        return {"text": extract(data, content_type, languages=mode, max_chars=max_chars, pdf_engine=pdf_engine)}
     except ExtractionError as exc:
         return {"error": str(exc)}
     except MemoryError:
         return {"error": "the file needs more memory to read than an extraction may use"}
 
 
-def run_blob(root: str, sha256: str, content_type: str, mode: str, max_chars: int, max_bytes: int) -> dict[str, str]:
+def run_blob(
+    root: str, sha256: str, content_type: str, mode: str, max_chars: int, max_bytes: int, pdf_engine: str = "pdfium"
+) -> dict[str, str]:
     """:func:`run` on a file of the blob store the worker reads itself (the parent sends its hash,
     not its bytes through the pool's pipe): ``{"missing": …}`` when it is not there whole (its hash
     checked, as when the parent reads it) or is larger than ``max_bytes``."""
     data = read_blob(Path(root), sha256, max_bytes)
     if data is None:
         return {"missing": "no such blob, or not whole"}
-    return run(data, content_type, mode, max_chars)
+    return run(data, content_type, mode, max_chars, pdf_engine)
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ a typical attachment: docs/performance.md, "Send path"."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import multiprocessing
 import resource
@@ -95,11 +96,13 @@ class TextExtractor:
 
     async def _run(self, function: Callable[..., dict[str, str]], *args: object) -> Extracted | None:
         """``function(*args)`` in a worker: its text, why there is none, or None when the blob it
-        was to read is missing."""
+        was to read is missing. Tried again once on a fresh pool when its worker dies (killed for
+        another file, or PDFium aborting on this one's memory limit), then with pypdf for a PDF."""
         async with self._slots:
             for attempt in (1, 2):
                 executor = self._pool()
-                future = asyncio.get_running_loop().run_in_executor(executor, function, *args)
+                call = function if attempt == 1 else functools.partial(function, pdf_engine="pypdf")
+                future = asyncio.get_running_loop().run_in_executor(executor, call, *args)
                 try:
                     answer = await asyncio.wait_for(future, self.timeout_seconds)
                 except TimeoutError:

@@ -10,7 +10,7 @@ import pytest
 from services.archive.extraction import DOCX, ODT, PDF, ExtractionError, extract
 from services.archive.extractor import TextExtractor
 from services.demo.pdf import make_pdf
-from tests.archive.corpus import docx, encrypted_pdf, odt, typeset_pdf, zip_bomb
+from tests.archive.corpus import docx, encrypted_pdf, odt, pdf_bomb, typeset_pdf, zip_bomb
 
 
 def test_docx_odt_and_pdf_text_is_read() -> None:
@@ -80,5 +80,28 @@ async def test_the_workers_outlive_a_file_and_a_killed_pool_is_replaced() -> Non
         extractor.timeout_seconds = 30
         again = await extractor.extract(make_pdf(["Van ban ba"]), PDF)
         assert "ba" in again.text and extractor._executor is not None
+    finally:
+        await extractor.shutdown()
+
+
+async def test_a_pdf_that_inflates_past_the_memory_limit_fails_with_a_reason_and_spares_its_neighbour() -> None:
+    """PDFium aborts its process when a stream inflates past the worker's memory: the file is read
+    again with pypdf, which stops at its own bound and says why; a file extracted beside it (its
+    worker killed with the pool) is read again and keeps its text."""
+    import asyncio
+    import time
+
+    extractor = TextExtractor(timeout_seconds=60, memory_mb=256, languages="vie", max_chars=1000)
+    try:
+        started = time.monotonic()
+        bomb, neighbour = await asyncio.gather(
+            extractor.extract(pdf_bomb(), PDF), extractor.extract(make_pdf(["Van ban ben canh"]), PDF)
+        )
+        assert bomb.text == ""
+        assert bomb.error is not None and "decompressing" in bomb.error and "died" not in bomb.error, bomb
+        assert "Van ban ben canh" in neighbour.text and neighbour.error is None, neighbour
+        assert time.monotonic() - started < 30
+        again = await extractor.extract(make_pdf(["Van ban sau"]), PDF)  # the pool serves on
+        assert "Van ban sau" in again.text
     finally:
         await extractor.shutdown()
