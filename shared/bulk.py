@@ -19,10 +19,12 @@ ends they are written:
   hand-over. Each statement through SQLAlchemy is a hand-over of its own (the thread runs it, the
   event loop resumes the session), and the whole database's writes wait while a transaction holds
   SQLite's one writer's turn: one hand-over instead of one per table is what shortens that turn.
-  The statements are SQLAlchemy's own compiled ``INSERT``; the engine's ``before_cursor_execute``
-  and ``after_cursor_execute`` listeners hear them as if executed through it. (aiosqlite has no
-  public way to run a function in its thread: its ``_execute``, pinned in constraints.txt; any
-  other SQLite driver gets one ``INSERT`` per table through SQLAlchemy.)
+  The statements are SQLAlchemy's own compiled ``INSERT``, after the session's pending changes are
+  flushed. An engine with cursor listeners (``before_cursor_execute``, ``after_cursor_execute``,
+  ``handle_error``: tracing, the tests' statement counters) gets one ``INSERT`` per table through
+  SQLAlchemy instead, as does any other SQLite driver. (aiosqlite has no public way to run a
+  function in its thread: its ``_execute``, as SQLAlchemy's own adapter reaches into it; pinned
+  in constraints.txt.)
 
 Values are converted as SQLAlchemy would bind them: a column type's own bind step first (a
 ``TypeDecorator`` such as :class:`shared.db.UTCDateTime` refuses naive datetimes), then to JSON;
@@ -134,8 +136,15 @@ async def _write_in_sqlite_thread(
     session: AsyncSession, parts: Sequence[tuple[Table, list[dict[str, Any]]]], dialect: Dialect
 ) -> bool:
     """Every part's rows by one call of the aiosqlite connection's thread; False (nothing written)
-    when the connection is not aiosqlite's."""
+    when the connection is not aiosqlite's, or when the engine has cursor listeners (they are owed
+    SQLAlchemy's own execution: its context, its error events), so the rows go through SQLAlchemy."""
+    if session.sync_session.autoflush:
+        await session.flush()  # what the session holds first, as an execute through it does
     connection = await session.connection()
+    sync = connection.sync_connection
+    assert sync is not None
+    if sync.dispatch.before_cursor_execute or sync.dispatch.after_cursor_execute or dialect.dispatch.handle_error:
+        return False
     driver = (await connection.get_raw_connection()).driver_connection
     run_in_thread = getattr(driver, "_execute", None)
     if run_in_thread is None:
@@ -144,18 +153,21 @@ async def _write_in_sqlite_thread(
     writers = getattr(session.sync_session, "sqlite_writers", None)
     if writers is not None:  # the database's turn to write, as an execute through the session takes it
         await session.run_sync(writers.acquire)
-    sync = connection.sync_connection
-    assert sync is not None
-    for sql, params in statements:
-        sync.dispatch.before_cursor_execute(sync, None, sql, params, None, True)
     failed: list[int] = []
     try:
         await run_in_thread(_executemany, driver, statements, failed)
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, ValueError) as exc:  # ValueError: aiosqlite's "Connection closed"
         sql, params = statements[failed[0] if failed else 0]
-        raise DBAPIError.instance(sql, params, exc, sqlite3.Error) from exc
-    for sql, params in statements:
-        sync.dispatch.after_cursor_execute(sync, None, sql, params, None, True)
+        original = exc if isinstance(exc, sqlite3.Error) else sqlite3.OperationalError(str(exc))
+        raise DBAPIError.instance(
+            sql,
+            params,
+            original,
+            sqlite3.Error,
+            hide_parameters=sync.engine.hide_parameters,
+            dialect=dialect,
+            ismulti=True,
+        ) from exc
     return True
 
 
@@ -176,24 +188,26 @@ def _sqlite_insert(table: Table, rows: list[dict[str, Any]], dialect: Dialect) -
     """SQLAlchemy's ``INSERT`` of these columns compiled for SQLite, and the rows as its positional
     parameters, each value through its column type's bind step (a ``TypeDecorator``'s, JSON's)."""
     columns = _columns_of(table, rows)
-    key = (table.fullname, columns)
-    compiled = _SQLITE_INSERTS.get(key)
+    # per dialect (its JSON serializer, its types' bind steps) and per Table object (two tables of
+    # one name in two MetaData are two statements), kept as long as the dialect's engine lives
+    cache: dict[tuple[Table, tuple[str, ...]], _Compiled] = dialect.__dict__.setdefault("lienthong_inserts", {})
+    compiled = cache.get((table, columns))
     if compiled is None:
         statement = insert(table).compile(dialect=dialect, column_keys=list(columns))
         binds: list[tuple[str, Callable[[Any], Any] | None]] = [
             (name, table.c[name].type.dialect_impl(dialect).bind_processor(dialect))
             for name in statement.positiontup or ()
         ]
-        compiled = _SQLITE_INSERTS[key] = (statement.string, binds)
+        compiled = cache[(table, columns)] = (statement.string, binds)
     sql, order = compiled
     try:
         params = [tuple(row[name] if bind is None else bind(row[name]) for name, bind in order) for row in rows]
-    except (TypeError, ValueError, AttributeError) as exc:
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:
         raise StatementError(str(exc), sql, None, exc) from exc
     return sql, params
 
 
-_SQLITE_INSERTS: dict[tuple[str, tuple[str, ...]], tuple[str, list[tuple[str, Callable[[Any], Any] | None]]]] = {}
+_Compiled = tuple[str, list[tuple[str, Callable[[Any], Any] | None]]]
 
 
 def _with_defaults(table: Table, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

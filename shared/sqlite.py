@@ -84,6 +84,12 @@ class OneCallCursor(AsyncAdapt_aiosqlite_cursor):
     async def _executemany_async(self, operation: Any, seq_of_parameters: Sequence[Any]) -> Any:
         return await self._call(operation, seq_of_parameters, many=True)
 
+    def nextset(self) -> None:
+        raise NotImplementedError("SQLite answers a statement with one result set")
+
+    def setinputsizes(self, *inputsizes: Any) -> None:
+        return None  # sqlite3 takes no input sizes (the DB-API lets a driver ignore them)
+
     async def _call(self, operation: Any, parameters: Any, *, many: bool) -> None:
         async with self._adapt_connection._execute_mutex:
             driver = self._connection

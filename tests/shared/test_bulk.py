@@ -27,6 +27,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.exc import IntegrityError, StatementError
+from sqlalchemy.orm import registry
 
 from shared.bulk import deferred_inserts, insert_rows
 from shared.db import Database, UTCDateTime, new_id, utcnow
@@ -267,3 +268,44 @@ async def test_on_sqlite_the_tables_rows_are_one_call_of_the_connections_thread_
     await waiting  # this session committed: the other's turn
     assert sorted(row[1] for row in await rows_of(db, PARENT)) == ["K-1", "K-2"]
     assert len(await rows_of(db, CHILD)) == 3
+
+
+class ParentRow:
+    """PARENT mapped, for a test that holds an object in the session before the block."""
+
+
+registry().map_imperatively(ParentRow, PARENT)
+
+
+async def test_what_the_session_holds_is_written_before_the_blocks_rows(db: Database) -> None:
+    pending = ParentRow()
+    for key, value in parent("L-1").items():
+        setattr(pending, key, value)
+    async with db.session() as session:
+        session.add(pending)  # not flushed yet: the child rows' foreign key needs it first
+        async with deferred_inserts(session):
+            await insert_rows(session, CHILD, [{"parent_id": pending.id, "note": "con"}])  # type: ignore[attr-defined]
+    assert [row[1] for row in await rows_of(db, PARENT)] == ["L-1"]
+    assert len(await rows_of(db, CHILD)) == 1
+
+
+async def test_cursor_listeners_hear_the_rows_with_sqlalchemys_own_context(db: Database) -> None:
+    """Tracing reads the execution context SQLAlchemy passes its listeners: with a listener on the
+    engine, the batch goes through SQLAlchemy's execution (one INSERT per table on SQLite)."""
+    heard: list[str] = []
+
+    def listener(_conn: Any, _cursor: Any, statement: str, _params: Any, context: Any, _many: bool) -> None:
+        context.execution_options.get("trace_id")  # as a tracer does: no context, no trace
+        heard.append(statement)
+
+    first = parent("M-1")
+    event.listen(db.engine.sync_engine, "before_cursor_execute", listener)
+    try:
+        async with db.session() as session, deferred_inserts(session):
+            await insert_rows(session, PARENT, [first])
+            await insert_rows(session, CHILD, [{"parent_id": first["id"], "note": "x"}])
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", listener)
+    inserts = [statement for statement in heard if "INSERT" in statement.upper()]
+    assert len(inserts) == (1 if not db.is_sqlite else 2), heard
+    assert len(await rows_of(db, CHILD)) == 1
