@@ -1,7 +1,8 @@
 """Content-addressed blob store on disk: a file lives at ``<root>/ab/cd/<sha256>``, stored once.
 
-Uploads are hashed while they stream to a temporary file, fsynced, then renamed into place, so
-memory stays flat whatever the file size and a crash never leaves a partial blob under its hash.
+Uploads are hashed while they stream to a temporary file, fsynced, then renamed into place and
+the directory synced (the rename itself on disk), so memory stays flat whatever the file size, a
+crash never leaves a partial blob under its hash, and a power loss never loses a committed one.
 
 A staged file is held under an exclusive ``flock`` until it is committed or discarded. The kernel
 drops the lock when its process dies, so at start the store deletes every ``tmp/`` file nobody
@@ -261,12 +262,19 @@ class BlobStore:
         return await self.commit(await self.stage(chunks, max_bytes=max_bytes, inspect_head=inspect_head))
 
     def _move_into_place(self, tmp: Path, sha256: str, handle: BinaryIO | None = None) -> None:
+        """The file under its hash, the rename itself on disk: the directories it changed are
+        synced (a rename lives in its directory, which a power loss can lose unsynced, with the
+        committed row naming a file that is not there)."""
         final = self.path(sha256)
         try:
             os.utime(final)  # the same bytes are stored already: keep one copy, young again for the sweep
         except FileNotFoundError:
+            created = [directory for directory in (final.parent.parent, final.parent) if not directory.exists()]
             final.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp, final)
+            # the new file's directory, and each new directory's parent (its entry)
+            for directory in {final.parent, *(created_dir.parent for created_dir in created)}:
+                _sync_directory(directory)
         else:
             tmp.unlink()
         if handle is not None:
@@ -370,6 +378,15 @@ def _write_all(handle: BinaryIO, pieces: list[bytes], *, sync: bool) -> None:
         handle.write(piece)
     if sync:
         _flush_and_sync(handle)
+
+
+def _sync_directory(directory: Path) -> None:
+    """fsync a directory: the entries made or renamed in it are on disk when it returns."""
+    descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def _flush_and_sync(handle: BinaryIO) -> None:

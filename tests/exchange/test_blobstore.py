@@ -198,3 +198,27 @@ async def test_an_upload_cancelled_while_its_file_is_being_written_leaves_nothin
         await asyncio.sleep(0.01)
     assert tmp_files(store) == []
     assert stored_files(store) == []
+
+
+async def test_a_stored_file_and_the_directories_naming_it_are_synced_to_disk(
+    store: BlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file's bytes, then its rename: the directory holding it, and the parent of each
+    directory made for it, are fsynced (what a power loss keeps is what the committed row names)."""
+    synced: list[Path] = []
+    fsync = os.fsync
+
+    def recording(descriptor: int) -> None:
+        synced.append(Path(os.readlink(f"/proc/self/fd/{descriptor}")))
+        fsync(descriptor)
+
+    monkeypatch.setattr(blobstore.os, "fsync", recording)
+    first = await store.put(stream(b"van ban mot"), max_bytes=100)
+    path = store.path(first.sha256)
+    assert path.parent in synced and path.parent.parent in synced and store.root in synced  # new directories
+    assert synced.index(path.parent) > next(i for i, p in enumerate(synced) if p.parent == store.root / "tmp")
+
+    synced.clear()
+    again = await store.put(stream(b"van ban mot"), max_bytes=100)  # stored already: nothing renamed
+    assert again.sha256 == first.sha256
+    assert path.parent not in synced
