@@ -33,3 +33,13 @@ def read_blob(root: Path, sha256: str, max_bytes: int | None = None) -> bytes | 
     if max_bytes is not None and len(data) > max_bytes:
         return None
     return data if hashlib.sha256(data).hexdigest() == sha256 else None
+
+
+def sync_directory(directory: Path) -> None:
+    """fsync a directory: the entries made or renamed in it are on disk when it returns (a file's
+    own fsync does not keep its name through a power loss)."""
+    descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
-from shared.blobs import blob_path
+from shared.blobs import blob_path, sync_directory
 from shared.errors import PayloadTooLargeError
 
 log = logging.getLogger("lienthong.exchange.blobstore")
@@ -274,7 +274,7 @@ class BlobStore:
             os.replace(tmp, final)
             # the new file's directory, and each new directory's parent (its entry)
             for directory in {final.parent, *(created_dir.parent for created_dir in created)}:
-                _sync_directory(directory)
+                sync_directory(directory)
         else:
             tmp.unlink()
         if handle is not None:
@@ -378,15 +378,6 @@ def _write_all(handle: BinaryIO, pieces: list[bytes], *, sync: bool) -> None:
         handle.write(piece)
     if sync:
         _flush_and_sync(handle)
-
-
-def _sync_directory(directory: Path) -> None:
-    """fsync a directory: the entries made or renamed in it are on disk when it returns."""
-    descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def _flush_and_sync(handle: BinaryIO) -> None:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import io
+import os
 import zipfile
+from pathlib import Path
 
 import pytest
 
 from services.archive.extraction import DOCX, ODT, PDF, ExtractionError, extract
 from services.archive.extractor import TextExtractor
+from services.archive.record import files
 from services.demo.pdf import make_pdf
 from tests.archive.corpus import docx, encrypted_pdf, odt, pdf_bomb, typeset_pdf, zip_bomb
 
@@ -105,3 +108,29 @@ async def test_a_pdf_that_inflates_past_the_memory_limit_fails_with_a_reason_and
         assert "Van ban sau" in again.text
     finally:
         await extractor.shutdown()
+
+
+def test_a_kept_scan_its_name_and_its_new_directory_are_synced_to_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A digitised record's scan may be the only copy: its bytes, then its rename (the directory
+    holding it) and the new directory's entry are on disk before the record commits."""
+    synced: list[Path] = []
+    fsync = os.fsync
+
+    def recording(descriptor: int) -> None:
+        synced.append(Path(os.readlink(f"/proc/self/fd/{descriptor}")))
+        fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", recording)
+    files_dir = tmp_path / "files"
+    sha256 = files.store(files_dir, b"%PDF-1.7 ban sao so hoa")
+    target = files_dir / sha256[:2] / sha256
+    assert target.read_bytes() == b"%PDF-1.7 ban sao so hoa"
+    [written] = [p for p in synced if p.name.startswith(".upload-")]  # the bytes, before the rename
+    assert written.parent == target.parent
+    assert synced.index(target.parent) > synced.index(written)
+    assert files_dir in synced and tmp_path in synced  # the new directories' entries
+    synced.clear()
+    assert files.store(files_dir, b"%PDF-1.7 ban sao so hoa") == sha256  # kept already: nothing written
+    assert synced == []

@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 from services.archive.errors import ArchiveFileInvalidError
+from shared.blobs import sync_directory
 
 PDF, PNG, JPEG, TIFF = "application/pdf", "image/png", "image/jpeg", "image/tiff"
 ACCEPTED = "PDF, PNG, JPEG, TIFF"
@@ -28,13 +29,23 @@ def sniff(head: bytes) -> str:
 
 
 def store(files_dir: Path, data: bytes) -> str:
-    """Keep a scan (once per content) and return its SHA-256."""
+    """Keep a scan (once per content) and return its SHA-256: its bytes, its name and a new
+    directory's entry are on disk when it returns (the record naming it commits after)."""
     sha256 = hashlib.sha256(data).hexdigest()
     target = files_dir / sha256[:2] / sha256
     if not target.exists():
+        created = [directory for directory in (files_dir, target.parent) if not directory.exists()]
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(temporary, target)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temporary, target)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        for directory in {target.parent, *(new.parent for new in created)}:
+            sync_directory(directory)
     return sha256
