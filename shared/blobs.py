@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from pathlib import Path
 
 
@@ -43,3 +44,25 @@ def sync_directory(directory: Path) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+def write_durably(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+    """Replace ``path`` with ``data`` at once and for good: a reader sees the old file or the new,
+    never a part, and once it returns a power loss keeps the new one (its bytes synced, then the
+    directory holding its name, and the parent of each directory made for it). Created with
+    ``mode`` (0600 for a private key: never readable by others)."""
+    created = [directory for directory in (path.parent.parent, path.parent) if not directory.exists()]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    for directory in {path.parent, *(new.parent for new in created)}:
+        sync_directory(directory)

@@ -28,8 +28,6 @@ import base64
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -38,6 +36,8 @@ from typing import Any, Literal
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from shared.blobs import write_durably
 
 log = logging.getLogger("lienthong.keys")
 
@@ -117,20 +117,10 @@ def public_pem(key: Ed25519PublicKey) -> bytes:
 
 
 def write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Replace ``path`` with ``data`` at once: a reader sees the old file or the new, never a part.
-    The file is created with ``mode`` (0600 for a private key: never readable by others)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    """Replace ``path`` with ``data`` at once: a reader sees the old file or the new, never a part,
+    and a power loss keeps the new one (shared.blobs.write_durably). The file is created with
+    ``mode`` (0600 for a private key: never readable by others)."""
+    write_durably(path, data, mode=mode)
 
 
 def _signature(paths: tuple[Path | None, ...]) -> tuple[tuple[int, int, int] | None, ...]:

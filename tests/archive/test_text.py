@@ -127,7 +127,8 @@ def test_a_kept_scan_its_name_and_its_new_directory_are_synced_to_disk(
     sha256 = files.store(files_dir, b"%PDF-1.7 ban sao so hoa")
     target = files_dir / sha256[:2] / sha256
     assert target.read_bytes() == b"%PDF-1.7 ban sao so hoa"
-    [written] = [p for p in synced if p.name.startswith(".upload-")]  # the bytes, before the rename
+    assert target.stat().st_mode & 0o777 == 0o600  # the owner only, as the exchange keeps its blobs
+    [written] = [p for p in synced if p.name.startswith(f".{sha256}.")]  # the bytes, before the rename
     assert written.parent == target.parent
     assert synced.index(target.parent) > synced.index(written)
     assert files_dir in synced and tmp_path in synced  # the new directories' entries

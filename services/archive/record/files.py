@@ -4,12 +4,10 @@ their kind read from their first bytes (never from the uploader's label)."""
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 
 from services.archive.errors import ArchiveFileInvalidError
-from shared.blobs import sync_directory
+from shared.blobs import write_durably
 
 PDF, PNG, JPEG, TIFF = "application/pdf", "image/png", "image/jpeg", "image/tiff"
 ACCEPTED = "PDF, PNG, JPEG, TIFF"
@@ -34,18 +32,5 @@ def store(files_dir: Path, data: bytes) -> str:
     sha256 = hashlib.sha256(data).hexdigest()
     target = files_dir / sha256[:2] / sha256
     if not target.exists():
-        created = [directory for directory in (files_dir, target.parent) if not directory.exists()]
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(temporary, target)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-        for directory in {target.parent, *(new.parent for new in created)}:
-            sync_directory(directory)
+        write_durably(target, data, mode=0o600)  # as the exchange keeps its blobs: the owner only
     return sha256
