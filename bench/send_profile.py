@@ -1,0 +1,179 @@
+"""One send case held long enough to profile: ``python -m bench.send_profile production|embedded``.
+
+``bench send`` measures every case; this runs one, longer (production: ``--documents 1200`` by
+default, embedded: ``600``), by 16 senders (``--senders``), after a warm-up, and prints the rate,
+the POST's p50 and p99 and each process's CPU per document (utime + stime from /proc, as
+``bench send``; production: the user and system parts apart too). docs/performance.md's
+alternating runs (a change against the tree before it) are this command, run in turn on both trees.
+
+``--spy DIR`` records each LienThong process with ``py-spy record --gil`` (raw folded stacks in
+DIR/<process>.txt; ``pip install py-spy``). GIL samples are wall time while the thread holds the
+GIL: a process descheduled inside a system call still counts, so read the CPU from /proc.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from bench.channels import Arrivals, Meter, _read_feed
+from bench.common import SIGNATURE_POLICY_OFF, free_port, production_topology
+from bench.send import (
+    ADMIN_SECRET,
+    RECIPIENT,
+    SENDER,
+    ProcessMeter,
+    Sent,
+    _agencies,
+    _attachment,
+    _clean_env,
+    _send,
+    _sender_client,
+    _server,
+)
+
+WARM_UP = 40
+SPIED = ("gateway", "registry", "exchange", "archive", "embedded")
+
+
+def _user_system_ms(pid: int) -> tuple[float, float]:
+    """User and system CPU ms of a process and its children (reaped and alive)."""
+    pids = [pid]
+    with contextlib.suppress(OSError):
+        pids += [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    user = system = 0
+    for each in pids:
+        with contextlib.suppress(OSError, IndexError):
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+            user += int(fields[11]) + int(fields[13])
+            system += int(fields[12]) + int(fields[14])
+    tick = 1000 / os.sysconf("SC_CLK_TCK")  # ms per clock tick
+    return user * tick, system * tick
+
+
+@contextlib.contextmanager
+def _spying(pids: dict[str, int], directory: Path | None) -> Iterator[None]:
+    if directory is None:
+        yield
+        return
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    directory.mkdir(parents=True, exist_ok=True)
+    record = [spy, "record", "-r", "200", "-f", "raw", "--gil", "--nonblocking"]
+    spies = [
+        subprocess.Popen(
+            [*record, "-p", str(pid), "-o", str(directory / f"{name}.txt")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for name, pid in pids.items()
+        if name in SPIED
+    ]
+    time.sleep(1)
+    try:
+        yield
+    finally:
+        for process in spies:
+            process.send_signal(signal.SIGINT)
+        for process in spies:
+            process.wait()
+
+
+def _report(what: str, count: int, seconds: float, sent: Sent, cpu: dict[str, float]) -> None:
+    latencies = sorted(sent.latencies_ms())
+    p50, p99 = latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99)]
+    figures = ", ".join(f"{name} {value:.2f}" for name, value in cpu.items())
+    print(f"{what}: {count / seconds:.1f} documents/s; POST p50 {p50:.0f} ms, p99 {p99:.0f} ms")
+    print(f"CPU ms per document: {figures}")
+
+
+async def _production(count: int, senders: int, spy: Path | None) -> None:
+    attachment = _attachment()
+    async with production_topology() as running:
+        gateway = running.topology.url("gateway")
+        tokens = await _agencies(gateway)
+        arrivals = Arrivals()
+        reader = asyncio.create_task(_read_feed(gateway, tokens[RECIPIENT], arrivals))
+        meter = Meter(running)
+        try:
+            async with _sender_client(gateway, tokens[SENDER]) as http:
+                await _send(http, attachment, WARM_UP, 4, Sent())
+                await asyncio.sleep(2)
+                with _spying(meter.pids, spy):
+                    split_before = {name: _user_system_ms(pid) for name, pid in meter.pids.items()}
+                    before = meter.snapshot()
+                    started = time.perf_counter()
+                    sent = Sent()
+                    await _send(http, attachment, count, senders, sent)
+                    seconds = time.perf_counter() - started
+                    await meter.settle()
+                    after = meter.snapshot()
+                    split_after = {name: _user_system_ms(pid) for name, pid in meter.pids.items()}
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+    cpu = meter.per_unit(before, after, count)
+    _report(f"production, {senders} senders, {count} documents", count, seconds, sent, cpu)
+    split = ", ".join(
+        f"{name} {(split_after[name][0] - split_before[name][0]) / count:.2f} / "
+        f"{(split_after[name][1] - split_before[name][1]) / count:.2f}"
+        for name in split_before
+    )
+    print(f"user / system CPU ms per document (each process and its children): {split}")
+
+
+async def _embedded(count: int, senders: int, spy: Path | None) -> None:
+    attachment = _attachment()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory() as tmp:
+        env = _clean_env() | {
+            "LIENTHONG_VAR_DIR": tmp,
+            "LIENTHONG_REGISTRY__ADMIN_CLIENT_SECRET": ADMIN_SECRET,
+            "LIENTHONG_LOG_LEVEL": "WARNING",
+            **SIGNATURE_POLICY_OFF,
+        }
+        command = [sys.executable, "-m", "services.cli", "dev", "--port", str(port), "--no-seed"]
+        async with _server("embedded", command, env, Path(tmp), url) as pid:
+            tokens = await _agencies(url)
+            meter = ProcessMeter({"embedded": pid})
+            async with _sender_client(url, tokens[SENDER]) as http:
+                await _send(http, attachment, WARM_UP, 4, Sent())
+                await asyncio.sleep(2)
+                with _spying(meter.pids, spy):
+                    before = meter.snapshot()
+                    started = time.perf_counter()
+                    sent = Sent()
+                    await _send(http, attachment, count, senders, sent)
+                    seconds = time.perf_counter() - started
+                    await meter.settle()
+                    after = meter.snapshot()
+    cpu = meter.per_unit(before, after, count)
+    _report(f"embedded, {senders} senders, {count} documents", count, seconds, sent, cpu)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.send_profile", description=__doc__.split("\n\n")[0])
+    parser.add_argument("mode", choices=("production", "embedded"))
+    parser.add_argument("--documents", type=int, help="how many (production 1,200, embedded 600)")
+    parser.add_argument("--senders", type=int, default=16)
+    parser.add_argument("--spy", type=Path, help="a directory for py-spy's GIL profiles of each process")
+    arguments = parser.parse_args()
+    if arguments.mode == "production":
+        asyncio.run(_production(arguments.documents or 1200, arguments.senders, arguments.spy))
+    else:
+        asyncio.run(_embedded(arguments.documents or 600, arguments.senders, arguments.spy))
+
+
+if __name__ == "__main__":
+    main()
