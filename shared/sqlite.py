@@ -5,8 +5,8 @@ event loop. SQLAlchemy's adapter makes three or four such calls per statement: o
 execute, fetch the rows, close the cursor. Each is a round of the thread waking, the loop waking
 and the session's coroutines resuming, and under load each waits for a turn of a busy loop: the
 embedded mode's send made about fifteen a document, and a transaction holding SQLite's one writer's
-turn (shared.db.SQLiteWriters) held it that much longer (docs/performance.md, "One call per
-statement on SQLite").
+turn (shared.db.SQLiteWriters) held it that much longer (docs/performance.md, "The sixth
+session's changes").
 
 :class:`OneCallCursor` runs the whole statement (cursor, execute, rows, close) in one call of the
 thread and keeps the rows, the description, the row count and the last row id it answered with;

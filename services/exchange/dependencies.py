@@ -338,7 +338,7 @@ def attachment_references(database: Database) -> ReferenceCheck:
 # The services' dependencies take the request and the session only, and find the runtime and the
 # registry client themselves: FastAPI resolves every sub-dependency on every request (its cache
 # keys, its checks of each callable), and the send's tree of seventeen dependants cost more CPU than
-# its SQL statements (docs/performance.md, "FastAPI's dependency tree").
+# its SQL statements (docs/performance.md, "The sixth session's changes").
 
 
 def _runtime(request: Request) -> ExchangeRuntime:
