@@ -166,7 +166,9 @@ class ExchangeRuntime(ServiceRuntime):
             webhooks=settings.webhooks,
             http=http,
         )
-        self._feed_rule = DispatchRule(self._dispatcher.registry.delivery_endpoint)
+        registry = self._dispatcher.registry
+        self._feed_rule = DispatchRule(registry.delivery_endpoint, registry.known_delivery_endpoint)
+        self.on_shutdown(self._feed_rule.stop)
         self._signatures = SignatureClient(
             self.client("signature"), self.internal_authorization, self.config.signature_timeout_seconds
         )

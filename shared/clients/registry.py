@@ -205,6 +205,10 @@ class RegistryClient:
             self.cache.resolutions.set(key, resolution)
         return resolution
 
+    def known_delivery_endpoint(self, code: str) -> DeliveryEndpoint | None:
+        """The agency's endpoint if the cache holds it, without asking the registry (None: not cached)."""
+        return self.cache.endpoints.get(code) if self.cache is not None else None
+
     async def delivery_endpoint(self, code: str) -> DeliveryEndpoint | None:
         """Return how an agency receives, webhook secret included (internal call; None: unknown)."""
         if self.cache is not None and (cached := self.cache.endpoints.get(code)) is not None:

@@ -14,6 +14,7 @@ Reading the feed changes nothing (status 01 is the acknowledgement).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -213,13 +214,25 @@ class DispatchRule:
     cached. An unknown agency, or a registry that does not answer, gets the event: the dispatcher
     decides, as it always did. The caller's transaction may hold locks (a delivery's row): the
     endpoints not cached are asked ``LOOKUPS`` at a time, and whatever is not known within
-    ``BUDGET_SECONDS`` gets the event rather than a longer wait."""
+    ``BUDGET_SECONDS`` gets the event rather than a longer wait.
+
+    With ``known`` (the cache, read without asking the registry), a change to more agencies than
+    ``LOOKUPS`` whose endpoints are not cached (a broadcast after the cache was emptied) does not
+    wait at all: those entries get the event, and their endpoints are looked up after, in the
+    background, for the next change to find (a 1,000-agency broadcast otherwise waited the whole
+    budget: docs/performance.md, "The sixth session's changes")."""
 
     LOOKUPS = 8
     BUDGET_SECONDS = 0.5
 
-    def __init__(self, endpoint: Callable[[str], Awaitable[DeliveryEndpoint | None]]) -> None:
+    def __init__(
+        self,
+        endpoint: Callable[[str], Awaitable[DeliveryEndpoint | None]],
+        known: Callable[[str], DeliveryEndpoint | None] | None = None,
+    ) -> None:
         self.endpoint = endpoint
+        self.known = known
+        self._warming: asyncio.Task[None] | None = None
 
     async def needs_dispatch(self, agency_code: str) -> bool:
         try:
@@ -231,6 +244,15 @@ class DispatchRule:
     async def dispatched(self, codes: set[str]) -> set[str]:
         """The agencies among ``codes`` whose entries get a ``feed.entry_added.v1`` event."""
         known: dict[str, bool] = {}
+        asking = set(codes)
+        if self.known is not None:
+            for code in codes:
+                if (endpoint := self.known(code)) is not None:
+                    known[code] = endpoint.mode != "pull"
+            asking -= known.keys()
+            if len(asking) > self.LOOKUPS:
+                self._warm(asking)
+                return {code for code in codes if known.get(code, True)}
         slots = asyncio.Semaphore(self.LOOKUPS)
 
         async def decide(code: str) -> None:
@@ -239,13 +261,43 @@ class DispatchRule:
 
         try:
             async with asyncio.timeout(self.BUDGET_SECONDS):
-                if len(codes) == 1:  # the usual send: no gather
-                    await decide(next(iter(codes)))
-                else:
-                    await asyncio.gather(*(decide(code) for code in sorted(codes)))
+                if len(asking) == 1:  # the usual send: no gather
+                    await decide(next(iter(asking)))
+                elif asking:
+                    await asyncio.gather(*(decide(code) for code in sorted(asking)))
         except TimeoutError:
             pass  # the registry is slow: the dispatcher decides for the rest
         return {code for code in codes if known.get(code, True)}
+
+    def _warm(self, codes: set[str]) -> None:
+        """Look the endpoints up in the background (one warm-up at a time; what fails is left to
+        the next change, or the dispatcher)."""
+        if self._warming is not None and not self._warming.done():
+            return
+
+        async def warm() -> None:
+            slots = asyncio.Semaphore(self.LOOKUPS)
+
+            async def look_up(code: str) -> None:
+                async with slots:
+                    with contextlib.suppress(DependencyUnavailableError):
+                        await self.endpoint(code)
+
+            await asyncio.gather(*(look_up(code) for code in sorted(codes)))
+
+        self._warming = asyncio.create_task(warm())
+
+    async def settled(self) -> None:
+        """Wait for a background warm-up to end."""
+        if self._warming is not None:
+            with contextlib.suppress(Exception):
+                await self._warming
+
+    async def stop(self) -> None:
+        """Cancel a background warm-up (the service's shutdown)."""
+        if self._warming is not None and not self._warming.done():
+            self._warming.cancel()
+            await asyncio.gather(self._warming, return_exceptions=True)
 
 
 class FeedService:

@@ -21,6 +21,7 @@ from services.exchange.feed.repository import FeedRepository
 from services.exchange.feed.service import DispatchRule
 from services.exchange.feed.wakeup import FEED_CHANNEL, listen_parameters
 from shared.clients import RegistryClient
+from shared.clients.registry import DeliveryEndpoint
 from shared.db import Database, utcnow
 from tests.helpers import Api, Client, FakeDns, exchange_db, free_port, send_ok, wait_until
 
@@ -210,3 +211,31 @@ async def test_a_registry_that_answers_slowly_never_holds_the_entries_transactio
             writer.close()
         server.close()
         await server.wait_closed()
+
+
+async def test_a_broadcast_to_agencies_not_cached_does_not_wait_and_warms_the_cache() -> None:
+    """More agencies than LOOKUPS whose endpoints the cache lacks (a broadcast after a directory
+    change emptied it): their entries get the event at once, the dispatcher deciding, and the
+    endpoints are looked up after, so the next broadcast knows who pulls."""
+    cache: dict[str, DeliveryEndpoint] = {}
+    asked: list[str] = []
+
+    async def slow_endpoint(code: str) -> DeliveryEndpoint | None:
+        asked.append(code)
+        await asyncio.sleep(0.05)  # 100 agencies, 8 at a time: 0.6 s, past the budget
+        endpoint = DeliveryEndpoint(agency_code=code, mode="pull" if code.endswith("0.H10") else "push")
+        cache[code] = endpoint
+        return endpoint
+
+    rule = DispatchRule(slow_endpoint, cache.get)
+    codes = {f"000.00.{n:02d}.H10" for n in range(100)}
+    assert await rule.dispatched(codes) == codes  # nothing known: every entry to the dispatcher
+    assert cache == {}  # answered without waiting for a single look-up
+    await rule.settled()
+    assert sorted(asked) == sorted(codes)  # each looked up once, in the background
+    pushing = {code for code in codes if not code.endswith("0.H10")}
+    assert await rule.dispatched(codes) == pushing  # known now: the pull agencies' entries stay off the bus
+    assert len(asked) == 100  # nothing asked again
+    # a few agencies not cached are still asked within the budget, as a send to one agency is
+    assert await rule.dispatched({"000.00.10.H10", "000.00.99.H11"}) == {"000.00.99.H11"}
+    assert "000.00.99.H11" in asked
