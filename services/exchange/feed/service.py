@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -48,6 +49,8 @@ OutboxEvent = tuple[str, dict[str, Any], str | None]  # type, payload, ordering 
 
 MAX_WAIT_SECONDS = 25.0  # under the gateway's upstream timeout
 RECHECK_SECONDS = 1.0  # a missed wake-up costs at most this
+
+log = logging.getLogger("lienthong.exchange.feed")
 
 
 def _links(document_id: uuid.UUID, delivery_id: uuid.UUID) -> dict[str, Link]:
@@ -280,8 +283,10 @@ class DispatchRule:
 
             async def look_up(code: str) -> None:
                 async with slots:
-                    with contextlib.suppress(DependencyUnavailableError):
+                    try:
                         await self.endpoint(code)
+                    except Exception as exc:  # best effort: the next change asks again, or the dispatcher
+                        log.debug("the endpoint of %s was not looked up ahead: %s", code, exc)
 
             await asyncio.gather(*(look_up(code) for code in sorted(codes)))
 
