@@ -17,11 +17,8 @@ at a time; packets per second and the server's CPU ms per packet.
 from __future__ import annotations
 
 import datetime as dt
-import sys
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import httpx
 from lxml import etree
@@ -120,8 +117,8 @@ async def main() -> None:
 async def stored(pki: Pki) -> tuple[float, float]:
     """Signed 1 MB packets posted to the embedded system one at a time: packets per second (POST to
     202: parsed, verified, stored and committed) and the server's CPU ms per packet."""
-    from bench.common import free_port, tree_cpu_ms
-    from bench.send import ADMIN_SECRET, RECIPIENT, SENDER, _agencies, _clean_env, _server
+    from bench.common import tree_cpu_ms
+    from bench.send import RECIPIENT, SENDER, _agencies, embedded_server
 
     packets = [
         sign_packet(
@@ -129,26 +126,16 @@ async def stored(pki: Pki) -> tuple[float, float]:
         )
         for n in range(1, STORED + 6)
     ]
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryDirectory() as tmp:
-        env = _clean_env() | {
-            "LIENTHONG_VAR_DIR": tmp,
-            "LIENTHONG_REGISTRY__ADMIN_CLIENT_SECRET": ADMIN_SECRET,
-            "LIENTHONG_LOG_LEVEL": "WARNING",
-            "LIENTHONG_EXCHANGE__SIGNATURE_POLICY_DEFAULT": "off",  # the packet's own signature is checked
-        }
-        command = [sys.executable, "-m", "services.cli", "dev", "--port", str(port), "--no-seed"]
-        async with _server("embedded", command, env, Path(tmp), url) as pid:
-            tokens = await _agencies(url)
-            headers = {"Authorization": f"Bearer {tokens[SENDER]}", "Content-Type": "application/xml"}
-            async with httpx.AsyncClient(base_url=url, timeout=120) as http:
-                for data in packets[:5]:
-                    (await http.post("/v1/documents", content=data, headers=headers)).raise_for_status()
-                cpu_before, started = tree_cpu_ms(pid), time.perf_counter()
-                for data in packets[5:]:
-                    response = await http.post("/v1/documents", content=data, headers=headers)
-                    assert response.status_code == 202, response.text
-                seconds = time.perf_counter() - started
-                cpu = tree_cpu_ms(pid) - cpu_before
+    async with embedded_server() as (url, pid):  # signature policy off: the packet's own signature is checked
+        tokens = await _agencies(url)
+        headers = {"Authorization": f"Bearer {tokens[SENDER]}", "Content-Type": "application/xml"}
+        async with httpx.AsyncClient(base_url=url, timeout=120) as http:
+            for data in packets[:5]:
+                (await http.post("/v1/documents", content=data, headers=headers)).raise_for_status()
+            cpu_before, started = tree_cpu_ms(pid), time.perf_counter()
+            for data in packets[5:]:
+                response = await http.post("/v1/documents", content=data, headers=headers)
+                assert response.status_code == 202, response.text
+            seconds = time.perf_counter() - started
+            cpu = tree_cpu_ms(pid) - cpu_before
     return STORED / seconds, cpu / STORED

@@ -338,8 +338,10 @@ def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("LIENTHONG_")}
 
 
-async def _embedded(attachment: bytes) -> list[Case]:
-    cases: list[Case] = []
+@asynccontextmanager
+async def embedded_server(settings: dict[str, str] | None = None) -> AsyncIterator[tuple[str, int]]:
+    """``lienthong dev --no-seed`` in its own process on a temporary var dir, the admin's secret
+    ``bench``, signature policy off unless ``settings`` say otherwise; yields its URL and pid."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as tmp:
@@ -348,18 +350,25 @@ async def _embedded(attachment: bytes) -> list[Case]:
             "LIENTHONG_REGISTRY__ADMIN_CLIENT_SECRET": ADMIN_SECRET,
             "LIENTHONG_LOG_LEVEL": "WARNING",
             **SIGNATURE_POLICY_OFF,
+            **(settings or {}),
         }
         command = [sys.executable, "-m", "services.cli", "dev", "--port", str(port), "--no-seed"]
         async with _server("embedded", command, env, Path(tmp), url) as pid:
-            print("creating the agencies and their clients …", flush=True)
-            tokens = await _agencies(url)
-            meter = ProcessMeter({"embedded": pid})
-            async with _sender_client(url, tokens[SENDER]) as http:
-                await _accept_run(meter, http, "embedded", attachment, 4, WARM_UP)
-                await meter.measure_idle()
-                for concurrency, count in RUNS:
-                    cases.append(await _accept_run(meter, http, "embedded", attachment, concurrency, count))
-            _print_idle(meter)
+            yield url, pid
+
+
+async def _embedded(attachment: bytes) -> list[Case]:
+    cases: list[Case] = []
+    async with embedded_server() as (url, pid):
+        print("creating the agencies and their clients …", flush=True)
+        tokens = await _agencies(url)
+        meter = ProcessMeter({"embedded": pid})
+        async with _sender_client(url, tokens[SENDER]) as http:
+            await _accept_run(meter, http, "embedded", attachment, 4, WARM_UP)
+            await meter.measure_idle()
+            for concurrency, count in RUNS:
+                cases.append(await _accept_run(meter, http, "embedded", attachment, concurrency, count))
+        _print_idle(meter)
     return cases
 
 

@@ -21,25 +21,24 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
+
 from bench.channels import Arrivals, Meter, _read_feed
-from bench.common import SIGNATURE_POLICY_OFF, free_port, production_topology
+from bench.common import production_topology
 from bench.send import (
-    ADMIN_SECRET,
     RECIPIENT,
     SENDER,
     ProcessMeter,
     Sent,
     _agencies,
     _attachment,
-    _clean_env,
     _send,
     _sender_client,
-    _server,
+    embedded_server,
 )
 
 WARM_UP = 40
@@ -96,34 +95,25 @@ def _report(what: str, count: int, seconds: float, sent: Sent, cpu: dict[str, fl
     print(f"CPU ms per document: {figures}")
 
 
-async def _production(count: int, senders: int, spy: Path | None) -> None:
+async def _measured(
+    what: str, http: httpx.AsyncClient, meter: Meter, count: int, senders: int, spy: Path | None
+) -> None:
+    """The warm-up, then ``count`` documents by ``senders``, until the processes are idle again:
+    reported, with each process's user and system CPU apart."""
     attachment = _attachment()
-    async with production_topology() as running:
-        gateway = running.topology.url("gateway")
-        tokens = await _agencies(gateway)
-        arrivals = Arrivals()
-        reader = asyncio.create_task(_read_feed(gateway, tokens[RECIPIENT], arrivals))
-        meter = Meter(running)
-        try:
-            async with _sender_client(gateway, tokens[SENDER]) as http:
-                await _send(http, attachment, WARM_UP, 4, Sent())
-                await asyncio.sleep(2)
-                with _spying(meter.pids, spy):
-                    split_before = {name: _user_system_ms(pid) for name, pid in meter.pids.items()}
-                    before = meter.snapshot()
-                    started = time.perf_counter()
-                    sent = Sent()
-                    await _send(http, attachment, count, senders, sent)
-                    seconds = time.perf_counter() - started
-                    await meter.settle()
-                    after = meter.snapshot()
-                    split_after = {name: _user_system_ms(pid) for name, pid in meter.pids.items()}
-        finally:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
-    cpu = meter.per_unit(before, after, count)
-    _report(f"production, {senders} senders, {count} documents", count, seconds, sent, cpu)
+    await _send(http, attachment, WARM_UP, 4, Sent())
+    await asyncio.sleep(2)
+    with _spying(meter.pids, spy):
+        split_before = {name: _user_system_ms(pid) for name, pid in meter.pids.items()}
+        before = meter.snapshot()
+        started = time.perf_counter()
+        sent = Sent()
+        await _send(http, attachment, count, senders, sent)
+        seconds = time.perf_counter() - started
+        await meter.settle()
+        after = meter.snapshot()
+        split_after = {name: _user_system_ms(pid) for name, pid in meter.pids.items()}
+    _report(f"{what}, {senders} senders, {count} documents", count, seconds, sent, meter.per_unit(before, after, count))
     split = ", ".join(
         f"{name} {(split_after[name][0] - split_before[name][0]) / count:.2f} / "
         f"{(split_after[name][1] - split_before[name][1]) / count:.2f}"
@@ -132,34 +122,26 @@ async def _production(count: int, senders: int, spy: Path | None) -> None:
     print(f"user / system CPU ms per document (each process and its children): {split}")
 
 
+async def _production(count: int, senders: int, spy: Path | None) -> None:
+    async with production_topology() as running:
+        gateway = running.topology.url("gateway")
+        tokens = await _agencies(gateway)
+        arrivals = Arrivals()
+        reader = asyncio.create_task(_read_feed(gateway, tokens[RECIPIENT], arrivals))
+        try:
+            async with _sender_client(gateway, tokens[SENDER]) as http:
+                await _measured("production", http, Meter(running), count, senders, spy)
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+
+
 async def _embedded(count: int, senders: int, spy: Path | None) -> None:
-    attachment = _attachment()
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryDirectory() as tmp:
-        env = _clean_env() | {
-            "LIENTHONG_VAR_DIR": tmp,
-            "LIENTHONG_REGISTRY__ADMIN_CLIENT_SECRET": ADMIN_SECRET,
-            "LIENTHONG_LOG_LEVEL": "WARNING",
-            **SIGNATURE_POLICY_OFF,
-        }
-        command = [sys.executable, "-m", "services.cli", "dev", "--port", str(port), "--no-seed"]
-        async with _server("embedded", command, env, Path(tmp), url) as pid:
-            tokens = await _agencies(url)
-            meter = ProcessMeter({"embedded": pid})
-            async with _sender_client(url, tokens[SENDER]) as http:
-                await _send(http, attachment, WARM_UP, 4, Sent())
-                await asyncio.sleep(2)
-                with _spying(meter.pids, spy):
-                    before = meter.snapshot()
-                    started = time.perf_counter()
-                    sent = Sent()
-                    await _send(http, attachment, count, senders, sent)
-                    seconds = time.perf_counter() - started
-                    await meter.settle()
-                    after = meter.snapshot()
-    cpu = meter.per_unit(before, after, count)
-    _report(f"embedded, {senders} senders, {count} documents", count, seconds, sent, cpu)
+    async with embedded_server() as (url, pid):
+        tokens = await _agencies(url)
+        async with _sender_client(url, tokens[SENDER]) as http:
+            await _measured("embedded", http, ProcessMeter({"embedded": pid}), count, senders, spy)
 
 
 def main() -> None:
