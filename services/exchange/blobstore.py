@@ -2,7 +2,11 @@
 
 Uploads are hashed while they stream to a temporary file, fsynced, then renamed into place and
 the directory synced (the rename itself on disk), so memory stays flat whatever the file size, a
-crash never leaves a partial blob under its hash, and a power loss never loses a committed one.
+crash never leaves a partial blob under its hash, and a power loss never loses a committed one. An
+upload smaller than :data:`CHUNK` (the framework holds it in memory already) stays in memory until
+it is committed, and is then written, synced, renamed and its directory synced in one hop of a
+worker thread: nothing on disk for a send refused by a later check, one thread hop instead of two,
+and no write at all when the same bytes are stored already.
 
 A staged file is held under an exclusive ``flock`` until it is committed or discarded. The kernel
 drops the lock when its process dies, so at start the store deletes every ``tmp/`` file nobody
@@ -53,10 +57,17 @@ class StoredBlob:
 
 @dataclass(frozen=True)
 class StagedBlob(StoredBlob):
-    """An upload hashed and written to ``tmp/``, not yet in the store; its open handle holds the lock."""
+    """An upload hashed, not yet in the store: written to ``tmp/`` (``path``; its open handle holds
+    the lock), or, smaller than :data:`CHUNK`, held in memory (``pieces``, ``path`` None) until
+    :meth:`BlobStore.commit` or :meth:`BlobStore.spill`."""
 
-    path: Path
+    path: Path | None
     handle: BinaryIO | None = field(default=None, compare=False, repr=False)
+    pieces: tuple[bytes, ...] = field(default=(), compare=False, repr=False)
+
+    @property
+    def in_memory(self) -> bool:
+        return self.path is None
 
     def release(self) -> None:
         if self.handle is not None:
@@ -165,7 +176,8 @@ class BlobStore:
         max_bytes: int,
         inspect_head: Callable[[bytes], object] | None = None,
     ) -> StagedBlob:
-        """Write a stream to ``tmp/`` while hashing it; nothing is in the store until :meth:`commit`.
+        """Hash a stream, writing it to ``tmp/`` once it passes :data:`CHUNK` bytes (a smaller one is
+        kept in memory); nothing is in the store until :meth:`commit`.
 
         Raises PayloadTooLargeError past ``max_bytes``; ``inspect_head`` sees the first bytes before
         the rest is read and may refuse the file by raising. Either way nothing is kept."""
@@ -199,6 +211,8 @@ class BlobStore:
                     pending, pending_bytes = [], 0
             if inspect_head is not None:  # a file shorter than the head
                 inspect_head(head)
+            if staging is None:  # smaller than a chunk: in memory until committed (one hop then)
+                return StagedBlob(sha256=digest.hexdigest(), size=size, head=head, path=None, pieces=tuple(pending))
             staging = await self._write_in_thread(staging, pending, sync=True)
             return StagedBlob(sha256=digest.hexdigest(), size=size, head=head, path=staging.path, handle=staging.handle)
         except BaseException:
@@ -235,8 +249,21 @@ class BlobStore:
             raise
         return staging
 
+    async def spill(self, staged: StagedBlob) -> StagedBlob:
+        """The staged upload written to ``tmp/`` (for a reader that needs a file: a ZIP's entries, a
+        signature checked before the send); one on disk already is returned as it is."""
+        if not staged.in_memory:
+            return staged
+        staging = await self._write_in_thread(None, list(staged.pieces), sync=True)
+        return StagedBlob(
+            sha256=staged.sha256, size=staged.size, head=staged.head, path=staging.path, handle=staging.handle
+        )
+
     async def commit(self, staged: StagedBlob) -> StoredBlob:
         """Move a staged upload into the store under its hash (one copy of identical bytes)."""
+        if staged.path is None:
+            await asyncio.to_thread(self._store_pieces, staged.pieces, staged.sha256)
+            return StoredBlob(sha256=staged.sha256, size=staged.size, head=staged.head)
         try:
             # the handle is closed (its lock dropped) in the same thread hop as the move: a close on
             # the event loop's thread gives up the GIL and may wait to get it back
@@ -248,7 +275,8 @@ class BlobStore:
     @staticmethod
     def discard(staged: StagedBlob) -> None:
         """Forget a staged upload (nothing happens to one already committed)."""
-        staged.path.unlink(missing_ok=True)
+        if staged.path is not None:
+            staged.path.unlink(missing_ok=True)
         staged.release()
 
     async def put(
@@ -261,24 +289,60 @@ class BlobStore:
         """Stage and commit in one step."""
         return await self.commit(await self.stage(chunks, max_bytes=max_bytes, inspect_head=inspect_head))
 
+    def _store_pieces(self, pieces: Sequence[bytes], sha256: str) -> None:
+        """An upload held in memory, into the store in one go (a worker thread's work): unless the
+        same bytes are stored already, written to a locked file in ``tmp/``, synced, renamed under
+        its hash and the directories synced, as a streamed upload's commit does."""
+        final = self.path(sha256)
+        try:
+            os.utime(final)  # the same bytes are stored already: keep one copy, young again for the sweep
+            return
+        except FileNotFoundError:
+            pass
+        fd, name = tempfile.mkstemp(dir=self.root / "tmp", prefix="upload-")
+        tmp = Path(name)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # a replica starting meanwhile leaves it alone
+            for piece in pieces:
+                view = memoryview(piece)
+                while view:
+                    view = view[os.write(fd, view) :]
+            os.fsync(fd)
+            self._place(tmp, final)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        finally:
+            os.close(fd)
+
     def _move_into_place(self, tmp: Path, sha256: str, handle: BinaryIO | None = None) -> None:
-        """The file under its hash, the rename itself on disk: the directories it changed are
-        synced (a rename lives in its directory, which a power loss can lose unsynced, with the
-        committed row naming a file that is not there)."""
+        """The file under its hash (or, the same bytes stored already, the file deleted), the rename
+        itself on disk."""
         final = self.path(sha256)
         try:
             os.utime(final)  # the same bytes are stored already: keep one copy, young again for the sweep
         except FileNotFoundError:
-            created = [directory for directory in (final.parent.parent, final.parent) if not directory.exists()]
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, final)
-            # the new file's directory, and each new directory's parent (its entry)
-            for directory in {final.parent, *(created_dir.parent for created_dir in created)}:
-                sync_directory(directory)
+            self._place(tmp, final)
         else:
             tmp.unlink()
         if handle is not None:
             handle.close()
+
+    @staticmethod
+    def _place(tmp: Path, final: Path) -> None:
+        """Rename a synced file to its place, then sync the directories it changed (a rename lives
+        in its directory, which a power loss can lose unsynced, with the committed row naming a file
+        that is not there): the file's own, and the parent of each directory made for it."""
+        created: list[Path] = []
+        for directory in (final.parent.parent, final.parent):
+            try:
+                directory.mkdir()
+                created.append(directory)
+            except FileExistsError:
+                pass
+        os.replace(tmp, final)
+        for directory in {final.parent, *(made.parent for made in created)}:
+            sync_directory(directory)
 
     async def read(self, sha256: str) -> AsyncIterator[bytes]:
         """Stream a blob's bytes."""

@@ -150,9 +150,9 @@ async def test_start_up_removes_uploads_left_by_a_killed_process_and_keeps_live_
         "from pathlib import Path\n"
         "from services.exchange.blobstore import BlobStore\n"
         "async def chunks():\n"
-        "    yield b'half an upload'\n"
+        "    yield b'half an upload' * 100_000\n"  # past a chunk: written to tmp/ while it streams
         "async def main():\n"
-        "    await BlobStore(Path(sys.argv[1])).stage(chunks(), max_bytes=100)\n"
+        "    await BlobStore(Path(sys.argv[1])).stage(chunks(), max_bytes=10**7)\n"
         "    os.kill(os.getpid(), signal.SIGKILL)\n"
         "asyncio.run(main())\n"
     )
@@ -162,11 +162,12 @@ async def test_start_up_removes_uploads_left_by_a_killed_process_and_keeps_live_
     assert killed.returncode == -9, killed.stderr
     assert len(tmp_files(store)) == 1
 
-    live = await store.stage(stream(b"an upload in progress here"), max_bytes=100)  # this process holds it
+    big = b"an upload in progress here" * 50_000
+    live = await store.stage(stream(big), max_bytes=2 * CHUNK)  # this process holds it
     assert store.remove_abandoned_uploads() == 1
     assert tmp_files(store) == [live.path]
     blob = await store.commit(live)  # the live upload is intact
-    assert await read_all(store, blob.sha256) == b"an upload in progress here"
+    assert await read_all(store, blob.sha256) == big
     assert tmp_files(store) == []
     assert store.remove_abandoned_uploads() == 0
 
@@ -222,3 +223,68 @@ async def test_a_stored_file_and_the_directories_naming_it_are_synced_to_disk(
     again = await store.put(stream(b"van ban mot"), max_bytes=100)  # stored already: nothing renamed
     assert again.sha256 == first.sha256
     assert path.parent not in synced
+
+
+async def test_a_small_upload_is_held_in_memory_until_its_commit_writes_it_in_one_hop(
+    store: BlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Smaller than a chunk: staging touches no disk (a send refused after it leaves nothing), and
+    the commit writes, syncs and renames it in one worker-thread hop."""
+    data = b"%PDF-1.7 cong van " + os.urandom(1000)
+    staged = await store.stage(stream(data[:10], data[10:]), max_bytes=CHUNK)
+    assert staged.in_memory and tmp_files(store) == [] and stored_files(store) == []
+    assert staged.sha256 == hashlib.sha256(data).hexdigest() and staged.size == len(data)
+    store.discard(staged)  # refused by a later check: nothing to delete
+    assert tmp_files(store) == [] and stored_files(store) == []
+
+    hops: list[str] = []
+    to_thread = asyncio.to_thread
+
+    async def counting(function: object, /, *args: object, **kwargs: object) -> object:
+        hops.append(getattr(function, "__name__", repr(function)))
+        return await to_thread(function, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(blobstore.asyncio, "to_thread", counting)
+    blob = await store.commit(await store.stage(stream(data), max_bytes=CHUNK))
+    assert hops == ["_store_pieces"]
+    assert store.path(blob.sha256).read_bytes() == data and tmp_files(store) == []
+    assert oct(store.path(blob.sha256).stat().st_mode & 0o777) == "0o600"  # as a streamed upload's file
+
+
+async def test_the_same_small_bytes_again_write_nothing(store: BlobStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = await store.put(stream(b"mot ban"), max_bytes=100)
+    old = 1_000_000_000.0
+    os.utime(store.path(first.sha256), (old, old))
+    writes: list[int] = []
+    write = os.write
+
+    def recording(descriptor: int, data: object) -> int:
+        writes.append(descriptor)
+        return write(descriptor, data)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(blobstore.os, "write", recording)
+    again = await store.put(stream(b"mot ban"), max_bytes=100)
+    assert again.sha256 == first.sha256 and writes == [] and tmp_files(store) == []
+    assert store.path(first.sha256).stat().st_mtime > old  # young again for the sweep
+
+
+async def test_a_small_upload_spilled_to_disk_is_a_locked_staged_file(store: BlobStore) -> None:
+    """Read from a file before the send (a ZIP's entries, a signature required): written to tmp/,
+    held as a streamed upload is, committed or discarded the same way."""
+    staged = await store.stage(stream(b"PK\x03\x04 a zip"), max_bytes=100)
+    spilled = await store.spill(staged)
+    assert not spilled.in_memory and spilled.path is not None and spilled.path.read_bytes() == b"PK\x03\x04 a zip"
+    assert store.remove_abandoned_uploads() == 0  # locked: a live upload
+    assert await store.spill(spilled) is spilled
+    blob = await store.commit(spilled)
+    assert store.path(blob.sha256).read_bytes() == b"PK\x03\x04 a zip" and tmp_files(store) == []
+    other = await store.spill(await store.stage(stream(b"another"), max_bytes=100))
+    store.discard(other)
+    assert tmp_files(store) == []
+
+
+async def test_a_file_past_a_chunk_is_written_while_it_streams(store: BlobStore) -> None:
+    staged = await store.stage(stream(os.urandom(CHUNK), b"more"), max_bytes=2 * CHUNK)
+    assert not staged.in_memory and tmp_files(store) == [staged.path]
+    store.discard(staged)
+    assert tmp_files(store) == []

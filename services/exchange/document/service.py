@@ -11,6 +11,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy.exc import IntegrityError
 
@@ -154,9 +155,16 @@ def resolve_recipients(*, resolution: Resolution, recipients: Sequence[str], sen
 
 
 async def stage_files(
-    *, files: Sequence[AttachmentUpload], blobs: BlobStore, max_bytes: int, archive_limits: ArchiveLimits | None = None
+    *,
+    files: Sequence[AttachmentUpload],
+    blobs: BlobStore,
+    max_bytes: int,
+    archive_limits: ArchiveLimits | None = None,
+    first_on_disk: bool = False,
 ) -> list[StagedFile]:
-    """Stream every file to the store's tmp/, reading its type from its bytes; keep none if one fails."""
+    """Stage every file (streamed to the store's tmp/, or held in memory when small), reading its
+    type from its bytes; keep none if one fails. A ZIP is written to tmp/ to read its entries, and
+    with ``first_on_disk`` the first file too (its signatures are checked from the file)."""
     staged: list[StagedFile] = []
     try:
         for position, upload in enumerate(files):
@@ -168,9 +176,11 @@ async def stage_files(
 
             blob = await blobs.stage(upload.chunks, max_bytes=max_bytes, inspect_head=inspect)
             staged.append(StagedFile(file_name, kinds[0], blob))
+            if kinds[0] == ZIP or (first_on_disk and position == 0):
+                staged[-1] = StagedFile(file_name, kinds[0], blob := await blobs.spill(blob))
             if kinds[0] == ZIP:
                 staged[-1] = StagedFile(
-                    file_name, await asyncio.to_thread(refine_zip, blob.path, archive_limits, file_name), blob
+                    file_name, await asyncio.to_thread(refine_zip, _on_disk(blob), archive_limits, file_name), blob
                 )
     except BaseException:
         discard_files(staged=staged, blobs=blobs)
@@ -185,11 +195,19 @@ async def commit_files(*, staged: Sequence[StagedFile], blobs: BlobStore) -> Non
 
 
 def main_file(staged: Sequence[StagedFile]) -> MainFile | None:
-    """The file a signature policy is about: the first attachment, as staged."""
+    """The file a signature policy is about: the first attachment, as staged (its path None while it
+    is held in memory: only a policy that reads it, ``require``, has it written first, see
+    :func:`stage_files`'s ``first_on_disk``)."""
     if not staged:
         return None
     first = staged[0]
     return MainFile(first.blob.path, first.file_name, first.content_type)
+
+
+def _on_disk(blob: StagedBlob) -> Path:
+    if blob.path is None:
+        raise RuntimeError("a staged file read from disk before it was spilled there")
+    return blob.path
 
 
 def discard_files(*, staged: Sequence[StagedFile], blobs: BlobStore) -> None:
@@ -604,7 +622,11 @@ class DocumentService:
         resolution = await self.registry.resolve(data.recipients, data.groups)
         recipient_codes = resolve_recipients(resolution=resolution, recipients=data.recipients, sender_code=sender_code)
         staged = await stage_files(
-            files=files, blobs=self.blobs, max_bytes=self.max_attachment_bytes, archive_limits=self.archive_limits
+            files=files,
+            blobs=self.blobs,
+            max_bytes=self.max_attachment_bytes,
+            archive_limits=self.archive_limits,
+            first_on_disk=self.signatures.mode(data.type_name) == "require",
         )
         try:
             signature = await self.signatures.before_send(

@@ -26,9 +26,10 @@ __all__ = ["PENDING", "FlaggedVerifier", "MainFile", "SignaturePolicy", "Signatu
 
 @dataclass(frozen=True)
 class MainFile:
-    """The file whose signatures the policy is about: a document's first attachment."""
+    """The file whose signatures the policy is about: a document's first attachment (``path`` None
+    while a send holds it in memory: only ``require`` reads it before the send, and has it on disk)."""
 
-    path: Path
+    path: Path | None
     file_name: str
     content_type: str
 
@@ -62,6 +63,8 @@ class SignaturePolicy:
             return InitialVerdict(PENDING)
         if self.client is None:
             raise DependencyUnavailableError("The signature service is not reachable yet; retry later")
+        if main_file.path is None:
+            raise RuntimeError("the main file must be on disk to be verified before the send")
         try:
             check = await self.client.verify(
                 main_file.path,
@@ -101,6 +104,8 @@ class FlaggedVerifier:
         if found is None:  # verified already (a redelivery), or gone
             return
         sender_code, main_file = found
+        if main_file.path is None:  # never: a stored attachment has its file
+            raise RuntimeError(f"document {document_id}: no file to verify")
         try:
             check = await self.client.verify(
                 main_file.path,
