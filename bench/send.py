@@ -48,6 +48,7 @@ from bench.common import (
     free_port,
     metadata,
     production_topology,
+    scratch_dir,
     unique_pdf,
 )
 from bench.common import token as get_token
@@ -344,16 +345,16 @@ async def embedded_server(settings: dict[str, str] | None = None) -> AsyncIterat
     ``bench``, signature policy off unless ``settings`` say otherwise; yields its URL and pid."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryDirectory() as tmp:
+    with scratch_dir() as tmp:
         env = _clean_env() | {
-            "LIENTHONG_VAR_DIR": tmp,
+            "LIENTHONG_VAR_DIR": str(tmp),
             "LIENTHONG_REGISTRY__ADMIN_CLIENT_SECRET": ADMIN_SECRET,
             "LIENTHONG_LOG_LEVEL": "WARNING",
             **SIGNATURE_POLICY_OFF,
             **(settings or {}),
         }
         command = [sys.executable, "-m", "services.cli", "dev", "--port", str(port), "--no-seed"]
-        async with _server("embedded", command, env, Path(tmp), url) as pid:
+        async with _server("embedded", command, env, tmp, url) as pid:
             yield url, pid
 
 
