@@ -334,12 +334,15 @@ class BlobStore:
         in its directory, which a power loss can lose unsynced, with the committed row naming a file
         that is not there): the file's own, and the parent of each directory made for it."""
         created: list[Path] = []
-        for directory in (final.parent.parent, final.parent):
-            try:
-                directory.mkdir()
-                created.append(directory)
-            except FileExistsError:
-                pass
+        try:  # the file's directory first: in a store in use, it exists (one system call to learn so)
+            final.parent.mkdir()
+            created.append(final.parent)
+        except FileExistsError:
+            pass
+        except FileNotFoundError:  # its parent is new too
+            final.parent.parent.mkdir(exist_ok=True)
+            final.parent.mkdir(exist_ok=True)
+            created += [final.parent.parent, final.parent]
         os.replace(tmp, final)
         for directory in {final.parent, *(made.parent for made in created)}:
             sync_directory(directory)
