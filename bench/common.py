@@ -80,8 +80,9 @@ def scratch_dir(prefix: str = "lt-bench-") -> Iterator[Path]:
     it looks for a free one, so a case started right after another's thousands of files were
     deleted paid up to 0.8 ms more of the exchange's CPU per document (``perf``: ``find_inode_bit``
     and ``recently_deleted`` under ``openat`` and ``mkdir``), a cost of the benchmark's own
-    clean-up that production does not have."""
-    directory = Path(tempfile.mkdtemp(prefix=prefix))
+    clean-up that production does not have. ``LIENTHONG_BENCH_DIR`` puts them elsewhere (a file
+    system like a server's: docs/performance.md shows one mounted from an image)."""
+    directory = Path(tempfile.mkdtemp(prefix=prefix, dir=os.environ.get("LIENTHONG_BENCH_DIR") or None))
     _SCRATCH_DIRS.append(directory)
     yield directory
 
