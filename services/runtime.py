@@ -72,7 +72,7 @@ def build_embedded_app(settings: Settings, *, broker: Broker | None = None) -> F
 
     The services share one in-process bus fed by their outboxes; each keeps its own SQLite file.
     """
-    broker = broker or InProcessBroker(settings.var_dir / "bus.sqlite3")
+    broker = broker or InProcessBroker(settings.var_dir / "bus.sqlite3", synchronous=settings.sqlite_synchronous)
     transports: dict[str, httpx.AsyncBaseTransport] = {}
     apps = {
         name: factory(settings, broker=broker, transports=transports) for name, factory in service_factories().items()

@@ -160,6 +160,13 @@ class CoreSettings(BaseSettings):
     broker_url: str = "memory://"
     broker_prefix: str = Field(default="lienthong", pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
     auto_migrate: bool = True
+    sqlite_synchronous: Literal["FULL", "EXTRA", "NORMAL"] = Field(
+        default="FULL",
+        description=(
+            "SQLite's synchronous level (embedded mode): FULL, a commit is on disk when it returns, power"
+            " loss included; NORMAL keeps it through a crash of the process only"
+        ),
+    )
     log_level: str = "INFO"
     log_json: bool = True
 

@@ -73,8 +73,20 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-def create_engine(url: str, schema: str | None = None, **kwargs: Any) -> AsyncEngine:
-    """Create an async engine; on PostgreSQL every connection works inside ``schema``."""
+SQLITE_SYNCHRONOUS = ("FULL", "EXTRA", "NORMAL")
+"""SQLite's ``synchronous`` levels a service may run with (``LIENTHONG_SQLITE_SYNCHRONOUS``)."""
+
+
+def create_engine(
+    url: str, schema: str | None = None, *, sqlite_synchronous: str = "FULL", **kwargs: Any
+) -> AsyncEngine:
+    """Create an async engine; on PostgreSQL every connection works inside ``schema``.
+
+    SQLite runs in WAL mode with ``sqlite_synchronous`` FULL unless told otherwise: a commit has
+    synced the log when it returns, so a row answered for survives a power loss (NORMAL keeps it
+    through a crash of the process only)."""
+    if sqlite_synchronous not in SQLITE_SYNCHRONOUS:
+        raise ValueError(f"SQLite synchronous must be one of {', '.join(SQLITE_SYNCHRONOUS)}")
     if is_sqlite(url):
         path = url.split(":///", 1)[1] if ":///" in url else ""
         if path and path != ":memory:":
@@ -88,7 +100,7 @@ def create_engine(url: str, schema: str | None = None, **kwargs: Any) -> AsyncEn
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
-            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA synchronous={sqlite_synchronous}")
             cursor.close()
 
         return engine
@@ -177,10 +189,10 @@ _HOLDS_WRITER = "sqlite_writer"
 class Database:
     """One service's engine and session factory, owned by the service's lifespan."""
 
-    def __init__(self, url: str, schema: str) -> None:
+    def __init__(self, url: str, schema: str, *, sqlite_synchronous: str = "FULL") -> None:
         self.url = url
         self.schema = schema
-        self.engine = create_engine(url, schema)
+        self.engine = create_engine(url, schema, sqlite_synchronous=sqlite_synchronous)
         self.writers = SQLiteWriters() if is_sqlite(url) else None
         # this database's own session class: listeners set on it once (the SQLite writers' queue,
         # the outbox relay's wake-up) hear this database's sessions only

@@ -195,13 +195,14 @@ class ServiceRuntime(AppRuntime):
             url = self.settings.database_url_for(self.name)
             if self.settings.auto_migrate:
                 await upgrade(self.name, url)
-            self.database = database = Database(url, self.name)
+            self.database = database = Database(url, self.name, sqlite_synchronous=self.settings.sqlite_synchronous)
             stack.push_async_callback(database.dispose)
             if self.broker is None:
                 broker = create_broker(
                     self.settings.broker_url,
                     self.settings.broker_prefix,
                     store=self.settings.var_dir / f"bus-{self.name}.sqlite3",
+                    synchronous=self.settings.sqlite_synchronous,
                 )
                 stack.push_async_callback(broker.close)
                 await broker.start()

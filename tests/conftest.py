@@ -43,6 +43,10 @@ RUN_ID = uuid.uuid4().hex[:10]  # each xdist worker imports this module: a RUN_I
 # Nothing from the developer's own environment leaks into the tests' settings.
 for key in [k for k in os.environ if k.startswith("LIENTHONG_") and not k.startswith("LIENTHONG_TEST_")]:
     del os.environ[key]
+# as the PostgreSQL clones' ``synchronous_commit`` off: a test's SQLite files need not survive a power
+# loss, so their commits do not wait for the disk (FULL, the default, costs the suite 30 s of fsyncs);
+# tests/shared/test_sqlite_durability.py checks FULL where it is the default
+os.environ["LIENTHONG_SQLITE_SYNCHRONOUS"] = "NORMAL"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

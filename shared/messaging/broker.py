@@ -175,9 +175,10 @@ class InProcessBroker:
     failure leaves its outbox row pending, and the relay's per-key order holds).
     """
 
-    def __init__(self, store: Path | None = None) -> None:
+    def __init__(self, store: Path | None = None, *, synchronous: str = "FULL") -> None:
         self._subscriptions: list[Subscription] = []
         self._store_path = store
+        self._synchronous = synchronous
         self._queues: dict[str, LocalWorkQueue] = {}
         self._store: LocalQueueStore | None = None
         self._taken: dict[str, set[str]] = {}  # per batch subscription: ids a batch handled, not yet published
@@ -187,7 +188,7 @@ class InProcessBroker:
         from shared.messaging.local_queue import LocalQueueStore
 
         if self._store is None:
-            self._store = LocalQueueStore(self._store_path)
+            self._store = LocalQueueStore(self._store_path, synchronous=self._synchronous)
         return self._store
 
     async def start(self) -> None:
@@ -730,8 +731,9 @@ def _int(value: object, default: int) -> int:
     return default
 
 
-def create_broker(url: str, prefix: str, *, store: Path | None = None) -> Broker:
-    """Return the broker a URL names: ``memory://`` (work queues kept in ``store``) or ``amqp://…``."""
+def create_broker(url: str, prefix: str, *, store: Path | None = None, synchronous: str = "FULL") -> Broker:
+    """Return the broker a URL names: ``memory://`` (work queues kept in ``store``, SQLite at
+    ``synchronous``) or ``amqp://…``."""
     if url.startswith("memory://"):
-        return InProcessBroker(store)
+        return InProcessBroker(store, synchronous=synchronous)
     return RabbitBroker(url, prefix)

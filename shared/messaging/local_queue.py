@@ -1,8 +1,9 @@
 """The in-process bus's work queues: RabbitMQ's retry and dead-letter behaviour without a broker.
 
 A message published to a work queue is a row in a SQLite file (``var/bus.sqlite3`` in embedded
-mode) before ``publish`` returns, so the outbox row that produced it may be marked published and a
-crash loses nothing. Workers take due rows (at most ``prefetch`` at once), run the handler, and
+mode) before ``publish`` returns, synced to disk (``synchronous`` FULL, the default), so the outbox
+row that produced it may be marked published and a crash, or a power loss, loses nothing.
+Workers take due rows (at most ``prefetch`` at once), run the handler, and
 delete the row, move it to a later try, or keep it as dead with its reason, exactly as
 :class:`~shared.messaging.broker.RabbitBroker` does with its retry and dead-letter queues.
 """
@@ -56,14 +57,16 @@ class LocalMessage:
 class LocalQueueStore:
     """The SQLite file holding every local work queue (``None``: in memory, for tests)."""
 
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path | None, *, synchronous: str = "FULL") -> None:
+        if synchronous not in ("FULL", "EXTRA", "NORMAL"):
+            raise ValueError("SQLite synchronous must be FULL, EXTRA or NORMAL")
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(path) if path else ":memory:", check_same_thread=False, isolation_level=None)
         self._lock = threading.Lock()
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute(f"PRAGMA synchronous={synchronous}")  # FULL: a put is on disk when it returns
             self._db.executescript(SCHEMA)
 
     def close(self) -> None:
