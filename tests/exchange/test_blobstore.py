@@ -288,3 +288,39 @@ async def test_a_file_past_a_chunk_is_written_while_it_streams(store: BlobStore)
     assert not staged.in_memory and tmp_files(store) == [staged.path]
     store.discard(staged)
     assert tmp_files(store) == []
+
+
+async def test_a_send_holds_at_most_a_megabyte_of_small_files_in_memory(store: BlobStore) -> None:
+    """Past ``MEMORY_PER_SEND``, each further small file goes to tmp/ once staged (a send of many
+    files costs no more memory than the multipart parser's spool); a ZIP always does (its entries
+    are read from the file); a refused send leaves nothing either way."""
+    import io
+    import zipfile
+
+    from services.exchange.document.schemas import AttachmentUpload
+    from services.exchange.document.service import MEMORY_PER_SEND, commit_files, discard_files, stage_files
+
+    def pdf(size: int) -> bytes:
+        return b"%PDF-1.7\n" + os.urandom(size - 9)
+
+    packed = io.BytesIO()
+    with zipfile.ZipFile(packed, "w") as archive:
+        archive.writestr("a.txt", "van ban")
+    files = [pdf(MEMORY_PER_SEND // 2), pdf(MEMORY_PER_SEND // 3), pdf(MEMORY_PER_SEND // 3), packed.getvalue()]
+    uploads = [AttachmentUpload(f"f{i}.{'zip' if i == 3 else 'pdf'}", stream(data)) for i, data in enumerate(files)]
+    staged = await stage_files(files=uploads, blobs=store, max_bytes=CHUNK)
+    assert [file.blob.in_memory for file in staged] == [True, True, False, False]
+    assert sum(file.blob.size for file in staged if file.blob.in_memory) <= MEMORY_PER_SEND
+    assert len(tmp_files(store)) == 2
+    await commit_files(staged=staged, blobs=store)
+    discard_files(staged=staged, blobs=store)  # as the send does after its commit: nothing left
+    assert tmp_files(store) == []
+    assert sorted(p.read_bytes() for p in stored_files(store)) == sorted(files)
+
+    refused = await stage_files(
+        files=[AttachmentUpload(f"g{i}.pdf", stream(pdf(MEMORY_PER_SEND // 2))) for i in range(3)],
+        blobs=store,
+        max_bytes=CHUNK,
+    )
+    discard_files(staged=refused, blobs=store)  # a check after staging refused the send
+    assert tmp_files(store) == [] and len(stored_files(store)) == 4

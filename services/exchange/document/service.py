@@ -154,6 +154,12 @@ def resolve_recipients(*, resolution: Resolution, recipients: Sequence[str], sen
     return codes
 
 
+MEMORY_PER_SEND = 1024 * 1024
+"""At most this many bytes of a send's small files are held in memory until the commit (one 100 KB
+PDF, a few scans); past it, each further file is written to ``tmp/`` once staged, so a send of many
+files costs no more memory than the multipart parser's own spool."""
+
+
 async def stage_files(
     *,
     files: Sequence[AttachmentUpload],
@@ -163,9 +169,11 @@ async def stage_files(
     first_on_disk: bool = False,
 ) -> list[StagedFile]:
     """Stage every file (streamed to the store's tmp/, or held in memory when small), reading its
-    type from its bytes; keep none if one fails. A ZIP is written to tmp/ to read its entries, and
-    with ``first_on_disk`` the first file too (its signatures are checked from the file)."""
+    type from its bytes; keep none if one fails. A ZIP is written to tmp/ to read its entries, with
+    ``first_on_disk`` the first file too (its signatures are checked from the file), and so is every
+    small file past :data:`MEMORY_PER_SEND` bytes held."""
     staged: list[StagedFile] = []
+    held = 0  # bytes of this send's files held in memory until their commit
     try:
         for position, upload in enumerate(files):
             file_name = sanitize_file_name(upload.file_name, position)
@@ -176,7 +184,11 @@ async def stage_files(
 
             blob = await blobs.stage(upload.chunks, max_bytes=max_bytes, inspect_head=inspect)
             staged.append(StagedFile(file_name, kinds[0], blob))
-            if kinds[0] == ZIP or (first_on_disk and position == 0):
+            if blob.in_memory:
+                held += blob.size
+            if kinds[0] == ZIP or (first_on_disk and position == 0) or held > MEMORY_PER_SEND:
+                if blob.in_memory:
+                    held -= blob.size
                 staged[-1] = StagedFile(file_name, kinds[0], blob := await blobs.spill(blob))
             if kinds[0] == ZIP:
                 staged[-1] = StagedFile(
