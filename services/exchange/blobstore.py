@@ -121,6 +121,9 @@ class BlobStore:
     def __init__(self, root: Path) -> None:
         self.root = root
         (root / "tmp").mkdir(parents=True, exist_ok=True)
+        # the hash directories ("ab", "ab/cd") whose own names this process has seen synced to disk
+        # after they existed: a directory another commit (or replica) made may not be, yet
+        self._durable: set[str] = set()
 
     def remove_abandoned_uploads(self) -> int:
         """Delete the ``tmp/`` files no live process holds (left by a killed one); return how many."""
@@ -234,13 +237,12 @@ class BlobStore:
         """Create the upload's file in ``tmp/`` (locked until commit or discard: a dead process's lock
         is dropped) unless it exists, write the pieces, with ``sync`` flush and fsync too."""
         if staging is None:
-            fd, name = tempfile.mkstemp(dir=self.root / "tmp", prefix="upload-")
+            fd, path = self._locked_file()
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                staging = _Staging(Path(name), os.fdopen(fd, "wb"))
+                staging = _Staging(path, os.fdopen(fd, "wb"))
             except BaseException:
                 os.close(fd)
-                os.unlink(name)
+                path.unlink(missing_ok=True)
                 raise
         try:
             _write_all(staging.handle, pieces, sync=sync)
@@ -296,13 +298,13 @@ class BlobStore:
         final = self.path(sha256)
         try:
             os.utime(final)  # the same bytes are stored already: keep one copy, young again for the sweep
-            return
         except FileNotFoundError:
             pass
-        fd, name = tempfile.mkstemp(dir=self.root / "tmp", prefix="upload-")
-        tmp = Path(name)
+        else:
+            self._settle(final)  # its rename, perhaps a concurrent commit's still being synced
+            return
+        fd, tmp = self._locked_file()
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)  # a replica starting meanwhile leaves it alone
             for piece in pieces:
                 view = memoryview(piece)
                 while view:
@@ -325,27 +327,56 @@ class BlobStore:
             self._place(tmp, final)
         else:
             tmp.unlink()
+            self._settle(final)
         if handle is not None:
             handle.close()
 
-    @staticmethod
-    def _place(tmp: Path, final: Path) -> None:
-        """Rename a synced file to its place, then sync the directories it changed (a rename lives
-        in its directory, which a power loss can lose unsynced, with the committed row naming a file
-        that is not there): the file's own, and the parent of each directory made for it."""
-        created: list[Path] = []
+    def _locked_file(self) -> tuple[int, Path]:
+        """A new file in ``tmp/``, locked, and still there once locked: another replica starting up
+        deletes the unlocked files of ``tmp/``, and may have taken this one between its creation and
+        its lock (then a new one is made)."""
+        while True:
+            fd, name = tempfile.mkstemp(dir=self.root / "tmp", prefix="upload-")
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                if os.stat(name).st_ino == os.fstat(fd).st_ino:
+                    return fd, Path(name)
+            except FileNotFoundError:
+                pass
+            except BaseException:
+                os.close(fd)
+                Path(name).unlink(missing_ok=True)
+                raise
+            os.close(fd)
+
+    def _place(self, tmp: Path, final: Path) -> None:
+        """Rename a synced file to its place (its directories made if need be), then :meth:`_settle`."""
         try:  # the file's directory first: in a store in use, it exists (one system call to learn so)
             final.parent.mkdir()
-            created.append(final.parent)
         except FileExistsError:
             pass
         except FileNotFoundError:  # its parent is new too
             final.parent.parent.mkdir(exist_ok=True)
             final.parent.mkdir(exist_ok=True)
-            created += [final.parent.parent, final.parent]
         os.replace(tmp, final)
-        for directory in {final.parent, *(made.parent for made in created)}:
-            sync_directory(directory)
+        self._settle(final)
+
+    def _settle(self, final: Path) -> None:
+        """The file's name on disk, and the names of its two directories: its directory synced (a
+        rename lives in its directory, which a power loss can lose unsynced, with the committed row
+        naming a file that is not there), and each directory above it once this process has seen it
+        synced after it existed (a directory made by a concurrent commit, or by another replica, may
+        not be on disk yet when this commit returns)."""
+        directory = final.parent
+        sync_directory(directory)
+        leaf, parent = f"{directory.parent.name}/{directory.name}", directory.parent.name
+        if leaf in self._durable:
+            return
+        sync_directory(directory.parent)  # the leaf's name in its parent
+        if parent not in self._durable:
+            sync_directory(self.root)  # the parent's name in the root
+            self._durable.add(parent)
+        self._durable.add(leaf)
 
     async def read(self, sha256: str) -> AsyncIterator[bytes]:
         """Stream a blob's bytes."""

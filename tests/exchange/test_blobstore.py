@@ -222,7 +222,64 @@ async def test_a_stored_file_and_the_directories_naming_it_are_synced_to_disk(
     synced.clear()
     again = await store.put(stream(b"van ban mot"), max_bytes=100)  # stored already: nothing renamed
     assert again.sha256 == first.sha256
-    assert path.parent not in synced
+    # its directory synced all the same (a concurrent first commit's rename may not be yet), its
+    # ancestors not again
+    assert synced == [path.parent]
+
+
+async def test_directories_made_by_someone_else_are_synced_once_before_a_commit_returns(
+    store: BlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hash directory another replica (or a concurrent commit) made may not be on disk yet: the
+    first commit under it syncs the names above it too; later ones only their own directory."""
+    synced: list[Path] = []
+    fsync = os.fsync
+
+    def recording(descriptor: int) -> None:
+        synced.append(Path(os.readlink(f"/proc/self/fd/{descriptor}")))
+        fsync(descriptor)
+
+    data = b"cong van so 1"
+    sha = hashlib.sha256(data).hexdigest()
+    leaf = store.path(sha).parent
+    leaf.mkdir(parents=True)  # made by another replica, never synced by this process
+    monkeypatch.setattr(blobstore.os, "fsync", recording)
+    await store.put(stream(data), max_bytes=100)
+    directories = [p for p in synced if p.parent != store.root / "tmp"]
+    assert directories == [leaf, leaf.parent, store.root]
+
+    synced.clear()
+    for i in range(100_000):  # another content whose hash falls in the same directory
+        other = b"%d" % i
+        if hashlib.sha256(other).hexdigest()[:4] == sha[:4]:
+            break
+    else:  # pragma: no cover - 100,000 tries find one with near certainty (1 in 65,536 each)
+        pytest.skip("no content found for the same directory")
+    await store.put(stream(other), max_bytes=100)
+    assert [p for p in synced if p.parent != store.root / "tmp"] == [leaf]
+
+
+@pytest.mark.parametrize("size", [100, CHUNK + 4], ids=["held-in-memory", "streamed"])
+async def test_an_upload_file_deleted_by_a_starting_replica_before_its_lock_is_made_again(
+    store: BlobStore, monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    """Another replica's start-up deletes the unlocked files of tmp/: one it takes between the
+    file's creation and its lock is replaced by a new one, and the commit succeeds."""
+    flock = blobstore.fcntl.flock
+    taken: list[str] = []
+
+    def racing(descriptor: int, operation: int) -> None:
+        if not taken:
+            name = os.readlink(f"/proc/self/fd/{descriptor}")
+            taken.append(name)
+            assert store.remove_abandoned_uploads() == 1  # the other replica, right before this lock
+        flock(descriptor, operation)
+
+    monkeypatch.setattr(blobstore.fcntl, "flock", racing)
+    data = os.urandom(size)
+    blob = await store.put(stream(data), max_bytes=2 * CHUNK)
+    assert taken and store.path(blob.sha256).read_bytes() == data
+    assert tmp_files(store) == []
 
 
 async def test_a_small_upload_is_held_in_memory_until_its_commit_writes_it_in_one_hop(

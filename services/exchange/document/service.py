@@ -94,7 +94,7 @@ NOT_SECRET = {"", "thuong", "binh thuong", "khong", "normal", "none"}
 
 @dataclass(frozen=True)
 class StagedFile:
-    """An attachment streamed to the blob store's ``tmp/``, its type read from its bytes."""
+    """An attachment staged (held in memory, or in the blob store's ``tmp/``), its type read from its bytes."""
 
     file_name: str
     content_type: str
