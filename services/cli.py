@@ -25,6 +25,7 @@ from shared.httpserver import PROTOCOL
 from shared.observability import configure_logging
 
 if TYPE_CHECKING:
+    from shared.db import Database
     from shared.keyring import KeyFiles
     from shared.messaging import Outbox
 
@@ -71,6 +72,13 @@ SERVE_ENV = "LIENTHONG_SERVE"  # the service a worker process builds (``serve --
 # the collector's first generation runs after this many new objects (CPython: 700): a request
 # allocates thousands, so the default ran several collections per document (docs/performance.md)
 GC_THRESHOLD = (10_000, 10, 10)
+
+
+def service_database(settings: Settings, service: str, url: str | None = None) -> Database:
+    """A service's database as a command opens it: its URL (or ``url``), SQLite's sync level set."""
+    from shared.db import Database
+
+    return Database(url or settings.database_url_for(service), service, sqlite_synchronous=settings.sqlite_synchronous)
 
 
 def settle_heap() -> None:
@@ -633,7 +641,6 @@ def registry_import(
     from services.registry.dependencies import transfer_service
     from services.registry.errors import ImportInvalidError
     from services.registry.transfer.service import parse_rows
-    from shared.db import Database
     from shared.migrations import upgrade
 
     settings = Settings()
@@ -642,7 +649,7 @@ def registry_import(
     async def run() -> None:
         url = settings.database_url_for("registry")
         await upgrade("registry", url)
-        database = Database(url, "registry")
+        database = service_database(settings, "registry", url)
         try:
             rows = parse_rows(file.read_bytes(), fmt)
             with Progress(console=console) as progress:
@@ -682,13 +689,12 @@ def registry_export(
     """Export every agency in the import format."""
     from services.registry.dependencies import transfer_service
     from services.registry.transfer.service import render_export
-    from shared.db import Database
 
     settings = Settings()
     fmt = _format_of(output, format)
 
     async def run() -> int:
-        database = Database(settings.database_url_for("registry"), "registry")
+        database = service_database(settings, "registry")
         try:
             async with database.session() as session:
                 rows = await transfer_service(session, "cli").export_rows()
@@ -724,7 +730,6 @@ def registry_create_user(
     from services.registry.dependencies import user_service
     from services.registry.user.schemas import UserCreate
     from shared.auth import configure_secret_hashing
-    from shared.db import Database
     from shared.errors import LienThongError
     from shared.migrations import upgrade
 
@@ -740,7 +745,7 @@ def registry_create_user(
     async def run() -> None:
         url = settings.database_url_for("registry")
         await upgrade("registry", url)
-        database = Database(url, "registry")
+        database = service_database(settings, "registry", url)
         try:
             async with database.session() as session:
                 await user_service(session, "cli").create(body)
@@ -766,11 +771,10 @@ def _outboxes(service: list[str] | None) -> list[str]:
 async def _with_outbox(name: str, settings: Settings, work: Callable[[Outbox], Awaitable[T]]) -> T:
     import importlib
 
-    from shared.db import Database
     from shared.messaging import Outbox
 
     tables = importlib.import_module(f"services.{name}.models").messaging
-    database = Database(settings.database_url_for(name), name)
+    database = service_database(settings, name)
     try:
         return await work(Outbox(database, tables))
     finally:
@@ -862,7 +866,6 @@ def blobs_sweep(
 
     from services.exchange.blobstore import BlobStore, SweepReport, sweep_unreferenced
     from services.exchange.dependencies import attachment_references
-    from shared.db import Database
 
     settings = Settings()
     root = settings.blob_dir
@@ -872,7 +875,7 @@ def blobs_sweep(
     hours = grace_hours if grace_hours is not None else settings.exchange.blob_grace_hours
 
     async def run() -> SweepReport:
-        database = Database(settings.database_url_for("exchange"), "exchange")
+        database = service_database(settings, "exchange")
         try:
             with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console) as progress:
                 task = progress.add_task(f"scanning {root}", total=None)
@@ -919,12 +922,11 @@ def statistics_refresh(
     from rich.progress import Progress, SpinnerColumn, TextColumn
 
     from services.exchange.statistics.service import RefreshReport, StatisticsRefresher
-    from shared.db import Database
 
     settings = Settings()
 
     async def run() -> RefreshReport:
-        database = Database(settings.database_url_for("exchange"), "exchange")
+        database = service_database(settings, "exchange")
         refresher = StatisticsRefresher(
             database, timezone=settings.exchange.timezone, settle_seconds=settings.exchange.statistics_settle_seconds
         )
@@ -950,7 +952,6 @@ def archive_reindex() -> None:
 
     from services.archive.indexer import rebuild
     from services.archive.search.index import ArchiveIndex, try_slot
-    from shared.db import Database
     from shared.migrations import upgrade
 
     settings = Settings()
@@ -961,7 +962,7 @@ def archive_reindex() -> None:
     async def run() -> None:
         url = settings.database_url_for("archive")
         await upgrade("archive", url)
-        database = Database(url, "archive")
+        database = service_database(settings, "archive", url)
         try:
             for number in numbers or [0]:
                 held = try_slot(index_dir, number)
@@ -1005,7 +1006,6 @@ def archive_import(
 
     from services.archive.extractor import TextExtractor
     from services.archive.record.importer import REPORT, import_folder
-    from shared.db import Database
     from shared.migrations import upgrade
 
     settings = Settings()
@@ -1014,7 +1014,7 @@ def archive_import(
     async def run() -> None:
         url = settings.database_url_for("archive")
         await upgrade("archive", url)
-        database = Database(url, "archive")
+        database = service_database(settings, "archive", url)
         extractor = TextExtractor(
             timeout_seconds=settings.archive.extract_timeout_seconds,
             memory_mb=settings.archive.extract_memory_mb,
@@ -1060,13 +1060,12 @@ def archive_retention(
 
     from services.archive.record.repository import ArchiveRecordRepository
     from services.archive.record.service import Reader, RecordService
-    from shared.db import Database
 
     settings = Settings()
     day = dt.date.fromisoformat(as_of) if as_of else dt.date.today()
 
     async def run() -> int:
-        database = Database(settings.database_url_for("archive"), "archive")
+        database = service_database(settings, "archive")
         count, cursor = 0, None
         try:
             while True:
@@ -1113,13 +1112,12 @@ def audit_verify(
 
     from services.registry.audit.repository import AuditRepository
     from services.registry.audit.service import AuditService, VerifyReport
-    from shared.db import Database
 
     settings = Settings()
     trusted = _trusted_keys(settings, key)
 
     async def run(progress: Progress) -> VerifyReport:
-        database = Database(settings.database_url_for("registry"), "registry")
+        database = service_database(settings, "registry")
         try:
             async with database.session() as session:
                 audit = AuditService(AuditRepository(session))
@@ -1150,7 +1148,6 @@ def audit_anchor() -> None:
     from services.registry.audit.repository import AuditRepository
     from services.registry.audit.service import AuditService
     from shared.audit import AnchorKey
-    from shared.db import Database
 
     settings = Settings()
     anchor_key = AnchorKey.load(settings.private_key_file)
@@ -1159,7 +1156,7 @@ def audit_anchor() -> None:
         raise typer.Exit(1)
 
     async def run() -> Any:
-        database = Database(settings.database_url_for("registry"), "registry")
+        database = service_database(settings, "registry")
         try:
             async with database.session() as session:
                 return await AuditService(AuditRepository(session), key=anchor_key).anchor()

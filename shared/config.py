@@ -185,6 +185,11 @@ class CoreSettings(BaseSettings):
     def _known_driver(cls, value: str | None) -> str | None:
         return check_database_url(value)
 
+    @field_validator("sqlite_synchronous", mode="before")
+    @classmethod
+    def _upper_case(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value  # as SQLite reads it: full is FULL
+
     @model_validator(mode="after")
     def _deprecated_relay_poll(self) -> CoreSettings:
         if self.relay_poll_seconds is not None and "poll_seconds" not in self.outbox.model_fields_set:

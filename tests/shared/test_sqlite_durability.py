@@ -56,7 +56,7 @@ def test_the_in_process_bus_store_syncs_each_message(tmp_path: Path) -> None:
 def test_the_setting_is_full_by_default_and_refuses_off(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("LIENTHONG_SQLITE_SYNCHRONOUS")  # the suite's own NORMAL (tests/conftest.py)
     assert Settings(var_dir=tmp_path).sqlite_synchronous == "FULL"
-    monkeypatch.setenv("LIENTHONG_SQLITE_SYNCHRONOUS", "NORMAL")
+    monkeypatch.setenv("LIENTHONG_SQLITE_SYNCHRONOUS", "normal")  # SQLite's own spelling, either case
     assert Settings(var_dir=tmp_path).sqlite_synchronous == "NORMAL"
     monkeypatch.setenv("LIENTHONG_SQLITE_SYNCHRONOUS", "OFF")  # never: a commit could be lost to a crash
     with pytest.raises(ValidationError):
@@ -69,3 +69,14 @@ async def test_the_embedded_system_runs_every_database_at_the_setting(tmp_path: 
             assert await _level(api.service_runtime(name).db) == FULL, name
     async with running_system(tmp_path / "normal", sqlite_synchronous="NORMAL") as api:
         assert await _level(api.service_runtime("exchange").db) == NORMAL
+
+
+async def test_the_commands_open_the_databases_at_the_setting(tmp_path: Path) -> None:
+    from services.cli import service_database
+
+    database = service_database(Settings(var_dir=tmp_path, sqlite_synchronous="EXTRA"), "registry")
+    try:
+        assert await _level(database) == 3  # EXTRA
+        assert database.url.endswith("registry.db")
+    finally:
+        await database.dispose()
