@@ -296,11 +296,7 @@ class BlobStore:
         same bytes are stored already, written to a locked file in ``tmp/``, synced, renamed under
         its hash and the directories synced, as a streamed upload's commit does."""
         final = self.path(sha256)
-        try:
-            os.utime(final)  # the same bytes are stored already: keep one copy, young again for the sweep
-        except FileNotFoundError:
-            pass
-        else:
+        if _reuse(final):  # the same bytes are stored already: one copy
             self._settle(final)  # its rename, perhaps a concurrent commit's still being synced
             return
         fd, tmp = self._locked_file()
@@ -321,13 +317,11 @@ class BlobStore:
         """The file under its hash (or, the same bytes stored already, the file deleted), the rename
         itself on disk."""
         final = self.path(sha256)
-        try:
-            os.utime(final)  # the same bytes are stored already: keep one copy, young again for the sweep
-        except FileNotFoundError:
-            self._place(tmp, final)
-        else:
+        if _reuse(final):  # the same bytes are stored already: one copy
             tmp.unlink()
             self._settle(final)
+        else:
+            self._place(tmp, final)
         if handle is not None:
             handle.close()
 
@@ -413,22 +407,46 @@ def _sizes(paths: Sequence[Path]) -> list[tuple[Path, int]]:
     return found
 
 
+def _reuse(final: Path) -> bool:
+    """Whether a blob is stored at ``final``, made young again for the sweep if so. Under a shared
+    lock of the file: a sweep deleting it (under an exclusive one) is either done, and the file is
+    seen gone (False: the caller writes it again), or waits until the blob is young."""
+    try:
+        fd = os.open(final, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        if os.fstat(fd).st_nlink == 0:  # swept while this waited for the lock
+            return False
+        os.utime(fd)
+        return True
+    finally:
+        os.close(fd)
+
+
 def _delete_old(paths: Sequence[Path], cutoff: float) -> list[tuple[Path, int]]:
     """Delete the files still older than ``cutoff``; return those deleted with their sizes.
 
     A blob re-committed since it was listed (a new document with the same bytes) is young again:
-    it stays."""
+    it stays. Each file is checked and deleted under its exclusive lock, so a commit reusing it
+    meanwhile (:func:`_reuse`, under a shared one) either made it young first or sees it gone."""
     deleted = []
     for path in paths:
         try:
-            stat = path.stat()
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:  # deleted meanwhile (another replica's sweep)
             continue
-        if stat.st_mtime >= cutoff:
-            continue
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-            deleted.append((path, stat.st_size))
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            stat = os.fstat(fd)
+            if stat.st_nlink == 0 or stat.st_mtime >= cutoff:
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+                deleted.append((path, stat.st_size))
+        finally:
+            os.close(fd)
     return deleted
 
 

@@ -95,6 +95,44 @@ async def test_a_sweep_never_deletes_what_was_stored_again_meanwhile(tmp_path: P
     assert report.deleted == 0 and store.exists(blob.sha256)
 
 
+@pytest.mark.parametrize("size", [100, 2 * 1024 * 1024], ids=["held-in-memory", "streamed"])
+async def test_a_commit_between_the_sweeps_check_and_its_delete_keeps_its_blob(tmp_path: Path, size: int) -> None:
+    """The sweep found the blob old; a new document commits the same bytes before the sweep deletes
+    it: the commit waits for the sweep's lock and writes the file again, never answering with a blob
+    that is about to go."""
+    import threading
+
+    from services.exchange import blobstore
+
+    store = BlobStore(tmp_path / "blobs")
+    data = b"%PDF-1.7 " + os.urandom(size)
+    blob = await store.put(stream(data), max_bytes=4 * 1024 * 1024)
+    path = store.path(blob.sha256)
+    age(path, 2 * DAY)
+    checked, go_on = threading.Event(), threading.Event()
+    unlink = os.unlink
+
+    def paused_unlink(target: object, *args: object, **kwargs: object) -> None:
+        if Path(str(target)) == path and not checked.is_set():  # the sweep, its check made
+            checked.set()
+            go_on.wait(10)
+        unlink(target, *args, **kwargs)  # type: ignore[arg-type]
+
+    blobstore.os.unlink = paused_unlink  # type: ignore[assignment]
+    try:
+        sweep = asyncio.create_task(asyncio.to_thread(blobstore._delete_old, [path], time.time() - DAY))
+        await asyncio.to_thread(checked.wait, 10)
+        commit = asyncio.create_task(store.put(stream(data), max_bytes=4 * 1024 * 1024))
+        await asyncio.sleep(0.2)  # the commit reaches the blob before the sweep deletes it
+        go_on.set()
+        assert [p for p, _ in await sweep] == [path]
+        await commit
+    finally:
+        blobstore.os.unlink = unlink  # type: ignore[assignment]
+    assert path.read_bytes() == data  # what the new document's row names is there
+    assert list((store.root / "tmp").iterdir()) == []
+
+
 # --- on the databases ----------------------------------------------------------------------------
 
 
