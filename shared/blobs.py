@@ -49,8 +49,9 @@ def sync_directory(directory: Path) -> None:
 def write_durably(path: Path, data: bytes, *, mode: int = 0o644) -> None:
     """Replace ``path`` with ``data`` at once and for good: a reader sees the old file or the new,
     never a part, and once it returns a power loss keeps the new one (its bytes synced, then the
-    directory holding its name, and the parent of each directory made for it). Created with
-    ``mode`` (0600 for a private key: never readable by others)."""
+    directory holding its name, that directory's parent — another writer may have just made it, and
+    not synced it yet — and the parent of each directory made for it). Created with ``mode`` (0600
+    for a private key: never readable by others)."""
     created = [directory for directory in (path.parent.parent, path.parent) if not directory.exists()]
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
@@ -64,5 +65,5 @@ def write_durably(path: Path, data: bytes, *, mode: int = 0o644) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-    for directory in {path.parent, *(new.parent for new in created)}:
+    for directory in {path.parent, path.parent.parent, *(new.parent for new in created)}:
         sync_directory(directory)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import zipfile
@@ -135,3 +136,9 @@ def test_a_kept_scan_its_name_and_its_new_directory_are_synced_to_disk(
     synced.clear()
     assert files.store(files_dir, b"%PDF-1.7 ban sao so hoa") == sha256  # kept already: nothing written
     assert synced == []
+
+    # a directory another upload made (and may not have synced yet): its entry synced all the same
+    other = b"%PDF-1.7 ban sao khac"
+    (files_dir / hashlib.sha256(other).hexdigest()[:2]).mkdir(exist_ok=True)
+    files.store(files_dir, other)
+    assert files_dir in synced
