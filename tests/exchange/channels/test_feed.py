@@ -123,7 +123,7 @@ async def test_bad_feed_parameters_are_refused(api: Api) -> None:
 async def test_a_woken_long_poll_lingers_and_answers_a_burst_in_one_page(api: Api) -> None:
     """``LIENTHONG_EXCHANGE__FEED_LINGER_SECONDS``: woken by the first entry of a burst, the poll
     reads a moment later, with what was committed meanwhile; entries already there are answered at
-    once."""
+    once, unless the agency's feed was answered less than the linger ago and the page is not full."""
     sender, recipient = await api.agency_client(), await api.agency_client()
     runtime = api.service_runtime("exchange")
     lingering = FeedReader(runtime.db, runtime.feed_notifier, linger=0.8)
@@ -139,7 +139,21 @@ async def test_a_woken_long_poll_lingers_and_answers_a_burst_in_one_page(api: Ap
         uuid.UUID(second["deliveries"][0]["id"]),
     ]
     assert time.monotonic() - started >= 0.8
-    # nothing to wait for: the entries are there, answered without lingering
+    # a full page is answered at once, even right after another answer: a backlog flows at full speed
+    started = time.monotonic()
+    full = await lingering.read(recipient.agency_code, cursor=None, limit=2, wait=20)
+    assert len(full.entries) == 2 and time.monotonic() - started < 0.5
+    # so is a call without wait
+    started = time.monotonic()
+    short = await lingering.read(recipient.agency_code, cursor=None, limit=100, wait=0)
+    assert len(short.entries) == 2 and time.monotonic() - started < 0.5
+    # a page that is not full, asked for right after the agency's last answer, waits until the
+    # linger has passed since that answer (a reader asking again at once gets a page per linger)
+    started = time.monotonic()
+    paced = await lingering.read(recipient.agency_code, cursor=None, limit=100, wait=20)
+    assert len(paced.entries) == 2 and time.monotonic() - started >= 0.6
+    # after a quiet linger, entries already there are answered at once
+    await asyncio.sleep(0.8)
     started = time.monotonic()
     again = await lingering.read(recipient.agency_code, cursor=None, limit=100, wait=20)
     assert len(again.entries) == 2 and time.monotonic() - started < 0.5
