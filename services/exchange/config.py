@@ -64,8 +64,8 @@ class ExchangeSection(ServiceSection):
         ge=0,
         le=1,
         description="a long poll woken by a new entry answers this much later, with the entries committed meanwhile"
-        " (one page for a burst, not one each); and one that finds a page that is not full this soon after the"
-        " agency's last answer waits until then (a page per linger under a steady stream)",
+        " (one page for a burst, not one each); and one carrying on from a long poll's page answered less than this"
+        " ago, finding a page that is not full, waits until then (a page per linger under a steady stream)",
     )
     dispatch_prefetch: int = Field(default=64, ge=1, le=1000, description="feed entries delivered at once per process")
     dispatch_defer_seconds: float = Field(

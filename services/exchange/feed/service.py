@@ -340,7 +340,7 @@ class FeedService:
 
 
 MAX_PACED_AGENCIES = 10_000
-"""How many agencies' last answers a process remembers for pacing their long polls."""
+"""How many agencies' last answers an exchange process remembers for pacing their long polls."""
 
 
 class FeedNotifier:
@@ -349,17 +349,20 @@ class FeedNotifier:
 
     def __init__(self) -> None:
         self._waiters: dict[str, set[asyncio.Event]] = {}
-        self._answered: dict[str, float] = {}  # agency code -> loop time of its last page with entries
+        # agency code -> (loop time, last entry number) of the last page with entries a long poll got
+        self._answered: dict[str, tuple[float, int]] = {}
 
-    def answered(self, agency_code: str, at: float) -> None:
-        """Note that a page of the agency's feed with entries was answered at ``at`` (loop time)."""
-        self._answered[agency_code] = at
+    def answered(self, agency_code: str, at: float, last_seq: int) -> None:
+        """Note that a long poll of the agency's feed was answered at ``at`` (loop time) with a page
+        of entries up to ``last_seq``."""
+        self._answered[agency_code] = (at, last_seq)
         if len(self._answered) > MAX_PACED_AGENCIES:  # the oldest half forgotten: their pause is long over
-            keep = sorted(self._answered.items(), key=lambda item: item[1])[len(self._answered) // 2 :]
+            keep = sorted(self._answered.items(), key=lambda item: item[1][0])[len(self._answered) // 2 :]
             self._answered = dict(keep)
 
-    def last_answered(self, agency_code: str) -> float | None:
-        """When a page of the agency's feed with entries was last answered (loop time), if ever."""
+    def last_answered(self, agency_code: str) -> tuple[float, int] | None:
+        """When a long poll of the agency's feed last got a page of entries (loop time), and the
+        number of that page's last entry; None if none did (or it is long forgotten)."""
         return self._answered.get(agency_code)
 
     def notify(self, agency_code: str) -> None:
@@ -406,12 +409,14 @@ class FeedReader:
     """Reads an agency's feed; each check is one statement (no transaction on PostgreSQL), none held
     while waiting. A long poll woken by a new entry reads ``linger`` seconds later, so that a burst
     of entries (a broadcast, a busy sender) is one page, not a request each. Entries already there
-    when the call comes are answered at once, unless the page is not full and the agency's feed
-    was answered less than ``linger`` ago: then the page waits until ``linger`` has passed since
-    that answer and takes what was committed meanwhile. Under a steady stream a reader that asks
-    again as soon as it has its page (every few milliseconds) gets a page every ``linger`` seconds
-    instead of a request per entry or two; a reader catching up on a backlog (full pages) and a
-    call without ``wait`` are never held."""
+    when the call comes are answered at once, unless the call carries on from the page a long poll
+    of the agency got less than ``linger`` ago (its cursor is that page's end) and its own page is
+    not full: then it waits until ``linger`` has passed since that answer and takes what was
+    committed meanwhile. Under a steady stream a reader that asks again as soon as it has its page
+    (every few milliseconds) gets a page every ``linger`` seconds instead of a request per entry or
+    two; a reader catching up on a backlog (full pages), another cursor and a call without ``wait``
+    are never held. The pacing is per exchange process (a reader whose calls alternate between
+    processes is paced less)."""
 
     def __init__(self, database: Database, notifier: FeedNotifier, *, linger: float = 0.0) -> None:
         self.database = database
@@ -429,7 +434,7 @@ class FeedReader:
                 async with self.database.reading() as session:
                     rows = await FeedRepository(session).after(agency_code, after, limit)
                 if rows:
-                    paced = self._pause(agency_code, len(rows), limit, deadline)
+                    paced = self._pause(agency_code, after, len(rows), limit, deadline)
                     if paced <= 0:
                         break
                     await asyncio.sleep(paced)  # then once more, with the entries committed meanwhile
@@ -443,20 +448,21 @@ class FeedReader:
                     # woken by an entry: read a moment later, with the entries committed meanwhile
                     await asyncio.sleep(min(self.linger, max(0.0, deadline - loop.time())))
         entries = [entry_read(row) for row in rows]
-        if entries:
-            self.notifier.answered(agency_code, loop.time())
+        if entries and wait > 0:
+            self.notifier.answered(agency_code, loop.time(), entries[-1].seq)
         last = entries[-1].seq if entries else after
         return FeedPage(entries=entries, next_cursor=encode_cursor(last), last_seq=last)
 
-    def _pause(self, agency_code: str, found: int, limit: int, deadline: float) -> float:
-        """How long a long poll that found ``found`` entries waits before it answers (0: at once)."""
+    def _pause(self, agency_code: str, after: int, found: int, limit: int, deadline: float) -> float:
+        """How long a long poll resuming after ``after`` that found ``found`` entries waits before
+        it answers (0 or less: at once)."""
         if found >= limit or self.linger <= 0:
             return 0.0
         last = self.notifier.last_answered(agency_code)
-        now = asyncio.get_running_loop().time()
-        if last is None:
+        if last is None or last[1] != after:  # not the reader of the last page carrying on
             return 0.0
-        return min(last + self.linger - now, deadline - now)
+        now = asyncio.get_running_loop().time()
+        return min(last[0] + self.linger - now, deadline - now)
 
     @staticmethod
     def seq_of(cursor: str | None) -> int:

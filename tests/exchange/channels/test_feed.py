@@ -120,10 +120,47 @@ async def test_bad_feed_parameters_are_refused(api: Api) -> None:
     assert (await api.http.get("/v1/feed")).status_code == 401
 
 
+async def test_a_long_poll_carrying_on_from_its_page_at_once_is_paced_by_the_linger(api: Api) -> None:
+    """Under a steady stream: a long poll whose cursor is the end of the page a long poll of the
+    agency got less than the linger ago, finding a page that is not full, answers when the linger
+    has passed since that page, with what was committed meanwhile; a full page, another cursor and
+    a call without ``wait`` are answered at once."""
+    sender, recipient = await api.agency_client(), await api.agency_client()
+    runtime = api.service_runtime("exchange")
+    pacing = FeedReader(runtime.db, runtime.feed_notifier, linger=3)
+    ids = [uuid.UUID((await send_ok(api, sender, [recipient]))["deliveries"][0]["id"]) for _ in range(2)]
+    code = recipient.agency_code
+
+    started = time.monotonic()
+    page = await pacing.read(code, cursor=None, limit=100, wait=20)  # no page before: at once
+    answered = time.monotonic()
+    assert [e.delivery_id for e in page.entries] == ids and answered - started < 1.5
+    # another cursor (a system reading from the start again), a full page, a call without wait: at once
+    started = time.monotonic()
+    assert len((await pacing.read(code, cursor=None, limit=2, wait=20)).entries) == 2
+    full_answered = time.monotonic()
+    assert len((await pacing.read(code, cursor=None, limit=100, wait=0)).entries) == 2
+    assert time.monotonic() - started < 1.5
+    # the reader carrying on: the entry committed after its page waits for the linger since the page
+    # that last answered a long poll (the full page above, up to the same entry), then comes with
+    # what was committed meanwhile
+    third = uuid.UUID((await send_ok(api, sender, [recipient]))["deliveries"][0]["id"])
+    reading = asyncio.create_task(pacing.read(code, cursor=page.next_cursor, limit=100, wait=20))
+    fourth = uuid.UUID((await send_ok(api, sender, [recipient]))["deliveries"][0]["id"])
+    paced = await asyncio.wait_for(reading, 10)
+    assert [e.delivery_id for e in paced.entries] == [third, fourth]
+    assert time.monotonic() - full_answered >= 3 - 0.1
+    # its deadline still holds: a shorter wait is not held past it
+    fifth = uuid.UUID((await send_ok(api, sender, [recipient]))["deliveries"][0]["id"])
+    started = time.monotonic()
+    short = await pacing.read(code, cursor=paced.next_cursor, limit=100, wait=0.5)
+    assert [e.delivery_id for e in short.entries] == [fifth] and time.monotonic() - started < 1.5
+
+
 async def test_a_woken_long_poll_lingers_and_answers_a_burst_in_one_page(api: Api) -> None:
     """``LIENTHONG_EXCHANGE__FEED_LINGER_SECONDS``: woken by the first entry of a burst, the poll
     reads a moment later, with what was committed meanwhile; entries already there are answered at
-    once, unless the agency's feed was answered less than the linger ago and the page is not full."""
+    once."""
     sender, recipient = await api.agency_client(), await api.agency_client()
     runtime = api.service_runtime("exchange")
     lingering = FeedReader(runtime.db, runtime.feed_notifier, linger=0.8)
@@ -139,21 +176,7 @@ async def test_a_woken_long_poll_lingers_and_answers_a_burst_in_one_page(api: Ap
         uuid.UUID(second["deliveries"][0]["id"]),
     ]
     assert time.monotonic() - started >= 0.8
-    # a full page is answered at once, even right after another answer: a backlog flows at full speed
-    started = time.monotonic()
-    full = await lingering.read(recipient.agency_code, cursor=None, limit=2, wait=20)
-    assert len(full.entries) == 2 and time.monotonic() - started < 0.5
-    # so is a call without wait
-    started = time.monotonic()
-    short = await lingering.read(recipient.agency_code, cursor=None, limit=100, wait=0)
-    assert len(short.entries) == 2 and time.monotonic() - started < 0.5
-    # a page that is not full, asked for right after the agency's last answer, waits until the
-    # linger has passed since that answer (a reader asking again at once gets a page per linger)
-    started = time.monotonic()
-    paced = await lingering.read(recipient.agency_code, cursor=None, limit=100, wait=20)
-    assert len(paced.entries) == 2 and time.monotonic() - started >= 0.6
-    # after a quiet linger, entries already there are answered at once
-    await asyncio.sleep(0.8)
+    # nothing to wait for: the entries are there, answered without lingering
     started = time.monotonic()
     again = await lingering.read(recipient.agency_code, cursor=None, limit=100, wait=20)
     assert len(again.entries) == 2 and time.monotonic() - started < 0.5
