@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
+import aiohttp
 
 from bench.channels import Arrivals, Meter, _read_feed
 from bench.common import production_topology
@@ -96,7 +96,7 @@ def _report(what: str, count: int, seconds: float, sent: Sent, cpu: dict[str, fl
 
 
 async def _measured(
-    what: str, http: httpx.AsyncClient, meter: Meter, count: int, senders: int, spy: Path | None
+    what: str, http: aiohttp.ClientSession, meter: Meter, count: int, senders: int, spy: Path | None
 ) -> None:
     """The warm-up, then ``count`` documents by ``senders``, until the processes are idle again:
     reported, with each process's user and system CPU apart."""
