@@ -52,14 +52,27 @@ class Gatherer(Generic[T]):
 
     A batch is flushed when ``size`` items are there, or ``linger`` seconds after its first item
     arrived. While a batch is being flushed the next one gathers; items left over when a batch is
-    taken start the next one (with their own arrival time, so they do not wait a linger more)."""
+    taken start the next one (with their own arrival time, so they do not wait a linger more).
 
-    def __init__(self, size: int, linger: float, flush: Callable[[list[T]], Awaitable[None]], *, name: str) -> None:
+    ``weight``: what an item counts for against ``size`` (a bundle of envelopes counts for its
+    envelopes); a batch takes items while their weights fit, and at least one."""
+
+    def __init__(
+        self,
+        size: int,
+        linger: float,
+        flush: Callable[[list[T]], Awaitable[None]],
+        *,
+        name: str,
+        weight: Callable[[T], int] | None = None,
+    ) -> None:
         self.size = size
         self.linger = linger
         self.flush = flush
         self.name = name
+        self.weight = weight
         self._items: list[tuple[float, T]] = []
+        self._weight = 0  # of the items gathered
         self._arrived = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._flushing = False
@@ -81,10 +94,28 @@ class Gatherer(Generic[T]):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._items.clear()
+        self._weight = 0
 
     def add(self, item: T) -> None:
         self._items.append((asyncio.get_running_loop().time(), item))
+        self._weight += self._weigh(item)
         self._arrived.set()
+
+    def _weigh(self, item: T) -> int:
+        return 1 if self.weight is None else max(1, self.weight(item))
+
+    def _take(self) -> list[T]:
+        """The next batch: the first items whose weights fit the size (at least one)."""
+        count, total = 0, 0
+        for _, item in self._items:
+            weight = self._weigh(item)
+            if count and total + weight > self.size:
+                break
+            count, total = count + 1, total + weight
+        batch = [item for _, item in self._items[:count]]
+        del self._items[:count]
+        self._weight -= total
+        return batch
 
     @property
     def waiting(self) -> int:
@@ -105,10 +136,9 @@ class Gatherer(Generic[T]):
                 await self._wait(None)
                 continue
             deadline = self._items[0][0] + self.linger
-            while len(self._items) < self.size and (left := deadline - loop.time()) > 0:
+            while self._weight < self.size and (left := deadline - loop.time()) > 0:
                 await self._wait(left)
-            batch = [item for _, item in self._items[: self.size]]
-            del self._items[: self.size]
+            batch = self._take()
             self._flushing = True
             try:
                 await self.flush(batch)

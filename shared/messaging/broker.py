@@ -28,7 +28,14 @@ import aiormq
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage, AbstractRobustConnection
 
 from shared.messaging.batch import Batching, Gatherer
-from shared.messaging.envelope import Envelope, topic_matches
+from shared.messaging.envelope import (
+    BUNDLE_HEADER,
+    BUNDLED_TYPES,
+    Envelope,
+    bundle_json,
+    envelopes_from_json,
+    topic_matches,
+)
 
 if TYPE_CHECKING:
     from shared.messaging.local_queue import LocalQueueStore, LocalWorkQueue
@@ -115,9 +122,13 @@ class Subscription:
 
 
 class Broker(Protocol):
+    # the most envelopes of one type the outbox relay may publish as one message (1: none bundled)
+    bundle_limit: int
+
     async def start(self) -> None: ...
     async def close(self) -> None: ...
     async def publish(self, envelope: Envelope) -> None: ...
+    async def publish_bundle(self, envelopes: Sequence[Envelope]) -> None: ...
     async def subscribe(self, subscription: Subscription) -> None: ...
     async def subscribe_broadcast(self, bindings: tuple[str, ...], handler: Handler) -> None: ...
     async def ping(self) -> None: ...
@@ -173,7 +184,12 @@ class InProcessBroker:
     the envelopes a batch took. When a batch fails, nothing is taken: each of its envelopes goes
     through ``publish`` to the subscription's single-message handler, as without batches (a
     failure leaves its outbox row pending, and the relay's per-key order holds).
+
+    Nothing is bundled: a handler's failure is one row's, and the batches above save what
+    bundles save on RabbitMQ.
     """
+
+    bundle_limit = 1
 
     def __init__(self, store: Path | None = None, *, synchronous: str = "FULL") -> None:
         self._subscriptions: list[Subscription] = []
@@ -241,6 +257,11 @@ class InProcessBroker:
                 except DeadLetter as exc:  # never to succeed: not worth blocking the outbox for
                     log.error("%s: message %s dropped: %s", sub.queue, envelope.id, exc.reason)
 
+    async def publish_bundle(self, envelopes: Sequence[Envelope]) -> None:
+        """Each envelope in turn, as :meth:`publish` (the relay does not bundle for this bus)."""
+        for envelope in envelopes:
+            await self.publish(envelope)
+
     async def deliver_batches(self, envelopes: Sequence[Envelope]) -> None:
         """Run each batch subscription's batch handler on the envelopes it matches, ``size`` at a
         time, before they are published one by one; ``publish`` then skips what a batch took.
@@ -290,7 +311,11 @@ class InProcessBroker:
 
 
 class RabbitBroker:
-    """aio-pika robust connection with publisher confirms and quorum queues."""
+    """aio-pika robust connection with publisher confirms and quorum queues.
+
+    ``bundle_limit``: the most envelopes of one type (one of :data:`BUNDLED_TYPES`) the relay
+    publishes as one message; RabbitMQ's work per message (the confirm, the quorum log, the
+    delivery, the acknowledgement) and the consumer's are then paid once for them."""
 
     def __init__(
         self,
@@ -301,8 +326,10 @@ class RabbitBroker:
         delivery_limit: int = 10,
         reconnect_seconds: float = 2.0,
         publish_timeout: float = 10.0,
+        bundle_limit: int = 32,
     ) -> None:
         self.url = url
+        self.bundle_limit = max(1, bundle_limit)
         self.prefix = prefix
         self.prefetch = prefetch
         self.delivery_limit = delivery_limit
@@ -375,6 +402,28 @@ class RabbitBroker:
         # Publisher confirms: returns once the broker has taken responsibility; raises otherwise.
         await self._exchange.publish(message, routing_key=envelope.type, mandatory=False, timeout=self.publish_timeout)
 
+    async def publish_bundle(self, envelopes: Sequence[Envelope]) -> None:
+        """Publish envelopes of one type as one message (a bundle: a JSON array, ``x-bundle`` their
+        count), confirmed and persistent as :meth:`publish`; one envelope is published as itself."""
+        if self._exchange is None:
+            raise RuntimeError("broker not started")
+        if len(envelopes) == 1:
+            await self.publish(envelopes[0])
+            return
+        first = envelopes[0]
+        if any(e.type != first.type for e in envelopes):
+            raise ValueError("a bundle holds envelopes of one type")
+        message = aio_pika.Message(
+            body=bundle_json(envelopes),
+            message_id=first.id,
+            type=first.type,
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            headers={"x-request-id": first.request_id or "", "x-source": first.source, BUNDLE_HEADER: len(envelopes)},
+            timestamp=first.occurred_at,
+        )
+        await self._exchange.publish(message, routing_key=first.type, mandatory=False, timeout=self.publish_timeout)
+
     async def publish_to_queue(self, queue: str, body: bytes, *, message_id: str, message_type: str) -> None:
         """Publish (confirmed, persistent) to a named durable queue another system consumes, declaring
         it (quorum) the first time; a queue that exists with other arguments is used as it is."""
@@ -431,6 +480,14 @@ class RabbitBroker:
     async def subscribe(self, subscription: Subscription) -> None:
         if self._consume_channel is None or self._connection is None:
             raise RuntimeError("broker not started")
+        if subscription.retry is not None:
+            bundled = sorted(t for t in BUNDLED_TYPES for p in subscription.bindings if topic_matches(p, t))
+            if bundled:
+                raise ValueError(
+                    f"work queue {subscription.queue!r} binds {', '.join(bundled)}, which the relay publishes in "
+                    "bundles: a work queue takes one event a message (bind it to another event type, or make it a "
+                    "consumer)"
+                )
         channel = self._consume_channel
         if subscription.batch is not None:
             # a channel of its own: one acknowledgement settles a whole batch (multiple=True), and
@@ -489,7 +546,7 @@ class RabbitBroker:
                 await self._handle_batch(subscription, batching, messages)
 
             gatherer: Gatherer[AbstractIncomingMessage] = Gatherer(
-                batching.size, batching.linger, flush, name=subscription.queue
+                batching.size, batching.linger, flush, name=subscription.queue, weight=_envelope_count
             )
             gatherer.start()
             self._gatherers[subscription.queue] = gatherer
@@ -536,14 +593,18 @@ class RabbitBroker:
         headers = dict(message.headers or {})
         attempt = _int(headers.get(ATTEMPT_HEADER), 1)
         try:
-            envelope = Envelope.from_json(message.body)
+            envelopes = envelopes_from_json(message.body)
         except (ValueError, KeyError, TypeError) as exc:
             log.error("%s: unreadable message %s dead-lettered: %s", subscription.queue, message.message_id, exc)
             await self._dead_letter(subscription, message.body, headers, f"unreadable message: {exc}", attempt)
             return
-        envelope = replace(envelope, headers={**envelope.headers, ATTEMPT_HEADER: attempt})
+        envelope = envelopes[0]
         try:
-            await subscription.handler(envelope)
+            # a bundle's envelopes in order; when one fails the message is tried again whole, and
+            # the consumer (idempotent per envelope id) skips those it took already
+            for envelope in envelopes:
+                envelope = replace(envelope, headers={**envelope.headers, ATTEMPT_HEADER: attempt})
+                await subscription.handler(envelope)
             return
         except DeadLetter as exc:
             outcome = Outcome(False, attempt, 0.0, exc.reason)
@@ -577,22 +638,22 @@ class RabbitBroker:
         """Handle a gathered batch in one transaction, then acknowledge it; when that fails, handle
         its messages one by one. A redelivered or unreadable message is handled alone from the
         start: a poison message fails one batch, not every batch it comes back in."""
-        taken: list[tuple[AbstractIncomingMessage, Envelope]] = []
+        taken: list[tuple[AbstractIncomingMessage, list[Envelope]]] = []
         alone: list[AbstractIncomingMessage] = []
         for message in messages:
             if message.redelivered:
                 alone.append(message)
                 continue
             try:
-                envelope = Envelope.from_json(message.body)
+                envelopes = envelopes_from_json(message.body)
             except (ValueError, KeyError, TypeError):
                 alone.append(message)
                 continue
             attempt = _int(dict(message.headers or {}).get(ATTEMPT_HEADER), 1)
-            taken.append((message, replace(envelope, headers={**envelope.headers, ATTEMPT_HEADER: attempt})))
+            taken.append((message, [replace(e, headers={**e.headers, ATTEMPT_HEADER: attempt}) for e in envelopes]))
         if taken:
             try:
-                await batching.handler([envelope for _, envelope in taken])
+                await batching.handler([envelope for _, envelopes in taken for envelope in envelopes])
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -694,7 +755,8 @@ class RabbitBroker:
 
         async def on_message(message: AbstractIncomingMessage) -> None:
             try:
-                await handler(Envelope.from_json(message.body))
+                for envelope in envelopes_from_json(message.body):
+                    await handler(envelope)
             except Exception:  # a wake-up or a cache hint: nothing to redeliver
                 log.exception("broadcast %s: the handler failed", message.routing_key)
 
@@ -722,6 +784,12 @@ def _describe(exc: BaseException) -> str:
     from shared.messaging.outbox import describe_error
 
     return describe_error(exc)
+
+
+def _envelope_count(message: AbstractIncomingMessage) -> int:
+    """How many envelopes a message carries (a bundle's count from its header; else one), so that
+    a batch holds at most its size of envelopes, not of messages."""
+    return max(1, _int(dict(message.headers or {}).get(BUNDLE_HEADER), 1))
 
 
 def _int(value: object, default: int) -> int:

@@ -8,6 +8,11 @@ capped interval, logged, counted in ``/metrics`` and listed by ``lienthong outbo
 Ordering: rows that share an ``ordering_key`` (the exchange uses the document id) are published in
 the order they were written; while one of them waits for a retry, the rows after it wait too,
 and rows of other keys go on.
+
+Bundles: on a broker that bundles (RabbitMQ), the rows of one pass whose type is one of
+``BUNDLED_TYPES`` are published a bundle per type (up to the broker's ``bundle_limit``), as long as
+that keeps every key's order: a row joins its type's open bundle unless a row of its key went into
+a later message; the send path's many events cost a message per pass, not one each.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from shared.bulk import insert_rows
 from shared.config import OutboxSection
 from shared.db import Database, new_id, utcnow
 from shared.messaging.broker import Broker
-from shared.messaging.envelope import Envelope
+from shared.messaging.envelope import BUNDLED_TYPES, Envelope
 from shared.messaging.tables import MessagingTables
 from shared.observability import current_request_id
 
@@ -78,6 +83,32 @@ async def record_events(
     await insert_rows(session, tables.outbox, rows)  # deferred with the others in a deferred_inserts block
     session.info[PENDING_KEY] = True  # the relay's listener on commit wakes it
     return [str(row["id"]) for row in rows]
+
+
+def publishing_units(rows: Sequence[Any], limit: int, bundled: frozenset[str] = BUNDLED_TYPES) -> list[list[int]]:
+    """Split a pass's rows (``routing_key``, ``ordering_key``; in publishing order) into messages,
+    the rows' indexes each, in the order they are published.
+
+    A row of a bundled type joins the open bundle of its type unless the bundle is full or a row of
+    its ordering key already went into a later message (it would overtake it); otherwise it starts
+    a message. Rows of one key are thus published in order, and every other row is as well."""
+    units: list[list[int]] = []
+    open_unit: dict[str, int] = {}  # routing key -> its open bundle (an index into units)
+    last_unit: dict[str, int] = {}  # ordering key -> the last message holding one of its rows
+    for index, row in enumerate(rows):
+        kind, key = row["routing_key"], row["ordering_key"]
+        unit = open_unit.get(kind) if limit > 1 and kind in bundled else None
+        if unit is not None and (len(units[unit]) >= limit or (key is not None and last_unit.get(key, -1) > unit)):
+            unit = None
+        if unit is None:
+            units.append([])
+            unit = len(units) - 1
+            if limit > 1 and kind in bundled:
+                open_unit[kind] = unit
+        units[unit].append(index)
+        if key is not None:
+            last_unit[key] = max(last_unit.get(key, -1), unit)
+    return units
 
 
 def describe_error(exc: BaseException) -> str:
@@ -365,26 +396,30 @@ class OutboxRelay:
             await self.broker.deliver_batches(
                 [e for e, row in zip(envelopes, rows, strict=True) if not row["attempts"]]
             )
-            for row, envelope in zip(rows, envelopes, strict=True):
-                key = row["ordering_key"]
-                if key is not None and key in blocked:
+            for unit in publishing_units(rows, self.broker.bundle_limit):
+                # a row whose key waits (an earlier row of it failed in this pass) waits too
+                due = [i for i in unit if rows[i]["ordering_key"] is None or rows[i]["ordering_key"] not in blocked]
+                if not due:
                     continue
                 try:
-                    await self.broker.publish(envelope)
+                    if len(due) == 1:
+                        await self.broker.publish(envelopes[due[0]])
+                    else:
+                        await self.broker.publish_bundle([envelopes[i] for i in due])
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
                     reason = describe_error(exc)
                     broker_up = await self._broker_up()
-                    await self._record_failure(session, row, reason, broker_up=broker_up)
+                    for i in due:
+                        await self._record_failure(session, rows[i], reason, broker_up=broker_up)
                     if not broker_up:
                         unavailable = reason
                         break
-                    if key is None:  # no key: nothing after it depends on it
-                        continue
-                    blocked.add(key)
+                    # no key: nothing after it depends on it
+                    blocked.update(rows[i]["ordering_key"] for i in due if rows[i]["ordering_key"] is not None)
                     continue
-                published.append(row["id"])
+                published.extend(rows[i]["id"] for i in due)
             if published:  # one statement for the batch; a crash before it re-publishes (consumers dedupe)
                 await session.execute(
                     update(outbox).where(outbox.c.id.in_(published)).values(published_at=utcnow(), next_attempt_at=None)
