@@ -212,7 +212,8 @@ class FeedEntry(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     agency_code: Mapped[str] = mapped_column(String(35))
-    seq: Mapped[int] = mapped_column(BigInteger)
+    # NULL only inside the transaction that adds it, on PostgreSQL: numbered at its commit (0011)
+    seq: Mapped[int | None] = mapped_column(BigInteger)
     type: Mapped[str] = mapped_column(String(50))
     document_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     delivery_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from sqlalchemy import Table, select
@@ -36,27 +36,46 @@ def _counter_upsert(dialect_name: str) -> Any:
 class FeedRepository(Repository[FeedEntry]):
     model = FeedEntry
 
-    async def append(self, entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Number and insert entries (``agency_code``, ``type``, ``document_id``, ``delivery_id``,
-        ``data``, ``created_at``); return them with their ``id`` and ``seq``.
+    async def append(
+        self, entries: Sequence[dict[str, Any]], *, number_now: Collection[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Insert entries (``agency_code``, ``type``, ``document_id``, ``delivery_id``, ``data``,
+        ``created_at``), numbered 1, 2, 3 … per agency in the order their transactions commit;
+        return them with their ``id`` and ``seq``.
 
-        Each agency's counter row is locked until the transaction ends (in code order, so two
-        transactions never wait on each other in a circle): an agency's entries commit in the
-        order of their numbers, and a reader who saw number n never misses an n-1 committed later."""
+        On PostgreSQL the entries of agencies not in ``number_now`` are numbered when the
+        transaction commits (their ``seq`` is None until then: migration 0011's deferred trigger
+        takes the agency's counter row for the commit alone, so the sends to one agency do not
+        queue behind each other's round trips). The others (``number_now``: all of them when None,
+        and every entry on SQLite) are numbered now: each agency's counter row is locked until the
+        transaction ends (in code order, so two transactions never wait on each other in a circle).
+        Either way an agency's entries commit in the order of their numbers, and a reader who saw
+        number n never misses an n-1 committed later."""
         if not entries:
             return []
-        counts = Counter(entry["agency_code"] for entry in entries)
-        codes = sorted(counts)
-        statement = _counter_upsert(self.session.get_bind().dialect.name)
-        # parameters apart from the statement: its compiled form is cached (a .values([...]) list is not)
-        rows = [{"agency_code": c, "last_seq": counts[c]} for c in codes]
-        last = {code: int(seq) for code, seq in (await self.session.execute(statement, rows)).all()}
-        next_seq = {code: last[code] - counts[code] + 1 for code in codes}
-        numbered = []
-        for entry in entries:
-            code = entry["agency_code"]
-            numbered.append({**entry, "id": entry.get("id") or new_id(), "seq": next_seq[code]})
-            next_seq[code] += 1
+        dialect = self.session.get_bind().dialect.name
+        if dialect == "postgresql" and number_now is not None:
+            now = [entry for entry in entries if entry["agency_code"] in number_now]
+            # at the commit, in code order as the counters' upsert locks them (the trigger fires
+            # for the rows in the order they were inserted)
+            later = sorted(
+                (entry for entry in entries if entry["agency_code"] not in number_now), key=lambda e: e["agency_code"]
+            )
+        else:
+            now, later = list(entries), []
+        numbered = [{**entry, "id": entry.get("id") or new_id(), "seq": None} for entry in later]
+        if now:
+            counts = Counter(entry["agency_code"] for entry in now)
+            codes = sorted(counts)
+            statement = _counter_upsert(dialect)
+            # parameters apart from the statement: its compiled form is cached (a .values([...]) list is not)
+            rows = [{"agency_code": c, "last_seq": counts[c]} for c in codes]
+            last = {code: int(seq) for code, seq in (await self.session.execute(statement, rows)).all()}
+            next_seq = {code: last[code] - counts[code] + 1 for code in codes}
+            for entry in now:
+                code = entry["agency_code"]
+                numbered.append({**entry, "id": entry.get("id") or new_id(), "seq": next_seq[code]})
+                next_seq[code] += 1
         # Core, not the ORM bulk machinery: the rows are plain values (deferred with the others in a
         # deferred_inserts block: the counters' rows stay locked until the transaction ends)
         await insert_rows(self.session, FEED_ENTRY, numbered)

@@ -317,22 +317,21 @@ class FeedService:
     async def add(
         self, entries: Sequence[dict[str, Any]], *, with_events: Sequence[OutboxEvent] = ()
     ) -> list[FeedEntryAdded]:
-        """Number and store the entries, and record those whose agency's channel needs the
-        dispatcher (outbox), after ``with_events`` (the change's own events): on PostgreSQL the
-        entries and the events are one statement (shared.bulk), after the counters' upsert that
-        numbers the entries. The commit wakes the agencies' long-polling readers."""
+        """Store the entries, and record those whose agency's channel needs the dispatcher
+        (outbox), after ``with_events`` (the change's own events): on PostgreSQL the entries and the
+        events are one statement (shared.bulk). The entries the dispatcher gets are numbered now
+        (their event carries the number: the counters' upsert comes first), the others when the
+        transaction commits (PostgreSQL; see ``FeedRepository.append``). The commit wakes the
+        agencies' long-polling readers. Returns the entries the dispatcher gets."""
         codes = {entry["agency_code"] for entry in entries}
         # asked before the counters are locked: an endpoint the cache lacks costs one registry call
         dispatched = codes if self.rule is None else await self.rule.dispatched(codes)
         async with deferred_inserts(self.feed.session):
-            added = [entry_read(row) for row in await self.feed.append(entries)]
+            rows = await self.feed.append(entries, number_now=dispatched)
+            added = [entry_read(row) for row in rows if row["agency_code"] in dispatched]
             events = [
                 *with_events,
-                *(
-                    ("feed.entry_added.v1", payload(e), f"feed:{e.agency_code}")
-                    for e in added
-                    if e.agency_code in dispatched
-                ),
+                *(("feed.entry_added.v1", payload(e), f"feed:{e.agency_code}") for e in added),
             ]
             await self.feed.record_events(messaging, events)
         mark_woken(self.feed.session.info, codes)  # SQLite: the commit wakes the readers
