@@ -4,7 +4,8 @@ What it describes (docs/messaging.md tells it in prose):
 
 - every event a service publishes (its ``EVENTS``) as a channel on the ``<prefix>.events`` topic
   exchange, addressed by its routing key, with a ``send`` operation of the owning service; the
-  message is the envelope (shared/messaging/envelope.py) whose ``data`` is the event's model;
+  message is the envelope (shared/messaging/envelope.py) whose ``data`` is the event's model, or
+  for a type of ``BUNDLED_TYPES`` a bundle (a JSON array of them, header ``x-bundle``);
 - the durable queues the services consume (the archive's consumers, the exchange's dispatch and
   status-report work queues), their retry and dead-letter queues, and the broadcast listeners;
 - the per-agency bus queues the exchange delivers feed entries to (``FeedEntryAdded`` with its
@@ -33,6 +34,7 @@ from shared.audit import AUDIT_EVENT, AuditRecorded
 from shared.clients import CREDENTIAL_EVENTS, DIRECTORY_EVENTS, HUB_ENTRY_EVENT
 from shared.config import SERVICE_NAMES
 from shared.messaging import ATTEMPT_HEADER, DEAD_REASON_HEADER, RetryPolicy, delay_label
+from shared.messaging.envelope import BUNDLE_HEADER, BUNDLED_TYPES
 
 ASYNCAPI_VERSION = "3.0.0"
 AMQP_BINDING_VERSION = "0.3.0"
@@ -334,6 +336,11 @@ def _headers_schema() -> Json:
                 "type": "string",
                 "description": "dead-letter queues: why the message was given up",
             },
+            BUNDLE_HEADER: {
+                "type": "integer",
+                "minimum": 2,
+                "description": "a bundle: how many envelopes its body (a JSON array) carries",
+            },
         },
     }
 
@@ -342,6 +349,13 @@ def _event_message(key: str, source: str | None, payload_ref: Json, summary: str
     properties: Json = {"type": {"const": key}, "data": payload_ref}
     if source is not None:
         properties["source"] = {"const": source}
+    payload: Json = {"allOf": [{"$ref": "#/components/schemas/Envelope"}, {"type": "object", "properties": properties}]}
+    if key in BUNDLED_TYPES:
+        payload = {"oneOf": [payload, {"type": "array", "minItems": 2, "items": payload}]}
+        description += (
+            " On RabbitMQ several of them may come as one message, a bundle: a JSON array of envelopes in"
+            " order, header x-bundle = how many (docs/messaging.md, Bundles); each keeps its own id."
+        )
     return {
         "name": key,
         "title": key,
@@ -349,7 +363,7 @@ def _event_message(key: str, source: str | None, payload_ref: Json, summary: str
         "description": description,
         "contentType": "application/json",
         "headers": {"$ref": "#/components/schemas/EventHeaders"},
-        "payload": {"allOf": [{"$ref": "#/components/schemas/Envelope"}, {"type": "object", "properties": properties}]},
+        "payload": payload,
         "bindings": {"amqp": {"messageType": key, "bindingVersion": AMQP_BINDING_VERSION}},
     }
 

@@ -327,9 +327,11 @@ class RabbitBroker:
         reconnect_seconds: float = 2.0,
         publish_timeout: float = 10.0,
         bundle_limit: int = 32,
+        bundle_max_bytes: int = 4 * 1024 * 1024,
     ) -> None:
         self.url = url
         self.bundle_limit = max(1, bundle_limit)
+        self.bundle_max_bytes = bundle_max_bytes
         self.prefix = prefix
         self.prefetch = prefetch
         self.delivery_limit = delivery_limit
@@ -404,7 +406,9 @@ class RabbitBroker:
 
     async def publish_bundle(self, envelopes: Sequence[Envelope]) -> None:
         """Publish envelopes of one type as one message (a bundle: a JSON array, ``x-bundle`` their
-        count), confirmed and persistent as :meth:`publish`; one envelope is published as itself."""
+        count), confirmed and persistent as :meth:`publish`; one envelope is published as itself,
+        and a bundle larger than ``bundle_max_bytes`` as two halves, in order (a broker caps a
+        message's size: RabbitMQ 4's default is 16 MB)."""
         if self._exchange is None:
             raise RuntimeError("broker not started")
         if len(envelopes) == 1:
@@ -413,8 +417,14 @@ class RabbitBroker:
         first = envelopes[0]
         if any(e.type != first.type for e in envelopes):
             raise ValueError("a bundle holds envelopes of one type")
+        body = bundle_json(envelopes)
+        if len(body) > self.bundle_max_bytes:
+            half = len(envelopes) // 2
+            await self.publish_bundle(envelopes[:half])
+            await self.publish_bundle(envelopes[half:])
+            return
         message = aio_pika.Message(
-            body=bundle_json(envelopes),
+            body=body,
             message_id=first.id,
             type=first.type,
             content_type="application/json",
@@ -598,13 +608,12 @@ class RabbitBroker:
             log.error("%s: unreadable message %s dead-lettered: %s", subscription.queue, message.message_id, exc)
             await self._dead_letter(subscription, message.body, headers, f"unreadable message: {exc}", attempt)
             return
-        envelope = envelopes[0]
+        if len(envelopes) > 1:
+            await self._handle_bundle(subscription, envelopes, attempt)
+            return
+        envelope = replace(envelopes[0], headers={**envelopes[0].headers, ATTEMPT_HEADER: attempt})
         try:
-            # a bundle's envelopes in order; when one fails the message is tried again whole, and
-            # the consumer (idempotent per envelope id) skips those it took already
-            for envelope in envelopes:
-                envelope = replace(envelope, headers={**envelope.headers, ATTEMPT_HEADER: attempt})
-                await subscription.handler(envelope)
+            await subscription.handler(envelope)
             return
         except DeadLetter as exc:
             outcome = Outcome(False, attempt, 0.0, exc.reason)
@@ -631,6 +640,53 @@ class RabbitBroker:
             await subscription.on_dead(envelope, outcome.reason)
         log.warning("%s: message %s dead-lettered: %s", subscription.queue, envelope.id, outcome.reason)
         await self._dead_letter(subscription, message.body, headers, outcome.reason, attempt)
+
+    async def _handle_bundle(self, subscription: Subscription, envelopes: list[Envelope], attempt: int) -> None:
+        """A bundle on the single-message path: every envelope is handled, in order, each on its
+        own; one that fails goes back to the queue alone (or to the dead-letter queue for
+        ``DeadLetter``) and takes the single-message path from there, its requeues and dead letter
+        its own, so it neither holds back nor takes down the others. The bundle is acknowledged
+        once its failures are queued again: a crash before that redelivers it whole, and the
+        consumer (idempotent per envelope id) skips what it took already."""
+        for envelope in envelopes:
+            try:
+                await subscription.handler(replace(envelope, headers={**envelope.headers, ATTEMPT_HEADER: attempt}))
+                continue
+            except asyncio.CancelledError:
+                raise
+            except DeadLetter as exc:
+                reason, dead = exc.reason, True
+            except Exception as exc:
+                reason, dead = _describe(exc), False
+            headers = {"x-request-id": envelope.request_id or "", "x-source": envelope.source}
+            if dead:
+                log.warning("%s: message %s dead-lettered: %s", subscription.queue, envelope.id, reason)
+                await self._dead_letter(subscription, envelope.to_json(), headers, reason, attempt)
+                continue
+            log.warning(
+                "%s: message %s of a bundle failed and goes back to the queue alone: %s",
+                subscription.queue,
+                envelope.id,
+                reason,
+            )
+            await self._requeue_alone(subscription, envelope, {**headers, "x-last-error": reason[:500]})
+
+    async def _requeue_alone(self, subscription: Subscription, envelope: Envelope, headers: dict[str, Any]) -> None:
+        """Put one envelope back at the end of the subscription's queue, as a message of its own."""
+        if self._publish_channel is None:
+            raise RuntimeError("broker not started")
+        alone = aio_pika.Message(
+            body=envelope.to_json(),
+            message_id=envelope.id,
+            type=envelope.type,
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            headers=headers,
+            timestamp=envelope.occurred_at,
+        )
+        await self._publish_channel.default_exchange.publish(
+            alone, routing_key=self.queue_name(subscription.queue), mandatory=True, timeout=self.publish_timeout
+        )
 
     async def _handle_batch(
         self, subscription: Subscription, batching: Batching, messages: list[AbstractIncomingMessage]

@@ -12,7 +12,8 @@ and rows of other keys go on.
 Bundles: on a broker that bundles (RabbitMQ), the rows of one pass whose type is one of
 ``BUNDLED_TYPES`` are published a bundle per type (up to the broker's ``bundle_limit``), as long as
 that keeps every key's order: a row joins its type's open bundle unless a row of its key went into
-a later message; the send path's many events cost a message per pass, not one each.
+a later message; the send path's many events cost a message per pass, not one each. A row tried
+before is published alone.
 """
 
 from __future__ import annotations
@@ -91,19 +92,21 @@ def publishing_units(rows: Sequence[Any], limit: int, bundled: frozenset[str] = 
 
     A row of a bundled type joins the open bundle of its type unless the bundle is full or a row of
     its ordering key already went into a later message (it would overtake it); otherwise it starts
-    a message. Rows of one key are thus published in order, and every other row is as well."""
+    a message. Rows of one key are thus published in order, and every other row is as well. A row
+    tried before goes alone: a bundle the broker refused is not built again the same way."""
     units: list[list[int]] = []
     open_unit: dict[str, int] = {}  # routing key -> its open bundle (an index into units)
     last_unit: dict[str, int] = {}  # ordering key -> the last message holding one of its rows
     for index, row in enumerate(rows):
         kind, key = row["routing_key"], row["ordering_key"]
-        unit = open_unit.get(kind) if limit > 1 and kind in bundled else None
+        bundles = limit > 1 and kind in bundled and not row.get("attempts")
+        unit = open_unit.get(kind) if bundles else None
         if unit is not None and (len(units[unit]) >= limit or (key is not None and last_unit.get(key, -1) > unit)):
             unit = None
         if unit is None:
             units.append([])
             unit = len(units) - 1
-            if limit > 1 and kind in bundled:
+            if bundles:
                 open_unit[kind] = unit
         units[unit].append(index)
         if key is not None:

@@ -43,25 +43,27 @@ class FeedRepository(Repository[FeedEntry]):
         ``created_at``), numbered 1, 2, 3 … per agency in the order their transactions commit;
         return them with their ``id`` and ``seq``.
 
-        On PostgreSQL the entries of agencies not in ``number_now`` are numbered when the
-        transaction commits (their ``seq`` is None until then: migration 0011's deferred trigger
-        takes the agency's counter row for the commit alone, so the sends to one agency do not
-        queue behind each other's round trips). The others (``number_now``: all of them when None,
-        and every entry on SQLite) are numbered now: each agency's counter row is locked until the
-        transaction ends (in code order, so two transactions never wait on each other in a circle).
-        Either way an agency's entries commit in the order of their numbers, and a reader who saw
+        On PostgreSQL, when no entry's agency is in ``number_now``, the entries are numbered when
+        the transaction commits (their ``seq`` is None until then: migration 0011's deferred
+        trigger takes the agencies' counter rows for the commit alone, so the sends to one agency
+        do not queue behind each other's round trips). Otherwise (an agency in ``number_now``,
+        ``number_now`` None, and always on SQLite) every entry is numbered now: each agency's
+        counter row is locked until the transaction ends. Either way the counters are taken in code
+        order, all now or all at the commit, so two transactions never wait on each other in a
+        circle; an agency's entries commit in the order of their numbers, and a reader who saw
         number n never misses an n-1 committed later."""
         if not entries:
             return []
         dialect = self.session.get_bind().dialect.name
-        if dialect == "postgresql" and number_now is not None:
-            now = [entry for entry in entries if entry["agency_code"] in number_now]
-            # at the commit, in code order as the counters' upsert locks them (the trigger fires
-            # for the rows in the order they were inserted)
-            later = sorted(
-                (entry for entry in entries if entry["agency_code"] not in number_now), key=lambda e: e["agency_code"]
-            )
+        at_commit = number_now is not None and not any(e["agency_code"] in number_now for e in entries)
+        if dialect == "postgresql" and at_commit:
+            # all at the commit, in code order as the counters' upsert locks them (the trigger
+            # fires for the rows in the order they were inserted)
+            now, later = [], sorted(entries, key=lambda e: e["agency_code"])
         else:
+            # all now: a transaction that took some counters now and the others at its commit
+            # could take two of them in the other order than a transaction that takes both at its
+            # commit (a deadlock); all now or all at the commit, each in code order, cannot
             now, later = list(entries), []
         numbered = [{**entry, "id": entry.get("id") or new_id(), "seq": None} for entry in later]
         if now:

@@ -319,9 +319,10 @@ class FeedService:
     ) -> list[FeedEntryAdded]:
         """Store the entries, and record those whose agency's channel needs the dispatcher
         (outbox), after ``with_events`` (the change's own events): on PostgreSQL the entries and the
-        events are one statement (shared.bulk). The entries the dispatcher gets are numbered now
-        (their event carries the number: the counters' upsert comes first), the others when the
-        transaction commits (PostgreSQL; see ``FeedRepository.append``). The commit wakes the
+        events are one statement (shared.bulk). When the dispatcher gets an entry, the entries are
+        numbered now (its event carries the number: the counters' upsert comes first); when it
+        gets none (every agency pulls), when the transaction commits (PostgreSQL; see
+        ``FeedRepository.append``). The commit wakes the
         agencies' long-polling readers. Returns the entries the dispatcher gets."""
         codes = {entry["agency_code"] for entry in entries}
         # asked before the counters are locked: an endpoint the cache lacks costs one registry call
