@@ -124,3 +124,60 @@ async def test_exchange_upgrade_to_0008_makes_response_for_a_list(tmp_path):
         rows = (await conn.execute(query)).all()
     await engine.dispose()
     assert [(n, json.loads(r) if r else None) for n, r in rows] == [("1", [json.loads(answered)]), ("2", None)]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_exchange_upgrade_to_0011_keeps_the_feed_and_numbers_on_from_its_counter(
+    backend, tmp_path, fresh_pg_database
+):
+    """A feed written before 0011 keeps its entries and numbers; the next entry of a pull agency
+    is numbered on from its counter (at the commit on PostgreSQL), and a number stays unique."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    from services.exchange.feed.repository import FeedRepository
+    from shared.db import Database, utcnow
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'exchange.db'}" if backend == "sqlite" else fresh_pg_database
+    schema = None if backend == "sqlite" else "exchange"
+    await upgrade("exchange", url, "0010")
+    engine = create_engine(url, schema, poolclass=NullPool)
+    async with engine.begin() as conn:
+        await conn.execute(sa.text("INSERT INTO feed_counter (agency_code, last_seq) VALUES ('H01.1', 2)"))
+        for seq in (1, 2):
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO feed_entry (id, agency_code, seq, type, document_id, data, created_at)"
+                    " VALUES (:id, 'H01.1', :seq, 'delivery.received', :doc, '{}', '2026-11-20 00:00:00')"
+                ),
+                {"id": uuid.uuid4().hex, "seq": seq, "doc": uuid.uuid4().hex},
+            )
+    await engine.dispose()
+    await upgrade("exchange", url)
+    database = Database(url, "exchange")
+    try:
+        entry = {
+            "agency_code": "H01.1",
+            "type": "delivery.received",
+            "document_id": uuid.uuid4(),
+            "delivery_id": None,
+            "data": {},
+            "created_at": utcnow(),
+        }
+        async with database.session() as session:
+            await FeedRepository(session).append([entry], number_now=set())
+        async with database.session() as session:
+            seqs = (await session.execute(sa.text("SELECT seq FROM feed_entry ORDER BY seq"))).scalars().all()
+        assert list(seqs) == [1, 2, 3]
+        with pytest.raises(sa.exc.IntegrityError):  # the number is still unique per agency
+            async with database.session() as session:
+                await session.execute(
+                    sa.text(
+                        "INSERT INTO feed_entry (id, agency_code, seq, type, document_id, data, created_at)"
+                        " VALUES (:id, 'H01.1', 3, 'delivery.received', :doc, '{}', '2026-11-20 00:00:00')"
+                    ),
+                    {"id": uuid.uuid4().hex, "doc": uuid.uuid4().hex},
+                )
+    finally:
+        await database.dispose()
