@@ -392,15 +392,7 @@ class RabbitBroker:
     async def publish(self, envelope: Envelope) -> None:
         if self._exchange is None:
             raise RuntimeError("broker not started")
-        message = aio_pika.Message(
-            body=envelope.to_json(),
-            message_id=envelope.id,
-            type=envelope.type,
-            content_type="application/json",
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            headers={"x-request-id": envelope.request_id or "", "x-source": envelope.source},
-            timestamp=envelope.occurred_at,
-        )
+        message = _message_of(envelope, {"x-request-id": envelope.request_id or "", "x-source": envelope.source})
         # Publisher confirms: returns once the broker has taken responsibility; raises otherwise.
         await self._exchange.publish(message, routing_key=envelope.type, mandatory=False, timeout=self.publish_timeout)
 
@@ -675,17 +667,11 @@ class RabbitBroker:
         """Put one envelope back at the end of the subscription's queue, as a message of its own."""
         if self._publish_channel is None:
             raise RuntimeError("broker not started")
-        alone = aio_pika.Message(
-            body=envelope.to_json(),
-            message_id=envelope.id,
-            type=envelope.type,
-            content_type="application/json",
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            headers=headers,
-            timestamp=envelope.occurred_at,
-        )
         await self._publish_channel.default_exchange.publish(
-            alone, routing_key=self.queue_name(subscription.queue), mandatory=True, timeout=self.publish_timeout
+            _message_of(envelope, headers),
+            routing_key=self.queue_name(subscription.queue),
+            mandatory=True,
+            timeout=self.publish_timeout,
         )
 
     async def _handle_batch(
@@ -840,6 +826,19 @@ def _describe(exc: BaseException) -> str:
     from shared.messaging.outbox import describe_error
 
     return describe_error(exc)
+
+
+def _message_of(envelope: Envelope, headers: dict[str, Any]) -> aio_pika.Message:
+    """One envelope as a persistent AMQP message."""
+    return aio_pika.Message(
+        body=envelope.to_json(),
+        message_id=envelope.id,
+        type=envelope.type,
+        content_type="application/json",
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        headers=headers,
+        timestamp=envelope.occurred_at,
+    )
 
 
 def _envelope_count(message: AbstractIncomingMessage) -> int:
