@@ -7,7 +7,7 @@ import asyncio
 import datetime as dt
 import logging
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
 import aio_pika
 import pytest
@@ -87,20 +87,7 @@ async def processed(database: Database) -> dict[str, int]:
         return {message_id: int(x) for message_id, x in (await session.execute(query)).all()}
 
 
-@pytest.fixture
-async def database(migrated_pg_database: str) -> AsyncIterator[Database]:
-    db = Database(migrated_pg_database, "archive")
-    yield db
-    await db.dispose()
-
-
-@pytest.fixture
-async def rabbit(broker_prefix: str) -> AsyncIterator[RabbitBroker]:
-    broker = RabbitBroker(AMQP_URL, broker_prefix, delivery_limit=2)
-    await broker.start()
-    yield broker
-    await broker.delete_all(["batch"])
-    await broker.close()
+QUEUES = ("batch",)  # deleted at the end (the rabbit fixture)
 
 
 async def ready_in_queue(broker: RabbitBroker, queue: str) -> int:

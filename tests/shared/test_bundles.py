@@ -109,20 +109,8 @@ async def test_the_gatherer_counts_a_bundle_for_its_envelopes() -> None:
 # --- on RabbitMQ --------------------------------------------------------------------------------
 
 
-@pytest.fixture
-async def database(migrated_pg_database: str) -> AsyncIterator[Database]:
-    db = Database(migrated_pg_database, "archive")
-    yield db
-    await db.dispose()
-
-
-@pytest.fixture
-async def rabbit(broker_prefix: str) -> AsyncIterator[RabbitBroker]:
-    broker = RabbitBroker(AMQP_URL, broker_prefix, delivery_limit=2)
-    await broker.start()
-    yield broker
-    await broker.delete_all(["batch", "raw", "work"], retry_delays=(1.0, 5.0))
-    await broker.close()
+QUEUES = ("batch", "raw", "work")  # deleted at the end (the rabbit fixture)
+RETRY_DELAYS = (1.0, 5.0)
 
 
 @contextlib.asynccontextmanager

@@ -6,7 +6,6 @@ import asyncio
 import datetime as dt
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -32,20 +31,7 @@ from tests.helpers import wait_until
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-async def database(migrated_pg_database: str) -> AsyncIterator[Database]:
-    db = Database(migrated_pg_database, "archive")
-    yield db
-    await db.dispose()
-
-
-@pytest.fixture
-async def rabbit(broker_prefix: str) -> AsyncIterator[RabbitBroker]:
-    broker = RabbitBroker(AMQP_URL, broker_prefix, delivery_limit=2)
-    await broker.start()
-    yield broker
-    await broker.delete_all(["effects", "poison"])
-    await broker.close()
+QUEUES = ("effects", "poison")  # deleted at the end (the rabbit fixture)
 
 
 class Effects:
