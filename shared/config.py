@@ -167,6 +167,18 @@ class CoreSettings(BaseSettings):
             " loss included; NORMAL keeps it through a crash of the process only"
         ),
     )
+    database_pool_size: int = Field(
+        default=20,
+        ge=1,
+        le=500,
+        description=(
+            "PostgreSQL connections each service process keeps open once used: at least its concurrent"
+            " transactions (a connection beyond it is closed when returned, and opened again under load)"
+        ),
+    )
+    database_max_overflow: int = Field(
+        default=10, ge=0, le=500, description="connections a service process may open beyond the pool at a peak"
+    )
     log_level: str = "INFO"
     log_json: bool = True
 

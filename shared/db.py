@@ -77,6 +77,10 @@ SQLITE_SYNCHRONOUS = ("FULL", "EXTRA", "NORMAL")
 """SQLite's ``synchronous`` levels a service may run with (``LIENTHONG_SQLITE_SYNCHRONOUS``)."""
 
 
+DEFAULT_POOL_SIZE = 20
+DEFAULT_MAX_OVERFLOW = 10
+
+
 def create_engine(
     url: str, schema: str | None = None, *, sqlite_synchronous: str = "FULL", **kwargs: Any
 ) -> AsyncEngine:
@@ -106,10 +110,14 @@ def create_engine(
         return engine
     connect_args: dict[str, Any] = {}
     if schema:
-        connect_args["server_settings"] = {"search_path": schema}
+        # pg_stat_activity names the service each connection is for
+        connect_args["server_settings"] = {"search_path": schema, "application_name": f"lienthong-{schema}"}
     if "poolclass" not in kwargs:
-        kwargs.setdefault("pool_size", 10)
-        kwargs.setdefault("max_overflow", 10)
+        # the pool keeps pool_size connections once opened; the overflow is closed as soon as it is
+        # returned to a full pool: a pool smaller than the process's concurrent transactions opens
+        # and closes connections under load (a PostgreSQL backend and its TLS handshake each)
+        kwargs.setdefault("pool_size", DEFAULT_POOL_SIZE)
+        kwargs.setdefault("max_overflow", DEFAULT_MAX_OVERFLOW)
     # No pre-ping (a round trip per checkout): connections are recycled, and a dead one fails one request.
     kwargs.setdefault("pool_recycle", 1800)
     return create_async_engine(url, connect_args=connect_args, **kwargs)
@@ -189,10 +197,19 @@ _HOLDS_WRITER = "sqlite_writer"
 class Database:
     """One service's engine and session factory, owned by the service's lifespan."""
 
-    def __init__(self, url: str, schema: str, *, sqlite_synchronous: str = "FULL") -> None:
+    def __init__(
+        self,
+        url: str,
+        schema: str,
+        *,
+        sqlite_synchronous: str = "FULL",
+        pool_size: int = DEFAULT_POOL_SIZE,
+        max_overflow: int = DEFAULT_MAX_OVERFLOW,
+    ) -> None:
         self.url = url
         self.schema = schema
-        self.engine = create_engine(url, schema, sqlite_synchronous=sqlite_synchronous)
+        pool = {} if is_sqlite(url) else {"pool_size": pool_size, "max_overflow": max_overflow}
+        self.engine = create_engine(url, schema, sqlite_synchronous=sqlite_synchronous, **pool)
         self.writers = SQLiteWriters() if is_sqlite(url) else None
         # this database's own session class: listeners set on it once (the SQLite writers' queue,
         # the outbox relay's wake-up) hear this database's sessions only

@@ -195,7 +195,13 @@ class ServiceRuntime(AppRuntime):
             url = self.settings.database_url_for(self.name)
             if self.settings.auto_migrate:
                 await upgrade(self.name, url)
-            self.database = database = Database(url, self.name, sqlite_synchronous=self.settings.sqlite_synchronous)
+            self.database = database = Database(
+                url,
+                self.name,
+                sqlite_synchronous=self.settings.sqlite_synchronous,
+                pool_size=self.settings.database_pool_size,
+                max_overflow=self.settings.database_max_overflow,
+            )
             stack.push_async_callback(database.dispose)
             if self.broker is None:
                 broker = create_broker(
