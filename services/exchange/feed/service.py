@@ -322,8 +322,8 @@ class FeedService:
         events are one statement (shared.bulk). When the dispatcher gets an entry, the entries are
         numbered now (its event carries the number: the counters' upsert comes first); when it
         gets none (every agency pulls), when the transaction commits (PostgreSQL; see
-        ``FeedRepository.append``). The commit wakes the
-        agencies' long-polling readers. Returns the entries the dispatcher gets."""
+        ``FeedRepository.append``). The commit wakes the agencies' long-polling readers. Returns
+        the entries the dispatcher gets."""
         codes = {entry["agency_code"] for entry in entries}
         # asked before the counters are locked: an endpoint the cache lacks costs one registry call
         dispatched = codes if self.rule is None else await self.rule.dispatched(codes)
