@@ -341,7 +341,7 @@ def migrate(
         for index, name in enumerate(names, start=1):
             url = settings.database_url_for(name)
             console.print(f"[{index}/{len(names)}] {name}: migrating {url.split('@')[-1]} …")
-            await upgrade(name, url)
+            await upgrade(name, url, sqlite_synchronous=settings.sqlite_synchronous)
             console.print(f"[{index}/{len(names)}] {name}: at revision {await current_revision(name, url)}")
 
     asyncio.run(run())
@@ -648,7 +648,7 @@ def registry_import(
 
     async def run() -> None:
         url = settings.database_url_for("registry")
-        await upgrade("registry", url)
+        await upgrade("registry", url, sqlite_synchronous=settings.sqlite_synchronous)
         database = service_database(settings, "registry", url)
         try:
             rows = parse_rows(file.read_bytes(), fmt)
@@ -744,7 +744,7 @@ def registry_create_user(
 
     async def run() -> None:
         url = settings.database_url_for("registry")
-        await upgrade("registry", url)
+        await upgrade("registry", url, sqlite_synchronous=settings.sqlite_synchronous)
         database = service_database(settings, "registry", url)
         try:
             async with database.session() as session:
@@ -961,7 +961,7 @@ def archive_reindex() -> None:
 
     async def run() -> None:
         url = settings.database_url_for("archive")
-        await upgrade("archive", url)
+        await upgrade("archive", url, sqlite_synchronous=settings.sqlite_synchronous)
         database = service_database(settings, "archive", url)
         try:
             for number in numbers or [0]:
@@ -1013,7 +1013,7 @@ def archive_import(
 
     async def run() -> None:
         url = settings.database_url_for("archive")
-        await upgrade("archive", url)
+        await upgrade("archive", url, sqlite_synchronous=settings.sqlite_synchronous)
         database = service_database(settings, "archive", url)
         extractor = TextExtractor(
             timeout_seconds=settings.archive.extract_timeout_seconds,

@@ -50,10 +50,12 @@ def _run(connection: Connection, /, service: str, action: str, **kwargs: Any) ->
     getattr(command, action)(cfg, **kwargs)
 
 
-async def upgrade(service: str, url: str, revision: str = "head") -> None:
-    """Apply a service's migrations up to ``revision`` on the database at ``url``."""
+async def upgrade(service: str, url: str, revision: str = "head", *, sqlite_synchronous: str = "FULL") -> None:
+    """Apply a service's migrations up to ``revision`` on the database at ``url`` (SQLite at the
+    service's ``synchronous`` level: a migration's commit is as durable as the service's own)."""
     await ensure_schema(url, service)
-    engine = create_engine(url, None if is_sqlite(url) else service, poolclass=NullPool)
+    schema = None if is_sqlite(url) else service
+    engine = create_engine(url, schema, sqlite_synchronous=sqlite_synchronous, poolclass=NullPool)
     try:
         async with engine.connect() as conn:
             if is_sqlite(url):

@@ -194,7 +194,7 @@ class ServiceRuntime(AppRuntime):
             self.verifier = load_verifier(self.settings)
             url = self.settings.database_url_for(self.name)
             if self.settings.auto_migrate:
-                await upgrade(self.name, url)
+                await upgrade(self.name, url, sqlite_synchronous=self.settings.sqlite_synchronous)
             self.database = database = Database(
                 url,
                 self.name,

@@ -4,6 +4,7 @@ level is a setting (``LIENTHONG_SQLITE_SYNCHRONOUS``), FULL unless told otherwis
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,39 @@ async def test_the_commands_open_the_databases_at_the_setting(tmp_path: Path) ->
         assert database.url.endswith("registry.db")
     finally:
         await database.dispose()
+
+
+async def test_the_migrations_run_at_the_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A migration's commits are as durable as the service's own: its engine opens SQLite at the
+    level the service runs at (EXTRA included), not at the engine's default."""
+    from shared import migrations
+
+    levels: list[int] = []
+    made = migrations.create_engine
+
+    def recording(*args, **kwargs):  # type: ignore[no-untyped-def]
+        engine = made(*args, **kwargs)
+
+        from sqlalchemy import event
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _level_of(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA synchronous")
+            levels.append(int(cursor.fetchone()[0]))
+            cursor.close()
+
+        return engine
+
+    monkeypatch.setattr(migrations, "create_engine", recording)
+    await migrations.upgrade("registry", f"sqlite+aiosqlite:///{tmp_path / 'registry.db'}", sqlite_synchronous="EXTRA")
+    assert levels and set(levels) == {3}  # EXTRA
+    # `lienthong migrate`, as an operator runs it, at the setting
+    from typer.testing import CliRunner
+
+    from services.cli import app
+
+    env = {"LIENTHONG_VAR_DIR": str(tmp_path / "cli"), "LIENTHONG_SQLITE_SYNCHRONOUS": "NORMAL"}
+    result = await asyncio.to_thread(CliRunner().invoke, app, ["migrate", "--service", "exchange"], env=env)
+    assert result.exit_code == 0, result.output
+    assert levels[1] == NORMAL  # its upgrade's connection (then a read of the revision it is at)
