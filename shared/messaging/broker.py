@@ -392,7 +392,7 @@ class RabbitBroker:
     async def publish(self, envelope: Envelope) -> None:
         if self._exchange is None:
             raise RuntimeError("broker not started")
-        message = _message_of(envelope, {"x-request-id": envelope.request_id or "", "x-source": envelope.source})
+        message = _message_of(envelope)
         # Publisher confirms: returns once the broker has taken responsibility; raises otherwise.
         await self._exchange.publish(message, routing_key=envelope.type, mandatory=False, timeout=self.publish_timeout)
 
@@ -415,15 +415,7 @@ class RabbitBroker:
             await self.publish_bundle(envelopes[:half])
             await self.publish_bundle(envelopes[half:])
             return
-        message = aio_pika.Message(
-            body=body,
-            message_id=first.id,
-            type=first.type,
-            content_type="application/json",
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            headers={"x-request-id": first.request_id or "", "x-source": first.source, BUNDLE_HEADER: len(envelopes)},
-            timestamp=first.occurred_at,
-        )
+        message = _message_of(first, {BUNDLE_HEADER: len(envelopes)}, body=body)
         await self._exchange.publish(message, routing_key=first.type, mandatory=False, timeout=self.publish_timeout)
 
     async def publish_to_queue(self, queue: str, body: bytes, *, message_id: str, message_type: str) -> None:
@@ -644,16 +636,13 @@ class RabbitBroker:
             try:
                 await subscription.handler(replace(envelope, headers={**envelope.headers, ATTEMPT_HEADER: attempt}))
                 continue
-            except asyncio.CancelledError:
-                raise
             except DeadLetter as exc:
                 reason, dead = exc.reason, True
             except Exception as exc:
                 reason, dead = _describe(exc), False
-            headers = {"x-request-id": envelope.request_id or "", "x-source": envelope.source}
             if dead:
                 log.warning("%s: message %s dead-lettered: %s", subscription.queue, envelope.id, reason)
-                await self._dead_letter(subscription, envelope.to_json(), headers, reason, attempt)
+                await self._dead_letter(subscription, envelope.to_json(), _event_headers(envelope), reason, attempt)
                 continue
             log.warning(
                 "%s: message %s of a bundle failed and goes back to the queue alone: %s",
@@ -661,10 +650,11 @@ class RabbitBroker:
                 envelope.id,
                 reason,
             )
-            await self._requeue_alone(subscription, envelope, {**headers, "x-last-error": reason[:500]})
+            await self._requeue_alone(subscription, envelope, {"x-last-error": reason[:500]})
 
     async def _requeue_alone(self, subscription: Subscription, envelope: Envelope, headers: dict[str, Any]) -> None:
-        """Put one envelope back at the end of the subscription's queue, as a message of its own."""
+        """Put one envelope back at the end of the subscription's queue, as a message of its own
+        (with ``headers`` besides the event's)."""
         if self._publish_channel is None:
             raise RuntimeError("broker not started")
         await self._publish_channel.default_exchange.publish(
@@ -828,15 +818,23 @@ def _describe(exc: BaseException) -> str:
     return describe_error(exc)
 
 
-def _message_of(envelope: Envelope, headers: dict[str, Any]) -> aio_pika.Message:
-    """One envelope as a persistent AMQP message."""
+def _event_headers(envelope: Envelope) -> dict[str, Any]:
+    """The AMQP headers every event message carries."""
+    return {"x-request-id": envelope.request_id or "", "x-source": envelope.source}
+
+
+def _message_of(
+    envelope: Envelope, headers: dict[str, Any] | None = None, *, body: bytes | None = None
+) -> aio_pika.Message:
+    """An envelope as a persistent AMQP message with the event's headers and ``headers``; ``body``:
+    a bundle's, headed by this envelope (its first)."""
     return aio_pika.Message(
-        body=envelope.to_json(),
+        body=envelope.to_json() if body is None else body,
         message_id=envelope.id,
         type=envelope.type,
         content_type="application/json",
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        headers=headers,
+        headers={**_event_headers(envelope), **(headers or {})},
         timestamp=envelope.occurred_at,
     )
 

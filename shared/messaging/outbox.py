@@ -404,11 +404,8 @@ class OutboxRelay:
                 due = [i for i in unit if rows[i]["ordering_key"] is None or rows[i]["ordering_key"] not in blocked]
                 if not due:
                     continue
-                try:
-                    if len(due) == 1:
-                        await self.broker.publish(envelopes[due[0]])
-                    else:
-                        await self.broker.publish_bundle([envelopes[i] for i in due])
+                try:  # one envelope goes as itself
+                    await self.broker.publish_bundle([envelopes[i] for i in due])
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
