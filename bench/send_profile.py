@@ -7,7 +7,8 @@ the POST's p50 and p99 and each process's CPU per document (utime + stime from /
 alternating runs (a change against the tree before it) are this command, run in turn on both trees.
 
 ``--spy DIR`` records each LienThong process with ``py-spy record --gil`` (raw folded stacks in
-DIR/<process>.txt; ``pip install py-spy``). GIL samples are wall time while the thread holds the
+DIR/<process>.txt; ``pip install py-spy``; ``--on-cpu``: the threads the kernel runs, the
+children too, instead of the GIL's holder). GIL samples are wall time while the thread holds the
 GIL: a process descheduled inside a system call still counts, so read the CPU from /proc.
 """
 
@@ -43,6 +44,7 @@ from bench.send import (
 
 WARM_UP = 40
 SPIED = ("gateway", "registry", "exchange", "archive", "embedded")
+SPY_ON_CPU = False  # --on-cpu
 
 
 def _user_system_ms(pid: int) -> tuple[float, float]:
@@ -61,13 +63,16 @@ def _user_system_ms(pid: int) -> tuple[float, float]:
 
 
 @contextlib.contextmanager
-def _spying(pids: dict[str, int], directory: Path | None) -> Iterator[None]:
+def _spying(pids: dict[str, int], directory: Path | None, on_cpu: bool = False) -> Iterator[None]:
     if directory is None:
         yield
         return
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     directory.mkdir(parents=True, exist_ok=True)
-    record = [spy, "record", "-r", "200", "-f", "raw", "--gil", "--nonblocking"]
+    # --gil: samples while a thread holds the GIL (wall time); on_cpu: samples of threads the kernel
+    # has running, children (the archive's extraction workers) included
+    mode = ["--subprocesses"] if on_cpu else ["--gil"]
+    record = [spy, "record", "-r", "200", "-f", "raw", *mode, "--nonblocking"]
     spies = [
         subprocess.Popen(
             [*record, "-p", str(pid), "-o", str(directory / f"{name}.txt")],
@@ -103,7 +108,7 @@ async def _measured(
     attachment = _attachment()
     await _send(http, attachment, WARM_UP, 4, Sent())
     await asyncio.sleep(2)
-    with _spying(meter.pids, spy):
+    with _spying(meter.pids, spy, on_cpu=SPY_ON_CPU):
         split_before = {name: _user_system_ms(pid) for name, pid in meter.pids.items()}
         before = meter.snapshot()
         started = time.perf_counter()
@@ -150,7 +155,12 @@ def main() -> None:
     parser.add_argument("--documents", type=int, help="how many (production 1,200, embedded 600)")
     parser.add_argument("--senders", type=int, default=16)
     parser.add_argument("--spy", type=Path, help="a directory for py-spy's GIL profiles of each process")
+    parser.add_argument(
+        "--on-cpu", action="store_true", help="with --spy: sample running threads and children, not the GIL holder"
+    )
     arguments = parser.parse_args()
+    global SPY_ON_CPU
+    SPY_ON_CPU = arguments.on_cpu
     if arguments.mode == "production":
         asyncio.run(_production(arguments.documents or 1200, arguments.senders, arguments.spy))
     else:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import multiprocessing
 import resource
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -21,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.archive.extraction import run, run_blob
-from shared.pools import discard_pool, kill_pool
+from shared.pools import discard_pool, forkserver_context, kill_pool, preload
 from shared.text import nfc
 
 log = logging.getLogger("lienthong.archive.extraction")
@@ -30,6 +29,7 @@ MAX_TASKS_PER_WORKER = 1000  # a worker is replaced after this many files (what 
 # imported once in the forkserver, before it forks each worker: a worker (a new one after every
 # MAX_TASKS_PER_WORKER files too) starts with the parsers loaded instead of importing them itself
 PRELOAD = [MODULE, "pypdfium2", "pypdf", "PIL.Image"]
+preload(*PRELOAD)
 
 
 @dataclass(frozen=True)
@@ -83,11 +83,9 @@ class TextExtractor:
 
     def _pool(self) -> ProcessPoolExecutor:
         if self._executor is None:
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(PRELOAD)
             self._executor = ProcessPoolExecutor(
                 max_workers=self.concurrency,
-                mp_context=context,
+                mp_context=forkserver_context(),
                 initializer=_limit_memory,
                 initargs=(self.memory_bytes,),
                 max_tasks_per_child=MAX_TASKS_PER_WORKER,

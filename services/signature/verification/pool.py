@@ -14,17 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from services.signature.errors import DocumentUnreadableError, VerificationTimeoutError
 from services.signature.verification.engine import Job, Outcome, run_job
-from shared.pools import discard_pool, kill_pool
+from shared.pools import discard_pool, forkserver_context, kill_pool, preload
 
 log = logging.getLogger("lienthong.signature.pool")
 ENGINE = "services.signature.verification.engine"
+preload(ENGINE)
 
 
 class VerifierPool:
@@ -38,9 +38,7 @@ class VerifierPool:
 
     def _pool(self) -> ProcessPoolExecutor:
         if self._executor is None:
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload([ENGINE])
-            self._executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
+            self._executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=forkserver_context())
         return self._executor
 
     async def verify(self, job: Job) -> Outcome:
