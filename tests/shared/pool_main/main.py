@@ -8,8 +8,8 @@ from concurrent.futures import ProcessPoolExecutor
 
 sys.path.insert(0, os.getcwd())  # run as a script, the repository is not on the path
 
-import tests.shared.pool_main.marker  # noqa: E402,F401
-from shared.pools import forkserver_context  # noqa: E402
+import tests.shared.pool_main.marker  # noqa: F401
+from shared.pools import forkserver_context
 
 if __name__ == "__main__":
     with ProcessPoolExecutor(1, mp_context=forkserver_context()) as pool:
