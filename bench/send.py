@@ -55,8 +55,12 @@ from bench.common import (
 )
 from bench.common import token as get_token
 
-RUNS = ((16, 400), (64, 800))  # (concurrent senders, documents)
-WARM_UP = 20
+RUNS = ((16, 800), (64, 800))  # (concurrent senders, documents)
+# before the runs, documents sent by as many senders as the largest run has: every connection pool
+# (the gateway's to the services, each service's to PostgreSQL) at the size the load keeps it, its
+# statements prepared, the archive's extraction workers started, as in a service that has been up a while
+WARM_UP_SENDERS = max(concurrency for concurrency, _ in RUNS)
+WARM_UP = 2 * WARM_UP_SENDERS
 ATTACHMENT_BYTES = 100 * 1024
 # ceiling (a)'s message and row: what a document puts through RabbitMQ and PostgreSQL (metadata,
 # events, rows; the attachment itself goes to the blob store on disk), as ``bench channels``' ceiling
@@ -260,7 +264,7 @@ async def _production(attachment: bytes) -> list[Case]:
         meter = Meter(running)
         try:
             async with _sender_client(gateway, tokens[SENDER]) as http:
-                await _production_run(meter, http, arrivals, attachment, 4, WARM_UP)
+                await _production_run(meter, http, arrivals, attachment, WARM_UP_SENDERS, WARM_UP)
                 await meter.measure_idle()
                 for concurrency, count in RUNS:
                     cases.append(await _production_run(meter, http, arrivals, attachment, concurrency, count))
@@ -376,7 +380,7 @@ async def _embedded(attachment: bytes) -> list[Case]:
         tokens = await _agencies(url)
         meter = ProcessMeter({"embedded": pid})
         async with _sender_client(url, tokens[SENDER]) as http:
-            await _accept_run(meter, http, "embedded", attachment, 4, WARM_UP)
+            await _accept_run(meter, http, "embedded", attachment, WARM_UP_SENDERS, WARM_UP)
             await meter.measure_idle()
             for concurrency, count in RUNS:
                 cases.append(await _accept_run(meter, http, "embedded", attachment, concurrency, count))
@@ -394,7 +398,7 @@ async def _bare(attachment: bytes) -> list[Case]:
         async with _server("bare FastAPI", command, _clean_env(), Path(tmp), url) as pid:
             meter = ProcessMeter({"bare": pid})
             async with _sender_client(url, None) as http:
-                await _accept_run(meter, http, "ceiling (b) bare FastAPI", attachment, 4, WARM_UP)
+                await _accept_run(meter, http, "ceiling (b) bare FastAPI", attachment, WARM_UP_SENDERS, WARM_UP)
                 await meter.measure_idle()
                 for concurrency, count in RUNS:
                     cases.append(

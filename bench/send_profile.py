@@ -42,7 +42,7 @@ from bench.send import (
     embedded_server,
 )
 
-WARM_UP = 40
+WARM_UP_PER_SENDER = 3  # the warm-up: as many senders as measured (every pool at its size), 3 documents each
 SPIED = ("gateway", "registry", "exchange", "archive", "embedded")
 SPY_ON_CPU = False  # --on-cpu
 
@@ -106,7 +106,7 @@ async def _measured(
     """The warm-up, then ``count`` documents by ``senders``, until the processes are idle again:
     reported, with each process's user and system CPU apart."""
     attachment = _attachment()
-    await _send(http, attachment, WARM_UP, 4, Sent())
+    await _send(http, attachment, WARM_UP_PER_SENDER * senders, senders, Sent())
     await asyncio.sleep(2)
     with _spying(meter.pids, spy, on_cpu=SPY_ON_CPU):
         split_before = {name: _user_system_ms(pid) for name, pid in meter.pids.items()}
