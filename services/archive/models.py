@@ -8,11 +8,14 @@ import uuid
 from typing import Any
 
 from sqlalchemy import JSON, Date, Index, Integer, String, Text, Uuid
+from sqlalchemy import text as sql_text  # the class has a column named text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import UTCDateTime, new_metadata
 from shared.messaging import define_messaging_tables
 from shared.types import CODE_MAX_LENGTH
+
+TEXT_WAITING = "text_status IN ('pending', 'extracting')"  # the records the text enricher may claim
 
 
 class Base(DeclarativeBase):
@@ -46,7 +49,7 @@ class ArchiveRecord(Base):
     readers: Mapped[list[str]] = mapped_column(JSON, default=list)  # the agencies that may read it
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # place, signer, description …
     text: Mapped[str] = mapped_column(Text, default="")
-    text_status: Mapped[str] = mapped_column(String(10), default="none", index=True)  # none|pending|done|failed
+    text_status: Mapped[str] = mapped_column(String(10), default="none")  # none|pending|extracting|done|failed
     text_error: Mapped[str | None] = mapped_column(String(500), default=None)
     text_claimed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=None)
     retention_years: Mapped[int | None] = mapped_column(Integer, default=None)  # None: permanent
@@ -59,4 +62,14 @@ class ArchiveRecord(Base):
     changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
     # the index feeder's keyset: a page of changes is a range scan of this index
-    __table_args__ = (Index("ix_archive_record_change_key", "changed_at", "document_id"),)
+    __table_args__ = (
+        Index("ix_archive_record_change_key", "changed_at", "document_id"),
+        # the text enricher's claim: only the records waiting for their text (its statuses written in
+        # the claim's text, so every plan can use it; migration 0006)
+        Index(
+            "ix_archive_record_text_waiting",
+            "text_claimed_at",
+            postgresql_where=sql_text(TEXT_WAITING),
+            sqlite_where=sql_text(TEXT_WAITING),
+        ),
+    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
+import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -275,3 +276,46 @@ async def test_the_details_an_older_exchange_left_out_are_fetched_and_written(
     assert fetched.details["attachments"][0]["sha256"] == sha256
     assert kept.details == before and kept.details["page_count"] == 1
     await filler.exchange.aclose()
+
+
+@pytest.mark.parametrize("archive_database", ["postgres"], indirect=True)
+async def test_the_claim_reads_the_waiting_records_alone_whatever_the_plan(database: Database) -> None:
+    """On a table of 20,000 records with their text and a few waiting, analyzed as autovacuum does,
+    the claim's generic plan (the one PostgreSQL keeps for a prepared statement after a few runs)
+    goes through the partial index of the waiting records, not through the table. With the statuses
+    as parameters it read the table from its start (1,900 blocks a claim at 4,600 records)."""
+    for n in range(3):
+        await record(database, n, [pdf_attachment("a" * 64)])
+    seen: list[str] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    event.listen(database.engine.sync_engine, "before_cursor_execute", capture)
+    try:
+        async with database.session() as session:
+            now = utcnow()
+            assert len(await ArchiveRecordRepository(session).claim_pending_text(now, now, 10)) == 3
+    finally:
+        event.remove(database.engine.sync_engine, "before_cursor_execute", capture)
+    claim = next(statement for statement in seen if statement.lstrip().startswith("WITH picked"))
+    async with database.engine.connect() as connection:
+        raw = (await connection.get_raw_connection()).driver_connection
+        assert raw is not None
+        await raw.execute(
+            "INSERT INTO archive_record (document_id, sender_code, code, type_name, subject, recipient_codes,"
+            " submitted_at, archived_at, changed_at, text_status)"
+            " SELECT gen_random_uuid(), '000.00.00.H41', n || '/UBND', 'CV', 's', '[]', now(), now(), now(), 'done'"
+            " FROM generate_series(1, 20000) AS n"
+        )
+        await raw.execute("ANALYZE archive_record")
+        await raw.execute("SET plan_cache_mode = force_generic_plan")
+        await raw.execute(f"PREPARE claim AS {claim}")
+        parameters = max(int(number) for number in re.findall(r"\$(\d+)", claim))
+        plan = "\n".join(
+            row[0] for row in await raw.fetch(f"EXPLAIN EXECUTE claim({', '.join(['NULL'] * parameters)})")
+        )
+        await raw.execute("DEALLOCATE claim")
+        await raw.execute("RESET plan_cache_mode")
+    assert "ix_archive_record_text_waiting" in plan, plan
+    assert "Seq Scan on archive_record" not in plan, plan
