@@ -144,6 +144,20 @@ async def production_topology(env: dict[str, str] | None = None) -> AsyncIterato
                 await _delete_queues(prefix, settings, running.queues)
 
 
+async def analyze(running: Running) -> None:
+    """Give the services' tables their statistics, as autovacuum does within a minute of a running
+    system's tables filling (its nap is a minute; a benchmark's scratch database is younger). Without
+    them the plans the services' pooled connections keep for their prepared statements are the plans
+    of empty tables: the exchange's send look-up then read every document of the sender through the
+    index on its code alone, 1.5 ms of PostgreSQL's CPU a document at 4,000 documents and growing
+    (docs/performance.md, "The tenth session's changes"). ANALYZE invalidates those plans."""
+    connection = await asyncpg.connect(asyncpg_dsn(running.database_url))
+    try:
+        await connection.execute("ANALYZE")
+    finally:
+        await connection.close()
+
+
 async def _delete_queues(prefix: str, settings: Settings, extra: list[str]) -> None:
     broker = RabbitBroker(AMQP_URL, prefix)
     await broker.start()

@@ -46,6 +46,7 @@ from bench.common import (
     METERED,
     PG_ADMIN_DSN,
     SIGNATURE_POLICY_OFF,
+    analyze,
     bench_pdf,
     free_port,
     metadata,
@@ -265,6 +266,7 @@ async def _production(attachment: bytes) -> list[Case]:
         try:
             async with _sender_client(gateway, tokens[SENDER]) as http:
                 await _production_run(meter, http, arrivals, attachment, WARM_UP_SENDERS, WARM_UP)
+                await analyze(running)
                 await meter.measure_idle()
                 for concurrency, count in RUNS:
                     cases.append(await _production_run(meter, http, arrivals, attachment, concurrency, count))

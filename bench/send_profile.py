@@ -29,7 +29,7 @@ from pathlib import Path
 import aiohttp
 
 from bench.channels import Arrivals, Meter, _read_feed
-from bench.common import production_topology
+from bench.common import Running, analyze, production_topology
 from bench.send import (
     RECIPIENT,
     SENDER,
@@ -101,12 +101,20 @@ def _report(what: str, count: int, seconds: float, sent: Sent, cpu: dict[str, fl
 
 
 async def _measured(
-    what: str, http: aiohttp.ClientSession, meter: Meter, count: int, senders: int, spy: Path | None
+    what: str,
+    http: aiohttp.ClientSession,
+    meter: Meter,
+    count: int,
+    senders: int,
+    spy: Path | None,
+    running: Running | None = None,
 ) -> None:
     """The warm-up, then ``count`` documents by ``senders``, until the processes are idle again:
     reported, with each process's user and system CPU apart."""
     attachment = _attachment()
     await _send(http, attachment, WARM_UP_PER_SENDER * senders, senders, Sent())
+    if running is not None:
+        await analyze(running)
     await asyncio.sleep(2)
     with _spying(meter.pids, spy, on_cpu=SPY_ON_CPU):
         split_before = {name: _user_system_ms(pid) for name, pid in meter.pids.items()}
@@ -135,7 +143,7 @@ async def _production(count: int, senders: int, spy: Path | None) -> None:
         reader = asyncio.create_task(_read_feed(gateway, tokens[RECIPIENT], arrivals))
         try:
             async with _sender_client(gateway, tokens[SENDER]) as http:
-                await _measured("production", http, Meter(running), count, senders, spy)
+                await _measured("production", http, Meter(running), count, senders, spy, running)
         finally:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
