@@ -7,7 +7,20 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Table, and_, bindparam, event, func, insert, literal_column, or_, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    and_,
+    bindparam,
+    event,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 
 from services.archive.models import ArchiveRecord
 from shared.repository import Repository
@@ -112,11 +125,14 @@ class ArchiveRecordRepository(Repository[ArchiveRecord]):
         a CTE picks; on PostgreSQL the rows another replica is claiming are skipped, not waited
         for). A record claimed ``stale_before`` and never finished (its replica stopped) is claimed
         again."""
-        # the statuses as literals, not parameters: every plan then matches the partial index of the
-        # waiting records (a generic plan with parameters read the whole table; migration 0006)
-        waiting = or_(
-            _RECORDS.c.text_status == literal_column("'pending'"),
-            and_(_RECORDS.c.text_status == literal_column("'extracting'"), _RECORDS.c.text_claimed_at < stale_before),
+        # the statuses as literals, not parameters, and the partial index's condition written as
+        # itself: every plan of PostgreSQL, and SQLite's planner, then read that index (a generic
+        # plan with parameters read the whole table; SQLite does not see it through an OR; 0006)
+        pending: ColumnElement[str] = literal_column("'pending'")
+        extracting: ColumnElement[str] = literal_column("'extracting'")
+        waiting = and_(
+            _RECORDS.c.text_status.in_([pending, extracting]),
+            or_(_RECORDS.c.text_status == pending, _RECORDS.c.text_claimed_at < stale_before),
         )
         # a materialised CTE, evaluated once: as a subquery of the UPDATE, PostgreSQL may run it again
         # for each row and claim more than ``limit`` (each run locks and returns other rows)
