@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
+from services.exchange.blobsync import BlobSyncer
 from shared.blobs import blob_path, sync_directory
 from shared.errors import PayloadTooLargeError
 
@@ -118,12 +119,20 @@ class SweepReport:
 
 
 class BlobStore:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, syncer: BlobSyncer | None = None) -> None:
         self.root = root
         (root / "tmp").mkdir(parents=True, exist_ok=True)
         # the hash directories ("ab", "ab/cd") whose own names this process has seen synced to disk
         # after they existed: a directory another commit (or replica) made may not be, yet
         self._durable: set[str] = set()
+        # an upload held in memory is synced by this process of its own, not by a worker thread
+        # (services.exchange.blobsync); None: by a worker thread
+        self.syncer = syncer
+
+    async def close(self) -> None:
+        """Stop the syncer process, if any (the service's shutdown)."""
+        if self.syncer is not None:
+            await self.syncer.close()
 
     def remove_abandoned_uploads(self) -> int:
         """Delete the ``tmp/`` files no live process holds (left by a killed one); return how many."""
@@ -264,7 +273,11 @@ class BlobStore:
     async def commit(self, staged: StagedBlob) -> StoredBlob:
         """Move a staged upload into the store under its hash (one copy of identical bytes)."""
         if staged.path is None:
-            await asyncio.to_thread(self._store_pieces, staged.pieces, staged.sha256)
+            begun = self._begin_store(staged.pieces, staged.sha256) if self.syncer is not None else None
+            if begun is None:  # no syncer, or the same bytes stored already (reused by the thread)
+                await asyncio.to_thread(self._store_pieces, staged.pieces, staged.sha256)
+            else:
+                await self._sync_elsewhere(*begun)
             return StoredBlob(sha256=staged.sha256, size=staged.size, head=staged.head)
         try:
             # the handle is closed (its lock dropped) in the same thread hop as the move: a close on
@@ -313,6 +326,40 @@ class BlobStore:
         finally:
             os.close(fd)
 
+    def _begin_store(self, pieces: Sequence[bytes], sha256: str) -> tuple[int, Path, Path] | None:
+        """On the event loop's thread, the quick system calls of storing an upload held in memory:
+        its file created in ``tmp/`` and locked, its bytes written (to the page cache), its directory
+        made; what waits for the disk is the syncer's (:meth:`_sync_elsewhere`). None when a file is
+        at the blob's place already (a worker thread reuses it, as :meth:`_store_pieces` does)."""
+        final = self.path(sha256)
+        if final.exists():
+            return None
+        fd, tmp = self._locked_file()
+        try:
+            for piece in pieces:
+                view = memoryview(piece)
+                while view:
+                    view = view[os.write(fd, view) :]
+            _make_directory(final.parent)
+        except BaseException:
+            os.close(fd)
+            tmp.unlink(missing_ok=True)
+            raise
+        return fd, tmp, final
+
+    async def _sync_elsewhere(self, fd: int, tmp: Path, final: Path) -> None:
+        """The syncer syncs the file, renames it, syncs its directories; the file stays locked (open)
+        here until it answers. On an error the ``tmp/`` file is deleted; a file already at its
+        place is reused by the next commit of the same bytes, its directories synced again."""
+        try:
+            await self.syncer.durable(tmp, final, self._unsynced_directories(final))  # type: ignore[union-attr]
+        except BaseException:
+            _forget(tmp)
+            raise
+        finally:
+            os.close(fd)
+        self._mark_synced(final)
+
     def _move_into_place(self, tmp: Path, sha256: str, handle: BinaryIO | None = None) -> None:
         """The file under its hash (or, the same bytes stored already, the file deleted), the rename
         itself on disk."""
@@ -345,13 +392,7 @@ class BlobStore:
 
     def _place(self, tmp: Path, final: Path) -> None:
         """Rename a synced file to its place (its directories made if need be), then :meth:`_settle`."""
-        try:  # the file's directory first: in a store in use, it exists (one system call to learn so)
-            final.parent.mkdir()
-        except FileExistsError:
-            pass
-        except FileNotFoundError:  # its parent is new too
-            final.parent.parent.mkdir(exist_ok=True)
-            final.parent.mkdir(exist_ok=True)
+        _make_directory(final.parent)
         os.replace(tmp, final)
         self._settle(final)
 
@@ -361,16 +402,24 @@ class BlobStore:
         naming a file that is not there), and each directory above it once this process has seen it
         synced after it existed (a directory made by a concurrent commit, or by another replica, may
         not be on disk yet when this commit returns)."""
+        for directory in self._unsynced_directories(final):
+            sync_directory(directory)
+        self._mark_synced(final)
+
+    def _unsynced_directories(self, final: Path) -> list[Path]:
+        """The directories to sync once a file is renamed to ``final``: its own, and those above it
+        this process has not seen synced since they existed."""
         directory = final.parent
-        sync_directory(directory)
         leaf, parent = f"{directory.parent.name}/{directory.name}", directory.parent.name
         if leaf in self._durable:
-            return
-        sync_directory(directory.parent)  # the leaf's name in its parent
-        if parent not in self._durable:
-            sync_directory(self.root)  # the parent's name in the root
-            self._durable.add(parent)
-        self._durable.add(leaf)
+            return [directory]
+        if parent in self._durable:
+            return [directory, directory.parent]  # the leaf's name in its parent
+        return [directory, directory.parent, self.root]  # and the parent's name in the root
+
+    def _mark_synced(self, final: Path) -> None:
+        directory = final.parent
+        self._durable.update((f"{directory.parent.name}/{directory.name}", directory.parent.name))
 
     async def read(self, sha256: str) -> AsyncIterator[bytes]:
         """Stream a blob's bytes."""
@@ -486,6 +535,22 @@ async def sweep_unreferenced(
         if progress is not None:
             progress(report)
     return report
+
+
+def _forget(tmp: Path) -> None:
+    """Delete a ``tmp/`` file whose commit failed (renamed already: nothing to do)."""
+    tmp.unlink(missing_ok=True)
+
+
+def _make_directory(directory: Path) -> None:
+    """A blob's directory made if need be: in a store in use it exists (one system call to learn so)."""
+    try:
+        directory.mkdir()
+    except FileExistsError:
+        pass
+    except FileNotFoundError:  # its parent is new too
+        directory.parent.mkdir(exist_ok=True)
+        directory.mkdir(exist_ok=True)
 
 
 def _write_all(handle: BinaryIO, pieces: list[bytes], *, sync: bool) -> None:

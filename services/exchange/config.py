@@ -45,6 +45,11 @@ class ExchangeSection(ServiceSection):
     blob_sweep_interval_hours: float = Field(
         default=6.0, ge=0, description="how often unreferenced attachment blobs are deleted (0: never)"
     )
+    blob_sync_process: bool = Field(
+        default=True,
+        description="an attachment held in memory is synced to disk by a process of the exchange's own, not a"
+        " worker thread (which waits for the busy event loop's GIL after each system call)",
+    )
     blob_grace_hours: float = Field(
         default=24.0,
         ge=1,

@@ -14,6 +14,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.exchange.blobstore import BlobStore, ReferenceCheck, SweepReport, sweep_unreferenced
+from services.exchange.blobsync import BlobSyncer
 from services.exchange.calendar import WorkingCalendar, read_calendar_file
 from services.exchange.consumers import report_status_over_bus
 from services.exchange.delivery.packets import StatusPacketService
@@ -268,9 +269,10 @@ class ExchangeRuntime(ServiceRuntime):
 
     async def open_blob_store(self) -> None:
         """Open the attachment store, deleting what a killed process was uploading."""
-        blobs = BlobStore(self.blob_dir)
+        blobs = BlobStore(self.blob_dir, syncer=BlobSyncer() if self.config.blob_sync_process else None)
         await asyncio.to_thread(blobs.remove_abandoned_uploads)
         self._blobs = blobs
+        self.on_shutdown(blobs.close)
 
     async def sweep_blobs(self) -> SweepReport:
         """Delete the blobs no attachment references, older than ``blob_grace_hours``; log what went."""

@@ -1,0 +1,155 @@
+"""The blob store's syncer process: an upload held in memory is written by the event loop's thread
+and made durable (synced, renamed, its directories synced) by a process of its own, which answers
+each commit; a syncer that dies fails the commits it had and is started again."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import json
+import os
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.exchange import blobsync
+from services.exchange.blobstore import CHUNK, BlobStore
+from services.exchange.blobsync import BlobSyncer, SyncerStoppedError, make_durable, serve
+from tests.exchange.test_blobstore import stored_files, stream, tmp_files
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[BlobStore]:
+    blobs = BlobStore(tmp_path / "blobs", syncer=BlobSyncer())
+    try:
+        yield blobs
+    finally:
+        await blobs.close()
+
+
+def test_the_file_is_synced_before_its_rename_and_its_directories_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "ab" / "cd").mkdir(parents=True)
+    tmp = tmp_path / "upload"
+    tmp.write_bytes(b"van ban")
+    final = tmp_path / "ab" / "cd" / "abcd"
+    steps: list[str] = []
+    opened: dict[int, str] = {}
+    real_open, real_fsync, real_replace = os.open, os.fsync, os.replace
+
+    def recording_open(path: Any, flags: int, *args: Any) -> int:
+        descriptor = real_open(path, flags, *args)
+        opened[descriptor] = Path(path).name
+        return descriptor
+
+    def recording_fsync(descriptor: int) -> None:
+        steps.append(f"fsync {opened[descriptor]}")
+        real_fsync(descriptor)
+
+    def recording_replace(source: Any, target: Any) -> None:
+        steps.append("rename")
+        real_replace(source, target)
+
+    monkeypatch.setattr(blobsync.os, "open", recording_open)
+    monkeypatch.setattr(blobsync.os, "fsync", recording_fsync)
+    monkeypatch.setattr(blobsync.os, "replace", recording_replace)
+    make_durable(str(tmp), str(final), [str(final.parent), str(final.parent.parent)])
+    assert steps == ["fsync upload", "rename", "fsync cd", "fsync ab"]
+    assert final.read_bytes() == b"van ban" and not tmp.exists()
+
+
+def test_each_request_is_answered_with_its_error_if_any(tmp_path: Path) -> None:
+    tmp = tmp_path / "upload"
+    tmp.write_bytes(b"x")
+    requests = [
+        {"id": 1, "tmp": str(tmp), "final": str(tmp_path / "done"), "directories": [str(tmp_path)]},
+        {"id": 2, "tmp": str(tmp_path / "missing"), "final": str(tmp_path / "other"), "directories": []},
+        {"id": 3, "final": "no tmp"},  # a request it cannot read: answered, not dropped
+    ]
+    answers = io.BytesIO()
+    serve([json.dumps(r).encode() + b"\n" for r in requests], answers, workers=2)
+    said = {a["id"]: a for a in map(json.loads, answers.getvalue().splitlines())}
+    assert said[1] == {"id": 1} and (tmp_path / "done").read_bytes() == b"x"
+    assert said[2]["errno"] == 2 and "No such file" in said[2]["error"]
+    assert said[3]["errno"] == 0 and "KeyError" in said[3]["error"]
+
+
+async def test_a_small_upload_is_made_durable_by_the_syncer_process(store: BlobStore) -> None:
+    data = b"%PDF-1.7 cong van " + os.urandom(1000)
+    blob = await store.commit(await store.stage(stream(data), max_bytes=CHUNK))
+    assert store.path(blob.sha256).read_bytes() == data and tmp_files(store) == []
+    assert oct(store.path(blob.sha256).stat().st_mode & 0o777) == "0o600"  # as a streamed upload's file
+    assert store.syncer is not None and store.syncer._process is not None
+    syncer_pid = store.syncer._process.pid
+    assert syncer_pid != os.getpid()
+    # many at once: each answered, each in its place
+    many = [b"van ban %d " % n + os.urandom(100) for n in range(40)]
+    staged = [await store.stage(stream(d), max_bytes=CHUNK) for d in many]
+    blobs = await asyncio.gather(*(store.commit(s) for s in staged))
+    assert [store.path(b.sha256).read_bytes() for b in blobs] == many
+    assert len(stored_files(store)) == 41 and tmp_files(store) == []
+    assert store.syncer._process.pid == syncer_pid  # one syncer, started once
+    await store.close()
+    assert store.syncer._process is None
+
+
+async def test_bytes_stored_already_are_reused_without_the_syncer(store: BlobStore) -> None:
+    data = b"mot ban"
+    first = await store.put(stream(data), max_bytes=100)
+    assert store.syncer is not None
+    asked: list[Path] = []
+    durable = store.syncer.durable
+
+    async def counting(tmp: Path, final: Path, directories: list[Path]) -> None:
+        asked.append(final)
+        await durable(tmp, final, directories)
+
+    store.syncer.durable = counting  # type: ignore[method-assign]
+    again = await store.put(stream(data), max_bytes=100)
+    assert again.sha256 == first.sha256 and asked == [] and tmp_files(store) == []
+
+
+async def test_a_syncer_that_dies_fails_its_commits_and_the_next_commit_starts_another(
+    store: BlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await store.put(stream(b"first"), max_bytes=100)  # the syncer started
+    assert store.syncer is not None and store.syncer._process is not None
+    first_pid = store.syncer._process.pid
+    # the next request kills it before it answers
+    process = store.syncer._process
+    assert process.stdin is not None
+    write = process.stdin.write
+
+    def killing(data: bytes) -> None:
+        os.kill(first_pid, signal.SIGKILL)
+
+    monkeypatch.setattr(process.stdin, "write", killing)
+    data = b"never answered"
+    with pytest.raises(SyncerStoppedError):
+        await store.put(stream(data), max_bytes=100)
+    monkeypatch.setattr(process.stdin, "write", write)
+    assert tmp_files(store) == [] and not store.path(hashlib.sha256(data).hexdigest()).exists()
+    again = await store.put(stream(data), max_bytes=100)  # a new syncer
+    assert store.path(again.sha256).read_bytes() == data
+    assert store.syncer._process is not None and store.syncer._process.pid != first_pid
+
+
+async def test_a_cancelled_commit_leaves_no_upload_file_behind(store: BlobStore) -> None:
+    await store.put(stream(b"start the syncer"), max_bytes=100)
+    data = b"cancelled " + os.urandom(50)
+    staged = await store.stage(stream(data), max_bytes=CHUNK)
+    commit = asyncio.ensure_future(store.commit(staged))
+    await asyncio.sleep(0)  # written and asked; not answered yet
+    commit.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await commit
+    await store.put(stream(b"after"), max_bytes=100)  # the syncer still answers
+    assert tmp_files(store) == []
+    # renamed before the cancel was seen, or never: no half-written file at its place either way
+    final = store.path(hashlib.sha256(data).hexdigest())
+    assert not final.exists() or final.read_bytes() == data
