@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
-from services.exchange.blobsync import BlobSyncer
+from services.exchange.blobsync import BlobSyncer, SyncerUnavailableError
 from shared.blobs import blob_path, sync_directory
 from shared.errors import PayloadTooLargeError
 
@@ -350,15 +350,27 @@ class BlobStore:
     async def _sync_elsewhere(self, fd: int, tmp: Path, final: Path) -> None:
         """The syncer syncs the file, renames it, syncs its directories; the file stays locked (open)
         here until it answers. On an error the ``tmp/`` file is deleted; a file already at its
-        place is reused by the next commit of the same bytes, its directories synced again."""
+        place is reused by the next commit of the same bytes, its directories synced again. When
+        no syncer can be started, a worker thread does it."""
+        assert self.syncer is not None
         try:
-            await self.syncer.durable(tmp, final, self._unsynced_directories(final))  # type: ignore[union-attr]
+            try:
+                await self.syncer.durable(tmp, final, self._unsynced_directories(final))
+            except SyncerUnavailableError as exc:
+                log.warning("%s: an upload is synced by a worker thread instead", exc)
+                await asyncio.to_thread(self._sync_here, fd, tmp, final)
+            else:
+                self._mark_synced(final)
         except BaseException:
             _forget(tmp)
             raise
         finally:
             os.close(fd)
-        self._mark_synced(final)
+
+    def _sync_here(self, fd: int, tmp: Path, final: Path) -> None:
+        os.fsync(fd)
+        os.replace(tmp, final)
+        self._settle(final)
 
     def _move_into_place(self, tmp: Path, sha256: str, handle: BinaryIO | None = None) -> None:
         """The file under its hash (or, the same bytes stored already, the file deleted), the rename

@@ -13,7 +13,8 @@ The protocol, one JSON line each way: ``{"id": 7, "tmp": …, "final": …, "dir
 answered ``{"id": 7}`` or ``{"id": 7, "errno": 28, "error": "No space left on device"}``. A few
 threads handle the requests at once, each answered when done; the writer keeps the file open and
 locked until the answer (a starting replica deletes only the unlocked files of ``tmp/``).
-``python -m services.exchange.blobsync`` (it imports nothing of the application).
+The exchange runs this file by its path, isolated (``python -I …/blobsync.py``): it imports the
+standard library only.
 """
 
 from __future__ import annotations
@@ -24,10 +25,12 @@ import itertools
 import json
 import logging
 import os
+import signal
 import sys
 import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -78,8 +81,25 @@ def serve(requests: Iterable[bytes] | None = None, answers: BinaryIO | None = No
 
 
 class SyncerStoppedError(OSError):
-    """The syncer process ended before it answered (killed, or out of memory): the commits it had
-    are not known to be durable, and fail; the next commit starts a new syncer."""
+    """The syncer process ended before it answered (killed, or out of memory), or the service is
+    stopping: the commits it had are not known to be durable, and fail; the next commit starts a new
+    syncer."""
+
+
+class SyncerUnavailableError(OSError):
+    """The syncer process could not be started (no executable, a limit on processes)."""
+
+
+@dataclass
+class _Running:
+    """One syncer process, the commits it was asked and not yet answered, the task reading its answers."""
+
+    process: asyncio.subprocess.Process
+    pending: dict[int, asyncio.Future[None]] = field(default_factory=dict)
+    reader: asyncio.Task[None] | None = None
+
+    def usable(self) -> bool:
+        return self.process.returncode is None and self.reader is not None and not self.reader.done()
 
 
 class BlobSyncer:
@@ -87,74 +107,101 @@ class BlobSyncer:
     requests written to its pipe, each answer resolving its commit. :meth:`close` stops it."""
 
     def __init__(self) -> None:
-        self._process: asyncio.subprocess.Process | None = None
-        self._reader: asyncio.Task[None] | None = None
-        self._pending: dict[int, asyncio.Future[None]] = {}
+        self._running: _Running | None = None
         self._ids = itertools.count(1)
         self._starting = asyncio.Lock()
+        self._closed = False
 
     async def durable(self, tmp: Path, final: Path, directories: list[Path]) -> None:
         """``tmp`` synced, renamed to ``final``, ``directories`` synced, by the syncer; OSError with
-        the system's error when a step failed (the file is where the step left it)."""
-        process = await self._running()
-        assert process.stdin is not None
+        the system's error when a step failed (the file is where the step left it);
+        :class:`SyncerUnavailableError` when no syncer could be started."""
+        if self._closed:
+            raise SyncerStoppedError("the blob syncer is stopped: the service is shutting down")
+        running = await self._start()
+        assert running.process.stdin is not None
         number = next(self._ids)
-        answered = self._pending[number] = asyncio.get_running_loop().create_future()
+        answered = running.pending[number] = asyncio.get_running_loop().create_future()
         request = {"id": number, "tmp": str(tmp), "final": str(final), "directories": [str(d) for d in directories]}
         try:
-            process.stdin.write(json.dumps(request).encode() + b"\n")
+            running.process.stdin.write(json.dumps(request).encode() + b"\n")
             await answered
         finally:
-            self._pending.pop(number, None)
+            running.pending.pop(number, None)
+
+    @property
+    def pid(self) -> int | None:
+        """The syncer process's id (None: none is running)."""
+        return self._running.process.pid if self._running is not None else None
 
     async def close(self) -> None:
-        """End the syncer once it has answered what it was asked (its input closed)."""
-        process, self._process = self._process, None
-        if process is None:
+        """End the syncer once it has answered what it was asked (its input closed); later commits
+        are refused (the service is stopping)."""
+        self._closed = True
+        running, self._running = self._running, None
+        if running is None:
             return
-        assert process.stdin is not None
-        process.stdin.close()
+        assert running.process.stdin is not None
+        running.process.stdin.close()
         with contextlib.suppress(ProcessLookupError):
             try:
-                await asyncio.wait_for(process.wait(), 10)
+                await asyncio.wait_for(running.process.wait(), 10)
             except TimeoutError:
-                process.kill()
-                await process.wait()
-        if self._reader is not None:
-            await self._reader
+                running.process.kill()
+                await running.process.wait()
+        if running.reader is not None:
+            await running.reader
 
-    async def _running(self) -> asyncio.subprocess.Process:
+    async def _start(self) -> _Running:
         async with self._starting:
-            if self._process is None or self._process.returncode is not None:
-                self._process = await asyncio.create_subprocess_exec(
+            if self._running is not None and self._running.usable():
+                return self._running
+            if self._running is not None:  # its answers could not be read: a new one
+                with contextlib.suppress(ProcessLookupError):
+                    self._running.process.kill()
+            try:
+                # by its file, isolated (-I): it needs the standard library only, wherever the
+                # application's packages are; a session of its own: Ctrl-C in a terminal reaches the
+                # exchange, which stops it once it has answered (its input closed)
+                process = await asyncio.create_subprocess_exec(
                     sys.executable,
-                    "-m",
-                    __name__,
+                    "-I",
+                    __file__,
                     stdin=asyncio.subprocess.PIPE,
                     stdout=asyncio.subprocess.PIPE,
+                    start_new_session=True,
                 )
-                self._reader = asyncio.create_task(self._read(self._process), name="exchange-blob-syncer")
-            return self._process
+            except OSError as exc:
+                raise SyncerUnavailableError(exc.errno or 0, f"the blob syncer could not start: {exc}") from exc
+            running = self._running = _Running(process)
+            running.reader = asyncio.create_task(self._read(running), name="exchange-blob-syncer")
+            return running
 
-    async def _read(self, process: asyncio.subprocess.Process) -> None:
-        assert process.stdout is not None
-        while line := await process.stdout.readline():
-            answer = json.loads(line)
-            answered = self._pending.get(answer["id"])
-            if answered is None or answered.done():  # its commit was cancelled meanwhile
-                continue
-            if "errno" in answer:
-                answered.set_exception(OSError(answer["errno"], answer["error"]))
-            else:
-                answered.set_result(None)
-        code = await process.wait()
-        if self._pending:
-            log.error("the blob syncer stopped (exit code %s) with %d commit(s) unanswered", code, len(self._pending))
-        for answered in self._pending.values():
+    @staticmethod
+    async def _read(running: _Running) -> None:
+        assert running.process.stdout is not None
+        try:
+            while line := await running.process.stdout.readline():
+                answer = json.loads(line)
+                answered = running.pending.get(answer["id"])
+                if answered is None or answered.done():  # its commit was cancelled meanwhile
+                    continue
+                if "errno" in answer:
+                    answered.set_exception(OSError(answer["errno"], answer["error"]))
+                else:
+                    answered.set_result(None)
+        except Exception:  # an answer it cannot read: that syncer is stopped, the next commit starts another
+            log.exception("the blob syncer's answers cannot be read; it is stopped")
+            with contextlib.suppress(ProcessLookupError):
+                running.process.kill()
+        code = await running.process.wait()
+        if running.pending:
+            log.error("the blob syncer stopped (exit code %s) with %d commit(s) unanswered", code, len(running.pending))
+        for answered in running.pending.values():
             if not answered.done():
                 answered.set_exception(SyncerStoppedError(f"the blob syncer stopped (exit code {code})"))
 
 
 if __name__ == "__main__":
-    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C reaches the whole process group; the writer says why
-        serve()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # it stops when the exchange closes its input
+    serve()

@@ -326,6 +326,7 @@ async def test_the_claim_reads_the_waiting_records_alone_whatever_the_plan(datab
             parameters = max(int(number) for number in re.findall(r"\$(\d+)", claim))
             rows = await connection.exec_driver_sql(f"EXPLAIN EXECUTE claim({', '.join(['NULL'] * parameters)})")
             plan = "\n".join(str(row[0]) for row in rows)
+            await connection.exec_driver_sql("DEALLOCATE claim")  # a rollback does not undo a PREPARE
         await connection.rollback()
     assert "ix_archive_record_text_waiting" in plan, plan
     assert "Seq Scan on archive_record" not in plan and "SCAN archive_record\n" not in plan + "\n", plan

@@ -10,6 +10,8 @@ import io
 import json
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -84,8 +86,8 @@ async def test_a_small_upload_is_made_durable_by_the_syncer_process(store: BlobS
     blob = await store.commit(await store.stage(stream(data), max_bytes=CHUNK))
     assert store.path(blob.sha256).read_bytes() == data and tmp_files(store) == []
     assert oct(store.path(blob.sha256).stat().st_mode & 0o777) == "0o600"  # as a streamed upload's file
-    assert store.syncer is not None and store.syncer._process is not None
-    syncer_pid = store.syncer._process.pid
+    assert store.syncer is not None and store.syncer.pid is not None
+    syncer_pid = store.syncer.pid
     assert syncer_pid != os.getpid()
     # many at once: each answered, each in its place
     many = [b"van ban %d " % n + os.urandom(100) for n in range(40)]
@@ -93,9 +95,14 @@ async def test_a_small_upload_is_made_durable_by_the_syncer_process(store: BlobS
     blobs = await asyncio.gather(*(store.commit(s) for s in staged))
     assert [store.path(b.sha256).read_bytes() for b in blobs] == many
     assert len(stored_files(store)) == 41 and tmp_files(store) == []
-    assert store.syncer._process.pid == syncer_pid  # one syncer, started once
+    assert store.syncer.pid == syncer_pid  # one syncer, started once
     await store.close()
-    assert store.syncer._process is None
+    assert store.syncer.pid is None
+    with pytest.raises(OSError, match="shutting down"):  # a commit after the service's stop: refused
+        await store.put(stream(b"too late"), max_bytes=100)
+    assert tmp_files(store) == []
+    with pytest.raises(ProcessLookupError):
+        os.kill(syncer_pid, 0)  # gone, not started again either
 
 
 async def test_bytes_stored_already_are_reused_without_the_syncer(store: BlobStore) -> None:
@@ -118,25 +125,71 @@ async def test_a_syncer_that_dies_fails_its_commits_and_the_next_commit_starts_a
     store: BlobStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await store.put(stream(b"first"), max_bytes=100)  # the syncer started
-    assert store.syncer is not None and store.syncer._process is not None
-    first_pid = store.syncer._process.pid
+    assert store.syncer is not None and store.syncer._running is not None
+    first_pid = store.syncer.pid
+    assert first_pid is not None
     # the next request kills it before it answers
-    process = store.syncer._process
-    assert process.stdin is not None
-    write = process.stdin.write
-
-    def killing(data: bytes) -> None:
-        os.kill(first_pid, signal.SIGKILL)
-
-    monkeypatch.setattr(process.stdin, "write", killing)
+    stdin = store.syncer._running.process.stdin
+    assert stdin is not None
+    monkeypatch.setattr(stdin, "write", lambda _data: os.kill(first_pid, signal.SIGKILL))
     data = b"never answered"
     with pytest.raises(SyncerStoppedError):
         await store.put(stream(data), max_bytes=100)
-    monkeypatch.setattr(process.stdin, "write", write)
     assert tmp_files(store) == [] and not store.path(hashlib.sha256(data).hexdigest()).exists()
     again = await store.put(stream(data), max_bytes=100)  # a new syncer
     assert store.path(again.sha256).read_bytes() == data
-    assert store.syncer._process is not None and store.syncer._process.pid != first_pid
+    assert store.syncer.pid not in (None, first_pid)
+
+
+async def test_an_answer_that_cannot_be_read_fails_its_commit_and_a_new_syncer_is_started(
+    store: BlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await store.put(stream(b"first"), max_bytes=100)
+    assert store.syncer is not None and store.syncer._running is not None
+    first_pid = store.syncer.pid
+    stdout = store.syncer._running.process.stdout
+    assert stdout is not None
+    readline = stdout.readline
+
+    async def garbled() -> bytes:
+        await readline()
+        return b"not json\n"
+
+    monkeypatch.setattr(stdout, "readline", garbled)
+    await store.put(stream(b"answered before"), max_bytes=100)  # the reader was waiting already
+    with pytest.raises(SyncerStoppedError):  # not left waiting for an answer forever
+        await store.put(stream(b"garbled"), max_bytes=100)
+    again = await store.put(stream(b"after"), max_bytes=100)
+    assert store.path(again.sha256).read_bytes() == b"after" and store.syncer.pid != first_pid
+
+
+async def test_no_syncer_process_the_upload_is_synced_by_a_thread(
+    store: BlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def refused(*_args: object, **_kwargs: object) -> None:
+        raise BlockingIOError(11, "Resource temporarily unavailable")  # a limit on processes
+
+    monkeypatch.setattr(blobsync.asyncio, "create_subprocess_exec", refused)
+    blob = await store.put(stream(b"still stored"), max_bytes=100)
+    assert store.path(blob.sha256).read_bytes() == b"still stored" and tmp_files(store) == []
+    assert store.syncer is not None and store.syncer.pid is None
+
+
+def test_the_syncer_runs_without_the_application_on_its_path(tmp_path: Path) -> None:
+    """By its file, isolated: from a directory without the repository, with no PYTHONPATH."""
+    tmp = tmp_path / "upload"
+    tmp.write_bytes(b"x")
+    request = {"id": 1, "tmp": str(tmp), "final": str(tmp_path / "final"), "directories": [str(tmp_path)]}
+    answer = subprocess.run(
+        [sys.executable, "-I", blobsync.__file__],
+        input=json.dumps(request).encode() + b"\n",
+        capture_output=True,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin"},
+        timeout=30,
+        check=True,
+    )
+    assert json.loads(answer.stdout) == {"id": 1} and (tmp_path / "final").read_bytes() == b"x"
 
 
 async def test_a_cancelled_commit_leaves_no_upload_file_behind(store: BlobStore) -> None:
