@@ -314,10 +314,7 @@ class BlobStore:
             return
         fd, tmp = self._locked_file()
         try:
-            for piece in pieces:
-                view = memoryview(piece)
-                while view:
-                    view = view[os.write(fd, view) :]
+            _write_pieces(fd, pieces)
             os.fsync(fd)
             self._place(tmp, final)
         except BaseException:
@@ -336,10 +333,7 @@ class BlobStore:
             return None
         fd, tmp = self._locked_file()
         try:
-            for piece in pieces:
-                view = memoryview(piece)
-                while view:
-                    view = view[os.write(fd, view) :]
+            _write_pieces(fd, pieces)
             _make_directory(final.parent)
         except BaseException:
             os.close(fd)
@@ -547,6 +541,14 @@ async def sweep_unreferenced(
         if progress is not None:
             progress(report)
     return report
+
+
+def _write_pieces(fd: int, pieces: Sequence[bytes]) -> None:
+    """Every byte of the pieces to the file (a write may take part of what it is given)."""
+    for piece in pieces:
+        view = memoryview(piece)
+        while view:
+            view = view[os.write(fd, view) :]
 
 
 def _forget(tmp: Path) -> None:
