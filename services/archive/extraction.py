@@ -260,6 +260,16 @@ def run_blob(
     return run(data, content_type, mode, max_chars, pdf_engine)
 
 
+def run_blobs(requests: list[tuple[str, str, str, int]], mode: str, max_chars: int) -> list[dict[str, str]]:
+    """:func:`run_blob` for several files of the blob store (``(root, sha256, content_type,
+    max_bytes)`` each), one after the other in the same worker: one task of the pool, one hand-over
+    each way, for a batch of the text enricher's files."""
+    return [
+        run_blob(root, sha256, content_type, mode, max_chars, max_bytes)
+        for root, sha256, content_type, max_bytes in requests
+    ]
+
+
 def main() -> None:
     content_type = sys.argv[1]
     languages = sys.argv[2] if len(sys.argv) > 2 else "vie"

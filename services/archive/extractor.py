@@ -19,15 +19,17 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.archive.extraction import run, run_blob
+from services.archive.extraction import run, run_blob, run_blobs
 from shared.pools import discard_pool, forkserver_context, kill_pool, preload
 from shared.text import nfc
 
 log = logging.getLogger("lienthong.archive.extraction")
 MODULE = "services.archive.extraction"
-MAX_TASKS_PER_WORKER = 1000  # a worker is replaced after this many files (what a parser leaked goes with it)
+BATCH = 16  # files of the blob store a worker's task reads at most
+# a worker is replaced after this many tasks, 250 – 4,000 files (what a parser leaked goes with it)
+MAX_TASKS_PER_WORKER = 250
 # imported once in the forkserver, before it forks each worker: a worker (a new one after every
-# MAX_TASKS_PER_WORKER files too) starts with the parsers loaded instead of importing them itself
+# MAX_TASKS_PER_WORKER tasks too) starts with the parsers loaded instead of importing them itself
 PRELOAD = [MODULE, "pypdfium2", "pypdf", "PIL.Image"]
 preload(*PRELOAD)
 
@@ -36,6 +38,15 @@ preload(*PRELOAD)
 class Extracted:
     text: str
     error: str | None = None
+
+
+def _result(answer: dict[str, str]) -> Extracted | None:
+    """A worker's answer: the text, why there is none, or None when the blob it was to read is missing."""
+    if "missing" in answer:
+        return None
+    if "error" in answer:
+        return Extracted("", str(answer["error"])[:500])
+    return Extracted(nfc(str(answer.get("text", ""))))
 
 
 def _limit_memory(memory_bytes: int) -> None:
@@ -56,6 +67,8 @@ class TextExtractor:
         self.concurrency = concurrency
         self._slots = asyncio.Semaphore(concurrency)
         self._executor: ProcessPoolExecutor | None = None
+        self._queued: list[tuple[tuple[str, str, str, int], asyncio.Future[Extracted | None]]] = []
+        self._batches: set[asyncio.Task[None]] = set()
 
     async def check(self, data: bytes, content_type: str) -> str | None:
         """Why a scan cannot be read (None: it can), checked in the same bounded workers."""
@@ -72,8 +85,67 @@ class TextExtractor:
     async def extract_blob(self, root: Path, sha256: str, content_type: str, max_bytes: int) -> Extracted | None:
         """The text of a file of the blob store, read by the worker itself (its hash checked there:
         the bytes do not travel through the pool's pipe); None when the store has no whole file of
-        that hash within ``max_bytes`` (the caller gets the bytes elsewhere)."""
-        return await self._run(run_blob, str(root), sha256, content_type, self.languages, self.max_chars, max_bytes)
+        that hash within ``max_bytes`` (the caller gets the bytes elsewhere).
+
+        The calls made in the same turn of the event loop (the text enricher's batch) go to the
+        workers together: a task a worker, not a task a file (each task is a hand-over to the pool's
+        threads and back, which cost the busy archive more than a small PDF's extraction:
+        docs/performance.md, "The tenth session's changes"). A batch whose worker dies or overruns
+        ``timeout_seconds`` a file is done again file by file, each with its own time limit."""
+        answered: asyncio.Future[Extracted | None] = asyncio.get_running_loop().create_future()
+        self._queued.append(((str(root), sha256, content_type, max_bytes), answered))
+        if len(self._queued) == 1:
+            asyncio.get_running_loop().call_soon(self._dispatch)
+        return await answered
+
+    def _dispatch(self) -> None:
+        """The queued calls, split into a batch per worker (at most ``BATCH`` files each)."""
+        queued, self._queued = self._queued, []
+        size = min(BATCH, -(-len(queued) // self.concurrency))
+        for start in range(0, len(queued), size):
+            task = asyncio.create_task(self._run_batch(queued[start : start + size]))
+            self._batches.add(task)
+            task.add_done_callback(self._batches.discard)
+
+    async def _run_batch(self, batch: list[tuple[tuple[str, str, str, int], asyncio.Future[Extracted | None]]]) -> None:
+        requests = [request for request, answered in batch if not answered.done()]
+        waiting = [answered for _request, answered in batch if not answered.done()]
+        answers: list[dict[str, str]] | None = None
+        try:
+            if len(requests) > 1:
+                answers = await self._run_many(requests)
+            for number, (request, answered) in enumerate(zip(requests, waiting, strict=True)):
+                if answers is None:  # alone: a batch of one, or a batch that failed
+                    root, sha256, content_type, max_bytes = request
+                    args = (root, sha256, content_type, self.languages, self.max_chars, max_bytes)
+                    result = await self._run(run_blob, *args)
+                else:
+                    result = _result(answers[number])
+                if not answered.done():
+                    answered.set_result(result)
+        except BaseException as exc:
+            for answered in waiting:
+                if not answered.done():
+                    answered.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+
+    async def _run_many(self, requests: list[tuple[str, str, str, int]]) -> list[dict[str, str]] | None:
+        """One worker's task for several files; None when it died or overran (the caller then runs
+        each file alone)."""
+        async with self._slots:
+            executor = self._pool()
+            future = asyncio.get_running_loop().run_in_executor(
+                executor, run_blobs, requests, self.languages, self.max_chars
+            )
+            try:
+                return await asyncio.wait_for(future, self.timeout_seconds * len(requests))
+            except TimeoutError:
+                log.warning("a batch of %d extractions overran: the extraction pool is killed", len(requests))
+                self._kill(executor)
+            except BrokenProcessPool:
+                self._discard(executor)
+            return None
 
     async def shutdown(self) -> None:
         """Stop the workers (the service's shutdown hook)."""
@@ -113,11 +185,7 @@ class TextExtractor:
                     if attempt == 2:
                         return Extracted("", "extraction failed (its worker died)")
                     continue
-                if "missing" in answer:
-                    return None
-                if "error" in answer:
-                    return Extracted("", str(answer["error"])[:500])
-                return Extracted(nfc(str(answer.get("text", ""))))
+                return _result(answer)
         raise AssertionError("unreachable")
 
     def _discard(self, executor: ProcessPoolExecutor) -> None:

@@ -142,3 +142,73 @@ def test_a_kept_scan_its_name_and_its_new_directory_are_synced_to_disk(
     (files_dir / hashlib.sha256(other).hexdigest()[:2]).mkdir(exist_ok=True)
     files.store(files_dir, other)
     assert files_dir in synced
+
+
+def _blob(root: Path, data: bytes) -> str:
+    sha256 = hashlib.sha256(data).hexdigest()
+    path = root / sha256[:2] / sha256[2:4] / sha256
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return sha256
+
+
+async def test_blobs_asked_together_are_read_a_batch_a_worker(tmp_path: Path) -> None:
+    """The text enricher's files (asked in one turn of the event loop) go to the pool as one task a
+    worker, each with its own answer: its text, its error, or None for a file the store lacks."""
+    import asyncio
+
+    extractor = TextExtractor(timeout_seconds=30, memory_mb=512, languages="vie", max_chars=1000)
+    texts = [f"Van ban so {n}" for n in range(12)]
+    shas = [_blob(tmp_path, make_pdf([text])) for text in texts]
+    broken = _blob(tmp_path, b"%PDF-1.7\n garbage without objects")
+    tasks: list[int] = []
+    try:
+        pool = extractor._pool()
+        submit = pool.submit
+
+        def counting(function: object, *args: object, **kwargs: object) -> object:
+            tasks.append(len(args[0]) if args and isinstance(args[0], list) else 1)
+            return submit(function, *args, **kwargs)  # type: ignore[arg-type]
+
+        pool.submit = counting  # type: ignore[method-assign]
+        answers = await asyncio.gather(
+            *(extractor.extract_blob(tmp_path, sha, PDF, 1_000_000) for sha in [*shas, broken, "f" * 64])
+        )
+    finally:
+        await extractor.shutdown()
+    assert [a.text.strip() if a else None for a in answers[:12]] == texts
+    assert answers[12] is not None and answers[12].text == "" and answers[12].error
+    assert answers[13] is None  # not in the store: the caller asks the exchange
+    assert len(tasks) == 2 and sum(tasks) == 14  # a batch for each of the two workers, not a task a file
+
+
+async def test_a_batch_whose_worker_dies_is_read_again_file_by_file(tmp_path: Path) -> None:
+    """PDFium aborts its worker on a stream inflating past the memory limit: the batch it was in is
+    read again one file at a time, so its neighbours keep their text and it gets its own reason."""
+    import asyncio
+
+    extractor = TextExtractor(timeout_seconds=60, memory_mb=256, languages="vie", max_chars=1000)
+    bomb = _blob(tmp_path, pdf_bomb())
+    neighbours = [_blob(tmp_path, make_pdf([f"Van ban ben canh {n}"])) for n in range(3)]
+    try:
+        answers = await asyncio.gather(
+            *(extractor.extract_blob(tmp_path, sha, PDF, 10_000_000) for sha in [neighbours[0], bomb, *neighbours[1:]])
+        )
+    finally:
+        await extractor.shutdown()
+    texts = [a.text if a else "" for a in answers]
+    assert all(f"Van ban ben canh {n}" in texts[i] for n, i in ((0, 0), (1, 2), (2, 3))), answers
+    assert answers[1] is not None and answers[1].text == "" and answers[1].error, answers[1]
+    assert "decompressing" in answers[1].error
+
+
+async def test_a_batch_that_overruns_is_read_again_each_file_with_its_own_limit(tmp_path: Path) -> None:
+    import asyncio
+
+    extractor = TextExtractor(timeout_seconds=0, memory_mb=512, languages="vie", max_chars=1000)
+    shas = [_blob(tmp_path, make_pdf([f"Van ban {n}"])) for n in range(3)]
+    try:
+        answers = await asyncio.gather(*(extractor.extract_blob(tmp_path, sha, PDF, 1_000_000) for sha in shas))
+    finally:
+        await extractor.shutdown()
+    assert all(a is not None and a.text == "" and a.error and "longer than" in a.error for a in answers), answers
