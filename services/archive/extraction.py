@@ -15,6 +15,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -246,6 +247,8 @@ def run(data: bytes, content_type: str, mode: str, max_chars: int, pdf_engine: s
         return {"error": str(exc)}
     except MemoryError:
         return {"error": "the file needs more memory to read than an extraction may use"}
+    except Exception as exc:  # a parser's own failure on a malformed file: this file's reason
+        return {"error": f"the file could not be read ({type(exc).__name__}: {exc})"[:500]}
 
 
 def run_blob(
@@ -260,14 +263,21 @@ def run_blob(
     return run(data, content_type, mode, max_chars, pdf_engine)
 
 
-def run_blobs(requests: list[tuple[str, str, str, int]], mode: str, max_chars: int) -> list[dict[str, str]]:
+def run_blobs(
+    requests: list[tuple[str, str, str, int]], mode: str, max_chars: int, timeout_seconds: float
+) -> list[dict[str, str]]:
     """:func:`run_blob` for several files of the blob store (``(root, sha256, content_type,
     max_bytes)`` each), one after the other in the same worker: one task of the pool, one hand-over
-    each way, for a batch of the text enricher's files."""
-    return [
-        run_blob(root, sha256, content_type, mode, max_chars, max_bytes)
-        for root, sha256, content_type, max_bytes in requests
-    ]
+    each way, for a batch of the text enricher's files. Each answered as alone: a file that took
+    longer than ``timeout_seconds`` gets the overrun's error (alone it would have been stopped)."""
+    answers = []
+    for root, sha256, content_type, max_bytes in requests:
+        started = time.monotonic()
+        answer = run_blob(root, sha256, content_type, mode, max_chars, max_bytes)
+        if time.monotonic() - started > timeout_seconds:
+            answer = {"error": f"extraction took longer than {timeout_seconds:g} s"}
+        answers.append(answer)
+    return answers
 
 
 def main() -> None:

@@ -25,7 +25,9 @@ from shared.text import nfc
 
 log = logging.getLogger("lienthong.archive.extraction")
 MODULE = "services.archive.extraction"
-BATCH = 16  # files of the blob store a worker's task reads at most
+# files of the blob store a worker's task reads at most: the longer a batch, the longer a file beside
+# a hung one waits (up to BATCH times the time limit) and the longer the task holds a worker's slot
+BATCH = 8
 # a worker is replaced after this many tasks, 250 – 4,000 files (what a parser leaked goes with it)
 MAX_TASKS_PER_WORKER = 250
 # imported once in the forkserver, before it forks each worker: a worker (a new one after every
@@ -38,6 +40,12 @@ preload(*PRELOAD)
 class Extracted:
     text: str
     error: str | None = None
+
+
+def _being_cancelled() -> bool:
+    """Whether the running task itself is being cancelled (not a future it awaited)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def _result(answer: dict[str, str]) -> Extracted | None:
@@ -69,6 +77,7 @@ class TextExtractor:
         self._executor: ProcessPoolExecutor | None = None
         self._queued: list[tuple[tuple[str, str, str, int], asyncio.Future[Extracted | None]]] = []
         self._batches: set[asyncio.Task[None]] = set()
+        self._closed = False
 
     async def check(self, data: bytes, content_type: str) -> str | None:
         """Why a scan cannot be read (None: it can), checked in the same bounded workers."""
@@ -108,35 +117,45 @@ class TextExtractor:
             task.add_done_callback(self._batches.discard)
 
     async def _run_batch(self, batch: list[tuple[tuple[str, str, str, int], asyncio.Future[Extracted | None]]]) -> None:
-        requests = [request for request, answered in batch if not answered.done()]
-        waiting = [answered for _request, answered in batch if not answered.done()]
-        answers: list[dict[str, str]] | None = None
+        """A batch's files in one task; each answered as alone. A batch that failed as a whole is
+        read again file by file (each with its own time limit, retry and error), its callers that
+        gave up meanwhile skipped; the service's shutdown cancels what is left."""
+        pending = [(request, answered) for request, answered in batch if not answered.done()]
         try:
-            if len(requests) > 1:
-                answers = await self._run_many(requests)
-            for number, (request, answered) in enumerate(zip(requests, waiting, strict=True)):
-                if answers is None:  # alone: a batch of one, or a batch that failed
-                    root, sha256, content_type, max_bytes = request
-                    args = (root, sha256, content_type, self.languages, self.max_chars, max_bytes)
-                    result = await self._run(run_blob, *args)
-                else:
-                    result = _result(answers[number])
+            answers = await self._run_many([request for request, _answered in pending]) if len(pending) > 1 else None
+            for number, (request, answered) in enumerate(pending):
+                if answered.done():  # its caller gave up
+                    continue
+                if answers is not None:
+                    answered.set_result(_result(answers[number]))
+                    continue
+                root, sha256, content_type, max_bytes = request
+                try:
+                    result = await self._run(
+                        run_blob, root, sha256, content_type, self.languages, self.max_chars, max_bytes
+                    )
+                except Exception as exc:  # this file's, not its neighbours'
+                    if not answered.done():
+                        answered.set_exception(exc)
+                    continue
                 if not answered.done():
                     answered.set_result(result)
-        except BaseException as exc:
-            for answered in waiting:
+        except asyncio.CancelledError:  # the service stops: its callers with it
+            for _request, answered in pending:
+                answered.cancel()
+            raise
+        except Exception as exc:  # the extractor shut down meanwhile
+            for _request, answered in pending:
                 if not answered.done():
                     answered.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
 
     async def _run_many(self, requests: list[tuple[str, str, str, int]]) -> list[dict[str, str]] | None:
-        """One worker's task for several files; None when it died or overran (the caller then runs
-        each file alone)."""
+        """One worker's task for several files; None when it died or overran, or the pool dropped it
+        (the caller then reads each file alone)."""
         async with self._slots:
             executor = self._pool()
             future = asyncio.get_running_loop().run_in_executor(
-                executor, run_blobs, requests, self.languages, self.max_chars
+                executor, run_blobs, requests, self.languages, self.max_chars, self.timeout_seconds
             )
             try:
                 return await asyncio.wait_for(future, self.timeout_seconds * len(requests))
@@ -145,15 +164,30 @@ class TextExtractor:
                 self._kill(executor)
             except BrokenProcessPool:
                 self._discard(executor)
+            except asyncio.CancelledError:
+                if _being_cancelled():
+                    raise
+                # the pool dropped the queued task (discarded for another file's dead worker)
             return None
 
     async def shutdown(self) -> None:
-        """Stop the workers (the service's shutdown hook)."""
+        """Stop the workers (the service's shutdown hook): the batches under way are cancelled (with
+        their callers), none is started after."""
+        self._closed = True
+        batches = list(self._batches)
+        for task in batches:
+            task.cancel()
+        for queued in self._queued:
+            queued[1].cancel()
+        self._queued = []
+        await asyncio.gather(*batches, return_exceptions=True)
         executor, self._executor = self._executor, None
         if executor is not None:
             await asyncio.to_thread(executor.shutdown, True, cancel_futures=True)
 
     def _pool(self) -> ProcessPoolExecutor:
+        if self._closed:
+            raise RuntimeError("the text extractor is shut down")
         if self._executor is None:
             self._executor = ProcessPoolExecutor(
                 max_workers=self.concurrency,
@@ -179,8 +213,11 @@ class TextExtractor:
                     log.warning("an extraction overran %g s: the extraction pool is killed", self.timeout_seconds)
                     self._kill(executor)
                     return Extracted("", f"extraction took longer than {self.timeout_seconds:g} s")
-                except BrokenProcessPool:
-                    # killed for another file's overrun, or this one's worker died: once more, on a fresh pool
+                except (BrokenProcessPool, asyncio.CancelledError) as exc:
+                    if isinstance(exc, asyncio.CancelledError) and _being_cancelled():
+                        raise
+                    # killed for another file's overrun, this one's worker died, or the pool dropped
+                    # it (discarded for another file's dead worker): once more, on a fresh pool
                     self._discard(executor)
                     if attempt == 2:
                         return Extracted("", "extraction failed (its worker died)")

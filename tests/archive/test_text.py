@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from services.archive.extraction import DOCX, ODT, PDF, ExtractionError, extract
+from services.archive.extraction import DOCX, ODT, PDF, ExtractionError, extract, run
 from services.archive.extractor import TextExtractor
 from services.archive.record import files
 from services.demo.pdf import make_pdf
@@ -212,3 +212,49 @@ async def test_a_batch_that_overruns_is_read_again_each_file_with_its_own_limit(
     finally:
         await extractor.shutdown()
     assert all(a is not None and a.text == "" and a.error and "longer than" in a.error for a in answers), answers
+
+
+def test_a_batch_answers_each_file_as_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In the worker: a file slower than the time limit gets the overrun's error (alone it would have
+    been stopped), a parser's own failure is that file's reason, its neighbours keep their text."""
+    import time
+
+    from services.archive import extraction
+
+    def fake(root: str, sha256: str, content_type: str, *_args: object) -> dict[str, str]:
+        if sha256 == "slow":
+            time.sleep(0.2)
+        return extraction.run(b"not a zip", DOCX, "vie", 100) if sha256 == "broken" else {"text": sha256}
+
+    monkeypatch.setattr(extraction, "run_blob", fake)
+    requests = [("r", name, PDF, 100) for name in ("first", "slow", "broken", "last")]
+    answers = extraction.run_blobs(requests, "vie", 100, timeout_seconds=0.1)
+    assert answers[0] == {"text": "first"} and answers[3] == {"text": "last"}
+    assert answers[1] == {"error": "extraction took longer than 0.1 s"}
+    assert "error" in answers[2]
+
+
+def test_a_parser_failing_on_its_own_gives_the_file_a_reason() -> None:
+    """A DOCX whose deflate stream is corrupt makes zlib raise, not the extraction: it is this file's
+    error, not an exception that fails the enricher's batch."""
+    data = docx(["Van ban"])
+    entry = data.index(b"word/document.xml") + len(b"word/document.xml")
+    corrupt = data[:entry] + bytes(b ^ 0x5A for b in data[entry : entry + 40]) + data[entry + 40 :]
+    answer = run(corrupt, DOCX, "vie", 1000)
+    assert set(answer) == {"error"} and answer["error"], answer
+
+
+async def test_the_shutdown_stops_the_batches_under_way_and_starts_no_pool(tmp_path: Path) -> None:
+    import asyncio
+
+    extractor = TextExtractor(timeout_seconds=30, memory_mb=512, languages="vie", max_chars=1000)
+    shas = [_blob(tmp_path, make_pdf([f"Van ban {n}"] * 50)) for n in range(20)]
+    callers = [asyncio.ensure_future(extractor.extract_blob(tmp_path, sha, PDF, 1_000_000)) for sha in shas]
+    await asyncio.sleep(0.05)  # the batches under way
+    await asyncio.wait_for(extractor.shutdown(), 30)
+    await asyncio.gather(*callers, return_exceptions=True)
+    assert all(caller.done() for caller in callers)
+    await asyncio.sleep(0.2)
+    assert extractor._executor is None and not extractor._batches  # nothing started after
+    with pytest.raises(RuntimeError, match="shut down"):
+        await extractor.extract(make_pdf(["sau"]), PDF)
