@@ -25,6 +25,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import aiohttp
 
@@ -44,7 +45,13 @@ from bench.send import (
 
 WARM_UP_PER_SENDER = 3  # the warm-up: as many senders as measured (every pool at its size), 3 documents each
 SPIED = ("gateway", "registry", "exchange", "archive", "embedded")
-SPY_ON_CPU = False  # --on-cpu
+
+
+class Spy(NamedTuple):
+    """Where py-spy's profiles go, and whether it samples running threads (``--on-cpu``)."""
+
+    directory: Path
+    on_cpu: bool = False
 
 
 def _user_system_ms(pid: int) -> tuple[float, float]:
@@ -63,10 +70,11 @@ def _user_system_ms(pid: int) -> tuple[float, float]:
 
 
 @contextlib.contextmanager
-def _spying(pids: dict[str, int], directory: Path | None, on_cpu: bool = False) -> Iterator[None]:
-    if directory is None:
+def _spying(pids: dict[str, int], spy_on: Spy | None) -> Iterator[None]:
+    if spy_on is None:
         yield
         return
+    directory, on_cpu = spy_on
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     directory.mkdir(parents=True, exist_ok=True)
     # --gil: samples while a thread holds the GIL (wall time); on_cpu: samples of threads the kernel
@@ -106,7 +114,7 @@ async def _measured(
     meter: Meter,
     count: int,
     senders: int,
-    spy: Path | None,
+    spy: Spy | None,
     running: Running | None = None,
 ) -> None:
     """The warm-up, then ``count`` documents by ``senders``, until the processes are idle again:
@@ -116,7 +124,7 @@ async def _measured(
     if running is not None:
         await analyze(running)
     await asyncio.sleep(2)
-    with _spying(meter.pids, spy, on_cpu=SPY_ON_CPU):
+    with _spying(meter.pids, spy):
         split_before = {name: _user_system_ms(pid) for name, pid in meter.pids.items()}
         before = meter.snapshot()
         started = time.perf_counter()
@@ -135,7 +143,7 @@ async def _measured(
     print(f"user / system CPU ms per document (each process and its children): {split}")
 
 
-async def _production(count: int, senders: int, spy: Path | None) -> None:
+async def _production(count: int, senders: int, spy: Spy | None) -> None:
     async with production_topology() as running:
         gateway = running.topology.url("gateway")
         tokens = await _agencies(gateway)
@@ -150,7 +158,7 @@ async def _production(count: int, senders: int, spy: Path | None) -> None:
                 await reader
 
 
-async def _embedded(count: int, senders: int, spy: Path | None) -> None:
+async def _embedded(count: int, senders: int, spy: Spy | None) -> None:
     async with embedded_server() as (url, pid):
         tokens = await _agencies(url)
         async with _sender_client(url, tokens[SENDER]) as http:
@@ -167,12 +175,11 @@ def main() -> None:
         "--on-cpu", action="store_true", help="with --spy: sample running threads and children, not the GIL holder"
     )
     arguments = parser.parse_args()
-    global SPY_ON_CPU
-    SPY_ON_CPU = arguments.on_cpu
+    spy = Spy(arguments.spy, arguments.on_cpu) if arguments.spy is not None else None
     if arguments.mode == "production":
-        asyncio.run(_production(arguments.documents or 1200, arguments.senders, arguments.spy))
+        asyncio.run(_production(arguments.documents or 1200, arguments.senders, spy))
     else:
-        asyncio.run(_embedded(arguments.documents or 600, arguments.senders, arguments.spy))
+        asyncio.run(_embedded(arguments.documents or 600, arguments.senders, spy))
 
 
 if __name__ == "__main__":

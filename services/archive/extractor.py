@@ -28,7 +28,7 @@ MODULE = "services.archive.extraction"
 # files of the blob store a worker's task reads at most: the longer a batch, the longer a file beside
 # a hung one waits (up to BATCH times the time limit) and the longer the task holds a worker's slot
 BATCH = 8
-# a worker is replaced after this many tasks, 250 – 4,000 files (what a parser leaked goes with it)
+# a worker is replaced after this many tasks, of up to BATCH files each (what a parser leaked goes with it)
 MAX_TASKS_PER_WORKER = 250
 # imported once in the forkserver, before it forks each worker: a worker (a new one after every
 # MAX_TASKS_PER_WORKER tasks too) starts with the parsers loaded instead of importing them itself
