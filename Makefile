@@ -40,6 +40,10 @@ browser: ## make sure Chromium is installed for the console's browser tests (apt
 # templates; the tests that start processes share one worker.
 PYTEST_WORKERS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 1 )))
 
+# the suite's processes (pytest's workers, the services the tests start) keep the bytecode they
+# compile, wherever the environment says not to (PYTHONDONTWRITEBYTECODE): compiled once, not again
+# in each of them (about 0.8 s of CPU a process)
+test: export PYTHONDONTWRITEBYTECODE =
 test: $(STAMP) services ocr browser ## the whole suite, against the real PostgreSQL and RabbitMQ
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup
 

@@ -69,7 +69,7 @@ def create_app(
     def checks() -> dict[str, ReadyCheck]:
         return {"broker": runtime.ping_broker, **{name: _ready_check(runtime, name) for name in SERVICE_NAMES}}
 
-    app.include_router(observability_router("gateway", checks, metrics))
+    app.include_router(observability_router(app, "gateway", checks, metrics))
     app.include_router(auth_router)
     app.include_router(openapi_router)
     app.include_router(proxy_router)

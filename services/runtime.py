@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
-from fastapi import APIRouter, FastAPI, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from pydantic import SecretStr
 
 from gateway.app import create_app as create_gateway
@@ -25,7 +25,7 @@ from shared.auth import generate_keypair
 from shared.config import DEFAULT_PORTS, SERVICE_NAMES
 from shared.errors import NotFoundError
 from shared.messaging import Broker, InProcessBroker
-from shared.runtime import app_runtime
+from shared.runtime import app_runtime, runtime_of
 
 AppFactory = Callable[..., FastAPI]
 
@@ -97,7 +97,7 @@ def build_embedded_app(settings: Settings, *, broker: Broker | None = None) -> F
 
     gateway.router.lifespan_context = lifespan
     app_runtime(gateway, GatewayRuntime).embedded = apps if hub is None else {**apps, "hub": hub}
-    gateway.include_router(_service_operations_router(transports))
+    gateway.include_router(_SERVICE_OPERATIONS)
     return gateway
 
 
@@ -136,20 +136,20 @@ def _embedded_hub(
     )
 
 
-def _service_operations_router(transports: dict[str, httpx.AsyncBaseTransport]) -> APIRouter:
-    """In embedded mode the services have no port of their own: expose their /health, /ready and
-    /metrics under /services/<name>/… so that monitoring sees each of them."""
-    router = APIRouter(include_in_schema=False)
+_SERVICE_OPERATIONS = APIRouter(include_in_schema=False)
+"""In embedded mode the services have no port of their own: their /health, /ready and /metrics are
+under /services/<name>/… so that monitoring sees each of them. One router for every embedded app
+(its routes built once per process); each gateway's runtime has its own services' transports."""
 
-    @router.get("/services/{name}/{endpoint}")
-    async def service_operations(name: str, endpoint: str) -> Response:
-        if name not in transports or endpoint not in ("health", "ready", "metrics"):
-            raise NotFoundError(f"No service endpoint /services/{name}/{endpoint}; services: {sorted(transports)}")
-        async with httpx.AsyncClient(transport=transports[name], base_url=f"http://{name}") as client:
-            upstream = await client.get(f"/{endpoint}")
-        return Response(upstream.content, upstream.status_code, media_type=upstream.headers.get("content-type"))
 
-    return router
+@_SERVICE_OPERATIONS.get("/services/{name}/{endpoint}")
+async def service_operations(request: Request, name: str, endpoint: str) -> Response:
+    transports = runtime_of(request, GatewayRuntime).transports
+    if name not in transports or endpoint not in ("health", "ready", "metrics"):
+        raise NotFoundError(f"No service endpoint /services/{name}/{endpoint}; services: {sorted(transports)}")
+    async with httpx.AsyncClient(transport=transports[name], base_url=f"http://{name}") as client:
+        upstream = await client.get(f"/{endpoint}")
+    return Response(upstream.content, upstream.status_code, media_type=upstream.headers.get("content-type"))
 
 
 def topology_env(settings: Settings, base_env: dict[str, str] | None = None) -> dict[str, str]:

@@ -13,6 +13,7 @@ import time
 import uuid
 import weakref
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Query, Request
@@ -27,6 +28,8 @@ from prometheus_client import (
     generate_latest,
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.runtime import AppRuntime, app_runtime, runtime_of
 
 _request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -254,63 +257,91 @@ def ready_exclusions() -> frozenset[str]:
     return _ready_exclusions.get()
 
 
+@dataclass(frozen=True)
+class Operations:
+    """What an app's /health, /ready and /metrics answer from (``app.state.operations``)."""
+
+    service: str
+    checks: Callable[[], dict[str, ReadyCheck]]
+    metrics: Metrics
+    refresh: Callable[[], Awaitable[None]] | None = None
+
+
+def _operations(request: Request) -> Operations:
+    operations = runtime_of(request, AppRuntime).operations
+    if operations is None:
+        raise RuntimeError(f"{request.app.title} has no Operations: include it with observability_router()")
+    return operations
+
+
+# one router for every app: its routes, and the work FastAPI does on them, are built once per process
+# (each app's own service, checks and metrics are in its state), not again for each app a test starts
+_OPERATIONS_ROUTER = APIRouter(tags=["operations"])
+
+
+@_OPERATIONS_ROUTER.get("/health", summary="Liveness")
+async def health(request: Request) -> dict[str, str]:
+    """Answer 200 while the process is alive."""
+    return {"status": "ok", "service": _operations(request).service}
+
+
+@_OPERATIONS_ROUTER.get("/ready", summary="Readiness", responses={503: {"description": "A dependency is not usable"}})
+async def ready(request: Request, exclude: Annotated[list[str] | None, Query()] = None) -> JSONResponse:
+    """Answer 200 when every check passes (database, broker, outbox lag, upstream services), 503
+    with the failing ones and why otherwise. ``?exclude=broker&exclude=outbox`` leaves checks out,
+    as Kubernetes' own ``/readyz`` does: a replica whose outbox holds events during a broker
+    outage can still take requests."""
+    operations = _operations(request)
+    excluded = frozenset(exclude or ())
+    token = _ready_exclusions.set(excluded)
+    results: dict[str, str] = {}
+    details: dict[str, Any] = {}
+    ok = True
+    try:
+        for name, check in operations.checks().items():
+            if name in excluded:
+                continue
+            try:
+                detail = await check()
+                results[name] = "ok"
+            except Exception as exc:
+                ok = False
+                results[name] = f"error: {exc}"[:300]
+                detail = getattr(exc, "details", None)
+            if detail:
+                details[name] = detail
+    finally:
+        _ready_exclusions.reset(token)
+    body: dict[str, Any] = {"status": "ok" if ok else "unavailable", "service": operations.service, "checks": results}
+    if details:
+        body["details"] = details
+    return JSONResponse(body, status_code=200 if ok else 503)
+
+
+@_OPERATIONS_ROUTER.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics_endpoint(request: Request) -> Response:
+    """Expose the service's metrics in the Prometheus text format."""
+    operations = _operations(request)
+    if operations.refresh is not None:
+        try:
+            await operations.refresh()
+        except Exception:  # the scrape still shows the process and request metrics
+            logging.getLogger("lienthong.observability").warning("refreshing %s metrics failed", operations.service)
+    return Response(operations.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
 def observability_router(
+    app: FastAPI,
     service: str,
     checks: Callable[[], dict[str, ReadyCheck]],
     metrics: Metrics,
     *,
     refresh: Callable[[], Awaitable[None]] | None = None,
 ) -> APIRouter:
-    """Return /health (process alive), /ready (dependencies usable) and /metrics (Prometheus)."""
-    router = APIRouter(tags=["operations"])
-
-    @router.get("/health", summary="Liveness")
-    async def health() -> dict[str, str]:
-        """Answer 200 while the process is alive."""
-        return {"status": "ok", "service": service}
-
-    @router.get("/ready", summary="Readiness", responses={503: {"description": "A dependency is not usable"}})
-    async def ready(exclude: Annotated[list[str] | None, Query()] = None) -> JSONResponse:
-        """Answer 200 when every check passes (database, broker, outbox lag, upstream services), 503
-        with the failing ones and why otherwise. ``?exclude=broker&exclude=outbox`` leaves checks out,
-        as Kubernetes' own ``/readyz`` does: a replica whose outbox holds events during a broker
-        outage can still take requests."""
-        excluded = frozenset(exclude or ())
-        token = _ready_exclusions.set(excluded)
-        results: dict[str, str] = {}
-        details: dict[str, Any] = {}
-        ok = True
-        try:
-            for name, check in checks().items():
-                if name in excluded:
-                    continue
-                try:
-                    detail = await check()
-                    results[name] = "ok"
-                except Exception as exc:
-                    ok = False
-                    results[name] = f"error: {exc}"[:300]
-                    detail = getattr(exc, "details", None)
-                if detail:
-                    details[name] = detail
-        finally:
-            _ready_exclusions.reset(token)
-        body: dict[str, Any] = {"status": "ok" if ok else "unavailable", "service": service, "checks": results}
-        if details:
-            body["details"] = details
-        return JSONResponse(body, status_code=200 if ok else 503)
-
-    @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-    async def metrics_endpoint(request: Request) -> Response:
-        """Expose the service's metrics in the Prometheus text format."""
-        if refresh is not None:
-            try:
-                await refresh()
-            except Exception:  # the scrape still shows the process and request metrics
-                logging.getLogger("lienthong.observability").warning("refreshing %s metrics failed", service)
-        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
-
-    return router
+    """Return /health (process alive), /ready (dependencies usable) and /metrics (Prometheus), to
+    include in ``app`` (its runtime attached), which they answer for with these checks and metrics."""
+    app_runtime(app, AppRuntime).operations = Operations(service, checks, metrics, refresh)
+    return _OPERATIONS_ROUTER
 
 
 _app_metrics: weakref.WeakKeyDictionary[FastAPI, Metrics] = weakref.WeakKeyDictionary()

@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 if TYPE_CHECKING:
     from shared.auth import TokenVerifier
     from shared.db import Database
+    from shared.observability import Operations
 
 R = TypeVar("R", bound="AppRuntime")
 
@@ -25,6 +26,7 @@ class AppRuntime:
         self.name = name
         self.verifier: TokenVerifier | None = None
         self.database: Database | None = None
+        self.operations: Operations | None = None  # what its /health, /ready and /metrics answer from
 
     @property
     def db(self) -> Database:

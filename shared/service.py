@@ -374,7 +374,7 @@ def create_service_app(
     install_request_limits(app, runtime.settings)
     instrument(app, runtime.metrics)
     app.include_router(
-        observability_router(runtime.name, runtime.ready_checks, runtime.metrics, refresh=runtime.refresh_metrics)
+        observability_router(app, runtime.name, runtime.ready_checks, runtime.metrics, refresh=runtime.refresh_metrics)
     )
     for router in routers:
         app.include_router(router)

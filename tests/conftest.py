@@ -169,7 +169,7 @@ class DatabaseTemplates:
         self.pg_name = f"lt_test_{RUN_ID}_template"
         self.clones: set[str] = set()  # URLs of the PostgreSQL copies in use
         self._pg_built = False
-        self._sqlite_dir: Path | None = None
+        self._sqlite: Settings | None = None  # the settings whose var/ holds the SQLite template
         self._lock: asyncio.Lock | None = None
         # creating a database costs the server about 0.4 s here, dropping one waits for every
         # backend: the next test's copy is made, and the last one dropped, while a test runs
@@ -181,20 +181,20 @@ class DatabaseTemplates:
             self._lock = asyncio.Lock()
         return self._lock
 
-    async def _sqlite_template(self) -> Path:
+    async def _sqlite_template(self) -> Settings:
         async with self._guard():
-            if self._sqlite_dir is None:
+            if self._sqlite is None:
                 directory = Path(tempfile.mkdtemp(prefix=f"lt-test-{RUN_ID}-template-"))
                 settings = Settings(var_dir=directory)
                 for service in SERVICE_NAMES:
                     await upgrade(service, settings.database_url_for(service))
                 _assert_checkpointed(directory)
-                self._sqlite_dir = directory
-            return self._sqlite_dir
+                self._sqlite = settings
+            return self._sqlite
 
     async def copy_sqlite(self, settings: Settings, services: tuple[str, ...] = SERVICE_NAMES) -> None:
         """Put a migrated copy where each of ``services`` keeps its SQLite file under ``settings``."""
-        template = Settings(var_dir=await self._sqlite_template())
+        template = await self._sqlite_template()  # built once: a Settings costs milliseconds of CPU
         for service in services:
             target = sqlite_path(settings.database_url_for(service))
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -212,7 +212,7 @@ class DatabaseTemplates:
 
     async def _create_clone(self) -> str:
         name = f"lt_test_{RUN_ID}_{secrets.token_hex(3)}"
-        await _admin_execute(f'CREATE DATABASE "{name}" TEMPLATE "{await self._pg_template()}"')
+        await _admin_execute(f'CREATE DATABASE "{name}" TEMPLATE "{await self._pg_template()}" STRATEGY FILE_COPY')
         # a test's database need not survive a crash of the server: its commits do not wait for
         # the WAL's flush (the services' transactions are the same; the suite waits less on the disk)
         await _admin_execute(f'ALTER DATABASE "{name}" SET synchronous_commit TO off')
@@ -249,9 +249,9 @@ class DatabaseTemplates:
             if self._pg_built:
                 await _admin_execute(f'DROP DATABASE IF EXISTS "{self.pg_name}" WITH (FORCE)')
                 self._pg_built = False
-            if self._sqlite_dir is not None:
-                shutil.rmtree(self._sqlite_dir, ignore_errors=True)
-                self._sqlite_dir = None
+            if self._sqlite is not None:
+                shutil.rmtree(self._sqlite.var_dir, ignore_errors=True)
+                self._sqlite = None
 
 
 TEMPLATES = DatabaseTemplates()
