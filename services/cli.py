@@ -149,13 +149,9 @@ def _service_app(service: str, settings: Settings) -> FastAPI:
         from gateway.app import create_app as create_gateway
 
         return create_gateway(settings)
-    if service == "hub":
-        from services.hub.app import create_app as create_hub
+    from services.apps import app_factory  # this service's code only
 
-        return create_hub(settings)
-    from services.runtime import service_factories
-
-    return service_factories()[service](settings)
+    return app_factory(service)(settings)
 
 
 async def _seed(http: httpx.AsyncClient, base_url: str, settings: Settings, mode: str) -> None:

@@ -20,6 +20,7 @@ from pydantic import SecretStr
 
 from gateway.app import create_app as create_gateway
 from gateway.runtime import GatewayRuntime
+from services.apps import AppFactory, app_factory
 from services.settings import Settings
 from shared.auth import generate_keypair
 from shared.config import DEFAULT_PORTS, SERVICE_NAMES
@@ -27,17 +28,10 @@ from shared.errors import NotFoundError
 from shared.messaging import Broker, InProcessBroker
 from shared.runtime import app_runtime, runtime_of
 
-AppFactory = Callable[..., FastAPI]
-
 
 def service_factories() -> dict[str, AppFactory]:
     """Return each service's ``create_app``, imported on demand."""
-    from services.archive.app import create_app as archive
-    from services.exchange.app import create_app as exchange
-    from services.registry.app import create_app as registry
-    from services.signature.app import create_app as signature
-
-    return {"registry": registry, "exchange": exchange, "signature": signature, "archive": archive}
+    return {name: app_factory(name) for name in SERVICE_NAMES}
 
 
 def ensure_local_secrets(settings: Settings) -> Settings:

@@ -312,9 +312,12 @@ def make_settings(var_dir: Path, **overrides: object) -> Settings:
     if isinstance(exchange, BaseModel):
         exchange = exchange.model_dump(exclude_unset=True)
     # nor the statistics' background refresh (tests/exchange/test_statistics.py refreshes when it wants)
+    # nor the blob syncer's process (started by each system's first upload; the worker thread syncs
+    # instead): tests/exchange/test_blobsync.py runs it, through a system too
     values["exchange"] = {
         "signature_policy_default": "off",
         "statistics_refresh_seconds": 0,
+        "blob_sync_process": False,
         **(exchange or {}),
     }  # type: ignore[dict-item]
     # nor attachment text extraction (a pool of worker processes per system) unless a test asks for

@@ -18,10 +18,15 @@ from typing import Any
 
 import pytest
 
+from gateway.runtime import GatewayRuntime
 from services.exchange import blobsync
 from services.exchange.blobstore import CHUNK, BlobStore
 from services.exchange.blobsync import BlobSyncer, SyncerStoppedError, make_durable, serve
+from services.exchange.dependencies import ExchangeRuntime
+from shared.runtime import app_runtime
+from tests.conftest import running_system
 from tests.exchange.test_blobstore import stored_files, stream, tmp_files
+from tests.helpers import PDF, send
 
 
 @pytest.fixture
@@ -206,3 +211,19 @@ async def test_a_cancelled_commit_leaves_no_upload_file_behind(store: BlobStore)
     # renamed before the cancel was seen, or never: no half-written file at its place either way
     final = store.path(hashlib.sha256(data).hexdigest())
     assert not final.exists() or final.read_bytes() == data
+
+
+async def test_a_system_with_the_default_setting_stores_uploads_through_its_syncer(tmp_path: Path) -> None:
+    """The tests' systems keep uploads in the worker thread (tests/conftest.py); the default is the
+    syncer, and a document sent through the whole system is stored by it."""
+    async with running_system(tmp_path / "var", exchange={"blob_sync_process": True}) as api:
+        exchange = app_runtime(app_runtime(api.app, GatewayRuntime).embedded["exchange"], ExchangeRuntime)
+        assert exchange.config.blob_sync_process
+        sender, recipient = await api.agency_client(), await api.agency_client()
+        response = await send(api, sender, [recipient.agency_code], files=[("van-ban.pdf", PDF, "application/pdf")])
+        assert response.status_code == 202, response.text
+        [attachment] = response.json()["attachments"]
+        syncer = exchange.blobs.syncer
+        assert syncer is not None and syncer.pid is not None and syncer.pid != os.getpid()
+        os.kill(syncer.pid, 0)  # alive, and it is the one that stored the file
+        assert exchange.blobs.path(attachment["sha256"]).read_bytes() == PDF
