@@ -11,7 +11,6 @@ import re
 import sys
 import time
 import uuid
-import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -344,16 +343,15 @@ def observability_router(
     return _OPERATIONS_ROUTER
 
 
-_app_metrics: weakref.WeakKeyDictionary[FastAPI, Metrics] = weakref.WeakKeyDictionary()
-
-
 def app_metrics(app: FastAPI) -> Metrics | None:
     """The metrics an app was instrumented with."""
-    return _app_metrics.get(app)
+    return app_runtime(app, AppRuntime).request_metrics
 
 
 def instrument(app: FastAPI, metrics: Metrics, *, access_log: bool = False) -> None:
     """Add the request-context middleware to an app (``access_log``: a line per request at INFO,
-    otherwise at DEBUG)."""
-    _app_metrics[app] = metrics
+    otherwise at DEBUG). The metrics are kept on the app's runtime, not in a map keyed by the app:
+    an app's metrics reach back to the app (a service's collectors hold its runtime, whose in-process
+    transports hold the apps), and a map's strong value would keep every app ever built alive."""
+    app_runtime(app, AppRuntime).request_metrics = metrics
     app.add_middleware(RequestContextMiddleware, metrics=metrics, access_log=access_log)

@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request
 if TYPE_CHECKING:
     from shared.auth import TokenVerifier
     from shared.db import Database
-    from shared.observability import Operations
+    from shared.observability import Metrics, Operations
 
 R = TypeVar("R", bound="AppRuntime")
 
@@ -27,6 +27,7 @@ class AppRuntime:
         self.verifier: TokenVerifier | None = None
         self.database: Database | None = None
         self.operations: Operations | None = None  # what its /health, /ready and /metrics answer from
+        self.request_metrics: Metrics | None = None  # what its requests are counted in (``instrument``)
 
     @property
     def db(self) -> Database:

@@ -69,6 +69,7 @@ def _share_route_states() -> None:
     way, so the state worked out once is handed to every later app (keyed by the route and its
     inclusion; the dependency-overrides provider aside: no test overrides a dependency). A server
     builds its apps once; this is the test process's concern only."""
+    import dataclasses
     from collections import OrderedDict
 
     from fastapi import routing
@@ -97,7 +98,10 @@ def _share_route_states() -> None:
         )
         state = states.get(key)
         if state is None:
-            state = states[key] = build(original_route=original_route, include_context=include_context)
+            # built without the including app as its dependency-overrides provider: a state shared
+            # with every later app must not keep the first one (and its whole system) alive
+            detached = dataclasses.replace(c, dependency_overrides_provider=None)
+            state = states[key] = build(original_route=original_route, include_context=detached)
             if len(states) > ROUTE_CONTEXTS:
                 states.popitem(last=False)
         else:
