@@ -8,13 +8,6 @@ request's head as they arrive and, past ``LIENTHONG_LIMITS__HEADER_MAX_BYTES``, 
 ``431 headers_too_large`` (problem+json) and closes the connection; other connections are not
 affected. The apps check the same limit again (shared/limits.py) when served another way.
 
-A response goes out in one system call, not two: uvicorn writes a response's head (status line and
-headers) and its body with a ``transport.write`` each, and each is a ``send`` at once. On loopback
-between processes on two virtual cores each ``send`` wakes the peer, and the two writes of every
-response were a quarter of the gateway's CPU (py-spy). :class:`_CoalescingTransport` holds a
-head back until the next write (the body: both go out as one ``writelines``), the connection's
-close, or the event loop's next turn at the latest.
-
 Over TLS, the protocol also gives each request the ASGI TLS extension
 (``scope["extensions"]["tls"]``: the client certificate the TLS handshake verified, as PEM in
 ``client_cert_chain``, its subject, the TLS version), which uvicorn does not: the gateway identifies
@@ -23,11 +16,9 @@ agency systems by their certificate with it (mutual TLS, gateway/mtls.py).
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import ssl
-from collections.abc import Iterable
 from typing import Any, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -65,7 +56,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._tls: dict[str, Any] | None = None
 
     def connection_made(self, transport: Any) -> None:  # the TLS handshake is over by now
-        super().connection_made(cast("asyncio.Transport", _CoalescingTransport(transport, self.loop)))
+        super().connection_made(transport)
         self._tls = _tls_extension(transport.get_extra_info("ssl_object"))
 
     def on_message_begin(self) -> None:
@@ -131,63 +122,6 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         )
         self.transport.write(head + body)
         self.transport.close()
-
-
-_HEAD = b"HTTP/1.1 "
-
-
-class _CoalescingTransport:
-    """A connection's transport whose response heads wait for what follows them: a write that is a
-    response's head (uvicorn writes each head whole, as one ``write``) is held until the next write,
-    which sends both in one ``writelines``; a close sends it first; otherwise the event loop's next
-    turn does (an interim ``100 Continue``, a response whose body never comes). Everything else,
-    and the order of writes, is the transport's own."""
-
-    __slots__ = ("_held", "_loop", "_transport")
-
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
-        self._transport = transport
-        self._loop = loop
-        self._held: bytes | None = None
-
-    def write(self, data: bytes) -> None:
-        held = self._held
-        if held is not None:
-            self._held = None
-            self._transport.writelines((held, data))
-        elif data.startswith(_HEAD):
-            self._held = data
-            self._loop.call_soon(self.flush)
-        else:
-            self._transport.write(data)
-
-    def writelines(self, lines: Iterable[bytes]) -> None:
-        self.flush()
-        self._transport.writelines(lines)
-
-    def flush(self) -> None:
-        """Send a head held back (nothing when none is, or the connection is closing)."""
-        held, self._held = self._held, None
-        if held is not None and not self._transport.is_closing():
-            self._transport.write(held)
-
-    def get_write_buffer_size(self) -> int:
-        return self._transport.get_write_buffer_size() + len(self._held or b"")
-
-    def write_eof(self) -> None:
-        self.flush()
-        self._transport.write_eof()
-
-    def close(self) -> None:
-        self.flush()
-        self._transport.close()
-
-    def abort(self) -> None:
-        self._held = None
-        self._transport.abort()
-
-    def __getattr__(self, name: str) -> Any:  # get_extra_info, pause_reading, is_closing …
-        return getattr(self._transport, name)
 
 
 _TLS_VERSIONS = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
