@@ -124,12 +124,19 @@ def create_engine(
 
 
 async def ensure_schema(url: str, schema: str) -> None:
-    """Create the service's PostgreSQL schema when missing (no-op on SQLite)."""
+    """Create the service's PostgreSQL schema when missing (no-op on SQLite).
+
+    Under a transaction's advisory lock on the schema's name: two processes starting together (a
+    service's workers, its replicas) would otherwise both try to create it, and ``IF NOT EXISTS``
+    does not hold under concurrency (the second fails with a unique violation of
+    ``pg_namespace``, and that process with it). With the lock, the second waits for the first's
+    commit and finds the schema there."""
     if is_sqlite(url):
         return
     engine = create_async_engine(url)
     try:
         async with engine.begin() as conn:
+            await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:s))"), {"s": f"schema:{schema}"})
             await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
     finally:
         await engine.dispose()

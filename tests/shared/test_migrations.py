@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import asyncpg
@@ -13,7 +14,7 @@ from sqlalchemy.pool import NullPool
 
 from services.runtime import service_factories
 from shared.config import SERVICE_NAMES
-from shared.db import create_engine, is_sqlite
+from shared.db import create_engine, ensure_schema, is_sqlite
 from shared.migrations import alembic_config, current_revision, upgrade
 
 
@@ -44,6 +45,25 @@ async def test_each_service_migrates_into_its_own_postgres_schema(fresh_pg_datab
         assert (service, "outbox_message") in tables
         assert (service, "alembic_version") in tables
     assert ("public", "agency") not in tables
+
+
+async def test_replicas_starting_together_on_a_new_database_all_create_its_schema(fresh_pg_database):
+    """A service's workers or replicas start at once on a database without its schema: each creates
+    the schema if missing (then migrates under a lock). ``CREATE SCHEMA IF NOT EXISTS`` alone fails
+    the second of two concurrent creators (a unique violation of pg_namespace), and a worker that
+    failed so stopped uvicorn's whole supervisor (seen once in the topology test)."""
+    for round_ in range(5):
+        schemas = [f"race_{round_}_{service}" for service in SERVICE_NAMES]
+        creators = [ensure_schema(fresh_pg_database, schema) for schema in schemas for _ in range(3)]
+        results = await asyncio.gather(*creators, return_exceptions=True)
+        assert [r for r in results if isinstance(r, BaseException)] == []
+    dsn = fresh_pg_database.replace("postgresql+asyncpg://", "postgresql://")
+    conn = await asyncpg.connect(dsn)
+    try:
+        made = await conn.fetchval("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'race_%'")
+    finally:
+        await conn.close()
+    assert made == 5 * len(SERVICE_NAMES)
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
