@@ -458,8 +458,9 @@ async def topology_running(
     process_env["LIENTHONG_LOG_JSON"] = "false"
     process_env.update(env)
     topology = Topology(process_env, var_dir.parent / "logs")
-    await asyncio.to_thread(topology.start)
     try:
+        # inside the try: processes that started declared their queues even when another failed
+        await asyncio.to_thread(topology.start)
         yield topology, settings
     finally:
         await asyncio.to_thread(topology.stop)
