@@ -21,7 +21,7 @@ from shared.config import SERVICE_NAMES
 from shared.errors import install_error_handlers
 from shared.limits import install_request_limits
 from shared.messaging import Broker
-from shared.observability import Metrics, ReadyCheck, instrument, observability_router, ready_exclusions
+from shared.observability import Metrics, ReadyCheck, install_operations, instrument, ready_exclusions
 from shared.runtime import attach_runtime
 
 
@@ -69,7 +69,7 @@ def create_app(
     def checks() -> dict[str, ReadyCheck]:
         return {"broker": runtime.ping_broker, **{name: _ready_check(runtime, name) for name in SERVICE_NAMES}}
 
-    app.include_router(observability_router(app, "gateway", checks, metrics))
+    install_operations(app, "gateway", checks, metrics)
     app.include_router(auth_router)
     app.include_router(openapi_router)
     app.include_router(proxy_router)

@@ -258,7 +258,7 @@ def ready_exclusions() -> frozenset[str]:
 
 @dataclass(frozen=True)
 class Operations:
-    """What an app's /health, /ready and /metrics answer from (``app.state.operations``)."""
+    """What an app's /health, /ready and /metrics answer from (its runtime's ``operations``)."""
 
     service: str
     checks: Callable[[], dict[str, ReadyCheck]]
@@ -269,12 +269,12 @@ class Operations:
 def _operations(request: Request) -> Operations:
     operations = runtime_of(request, AppRuntime).operations
     if operations is None:
-        raise RuntimeError(f"{request.app.title} has no Operations: include it with observability_router()")
+        raise RuntimeError(f"{request.app.title} has no Operations: install them with install_operations()")
     return operations
 
 
 # one router for every app: its routes, and the work FastAPI does on them, are built once per process
-# (each app's own service, checks and metrics are in its state), not again for each app a test starts
+# (each app's own service, checks and metrics are on its runtime), not again for each app a test starts
 _OPERATIONS_ROUTER = APIRouter(tags=["operations"])
 
 
@@ -329,18 +329,18 @@ async def metrics_endpoint(request: Request) -> Response:
     return Response(operations.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
-def observability_router(
+def install_operations(
     app: FastAPI,
     service: str,
     checks: Callable[[], dict[str, ReadyCheck]],
     metrics: Metrics,
     *,
     refresh: Callable[[], Awaitable[None]] | None = None,
-) -> APIRouter:
-    """Return /health (process alive), /ready (dependencies usable) and /metrics (Prometheus), to
-    include in ``app`` (its runtime attached), which they answer for with these checks and metrics."""
+) -> None:
+    """Give ``app`` (its runtime attached) /health (process alive), /ready (dependencies usable) and
+    /metrics (Prometheus), answered with these checks and metrics."""
     app_runtime(app, AppRuntime).operations = Operations(service, checks, metrics, refresh)
-    return _OPERATIONS_ROUTER
+    app.include_router(_OPERATIONS_ROUTER)
 
 
 def app_metrics(app: FastAPI) -> Metrics | None:

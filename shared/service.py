@@ -46,7 +46,7 @@ from shared.messaging import (
     create_broker,
 )
 from shared.migrations import upgrade
-from shared.observability import Metrics, ReadyCheck, instrument, observability_router
+from shared.observability import Metrics, ReadyCheck, install_operations, instrument
 from shared.runtime import AppRuntime, attach_runtime, runtime_of
 
 INTERNAL_TOKEN_SECONDS = 300  # lifetime of a token a service signs for its own internal call
@@ -373,9 +373,7 @@ def create_service_app(
     install_error_handlers(app)
     install_request_limits(app, runtime.settings)
     instrument(app, runtime.metrics)
-    app.include_router(
-        observability_router(app, runtime.name, runtime.ready_checks, runtime.metrics, refresh=runtime.refresh_metrics)
-    )
+    install_operations(app, runtime.name, runtime.ready_checks, runtime.metrics, refresh=runtime.refresh_metrics)
     for router in routers:
         app.include_router(router)
     return app
