@@ -225,5 +225,5 @@ async def test_a_system_with_the_default_setting_stores_uploads_through_its_sync
         [attachment] = response.json()["attachments"]
         syncer = exchange.blobs.syncer
         assert syncer is not None and syncer.pid is not None and syncer.pid != os.getpid()
-        os.kill(syncer.pid, 0)  # alive, and it is the one that stored the file
+        os.kill(syncer.pid, 0)  # started by the commit (a syncer starts with its first) and still running
         assert exchange.blobs.path(attachment["sha256"]).read_bytes() == PDF
