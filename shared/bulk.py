@@ -13,7 +13,11 @@ ends they are written:
       INSERT INTO attachment (…) SELECT … FROM json_to_recordset(CAST($2 AS json)) AS r(…)
 
   Foreign keys between the tables hold: PostgreSQL checks them when the statement ends. The
-  statement's text depends only on the tables and their column lists, so it is built once;
+  statement's text depends only on the tables and their column lists, so it is built once. It
+  goes straight to the session's asyncpg connection (:mod:`shared.direct`) when that connection is
+  in a transaction, or when the block says its rows are all the unit of work writes (``alone``: the
+  statement is then a transaction of its own, with no ``BEGIN`` or ``COMMIT``); otherwise through
+  SQLAlchemy, which begins the transaction;
 - on SQLite (aiosqlite), in **one call of the connection's thread**: one ``executemany`` per
   table, in the order they were given, all run by the thread that owns the connection in a single
   hand-over. Each statement through SQLAlchemy is a hand-over of its own (the thread runs it, the
@@ -52,6 +56,8 @@ from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import TextClause
 
+from shared import direct
+
 _BATCH = "lienthong_deferred_inserts"
 
 
@@ -66,8 +72,10 @@ class InsertBatch:
             _columns_of(table, rows)
             self.parts.append((table, _with_defaults(table, rows)))
 
-    async def write(self, session: AsyncSession) -> None:
-        """Insert every row: one statement on PostgreSQL, one per table elsewhere."""
+    async def write(self, session: AsyncSession, *, alone: bool = False) -> None:
+        """Insert every row: one statement on PostgreSQL, one per table elsewhere. ``alone``: these
+        rows are all the session's unit of work writes, so on PostgreSQL their one statement may be
+        a transaction of its own (shared.direct)."""
         parts, self.parts = self.parts, []
         if not parts:
             return
@@ -79,6 +87,9 @@ class InsertBatch:
                 await session.execute(insert(table), rows)
             return
         statement, params = postgresql_statement(parts, dialect)
+        native = _NATIVE[statement]  # the same statement with asyncpg's $1, $2 …
+        if await direct.execute(session, native, [params[f"w{i}"] for i in range(len(parts))], alone=alone):
+            return
         await session.execute(statement, params)
 
 
@@ -116,10 +127,11 @@ async def insert_rows(session: AsyncSession, table: Table, rows: Sequence[dict[s
 
 
 @asynccontextmanager
-async def deferred_inserts(session: AsyncSession) -> AsyncIterator[InsertBatch]:
+async def deferred_inserts(session: AsyncSession, *, alone: bool = False) -> AsyncIterator[InsertBatch]:
     """Collect the rows :func:`insert_rows` is given inside the block and write them together when
     it ends without an error (nothing is written when it raises). A block opened inside another
-    adds to the outer one's batch."""
+    adds to the outer one's batch. ``alone``: the block's rows are the only ones the session's unit
+    of work writes (:meth:`InsertBatch.write`); a block inside it is part of it."""
     outer: InsertBatch | None = session.info.get(_BATCH)
     if outer is not None:
         yield outer
@@ -129,7 +141,7 @@ async def deferred_inserts(session: AsyncSession) -> AsyncIterator[InsertBatch]:
         yield batch
     finally:
         session.info.pop(_BATCH, None)
-    await batch.write(session)
+    await batch.write(session, alone=alone)
 
 
 async def _write_in_sqlite_thread(
@@ -240,13 +252,22 @@ def _columns_of(table: Table, rows: Sequence[dict[str, Any]]) -> tuple[str, ...]
 _STATEMENTS: dict[tuple[tuple[str, tuple[str, ...]], ...], TextClause] = {}
 
 
+_NATIVE: dict[TextClause, str] = {}  # each statement as asyncpg takes it: $1 for :w0, $2 for :w1 …
+
+
 def _statement(shape: tuple[tuple[Table, tuple[str, ...]], ...], dialect: Dialect) -> TextClause:
     key = tuple((table.fullname, columns) for table, columns in shape)
     statement = _STATEMENTS.get(key)
     if statement is None:
-        inserts = [_insert_sql(table, columns, f"w{i}", dialect) for i, (table, columns) in enumerate(shape)]
-        ctes = ", ".join(f"w{i} AS ({sql})" for i, sql in enumerate(inserts[:-1]))
-        statement = _STATEMENTS[key] = text(f"WITH {ctes} {inserts[-1]}")
+
+        def sql(placeholder: Callable[[int], str]) -> str:
+            inserts = [_insert_sql(table, columns, placeholder(i), dialect) for i, (table, columns) in enumerate(shape)]
+            ctes = ", ".join(f"w{i} AS ({sql})" for i, sql in enumerate(inserts[:-1]))
+            return f"WITH {ctes} {inserts[-1]}"
+
+        statement = text(sql(lambda i: f":w{i}"))
+        _NATIVE[statement] = sql(lambda i: f"${i + 1}")
+        _STATEMENTS[key] = statement
     return statement
 
 
@@ -265,7 +286,7 @@ def _insert_sql(table: Table, columns: tuple[str, ...], param: str, dialect: Dia
             selected.append(f"r.{name}")
     return (
         f"INSERT INTO {dialect.identifier_preparer.format_table(table)} ({', '.join(names)}) "
-        f"SELECT {', '.join(selected)} FROM json_to_recordset(CAST(:{param} AS JSON)) AS r({', '.join(declared)})"
+        f"SELECT {', '.join(selected)} FROM json_to_recordset(CAST({param} AS JSON)) AS r({', '.join(declared)})"
     )
 
 

@@ -137,6 +137,11 @@ class DatabaseBusyError(DependencyUnavailableError):
     retry_after = 2
 
 
+class DatabaseConnectionLostError(DependencyUnavailableError):
+    code, title = "database_connection_lost", "The connection to the database was lost; try again"
+    retry_after = 1
+
+
 class AgencyInactiveError(ForbiddenError):
     """An agency that is suspended or retired tried to act (get a token, call the API, send)."""
 
@@ -275,6 +280,13 @@ def install_error_handlers(app: FastAPI) -> None:
         if is_database_busy(exc):
             log.warning("database busy, answered 503: %s", exc)
             return problem_response(DatabaseBusyError("The database is busy; try again in a moment"), request)
+        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+            # the database went away under the request (restarted, its backend killed): nothing was
+            # committed by the statement that failed, the connection is thrown away, a retry gets a new one
+            log.warning("database connection lost, answered 503: %s", exc)
+            return problem_response(
+                DatabaseConnectionLostError("The connection to the database was lost; try again in a moment"), request
+            )
         if _caused_by(exc, RecursionError):
             log.info("request refused: nested too deeply")
             return problem_response(BadRequestError("The request is nested too deeply"), request)

@@ -6,6 +6,7 @@ import datetime as dt
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import ColumnElement, Row, Table, bindparam, literal, literal_column, select, union_all, update
 from sqlalchemy.orm.attributes import set_committed_value
@@ -13,6 +14,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from services.exchange.delivery.repository import not_withdrawn, overdue_clause
 from services.exchange.document.schemas import ListFilters
 from services.exchange.models import NUMBER_KEY_SQL, Attachment, Delivery, Document, number_key
+from shared import direct
 from shared.repository import Page, Repository
 
 
@@ -102,7 +104,11 @@ class DocumentRepository(Repository[Document]):
             "year": year,
             "edxml_document_id": edxml_document_id,
         }
-        found = {why: document_id for document_id, why in (await self.session.execute(_SEND_LOOKUPS, values)).all()}
+        # on PostgreSQL straight to the session's connection (shared.direct), else through SQLAlchemy
+        rows: Sequence[Any] | None = await direct.fetch(self.session, _SEND_LOOKUPS, values)
+        if rows is None:
+            rows = (await self.session.execute(_SEND_LOOKUPS, values)).all()
+        found = {why: document_id for document_id, why in rows}
         return SendLookups(
             found.get("key"), found.get("sender_document_id"), found.get("number"), found.get("edxml_document_id")
         )

@@ -607,7 +607,10 @@ class DocumentService:
     ) -> tuple[DocumentAccepted, bool]:
         """Accept a document: one delivery per recipient, attachments in the blob store, its events.
 
-        Everything is checked before anything is stored. Returns the answer and whether it was
+        Everything is checked before anything is stored. On PostgreSQL a new document's rows may
+        commit here, as one statement of their own (``shared.direct``) when the session had no
+        transaction open: a caller writes nothing after it that must commit with them.
+        Returns the answer and whether it was
         created now (False: an idempotent replay of an earlier request). A document taken in as an
         edXML packet keeps the packet's sender organ info, hops and Bussiness block (``packet``).
         """
@@ -669,9 +672,13 @@ class DocumentService:
             await commit_files(staged=staged, blobs=self.blobs)
             # the document, its attachments, deliveries, their history, the feed's entries and the
             # outbox events: one statement on PostgreSQL, one call of the database's thread on SQLite
-            # (shared.bulk), after the feed counters' upsert that numbers the entries
+            # (shared.bulk), after the feed counters' upsert that numbers the entries when an agency's
+            # go to the dispatcher. A new document's rows without that upsert are the only thing the
+            # send writes: on PostgreSQL their statement is a transaction of its own (shared.direct)
+            dispatched = await self.feed.dispatched(set(recipient_codes))
+            alone = original is None and not dispatched
             try:
-                async with deferred_inserts(self.documents.session) as batch:
+                async with deferred_inserts(self.documents.session, alone=alone) as batch:
                     await self.documents.insert_new([document])
                     attachments = await self.attach_files(document=document, staged=staged, described=data.attachments)
                     deliveries = await self.create_deliveries(
@@ -684,7 +691,9 @@ class DocumentService:
                         document=document, original=original, deliveries=deliveries, attachments=attachments
                     )
                     events.append(sent_audit(document, sender_client_id, len(deliveries), len(attachments)))
-                    await self.feed.add(received_entries(document, deliveries, attachments), with_events=events)
+                    await self.feed.add(
+                        received_entries(document, deliveries, attachments), with_events=events, dispatched=dispatched
+                    )
             except IntegrityError as exc:
                 # a concurrent request with the same key, sender id or number won the race
                 raise ConflictError("A concurrent request sent the same document; retry to get its answer") from exc

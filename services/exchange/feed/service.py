@@ -314,8 +314,17 @@ class FeedService:
         self.feed = feed
         self.rule = rule
 
+    async def dispatched(self, codes: set[str]) -> set[str]:
+        """The agencies among ``codes`` whose entries get a ``feed.entry_added.v1`` event (and so
+        are numbered when they are added, not when the transaction commits)."""
+        return codes if self.rule is None else await self.rule.dispatched(codes)
+
     async def add(
-        self, entries: Sequence[dict[str, Any]], *, with_events: Sequence[OutboxEvent] = ()
+        self,
+        entries: Sequence[dict[str, Any]],
+        *,
+        with_events: Sequence[OutboxEvent] = (),
+        dispatched: set[str] | None = None,
     ) -> list[FeedEntryAdded]:
         """Store the entries, and record those whose agency's channel needs the dispatcher
         (outbox), after ``with_events`` (the change's own events): on PostgreSQL the entries and the
@@ -323,10 +332,12 @@ class FeedService:
         numbered now (its event carries the number: the counters' upsert comes first); when it
         gets none (every agency pulls), when the transaction commits (PostgreSQL; see
         ``FeedRepository.append``). The commit wakes the agencies' long-polling readers. Returns
-        the entries the dispatcher gets."""
+        the entries the dispatcher gets. ``dispatched``: what :meth:`dispatched` answered for the
+        entries' agencies, when the caller asked it first."""
         codes = {entry["agency_code"] for entry in entries}
-        # asked before the counters are locked: an endpoint the cache lacks costs one registry call
-        dispatched = codes if self.rule is None else await self.rule.dispatched(codes)
+        if dispatched is None:
+            # asked before the counters are locked: an endpoint the cache lacks costs one registry call
+            dispatched = await self.dispatched(codes)
         async with deferred_inserts(self.feed.session):
             rows = await self.feed.append(entries, number_now=dispatched)
             added = [entry_read(row) for row in rows if row["agency_code"] in dispatched]

@@ -6,16 +6,22 @@ on both databases."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import re
 from typing import Any
 
+import asyncpg
+import pytest
 from sqlalchemy import event, select
 
 from services.demo.pdf import make_pdf
 from services.exchange.models import messaging
-from tests.helpers import Api, delivery_for, exchange_db, recall, report
+from tests.conftest import PG_ADMIN_DSN
+from tests.helpers import Api, FakeDns, delivery_for, exchange_db, recall, report
+
+POSTGRES_ONLY = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 
 # every table a statement inserts into: one INSERT, or on PostgreSQL the send's one statement of
 # several (shared.bulk: WITH w0 AS (INSERT INTO document …) … INSERT INTO outbox_message …)
@@ -134,3 +140,137 @@ async def test_a_documents_events_are_written_in_the_order_they_happened(api: Ap
         and r["routing_key"] not in ("feed.entry_added.v1", "audit.recorded.v1")
     }
     assert keys == {accepted["id"]}, keys  # published in that order: one ordering key, the document's
+
+
+class Sent:
+    """What the exchange's asyncpg connections are sent, connection by connection, in order, from
+    asyncpg's query loggers: the statements shared.direct runs on a connection, and SQLAlchemy's
+    ``BEGIN`` and ``COMMIT`` (its prepared statements are not logged). No cursor listener: the
+    exchange's send takes its direct path, as in production."""
+
+    LOOKUP = "look-up"
+    ROWS = "rows"
+
+    def __init__(self, api: Api) -> None:
+        self.engine = exchange_db(api).engine.sync_engine
+        self.queries: dict[int, list[str]] = {}
+        self._drivers: list[Any] = []
+
+    def _name(self, query: str) -> str:
+        if "idempotency_key" in query and "UNION ALL" in query:
+            return self.LOOKUP
+        if re.match(r"WITH w0 AS \(INSERT INTO \S*document\b", query):
+            return self.ROWS
+        return query.split()[0].rstrip(";").upper()  # BEGIN, COMMIT, ROLLBACK, SELECT …
+
+    def on_checkout(self, _dbapi: Any, _record: Any, proxy: Any) -> None:
+        driver = proxy.driver_connection
+        if any(known is driver for known, _ in self._drivers):
+            return
+        log = self.queries.setdefault(id(driver), [])
+
+        def logged(record: Any) -> None:
+            log.append(self._name(record.query))
+
+        driver.add_query_logger(logged)
+        self._drivers.append((driver, logged))
+
+    def around(self, what: str) -> list[str]:
+        """The queries of the connection that ran ``what``, from the one before it to the end."""
+        [log] = [log for log in self.queries.values() if what in log]
+        at = log.index(what)
+        return log[max(0, at - 1) :]
+
+    def __enter__(self) -> Sent:
+        event.listen(self.engine, "checkout", self.on_checkout)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        event.remove(self.engine, "checkout", self.on_checkout)
+        for driver, logged in self._drivers:
+            driver.remove_query_logger(logged)
+
+
+async def _logged() -> None:
+    await asyncio.sleep(0.05)  # asyncpg calls its loggers soon after each query, not in it
+
+
+@POSTGRES_ONLY
+async def test_on_postgresql_a_new_documents_look_up_and_rows_are_each_a_transaction_of_their_own(api: Api) -> None:
+    """To agencies that pull: the look-up, then every row in one statement, with no BEGIN and no
+    COMMIT sent (one statement commits all its rows or none); the rows are there after it."""
+    sender, a, b = await api.agency_client(), await api.agency_client(), await api.agency_client()
+    with Sent(api) as sent:
+        response = await api.send(
+            sender, [a.agency_code, b.agency_code], code_number="9101", headers={"Idempotency-Key": "direct-1"}
+        )
+        await _logged()
+    assert response.status_code == 202, response.text
+    around = sent.around(Sent.LOOKUP)
+    assert around[around.index(Sent.LOOKUP) :][:2] == [Sent.LOOKUP, Sent.ROWS], around
+    assert around[0] != "BEGIN", around  # the look-up began no transaction
+    after = around[around.index(Sent.ROWS) + 1 :]
+    assert after[:1] != ["COMMIT"], around  # and none was committed after the rows
+    for reader in (a, b):
+        feed = await api.http.get("/v1/feed", headers=reader.auth)
+        assert feed.status_code == 200, feed.text
+        [entry] = feed.json()["entries"]
+        assert entry["document_id"] == response.json()["id"] and entry["seq"] >= 1
+
+    again = await api.send(
+        sender, [a.agency_code, b.agency_code], code_number="9101", headers={"Idempotency-Key": "direct-1"}
+    )
+    assert again.status_code == 200 and again.json()["id"] == response.json()["id"], again.text
+
+
+@POSTGRES_ONLY
+async def test_on_postgresql_entries_numbered_at_once_commit_with_the_rows_in_one_transaction(
+    api: Api, dns: FakeDns
+) -> None:
+    """A recipient whose entries go to the dispatcher (push): the feed counters' upsert (through
+    SQLAlchemy, which begins the transaction) and the rows' statement commit together."""
+    sender, pulling, pushing = await api.agency_client(), await api.agency_client(), await api.agency_client()
+    endpoint = await api.http.put(
+        f"/v1/agencies/{pushing.agency_code}/endpoint",
+        json={"mode": "push", "webhook_url": "https://qlvb.example.gov.vn/hook"},
+        headers=await api.admin(),
+    )
+    assert endpoint.status_code == 200, endpoint.text
+    with Sent(api) as sent:
+        response = await api.send(sender, [pulling.agency_code, pushing.agency_code])
+        await _logged()
+    assert response.status_code == 202, response.text
+    around = sent.around(Sent.LOOKUP)
+    assert around[0] != "BEGIN", around
+    # the upsert is a prepared statement of SQLAlchemy's (not logged): BEGIN, the rows, COMMIT
+    assert around[around.index(Sent.LOOKUP) :][:4] == [Sent.LOOKUP, "BEGIN", Sent.ROWS, "COMMIT"], around
+
+
+@POSTGRES_ONLY
+async def test_a_connection_that_broke_fails_one_send_and_is_not_used_again(api: Api) -> None:
+    """The exchange's connections killed under it: a send on a dead one is answered with a
+    problem, that connection is thrown away (not handed out again), and the sends after succeed."""
+    sender, recipient = await api.agency_client(), await api.agency_client()
+    assert (await api.send(sender, [recipient.agency_code])).status_code == 202
+    db = exchange_db(api)
+    pooled = db.engine.sync_engine.pool.checkedin()  # type: ignore[attr-defined]
+    admin = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        killed = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = $1 AND application_name = 'lienthong-exchange'",
+            db.engine.url.database,
+        )
+    finally:
+        await admin.close()
+    assert killed >= 1
+    failures = 0
+    for _ in range(pooled + 2):
+        response = await api.send(sender, [recipient.agency_code])
+        if response.status_code == 202:
+            break
+        failures += 1
+        assert response.status_code == 503, response.text  # retryable: the connection was lost
+        assert response.json()["code"] == "database_connection_lost"
+    assert response.status_code == 202, response.text
+    assert failures <= pooled  # each dead connection failed one request at most
