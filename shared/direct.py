@@ -19,12 +19,18 @@ after the statement, not before, as SQLAlchemy's autoflush writes them), on anot
 asyncpg, or when the engine has cursor listeners (tracing, the tests' statement watchers: they are
 owed every statement); the caller's statement goes through SQLAlchemy then. Errors are
 SQLAlchemy's, as its own execution raises them (``IntegrityError`` for a unique violation, the
-driver's error and its SQLSTATE as their cause), and a connection that broke is invalidated, so the
-pool does not hand it out again.
+driver's error and its SQLSTATE as their cause); a connection that broke is invalidated with the
+pool's older ones, and one whose statement was interrupted (the task cancelled) is closed, as
+SQLAlchemy does. What a statement alone gives up against a transaction: a transaction that the
+client abandons (cancelled, crashed, its connection lost) before its ``COMMIT`` commits nothing,
+while a statement alone that the server finishes before it hears of it commits. A send in that
+window was never answered ``202``: retried with its ``Idempotency-Key`` it gets the document's
+answer; without one, its number is taken (``409 document_duplicate``).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
@@ -83,6 +89,9 @@ async def fetch(session: AsyncSession, statement: ClauseElement, values: Mapping
         rows: list[Any] = await driver.fetch(sql, *args)
     except Exception as exc:
         raise await _translated(connection, exc, sql, args) from exc
+    except BaseException as exc:
+        _abandon(connection, exc)
+        raise
     return rows
 
 
@@ -100,6 +109,9 @@ async def execute(session: AsyncSession, sql: str, args: Sequence[Any], *, alone
         await driver.execute(sql, *args)
     except Exception as exc:
         raise await _translated(connection, exc, sql, args) from exc
+    except BaseException as exc:
+        _abandon(connection, exc)
+        raise
     return True
 
 
@@ -108,6 +120,15 @@ async def _driver(connection: AsyncConnection) -> Any:
     driver = (await connection.get_raw_connection()).driver_connection
     assert driver is not None
     return driver
+
+
+def _abandon(connection: AsyncConnection, exc: BaseException) -> None:
+    """A statement interrupted (the task cancelled): the connection's state is not known, so it is
+    closed and not handed out again, as SQLAlchemy's own execution does (without waiting: the task
+    is being cancelled). The server aborts a transaction the connection had open; a statement
+    that was a transaction of its own may have committed before it heard."""
+    with contextlib.suppress(Exception):
+        connection.sync_connection.invalidate(exc)  # type: ignore[union-attr]
 
 
 async def _translated(connection: AsyncConnection, exc: Exception, sql: str, args: Sequence[Any]) -> Exception:
@@ -123,6 +144,9 @@ async def _translated(connection: AsyncConnection, exc: Exception, sql: str, arg
         translated = exc
     invalidated = dialect.is_disconnect(translated, adapter, None)  # type: ignore[arg-type]
     if invalidated:
+        # as SQLAlchemy's own execution does: the pool's other connections, opened before, are
+        # replaced when next checked out (a restarted database fails one request, not one a connection)
+        connection.sync_engine.pool._invalidate(raw, translated, _checkin=False)
         await connection.invalidate(translated)
     return DBAPIError.instance(
         sql,

@@ -281,8 +281,10 @@ def install_error_handlers(app: FastAPI) -> None:
             log.warning("database busy, answered 503: %s", exc)
             return problem_response(DatabaseBusyError("The database is busy; try again in a moment"), request)
         if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-            # the database went away under the request (restarted, its backend killed): nothing was
-            # committed by the statement that failed, the connection is thrown away, a retry gets a new one
+            # the database went away under the request (restarted, its backend killed): the connection
+            # and the pool's older ones are replaced, a retry gets a new one (what was lost during a
+            # COMMIT, or in a statement that was its own transaction, may have committed: a retry with
+            # the same Idempotency-Key gets its answer)
             log.warning("database connection lost, answered 503: %s", exc)
             return problem_response(
                 DatabaseConnectionLostError("The connection to the database was lost; try again in a moment"), request

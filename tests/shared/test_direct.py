@@ -225,3 +225,68 @@ async def test_a_batch_alone_is_one_statement_with_no_begin_and_its_rows_all_or_
             await insert_rows(session, NOTE, [{"id": 3, "text": "ba"}])
             await insert_rows(session, ITEM, [{"id": 2, "code": "A", "owner": "x"}])  # the code taken
     assert await ids(db) == [1] and await ids(db, NOTE) == [1, 2]  # the statement undone whole
+
+
+async def _server_pid(session: Any) -> int:
+    driver = (await (await session.connection()).get_raw_connection()).driver_connection
+    pid: int = driver.get_server_pid()
+    return pid
+
+
+async def _terminate(pids: list[int]) -> None:
+    admin = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        for pid in pids:
+            assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+    finally:
+        await admin.close()
+    await asyncio.sleep(0.2)
+
+
+async def test_after_the_database_restarts_one_request_fails_not_one_per_pooled_connection(db: Database) -> None:
+    """As SQLAlchemy's own execution: the first lost connection marks the pool's older ones stale."""
+    sessions = [db.sessionmaker() for _ in range(3)]
+    pids = [await _server_pid(session) for session in sessions]  # three connections at once …
+    for session in sessions:
+        await session.close()  # … back in the pool
+    assert len(set(pids)) == 3
+    await _terminate(pids)
+    failures = 0
+    for _ in range(4):
+        try:
+            async with db.session() as session:
+                assert await direct.fetch(session, LOOKUP, {"owner": "x", "code": "A", "id": 1}) is not None
+        except DBAPIError as lost:
+            assert lost.connection_invalidated
+            failures += 1
+    assert failures == 1
+
+
+async def test_a_statement_cancelled_midway_closes_its_connection_and_its_transaction_commits_nothing(
+    db: Database,
+) -> None:
+    """The task cancelled while its statement waits (for another transaction's row of the same
+    code): the connection is not handed out again, and the session's transaction it joined is gone."""
+    blocker = await asyncpg.connect(db.url.replace("postgresql+asyncpg", "postgresql"))
+    holding = blocker.transaction()
+    await holding.start()
+    await blocker.execute("INSERT INTO direct_item (id, code, owner) VALUES (1, 'A', 'x')")
+    used: list[int] = []
+
+    async def send() -> None:
+        async with db.session() as session:
+            await session.execute(NOTE.insert().values(id=1, text="trước"))  # the transaction begun
+            used.append(await _server_pid(session))
+            await direct.execute(session, INSERT_ITEM, [2, "A", "x"], alone=False)
+
+    task = asyncio.create_task(send())
+    await asyncio.sleep(0.5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await holding.rollback()
+    await blocker.close()
+    await asyncio.sleep(0.3)
+    assert await ids(db) == [] and await ids(db, NOTE) == []
+    async with db.session() as session:
+        assert await _server_pid(session) not in used

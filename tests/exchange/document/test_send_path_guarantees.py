@@ -248,8 +248,8 @@ async def test_on_postgresql_entries_numbered_at_once_commit_with_the_rows_in_on
 
 @POSTGRES_ONLY
 async def test_a_connection_that_broke_fails_one_send_and_is_not_used_again(api: Api) -> None:
-    """The exchange's connections killed under it: a send on a dead one is answered with a
-    problem, that connection is thrown away (not handed out again), and the sends after succeed."""
+    """The exchange's connections killed under it (a database restarted): a send on a dead one is
+    answered 503, the pool's connections are replaced, and the sends after succeed."""
     sender, recipient = await api.agency_client(), await api.agency_client()
     assert (await api.send(sender, [recipient.agency_code])).status_code == 202
     db = exchange_db(api)
@@ -273,4 +273,6 @@ async def test_a_connection_that_broke_fails_one_send_and_is_not_used_again(api:
         assert response.status_code == 503, response.text  # retryable: the connection was lost
         assert response.json()["code"] == "database_connection_lost"
     assert response.status_code == 202, response.text
-    assert failures <= pooled  # each dead connection failed one request at most
+    # the first lost connection marked the pool's older ones stale: one request failed at most (none
+    # when another task of the exchange, its outbox relay, met a dead connection first)
+    assert failures <= 1, failures
