@@ -31,7 +31,7 @@ answer; without one, its number is taken (``409 document_duplicate``).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, cast
 
 from sqlalchemy.engine import Dialect
@@ -85,13 +85,7 @@ async def fetch(session: AsyncSession, statement: ClauseElement, values: Mapping
     args = [params[name] for name in order]
     connection = await session.connection()
     driver = await _driver(connection)
-    try:
-        rows: list[Any] = await driver.fetch(sql, *args)
-    except Exception as exc:
-        raise await _translated(connection, exc, sql, args) from exc
-    except BaseException as exc:
-        _abandon(connection, exc)
-        raise
+    rows: list[Any] = await _run(connection, driver.fetch, sql, args)
     return rows
 
 
@@ -105,14 +99,19 @@ async def execute(session: AsyncSession, sql: str, args: Sequence[Any], *, alone
     driver = await _driver(connection)
     if not alone and not driver.is_in_transaction():
         return False
+    await _run(connection, driver.execute, sql, args)
+    return True
+
+
+async def _run(connection: AsyncConnection, call: Callable[..., Awaitable[Any]], sql: str, args: Sequence[Any]) -> Any:
+    """``call(sql, *args)`` on the driver, its errors made SQLAlchemy's; interrupted, the connection closed."""
     try:
-        await driver.execute(sql, *args)
+        return await call(sql, *args)
     except Exception as exc:
         raise await _translated(connection, exc, sql, args) from exc
     except BaseException as exc:
         _abandon(connection, exc)
         raise
-    return True
 
 
 async def _driver(connection: AsyncConnection) -> Any:

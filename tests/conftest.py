@@ -26,6 +26,7 @@ import asyncpg
 import httpx
 import pytest
 from pydantic import BaseModel, SecretStr
+from sqlalchemy import MetaData
 
 from services.cli import settle_heap
 from services.runtime import Topology, build_embedded_app, declared_queues, ensure_local_secrets, topology_env
@@ -147,6 +148,19 @@ async def scratch_database(suffix: str = "") -> AsyncIterator[str]:
         yield pg_url(name)
     finally:
         await _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@asynccontextmanager
+async def scratch_tables(suffix: str, metadata: MetaData) -> AsyncIterator[Database]:
+    """A PostgreSQL database of this run's own holding ``metadata``'s tables; dropped after."""
+    async with scratch_database(suffix) as url:
+        database = Database(url, "public")
+        async with database.engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+        try:
+            yield database
+        finally:
+            await database.dispose()
 
 
 def sqlite_path(url: str) -> Path:

@@ -31,7 +31,7 @@ from sqlalchemy.orm import registry
 
 from shared.bulk import deferred_inserts, insert_rows
 from shared.db import Database, UTCDateTime, new_id, utcnow
-from tests.conftest import scratch_database
+from tests.conftest import scratch_tables
 from tests.helpers import wait_until
 
 metadata = MetaData()
@@ -68,12 +68,8 @@ async def bulk_database(
         yield database
         await database.dispose()
         return
-    async with scratch_database("_bulk") as url:
-        database = Database(url, "public")
-        async with database.engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
+    async with scratch_tables("_bulk", metadata) as database:
         yield database
-        await database.dispose()
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from sqlalchemy.orm import registry
 from shared import direct
 from shared.bulk import deferred_inserts, insert_rows
 from shared.db import Database
-from tests.conftest import PG_ADMIN_DSN, scratch_database
+from tests.conftest import PG_ADMIN_DSN, scratch_tables
 
 metadata = MetaData()
 ITEM = Table(
@@ -50,12 +50,8 @@ registry().map_imperatively(ItemRow, ITEM)
 
 @pytest.fixture(scope="module")
 async def pg() -> AsyncIterator[Database]:
-    async with scratch_database("_direct") as url:
-        database = Database(url, "public")
-        async with database.engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
+    async with scratch_tables("_direct", metadata) as database:
         yield database
-        await database.dispose()
 
 
 @pytest.fixture
