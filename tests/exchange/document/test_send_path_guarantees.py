@@ -18,6 +18,7 @@ from sqlalchemy import event, select
 
 from services.demo.pdf import make_pdf
 from services.exchange.models import messaging
+from shared import direct
 from tests.conftest import PG_ADMIN_DSN
 from tests.helpers import Api, FakeDns, delivery_for, exchange_db, recall, report
 
@@ -196,16 +197,34 @@ async def _logged() -> None:
 
 
 @POSTGRES_ONLY
-async def test_on_postgresql_a_new_documents_look_up_and_rows_are_each_a_transaction_of_their_own(api: Api) -> None:
+async def test_on_postgresql_a_new_documents_look_up_and_rows_are_each_a_transaction_of_their_own(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """To agencies that pull: the look-up, then every row in one statement, with no BEGIN and no
-    COMMIT sent (one statement commits all its rows or none); the rows are there after it."""
+    COMMIT sent (one statement commits all its rows or none), sent once the file is in the store;
+    the rows are there after it."""
     sender, a, b = await api.agency_client(), await api.agency_client(), await api.agency_client()
+    pdf = make_pdf(["Cong van"], padding=os.urandom(2048))
+    blob = api.service_runtime("exchange").blobs.path(hashlib.sha256(pdf).hexdigest())
+    on_disk: list[bool] = []
+    execute = direct.execute
+
+    async def watched(session: Any, sql: str, args: Any, *, alone: bool) -> bool:
+        on_disk.append(blob.exists())  # when the rows' statement is sent: it commits them
+        return await execute(session, sql, args, alone=alone)
+
+    monkeypatch.setattr(direct, "execute", watched)
     with Sent(api) as sent:
         response = await api.send(
-            sender, [a.agency_code, b.agency_code], code_number="9101", headers={"Idempotency-Key": "direct-1"}
+            sender,
+            [a.agency_code, b.agency_code],
+            code_number="9101",
+            files=[("cong-van.pdf", pdf, "application/pdf")],
+            headers={"Idempotency-Key": "direct-1"},
         )
         await _logged()
     assert response.status_code == 202, response.text
+    assert on_disk == [True]
     around = sent.around(Sent.LOOKUP)
     assert around[around.index(Sent.LOOKUP) :][:2] == [Sent.LOOKUP, Sent.ROWS], around
     assert around[0] != "BEGIN", around  # the look-up began no transaction
@@ -218,7 +237,11 @@ async def test_on_postgresql_a_new_documents_look_up_and_rows_are_each_a_transac
         assert entry["document_id"] == response.json()["id"] and entry["seq"] >= 1
 
     again = await api.send(
-        sender, [a.agency_code, b.agency_code], code_number="9101", headers={"Idempotency-Key": "direct-1"}
+        sender,
+        [a.agency_code, b.agency_code],
+        code_number="9101",
+        files=[("cong-van.pdf", pdf, "application/pdf")],
+        headers={"Idempotency-Key": "direct-1"},
     )
     assert again.status_code == 200 and again.json()["id"] == response.json()["id"], again.text
 
