@@ -798,9 +798,14 @@ class RabbitBroker:
 
     async def delete_all(self, queues: list[str], *, retry_delays: tuple[float, ...] = ()) -> None:
         """Delete the exchanges and the named queues with their dead and retry queues (tests clean
-        up their own prefix)."""
+        up their own prefix). This broker's consumers of those queues are stopped first: with one
+        still consuming, the queue was sometimes declared again after its deletion and left behind
+        (tests/shared/test_messaging.py's ``effects``, 6 queues in 5 runs with the cores kept busy;
+        none in 10 such runs since)."""
         if self._connection is None:
             return
+        for queue in queues:
+            await self.unsubscribe(queue)
         channel = await self._connection.channel()
         for queue in queues:
             names = [self.queue_name(queue), f"{self.queue_name(queue)}.dead"]
