@@ -20,17 +20,18 @@ asyncpg, or when the engine has cursor listeners (tracing, the tests' statement 
 owed every statement); the caller's statement goes through SQLAlchemy then. Errors are
 SQLAlchemy's, as its own execution raises them (``IntegrityError`` for a unique violation, the
 driver's error and its SQLSTATE as their cause); a connection that broke is invalidated with the
-pool's older ones, and one whose statement was interrupted (the task cancelled) is closed, as
-SQLAlchemy does. What a statement alone gives up against a transaction: a transaction that the
-client abandons (cancelled, crashed, its connection lost) before its ``COMMIT`` commits nothing,
-while a statement alone that the server finishes before it hears of it commits. A send in that
-window was never answered ``202``: retried with its ``Idempotency-Key`` it gets the document's
-answer; without one, its number is taken (``409 document_duplicate``).
+pool's older ones, as SQLAlchemy does. A statement interrupted by the task's cancellation is
+cancelled on the server too: asyncpg sends the cancel request. What a statement alone gives up
+against a transaction: a transaction that the client abandons (cancelled, crashed, its connection
+lost) before its ``COMMIT`` commits nothing, while a statement alone that the server finishes
+before the cancel request arrives commits — and if the process dies, the server, which does not
+watch the socket of a statement waiting for a lock, finishes it when it gets the lock. A send in
+that window was never answered ``202``: retried with its ``Idempotency-Key`` it gets the
+document's answer; without one, its number is taken (``409 document_duplicate``).
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, cast
 
@@ -104,14 +105,14 @@ async def execute(session: AsyncSession, sql: str, args: Sequence[Any], *, alone
 
 
 async def _run(connection: AsyncConnection, call: Callable[..., Awaitable[Any]], sql: str, args: Sequence[Any]) -> Any:
-    """``call(sql, *args)`` on the driver, its errors made SQLAlchemy's; interrupted, the connection closed."""
+    """``call(sql, *args)`` on the driver, its errors made SQLAlchemy's. Interrupted (the task
+    cancelled), asyncpg sends PostgreSQL a cancel request for the statement and waits for it before
+    the connection's next command: the connection is left to it, not closed, since closing it would
+    withdraw that request and a statement alone waiting for a lock would commit once it got it."""
     try:
         return await call(sql, *args)
     except Exception as exc:
         raise await _translated(connection, exc, sql, args) from exc
-    except BaseException as exc:
-        _abandon(connection, exc)
-        raise
 
 
 async def _driver(connection: AsyncConnection) -> Any:
@@ -119,15 +120,6 @@ async def _driver(connection: AsyncConnection) -> Any:
     driver = (await connection.get_raw_connection()).driver_connection
     assert driver is not None
     return driver
-
-
-def _abandon(connection: AsyncConnection, exc: BaseException) -> None:
-    """A statement interrupted (the task cancelled): the connection's state is not known, so it is
-    closed and not handed out again, as SQLAlchemy's own execution does (without waiting: the task
-    is being cancelled). The server aborts a transaction the connection had open; a statement
-    that was a transaction of its own may have committed before it heard."""
-    with contextlib.suppress(Exception):
-        connection.sync_connection.invalidate(exc)  # type: ignore[union-attr]
 
 
 async def _translated(connection: AsyncConnection, exc: Exception, sql: str, args: Sequence[Any]) -> Exception:

@@ -239,14 +239,37 @@ async def _terminate(pids: list[int]) -> None:
     await asyncio.sleep(0.2)
 
 
+async def _backends(db: Database) -> list[int]:
+    """The server pids of every connection to the test's database but this one's own admin."""
+    admin = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        rows = await admin.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", db.engine.url.database
+        )
+    finally:
+        await admin.close()
+    return [row["pid"] for row in rows]
+
+
+async def _state(pid: int) -> tuple[str | None, str | None]:
+    admin = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        row = await admin.fetchrow("SELECT state, wait_event_type FROM pg_stat_activity WHERE pid = $1", pid)
+    finally:
+        await admin.close()
+    return (row["state"], row["wait_event_type"]) if row else (None, None)
+
+
 async def test_after_the_database_restarts_one_request_fails_not_one_per_pooled_connection(db: Database) -> None:
     """As SQLAlchemy's own execution: the first lost connection marks the pool's older ones stale."""
     sessions = [db.sessionmaker() for _ in range(3)]
-    pids = [await _server_pid(session) for session in sessions]  # three connections at once …
+    for session in sessions:  # three connections at once …
+        await _server_pid(session)
     for session in sessions:
-        await session.close()  # … back in the pool
-    assert len(set(pids)) == 3
-    await _terminate(pids)
+        await session.close()  # … back in the pool, with whatever the earlier tests left there
+    pids = await _backends(db)
+    assert len(pids) >= 3
+    await _terminate(pids)  # every connection of the pool killed: the database restarted
     failures = 0
     for _ in range(4):
         try:
@@ -258,11 +281,10 @@ async def test_after_the_database_restarts_one_request_fails_not_one_per_pooled_
     assert failures == 1
 
 
-async def test_a_statement_cancelled_midway_closes_its_connection_and_its_transaction_commits_nothing(
-    db: Database,
-) -> None:
-    """The task cancelled while its statement waits (for another transaction's row of the same
-    code): the connection is not handed out again, and the session's transaction it joined is gone."""
+async def test_a_statement_alone_cancelled_while_it_waits_is_cancelled_on_the_server_too(db: Database) -> None:
+    """The task cancelled while its write alone waits for another transaction's row of the same code:
+    asyncpg's cancel request stops the statement on the server, so it does not commit when that
+    transaction ends; the connection serves the next session."""
     blocker = await asyncpg.connect(db.url.replace("postgresql+asyncpg", "postgresql"))
     holding = blocker.transaction()
     await holding.start()
@@ -271,18 +293,28 @@ async def test_a_statement_cancelled_midway_closes_its_connection_and_its_transa
 
     async def send() -> None:
         async with db.session() as session:
-            await session.execute(NOTE.insert().values(id=1, text="trước"))  # the transaction begun
             used.append(await _server_pid(session))
-            await direct.execute(session, INSERT_ITEM, [2, "A", "x"], alone=False)
+            await direct.execute(session, INSERT_ITEM, [2, "A", "x"], alone=True)
 
     task = asyncio.create_task(send())
-    await asyncio.sleep(0.5)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    await holding.rollback()
-    await blocker.close()
+    try:
+        for _ in range(200):  # until the statement waits for the lock (a loaded machine is slow)
+            if used and (await _state(used[0]))[1] == "Lock":
+                break
+            await asyncio.sleep(0.05)
+        assert used and (await _state(used[0]))[1] == "Lock"
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        for _ in range(200):  # the cancel request reached the server: the statement is over
+            if (await _state(used[0]))[0] != "active":
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await holding.rollback()  # the row of code A gone: a statement still waiting would commit now
+        await blocker.close()
     await asyncio.sleep(0.3)
-    assert await ids(db) == [] and await ids(db, NOTE) == []
-    async with db.session() as session:
-        assert await _server_pid(session) not in used
+    assert await ids(db) == []
+    async with db.session() as session:  # the pool's connections still serve
+        assert await direct.execute(session, INSERT_ITEM, [3, "C", "x"], alone=True)
+    assert await ids(db) == [3]
