@@ -10,8 +10,10 @@ from urllib.parse import quote
 import httpx
 from fastapi import APIRouter, Request
 from starlette.background import BackgroundTask
+from starlette.exceptions import HTTPException
 from starlette.responses import Response, StreamingResponse
-from starlette.types import Scope
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from gateway.circuit import Call
 from gateway.errors import RouteNotFoundError
@@ -21,7 +23,7 @@ from gateway.limits import GatewayLimits, client_key, limits_of, refusal
 from gateway.limits import route_class as classify
 from gateway.mtls import peer_thumbprint
 from gateway.routes import service_for
-from gateway.runtime import GatewayDep, GatewayRuntime
+from gateway.runtime import GatewayRuntime
 from gateway.upstream import (
     NetworkUpstream,
     UpstreamError,
@@ -32,6 +34,7 @@ from gateway.upstream import (
 )
 from shared.errors import DependencyUnavailableError, UnauthorizedError
 from shared.observability import current_request_id, note_client
+from shared.runtime import runtime_of
 
 log = logging.getLogger("lienthong.gateway.proxy")
 
@@ -89,8 +92,26 @@ def _target(scope: Scope) -> str:
     return target.decode("ascii")
 
 
-@router.api_route("/v1/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
-async def proxy(path: str, request: Request, gateway: GatewayDep) -> Response:
+class _ProxyEndpoint:
+    """The proxy as a plain ASGI endpoint of a Starlette route. It takes no parameters FastAPI
+    would parse or validate, and FastAPI's per-route work (solving the dependencies, wrapping the
+    handler) was a fifth of the gateway's own CPU a proxied request (docs/performance.md, "The
+    thirteenth session"). An error it raises reaches the app's exception handlers, as one raised
+    in a FastAPI route does: the same problem+json."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] not in PROXY_METHODS:  # HEAD too, which a Starlette route would add to GET
+            raise HTTPException(status_code=405, headers={"Allow": ", ".join(PROXY_METHODS)})
+        request = Request(scope, receive, send)
+        response = await proxy(request, runtime_of(request, GatewayRuntime))
+        await response(scope, receive, send)
+
+
+PROXY_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+router.routes.append(Route("/v1/{path:path}", _ProxyEndpoint(), include_in_schema=False))
+
+
+async def proxy(request: Request, gateway: GatewayRuntime) -> Response:
     """Forward to the owning service (it verifies the token itself): the client's rate limit of the
     route's class first, then the service's circuit, within the route class's timeout."""
     service = service_for(request.url.path) if _forwardable(request) else None

@@ -54,3 +54,27 @@ async def test_small_answers_are_sent_whole_and_large_ones_streamed_byte_for_byt
     listed = await api.http.get("/v1/inbox", headers=recipient.auth)  # a small JSON answer
     assert listed.status_code == 200 and listed.json()["items"][0]["document_id"] == sent["id"]
     assert int(listed.headers["content-length"]) == len(listed.content)
+
+
+async def test_the_proxy_route_answers_its_methods_only_with_the_gateways_own_problems(api: Api) -> None:
+    """The proxy is a plain ASGI route (no FastAPI parameters): a method it does not forward is
+    refused 405 with the methods it does in ``Allow`` (HEAD too, which Starlette would add to GET),
+    and an error it raises reaches the app's handlers — problem+json, rate-limit and security
+    headers, the request id — as one raised in a FastAPI route does."""
+    from gateway.proxy import PROXY_METHODS
+
+    client = await api.agency_client()
+    for method in ("HEAD", "OPTIONS", "TRACE"):
+        response = await api.http.request(method, "/v1/documents", headers=client.auth)
+        assert response.status_code == 405, method
+        assert response.headers["allow"] == ", ".join(PROXY_METHODS) == "GET, POST, PUT, PATCH, DELETE"
+        assert response.headers["content-type"] == "application/problem+json"
+    missing = await api.http.get("/v1/nothing-answers-this", headers=client.auth)
+    body = assert_problem(missing, 404, "route_not_found")
+    assert body["instance"] == "/v1/nothing-answers-this"
+    assert missing.headers["x-request-id"] and missing.headers["x-content-type-options"] == "nosniff"
+    unauthenticated = await api.http.get("/v1/inbox", headers={"Authorization": "Bearer not-a-token"})
+    assert_problem(unauthenticated, 401, "unauthorized")
+    assert unauthenticated.headers["www-authenticate"].startswith("Bearer")
+    listed = await api.http.get("/v1/inbox", headers=client.auth)
+    assert listed.status_code == 200 and listed.json()["items"] == []
