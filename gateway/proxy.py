@@ -100,6 +100,9 @@ class _ProxyEndpoint:
     in a FastAPI route does: the same problem+json."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # the route that answered, for the metrics' and the access log's label, as Starlette's router
+        # and FastAPI's set it for their own routes (FastAPI's included router does not for this one)
+        scope["route"] = PROXY_ROUTE
         if scope["method"] not in PROXY_METHODS:  # HEAD too, which a Starlette route would add to GET
             raise HTTPException(status_code=405, headers={"Allow": ", ".join(PROXY_METHODS)})
         request = Request(scope, receive, send)
@@ -108,7 +111,8 @@ class _ProxyEndpoint:
 
 
 PROXY_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
-router.routes.append(Route("/v1/{path:path}", _ProxyEndpoint(), include_in_schema=False))
+PROXY_ROUTE = Route("/v1/{path:path}", _ProxyEndpoint(), include_in_schema=False)
+router.routes.append(PROXY_ROUTE)
 
 
 async def proxy(request: Request, gateway: GatewayRuntime) -> Response:

@@ -78,3 +78,6 @@ async def test_the_proxy_route_answers_its_methods_only_with_the_gateways_own_pr
     assert unauthenticated.headers["www-authenticate"].startswith("Bearer")
     listed = await api.http.get("/v1/inbox", headers=client.auth)
     assert listed.status_code == 200 and listed.json()["items"] == []
+    metrics = (await api.http.get("/metrics")).text  # the gateway's requests labelled by the route's template
+    assert 'requests_total{method="GET",route="/v1/{path:path}",service="gateway",status="200"}' in metrics
+    assert 'requests_total{method="HEAD",route="/v1/{path:path}",service="gateway",status="405"}' in metrics
