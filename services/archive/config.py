@@ -32,6 +32,15 @@ class ArchiveSection(ServiceSection):
     index_commit_seconds: float = Field(
         default=0.5, gt=0, le=30, description="how often the index takes the records changed since its last commit"
     )
+    index_commit_max_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        le=120,
+        description=(
+            "how often while documents arrive faster than 20 a second: each commit then holds more of"
+            " them (default: four times index_commit_seconds; never below it)"
+        ),
+    )
     index_heap_mb: int = Field(default=64, ge=15, le=4096, description="the index writer's memory budget")
     extract_text: bool = Field(
         default=True,

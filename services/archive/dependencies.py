@@ -117,7 +117,9 @@ class ArchiveRuntime(ServiceRuntime):
 
     async def start_indexing(self) -> None:
         """Run the index feeder and the text extraction until the service stops."""
-        self.feeder = feeder = IndexFeeder(self.index, self.db, self.config.index_commit_seconds)
+        self.feeder = feeder = IndexFeeder(
+            self.index, self.db, self.config.index_commit_seconds, self.config.index_commit_max_seconds
+        )
         await feeder.catch_up()
         self.enricher = TextEnricher(
             self.db,

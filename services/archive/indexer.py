@@ -3,7 +3,9 @@
 - :class:`IndexFeeder`: at most once per ``index_commit_seconds`` (an idle feeder at once when an
   event arrives: every replica listens to the exchange's events), the records changed since the
   index's watermark are (re)indexed and committed together: near-real-time, one commit per pass,
-  never per document.
+  never per document. While documents arrive faster than :data:`BUSY_RECORDS_PER_SECOND`, the
+  passes are ``index_commit_max_seconds`` apart instead: a Tantivy commit costs about the same
+  CPU whatever it holds.
   Reading the changes from the database, not from the messages, is what lets every replica keep
   a complete index while the replicas share the work of recording the events.
 - :class:`TextEnricher`: records waiting for their text (``text_status`` pending) are claimed, their
@@ -39,6 +41,13 @@ log = logging.getLogger("lienthong.archive.indexer")
 # what was indexed unchanged is skipped)
 OVERLAP = dt.timedelta(seconds=10)
 PAGE = 1000
+# A Tantivy commit costs 10 – 25 ms of CPU whatever it holds (it writes a segment of a dozen
+# fields' files, and the merges that follow rewrite them): two a second are under 5 % of a core,
+# but at 27 records a commit they were a quarter of the archive's CPU a document
+# (docs/performance.md, "The thirteenth session"). Faster than this, the feeder's passes are
+# ``max_interval`` apart, so each commit holds more; slower, a document is searchable within
+# ``interval``.
+BUSY_RECORDS_PER_SECOND = 20.0
 
 
 async def rebuild(
@@ -66,12 +75,17 @@ async def rebuild(
 
 
 class IndexFeeder:
-    """Takes the records' changes into the index, a batch per commit."""
+    """Takes the records' changes into the index, a batch per commit: a pass at most every
+    ``interval``, every ``max_interval`` while records arrive faster than
+    :data:`BUSY_RECORDS_PER_SECOND` (default: four times ``interval``)."""
 
-    def __init__(self, index: ArchiveIndex, database: Database, interval: float) -> None:
+    def __init__(
+        self, index: ArchiveIndex, database: Database, interval: float, max_interval: float | None = None
+    ) -> None:
         self.index = index
         self.database = database
         self.interval = interval
+        self.max_interval = max(interval, max_interval if max_interval is not None else 4 * interval)
         self._wake = asyncio.Event()
         self._seen: dict[uuid.UUID, dt.datetime] = {}
         self.passes = 0
@@ -84,19 +98,31 @@ class IndexFeeder:
         self._stopping = True
         self._wake.set()
 
+    def next_interval(self, indexed: int, cycle: float) -> float:
+        """How long after a pass's start the next one starts: ``interval``, or ``max_interval``
+        when the pass indexed records arriving faster than :data:`BUSY_RECORDS_PER_SECOND` (those
+        of the ``cycle`` seconds since the pass before began)."""
+        if indexed > BUSY_RECORDS_PER_SECOND * max(cycle, self.interval):
+            return self.max_interval
+        return self.interval
+
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
+        previous: float | None = None
         while not self._stopping:
             began = loop.time()
+            indexed = 0
             try:
-                await self.catch_up()
+                indexed = await self.catch_up()
             except asyncio.CancelledError:
                 raise
             except Exception:  # the database away for a moment: try again next pass
                 log.exception("index pass failed")
+            wait = self.next_interval(indexed, began - previous if previous is not None else self.interval)
+            previous = began
             # at most one pass (one commit) per interval: under load, what arrives meanwhile is
             # gathered into the next commit instead of a pass per event
-            await asyncio.sleep(max(0.05, self.interval - (loop.time() - began)))
+            await asyncio.sleep(max(0.05, wait - (loop.time() - began)))
             if not self._wake.is_set():  # idle: the next event, or a look at the interval's end
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.interval)

@@ -94,3 +94,77 @@ def test_the_notation_is_one_clause_and_words_fold() -> None:
         [["nhap"]],
         ["dong"],
     )
+
+
+async def test_the_feeder_gathers_more_a_commit_while_documents_arrive_fast(database: Database, tmp_path: Path) -> None:
+    """A Tantivy commit costs about the same whatever it holds: while records arrive faster than
+    BUSY_RECORDS_PER_SECOND, the feeder's passes are ``max_interval`` apart (each commit holds
+    more); a slower trickle, and a record after an idle spell, are taken ``interval`` apart."""
+    import asyncio
+    import time
+
+    from services.archive.indexer import BUSY_RECORDS_PER_SECOND
+
+    assert BUSY_RECORDS_PER_SECOND == 20.0
+    slot, lock = claim_slot(tmp_path / "index")
+    index = ArchiveIndex(slot)
+    await rebuild(index, database)
+    rule = IndexFeeder(index, database, interval=0.5)
+    assert rule.max_interval == 2.0  # four times the interval by default
+    assert [rule.next_interval(n, cycle) for n, cycle in [(0, 0.5), (10, 0.5), (11, 0.5), (40, 2.0), (41, 2.0)]] == [
+        0.5,  # idle
+        0.5,  # 20 a second: not faster than the threshold
+        2.0,  # 22 a second
+        0.5,  # 20 a second over a long pass
+        2.0,
+    ]
+    assert rule.next_interval(5, 0.1) == 0.5  # a pass sooner than the interval is counted over the interval
+    assert IndexFeeder(index, database, interval=0.5, max_interval=0.2).max_interval == 0.5  # never below it
+
+    consumer = IdempotentBatchConsumer(database, messaging, "archive.documents", on_documents_submitted)
+    feeder = IndexFeeder(index, database, interval=0.05, max_interval=0.6)
+    passes: list[tuple[float, int, float]] = []  # each pass's start, what it indexed, the wait it chose
+    catch_up, next_interval = feeder.catch_up, feeder.next_interval
+    started: list[float] = []
+
+    async def timed_catch_up() -> int:
+        started.append(time.monotonic())
+        return await catch_up()
+
+    def recorded(indexed: int, cycle: float) -> float:
+        wait = next_interval(indexed, cycle)
+        passes.append((started[-1], indexed, wait))
+        return wait
+
+    feeder.catch_up = timed_catch_up  # type: ignore[method-assign]
+    feeder.next_interval = recorded  # type: ignore[method-assign]
+
+    async def until(condition: object, seconds: float = 20.0) -> None:
+        deadline = time.monotonic() + seconds
+        while not condition():  # type: ignore[operator]
+            assert time.monotonic() < deadline, passes
+            await asyncio.sleep(0.02)
+
+    task = asyncio.create_task(feeder.run())
+    try:
+        await until(lambda: passes)  # the first look: nothing new
+        await consumer.handle_batch([submitted(n, "000.00.02.H41") for n in range(1, 31)])
+        feeder.wake()
+        await until(lambda: any(indexed for _, indexed, _ in passes))  # its pass has chosen its wait
+        busy = next(i for i, (_, indexed, _) in enumerate(passes) if indexed)
+        assert index.num_docs == 30
+        assert passes[busy][1:] == (30, 0.6)  # 30 records in one short pass: the next waits max_interval
+        await until(lambda: len(passes) > busy + 1)
+        assert passes[busy + 1][0] - passes[busy][0] >= 0.6  # woken or not, not sooner
+        await until(lambda: passes[-1][1] == 0 and passes[-1][2] == 0.05)  # idle again: the short interval
+        await consumer.handle_batch([submitted(31, "000.00.02.H41")])
+        feeder.wake()
+        await until(lambda: any(p[1] for p in passes[busy + 1 :]))
+        lone = next(p for p in passes[busy + 1 :] if p[1])
+        assert index.num_docs == 31
+        assert lone[1:] == (1, 0.05)  # a lone record after an idle spell: searchable within the interval
+    finally:
+        feeder.stop()
+        await task
+        index.close()
+        lock.close()
