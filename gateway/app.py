@@ -14,7 +14,7 @@ from gateway.console.router import install_console
 from gateway.headers import EdgeMiddleware
 from gateway.limits import GatewayLimits, attach_limits
 from gateway.openapi import router as openapi_router
-from gateway.proxy import router as proxy_router
+from gateway.proxy import install_proxy
 from gateway.runtime import GatewayRuntime
 from services.settings import Settings
 from shared.config import SERVICE_NAMES
@@ -72,7 +72,7 @@ def create_app(
     install_operations(app, "gateway", checks, metrics)
     app.include_router(auth_router)
     app.include_router(openapi_router)
-    app.include_router(proxy_router)
+    install_proxy(app)
     install_console(app)  # after the proxy: an API request never tries the console's routes first
     return app
 

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterable
 from urllib.parse import quote
 
 import httpx
-from fastapi import APIRouter, Request
+from fastapi import FastAPI, Request
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 from starlette.responses import Response, StreamingResponse
@@ -37,8 +37,6 @@ from shared.observability import current_request_id, note_client
 from shared.runtime import runtime_of
 
 log = logging.getLogger("lienthong.gateway.proxy")
-
-router = APIRouter()
 
 HOP_BY_HOP = {
     "connection",
@@ -92,27 +90,48 @@ def _target(scope: Scope) -> str:
     return target.decode("ascii")
 
 
+PROXY_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+class ProxyRoute(Route):
+    """``/v1/{path:path}`` forwarded by :func:`proxy`: a plain Starlette route whose endpoint is an
+    ASGI function, not a FastAPI route. It takes no parameters FastAPI would parse or validate, and
+    FastAPI's per-route work (solving the dependencies, wrapping the handler) was a fifth of the
+    gateway's own CPU a proxied request (docs/performance.md, "The thirteenth session").
+
+    It behaves as the FastAPI route did: an error it raises reaches the app's exception handlers
+    (the same problem+json); a method it does not forward is a partial match, so a route of the
+    same path that takes it answers first (``OPTIONS /v1/auth/token``: 405 ``Allow: POST``) and
+    otherwise it answers 405 with ``Allow`` (``HEAD`` too, which Starlette adds to a ``GET``
+    route); and it names itself in the scope, for the metrics' and the access log's label. It is
+    added to the app's own router (:func:`install_proxy`): FastAPI rebuilds the routes of an
+    included router as plain ``Route`` objects."""
+
+    def __init__(self) -> None:
+        super().__init__("/v1/{path:path}", _ProxyEndpoint(), methods=PROXY_METHODS, include_in_schema=False)
+        assert self.methods is not None
+        self.methods.discard("HEAD")
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["route"] = self
+        if scope["method"] not in PROXY_METHODS:
+            raise HTTPException(status_code=405, headers={"Allow": ", ".join(PROXY_METHODS)})
+        await self.app(scope, receive, send)
+
+
 class _ProxyEndpoint:
-    """The proxy as a plain ASGI endpoint of a Starlette route. It takes no parameters FastAPI
-    would parse or validate, and FastAPI's per-route work (solving the dependencies, wrapping the
-    handler) was a fifth of the gateway's own CPU a proxied request (docs/performance.md, "The
-    thirteenth session"). An error it raises reaches the app's exception handlers, as one raised
-    in a FastAPI route does: the same problem+json."""
+    """The endpoint as an ASGI callable (a plain function Starlette would wrap as a request handler)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # the route that answered, for the metrics' and the access log's label, as Starlette's router
-        # and FastAPI's set it for their own routes (FastAPI's included router does not for this one)
-        scope["route"] = PROXY_ROUTE
-        if scope["method"] not in PROXY_METHODS:  # HEAD too, which a Starlette route would add to GET
-            raise HTTPException(status_code=405, headers={"Allow": ", ".join(PROXY_METHODS)})
         request = Request(scope, receive, send)
         response = await proxy(request, runtime_of(request, GatewayRuntime))
         await response(scope, receive, send)
 
 
-PROXY_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
-PROXY_ROUTE = Route("/v1/{path:path}", _ProxyEndpoint(), include_in_schema=False)
-router.routes.append(PROXY_ROUTE)
+def install_proxy(app: FastAPI) -> None:
+    """Add the proxy's route to the app's router, after the routes added so far (the token endpoint
+    and the OpenAPI document answer their paths first)."""
+    app.router.routes.append(ProxyRoute())
 
 
 async def proxy(request: Request, gateway: GatewayRuntime) -> Response:

@@ -59,8 +59,9 @@ async def test_small_answers_are_sent_whole_and_large_ones_streamed_byte_for_byt
 async def test_the_proxy_route_answers_its_methods_only_with_the_gateways_own_problems(api: Api) -> None:
     """The proxy is a plain ASGI route (no FastAPI parameters): a method it does not forward is
     refused 405 with the methods it does in ``Allow`` (HEAD too, which Starlette would add to GET),
-    and an error it raises reaches the app's handlers — problem+json, rate-limit and security
-    headers, the request id — as one raised in a FastAPI route does."""
+    unless a route of the same path takes it; an error it raises reaches the app's handlers —
+    problem+json, rate-limit and security headers, the request id — as one raised in a FastAPI
+    route does; its requests are labelled with its path in the metrics."""
     from gateway.proxy import PROXY_METHODS
 
     client = await api.agency_client()
@@ -69,6 +70,9 @@ async def test_the_proxy_route_answers_its_methods_only_with_the_gateways_own_pr
         assert response.status_code == 405, method
         assert response.headers["allow"] == ", ".join(PROXY_METHODS) == "GET, POST, PUT, PATCH, DELETE"
         assert response.headers["content-type"] == "application/problem+json"
+    for method in ("OPTIONS", "HEAD"):  # a route of the same path that takes the method answers first
+        token = await api.http.request(method, "/v1/auth/token")
+        assert (token.status_code, token.headers["allow"]) == (405, "POST"), method
     missing = await api.http.get("/v1/nothing-answers-this", headers=client.auth)
     body = assert_problem(missing, 404, "route_not_found")
     assert body["instance"] == "/v1/nothing-answers-this"
