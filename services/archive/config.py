@@ -37,7 +37,7 @@ class ArchiveSection(ServiceSection):
         gt=0,
         le=120,
         description=(
-            "how often while documents arrive faster than 20 a second: each commit then holds more of"
+            "how often while records change faster than 20 a second: each commit then holds more of"
             " them (default: four times index_commit_seconds; never below it)"
         ),
     )

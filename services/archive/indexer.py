@@ -3,7 +3,7 @@
 - :class:`IndexFeeder`: at most once per ``index_commit_seconds`` (an idle feeder at once when an
   event arrives: every replica listens to the exchange's events), the records changed since the
   index's watermark are (re)indexed and committed together: near-real-time, one commit per pass,
-  never per document. While documents arrive faster than :data:`BUSY_RECORDS_PER_SECOND`, the
+  never per document. While records change faster than :data:`BUSY_RECORDS_PER_SECOND`, the
   passes are ``index_commit_max_seconds`` apart instead: a Tantivy commit costs about the same
   CPU whatever it holds.
   Reading the changes from the database, not from the messages, is what lets every replica keep
@@ -41,12 +41,13 @@ log = logging.getLogger("lienthong.archive.indexer")
 # what was indexed unchanged is skipped)
 OVERLAP = dt.timedelta(seconds=10)
 PAGE = 1000
-# A Tantivy commit costs 10 – 25 ms of CPU whatever it holds (it writes a segment of a dozen
-# fields' files, and the merges that follow rewrite them): two a second are under 5 % of a core,
-# but at 27 records a commit they were a quarter of the archive's CPU a document
-# (docs/performance.md, "The thirteenth session"). Faster than this, the feeder's passes are
-# ``max_interval`` apart, so each commit holds more; slower, a document is searchable within
-# ``interval``.
+# A Tantivy commit costs about the same CPU whatever it holds (it writes a segment of a dozen
+# fields' files, the merges that follow rewrite them, the searchers are reloaded): 30 ms or more on
+# the 2-core development machine (``python -m bench index_commits``), 1 ms a record at 30 records
+# a commit against 0.5 at 120 (docs/performance.md, "The thirteenth session"). Records changing
+# faster than this (a document with attachments changes twice: recorded, then its text), the
+# feeder's passes are ``max_interval`` apart, so each commit holds more; slower, a change is
+# searchable within ``interval``.
 BUSY_RECORDS_PER_SECOND = 20.0
 
 
@@ -76,7 +77,7 @@ async def rebuild(
 
 class IndexFeeder:
     """Takes the records' changes into the index, a batch per commit: a pass at most every
-    ``interval``, every ``max_interval`` while records arrive faster than
+    ``interval``, every ``max_interval`` while records change faster than
     :data:`BUSY_RECORDS_PER_SECOND` (default: four times ``interval``)."""
 
     def __init__(
@@ -87,6 +88,7 @@ class IndexFeeder:
         self.interval = interval
         self.max_interval = max(interval, max_interval if max_interval is not None else 4 * interval)
         self._wake = asyncio.Event()
+        self._stopped = asyncio.Event()
         self._seen: dict[uuid.UUID, dt.datetime] = {}
         self.passes = 0
         self._stopping = False
@@ -96,11 +98,12 @@ class IndexFeeder:
 
     def stop(self) -> None:
         self._stopping = True
+        self._stopped.set()
         self._wake.set()
 
     def next_interval(self, indexed: int, cycle: float) -> float:
         """How long after a pass's start the next one starts: ``interval``, or ``max_interval``
-        when the pass indexed records arriving faster than :data:`BUSY_RECORDS_PER_SECOND` (those
+        when the pass indexed records changing faster than :data:`BUSY_RECORDS_PER_SECOND` (those
         of the ``cycle`` seconds since the pass before began)."""
         if indexed > BUSY_RECORDS_PER_SECOND * max(cycle, self.interval):
             return self.max_interval
@@ -122,8 +125,13 @@ class IndexFeeder:
             previous = began
             # at most one pass (one commit) per interval: under load, what arrives meanwhile is
             # gathered into the next commit instead of a pass per event
-            await asyncio.sleep(max(0.05, wait - (loop.time() - began)))
-            if not self._wake.is_set():  # idle: the next event, or a look at the interval's end
+            with contextlib.suppress(TimeoutError):  # stop() ends the wait
+                await asyncio.wait_for(self._stopped.wait(), max(0.05, wait - (loop.time() - began)))
+            if self._stopping:
+                break
+            if wait <= self.interval and not self._wake.is_set():
+                # idle: the next event, or a look at the interval's end (under load the next pass is
+                # due now: another replica's records wake no one here)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.interval)
             self._wake.clear()
@@ -141,6 +149,7 @@ class IndexFeeder:
         watermark = self.index.checkpoint.watermark
         since = dt.datetime.fromisoformat(watermark) if watermark else dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
         count = 0
+        taken: list[tuple[uuid.UUID, dt.datetime]] = []
         after: tuple[dt.datetime, uuid.UUID] | None = None
         while True:
             async with self.database.session() as session:
@@ -154,8 +163,9 @@ class IndexFeeder:
                 await asyncio.to_thread(self.index.upsert, changed)
                 count += len(changed)
                 # what the next pass may read again (changed within OVERLAP of its start) is remembered
+                # once committed: a pass that fails before its commit is read again whole
                 recent = started - OVERLAP
-                self._seen.update((row.document_id, row.changed_at) for row in changed if row.changed_at >= recent)
+                taken.extend((row.document_id, row.changed_at) for row in changed if row.changed_at >= recent)
             if rows:
                 after = (rows[-1].changed_at, rows[-1].document_id)
             if len(rows) < PAGE:
@@ -164,6 +174,7 @@ class IndexFeeder:
         reached = max(since, started - OVERLAP)
         if count:
             await asyncio.to_thread(self.index.commit, reached)
+            self._seen.update(taken)
             self._seen = {k: v for k, v in self._seen.items() if v >= reached}
         else:
             self.index.checkpoint.watermark = reached.isoformat()  # saved with the next commit

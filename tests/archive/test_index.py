@@ -148,23 +148,62 @@ async def test_the_feeder_gathers_more_a_commit_while_documents_arrive_fast(data
     task = asyncio.create_task(feeder.run())
     try:
         await until(lambda: passes)  # the first look: nothing new
-        await consumer.handle_batch([submitted(n, "000.00.02.H41") for n in range(1, 31)])
+        # 200 records in one pass: busy unless that pass came 10 s after the one before
+        await consumer.handle_batch([submitted(n, "000.00.02.H41") for n in range(1, 201)])
         feeder.wake()
         await until(lambda: any(indexed for _, indexed, _ in passes))  # its pass has chosen its wait
         busy = next(i for i, (_, indexed, _) in enumerate(passes) if indexed)
-        assert index.num_docs == 30
-        assert passes[busy][1:] == (30, 0.6)  # 30 records in one short pass: the next waits max_interval
+        assert index.num_docs == 200
+        assert passes[busy][1:] == (200, 0.6)  # the next pass waits max_interval
+        feeder.wake()  # woken meanwhile: still not sooner
         await until(lambda: len(passes) > busy + 1)
-        assert passes[busy + 1][0] - passes[busy][0] >= 0.6  # woken or not, not sooner
+        assert passes[busy + 1][0] - passes[busy][0] >= 0.6 - 1e-3
         await until(lambda: passes[-1][1] == 0 and passes[-1][2] == 0.05)  # idle again: the short interval
-        await consumer.handle_batch([submitted(31, "000.00.02.H41")])
+        await consumer.handle_batch([submitted(201, "000.00.02.H41")])
         feeder.wake()
         await until(lambda: any(p[1] for p in passes[busy + 1 :]))
         lone = next(p for p in passes[busy + 1 :] if p[1])
-        assert index.num_docs == 31
+        assert index.num_docs == 201
         assert lone[1:] == (1, 0.05)  # a lone record after an idle spell: searchable within the interval
     finally:
         feeder.stop()
         await task
         index.close()
         lock.close()
+
+
+async def test_under_load_the_feeders_passes_come_max_interval_apart_and_stop_ends_the_wait() -> None:
+    """A busy pass is followed by the next one ``max_interval`` later — not that plus an idle wait
+    for a wake-up (another replica's records wake no one here) — and ``stop()`` ends a long wait."""
+    import asyncio
+    import itertools
+    import time
+
+    feeder = IndexFeeder(None, None, interval=0.5, max_interval=1.0)  # type: ignore[arg-type]
+    starts: list[float] = []
+    found = iter([30, 0, 0])
+
+    async def catch_up() -> int:
+        starts.append(time.monotonic())
+        if len(starts) == 3:
+            feeder.stop()
+        return next(found)
+
+    feeder.catch_up = catch_up  # type: ignore[method-assign]
+    await asyncio.wait_for(feeder.run(), 10)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
+    assert 1.0 - 1e-3 <= gaps[0] < 1.4, gaps  # busy: max_interval (1.5 with the idle wait after it)
+    assert 0.5 - 1e-3 <= gaps[1] < 1.4, gaps  # idle: the interval, then the idle wait for a wake-up
+
+    busy = IndexFeeder(None, None, interval=0.5, max_interval=60)  # type: ignore[arg-type]
+
+    async def one_busy_pass() -> int:
+        return 1000
+
+    busy.catch_up = one_busy_pass  # type: ignore[method-assign]
+    task = asyncio.create_task(busy.run())
+    await asyncio.sleep(0.2)  # in its 60 s wait
+    began = time.monotonic()
+    busy.stop()
+    await asyncio.wait_for(task, 5)
+    assert time.monotonic() - began < 2
