@@ -207,3 +207,29 @@ async def test_under_load_the_feeders_passes_come_max_interval_apart_and_stop_en
     busy.stop()
     await asyncio.wait_for(task, 5)
     assert time.monotonic() - began < 2
+
+
+async def test_a_pass_that_fails_before_its_commit_is_read_again_whole(database: Database, tmp_path: Path) -> None:
+    """The records a pass indexed are marked seen only once committed: after a failed commit the
+    next pass takes them again (marked before, it skipped them, and they stayed unsearchable until
+    they changed again)."""
+    slot, lock = claim_slot(tmp_path / "index")
+    index = ArchiveIndex(slot)
+    await rebuild(index, database)
+    feeder = IndexFeeder(index, database, interval=0.1)
+    assert await feeder.catch_up() == 0
+    consumer = IdempotentBatchConsumer(database, messaging, "archive.documents", on_documents_submitted)
+    await consumer.handle_batch([submitted(n, "000.00.02.H41") for n in range(1, 4)])
+    commit = index.commit
+
+    def disk_full(watermark: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    index.commit = disk_full  # type: ignore[method-assign,assignment]
+    with pytest.raises(OSError):
+        await feeder.catch_up()
+    index.commit = commit  # type: ignore[method-assign]
+    assert await feeder.catch_up() == 3
+    assert index.num_docs == 3 and matches(index, "ke hoach so", Reader("000.00.02.H41")) == 3
+    index.close()
+    lock.close()
