@@ -95,7 +95,7 @@ PROXY_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 class ProxyRoute(Route):
     """``/v1/{path:path}`` forwarded by :func:`proxy`: a plain Starlette route whose endpoint is an
-    ASGI function, not a FastAPI route. It takes no parameters FastAPI would parse or validate, and
+    ASGI callable, not a FastAPI route. It takes no parameters FastAPI would parse or validate, and
     FastAPI's per-route work (solving the dependencies, wrapping the handler) was a fifth of the
     gateway's own CPU a proxied request (docs/performance.md, "The thirteenth session").
 
