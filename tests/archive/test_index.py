@@ -97,7 +97,7 @@ def test_the_notation_is_one_clause_and_words_fold() -> None:
 
 
 async def test_the_feeder_gathers_more_a_commit_while_documents_arrive_fast(database: Database, tmp_path: Path) -> None:
-    """A Tantivy commit costs about the same whatever it holds: while records arrive faster than
+    """A Tantivy commit costs about the same whatever it holds: while records change faster than
     BUSY_RECORDS_PER_SECOND, the feeder's passes are ``max_interval`` apart (each commit holds
     more); a slower trickle, and a record after an idle spell, are taken ``interval`` apart."""
     import asyncio
