@@ -362,13 +362,18 @@ async def _principal(
 PrincipalDep = Annotated[Principal, Depends(_principal)]
 
 
+def check_scope(principal: Principal, scope: str) -> Principal:
+    """The principal, when its token holds ``scope``; 403 otherwise."""
+    if scope not in principal.scopes:
+        raise ForbiddenError(f"This call needs the scope '{scope}'", required_scope=scope)
+    return principal
+
+
 def require_scope(scope: str) -> Any:
     """Return a dependency that requires a valid token holding ``scope``."""
 
     async def dependency(principal: PrincipalDep) -> Principal:
-        if scope not in principal.scopes:
-            raise ForbiddenError(f"This call needs the scope '{scope}'", required_scope=scope)
-        return principal
+        return check_scope(principal, scope)
 
     return Depends(dependency)
 

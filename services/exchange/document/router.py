@@ -3,38 +3,35 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import uuid
-from collections.abc import AsyncIterator
-from typing import Annotated, Literal
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import quote
 
 from fastapi import APIRouter, File, Form, Header, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import ValidationError
+from fastapi.routing import APIRoute
 
-from services.exchange.blobstore import CHUNK
 from services.exchange.dependencies import DocumentServiceDep, PacketServiceDep, packets_of
 from services.exchange.document.schemas import (
-    AttachmentUpload,
     DocumentAccepted,
     DocumentRead,
-    DocumentSubmit,
     InboxPage,
     ListFilters,
     RecallRequest,
     RecallRequested,
     SentPage,
 )
+from services.exchange.document.send_route import IDEMPOTENCY_KEY_MAX, SendRoute, chunks, send_multipart
 from services.exchange.document.types import document_type
 from services.exchange.edxml import PacketTooLargeError
-from services.exchange.errors import MetadataInvalidError
 from shared.auth import Principal, Scope, agency_of, require_scope
 from shared.errors import BadRequestError, ForbiddenError, RequestValidationProblem
 from shared.roles import require_any_scope
 from shared.types import AgencyCode
 
 router = APIRouter(tags=["documents"])
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
 SenderDep = Annotated[Principal, require_scope(Scope.SEND)]
 ReceiverDep = Annotated[Principal, require_scope(Scope.RECEIVE)]
 InternalDep = Annotated[Principal, require_scope(Scope.INTERNAL)]
@@ -42,23 +39,6 @@ ReaderDep = Annotated[Principal, require_any_scope(Scope.RECEIVE, Scope.AUDIT)]
 """An agency system reads its own agency's documents; an auditor (``audit:read``) every document's
 metadata and deliveries, never an attachment's content (the download needs ``documents:receive``)."""
 StatusFilter = Annotated[str | None, Query(pattern=r"^(pending|0[1-6])$", description="pending or 01…06")]
-
-
-def _parse_metadata(raw: str) -> DocumentSubmit:
-    try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError) as exc:  # not JSON, absurd numbers, absurd nesting
-        raise MetadataInvalidError(f"The `metadata` part is not JSON this API can read: {exc}") from exc
-    try:
-        return DocumentSubmit.model_validate(body)
-    except ValidationError as exc:
-        errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
-        raise MetadataInvalidError("The `metadata` part does not match the schema: see errors", errors=errors) from exc
-
-
-async def _chunks(upload: UploadFile) -> AsyncIterator[bytes]:
-    while chunk := await upload.read(CHUNK):
-        yield chunk
 
 
 def _filters(
@@ -114,8 +94,20 @@ async def read_limited(stream: AsyncIterator[bytes], limit: int) -> bytes:
     return b"".join(parts)
 
 
-@router.post(
+def _route(route_class: type[APIRoute], path: str, **options: Any) -> Callable[[Endpoint], Endpoint]:
+    """``@router.post(…)`` with a route class of its own (FastAPI's decorators take none)."""
+
+    def register(endpoint: Endpoint) -> Endpoint:
+        router.add_api_route(path, endpoint, route_class_override=route_class, **options)
+        return endpoint
+
+    return register
+
+
+@_route(
+    SendRoute,
     "/v1/documents",
+    methods=["POST"],
     status_code=202,
     response_model=DocumentAccepted,
     responses={
@@ -133,7 +125,7 @@ async def submit_document(
     metadata: Annotated[str | None, Form(description="The document metadata as JSON (DocumentSubmit)")] = None,
     files: Annotated[list[UploadFile] | None, File(description="One or more attachments")] = None,
     packet: Annotated[UploadFile | None, File(description="An edXML packet, instead of metadata and files")] = None,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=IDEMPOTENCY_KEY_MAX)] = None,
 ) -> JSONResponse:
     """Send a document from your agency to agencies and/or groups: one delivery per recipient.
 
@@ -151,7 +143,7 @@ async def submit_document(
     content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     if content_type in XML_TYPES or packet is not None:
         packets = packets_of(request, documents)
-        stream = request.stream() if packet is None else _chunks(packet)
+        stream = request.stream() if packet is None else chunks(packet)
         body = await read_limited(stream, packets.max_packet_bytes)
         answer, created = await packets.take(
             body,
@@ -168,15 +160,7 @@ async def submit_document(
             "Send a `metadata` part and `files` (multipart), or an edXML packet (application/xml or a `packet` part)",
             errors=[{"loc": ["body", name], "msg": "Field required", "type": "missing"} for name in missing],
         )
-    data = _parse_metadata(metadata)
-    accepted, created = await documents.submit(
-        sender_code=agency_of(principal),
-        sender_client_id=principal.client_id,
-        data=data,
-        files=[AttachmentUpload(file_name=upload.filename, chunks=_chunks(upload)) for upload in files],
-        idempotency_key=idempotency_key,
-    )
-    return JSONResponse(accepted.model_dump(mode="json"), status_code=202 if created else 200)
+    return await send_multipart(documents, principal, metadata, files, idempotency_key)
 
 
 @router.get("/v1/documents", response_model=SentPage | InboxPage)
