@@ -56,7 +56,7 @@ from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import TextClause
 
-from shared import direct
+from shared import direct, jsoncodec
 
 _BATCH = "lienthong_deferred_inserts"
 
@@ -103,9 +103,9 @@ def postgresql_statement(
     serialize = getattr(dialect, "_json_serializer", None) or json.dumps  # what SQLAlchemy binds JSON with
     try:
         params = {
-            f"w{i}": json.dumps(
-                _encoded(table, columns, list(rows), dialect, serialize), separators=(",", ":"), default=json_default
-            )
+            f"w{i}": jsoncodec.dumps(
+                _encoded(table, columns, list(rows), dialect, serialize), default=json_default
+            ).decode()
             for i, ((table, columns), (_table, rows)) in enumerate(zip(shape, parts, strict=True))
         }
     except (TypeError, ValueError) as exc:  # a value no column takes: as SQLAlchemy's binding says it

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared import jsoncodec
+
 BUNDLE_HEADER = "x-bundle"
 
 # Event types the relay may bundle: every queue bound to them is a consumer's (idempotent per
@@ -57,7 +59,7 @@ class Envelope:
         }
 
     def to_json(self) -> bytes:
-        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":")).encode()
+        return jsoncodec.dumps(self.to_dict())
 
     @classmethod
     def from_json(cls, raw: bytes) -> Envelope:
@@ -79,7 +81,7 @@ class Envelope:
 
 def bundle_json(envelopes: Sequence[Envelope]) -> bytes:
     """The body of a bundle: the envelopes as one JSON array, in order."""
-    return json.dumps([e.to_dict() for e in envelopes], ensure_ascii=False, separators=(",", ":")).encode()
+    return jsoncodec.dumps([e.to_dict() for e in envelopes])
 
 
 def envelopes_from_json(raw: bytes) -> list[Envelope]:
