@@ -16,8 +16,9 @@ before the answer is sent, then the endpoint's own code (:func:`send_multipart`)
 not take — parsed, then found misshapen — goes to FastAPI's handler, which reads the same parsed
 form (Starlette keeps it on the request).
 
-What it does not do: FastAPI's OpenTelemetry spans of the dependencies and the serialization (the
-request's own span, from the middleware, stays).
+What it does not do: FastAPI's OpenTelemetry spans of the dependencies and of the endpoint, and the
+request's telemetry data (``request``, ``body``, ``values``), when an OpenTelemetry provider is set up
+(the request's own span, from the middleware, stays). LienThong sets none up.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ from typing import Any
 
 from fastapi import Request, Response, UploadFile
 from fastapi._body_limit import get_body_limit_error
+from fastapi.dependencies.utils import _is_empty_file_input
 from fastapi.responses import JSONResponse
-from fastapi.routing import _FASTAPI_SCOPE_KEY, APIRoute, _resolve_form_limits
+from fastapi.routing import _FASTAPI_SCOPE_KEY, APIRoute, _effective_route_context_var, _resolve_form_limits
 from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile as StarletteUploadFile
@@ -90,15 +92,26 @@ Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
 
 class SendRoute(APIRoute):
-    """The send's route: FastAPI's handler, after :func:`plain_send` for the common request."""
+    """The send's route: FastAPI's handler, after :func:`plain_send` for the common request.
+
+    Only FastAPI's handler where FastAPI would solve more than the endpoint's own dependencies: an
+    app's or an include's ``dependencies``, and while the app has ``dependency_overrides``."""
 
     def get_route_handler(self) -> Handler:
         full = super().get_route_handler()
+        effective = _effective_route_context_var.get()  # the included route FastAPI builds the handler for
+        route = effective if effective is not None and effective.original_route is self else self
+        if len(route.dependencies) > len(self.dependencies):
+            return full
+        provider = route.dependency_overrides_provider
         form_limits = self.form_limits
 
         async def handler(request: Request) -> Response:
-            answer = await plain_send(request, form_limits)
-            return answer if answer is not None else await full(request)
+            if not getattr(provider, "dependency_overrides", None):
+                answer = await plain_send(request, form_limits)
+                if answer is not None:
+                    return answer
+            return await full(request)
 
         return handler
 
@@ -124,7 +137,7 @@ async def plain_send(request: Request, form_limits: Any = None) -> Response | No
             raise error from exc
         raise HTTPException(status_code=400, detail="There was an error parsing the body") from exc
     metadata = form.get("metadata")
-    files = form.getlist("files")
+    files = [upload for upload in form.getlist("files") if not _is_empty_file_input(upload)]  # as FastAPI reads a list
     if (
         not isinstance(metadata, str)
         or not metadata

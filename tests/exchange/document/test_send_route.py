@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import APIRouter, Depends, FastAPI, Request
 
 from services.demo.pdf import make_pdf
 from services.exchange.document import send_route
@@ -119,6 +120,10 @@ CASES: dict[str, tuple[Callable[[Client, Client, Client], tuple[bytes, dict[str,
         ),
         False,
     ),
+    "only an empty file input": (  # what a browser sends for a file input left empty
+        lambda s, r, _n: _request(("metadata", None, _meta(r), None), ("files", "", b"", None), auth=s.auth),
+        False,
+    ),
     "an Idempotency-Key too long": (
         lambda s, r, _n: _request(
             ("metadata", None, _meta(r), None), _file(), auth=s.auth, **{"Idempotency-Key": "k" * 201}
@@ -175,6 +180,7 @@ async def test_a_plain_send_goes_the_short_way_and_is_the_same_document(
             _file(),
             _file(filename="phu-luc.pdf"),
             _file(filename=""),
+            ("files", "", b"", "application/octet-stream"),  # an empty file input: not a file, as FastAPI reads it
             auth=sender.auth,
             **key,
         )
@@ -199,3 +205,35 @@ def _normalized_document(accepted: dict[str, Any]) -> dict[str, Any]:
     normalized = {key: value for key, value in accepted.items() if key not in ids}
     normalized["attachments"] = [{k: v for k, v in a.items() if k != "id"} for a in accepted["attachments"]]
     return normalized
+
+
+async def test_the_short_way_steps_aside_for_dependencies_fastapi_would_solve(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An app's ``dependency_overrides``, or ``dependencies`` an include adds, are FastAPI's to solve:
+    while there are any, every request goes to FastAPI's handler."""
+    asked: list[str] = []
+
+    async def plain_send(request: Any, form_limits: Any = None) -> None:
+        asked.append(request.url.path)
+        return None
+
+    async def endpoint(request: Request) -> dict[str, str]:
+        return {"path": request.url.path}
+
+    async def extra() -> None:
+        return None
+
+    monkeypatch.setattr(send_route, "plain_send", plain_send)
+    app = FastAPI()
+    app.router.add_api_route("/direct", endpoint, methods=["POST"], route_class_override=send_route.SendRoute)
+    for prefix, dependencies in (("/included", []), ("/guarded", [Depends(extra)])):
+        router = APIRouter()
+        router.add_api_route("/send", endpoint, methods=["POST"], route_class_override=send_route.SendRoute)
+        app.include_router(router, prefix=prefix, dependencies=dependencies)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://test") as http:
+        for path in ("/direct", "/included/send", "/guarded/send"):
+            assert (await http.post(path)).json() == {"path": path}
+        assert asked == ["/direct", "/included/send"]
+        app.dependency_overrides[extra] = extra
+        asked.clear()
+        assert (await http.post("/direct")).status_code == 200
+        assert asked == []
