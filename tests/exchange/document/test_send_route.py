@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 
 from services.demo.pdf import make_pdf
 from services.exchange.document import send_route
+from tests.conftest import ONE_DATABASE
 from tests.helpers import Api, Client, inbox_ids, metadata
 
 PDF = make_pdf(["Van ban thu nghiem"])
@@ -149,6 +150,7 @@ CASES: dict[str, tuple[Callable[[Client, Client, Client], tuple[bytes, dict[str,
 }
 
 
+@ONE_DATABASE  # refusals, nothing written: the short way's writes are the next test's, on both databases
 @pytest.mark.parametrize("case", list(CASES))
 async def test_every_answer_is_fastapis_own(api: Api, monkeypatch: pytest.MonkeyPatch, case: str) -> None:
     sender, recipient = await api.agency_client(), await api.agency_client()
