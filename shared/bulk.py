@@ -104,7 +104,7 @@ def postgresql_statement(
     try:
         params = {
             f"w{i}": jsoncodec.dumps(
-                _encoded(table, columns, list(rows), dialect, serialize), default=json_default
+                _encoded(table, columns, list(rows), dialect, serialize), default=json_default, ensure_ascii=True
             ).decode()
             for i, ((table, columns), (_table, rows)) in enumerate(zip(shape, parts, strict=True))
         }

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import enum
 import json
+import math
 import uuid
+from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -36,6 +40,9 @@ DEFAULTED: list[Any] = [
     uuid.UUID("01a22cea-deb7-7078-8c11-0a1ca322183e"),
     decimal.Decimal("1.10"),
     dt.timedelta(seconds=3.5),
+    dt.datetime(2026, 1, 1, tzinfo=dt.timezone(dt.timedelta(seconds=3601))),  # an offset with seconds
+    dt.datetime(1900, 1, 1, 12, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh")),  # local mean time: +07:06:40
+    dt.time(1, 2, 3, tzinfo=dt.UTC),
 ]
 
 
@@ -58,6 +65,54 @@ def test_a_lone_surrogate_is_refused_as_before() -> None:
         _standard(["\ud800 alone"])
     with pytest.raises(UnicodeEncodeError):
         jsoncodec.dumps(["\ud800 alone"])
+
+
+class _Raising(dt.tzinfo):
+    def utcoffset(self, _when: dt.datetime | None) -> dt.timedelta:
+        raise RuntimeError("no offset")
+
+
+@dataclass
+class _Point:
+    x: int
+
+
+@pytest.mark.parametrize(
+    "value",
+    [dt.datetime(2026, 1, 1), dt.date(2026, 1, 1), dt.time(1, 2), _Point(1)],
+    ids=["datetime", "date", "time", "dataclass"],
+)
+def test_without_a_default_dates_and_dataclasses_are_refused_as_before(value: Any) -> None:
+    with pytest.raises(TypeError, match="is not JSON serializable"):
+        _standard([value])
+    with pytest.raises(TypeError, match="is not JSON serializable"):
+        jsoncodec.dumps([value])
+
+
+def test_a_tzinfo_that_fails_fails_as_with_the_standard_library() -> None:
+    when = dt.datetime(2026, 1, 1, tzinfo=_Raising())
+    with pytest.raises(RuntimeError, match="no offset"):
+        _standard([when], json_default)
+    with pytest.raises(RuntimeError, match="no offset"):
+        jsoncodec.dumps([when], default=json_default)
+
+
+def test_the_differences_the_module_names() -> None:
+    class Kind(enum.Enum):
+        NEW = "new"
+
+    ident = uuid.UUID("01a22cea-deb7-7078-8c11-0a1ca322183e")
+    assert jsoncodec.dumps([ident, Kind.NEW]) == b'["01a22cea-deb7-7078-8c11-0a1ca322183e","new"]'
+    with pytest.raises(TypeError):
+        _standard([ident])
+    assert jsoncodec.dumps([math.nan, math.inf]) == b"[null,null]"
+    assert _standard([math.nan, math.inf]) == b"[NaN,Infinity]"
+
+
+def test_ascii_escapes_only_in_the_fallback() -> None:
+    assert jsoncodec.dumps(["Kế"], ensure_ascii=True) == '["Kế"]'.encode()  # orjson's UTF-8
+    pair = "\ud83d\ude00"  # a surrogate pair as two code points: UTF-8 cannot hold it
+    assert jsoncodec.dumps([pair], ensure_ascii=True) == json.dumps([pair]).encode()  # its escapes, as before
 
 
 def test_what_neither_writes_is_the_standard_librarys_error() -> None:
