@@ -363,8 +363,10 @@ async def writes_held(api: Api, service: str, table: str, waiters: int) -> Async
             if writes.match(statement):
                 sent.append(statement)
 
-        lock = sqlite3.connect(url.split(":///", 1)[1], isolation_level=None, timeout=30)
-        lock.execute("BEGIN IMMEDIATE")  # readers go on (WAL), writers wait
+        lock = sqlite3.connect(url.split(":///", 1)[1], isolation_level=None, timeout=30, check_same_thread=False)
+        # readers go on (WAL), writers wait; taken in a thread: a write transaction of the service's
+        # own (a relay's, a consumer's) may hold the lock, and it commits only if the event loop runs
+        await asyncio.to_thread(lock.execute, "BEGIN IMMEDIATE")
         event.listen(engine, "before_cursor_execute", count_writes)
         try:
             yield

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -65,9 +65,6 @@ def _multipart(*parts: tuple[str, str | None, bytes, str | None]) -> tuple[bytes
             head += f"Content-Type: {content_type}\r\n"
         chunks.append(head.encode() + b"\r\n" + content + b"\r\n")
     return b"".join(chunks) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
-
-
-Case = Callable[[Client, Client, Client], Awaitable[tuple[bytes, dict[str, str]]]]
 
 
 def _meta(recipient: Client, **overrides: Any) -> bytes:
