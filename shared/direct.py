@@ -116,8 +116,15 @@ async def _run(connection: AsyncConnection, call: Callable[..., Awaitable[Any]],
 
 
 async def _driver(connection: AsyncConnection) -> Any:
-    """The asyncpg connection under SQLAlchemy's."""
-    driver = (await connection.get_raw_connection()).driver_connection
+    """The asyncpg connection under SQLAlchemy's: read straight from the connection while it holds
+    one (no I/O: ``get_raw_connection`` would start a greenlet to read the same attribute), else
+    through SQLAlchemy, which connects again an invalidated one."""
+    sync = connection.sync_connection
+    if sync is not None and not sync.closed and not sync.invalidated:
+        raw = sync.connection
+    else:
+        raw = await connection.get_raw_connection()
+    driver = raw.driver_connection
     assert driver is not None
     return driver
 

@@ -72,7 +72,7 @@ class Repository(Generic[ModelT]):
             state = sa_inspect(row).dict
             for key, _column_key, default in columns:
                 if key not in state and default is not None:
-                    setattr(row, key, default())
+                    state[key] = default()  # a transient object's value: nothing tracks its history
             values.append({column_key: state[key] for key, column_key, _ in columns if key in state})
         await insert_rows(self.session, table, values)
 
@@ -128,6 +128,30 @@ class Repository(Generic[ModelT]):
 
 
 _INSERT_PLANS: dict[type[Any], tuple[Table, list[tuple[str, str, Callable[[], Any] | None]]]] = {}
+
+
+def transient(model: type[ModelT], values: dict[str, Any]) -> ModelT:
+    """A new (transient) object of ``model`` holding ``values``, made without the mapped class's
+    constructor: each keyword it takes is an instrumented assignment that records the attribute's
+    history (eight times the cost, for the send's rows: 2.8 against 22 µs a delivery). For the rows
+    :meth:`Repository.insert_new` writes, which read the values and never the history. The keys are
+    checked as the constructor checks them (``TypeError`` for one that is not a mapped attribute),
+    once per model and set of keys."""
+    keys = frozenset(values)
+    known = _TRANSIENT_KEYS.setdefault(model, set())
+    if keys not in known:
+        attributes = sa_inspect(model).attrs
+        unknown = sorted(key for key in keys if key not in attributes)
+        if unknown:
+            raise TypeError(f"{unknown[0]!r} is an invalid keyword argument for {model.__name__}")
+        known.add(keys)
+    row = model.__new__(model)
+    model._sa_class_manager._new_state_if_none(row)  # type: ignore[attr-defined]
+    row.__dict__.update(values)
+    return row
+
+
+_TRANSIENT_KEYS: dict[type[Any], set[frozenset[str]]] = {}
 
 
 def _insert_plan(model: type[Any]) -> tuple[Table, list[tuple[str, str, Callable[[], Any] | None]]]:

@@ -85,6 +85,7 @@ from shared.clients import RegistryClient, Resolution
 from shared.clients.registry import AgencyInfo
 from shared.db import new_id, utcnow
 from shared.errors import AgencyInactiveError, BadRequestError, ConflictError
+from shared.repository import transient
 from shared.safezip import ArchiveLimits
 from shared.text import fold
 
@@ -247,51 +248,56 @@ def new_document(
     document_id = data.edxml_document_id or edxml_document_id(
         sender_code, data.promulgation_date, data.code_number, data.code_notation
     )
-    return Document(
-        id=new_id(),
-        sender_code=sender_code,
-        sender_client_id=sender_client_id,
-        idempotency_key=idempotency_key,
-        sender_document_id=data.sender_document_id,
-        request_fingerprint=fingerprint,
-        kind=relation.kind if relation else "new",
-        original_id=original.id if original else None,
-        update_info=update_info(relation),
-        code_number=data.code_number,
-        code_notation=data.code_notation,
-        type_name=data.type_name,
-        type_code=document_type(data.type_name)[0],
-        subject=data.subject,
-        promulgation_place=data.promulgation_place,
-        promulgation_date=data.promulgation_date,
-        promulgation_year=data.promulgation_date.year,
-        signer_competence=data.signer.competence,
-        signer_position=data.signer.position,
-        signer_name=data.signer.full_name,
-        urgency=data.urgency,
-        due_date=data.due_date,
-        steering_type=data.steering_type,
-        page_count=data.page_count,
-        description=data.description,
-        response_for=[r.model_dump(mode="json") for r in data.response_for] or None,
-        redirected=[r.model_dump() for r in resolution.redirected] or None,
-        edxml_document_id=document_id,
-        type_number=data.type_number,
-        type_detail=data.type_detail,
-        copy_form=data.copy_form,
-        circulation=data.circulation,
-        content=data.content,
-        language=data.language,
-        sphere_of_promulgation=data.sphere_of_promulgation,
-        typer_notation=data.typer_notation,
-        promulgation_amount=data.promulgation_amount,
-        direction=data.direction,
-        to_places=data.to_places or None,
-        appendixes=data.appendixes or None,
-        sender_organ=sender_organ(sender, sender_code),
-        trace=[TraceHop(organ_id=sender_code, timestamp=now).model_dump(mode="json")],
-        business=business_of(data, original, recipients, document_id).model_dump(mode="json", exclude_defaults=True),
-        created_at=now,
+    return transient(
+        Document,
+        dict(
+            id=new_id(),
+            sender_code=sender_code,
+            sender_client_id=sender_client_id,
+            idempotency_key=idempotency_key,
+            sender_document_id=data.sender_document_id,
+            request_fingerprint=fingerprint,
+            kind=relation.kind if relation else "new",
+            original_id=original.id if original else None,
+            update_info=update_info(relation),
+            code_number=data.code_number,
+            code_notation=data.code_notation,
+            type_name=data.type_name,
+            type_code=document_type(data.type_name)[0],
+            subject=data.subject,
+            promulgation_place=data.promulgation_place,
+            promulgation_date=data.promulgation_date,
+            promulgation_year=data.promulgation_date.year,
+            signer_competence=data.signer.competence,
+            signer_position=data.signer.position,
+            signer_name=data.signer.full_name,
+            urgency=data.urgency,
+            due_date=data.due_date,
+            steering_type=data.steering_type,
+            page_count=data.page_count,
+            description=data.description,
+            response_for=[r.model_dump(mode="json") for r in data.response_for] or None,
+            redirected=[r.model_dump() for r in resolution.redirected] or None,
+            edxml_document_id=document_id,
+            type_number=data.type_number,
+            type_detail=data.type_detail,
+            copy_form=data.copy_form,
+            circulation=data.circulation,
+            content=data.content,
+            language=data.language,
+            sphere_of_promulgation=data.sphere_of_promulgation,
+            typer_notation=data.typer_notation,
+            promulgation_amount=data.promulgation_amount,
+            direction=data.direction,
+            to_places=data.to_places or None,
+            appendixes=data.appendixes or None,
+            sender_organ=sender_organ(sender, sender_code),
+            trace=[TraceHop(organ_id=sender_code, timestamp=now).model_dump(mode="json")],
+            business=business_of(data, original, recipients, document_id).model_dump(
+                mode="json", exclude_defaults=True
+            ),
+            created_at=now,
+        ),
     )
 
 
@@ -761,15 +767,18 @@ class DocumentService:
         for position, file in enumerate(staged):
             info = described[position] if position < len(described) else AttachmentInfo()
             attachments.append(
-                Attachment(
-                    document_id=document.id,
-                    position=position,
-                    file_name=file.file_name,
-                    content_type=file.content_type,
-                    size=file.blob.size,
-                    sha256=file.blob.sha256,
-                    content_id=info.content_id or f"{position + 1}.{file.blob.sha256[:16]}",
-                    description=info.description,
+                transient(
+                    Attachment,
+                    dict(
+                        document_id=document.id,
+                        position=position,
+                        file_name=file.file_name,
+                        content_type=file.content_type,
+                        size=file.blob.size,
+                        sha256=file.blob.sha256,
+                        content_id=info.content_id or f"{position + 1}.{file.blob.sha256[:16]}",
+                        description=info.description,
+                    ),
                 )
             )
         await self.documents.add_attachments(attachments)
@@ -786,24 +795,28 @@ class DocumentService:
         """Write one pending delivery per recipient (its organ info frozen), and its first history event."""
         deadline = self.calendar.arrival_deadline(now, urgent=document.urgency > 0)
         deliveries = [
-            Delivery(
-                id=new_id(),
-                document_id=document.id,
-                recipient_code=code,
-                status=StatusCode.PENDING.value,
-                arrival_deadline=deadline,
-                due_date=document.due_date,
-                created_at=now,
-                updated_at=now,
-                organ=(organs or {}).get(code),
+            transient(
+                Delivery,
+                dict(
+                    id=new_id(),
+                    document_id=document.id,
+                    recipient_code=code,
+                    status=StatusCode.PENDING.value,
+                    arrival_deadline=deadline,
+                    due_date=document.due_date,
+                    created_at=now,
+                    updated_at=now,
+                    organ=(organs or {}).get(code),
+                ),
             )
             for code in sorted(recipient_codes)
         ]
         await self.deliveries.add_new(deliveries)
         await self.deliveries.add_history(
             [
-                DeliveryEvent(
-                    delivery_id=d.id, status=d.status, actor_code=document.sender_code, note=None, created_at=now
+                transient(
+                    DeliveryEvent,
+                    dict(delivery_id=d.id, status=d.status, actor_code=document.sender_code, note=None, created_at=now),
                 )
                 for d in deliveries
             ]

@@ -24,6 +24,7 @@ from shared.audit import (
 )
 from shared.db import utcnow
 from shared.messaging import Envelope
+from shared.repository import transient
 
 log = logging.getLogger("lienthong.registry.audit")
 
@@ -123,7 +124,7 @@ class AuditService:
             seq += 1
             fields = entry_fields(envelope, seq=seq, prev_hash=prev_hash, recorded_at=now)
             prev_hash = entry_hash(fields)
-            entries.append(AuditEntry(**fields, hash=prev_hash))
+            entries.append(transient(AuditEntry, {**fields, "hash": prev_hash}))
         await self.audits.append(entries)
         await self.audits.set_head(seq, prev_hash)
         if self.key is not None:
