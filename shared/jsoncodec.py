@@ -17,7 +17,9 @@ float, and telling such a text apart costs more than orjson saves.
 A bundle of five events is 105 µs with the standard library and 7 µs with orjson on the development
 machine; JSON was 5.5 % of the exchange's CPU a document (docs/performance.md, "The fourteenth
 session"). Not for a digest's input or anything stored and compared byte for byte later
-(an idempotency fingerprint): those keep the standard library's exact text.
+(an idempotency fingerprint): those keep the standard library's exact text. JSON columns store its
+text (``shared.db.column_json``, every engine's ``json_serializer``): their values are read back,
+never their text compared.
 """
 
 from __future__ import annotations

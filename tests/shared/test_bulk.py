@@ -30,7 +30,7 @@ from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.orm import registry
 
 from shared.bulk import deferred_inserts, insert_rows
-from shared.db import Database, UTCDateTime, new_id, utcnow
+from shared.db import Database, UTCDateTime, column_json, new_id, utcnow
 from tests.conftest import scratch_tables
 from tests.helpers import wait_until
 
@@ -305,3 +305,32 @@ async def test_cursor_listeners_hear_the_rows_with_sqlalchemys_own_context(db: D
     inserts = [statement for statement in heard if "INSERT" in statement.upper()]
     assert len(inserts) == (1 if not db.is_sqlite else 2), heard
     assert len(await rows_of(db, CHILD)) == 1
+
+
+async def test_a_json_columns_text_is_the_same_compact_json_on_every_path_and_reads_back_as_written(
+    db: Database,
+) -> None:
+    """``shared.db.column_json`` for the unit of work's insert and for the block's rows alike: compact
+    orjson text, Vietnamese as UTF-8; what orjson refuses (an integer beyond 64 bits, a lone
+    surrogate) in the standard library's text with its escapes; every value read back as given."""
+    values = {
+        "J-1": {"to_places": ["Sở Tư pháp", "UBND huyện"], "n": 1.5, "big": 2**63 - 1, "none": None},
+        "J-2": {"huge": 123456789012345678901234567890, "text": "Hà Nội"},
+        "J-3": {"lone": "\ud800 nửa"},
+    }
+    async with db.session() as session:
+        await session.execute(
+            insert(PARENT), [parent("U-" + code[2:], details=value) for code, value in values.items()]
+        )
+    async with db.session() as session, deferred_inserts(session):
+        await insert_rows(session, PARENT, [parent(code, details=value) for code, value in values.items()])
+    text_of = PARENT.c.details.cast(Text).label("text")
+    async with db.session() as session:
+        stored = dict((await session.execute(select(PARENT.c.code, text_of))).all())
+        read = dict((await session.execute(select(PARENT.c.code, PARENT.c.details))).all())
+    for code, value in values.items():
+        assert stored[code] == stored["U-" + code[2:]] == column_json(value), code
+        assert read[code] == read["U-" + code[2:]] == value, code
+    assert stored["J-1"] == '{"to_places":["Sở Tư pháp","UBND huyện"],"n":1.5,"big":9223372036854775807,"none":null}'
+    assert stored["J-2"] == '{"huge":123456789012345678901234567890,"text":"H\\u00e0 N\\u1ed9i"}'
+    assert stored["J-3"] == '{"lone":"\\ud800 n\\u1eeda"}'
