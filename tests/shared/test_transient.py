@@ -77,3 +77,13 @@ async def test_insert_new_writes_a_transient_row_with_its_defaults_as_a_construc
     assert rows["transient"].id == made.id
     assert (rows["transient"].status, rows["transient"].details) == (rows["built"].status, rows["built"].details)
     assert inspect(made).transient  # written outside the unit of work: still not in any session
+
+
+def test_new_ids_are_plain_time_ordered_version_7_uuids():
+    """Plain ``uuid.UUID`` (what SQLAlchemy's ``Uuid`` and pydantic take), version 7, RFC 4122, and
+    ordered as they were made, within a millisecond too."""
+    ids = [new_id() for _ in range(2000)]
+    assert {type(i) for i in ids} == {uuid.UUID}
+    assert {(i.version, i.variant) for i in ids} == {(7, uuid.RFC_4122)}
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert uuid.UUID(str(ids[0])) == ids[0]
