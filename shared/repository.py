@@ -140,10 +140,11 @@ def transient(model: type[ModelT], values: dict[str, Any]) -> ModelT:
     keys = frozenset(values)
     known = _TRANSIENT_KEYS.setdefault(model, set())
     if keys not in known:
-        attributes = sa_inspect(model).attrs
-        unknown = sorted(key for key in keys if key not in attributes)
+        mapper = sa_inspect(model)
+        unknown = sorted(key for key in keys if key not in mapper.attrs)
         if unknown:
             raise TypeError(f"{unknown[0]!r} is an invalid keyword argument for {model.__name__}")
+        _check_plain(model, mapper, keys)
         known.add(keys)
     row = model.__new__(model)
     model._sa_class_manager._new_state_if_none(row)  # type: ignore[attr-defined]
@@ -152,6 +153,21 @@ def transient(model: type[ModelT], values: dict[str, Any]) -> ModelT:
 
 
 _TRANSIENT_KEYS: dict[type[Any], set[frozenset[str]]] = {}
+
+
+def _check_plain(model: type[Any], mapper: Any, keys: frozenset[str]) -> None:
+    """Refuse what the constructor would do more than assign: a model with its own ``__init__``,
+    ``@validates`` methods or a polymorphic identity, a key that is not a column (a relationship, a
+    synonym): a change of the model fails here, loudly, rather than skipping them."""
+    registry = getattr(model, "registry", None)
+    plain_init = registry is not None and mapper.class_manager.original_init is registry.constructor
+    if not plain_init or mapper.validators or mapper.polymorphic_identity is not None:
+        raise TypeError(f"{model.__name__} has a constructor, validators or a polymorphic identity: build it with it")
+    not_columns = sorted(key for key in keys if key not in mapper.column_attrs)
+    if not_columns:
+        raise TypeError(
+            f"{not_columns[0]!r} of {model.__name__} is not a column: build the object with its constructor"
+        )
 
 
 def _insert_plan(model: type[Any]) -> tuple[Table, list[tuple[str, str, Callable[[], Any] | None]]]:

@@ -87,3 +87,40 @@ def test_new_ids_are_plain_time_ordered_version_7_uuids():
     assert {(i.version, i.variant) for i in ids} == {(7, uuid.RFC_4122)}
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
     assert uuid.UUID(str(ids[0])) == ids[0]
+
+
+def test_a_model_whose_constructor_does_more_than_assign_is_refused():
+    """``@validates``, an ``__init__`` of its own, a key that is a relationship: the constructor's
+    work would be skipped, so ``transient`` refuses rather than skip it."""
+    from sqlalchemy import ForeignKey
+    from sqlalchemy.orm import relationship, validates
+
+    class Checked(Base):
+        __tablename__ = "transient_checked"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        title: Mapped[str] = mapped_column(String(50))
+
+        @validates("title")
+        def _title(self, _key: str, value: str) -> str:
+            return value.strip()
+
+    class Own(Base):
+        __tablename__ = "transient_own"
+        id: Mapped[int] = mapped_column(primary_key=True)
+
+        def __init__(self, **values: Any) -> None:
+            super().__init__(**values)
+
+    class Child(Base):
+        __tablename__ = "transient_child"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        note_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("transient_note.id"))
+        note: Mapped[Note] = relationship()
+
+    with pytest.raises(TypeError, match="validators"):
+        transient(Checked, {"title": " x "})
+    with pytest.raises(TypeError, match="constructor"):
+        transient(Own, {"id": 1})
+    with pytest.raises(TypeError, match="'note' of Child is not a column"):
+        transient(Child, {"note": Note(title="x")})
+    assert transient(Child, {"id": 1, "note_id": uuid.uuid4()}).id == 1
