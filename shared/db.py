@@ -132,7 +132,8 @@ def column_json(value: Any) -> str:
     ``shared.bulk``): compact JSON from orjson (``shared.jsoncodec``; a send's rows have a dozen JSON
     values, each 10 – 30 µs with ``json.dumps``). Read back, the values are those the standard
     library's text gave; what orjson refuses is written by the standard library with its ASCII
-    escapes, as SQLAlchemy's default serializer writes it (a lone surrogate stays a valid escape)."""
+    escapes, as SQLAlchemy's default serializer writes it (a lone surrogate stays a valid escape). A
+    float NaN or infinity is written ``null`` (PostgreSQL's ``json`` refused the standard library's ``NaN``)."""
     return jsoncodec.dumps(value, ensure_ascii=True).decode()
 
 
