@@ -4,8 +4,9 @@ Uploads are hashed while they stream to a temporary file, fsynced, then renamed 
 the directory synced (the rename itself on disk), so memory stays flat whatever the file size, a
 crash never leaves a partial blob under its hash, and a power loss never loses a committed one. An
 upload smaller than :data:`CHUNK` (the framework holds it in memory already) stays in memory until
-it is committed, and is then written, synced, renamed and its directory synced in one hop of a
-worker thread: nothing on disk for a send refused by a later check, one thread hop instead of two,
+it is committed, and is then written, synced, renamed and its directory synced in one request to
+the syncer process (:mod:`services.exchange.blobsync`; without one, in one hop of a worker thread):
+nothing on disk for a send refused by a later check, no file system call on the event loop's thread,
 and no write at all when the same bytes are stored already.
 
 A staged file is held under an exclusive ``flock`` until it is committed or discarded. The kernel
@@ -27,6 +28,7 @@ import hashlib
 import logging
 import os
 import re
+import secrets
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
@@ -273,11 +275,10 @@ class BlobStore:
     async def commit(self, staged: StagedBlob) -> StoredBlob:
         """Move a staged upload into the store under its hash (one copy of identical bytes)."""
         if staged.path is None:
-            begun = self._begin_store(staged.pieces, staged.sha256) if self.syncer is not None else None
-            if begun is None:  # no syncer, or the same bytes stored already (reused by the thread)
+            if self.syncer is not None and not self.path(staged.sha256).exists():
+                await self._store_elsewhere(staged.pieces, staged.sha256)
+            else:  # no syncer, or the same bytes stored already (reused by the thread)
                 await asyncio.to_thread(self._store_pieces, staged.pieces, staged.sha256)
-            else:
-                await self._sync_elsewhere(*begun)
             return StoredBlob(sha256=staged.sha256, size=staged.size, head=staged.head)
         try:
             # the handle is closed (its lock dropped) in the same thread hop as the move: a close on
@@ -323,48 +324,26 @@ class BlobStore:
         finally:
             os.close(fd)
 
-    def _begin_store(self, pieces: Sequence[bytes], sha256: str) -> tuple[int, Path, Path] | None:
-        """On the event loop's thread, the quick system calls of storing an upload held in memory:
-        its file created in ``tmp/`` and locked, its bytes written (to the page cache), its directory
-        made; what waits for the disk is the syncer's (:meth:`_sync_elsewhere`). None when a file is
-        at the blob's place already (a worker thread reuses it, as :meth:`_store_pieces` does)."""
-        final = self.path(sha256)
-        if final.exists():
-            return None
-        fd, tmp = self._locked_file()
-        try:
-            _write_pieces(fd, pieces)
-            _make_directory(final.parent)
-        except BaseException:
-            os.close(fd)
-            tmp.unlink(missing_ok=True)
-            raise
-        return fd, tmp, final
-
-    async def _sync_elsewhere(self, fd: int, tmp: Path, final: Path) -> None:
-        """The syncer syncs the file, renames it, syncs its directories; the file stays locked (open)
-        here until it answers. On an error the ``tmp/`` file is deleted; a file already at its
-        place is reused by the next commit of the same bytes, its directories synced again. When
-        no syncer can be started, a worker thread does it."""
+    async def _store_elsewhere(self, pieces: Sequence[bytes], sha256: str) -> None:
+        """An upload held in memory stored by the syncer process: it writes the bytes to a new locked
+        file of ``tmp/``, syncs it, renames it under its hash and syncs its directories; this thread
+        makes no file system call (:mod:`services.exchange.blobsync` says why). On an error or a
+        cancel the ``tmp/`` file is deleted (a rename the syncer made already stands: a blob no row
+        names, for the sweep). When no syncer can be started, a worker thread stores it."""
         assert self.syncer is not None
+        final = self.path(sha256)
+        tmp = self.root / "tmp" / f"upload-{secrets.token_hex(8)}"
         try:
             try:
-                await self.syncer.durable(tmp, final, self._unsynced_directories(final))
+                await self.syncer.durable(tmp, final, self._unsynced_directories(final), pieces)
             except SyncerUnavailableError as exc:
-                log.warning("%s: an upload is synced by a worker thread instead", exc)
-                await asyncio.to_thread(self._sync_here, fd, tmp, final)
+                log.warning("%s: an upload is stored by a worker thread instead", exc)
+                await asyncio.to_thread(self._store_pieces, pieces, sha256)
             else:
                 self._mark_synced(final)
         except BaseException:
             _forget(tmp)
             raise
-        finally:
-            os.close(fd)
-
-    def _sync_here(self, fd: int, tmp: Path, final: Path) -> None:
-        os.fsync(fd)
-        os.replace(tmp, final)
-        self._settle(final)
 
     def _move_into_place(self, tmp: Path, sha256: str, handle: BinaryIO | None = None) -> None:
         """The file under its hash (or, the same bytes stored already, the file deleted), the rename

@@ -1,26 +1,33 @@
-"""The blob store's syncer: a process of its own that makes a written upload durable (its file
-synced, renamed under its hash, its directories synced) for the exchange process that wrote it.
+"""The blob store's syncer: a process of its own that writes an upload held in memory to a file of
+``tmp/``, makes it durable (synced, renamed under its hash, its directories synced), and answers the
+exchange process that sent it.
 
-Why a process. An upload held in memory is written to ``tmp/`` by the event loop's thread (quick
-calls, into the page cache); what waits for the disk has to leave that thread. In a worker thread
-each system call gives the GIL up and, the busy event loop holding it, waits up to the switch
-interval (5 ms) to get it back: under load the commit of a 100 KB file took 30 – 35 ms (median)
-for 2 ms of disk, and the hand-overs cost the exchange about 0.3 ms of CPU a document. A process
-has its own interpreter: the loop writes one line to its pipe and reads one back
+Why a process. What touches the file system has to leave the event loop's thread. Waiting for the
+disk, plainly; and creating and writing a file, which look quick (into the page cache) but wait on
+the file system's journal while other uploads are being synced: on the exchange's thread they held
+its event loop for about 1.2 ms a document, the most of it in ``open`` and ``write`` (cProfile of the
+running exchange, docs/performance.md, "The sixteenth session"). In a worker thread each system call
+gives the GIL up and, the busy event loop holding it, waits up to the switch interval (5 ms) to get
+it back: under load the commit of a 100 KB file took 30 – 35 ms (median) for 2 ms of disk, and the
+hand-overs cost the exchange about 0.3 ms of CPU a document. A process has its own interpreter: the
+loop writes one request to its pipe (the bytes after a line of JSON) and reads one line back
 (docs/performance.md, "The tenth session's changes").
 
-The protocol, one JSON line each way: ``{"id": 7, "tmp": …, "final": …, "directories": […]}``,
-answered ``{"id": 7}`` or ``{"id": 7, "errno": 28, "error": "No space left on device"}``. A few
-threads handle the requests at once, each answered when done; the writer keeps the file open and
-locked until the answer (a starting replica deletes only the unlocked files of ``tmp/``).
-The exchange runs this file by its path, isolated (``python -I …/blobsync.py``): it imports the
-standard library only.
+The protocol: ``{"id": 7, "tmp": …, "size": 102400, "final": …, "directories": […]}`` and ``size``
+bytes after the line, answered ``{"id": 7}`` or ``{"id": 7, "errno": 28, "error": "No space left on
+device"}``. The syncer creates ``tmp`` (it must not exist), locks it, writes the bytes, syncs it,
+makes the final directory if need be, renames it, then syncs the directories; a request without
+``size`` names a file the caller wrote. A few threads handle the requests at once, each answered when
+done; a file of ``tmp/`` is locked by whoever is writing or syncing it (a starting replica deletes
+only the unlocked files of ``tmp/``). The exchange runs this file by its path, isolated (``python -I
+…/blobsync.py``): it imports the standard library only.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import itertools
 import json
 import logging
@@ -28,7 +35,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +43,7 @@ from typing import Any, BinaryIO
 
 log = logging.getLogger("lienthong.exchange.blobsync")
 WORKERS = 4  # commits synced at once
+PIPE_BYTES = 1024 * 1024  # the request pipe's size (Linux's default upper limit for a user)
 
 
 def make_durable(tmp: str, final: str, directories: list[str]) -> None:
@@ -47,6 +55,63 @@ def make_durable(tmp: str, final: str, directories: list[str]) -> None:
     finally:
         os.close(descriptor)
     os.replace(tmp, final)
+    _sync_directories(directories)
+
+
+def store_durably(tmp: str, data: bytes | memoryview, final: str, directories: list[str]) -> None:
+    """``data`` written to a new file ``tmp`` (locked while it is written and synced), synced,
+    renamed to ``final`` (its directory and that one's parent made if need be), then each directory
+    synced. On an error ``tmp`` is deleted and nothing is at ``final`` that was not there before."""
+    descriptor = _locked_new_file(tmp)
+    try:
+        try:
+            view = memoryview(data)
+            while view:  # a write may take part of what it is given
+                view = view[os.write(descriptor, view) :]
+            os.fsync(descriptor)
+            _make_directory(os.path.dirname(final))
+            os.replace(tmp, final)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+    finally:
+        os.close(descriptor)  # the lock with it: the file is at its place, or gone
+    _sync_directories(directories)
+
+
+def _locked_new_file(tmp: str) -> int:
+    """``tmp`` created (refused if it exists) and locked, and still there once locked: a replica
+    starting up deletes the unlocked files of ``tmp/``, and may have taken it between its creation
+    and its lock (then it is made again)."""
+    while True:
+        descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            if os.stat(tmp).st_ino == os.fstat(descriptor).st_ino:
+                return descriptor
+        except FileNotFoundError:
+            pass
+        except BaseException:
+            os.close(descriptor)
+            raise
+        os.close(descriptor)
+
+
+def _make_directory(directory: str) -> None:
+    """A blob's directory made if need be: in a store in use it exists (one system call to learn so)."""
+    try:
+        os.mkdir(directory)
+    except FileExistsError:
+        pass
+    except FileNotFoundError:  # its parent is new too
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(os.path.dirname(directory))
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(directory)
+
+
+def _sync_directories(directories: list[str]) -> None:
     for directory in directories:
         descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
@@ -55,18 +120,22 @@ def make_durable(tmp: str, final: str, directories: list[str]) -> None:
             os.close(descriptor)
 
 
-def serve(requests: Iterable[bytes] | None = None, answers: BinaryIO | None = None, workers: int = WORKERS) -> None:
-    """The syncer's loop: a request a line, handled by one of ``workers`` threads (the fsyncs of
-    concurrent commits overlap; nothing else in this process wants the GIL), an answer a line as
-    each is done, until its input closes and every request is answered."""
+def serve(requests: BinaryIO | None = None, answers: BinaryIO | None = None, workers: int = WORKERS) -> None:
+    """The syncer's loop: a request at a time read (its line, then its bytes), handled by one of
+    ``workers`` threads (the fsyncs of concurrent commits overlap; nothing else in this process
+    wants the GIL), an answer a line as each is done, until its input closes and every request is
+    answered. A request cut short by the end of the input is not handled (its sender is gone)."""
     source = requests if requests is not None else sys.stdin.buffer
     sink = answers if answers is not None else sys.stdout.buffer
     writing = threading.Lock()
 
-    def handle(request: dict[str, Any]) -> None:
-        answer: dict[str, object] = {"id": request["id"]}
+    def handle(request: dict[str, Any], data: bytes | None) -> None:
+        answer: dict[str, object] = {"id": request.get("id")}
         try:
-            make_durable(request["tmp"], request["final"], request["directories"])
+            if data is None:
+                make_durable(request["tmp"], request["final"], request["directories"])
+            else:
+                store_durably(request["tmp"], data, request["final"], request["directories"])
         except OSError as exc:
             answer.update(errno=exc.errno or 0, error=exc.strerror or str(exc))
         except Exception as exc:  # a request this syncer cannot read: said, never left unanswered
@@ -76,8 +145,14 @@ def serve(requests: Iterable[bytes] | None = None, answers: BinaryIO | None = No
             sink.flush()
 
     with ThreadPoolExecutor(workers, thread_name_prefix="blobsync") as pool:
-        for line in source:
-            pool.submit(handle, json.loads(line))
+        while line := source.readline():
+            request = json.loads(line)
+            data: bytes | None = None
+            if "size" in request:
+                data = source.read(request["size"])
+                if len(data) < request["size"]:
+                    break
+            pool.submit(handle, request, data)
 
 
 class SyncerStoppedError(OSError):
@@ -112,19 +187,30 @@ class BlobSyncer:
         self._starting = asyncio.Lock()
         self._closed = False
 
-    async def durable(self, tmp: Path, final: Path, directories: list[Path]) -> None:
-        """``tmp`` synced, renamed to ``final``, ``directories`` synced, by the syncer; OSError with
-        the system's error when a step failed (the file is where the step left it);
-        :class:`SyncerUnavailableError` when no syncer could be started."""
+    async def durable(
+        self, tmp: Path, final: Path, directories: list[Path], pieces: Sequence[bytes] | None = None
+    ) -> None:
+        """``pieces`` written to a new file ``tmp`` (without them: ``tmp`` as the caller wrote it),
+        synced, renamed to ``final``, ``directories`` synced, by the syncer; OSError with the system's
+        error when a step failed (the file is where the step left it; one the syncer created is
+        deleted); :class:`SyncerUnavailableError` when no syncer could be started."""
         if self._closed:
             raise SyncerStoppedError("the blob syncer is stopped: the service is shutting down")
         running = await self._start()
         assert running.process.stdin is not None
         number = next(self._ids)
         answered = running.pending[number] = asyncio.get_running_loop().create_future()
-        request = {"id": number, "tmp": str(tmp), "final": str(final), "directories": [str(d) for d in directories]}
+        request: dict[str, object] = {
+            "id": number,
+            "tmp": str(tmp),
+            "final": str(final),
+            "directories": [str(d) for d in directories],
+        }
+        if pieces is not None:
+            request["size"] = sum(map(len, pieces))
         try:
-            running.process.stdin.write(json.dumps(request).encode() + b"\n")
+            # one write: the pipe holds a megabyte (see _start), the bytes go straight into it
+            running.process.stdin.write(b"".join((json.dumps(request).encode(), b"\n", *(pieces or ()))))
             await answered
         finally:
             running.pending.pop(number, None)
@@ -173,6 +259,10 @@ class BlobSyncer:
                 )
             except OSError as exc:
                 raise SyncerUnavailableError(exc.errno or 0, f"the blob syncer could not start: {exc}") from exc
+            if process.stdin is not None:  # an upload in one write, not many as the syncer drains it
+                with contextlib.suppress(OSError, AttributeError):
+                    pipe = process.stdin.transport.get_extra_info("pipe")
+                    fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
             running = self._running = _Running(process)
             running.reader = asyncio.create_task(self._read(running), name="exchange-blob-syncer")
             return running
