@@ -170,11 +170,17 @@ class _Running:
     """One syncer process, the commits it was asked and not yet answered, the task reading its answers."""
 
     process: asyncio.subprocess.Process
+    requests: asyncio.WriteTransport  # the syncer's input
     pending: dict[int, asyncio.Future[None]] = field(default_factory=dict)
     reader: asyncio.Task[None] | None = None
 
     def usable(self) -> bool:
-        return self.process.returncode is None and self.reader is not None and not self.reader.done()
+        return (
+            self.process.returncode is None
+            and not self.requests.is_closing()
+            and self.reader is not None
+            and not self.reader.done()
+        )
 
 
 class BlobSyncer:
@@ -197,7 +203,6 @@ class BlobSyncer:
         if self._closed:
             raise SyncerStoppedError("the blob syncer is stopped: the service is shutting down")
         running = await self._start()
-        assert running.process.stdin is not None
         number = next(self._ids)
         answered = running.pending[number] = asyncio.get_running_loop().create_future()
         request: dict[str, object] = {
@@ -210,7 +215,10 @@ class BlobSyncer:
             request["size"] = sum(map(len, pieces))
         try:
             # one write: the pipe holds a megabyte (see _start), the bytes go straight into it
-            running.process.stdin.write(b"".join((json.dumps(request).encode(), b"\n", *(pieces or ()))))
+            try:
+                running.requests.write(b"".join((json.dumps(request).encode(), b"\n", *(pieces or ()))))
+            except (OSError, RuntimeError) as exc:  # its input closed: the syncer is gone
+                raise SyncerStoppedError(f"the blob syncer's input is closed ({exc})") from exc
             await answered
         finally:
             running.pending.pop(number, None)
@@ -227,8 +235,7 @@ class BlobSyncer:
         running, self._running = self._running, None
         if running is None:
             return
-        assert running.process.stdin is not None
-        running.process.stdin.close()
+        running.requests.close()
         with contextlib.suppress(ProcessLookupError):
             try:
                 await asyncio.wait_for(running.process.wait(), 10)
@@ -245,6 +252,20 @@ class BlobSyncer:
             if self._running is not None:  # its answers could not be read: a new one
                 with contextlib.suppress(ProcessLookupError):
                     self._running.process.kill()
+            process, requests = await self._spawn()
+            running = self._running = _Running(process, requests)
+            running.reader = asyncio.create_task(self._read(running), name="exchange-blob-syncer")
+            return running
+
+    @staticmethod
+    async def _spawn() -> tuple[asyncio.subprocess.Process, asyncio.WriteTransport]:
+        """The syncer process, and the transport of its input: a pipe of :data:`PIPE_BYTES` (made
+        here: the event loop's own pipes do not say their descriptor on every loop), so that an
+        upload goes in one write, not in pieces as the syncer drains it."""
+        readable, writable = os.pipe2(os.O_CLOEXEC)
+        try:
+            with contextlib.suppress(OSError, AttributeError):  # Linux's; elsewhere the default size
+                fcntl.fcntl(writable, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
             try:
                 # by its file, isolated (-I): it needs the standard library only, wherever the
                 # application's packages are; a session of its own: Ctrl-C in a terminal reaches the
@@ -253,19 +274,24 @@ class BlobSyncer:
                     sys.executable,
                     "-I",
                     __file__,
-                    stdin=asyncio.subprocess.PIPE,
+                    stdin=readable,
                     stdout=asyncio.subprocess.PIPE,
                     start_new_session=True,
                 )
             except OSError as exc:
+                os.close(writable)
                 raise SyncerUnavailableError(exc.errno or 0, f"the blob syncer could not start: {exc}") from exc
-            if process.stdin is not None:  # an upload in one write, not many as the syncer drains it
-                with contextlib.suppress(OSError, AttributeError):
-                    pipe = process.stdin.transport.get_extra_info("pipe")
-                    fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
-            running = self._running = _Running(process)
-            running.reader = asyncio.create_task(self._read(running), name="exchange-blob-syncer")
-            return running
+        finally:
+            os.close(readable)
+        try:
+            requests, _protocol = await asyncio.get_running_loop().connect_write_pipe(
+                asyncio.Protocol, os.fdopen(writable, "wb", buffering=0)
+            )
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            raise
+        return process, requests
 
     @staticmethod
     async def _read(running: _Running) -> None:

@@ -164,6 +164,20 @@ def test_uploads_sent_with_their_bytes_are_answered_each_and_a_failed_one_leaves
     assert not (tmp_path / "five").exists()
 
 
+async def test_an_upload_goes_into_the_syncers_pipe_in_one_write(store: BlobStore) -> None:
+    """The pipe holds a megabyte: the bytes are in it when the write returns, not buffered by the
+    event loop and written in 64 KB pieces as the syncer drains them."""
+    await store.put(stream(b"start the syncer"), max_bytes=100)
+    assert store.syncer is not None and store.syncer._running is not None
+    requests = store.syncer._running.requests
+    data = os.urandom(CHUNK - 1000)
+    commit = asyncio.ensure_future(store.commit(await store.stage(stream(data), max_bytes=CHUNK)))
+    await asyncio.sleep(0)  # written, waiting for the answer
+    assert not commit.done() and requests.get_write_buffer_size() == 0
+    blob = await commit
+    assert store.path(blob.sha256).read_bytes() == data
+
+
 async def test_a_commit_through_the_syncer_makes_no_file_system_call_on_the_event_loops_thread(
     store: BlobStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -236,9 +250,8 @@ async def test_a_syncer_that_dies_fails_its_commits_and_the_next_commit_starts_a
     first_pid = store.syncer.pid
     assert first_pid is not None
     # the next request kills it before it answers
-    stdin = store.syncer._running.process.stdin
-    assert stdin is not None
-    monkeypatch.setattr(stdin, "write", lambda _data: os.kill(first_pid, signal.SIGKILL))
+    requests = store.syncer._running.requests
+    monkeypatch.setattr(requests, "write", lambda _data: os.kill(first_pid, signal.SIGKILL))
     data = b"never answered"
     with pytest.raises(SyncerStoppedError):
         await store.put(stream(data), max_bytes=100)
