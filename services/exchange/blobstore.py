@@ -123,6 +123,7 @@ class SweepReport:
 class BlobStore:
     def __init__(self, root: Path, *, syncer: BlobSyncer | None = None) -> None:
         self.root = root
+        self._root_text = os.fspath(root)
         (root / "tmp").mkdir(parents=True, exist_ok=True)
         # the hash directories ("ab", "ab/cd") whose own names this process has seen synced to disk
         # after they existed: a directory another commit (or replica) made may not be, yet
@@ -158,6 +159,10 @@ class BlobStore:
 
     def path(self, sha256: str) -> Path:
         return blob_path(self.root, sha256)
+
+    def _text_path(self, sha256: str) -> str:
+        """:meth:`path` as text (the same layout, :func:`shared.blobs.blob_path`)."""
+        return f"{self._root_text}/{sha256[:2]}/{sha256[2:4]}/{sha256}"
 
     def iter_blobs(self) -> Iterator[BlobFile]:
         """Yield every blob of the store (``tmp/`` and files that are not a blob at their hash's place
@@ -275,8 +280,10 @@ class BlobStore:
     async def commit(self, staged: StagedBlob) -> StoredBlob:
         """Move a staged upload into the store under its hash (one copy of identical bytes)."""
         if staged.path is None:
-            if self.syncer is not None and not self.path(staged.sha256).exists():
-                await self._store_elsewhere(staged.pieces, staged.sha256)
+            final = self._text_path(staged.sha256)  # text, not a Path: the hot path's cost (below)
+            # one stat on the loop's thread (a look, no journal): are the bytes stored already
+            if self.syncer is not None and not os.path.exists(final):  # noqa: ASYNC240
+                await self._store_elsewhere(staged.pieces, staged.sha256, final)
             else:  # no syncer, or the same bytes stored already (reused by the thread)
                 await asyncio.to_thread(self._store_pieces, staged.pieces, staged.sha256)
             return StoredBlob(sha256=staged.sha256, size=staged.size, head=staged.head)
@@ -324,25 +331,26 @@ class BlobStore:
         finally:
             os.close(fd)
 
-    async def _store_elsewhere(self, pieces: Sequence[bytes], sha256: str) -> None:
+    async def _store_elsewhere(self, pieces: Sequence[bytes], sha256: str, final: str) -> None:
         """An upload held in memory stored by the syncer process: it writes the bytes to a new locked
         file of ``tmp/``, syncs it, renames it under its hash and syncs its directories; this thread
         makes no file system call (:mod:`services.exchange.blobsync` says why). On an error or a
         cancel the ``tmp/`` file is deleted (a rename the syncer made already stands: a blob no row
-        names, for the sweep). When no syncer can be started, a worker thread stores it."""
+        names, for the sweep). When no syncer can be started, a worker thread stores it. The paths
+        are text: ``pathlib`` cost this path about 0.1 ms a document (cProfile of the exchange,
+        docs/performance.md "The sixteenth session")."""
         assert self.syncer is not None
-        final = self.path(sha256)
-        tmp = self.root / "tmp" / f"upload-{secrets.token_hex(8)}"
+        tmp = f"{self._root_text}/tmp/upload-{secrets.token_hex(8)}"
         try:
             try:
-                await self.syncer.durable(tmp, final, self._unsynced_directories(final), pieces)
+                await self.syncer.durable(tmp, final, self._unsynced(sha256), pieces)
             except SyncerUnavailableError as exc:
                 log.warning("%s: an upload is stored by a worker thread instead", exc)
                 await asyncio.to_thread(self._store_pieces, pieces, sha256)
             else:
-                self._mark_synced(final)
+                self._durable.update((f"{sha256[:2]}/{sha256[2:4]}", sha256[:2]))
         except BaseException:
-            _forget(tmp)
+            _forget(Path(tmp))
             raise
 
     def _move_into_place(self, tmp: Path, sha256: str, handle: BinaryIO | None = None) -> None:
@@ -392,15 +400,22 @@ class BlobStore:
         self._mark_synced(final)
 
     def _unsynced_directories(self, final: Path) -> list[Path]:
-        """The directories to sync once a file is renamed to ``final``: its own, and those above it
-        this process has not seen synced since they existed."""
-        directory = final.parent
-        leaf, parent = f"{directory.parent.name}/{directory.name}", directory.parent.name
+        """The directories to sync once a file is renamed to ``final`` (a blob's place): its own, and
+        those above it this process has not seen synced since they existed."""
+        return [Path(directory) for directory in self._unsynced(final.name)]
+
+    def _unsynced(self, sha256: str) -> list[str]:
+        """:meth:`_unsynced_directories` of the blob ``sha256``, as text."""
+        leaf, parent = f"{sha256[:2]}/{sha256[2:4]}", sha256[:2]
         if leaf in self._durable:
-            return [directory]
+            return [f"{self._root_text}/{leaf}"]
         if parent in self._durable:
-            return [directory, directory.parent]  # the leaf's name in its parent
-        return [directory, directory.parent, self.root]  # and the parent's name in the root
+            return [f"{self._root_text}/{leaf}", f"{self._root_text}/{parent}"]  # the leaf's name in its parent
+        return [
+            f"{self._root_text}/{leaf}",
+            f"{self._root_text}/{parent}",
+            self._root_text,
+        ]  # and the parent's in the root
 
     def _mark_synced(self, final: Path) -> None:
         directory = final.parent

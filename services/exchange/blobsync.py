@@ -194,7 +194,11 @@ class BlobSyncer:
         self._closed = False
 
     async def durable(
-        self, tmp: Path, final: Path, directories: list[Path], pieces: Sequence[bytes] | None = None
+        self,
+        tmp: str | Path,
+        final: str | Path,
+        directories: Sequence[str | Path],
+        pieces: Sequence[bytes] | None = None,
     ) -> None:
         """``pieces`` written to a new file ``tmp`` (without them: ``tmp`` as the caller wrote it),
         synced, renamed to ``final``, ``directories`` synced, by the syncer; OSError with the system's
@@ -207,9 +211,9 @@ class BlobSyncer:
         answered = running.pending[number] = asyncio.get_running_loop().create_future()
         request: dict[str, object] = {
             "id": number,
-            "tmp": str(tmp),
-            "final": str(final),
-            "directories": [str(d) for d in directories],
+            "tmp": os.fspath(tmp),
+            "final": os.fspath(final),
+            "directories": [os.fspath(d) for d in directories],
         }
         if pieces is not None:
             request["size"] = sum(map(len, pieces))
