@@ -29,14 +29,13 @@ import logging
 import os
 import re
 import secrets
-import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
-from services.exchange.blobsync import BlobSyncer, SyncerUnavailableError
+from services.exchange.blobsync import BlobSyncer, SyncerUnavailableError, locked_new_file, make_directory
 from shared.blobs import blob_path, sync_directory
 from shared.errors import PayloadTooLargeError
 
@@ -366,26 +365,13 @@ class BlobStore:
             handle.close()
 
     def _locked_file(self) -> tuple[int, Path]:
-        """A new file in ``tmp/``, locked, and still there once locked: another replica starting up
-        deletes the unlocked files of ``tmp/``, and may have taken this one between its creation and
-        its lock (then a new one is made)."""
-        while True:
-            fd, name = tempfile.mkstemp(dir=self.root / "tmp", prefix="upload-")
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                if os.stat(name).st_ino == os.fstat(fd).st_ino:
-                    return fd, Path(name)
-            except FileNotFoundError:
-                pass
-            except BaseException:
-                os.close(fd)
-                Path(name).unlink(missing_ok=True)
-                raise
-            os.close(fd)
+        """A new file in ``tmp/``, locked (:func:`services.exchange.blobsync.locked_new_file`)."""
+        path = self.root / "tmp" / f"upload-{secrets.token_hex(8)}"
+        return locked_new_file(path), path
 
     def _place(self, tmp: Path, final: Path) -> None:
         """Rename a synced file to its place (its directories made if need be), then :meth:`_settle`."""
-        _make_directory(final.parent)
+        make_directory(final.parent)
         os.replace(tmp, final)
         self._settle(final)
 
@@ -548,17 +534,6 @@ def _write_pieces(fd: int, pieces: Sequence[bytes]) -> None:
 def _forget(tmp: Path) -> None:
     """Delete a ``tmp/`` file whose commit failed (renamed already: nothing to do)."""
     tmp.unlink(missing_ok=True)
-
-
-def _make_directory(directory: Path) -> None:
-    """A blob's directory made if need be: in a store in use it exists (one system call to learn so)."""
-    try:
-        directory.mkdir()
-    except FileExistsError:
-        pass
-    except FileNotFoundError:  # its parent is new too
-        directory.parent.mkdir(exist_ok=True)
-        directory.mkdir(exist_ok=True)
 
 
 def _write_all(handle: BinaryIO, pieces: list[bytes], *, sync: bool) -> None:

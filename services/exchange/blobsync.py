@@ -62,14 +62,14 @@ def store_durably(tmp: str, data: bytes | memoryview, final: str, directories: l
     """``data`` written to a new file ``tmp`` (locked while it is written and synced), synced,
     renamed to ``final`` (its directory and that one's parent made if need be), then each directory
     synced. On an error ``tmp`` is deleted and nothing is at ``final`` that was not there before."""
-    descriptor = _locked_new_file(tmp)
+    descriptor = locked_new_file(tmp)
     try:
         try:
             view = memoryview(data)
             while view:  # a write may take part of what it is given
                 view = view[os.write(descriptor, view) :]
             os.fsync(descriptor)
-            _make_directory(os.path.dirname(final))
+            make_directory(os.path.dirname(final))
             os.replace(tmp, final)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
@@ -80,10 +80,11 @@ def store_durably(tmp: str, data: bytes | memoryview, final: str, directories: l
     _sync_directories(directories)
 
 
-def _locked_new_file(tmp: str) -> int:
-    """``tmp`` created (refused if it exists) and locked, and still there once locked: a replica
-    starting up deletes the unlocked files of ``tmp/``, and may have taken it between its creation
-    and its lock (then it is made again)."""
+def locked_new_file(tmp: str | os.PathLike[str]) -> int:
+    """``tmp`` created (refused if it exists; write-only, mode 0600) and locked, and still there once
+    locked: a replica starting up deletes the unlocked files of ``tmp/``, and may have taken it
+    between its creation and its lock (then it is made again). The blob store's streamed uploads
+    make their files with it too."""
     while True:
         descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
@@ -94,11 +95,13 @@ def _locked_new_file(tmp: str) -> int:
             pass
         except BaseException:
             os.close(descriptor)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
             raise
         os.close(descriptor)
 
 
-def _make_directory(directory: str) -> None:
+def make_directory(directory: str | os.PathLike[str]) -> None:
     """A blob's directory made if need be: in a store in use it exists (one system call to learn so)."""
     try:
         os.mkdir(directory)

@@ -135,6 +135,29 @@ def test_an_upload_sent_with_its_bytes_is_written_locked_synced_renamed_then_its
     assert oct(final.stat().st_mode & 0o777) == "0o600"
 
 
+def test_an_upload_file_deleted_by_a_starting_replica_before_the_syncer_locks_it_is_made_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A replica starting up deletes the unlocked files of tmp/: one it takes between the syncer's
+    creation of the file and its lock is made again, and the upload is stored whole."""
+    (tmp_path / "tmp").mkdir()
+    store = BlobStore(tmp_path)  # the other replica, deleting at its start
+    flock = blobsync.fcntl.flock
+    taken: list[str] = []
+
+    def racing(descriptor: int, operation: int) -> None:
+        if not taken:
+            taken.append(os.readlink(f"/proc/self/fd/{descriptor}"))
+            assert store.remove_abandoned_uploads() == 1  # right before this lock
+        flock(descriptor, operation)
+
+    monkeypatch.setattr(blobsync.fcntl, "flock", racing)
+    final = tmp_path / "ab" / "cd" / "abcd"
+    blobsync.store_durably(str(tmp_path / "tmp" / "upload-1"), b"van ban", str(final), [str(final.parent)])
+    assert taken == [str(tmp_path / "tmp" / "upload-1")]
+    assert final.read_bytes() == b"van ban" and list((tmp_path / "tmp").iterdir()) == []
+
+
 def test_uploads_sent_with_their_bytes_are_answered_each_and_a_failed_one_leaves_nothing(tmp_path: Path) -> None:
     (tmp_path / "tmp").mkdir()
     (tmp_path / "tmp" / "upload-taken").write_bytes(b"someone else's")
