@@ -33,6 +33,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Sequence
@@ -43,7 +44,7 @@ from typing import Any, BinaryIO
 
 log = logging.getLogger("lienthong.exchange.blobsync")
 WORKERS = 4  # commits synced at once
-PIPE_BYTES = 1024 * 1024  # the request pipe's size (Linux's default upper limit for a user)
+PIPE_BYTES = 1024 * 1024  # the syncer's input buffer (a pipe's: Linux's upper limit for a user)
 
 
 def make_durable(tmp: str, final: str, directories: list[str]) -> None:
@@ -158,6 +159,20 @@ def serve(requests: BinaryIO | None = None, answers: BinaryIO | None = None, wor
             pool.submit(handle, request, data)
 
 
+def _enlarge(transport: asyncio.BaseTransport) -> None:
+    """The syncer's input buffer made :data:`PIPE_BYTES`: under uvloop a socket pair (its send
+    buffer: 208 KB by default), under asyncio's own loop a pipe (64 KB). Where the system refuses,
+    the default stays: an upload then waits in the loop's buffer for the syncer to read it."""
+    with contextlib.suppress(OSError, AttributeError, ValueError):
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, PIPE_BYTES)
+            return
+        pipe = transport.get_extra_info("pipe")
+        if pipe is not None:
+            fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+
+
 class SyncerStoppedError(OSError):
     """The syncer process ended before it answered (killed, or out of memory), or the service is
     stopping: the commits it had are not known to be durable, and fail; the next commit starts a new
@@ -173,7 +188,7 @@ class _Running:
     """One syncer process, the commits it was asked and not yet answered, the task reading its answers."""
 
     process: asyncio.subprocess.Process
-    requests: asyncio.WriteTransport  # the syncer's input
+    requests: asyncio.StreamWriter  # the syncer's input
     pending: dict[int, asyncio.Future[None]] = field(default_factory=dict)
     reader: asyncio.Task[None] | None = None
 
@@ -218,12 +233,14 @@ class BlobSyncer:
             "final": os.fspath(final),
             "directories": [os.fspath(d) for d in directories],
         }
-        if pieces is not None:
-            request["size"] = sum(map(len, pieces))
+        payload = b"".join(pieces) if pieces is not None else None
+        if payload is not None:
+            request["size"] = len(payload)  # of the bytes sent: the line and its bytes always agree
         try:
-            # one write: the pipe holds a megabyte (see _start), the bytes go straight into it
+            # one write, which the input takes whole up to its megabyte (see _enlarge); what does not
+            # fit waits in the loop's buffer until the syncer reads
             try:
-                running.requests.write(b"".join((json.dumps(request).encode(), b"\n", *(pieces or ()))))
+                running.requests.write(b"".join((json.dumps(request).encode(), b"\n", payload or b"")))
             except (OSError, RuntimeError) as exc:  # its input closed: the syncer is gone
                 raise SyncerStoppedError(f"the blob syncer's input is closed ({exc})") from exc
             await answered
@@ -239,7 +256,8 @@ class BlobSyncer:
         """End the syncer once it has answered what it was asked (its input closed); later commits
         are refused (the service is stopping)."""
         self._closed = True
-        running, self._running = self._running, None
+        async with self._starting:  # a syncer being started is started first, then stopped
+            running, self._running = self._running, None
         if running is None:
             return
         running.requests.close()
@@ -254,6 +272,8 @@ class BlobSyncer:
 
     async def _start(self) -> _Running:
         async with self._starting:
+            if self._closed:
+                raise SyncerStoppedError("the blob syncer is stopped: the service is shutting down")
             if self._running is not None and self._running.usable():
                 return self._running
             if self._running is not None:  # its answers could not be read: a new one
@@ -265,40 +285,26 @@ class BlobSyncer:
             return running
 
     @staticmethod
-    async def _spawn() -> tuple[asyncio.subprocess.Process, asyncio.WriteTransport]:
-        """The syncer process, and the transport of its input: a pipe of :data:`PIPE_BYTES` (made
-        here: the event loop's own pipes do not say their descriptor on every loop), so that an
-        upload goes in one write, not in pieces as the syncer drains it."""
-        readable, writable = os.pipe2(os.O_CLOEXEC)
+    async def _spawn() -> tuple[asyncio.subprocess.Process, asyncio.StreamWriter]:
+        """The syncer process and its input, whose buffer is made :data:`PIPE_BYTES` so that an
+        upload goes into it in one write (:func:`_enlarge`)."""
         try:
-            with contextlib.suppress(OSError, AttributeError):  # Linux's; elsewhere the default size
-                fcntl.fcntl(writable, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
-            try:
-                # by its file, isolated (-I): it needs the standard library only, wherever the
-                # application's packages are; a session of its own: Ctrl-C in a terminal reaches the
-                # exchange, which stops it once it has answered (its input closed)
-                process = await asyncio.create_subprocess_exec(
-                    sys.executable,
-                    "-I",
-                    __file__,
-                    stdin=readable,
-                    stdout=asyncio.subprocess.PIPE,
-                    start_new_session=True,
-                )
-            except OSError as exc:
-                os.close(writable)
-                raise SyncerUnavailableError(exc.errno or 0, f"the blob syncer could not start: {exc}") from exc
-        finally:
-            os.close(readable)
-        try:
-            requests, _protocol = await asyncio.get_running_loop().connect_write_pipe(
-                asyncio.Protocol, os.fdopen(writable, "wb", buffering=0)
+            # by its file, isolated (-I): it needs the standard library only, wherever the
+            # application's packages are; a session of its own: Ctrl-C in a terminal reaches the
+            # exchange, which stops it once it has answered (its input closed)
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-I",
+                __file__,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                start_new_session=True,
             )
-        except BaseException:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            raise
-        return process, requests
+        except OSError as exc:
+            raise SyncerUnavailableError(exc.errno or 0, f"the blob syncer could not start: {exc}") from exc
+        assert process.stdin is not None
+        _enlarge(process.stdin.transport)
+        return process, process.stdin
 
     @staticmethod
     async def _read(running: _Running) -> None:

@@ -6,11 +6,14 @@ and is started again."""
 from __future__ import annotations
 
 import asyncio
+import builtins
+import fcntl
 import hashlib
 import io
 import json
 import os
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -19,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import uvloop
 
 from gateway.runtime import GatewayRuntime
 from services.exchange import blobsync
@@ -196,7 +200,7 @@ async def test_an_upload_goes_into_the_syncers_pipe_in_one_write(store: BlobStor
     data = os.urandom(CHUNK - 1000)
     commit = asyncio.ensure_future(store.commit(await store.stage(stream(data), max_bytes=CHUNK)))
     await asyncio.sleep(0)  # written, waiting for the answer
-    assert not commit.done() and requests.get_write_buffer_size() == 0
+    assert not commit.done() and requests.transport.get_write_buffer_size() == 0
     blob = await commit
     assert store.path(blob.sha256).read_bytes() == data
 
@@ -220,6 +224,10 @@ async def test_a_commit_through_the_syncer_makes_no_file_system_call_on_the_even
     for name in ("open", "mkdir", "replace", "rename", "fsync", "unlink"):
         monkeypatch.setattr(os, name, lambda *args, _name=name, **kwargs: calls.append(_name))
     monkeypatch.setattr(os, "write", recording_write)
+    # and the ways round os.open: the built-in open (pathlib's too) and a lock
+    monkeypatch.setattr(builtins, "open", lambda *args, **kwargs: calls.append("open()"))
+    monkeypatch.setattr(io, "open", lambda *args, **kwargs: calls.append("io.open()"))
+    monkeypatch.setattr(fcntl, "flock", lambda *args: calls.append("flock"))
     blob = await store.commit(staged)
     monkeypatch.undo()
     assert calls == [] and store.path(blob.sha256).read_bytes() == data and tmp_files(store) == []
@@ -256,9 +264,9 @@ async def test_bytes_stored_already_are_reused_without_the_syncer(store: BlobSto
     asked: list[Path] = []
     durable = store.syncer.durable
 
-    async def counting(tmp: Path, final: Path, directories: list[Path]) -> None:
+    async def counting(tmp: Path, final: Path, *rest: Any) -> None:
         asked.append(final)
-        await durable(tmp, final, directories)
+        await durable(tmp, final, *rest)
 
     store.syncer.durable = counting  # type: ignore[method-assign]
     again = await store.put(stream(data), max_bytes=100)
@@ -316,6 +324,61 @@ async def test_no_syncer_process_the_upload_is_synced_by_a_thread(
     blob = await store.put(stream(b"still stored"), max_bytes=100)
     assert store.path(blob.sha256).read_bytes() == b"still stored" and tmp_files(store) == []
     assert store.syncer is not None and store.syncer.pid is None
+
+
+def _syncers_of_this_process() -> list[int]:
+    """The blob syncer processes this process started and that are still running."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(stat[1]) == os.getpid() and stat[0] != "Z" and b"blobsync.py" in command:
+            found.append(int(entry.name))
+    return found
+
+
+async def test_a_stop_while_the_syncer_starts_leaves_none_running(tmp_path: Path) -> None:
+    """The service stopping while its first commit starts the syncer: the syncer started is stopped
+    too (it answers what it was asked first), and later commits are refused."""
+    store = BlobStore(tmp_path / "blobs", syncer=BlobSyncer())
+    commit = asyncio.ensure_future(store.put(stream(b"first"), max_bytes=100))
+    await asyncio.sleep(0)  # the commit is starting the syncer
+    await store.close()
+    try:
+        blob = await commit  # asked before the stop: answered
+    except SyncerStoppedError:
+        pass
+    else:
+        assert store.path(blob.sha256).read_bytes() == b"first"
+    assert _syncers_of_this_process() == [] and store.syncer is not None and store.syncer.pid is None
+    with pytest.raises(SyncerStoppedError):
+        await store.put(stream(b"after"), max_bytes=100)
+    assert _syncers_of_this_process() == []
+
+
+def test_uploads_are_stored_through_the_syncer_under_uvloop(tmp_path: Path) -> None:
+    """The services run on uvloop (the tests on asyncio's own loop): its pipes and subprocesses carry
+    the same requests, the syncer is stopped with the store."""
+
+    async def storing() -> None:
+        store = BlobStore(tmp_path / "blobs", syncer=BlobSyncer())
+        try:
+            many = [os.urandom(300_000) + bytes([n]) for n in range(12)]  # more than the pipe holds at once
+            blobs = await asyncio.gather(*(store.put(stream(d), max_bytes=CHUNK) for d in many))
+            assert [store.path(b.sha256).read_bytes() for b in blobs] == many and tmp_files(store) == []
+            assert store.syncer is not None and store.syncer._running is not None
+            sock = store.syncer._running.requests.transport.get_extra_info("socket")  # uvloop's: a socket pair
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) >= blobsync.PIPE_BYTES
+        finally:
+            await store.close()
+
+    uvloop.run(storing())
+    assert _syncers_of_this_process() == []
 
 
 def test_the_syncer_runs_without_the_application_on_its_path(tmp_path: Path) -> None:
