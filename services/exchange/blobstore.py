@@ -347,7 +347,7 @@ class BlobStore:
                 log.warning("%s: an upload is stored by a worker thread instead", exc)
                 await asyncio.to_thread(self._store_pieces, pieces, sha256)
             else:
-                self._durable.update((f"{sha256[:2]}/{sha256[2:4]}", sha256[:2]))
+                self._note_synced(sha256)
         except BaseException:
             _forget(Path(tmp))
             raise
@@ -392,7 +392,7 @@ class BlobStore:
 
     def _unsynced(self, sha256: str) -> list[str]:
         """:meth:`_unsynced_directories` of the blob ``sha256``, as text."""
-        leaf, parent = f"{sha256[:2]}/{sha256[2:4]}", sha256[:2]
+        leaf, parent = _hash_directories(sha256)
         if leaf in self._durable:
             return [f"{self._root_text}/{leaf}"]
         if parent in self._durable:
@@ -404,8 +404,11 @@ class BlobStore:
         ]  # and the parent's in the root
 
     def _mark_synced(self, final: Path) -> None:
-        directory = final.parent
-        self._durable.update((f"{directory.parent.name}/{directory.name}", directory.parent.name))
+        self._note_synced(final.name)
+
+    def _note_synced(self, sha256: str) -> None:
+        """The blob's two directories seen synced by this process (:meth:`_unsynced` asks)."""
+        self._durable.update(_hash_directories(sha256))
 
     async def read(self, sha256: str) -> AsyncIterator[bytes]:
         """Stream a blob's bytes."""
@@ -413,6 +416,11 @@ class BlobStore:
         with path.open("rb") as handle:
             while chunk := await asyncio.to_thread(handle.read, CHUNK):
                 yield chunk
+
+
+def _hash_directories(sha256: str) -> tuple[str, str]:
+    """A blob's directory and the one above it, relative to the store's root ("ab/cd", "ab")."""
+    return f"{sha256[:2]}/{sha256[2:4]}", sha256[:2]
 
 
 def _subdirectories(directory: Path) -> list[Path]:

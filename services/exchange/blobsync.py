@@ -16,11 +16,10 @@ loop writes one request to its pipe (the bytes after a line of JSON) and reads o
 The protocol: ``{"id": 7, "tmp": …, "size": 102400, "final": …, "directories": […]}`` and ``size``
 bytes after the line, answered ``{"id": 7}`` or ``{"id": 7, "errno": 28, "error": "No space left on
 device"}``. The syncer creates ``tmp`` (it must not exist), locks it, writes the bytes, syncs it,
-makes the final directory if need be, renames it, then syncs the directories; a request without
-``size`` names a file the caller wrote. A few threads handle the requests at once, each answered when
-done; a file of ``tmp/`` is locked by whoever is writing or syncing it (a starting replica deletes
-only the unlocked files of ``tmp/``). The exchange runs this file by its path, isolated (``python -I
-…/blobsync.py``): it imports the standard library only.
+makes the final directory if need be, renames it, then syncs the directories. A few threads handle
+the requests at once, each answered when done; a file of ``tmp/`` is locked by whoever is writing or
+syncing it (a starting replica deletes only the unlocked files of ``tmp/``). The exchange runs this
+file by its path, isolated (``python -I …/blobsync.py``): it imports the standard library only.
 """
 
 from __future__ import annotations
@@ -45,18 +44,6 @@ from typing import Any, BinaryIO
 log = logging.getLogger("lienthong.exchange.blobsync")
 WORKERS = 4  # commits synced at once
 PIPE_BYTES = 1024 * 1024  # the syncer's input buffer (a pipe's: Linux's upper limit for a user)
-
-
-def make_durable(tmp: str, final: str, directories: list[str]) -> None:
-    """The file synced (through a descriptor of its own: fsync syncs the file, whatever descriptor
-    names it), renamed to its place, then each directory synced (a rename lives in its directory)."""
-    descriptor = os.open(tmp, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-    os.replace(tmp, final)
-    _sync_directories(directories)
 
 
 def store_durably(tmp: str, data: bytes | memoryview, final: str, directories: list[str]) -> None:
@@ -137,9 +124,8 @@ def serve(requests: BinaryIO | None = None, answers: BinaryIO | None = None, wor
         answer: dict[str, object] = {"id": request.get("id")}
         try:
             if data is None:
-                make_durable(request["tmp"], request["final"], request["directories"])
-            else:
-                store_durably(request["tmp"], data, request["final"], request["directories"])
+                raise KeyError("size")  # no bytes: nothing to store
+            store_durably(request["tmp"], data, request["final"], request["directories"])
         except OSError as exc:
             answer.update(errno=exc.errno or 0, error=exc.strerror or str(exc))
         except Exception as exc:  # a request this syncer cannot read: said, never left unanswered

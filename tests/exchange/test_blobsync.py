@@ -27,7 +27,7 @@ import uvloop
 from gateway.runtime import GatewayRuntime
 from services.exchange import blobsync
 from services.exchange.blobstore import CHUNK, BlobStore
-from services.exchange.blobsync import BlobSyncer, SyncerStoppedError, make_durable, serve
+from services.exchange.blobsync import BlobSyncer, SyncerStoppedError, serve
 from services.exchange.dependencies import ExchangeRuntime
 from shared.runtime import app_runtime
 from tests.conftest import running_system
@@ -49,7 +49,6 @@ def test_the_file_is_synced_before_its_rename_and_its_directories_after(
 ) -> None:
     (tmp_path / "ab" / "cd").mkdir(parents=True)
     tmp = tmp_path / "upload"
-    tmp.write_bytes(b"van ban")
     final = tmp_path / "ab" / "cd" / "abcd"
     steps: list[str] = []
     opened: dict[int, str] = {}
@@ -71,21 +70,27 @@ def test_the_file_is_synced_before_its_rename_and_its_directories_after(
     monkeypatch.setattr(blobsync.os, "open", recording_open)
     monkeypatch.setattr(blobsync.os, "fsync", recording_fsync)
     monkeypatch.setattr(blobsync.os, "replace", recording_replace)
-    make_durable(str(tmp), str(final), [str(final.parent), str(final.parent.parent)])
+    blobsync.store_durably(str(tmp), b"van ban", str(final), [str(final.parent), str(final.parent.parent)])
     assert steps == ["fsync upload", "rename", "fsync cd", "fsync ab"]
     assert final.read_bytes() == b"van ban" and not tmp.exists()
 
 
 def test_each_request_is_answered_with_its_error_if_any(tmp_path: Path) -> None:
     tmp = tmp_path / "upload"
-    tmp.write_bytes(b"x")
     requests = [
-        {"id": 1, "tmp": str(tmp), "final": str(tmp_path / "done"), "directories": [str(tmp_path)]},
-        {"id": 2, "tmp": str(tmp_path / "missing"), "final": str(tmp_path / "other"), "directories": []},
+        {"id": 1, "tmp": str(tmp), "final": str(tmp_path / "done"), "directories": [str(tmp_path)], "size": 1},
+        {
+            "id": 2,
+            "tmp": str(tmp_path / "missing" / "u"),
+            "final": str(tmp_path / "other"),
+            "directories": [],
+            "size": 1,
+        },
         {"id": 3, "final": "no tmp"},  # a request it cannot read: answered, not dropped
     ]
+    stream = b"".join(json.dumps(r).encode() + b"\n" + (b"x" if "size" in r else b"") for r in requests)
     answers = io.BytesIO()
-    serve(io.BytesIO(b"".join(json.dumps(r).encode() + b"\n" for r in requests)), answers, workers=2)
+    serve(io.BytesIO(stream), answers, workers=2)
     said = {a["id"]: a for a in map(json.loads, answers.getvalue().splitlines())}
     assert said[1] == {"id": 1} and (tmp_path / "done").read_bytes() == b"x"
     assert said[2]["errno"] == 2 and "No such file" in said[2]["error"]
@@ -384,11 +389,10 @@ def test_uploads_are_stored_through_the_syncer_under_uvloop(tmp_path: Path) -> N
 def test_the_syncer_runs_without_the_application_on_its_path(tmp_path: Path) -> None:
     """By its file, isolated: from a directory without the repository, with no PYTHONPATH."""
     tmp = tmp_path / "upload"
-    tmp.write_bytes(b"x")
-    request = {"id": 1, "tmp": str(tmp), "final": str(tmp_path / "final"), "directories": [str(tmp_path)]}
+    request = {"id": 1, "tmp": str(tmp), "final": str(tmp_path / "final"), "directories": [str(tmp_path)], "size": 1}
     answer = subprocess.run(
         [sys.executable, "-I", blobsync.__file__],
-        input=json.dumps(request).encode() + b"\n",
+        input=json.dumps(request).encode() + b"\nx",
         capture_output=True,
         cwd=tmp_path,
         env={"PATH": "/usr/bin:/bin"},
